@@ -1,0 +1,194 @@
+// Package arch describes the target architectures vtrace can trace — amd64
+// and i386 — as data: register names, their DWARF numbers, pointer size,
+// which registers a callee must preserve, and how the kernel lays out a
+// tracee's general registers (NT_PRSTATUS) for each.
+//
+// Registers are always indexed by their DWARF number (delve's pkg/dwarf/regnum),
+// so the CFI unwinder, the disassembler's address evaluation and the
+// renderers all speak the same language. Values are held as uint64 for both
+// architectures; i386 values are zero-extended.
+package arch
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/go-delve/delve/pkg/dwarf/regnum"
+)
+
+// Arch describes one target architecture.
+type Arch struct {
+	Name    string // "amd64" or "i386"
+	PtrSize int    // 8 or 4
+	Bits    int    // 64 or 32: x86asm decoding mode
+	PC, SP  int    // DWARF numbers of the program counter and stack pointer
+	BP      int    // DWARF number of the frame pointer
+	// NumRegs is the number of DWARF-numbered general registers held in Regs
+	// (including the PC).
+	NumRegs int
+	// RegNames maps DWARF numbers to AT&T names without the % sign.
+	RegNames []string
+	// CalleeSaved lists the registers the psABI requires a callee to
+	// preserve: their stack save slots are what a vfork child can poison.
+	CalleeSaved []int
+	// PrStatusSize is the size in bytes of NT_PRSTATUS for a tracee of this
+	// architecture, as PTRACE_GETREGSET returns it.
+	PrStatusSize int
+	// prStatusSlot maps DWARF number to the word index in NT_PRSTATUS.
+	prStatusSlot []int
+	// ELFMachine is the e_machine value (debug/elf.EM_*) of this arch.
+	ELFMachine uint16
+}
+
+// AMD64 is the x86-64 architecture.
+var AMD64 = &Arch{
+	Name: "amd64", PtrSize: 8, Bits: 64,
+	PC: regnum.AMD64_Rip, SP: regnum.AMD64_Rsp, BP: regnum.AMD64_Rbp,
+	NumRegs: 17,
+	RegNames: []string{"rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
+		"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"},
+	CalleeSaved: []int{regnum.AMD64_Rbx, regnum.AMD64_Rbp, regnum.AMD64_R12,
+		regnum.AMD64_R13, regnum.AMD64_R14, regnum.AMD64_R15},
+	PrStatusSize: 27 * 8,
+	// struct user_regs_struct (x86_64): r15 r14 r13 r12 rbp rbx r11 r10 r9 r8
+	// rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs
+	prStatusSlot: []int{
+		regnum.AMD64_Rax: 10, regnum.AMD64_Rdx: 12, regnum.AMD64_Rcx: 11,
+		regnum.AMD64_Rbx: 5, regnum.AMD64_Rsi: 13, regnum.AMD64_Rdi: 14,
+		regnum.AMD64_Rbp: 4, regnum.AMD64_Rsp: 19, regnum.AMD64_R8: 9,
+		regnum.AMD64_R9: 8, regnum.AMD64_R10: 7, regnum.AMD64_R11: 6,
+		regnum.AMD64_R12: 3, regnum.AMD64_R13: 2, regnum.AMD64_R14: 1,
+		regnum.AMD64_R15: 0, regnum.AMD64_Rip: 16,
+	},
+	ELFMachine: 62, // EM_X86_64
+}
+
+// I386 is the 32-bit x86 architecture (a compat tracee on an x86-64 kernel).
+var I386 = &Arch{
+	Name: "i386", PtrSize: 4, Bits: 32,
+	PC: regnum.I386_Eip, SP: regnum.I386_Esp, BP: regnum.I386_Ebp,
+	NumRegs:      9,
+	RegNames:     []string{"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip"},
+	CalleeSaved:  []int{regnum.I386_Ebx, regnum.I386_Ebp, regnum.I386_Esi, regnum.I386_Edi},
+	PrStatusSize: 17 * 4,
+	// struct user_regs_struct (i386): ebx ecx edx esi edi ebp eax xds xes xfs
+	// xgs orig_eax eip xcs eflags esp xss
+	prStatusSlot: []int{
+		regnum.I386_Eax: 6, regnum.I386_Ecx: 1, regnum.I386_Edx: 2,
+		regnum.I386_Ebx: 0, regnum.I386_Esp: 15, regnum.I386_Ebp: 5,
+		regnum.I386_Esi: 3, regnum.I386_Edi: 4, regnum.I386_Eip: 12,
+	},
+	ELFMachine: 3, // EM_386
+}
+
+// ForELFMachine returns the Arch for an ELF e_machine value, or nil.
+func ForELFMachine(m uint16) *Arch {
+	switch m {
+	case AMD64.ELFMachine:
+		return AMD64
+	case I386.ELFMachine:
+		return I386
+	}
+	return nil
+}
+
+// RegName returns the AT&T name of DWARF register n ("rbp"), or "r<n>".
+func (a *Arch) RegName(n int) string {
+	if n >= 0 && n < len(a.RegNames) {
+		return a.RegNames[n]
+	}
+	return fmt.Sprintf("r%d", n)
+}
+
+// Regs is a snapshot of a task's general registers, indexed by DWARF number.
+type Regs struct {
+	Arch *Arch
+	R    [17]uint64
+	// OrigAX is the syscall number the task entered the kernel with (orig_rax
+	// or orig_eax), meaningful at a syscall or ptrace event stop.
+	OrigAX uint64
+}
+
+// PC returns the program counter.
+func (r *Regs) PC() uint64 { return r.R[r.Arch.PC] }
+
+// SP returns the stack pointer.
+func (r *Regs) SP() uint64 { return r.R[r.Arch.SP] }
+
+// Get returns DWARF register n.
+func (r *Regs) Get(n int) (uint64, bool) {
+	if n < 0 || n >= r.Arch.NumRegs {
+		return 0, false
+	}
+	return r.R[n], true
+}
+
+// Set sets DWARF register n (it is ignored if n is out of range).
+func (r *Regs) Set(n int, v uint64) {
+	if n >= 0 && n < r.Arch.NumRegs {
+		if r.Arch.PtrSize == 4 {
+			v = uint64(uint32(v))
+		}
+		r.R[n] = v
+	}
+}
+
+// SetPC sets the program counter.
+func (r *Regs) SetPC(v uint64) { r.Set(r.Arch.PC, v) }
+
+// SyscallArg returns the syscall argument n (0-based) as the kernel reads it at
+// syscall entry: rdi rsi rdx r10 r8 r9 on amd64, ebx ecx edx esi edi ebp on
+// i386.
+func (r *Regs) SyscallArg(n int) uint64 {
+	if r.Arch == AMD64 {
+		return r.R[[]int{regnum.AMD64_Rdi, regnum.AMD64_Rsi, regnum.AMD64_Rdx,
+			regnum.AMD64_R10, regnum.AMD64_R8, regnum.AMD64_R9}[n]]
+	}
+	return r.R[[]int{regnum.I386_Ebx, regnum.I386_Ecx, regnum.I386_Edx,
+		regnum.I386_Esi, regnum.I386_Edi, regnum.I386_Ebp}[n]]
+}
+
+// DecodePrStatus decodes an NT_PRSTATUS register set as returned by
+// PTRACE_GETREGSET. Its length tells the tracee's architecture: the kernel
+// returns the tracee's own layout (216 bytes for amd64, 68 for i386).
+func DecodePrStatus(buf []byte, regs *Regs) error {
+	var a *Arch
+	switch len(buf) {
+	case AMD64.PrStatusSize:
+		a = AMD64
+	case I386.PrStatusSize:
+		a = I386
+	default:
+		return fmt.Errorf("NT_PRSTATUS of %d bytes: not an amd64 or i386 tracee", len(buf))
+	}
+	regs.Arch = a
+	word := func(i int) uint64 {
+		if a.PtrSize == 8 {
+			return binary.LittleEndian.Uint64(buf[i*8:])
+		}
+		return uint64(binary.LittleEndian.Uint32(buf[i*4:]))
+	}
+	for n := 0; n < a.NumRegs; n++ {
+		regs.R[n] = word(a.prStatusSlot[n])
+	}
+	if a == AMD64 {
+		regs.OrigAX = word(15)
+	} else {
+		regs.OrigAX = uint64(int64(int32(word(11))))
+	}
+	return nil
+}
+
+// EncodePrStatus writes regs back into an NT_PRSTATUS buffer previously
+// filled by DecodePrStatus (other words, such as segment registers, are kept).
+func EncodePrStatus(regs *Regs, buf []byte) {
+	a := regs.Arch
+	for n := 0; n < a.NumRegs; n++ {
+		i := a.prStatusSlot[n]
+		if a.PtrSize == 8 {
+			binary.LittleEndian.PutUint64(buf[i*8:], regs.R[n])
+		} else {
+			binary.LittleEndian.PutUint32(buf[i*4:], uint32(regs.R[n]))
+		}
+	}
+}
