@@ -1,0 +1,362 @@
+// Package event defines the typed events a vtrace run produces. They are the
+// contract between the tracing engine and everything that reads its output:
+// the text renderer, the JSON Lines log, and later `vtrace report`/`diff`.
+//
+// Every event embeds Header, so each JSON line carries "v" (schema version),
+// "event" (its kind), "t" (monotonic nanoseconds since the run started) and
+// "pid". Addresses are hex strings ("0x7ffd5a1c2e48"); symbols are
+// {"sym":"main","off":18,...}. The schema is documented in docs/log-format.md
+// and checked by tests; add fields freely, but never rename or retype one.
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// Version is the log schema version written in every line's "v".
+const Version = 1
+
+// Event is one record of a run.
+type Event interface {
+	Head() *Header
+}
+
+// Header is common to every event.
+type Header struct {
+	V     int    `json:"v"`
+	Event string `json:"event"`
+	T     int64  `json:"t"`
+	PID   int    `json:"pid"`
+}
+
+// Head returns the header; it makes every event type satisfy Event.
+func (h *Header) Head() *Header { return h }
+
+// Addr is an address or machine word, written as a hex string in JSON.
+type Addr uint64
+
+// MarshalJSON writes a as "0x…".
+func (a Addr) MarshalJSON() ([]byte, error) {
+	return []byte(`"0x` + strconv.FormatUint(uint64(a), 16) + `"`), nil
+}
+
+// UnmarshalJSON reads "0x…".
+func (a *Addr) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("address: %w", err)
+	}
+	v, err := strconv.ParseUint(s, 0, 64)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", s, err)
+	}
+	*a = Addr(v)
+	return nil
+}
+
+// String returns a as 0x-prefixed hex.
+func (a Addr) String() string { return "0x" + strconv.FormatUint(uint64(a), 16) }
+
+// Sym names a code address: function (or PLT stub) and byte offset, with the
+// module and source position when known.
+type Sym struct {
+	Sym    string `json:"sym,omitempty"`
+	Off    uint64 `json:"off"`
+	Module string `json:"module,omitempty"`
+	File   string `json:"file,omitempty"`
+	Line   int    `json:"line,omitempty"`
+}
+
+// String renders "main+18", "createproc", "libc.so.6+0x1234" or "?".
+func (s *Sym) String() string {
+	if s == nil {
+		return "?"
+	}
+	if s.Sym == "" {
+		if s.Module != "" {
+			return fmt.Sprintf("%s+%#x", s.Module, s.Off)
+		}
+		return "?"
+	}
+	if s.Off == 0 {
+		return s.Sym
+	}
+	return fmt.Sprintf("%s+%d", s.Sym, s.Off)
+}
+
+// Insn is an executed instruction: where it is and what it is.
+type Insn struct {
+	PID  int    `json:"pid"`
+	PC   Addr   `json:"pc"`
+	Sym  *Sym   `json:"sym,omitempty"`
+	Insn string `json:"insn,omitempty"` // AT&T text, objdump style
+}
+
+// SavedSlot is a callee-saved register's save slot in a frame.
+type SavedSlot struct {
+	Reg   string `json:"reg"`
+	Slot  Addr   `json:"slot"`
+	Value Addr   `json:"value"`
+}
+
+// Frame is one frame of the parent's stack at the vfork.
+type Frame struct {
+	Index int  `json:"index"`
+	PC    Addr `json:"pc"`
+	Sym   *Sym `json:"sym,omitempty"`
+	CFA   Addr `json:"cfa"`
+	// RetSlot is the stack address holding the return address; absent when
+	// the return address lives in a register (RetReg), as in libc's vfork
+	// wrapper which pops it into %rdi before the syscall.
+	RetSlot *Addr       `json:"ret_slot,omitempty"`
+	RetReg  string      `json:"ret_reg,omitempty"`
+	Ret     Addr        `json:"ret"`
+	RetSym  *Sym        `json:"ret_sym,omitempty"`
+	Saved   []SavedSlot `json:"saved,omitempty"`
+	Method  string      `json:"method"` // "cfi" or "fp"
+}
+
+// Region is a half-open address range [Lo, Hi).
+type Region struct {
+	Lo Addr `json:"lo"`
+	Hi Addr `json:"hi"`
+}
+
+// Start opens a run.
+type Start struct {
+	Header
+	Argv        []string `json:"argv"`
+	Mode        string   `json:"mode"` // "fast" or "step"
+	Version     string   `json:"vtrace"`
+	NoASLR      bool     `json:"no_aslr,omitempty"`
+	CPU         int      `json:"cpu"`         // -1: not pinned
+	Watchpoints string   `json:"watchpoints"` // "hw" (debug registers fire), "none", "off"
+}
+
+// Exec reports a successful execve of a traced process.
+type Exec struct {
+	Header
+	Path string `json:"path"`
+	Arch string `json:"arch"`
+}
+
+// Vfork opens the story of one vfork: who called it, how, and the parent's
+// frames with their slots at that moment.
+type Vfork struct {
+	Header
+	Vfork       int     `json:"vfork"` // 1-based story number
+	Child       int     `json:"child"`
+	Syscall     string  `json:"syscall"` // "vfork", "clone" or "clone3"
+	Flags       string  `json:"flags,omitempty"`
+	SharedStack bool    `json:"shared_stack"`
+	ChildStack  *Addr   `json:"child_stack,omitempty"`
+	Site        Insn    `json:"site"`             // the syscall instruction
+	Call        *Insn   `json:"call,omitempty"`   // the call into the wrapper in the vfork-calling function
+	Caller      *Sym    `json:"caller,omitempty"` // the vfork-calling function
+	SP          Addr    `json:"sp"`
+	Frames      []Frame `json:"frames"`
+	Live        Region  `json:"live"`      // the parent's live stack region watched
+	Mechanism   string  `json:"mechanism"` // how child writes are found: "step", "depth", "depth+hw", "diff"
+}
+
+// ChildStep is one instruction executed by the child (--trace-insns).
+type ChildStep struct {
+	Header
+	Vfork int    `json:"vfork"`
+	N     int64  `json:"n"`
+	PC    Addr   `json:"pc"`
+	SP    Addr   `json:"sp"`
+	Sym   *Sym   `json:"sym,omitempty"`
+	Insn  string `json:"insn"`
+}
+
+// ChildCall is a call the child makes from the vfork-calling frame or a frame
+// it returned into (the calls that can clobber the parent's slots).
+type ChildCall struct {
+	Header
+	Vfork     int  `json:"vfork"`
+	By        Insn `json:"by"`
+	Target    Addr `json:"target"`
+	TargetSym *Sym `json:"target_sym,omitempty"`
+	Depth     int  `json:"depth"` // frames the child has returned past
+}
+
+// SlotWrite is a write that changed a return-address or saved-register slot
+// of a live parent frame.
+type SlotWrite struct {
+	Header
+	Vfork   int    `json:"vfork"`
+	Slot    Addr   `json:"slot"`
+	Kind    string `json:"kind"` // "ret" or "saved_reg"
+	Reg     string `json:"reg,omitempty"`
+	Frame   int    `json:"frame"`
+	FrameFn *Sym   `json:"frame_fn,omitempty"`
+	Old     Addr   `json:"old"`
+	New     Addr   `json:"new"`
+	OldSym  *Sym   `json:"old_sym,omitempty"`
+	NewSym  *Sym   `json:"new_sym,omitempty"`
+	// By is the writing instruction when known exactly. When the write
+	// happened inside a callee run at full speed (fast mode) it is found by
+	// diffing and attributed to the call it happened during (During).
+	By        *Insn  `json:"by,omitempty"`
+	During    *Insn  `json:"during,omitempty"`
+	Backtrace []*Sym `json:"backtrace,omitempty"`
+}
+
+// StackWrite is any other write that changed a word of the parent's live
+// stack region.
+type StackWrite struct {
+	Header
+	Vfork   int   `json:"vfork"`
+	Addr    Addr  `json:"addr"`
+	Size    int   `json:"size"`
+	Frame   int   `json:"frame"`
+	FrameFn *Sym  `json:"frame_fn,omitempty"`
+	Old     Addr  `json:"old"`
+	New     Addr  `json:"new"`
+	By      *Insn `json:"by,omitempty"`
+	During  *Insn `json:"during,omitempty"`
+}
+
+// ChildReturnPastFrame marks the child returning from a live parent frame:
+// from then on its calls reuse the parent's frames.
+type ChildReturnPastFrame struct {
+	Header
+	Vfork   int  `json:"vfork"`
+	Frame   int  `json:"frame"`
+	FrameFn *Sym `json:"frame_fn,omitempty"`
+	By      Insn `json:"by"` // the ret
+	To      Addr `json:"to"`
+	ToSym   *Sym `json:"to_sym,omitempty"`
+}
+
+// ChildEnd is how the vfork child released the parent.
+type ChildEnd struct {
+	Header
+	Vfork  int    `json:"vfork"`
+	How    string `json:"how"` // "exec", "exit", "signal", "killed"
+	Code   *int   `json:"code,omitempty"`
+	Signal string `json:"signal,omitempty"`
+	Path   string `json:"path,omitempty"` // exec
+	Via    string `json:"via,omitempty"`  // "exit()" when the child called exit() rather than _exit()
+	SiCode string `json:"si_code,omitempty"`
+	Addr   *Addr  `json:"addr,omitempty"` // fault address
+	PC     *Addr  `json:"pc,omitempty"`   // where the fatal signal hit
+	Sym    *Sym   `json:"sym,omitempty"`
+	Steps  int64  `json:"steps"`
+	Hits   int    `json:"bp_hits"`
+}
+
+// ParentResume is the parent leaving its vfork event stop.
+type ParentResume struct {
+	Header
+	Vfork int  `json:"vfork"`
+	PC    Addr `json:"pc"`
+	Sym   *Sym `json:"sym,omitempty"`
+}
+
+// SlotState is one slot's value before and after the child ran.
+type SlotState struct {
+	Slot      Addr   `json:"slot"`
+	Kind      string `json:"kind"`
+	Reg       string `json:"reg,omitempty"`
+	Frame     int    `json:"frame"`
+	Before    Addr   `json:"before"`
+	After     Addr   `json:"after"`
+	BeforeSym *Sym   `json:"before_sym,omitempty"`
+	AfterSym  *Sym   `json:"after_sym,omitempty"`
+	Changed   bool   `json:"changed"`
+}
+
+// WordChange is a changed word of the live stack region.
+type WordChange struct {
+	Addr   Addr `json:"addr"`
+	Frame  int  `json:"frame"`
+	Before Addr `json:"before"`
+	After  Addr `json:"after"`
+}
+
+// SlotDiff is the before/after picture of the parent's slots and live stack.
+type SlotDiff struct {
+	Header
+	Vfork   int          `json:"vfork"`
+	Slots   []SlotState  `json:"slots"`
+	Changed []WordChange `json:"changed"`
+}
+
+// ParentConsume is the parent reading a word the child changed (and it had
+// not overwritten since): a poisoned return address, saved register or local.
+type ParentConsume struct {
+	Header
+	Vfork int    `json:"vfork"`
+	Addr  Addr   `json:"addr"`
+	Kind  string `json:"kind"` // "ret", "saved_reg" or "local"
+	Reg   string `json:"reg,omitempty"`
+	Value Addr   `json:"value"`
+	Was   Addr   `json:"was"`
+	By    Insn   `json:"by"`
+}
+
+// ParentLanding is where the parent went after waking: the target of the
+// ret that consumed a clobbered return slot, or the normal return.
+type ParentLanding struct {
+	Header
+	Vfork       int    `json:"vfork"`
+	PC          Addr   `json:"pc"`
+	Sym         *Sym   `json:"sym,omitempty"`
+	How         string `json:"how"` // "ret_clobbered", "returned", "signal", "exit", "exec", "budget"
+	Slot        *Addr  `json:"slot,omitempty"`
+	Expected    *Addr  `json:"expected,omitempty"`
+	ExpectedSym *Sym   `json:"expected_sym,omitempty"`
+	Steps       int64  `json:"steps"`
+}
+
+// VforkVerdict closes one vfork story.
+type VforkVerdict struct {
+	Header
+	Vfork       int      `json:"vfork"`
+	Verdict     string   `json:"verdict"`
+	Reasons     []string `json:"reasons"`
+	Explanation string   `json:"explanation"`
+}
+
+// Exit is the end of a traced process (the target or another process it
+// forked; vfork children end with ChildEnd).
+type Exit struct {
+	Header
+	Status string `json:"status"` // "exited" or "signaled"
+	Code   *int   `json:"code,omitempty"`
+	Signal string `json:"signal,omitempty"`
+	SiCode string `json:"si_code,omitempty"`
+	Addr   *Addr  `json:"addr,omitempty"` // fault address
+	PC     *Addr  `json:"pc,omitempty"`
+	Sym    *Sym   `json:"sym,omitempty"`
+	Main   bool   `json:"main"` // the program vtrace started
+}
+
+// Budget reports that a budget stopped the run (every task is then killed).
+type Budget struct {
+	Header
+	Budget string `json:"budget"` // "max_steps", "timeout", "max_vforks", "interrupt"
+	Limit  string `json:"limit"`
+}
+
+// Note is a diagnostic about the trace itself (not about the target).
+type Note struct {
+	Header
+	Vfork int    `json:"vfork,omitempty"`
+	Msg   string `json:"msg"`
+}
+
+// Verdict is the last line of every complete log.
+type Verdict struct {
+	Header
+	Verdict     string `json:"verdict"` // "violation", "warning", "clean"
+	Vforks      int    `json:"vforks"`
+	Violations  int    `json:"violations"`
+	Warnings    int    `json:"warnings"`
+	Explanation string `json:"explanation"`
+	Incomplete  string `json:"incomplete,omitempty"` // why the run did not end on its own
+}
