@@ -1,0 +1,257 @@
+package disasm
+
+import "golang.org/x/arch/x86/x86asm"
+
+// Access is one memory access an instruction will make.
+type Access struct {
+	Addr  uint64 // first byte; for Seg accesses, the offset from the segment base
+	Size  int    // bytes
+	Write bool   // a store (a read-modify-write operand is listed twice: read, then write)
+	// Seg marks an %fs- or %gs-relative access (thread-local storage): Addr
+	// is the offset only, not an address, and certainly not a stack address.
+	Seg bool
+}
+
+// RegReader gives register values by DWARF number; *arch.Regs satisfies it.
+type RegReader interface {
+	Get(dwarfReg int) (uint64, bool)
+}
+
+// maxStringBytes bounds the extent reported for a rep-prefixed string
+// instruction; a larger count is reported as unknown instead.
+const maxStringBytes = 1 << 32
+
+// Effects appends to dst the memory accesses the instruction will perform if
+// it is executed now with register values regs, and returns the extended
+// slice. Call it before single-stepping the instruction: addresses are
+// computed from the registers as they are before it executes.
+//
+// Accesses are listed in execution order: a read-modify-write operand
+// appears twice (read, then write); push reads its memory operand before
+// writing the stack; pop reads the stack before writing its memory operand,
+// whose address is computed with the stack pointer already incremented, as
+// the CPU does. String instructions assume the direction flag is clear
+// (DF=0, as the ABI guarantees at calls and returns, so addresses ascend);
+// with a rep prefix the extent covers the full count in rcx/ecx, which for
+// repz/repnz cmps and scas is an upper bound.
+//
+// unknown is true when the instruction may touch memory that the returned
+// accesses do not describe: system calls (the kernel writes), state saves
+// whose size depends on the CPU (xsave*, fxsave, fnsave, fnstenv, listed
+// with their minimal extent), enter with a nesting level, far transfers,
+// gather/scatter, undecodable bytes, or a register regs cannot supply.
+//
+// Effects does not allocate when dst has enough capacity (4 suffices for
+// every instruction).
+func (in *Insn) Effects(regs RegReader, dst []Access) (acc []Access, unknown bool) {
+	acc, unknown = dst, in.unknown
+	if in.kind != kindNormal {
+		return acc, unknown
+	}
+	if in.str.elem != 0 {
+		return in.stringEffects(regs, acc, unknown)
+	}
+	var sp uint64
+	if in.stkW != 0 || in.stkR != 0 {
+		v, ok := regs.Get(int(in.sp))
+		if !ok {
+			return acc, true
+		}
+		sp = v
+	}
+	// Operand reads come first (push mem, call *mem), then the stack.
+	for i := 0; i < int(in.nmem); i++ {
+		m := &in.mem[i]
+		if !m.read {
+			continue
+		}
+		a, ok := in.addr(m, regs)
+		if !ok {
+			unknown = true
+			continue
+		}
+		acc = append(acc, Access{Addr: a, Size: int(m.size), Seg: m.seg})
+	}
+	if in.stkR != 0 {
+		acc = append(acc, Access{Addr: sp & in.smask, Size: int(in.stkR)})
+	}
+	if in.bpR != 0 {
+		if bp, ok := regs.Get(int(in.bp)); ok {
+			acc = append(acc, Access{Addr: bp & in.smask, Size: int(in.bpR)})
+		} else {
+			unknown = true
+		}
+	}
+	if in.stkW != 0 {
+		acc = append(acc, Access{Addr: (sp - uint64(in.stkW)) & in.smask, Size: int(in.stkW), Write: true})
+	}
+	for i := 0; i < int(in.nmem); i++ {
+		m := &in.mem[i]
+		if !m.write {
+			continue
+		}
+		a, ok := in.addr(m, regs)
+		if !ok {
+			unknown = true
+			continue
+		}
+		acc = append(acc, Access{Addr: a, Size: int(m.size), Write: true, Seg: m.seg})
+	}
+	return acc, unknown
+}
+
+// addr evaluates a memory operand's address.
+func (in *Insn) addr(m *memRef, regs RegReader) (uint64, bool) {
+	a := m.disp
+	if m.base != noReg {
+		v, ok := regs.Get(int(m.base))
+		if !ok {
+			return 0, false
+		}
+		if m.base == in.sp {
+			v += uint64(int64(m.spAdj))
+		}
+		a += v
+	}
+	if m.index != noReg {
+		v, ok := regs.Get(int(m.index))
+		if !ok {
+			return 0, false
+		}
+		if m.index == in.sp {
+			v += uint64(int64(m.spAdj))
+		}
+		a += (v & m.idxMask) * uint64(m.scale)
+	}
+	if m.bitReg != noReg {
+		// bt* with a register bit offset address the bit string beyond
+		// the operand: the signed offset selects an operand-sized word.
+		v, ok := regs.Get(int(m.bitReg))
+		if !ok {
+			return 0, false
+		}
+		var off int64
+		switch m.bitRegSize {
+		case 2:
+			off = int64(int16(v))
+		case 4:
+			off = int64(int32(v))
+		default:
+			off = int64(v)
+		}
+		n := int64(m.size)
+		a += uint64((off >> 3) &^ (n - 1))
+	}
+	return a & m.mask, true
+}
+
+func (in *Insn) stringEffects(regs RegReader, acc []Access, unknown bool) ([]Access, bool) {
+	s := &in.str
+	count := uint64(1)
+	if s.rep {
+		c, ok := regs.Get(int(in.cx))
+		if !ok {
+			return acc, true
+		}
+		count = c & in.amask
+		if count == 0 {
+			return acc, unknown
+		}
+	}
+	if count > maxStringBytes/uint64(s.elem) {
+		return acc, true
+	}
+	n := int(count) * int(s.elem)
+	if s.srcRead {
+		if si, ok := regs.Get(int(in.si)); ok {
+			acc = append(acc, Access{Addr: si & in.amask, Size: n, Seg: s.srcSeg})
+		} else {
+			unknown = true
+		}
+	}
+	if s.dstRead || s.dstW {
+		di, ok := regs.Get(int(in.di))
+		if !ok {
+			return acc, true
+		}
+		if s.dstRead {
+			acc = append(acc, Access{Addr: di & in.amask, Size: n})
+		}
+		if s.dstW {
+			acc = append(acc, Access{Addr: di & in.amask, Size: n, Write: true})
+		}
+	}
+	return acc, unknown
+}
+
+// memRole returns whether the memory operand Args[i] is read and/or written.
+func memRole(inst *x86asm.Inst, i int) (read, write bool) {
+	switch inst.Op {
+	// No data access: address computation, hints and cache control.
+	case x86asm.LEA, x86asm.NOP, x86asm.PREFETCHNTA, x86asm.PREFETCHT0,
+		x86asm.PREFETCHT1, x86asm.PREFETCHT2, x86asm.PREFETCHW,
+		x86asm.CLFLUSH, x86asm.INVLPG:
+		return false, false
+
+	// Read-modify-write.
+	case x86asm.ADD, x86asm.OR, x86asm.ADC, x86asm.SBB, x86asm.AND, x86asm.SUB,
+		x86asm.XOR, x86asm.INC, x86asm.DEC, x86asm.NEG, x86asm.NOT,
+		x86asm.SHL, x86asm.SHR, x86asm.SAR, x86asm.ROL, x86asm.ROR, x86asm.RCL,
+		x86asm.RCR, x86asm.SHLD, x86asm.SHRD, x86asm.XCHG, x86asm.XADD,
+		x86asm.CMPXCHG, x86asm.CMPXCHG8B, x86asm.CMPXCHG16B,
+		x86asm.BTS, x86asm.BTR, x86asm.BTC, x86asm.ARPL:
+		if i == 0 || inst.Op == x86asm.XCHG {
+			return true, true
+		}
+		return true, false
+
+	// Stores: the destination is written, never read.
+	case x86asm.MOV, x86asm.MOVBE, x86asm.MOVNTI, x86asm.POP,
+		x86asm.SETA, x86asm.SETAE, x86asm.SETB, x86asm.SETBE, x86asm.SETE,
+		x86asm.SETG, x86asm.SETGE, x86asm.SETL, x86asm.SETLE, x86asm.SETNE,
+		x86asm.SETNO, x86asm.SETNP, x86asm.SETNS, x86asm.SETO, x86asm.SETP, x86asm.SETS,
+		x86asm.FST, x86asm.FSTP, x86asm.FIST, x86asm.FISTP, x86asm.FISTTP, x86asm.FBSTP,
+		x86asm.FNSTCW, x86asm.FNSTSW, x86asm.FNSTENV, x86asm.FNSAVE,
+		x86asm.FXSAVE, x86asm.FXSAVE64, x86asm.XSAVE, x86asm.XSAVE64,
+		x86asm.XSAVEOPT, x86asm.XSAVEOPT64, x86asm.XSAVEC, x86asm.XSAVEC64,
+		x86asm.XSAVES, x86asm.XSAVES64, x86asm.STMXCSR, x86asm.VSTMXCSR,
+		x86asm.SGDT, x86asm.SIDT, x86asm.SLDT, x86asm.STR, x86asm.SMSW:
+		if i == 0 {
+			return false, true
+		}
+		return true, false
+	}
+	if i != 0 {
+		return true, false
+	}
+	// Args[0] is the destination in x86asm's (Intel) operand order. Single
+	// operand instructions not listed above (push, call, jmp, mul, div,
+	// fld, fadd, ...) only read it, and so do compare-like instructions.
+	switch inst.Op {
+	case x86asm.CMP, x86asm.TEST, x86asm.BT, x86asm.PUSH, x86asm.CALL, x86asm.JMP,
+		x86asm.LCALL, x86asm.LJMP, x86asm.VERR, x86asm.VERW,
+		x86asm.LLDT, x86asm.LTR, x86asm.LMSW, x86asm.LGDT, x86asm.LIDT:
+		return true, false
+	}
+	if inst.Args[1] == nil {
+		return true, false
+	}
+	// A memory destination of an SSE/AVX instruction is always a plain
+	// store (movaps, movq, pextrw, vextracti128, vmovdqu, vmaskmov...).
+	for _, a := range inst.Args[1:] {
+		if r, ok := a.(x86asm.Reg); ok && isVecReg(r) {
+			return false, true
+		}
+	}
+	for _, p := range inst.Prefix {
+		if p == 0 {
+			break
+		}
+		if p.IsVEX() || p.IsEVEX() {
+			return false, true
+		}
+	}
+	// Any other two-operand instruction with a memory destination: assume
+	// it reads and writes it (a superset is safe for the tracer).
+	return true, true
+}
