@@ -1,0 +1,341 @@
+// Package symbols turns addresses of a live process into names: ELF symbol
+// tables (with separate debug files found by build-id), synthesised PLT stub
+// names such as printf@plt, DWARF line tables, and the .eh_frame call-frame
+// information the unwinder needs — all rebased by each module's load bias
+// as read from /proc/PID/maps.
+package symbols
+
+import (
+	"debug/dwarf"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/go-delve/delve/pkg/dwarf/frame"
+	"github.com/vtrace/vtrace/tracer/arch"
+)
+
+// Sym is a symbolised address. Name is empty when no symbol covers it;
+// Module and Off (relative to the module's load address) are then still set.
+type Sym struct {
+	Name   string
+	Off    uint64
+	Module string // base name of the file, or [vdso], [stack], ...
+	File   string // source file (DWARF), if known
+	Line   int
+}
+
+// symbol is one code symbol at its link-time address.
+type symbol struct {
+	addr, size uint64
+	name       string
+	rank       int // preference among symbols at the same address
+}
+
+type lineRow struct {
+	addr uint64
+	file string
+	line int
+	end  bool
+}
+
+// Binary is one ELF file's static knowledge, at link-time addresses.
+type Binary struct {
+	Path string
+	Arch *arch.Arch
+	Type elf.Type
+	// BuildID is the hex GNU build-id, if the file has one.
+	BuildID string
+
+	syms  []symbol // sorted by addr
+	byNm  map[string]uint64
+	lines []lineRow // sorted by addr
+
+	loads []elf.ProgHeader
+
+	ehFrame     []byte
+	ehFrameAddr uint64
+
+	mu   sync.Mutex
+	fdes map[uint64]frame.FrameDescriptionEntries // by load bias
+}
+
+var cache = struct {
+	sync.Mutex
+	m map[string]*Binary
+}{m: map[string]*Binary{}}
+
+// OpenBinary reads the ELF file at path (cached by path, size and mtime).
+func OpenBinary(path string) (*Binary, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	key := fmt.Sprintf("%s\x00%d\x00%d", path, st.Size(), st.ModTime().UnixNano())
+	cache.Lock()
+	b := cache.m[key]
+	cache.Unlock()
+	if b != nil {
+		return b, nil
+	}
+	b, err = readBinary(path)
+	if err != nil {
+		return nil, err
+	}
+	cache.Lock()
+	cache.m[key] = b
+	cache.Unlock()
+	return b, nil
+}
+
+func readBinary(path string) (*Binary, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := &Binary{Path: path, Arch: arch.ForELFMachine(uint16(f.Machine)), Type: f.Type,
+		byNm: map[string]uint64{}, fdes: map[uint64]frame.FrameDescriptionEntries{}}
+	if b.Arch == nil {
+		return nil, fmt.Errorf("%s: unsupported machine %v", path, f.Machine)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			b.loads = append(b.loads, p.ProgHeader)
+		}
+	}
+	b.BuildID = buildID(f)
+	b.addSymbols(f)
+	if dbg := b.debugFile(); dbg != nil {
+		b.addSymbols(dbg)
+		if b.lines == nil {
+			b.readLines(dbg)
+		}
+		dbg.Close()
+	}
+	b.readLines(f)
+	b.addPLT(f)
+	b.sortSymbols()
+	if s := f.Section(".eh_frame"); s != nil && s.Type != elf.SHT_NOBITS {
+		if data, err := s.Data(); err == nil {
+			b.ehFrame, b.ehFrameAddr = data, s.Addr
+		}
+	}
+	return b, nil
+}
+
+func buildID(f *elf.File) string {
+	s := f.Section(".note.gnu.build-id")
+	if s == nil {
+		return ""
+	}
+	d, err := s.Data()
+	if err != nil || len(d) < 16 {
+		return ""
+	}
+	namesz := f.ByteOrder.Uint32(d[0:])
+	descsz := f.ByteOrder.Uint32(d[4:])
+	off := 12 + (namesz+3)&^3
+	if uint32(len(d)) < off+descsz {
+		return ""
+	}
+	return hex.EncodeToString(d[off : off+descsz])
+}
+
+// debugFile opens the separate debug file of a stripped library, if
+// installed (/usr/lib/debug/.build-id/xx/yyyy.debug).
+func (b *Binary) debugFile() *elf.File {
+	if len(b.BuildID) < 3 {
+		return nil
+	}
+	p := filepath.Join("/usr/lib/debug/.build-id", b.BuildID[:2], b.BuildID[2:]+".debug")
+	f, err := elf.Open(p)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+func (b *Binary) addSymbols(f *elf.File) {
+	for _, tab := range []func() ([]elf.Symbol, error){f.Symbols, f.DynamicSymbols} {
+		syms, err := tab()
+		if err != nil {
+			continue
+		}
+		for _, s := range syms {
+			if s.Name == "" || s.Value == 0 || s.Section == elf.SHN_UNDEF || int(s.Section) >= len(f.Sections) && s.Section < elf.SHN_LORESERVE {
+				continue
+			}
+			typ := elf.ST_TYPE(s.Info)
+			rank := 0
+			switch typ {
+			case elf.STT_FUNC, elf.STT_GNU_IFUNC:
+				rank = 2
+			case elf.STT_NOTYPE:
+				if s.Section >= elf.SHN_LORESERVE || f.Sections[s.Section].Flags&elf.SHF_EXECINSTR == 0 {
+					continue
+				}
+			default:
+				continue
+			}
+			if strings.HasPrefix(s.Name, ".L") || strings.HasPrefix(s.Name, "$") {
+				continue
+			}
+			if elf.ST_BIND(s.Info) != elf.STB_LOCAL {
+				rank++
+				if _, ok := b.byNm[s.Name]; !ok {
+					b.byNm[s.Name] = s.Value
+				}
+			} else if _, ok := b.byNm[s.Name]; !ok {
+				b.byNm[s.Name] = s.Value
+			}
+			if !strings.HasPrefix(s.Name, "_") {
+				rank++ // prefer printf over _IO_printf at the same address
+			}
+			b.syms = append(b.syms, symbol{addr: s.Value, size: s.Size, name: s.Name, rank: rank})
+		}
+	}
+}
+
+func (b *Binary) sortSymbols() {
+	sort.SliceStable(b.syms, func(i, j int) bool {
+		if b.syms[i].addr != b.syms[j].addr {
+			return b.syms[i].addr < b.syms[j].addr
+		}
+		return b.syms[i].rank > b.syms[j].rank
+	})
+	// Keep the best-ranked symbol per address.
+	out := b.syms[:0]
+	for _, s := range b.syms {
+		if len(out) > 0 && out[len(out)-1].addr == s.addr {
+			if out[len(out)-1].size == 0 {
+				out[len(out)-1].size = s.size
+			}
+			continue
+		}
+		out = append(out, s)
+	}
+	b.syms = out
+}
+
+// SymbolAt names a link-time code address: the symbol covering it and the
+// offset into it.
+func (b *Binary) SymbolAt(addr uint64) (name string, off uint64, ok bool) {
+	i := sort.Search(len(b.syms), func(i int) bool { return b.syms[i].addr > addr }) - 1
+	for ; i >= 0; i-- {
+		s := b.syms[i]
+		if s.size == 0 {
+			// An assembler label without a size: it covers up to the next
+			// symbol, which the search already guarantees.
+			return s.name, addr - s.addr, true
+		}
+		if addr < s.addr+s.size {
+			return s.name, addr - s.addr, true
+		}
+		// A sized symbol that ends before addr may sit inside a larger one
+		// (e.g. a local alias); look a few symbols back.
+		if addr-s.addr > 1<<20 {
+			break
+		}
+	}
+	return "", 0, false
+}
+
+// Lookup returns the link-time address of a symbol by name.
+func (b *Binary) Lookup(name string) (uint64, bool) {
+	a, ok := b.byNm[name]
+	return a, ok
+}
+
+// Line returns the source position of a link-time address, if the binary
+// has DWARF line information.
+func (b *Binary) Line(addr uint64) (string, int) {
+	i := sort.Search(len(b.lines), func(i int) bool { return b.lines[i].addr > addr }) - 1
+	if i < 0 || b.lines[i].end || b.lines[i].line == 0 {
+		return "", 0
+	}
+	return b.lines[i].file, b.lines[i].line
+}
+
+func (b *Binary) readLines(f *elf.File) {
+	if f.Section(".debug_line") == nil {
+		return
+	}
+	d, err := f.DWARF()
+	if err != nil {
+		return
+	}
+	r := d.Reader()
+	var rows []lineRow
+	for {
+		e, err := r.Next()
+		if err != nil || e == nil {
+			break
+		}
+		if e.Tag != dwarf.TagCompileUnit {
+			r.SkipChildren()
+			continue
+		}
+		lr, err := d.LineReader(e)
+		if err != nil || lr == nil {
+			continue
+		}
+		var le dwarf.LineEntry
+		for lr.Next(&le) == nil {
+			name := ""
+			if le.File != nil {
+				name = filepath.Base(le.File.Name)
+			}
+			rows = append(rows, lineRow{addr: le.Address, file: name, line: le.Line, end: le.EndSequence})
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].addr < rows[j].addr })
+	b.lines = rows
+}
+
+// FDEs returns the .eh_frame entries relocated by a load bias.
+func (b *Binary) FDEs(bias uint64) (frame.FrameDescriptionEntries, error) {
+	if b.ehFrame == nil {
+		return nil, errors.New("no .eh_frame")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f, ok := b.fdes[bias]; ok {
+		return f, nil
+	}
+	f, err := frame.Parse(b.ehFrame, binary.LittleEndian, bias, b.Arch.PtrSize, b.ehFrameAddr)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(f, func(i, j int) bool { return f[i].Begin() < f[j].Begin() })
+	b.fdes[bias] = f
+	return f, nil
+}
+
+// biasFor computes the load bias of a mapping of this file that starts at
+// start with file offset off.
+func (b *Binary) biasFor(start, off uint64) (uint64, bool) {
+	for _, p := range b.loads {
+		if off >= p.Off&^0xfff && off < p.Off+p.Filesz {
+			return start - ((p.Vaddr - p.Off + off) &^ 0xfff), true
+		}
+	}
+	return 0, false
+}
+
+// isCode reports whether a link-time address lies in an executable segment.
+func (b *Binary) isCode(addr uint64) bool {
+	for _, p := range b.loads {
+		if p.Flags&elf.PF_X != 0 && addr >= p.Vaddr && addr < p.Vaddr+p.Memsz {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,158 @@
+package symbols
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"strings"
+)
+
+// PLT stubs have no symbols of their own; objdump names them after the GOT
+// slot they jump through. addPLT does the same: it decodes each stub's
+// indirect jmp, finds the GOT slot, and names the stub after the symbol of
+// the relocation that fills the slot (JUMP_SLOT, GLOB_DAT, or for static
+// binaries the IRELATIVE resolver).
+
+const (
+	rJumpSlot   = 7  // R_X86_64_JUMP_SLOT and R_386_JUMP_SLOT
+	rGlobDat    = 6  // R_X86_64_GLOB_DAT and R_386_GLOB_DAT
+	rIRel64     = 37 // R_X86_64_IRELATIVE
+	rIRel32     = 42 // R_386_IRELATIVE
+	pltFallback = 16
+)
+
+func (b *Binary) addPLT(f *elf.File) {
+	got := b.gotNames(f)
+	if len(got) == 0 {
+		return
+	}
+	var gotPLT uint64 // %ebx in i386 PIC code points at .got.plt
+	if s := f.Section(".got.plt"); s != nil {
+		gotPLT = s.Addr
+	} else if s := f.Section(".got"); s != nil {
+		gotPLT = s.Addr
+	}
+	for _, name := range []string{".plt", ".plt.sec", ".plt.got", ".iplt"} {
+		s := f.Section(name)
+		if s == nil || s.Type == elf.SHT_NOBITS {
+			continue
+		}
+		data, err := s.Data()
+		if err != nil {
+			continue
+		}
+		ent := s.Entsize
+		if ent == 0 || ent > uint64(len(data)) {
+			ent = pltFallback
+		}
+		for off := uint64(0); off+ent <= uint64(len(data)); off += ent {
+			slot, ok := stubTarget(data[off:off+ent], s.Addr+off, b.Arch.PtrSize, gotPLT)
+			if !ok {
+				continue
+			}
+			if n := got[slot]; n != "" {
+				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: n + "@plt", rank: 10})
+			}
+		}
+	}
+}
+
+// stubTarget finds the GOT slot a PLT stub jumps through.
+func stubTarget(code []byte, addr uint64, ptrSize int, gotPLT uint64) (uint64, bool) {
+	for i := 0; i+6 <= len(code); i++ {
+		if code[i] != 0xff {
+			continue
+		}
+		disp := binary.LittleEndian.Uint32(code[i+2:])
+		switch {
+		case code[i+1] == 0x25 && ptrSize == 8: // jmp *disp(%rip)
+			return addr + uint64(i) + 6 + uint64(int64(int32(disp))), true
+		case code[i+1] == 0x25: // jmp *abs32
+			return uint64(disp), true
+		case code[i+1] == 0xa3 && ptrSize == 4: // jmp *disp(%ebx)
+			return uint64(uint32(gotPLT + uint64(int64(int32(disp))))), true
+		}
+	}
+	return 0, false
+}
+
+// gotNames maps GOT slot addresses to the symbol names that fill them.
+func (b *Binary) gotNames(f *elf.File) map[uint64]string {
+	dyn, _ := f.DynamicSymbols()
+	out := map[uint64]string{}
+	name := func(idx uint64) string {
+		if idx == 0 || int(idx) > len(dyn) {
+			return ""
+		}
+		n := dyn[idx-1].Name
+		if i := strings.IndexByte(n, '@'); i > 0 {
+			n = n[:i]
+		}
+		return n
+	}
+	irel := func(target uint64) string {
+		// The ifunc resolver's symbol carries the user-visible name.
+		for _, s := range b.syms {
+			if s.addr == target {
+				return s.name
+			}
+		}
+		return ""
+	}
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_RELA && s.Type != elf.SHT_REL {
+			continue
+		}
+		data, err := s.Data()
+		if err != nil {
+			continue
+		}
+		if b.Arch.PtrSize == 8 && s.Type == elf.SHT_RELA {
+			for o := 0; o+24 <= len(data); o += 24 {
+				off := binary.LittleEndian.Uint64(data[o:])
+				info := binary.LittleEndian.Uint64(data[o+8:])
+				add := binary.LittleEndian.Uint64(data[o+16:])
+				switch uint32(info) {
+				case rJumpSlot, rGlobDat:
+					out[off] = name(info >> 32)
+				case rIRel64:
+					out[off] = irel(add)
+				}
+			}
+		}
+		if b.Arch.PtrSize == 4 && s.Type == elf.SHT_REL {
+			for o := 0; o+8 <= len(data); o += 8 {
+				off := uint64(binary.LittleEndian.Uint32(data[o:]))
+				info := binary.LittleEndian.Uint32(data[o+4:])
+				switch info & 0xff {
+				case rJumpSlot, rGlobDat:
+					out[off] = name(uint64(info >> 8))
+				case rIRel32:
+					if v, ok := readWordAt(f, off); ok {
+						out[off] = irel(v)
+					}
+				}
+			}
+		}
+	}
+	for k, v := range out {
+		if v == "" {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+// readWordAt reads a 32-bit word at a link-time address from the file.
+func readWordAt(f *elf.File, addr uint64) (uint64, bool) {
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_NOBITS || addr < s.Addr || addr+4 > s.Addr+s.Size || s.Addr == 0 {
+			continue
+		}
+		var w [4]byte
+		if _, err := s.ReadAt(w[:], int64(addr-s.Addr)); err != nil {
+			return 0, false
+		}
+		return uint64(binary.LittleEndian.Uint32(w[:])), true
+	}
+	return 0, false
+}

@@ -1,0 +1,341 @@
+// Package unwind walks a stopped task's stack with DWARF call-frame
+// information (delve's pkg/dwarf/frame and pkg/dwarf/op) and falls back to
+// the frame-pointer chain where no CFI covers a pc.
+//
+// What vtrace needs from a frame is not just "who called whom" but where the
+// frame's state lives in memory: the address of the return-address slot and
+// of every callee-saved register slot. Those are the words a vfork child can
+// overwrite in the memory it shares with its parent.
+package unwind
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/go-delve/delve/pkg/dwarf/frame"
+	"github.com/go-delve/delve/pkg/dwarf/op"
+	"github.com/vtrace/vtrace/tracer/arch"
+)
+
+// Memory reads the tracee's memory.
+type Memory interface {
+	ReadWord(addr uint64, size int) (uint64, error)
+}
+
+// CFI finds the call-frame information for a runtime pc.
+type CFI interface {
+	FDEForPC(pc uint64) (*frame.FrameDescriptionEntry, error)
+}
+
+// SavedSlot is a callee-saved register spilled to the stack.
+type SavedSlot struct {
+	Reg   int // DWARF number
+	Addr  uint64
+	Value uint64
+}
+
+// Frame is one stack frame. Frame 0 is the innermost.
+type Frame struct {
+	PC  uint64 // where execution is in this frame
+	CFA uint64 // canonical frame address (the caller's SP before the call)
+	// RetSlot is the address of the stack word holding the return address;
+	// 0 when the return address is in a register (RetReg) instead.
+	RetSlot uint64
+	RetReg  int    // DWARF register holding the return address, or -1
+	Ret     uint64 // the return address: the caller's PC
+	Saved   []SavedSlot
+	Method  string // "cfi" or "fp"
+}
+
+// ErrNoFrames is returned when not even the first frame could be unwound.
+var ErrNoFrames = errors.New("no unwindable frame")
+
+// Unwind walks up to max frames from regs.
+func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
+	a := regs.Arch
+	cur := newRegState(regs)
+	var frames []Frame
+	var lastErr error
+	for i := 0; i < max; i++ {
+		pc, _ := cur.get(a.PC)
+		if pc == 0 {
+			break
+		}
+		look := pc
+		if i > 0 {
+			look = pc - 1 // the call, not the instruction after it
+		}
+		f, next, err := stepCFI(a, cur, look, mem, cfi)
+		if err != nil {
+			f, next, err = stepFP(a, cur, mem, i)
+		}
+		if err != nil {
+			lastErr = err
+			break
+		}
+		f.PC = pc
+		frames = append(frames, f)
+		if f.Ret == 0 {
+			break
+		}
+		// The stack grows down: a caller's CFA must be above its callee's.
+		if len(frames) > 1 && f.CFA <= frames[len(frames)-2].CFA {
+			break
+		}
+		cur = next
+	}
+	if len(frames) == 0 {
+		if lastErr == nil {
+			lastErr = ErrNoFrames
+		}
+		return nil, lastErr
+	}
+	return frames, nil
+}
+
+// regState is the set of register values known in one frame.
+type regState struct {
+	v     [17]uint64
+	known [17]bool
+}
+
+func newRegState(r *arch.Regs) regState {
+	var s regState
+	for n := 0; n < r.Arch.NumRegs; n++ {
+		s.v[n], s.known[n] = r.R[n], true
+	}
+	return s
+}
+
+func (s *regState) get(n int) (uint64, bool) {
+	if n < 0 || n >= len(s.v) {
+		return 0, false
+	}
+	return s.v[n], s.known[n]
+}
+
+func (s *regState) set(n int, v uint64) {
+	if n >= 0 && n < len(s.v) {
+		s.v[n], s.known[n] = v, true
+	}
+}
+
+func (s *regState) forget(n int) {
+	if n >= 0 && n < len(s.v) {
+		s.known[n] = false
+	}
+}
+
+func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame, regState, error) {
+	f := Frame{RetReg: -1, Method: "cfi"}
+	if cfi == nil {
+		return f, cur, errors.New("no CFI")
+	}
+	fde, err := cfi.FDEForPC(pc)
+	if err != nil {
+		return f, cur, err
+	}
+	fc, err := fde.EstablishFrame(pc)
+	if err != nil {
+		return f, cur, err
+	}
+	var cfa uint64
+	switch fc.CFA.Rule {
+	case frame.RuleCFA:
+		v, ok := cur.get(int(fc.CFA.Reg))
+		if !ok {
+			return f, cur, fmt.Errorf("CFA register %d unknown", fc.CFA.Reg)
+		}
+		cfa = v + uint64(fc.CFA.Offset)
+	case frame.RuleExpression:
+		v, err := evalExpr(a, cur, 0, fc.CFA.Expression, mem)
+		if err != nil {
+			return f, cur, err
+		}
+		cfa = v
+	default:
+		return f, cur, fmt.Errorf("unsupported CFA rule %d", fc.CFA.Rule)
+	}
+	cfa &= mask(a)
+	f.CFA = cfa
+
+	next := cur
+	// Only callee-saved registers (and SP) survive a call; the rest are
+	// unknown in the caller unless a rule says otherwise.
+	for n := 0; n < a.NumRegs; n++ {
+		if !isCalleeSaved(a, n) {
+			next.forget(n)
+		}
+	}
+	next.set(a.SP, cfa)
+
+	retCol := int(fc.RetAddrReg)
+	for reg, rule := range fc.Regs {
+		n := int(reg)
+		var slot uint64
+		var val uint64
+		haveVal := false
+		switch rule.Rule {
+		case frame.RuleOffset:
+			slot = (cfa + uint64(rule.Offset)) & mask(a)
+		case frame.RuleValOffset:
+			val, haveVal = (cfa+uint64(rule.Offset))&mask(a), true
+		case frame.RuleRegister:
+			v, ok := cur.get(int(rule.Reg))
+			if !ok {
+				continue
+			}
+			val, haveVal = v, true
+			if n == retCol {
+				f.RetReg = int(rule.Reg)
+			}
+		case frame.RuleExpression:
+			v, err := evalExpr(a, cur, cfa, rule.Expression, mem)
+			if err != nil {
+				continue
+			}
+			slot = v
+		case frame.RuleValExpression:
+			v, err := evalExpr(a, cur, cfa, rule.Expression, mem)
+			if err != nil {
+				continue
+			}
+			val, haveVal = v, true
+		case frame.RuleSameVal:
+			if v, ok := cur.get(n); ok {
+				val, haveVal = v, true
+			}
+		case frame.RuleUndefined:
+			if n == retCol {
+				f.Ret = 0
+				return f, next, nil // outermost frame
+			}
+			next.forget(n)
+			continue
+		default:
+			continue
+		}
+		if slot != 0 {
+			v, err := mem.ReadWord(slot, a.PtrSize)
+			if err != nil {
+				if n == retCol {
+					return f, cur, fmt.Errorf("read return slot %#x: %w", slot, err)
+				}
+				continue
+			}
+			val, haveVal = v, true
+			if n == retCol {
+				f.RetSlot = slot
+			} else if n < a.NumRegs {
+				f.Saved = append(f.Saved, SavedSlot{Reg: n, Addr: slot, Value: v})
+			}
+		}
+		if !haveVal {
+			continue
+		}
+		if n == retCol {
+			f.Ret = val
+		} else {
+			next.set(n, val)
+		}
+	}
+	if _, ok := fc.Regs[fc.RetAddrReg]; !ok {
+		// No rule for the return address column: the RA is the word at CFA-ptr
+		// on x86 (the CIE's default), as for a function's first instruction.
+		slot := cfa - uint64(a.PtrSize)
+		v, err := mem.ReadWord(slot, a.PtrSize)
+		if err != nil {
+			return f, cur, err
+		}
+		f.RetSlot, f.Ret = slot, v
+	}
+	sortSaved(f.Saved)
+	next.set(a.PC, f.Ret)
+	return f, next, nil
+}
+
+// stepFP unwinds one frame through the frame-pointer chain: the saved BP is
+// at BP, the return address right above it.
+func stepFP(a *arch.Arch, cur regState, mem Memory, depth int) (Frame, regState, error) {
+	f := Frame{RetReg: -1, Method: "fp"}
+	bp, ok := cur.get(a.BP)
+	sp, _ := cur.get(a.SP)
+	if !ok || bp == 0 || bp < sp || bp%uint64(a.PtrSize) != 0 || bp-sp > 64<<20 {
+		return f, cur, fmt.Errorf("no usable frame pointer (bp=%#x sp=%#x)", bp, sp)
+	}
+	savedBP, err := mem.ReadWord(bp, a.PtrSize)
+	if err != nil {
+		return f, cur, err
+	}
+	ret, err := mem.ReadWord(bp+uint64(a.PtrSize), a.PtrSize)
+	if err != nil {
+		return f, cur, err
+	}
+	f.CFA = bp + 2*uint64(a.PtrSize)
+	f.RetSlot, f.Ret = bp+uint64(a.PtrSize), ret
+	f.Saved = []SavedSlot{{Reg: a.BP, Addr: bp, Value: savedBP}}
+	next := cur
+	for n := 0; n < a.NumRegs; n++ {
+		if !isCalleeSaved(a, n) {
+			next.forget(n)
+		}
+	}
+	next.set(a.SP, f.CFA)
+	next.set(a.BP, savedBP)
+	next.set(a.PC, ret)
+	_ = depth
+	return f, next, nil
+}
+
+func evalExpr(a *arch.Arch, cur regState, cfa uint64, expr []byte, mem Memory) (uint64, error) {
+	regs := make([]*op.DwarfRegister, a.NumRegs)
+	for n := 0; n < a.NumRegs; n++ {
+		if v, ok := cur.get(n); ok {
+			regs[n] = op.DwarfRegisterFromUint64(v)
+		}
+	}
+	dr := op.NewDwarfRegisters(0, regs, binary.LittleEndian, uint64(a.PC), uint64(a.SP), uint64(a.BP), 0)
+	dr.CFA = int64(cfa)
+	read := func(buf []byte, addr uint64) (int, error) {
+		for i := 0; i < len(buf); i += a.PtrSize {
+			w, err := mem.ReadWord(addr+uint64(i), a.PtrSize)
+			if err != nil {
+				return i, err
+			}
+			var b [8]byte
+			binary.LittleEndian.PutUint64(b[:], w)
+			copy(buf[i:], b[:a.PtrSize])
+		}
+		return len(buf), nil
+	}
+	v, _, err := op.ExecuteStackProgram(*dr, expr, a.PtrSize, read)
+	return uint64(v) & mask(a), err
+}
+
+func mask(a *arch.Arch) uint64 {
+	if a.PtrSize == 4 {
+		return 0xffffffff
+	}
+	return ^uint64(0)
+}
+
+func isCalleeSaved(a *arch.Arch, n int) bool {
+	if n == a.SP {
+		return true
+	}
+	for _, c := range a.CalleeSaved {
+		if c == n {
+			return true
+		}
+	}
+	return false
+}
+
+func sortSaved(s []SavedSlot) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j].Addr < s[j-1].Addr; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
