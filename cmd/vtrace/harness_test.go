@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vtrace/vtrace/tracer/event"
+)
+
+// The integration tests run the real vtrace binary (VTRACE_BIN, or built
+// once here) on the real targets (VTRACE_TARGETS, or built by make on
+// demand), exactly as a user would, and read its JSON Lines log.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	ptraceOK  sync.Once
+	ptraceMsg string
+)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func vtraceBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if p := os.Getenv("VTRACE_BIN"); p != "" {
+			binPath = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "vtrace-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "vtrace")
+		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	requirePtrace(t)
+	return binPath
+}
+
+// requirePtrace skips the calling test when this machine does not let a
+// process trace its children at all — and only then.
+func requirePtrace(t *testing.T) {
+	t.Helper()
+	ptraceOK.Do(func() {
+		cmd := exec.Command(binPath, "run", "-q", "--", "/bin/true")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == exitCannotRun &&
+			strings.Contains(stderr.String(), "not permitted") {
+			ptraceMsg = strings.TrimSpace(stderr.String())
+		}
+	})
+	if ptraceMsg != "" {
+		t.Skipf("ptrace is not permitted on this machine: %s", ptraceMsg)
+	}
+}
+
+// targetPath returns build/targets/<build>/<name>, building it if needed.
+func targetPath(t *testing.T, build, name string) string {
+	t.Helper()
+	dir := os.Getenv("VTRACE_TARGETS")
+	if dir == "" {
+		dir = filepath.Join(repoRoot(), "build", "targets")
+	}
+	p := filepath.Join(dir, build, name)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	rel, err := filepath.Rel(repoRoot(), p)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		t.Fatalf("target %s missing and not buildable from here", p)
+	}
+	cmd := exec.Command("make", "-s", "-C", repoRoot(), rel)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make %s: %v\n%s", rel, err, out)
+	}
+	return p
+}
+
+// traced is one vtrace run's outcome.
+type traced struct {
+	events []event.Event
+	raw    []map[string]any
+	exit   int
+	stderr string
+	stdout string // the target's output when the log goes to a file
+}
+
+// trace runs `vtrace run --json -o LOG ARGS...` and decodes the log.
+func trace(t *testing.T, args ...string) *traced {
+	t.Helper()
+	bin := vtraceBin(t)
+	log := filepath.Join(t.TempDir(), "log.jsonl")
+	full := append([]string{"run", "--json", "-o", log}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, full...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := &traced{stderr: stderr.String(), stdout: stdout.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.exit = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("vtrace %v: %v", full, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("vtrace %v did not finish in time", full)
+	}
+	f, err := os.Open(log)
+	if err != nil {
+		t.Fatalf("vtrace %v wrote no log (exit %d): %v\nstderr: %s", full, r.exit, err, r.stderr)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		ev, err := event.Decode(sc.Bytes())
+		if err != nil {
+			t.Fatalf("log line %d: %v\n%s", len(r.events)+1, err, sc.Text())
+		}
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		r.events = append(r.events, ev)
+		r.raw = append(r.raw, m)
+	}
+	if len(r.events) == 0 {
+		t.Fatalf("empty log (exit %d)\nstderr: %s", r.exit, r.stderr)
+	}
+	if _, ok := r.events[len(r.events)-1].(*event.Verdict); !ok {
+		t.Fatalf("log does not end with a verdict: last event %q", r.events[len(r.events)-1].Head().Event)
+	}
+	return r
+}
+
+func (r *traced) verdict() *event.Verdict { return r.events[len(r.events)-1].(*event.Verdict) }
+
+// all returns the events of type T, in order.
+func all[T event.Event](r *traced) []T {
+	var out []T
+	for _, ev := range r.events {
+		if e, ok := ev.(T); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ofVfork filters events of one story.
+func ofVfork[T event.Event](r *traced, n int) []T {
+	var out []T
+	for _, e := range all[T](r) {
+		if storyOf(e) == n {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func storyOf(ev event.Event) int {
+	b, _ := json.Marshal(ev)
+	var m struct {
+		Vfork int `json:"vfork"`
+	}
+	_ = json.Unmarshal(b, &m)
+	return m.Vfork
+}
+
+func symStr(y *event.Sym) string { return y.String() }
+
+// mainExit returns the exit event of the program vtrace started.
+func (r *traced) mainExit(t *testing.T) *event.Exit {
+	t.Helper()
+	for _, e := range all[*event.Exit](r) {
+		if e.Main {
+			return e
+		}
+	}
+	t.Fatalf("no exit event for the main program")
+	return nil
+}
+
+// assertNoneLeft checks that no process the log mentions is still alive
+// (stopped, running, or a zombie).
+func (r *traced) assertNoneLeft(t *testing.T) {
+	t.Helper()
+	seen := map[int]bool{}
+	for _, ev := range r.events {
+		seen[ev.Head().PID] = true
+	}
+	for _, v := range all[*event.Vfork](r) {
+		seen[v.Child] = true
+	}
+	for pid := range seen {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		// A recycled pid would not have vtrace's target as its command;
+		// be strict anyway only about states that mean "left behind".
+		fields := strings.Fields(string(b))
+		if len(fields) > 2 && strings.ContainsAny(fields[2], "tTZ") {
+			t.Errorf("process %d left behind in state %s: %s", pid, fields[2], fields[1])
+		}
+	}
+}

@@ -1,0 +1,18 @@
+// Command vtrace runs a program under ptrace, follows every vfork, and shows
+// how a child that breaks vfork's rules corrupts its parent. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	code := exitCode(err)
+	if err != nil && code != exitViolation {
+		fmt.Fprintf(os.Stderr, "vtrace: %v\n", err)
+	}
+	os.Exit(code)
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"golang.org/x/sys/unix"
+
+	"github.com/vtrace/vtrace/tracer"
+	"github.com/vtrace/vtrace/tracer/report"
+)
+
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "0.1.0-dev"
+
+// Exit codes (documented in README.md).
+const (
+	exitOK        = 0 // no violation (clean or warnings only)
+	exitViolation = 1 // at least one vfork violation
+	exitUsage     = 2 // bad command line
+	exitCannotRun = 3 // could not trace: ptrace refused, not an executable, i386 unsupported, …
+)
+
+// usageError is a command-line mistake (exit 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// errViolation makes `run` exit 1 without printing anything more.
+var errViolation = errors.New("violation found")
+
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errViolation):
+		return exitViolation
+	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp):
+		return exitUsage
+	}
+	return exitCannotRun
+}
+
+const usage = `usage: vtrace <command> [flags] [args]
+
+commands:
+  run [flags] [--] PROGRAM [ARGS...]   trace a program from exec, following every vfork
+  version                              print the version
+
+Run 'vtrace run -h' for the run flags.
+exit codes: 0 no violation, 1 violation found, 2 usage error, 3 could not trace
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{"no command given"}
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "vtrace %s\n", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vtrace run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		outFile    = fs.String("o", "", "write the JSON Lines log to `FILE`")
+		jsonOut    = fs.Bool("json", false, "write the JSON Lines log (to stdout, or to -o FILE) instead of the text story")
+		colorMode  = fs.String("color", "auto", "colour the text story: auto|always|never (auto honours NO_COLOR and needs a terminal)")
+		step       = fs.Bool("step", false, "single-step every instruction of each vfork child (default: fast, depth-guided stepping)")
+		traceInsns = fs.Bool("trace-insns", false, "with --step, log every child instruction (child_step events)")
+		maxSteps   = fs.Int64("max-steps", tracer.DefaultMaxSteps, "stop the run after `N` single-steps in all (0 = no limit)")
+		maxVforks  = fs.Int("max-vforks", tracer.DefaultMaxVforks, "stop the run at the `N`+1th vfork (0 = no limit)")
+		timeout    = fs.Duration("timeout", tracer.DefaultTimeout, "stop the run after this `duration` (0 = none)")
+		noASLR     = fs.Bool("no-aslr", false, "disable address space randomisation for reproducible addresses")
+		cpu        = fs.String("cpu", "auto", "pin vtrace and the traced program to `CPU` (a number), auto (one CPU of the allowed set) or none")
+		watch      = fs.String("watchpoints", "auto", "hardware watchpoints: auto (use them when a probe shows they fire) or off")
+		quiet      = fs.Bool("q", false, "print only the verdict")
+	)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: vtrace run [flags] [--] PROGRAM [ARGS...]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return usageError{"run: no program given"}
+	}
+	if *traceInsns && !*step {
+		return usageError{"--trace-insns needs --step"}
+	}
+	if *watch != "auto" && *watch != "off" {
+		return usageError{fmt.Sprintf("--watchpoints %q: want auto or off", *watch)}
+	}
+	colored, err := wantColor(*colorMode, stderr)
+	if err != nil {
+		return err
+	}
+	pin, err := parseCPU(*cpu)
+	if err != nil {
+		return err
+	}
+	prog := fs.Arg(0)
+	path, err := exec.LookPath(prog)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", tracer.ErrCannotTrace, prog, unwrapExecErr(err))
+	}
+
+	var sinks report.Multi
+	var jsonl *report.JSONL
+	if *outFile != "" || *jsonOut {
+		w := stdout
+		if *outFile != "" {
+			f, err := os.Create(*outFile)
+			if err != nil {
+				return fmt.Errorf("%w: log file: %v", tracer.ErrCannotTrace, err)
+			}
+			defer f.Close()
+			w = f
+		}
+		jsonl = report.NewJSONL(w)
+		sinks = append(sinks, jsonl)
+	}
+	if !*jsonOut {
+		sinks = append(sinks, report.NewText(stderr, colored, *quiet))
+	}
+
+	files, closeFiles, err := targetFiles(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	res, err := tracer.Run(ctx, tracer.Config{
+		Path: path, Argv: fs.Args(), Env: os.Environ(), Files: files,
+		Mode: map[bool]tracer.Mode{false: tracer.Fast, true: tracer.Step}[*step], TraceInsns: *traceInsns,
+		NoASLR: *noASLR, CPU: pin, Watchpoints: *watch,
+		MaxSteps: *maxSteps, MaxVforks: *maxVforks, Timeout: *timeout,
+		Version: version, Sink: sinks,
+	})
+	closeFiles()
+	if jsonl != nil {
+		_ = jsonl.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	if res.Verdict == tracer.Violation {
+		return errViolation
+	}
+	return nil
+}
+
+// wantColor decides whether the text story is coloured.
+func wantColor(mode string, w io.Writer) (bool, error) {
+	switch mode {
+	case "always":
+		return true, nil
+	case "never":
+		return false, nil
+	case "auto":
+		if _, set := os.LookupEnv("NO_COLOR"); set {
+			return false, nil
+		}
+		f, ok := w.(*os.File)
+		return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())), nil
+	}
+	return false, usageError{fmt.Sprintf("--color %q: want auto, always or never", mode)}
+}
+
+// parseCPU turns --cpu into a CPU number or -1 (no pinning).
+func parseCPU(s string) (int, error) {
+	switch s {
+	case "none", "-1":
+		return -1, nil
+	case "auto":
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &set); err != nil {
+			return -1, nil
+		}
+		for i := 0; i < 1024; i++ {
+			if set.IsSet(i) {
+				return i, nil
+			}
+		}
+		return -1, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, usageError{fmt.Sprintf("--cpu %q: want a CPU number, auto or none", s)}
+	}
+	var set unix.CPUSet
+	if unix.SchedGetaffinity(0, &set) == nil && !set.IsSet(n) {
+		return 0, usageError{fmt.Sprintf("--cpu %d: not a CPU this process may run on", n)}
+	}
+	return n, nil
+}
+
+// targetFiles gives the traced program real file descriptors for stdin,
+// stdout and stderr: the writers themselves when they are files, otherwise
+// pipes copied into them (tests).
+func targetFiles(stdout, stderr io.Writer) ([]*os.File, func(), error) {
+	files := []*os.File{os.Stdin, nil, nil}
+	var closers []func()
+	for i, w := range []io.Writer{stdout, stderr} {
+		if f, ok := w.(*os.File); ok {
+			files[i+1] = f
+			continue
+		}
+		r, pw, err := os.Pipe()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", tracer.ErrCannotTrace, err)
+		}
+		done := make(chan struct{})
+		go func(w io.Writer) {
+			_, _ = io.Copy(w, r)
+			close(done)
+		}(w)
+		files[i+1] = pw
+		closers = append(closers, func() {
+			pw.Close()
+			// Grandchildren may still hold the pipe: do not wait forever.
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+			}
+			r.Close()
+		})
+	}
+	return files, func() {
+		for _, c := range closers {
+			c()
+		}
+	}, nil
+}
+
+func unwrapExecErr(err error) string {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		if errors.Is(ee.Err, exec.ErrNotFound) {
+			return "not found in PATH"
+		}
+		return strings.TrimPrefix(ee.Err.Error(), "exec: ")
+	}
+	return err.Error()
+}

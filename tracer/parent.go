@@ -1,0 +1,234 @@
+package tracer
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/vtrace/vtrace/tracer/arch"
+	"github.com/vtrace/vtrace/tracer/disasm"
+	"github.com/vtrace/vtrace/tracer/event"
+)
+
+// followParent single-steps the parent from its wake-up (the instruction
+// after the vfork syscall) until it either executes a ret that pops a
+// return-address slot the child changed — it lands wherever the child left
+// — or returns above every word the child changed, so nothing it could
+// still use is poisoned. Reads of changed words on the way (a saved
+// register restored, a local read) are reported as parent_consume; words
+// the parent overwrites itself stop counting as poisoned.
+func (s *session) followParent(st *story) error {
+	p, mm := st.parent, st.mm
+	w := uint64(st.word)
+	changed := map[uint64]uint64{} // address → the value the child left
+	for a := st.lo; a+w <= st.hi; a += w {
+		if v := st.wordAt(st.shadow, a); v != st.wordAt(st.orig, a) {
+			changed[a] = v
+		}
+	}
+	s.emit(&event.ParentResume{Header: s.hdr("parent_resume", p.pid), Vfork: st.id,
+		PC: event.Addr(st.regs0.PC()), Sym: s.sym(mm, st.regs0.PC())})
+
+	var regs, now arch.Regs
+	var steps int64
+	land := func(how string, pc uint64) {
+		st.landing = &event.ParentLanding{Header: s.hdr("parent_landing", p.pid), Vfork: st.id,
+			PC: event.Addr(pc), Sym: s.sym(mm, pc), How: how, Steps: steps}
+		if how == "ret_clobbered" {
+			slot := regs.SP()
+			sa, exp := event.Addr(slot), event.Addr(st.wordAt(st.orig, slot))
+			st.landing.Slot, st.landing.Expected, st.landing.ExpectedSym = &sa, &exp, s.codeSym(mm, uint64(exp))
+		}
+		s.emit(st.landing)
+	}
+	sig := 0
+	for {
+		if err := s.countStep(); err != nil {
+			land("budget", regs.PC())
+			return err
+		}
+		if err := s.t.Regs(p.pid, &regs); err != nil {
+			return err
+		}
+		pc := regs.PC()
+		in, derr := s.insnAt(mm, p.pid, pc)
+		class := disasm.Other
+		var acc []disasm.Access
+		if derr == nil {
+			class = in.Class
+			acc, _ = in.Effects(&regs, st.acc[:0])
+			st.acc = acc
+			s.checkConsume(st, in, acc, changed)
+		}
+		var out outcome
+		var err error
+		if class == disasm.Call && s.cfg.Mode == Fast {
+			out, err = s.runToReturn(st, p, &regs, in, sig)
+		} else {
+			out, err = s.advance(p, true, sig, pc)
+		}
+		sig = 0
+		steps++
+		if err != nil {
+			return err
+		}
+		switch out.kind {
+		case outTrap:
+		case outSignal:
+			// The parent faulted (or got a signal) before landing: that is
+			// where it went. The signal is delivered when it is resumed.
+			land("signal", pc)
+			st.resumeSig = int(out.sig)
+			return nil
+		case outExec:
+			land("exec", pc)
+			return nil
+		default:
+			land("exit", pc)
+			if out.kind == outGone {
+				s.gone(p, out.status)
+			}
+			return nil
+		}
+		if out.nested {
+			continue
+		}
+		if err := s.t.Regs(p.pid, &now); err != nil {
+			return err
+		}
+		if now.PC() == pc && class != disasm.Other {
+			continue // the trap at syscall exit: nothing executed yet
+		}
+		for _, a := range acc {
+			if a.Write && !a.Seg {
+				for x := a.Addr &^ (w - 1); x < a.Addr+uint64(a.Size); x += w {
+					delete(changed, x)
+				}
+			}
+		}
+		if class != disasm.Ret {
+			continue
+		}
+		slot := regs.SP()
+		if _, clobbered := changed[slot]; clobbered {
+			land("ret_clobbered", now.PC())
+			return nil
+		}
+		if allBelow(changed, now.SP()) {
+			land("returned", now.PC())
+			return nil
+		}
+	}
+}
+
+// allBelow reports whether every changed word is below sp: dead stack the
+// parent no longer uses.
+func allBelow(changed map[uint64]uint64, sp uint64) bool {
+	for a := range changed {
+		if a >= sp {
+			return false
+		}
+	}
+	return true
+}
+
+// checkConsume reports the parent reading a word the child changed.
+func (s *session) checkConsume(st *story, in *disasm.Insn, acc []disasm.Access, changed map[uint64]uint64) {
+	w := uint64(st.word)
+	for _, a := range acc {
+		if a.Write || a.Seg {
+			continue
+		}
+		for x := a.Addr &^ (w - 1); x < a.Addr+uint64(a.Size); x += w {
+			v, ok := changed[x]
+			if !ok || st.consumed[x] != "" {
+				continue
+			}
+			kind, reg := "local", ""
+			if info, ok := st.slots[x]; ok {
+				kind, reg = info.kind, info.reg
+			}
+			if kind == "ret" && in.Class != disasm.Ret {
+				kind = "local" // a return slot read as data is not a return
+			}
+			st.consumed[x] = kind
+			ev := &event.ParentConsume{Header: s.hdr("parent_consume", st.parent.pid), Vfork: st.id,
+				Addr: event.Addr(x), Kind: kind, Reg: reg, Value: event.Addr(v),
+				Was: event.Addr(st.wordAt(st.orig, x)), By: *s.insnEvent(st.mm, st.parent.pid, in)}
+			st.consumes = append(st.consumes, ev)
+			s.emit(ev)
+		}
+	}
+}
+
+// runToReturn runs a call made by a followed task at full speed: it steps
+// the call, plants an int3 at the return address, and continues until the
+// callee comes back to it (fast mode's treatment of the parent's calls).
+func (s *session) runToReturn(st *story, t *task, regs *arch.Regs, in *disasm.Insn, sig int) (outcome, error) {
+	pc := regs.PC()
+	out, err := s.advance(t, true, sig, pc)
+	if err != nil || out.kind != outTrap || out.nested {
+		return out, err
+	}
+	return s.contToReturn(st, t, pc+uint64(in.Len), regs.SP())
+}
+
+// contToReturn plants an int3 at retAddr and continues t until it gets back
+// there with its stack pointer at sp0 (the callee returned), stepping over
+// the int3 when a deeper recursion passes it and over other stories' int3s.
+func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome, error) {
+	mm := t.proc.mm
+	if err := s.plant(mm, t.pid, retAddr, st.id); err != nil {
+		return outcome{}, err
+	}
+	defer func() { _ = s.release(mm, t.pid, retAddr, st.id) }()
+	var now arch.Regs
+	sig := 0
+	for {
+		out, err := s.advance(t, false, sig, 0)
+		sig = 0
+		if err != nil {
+			return out, err
+		}
+		switch out.kind {
+		case outTrap:
+		case outSignal:
+			sig = int(out.sig)
+			continue
+		default:
+			return out, nil
+		}
+		if err := s.t.Regs(t.pid, &now); err != nil {
+			return outcome{}, err
+		}
+		hit := !out.nested && now.PC()-1 == retAddr
+		if hit || (out.nested && now.PC() == retAddr) {
+			if hit {
+				now.SetPC(retAddr)
+				if err := s.t.SetRegs(t.pid, &now); err != nil {
+					return outcome{}, err
+				}
+				st.bpHits++
+			}
+			if now.SP() >= sp0 {
+				return outcome{kind: outTrap}, nil
+			}
+			if out, err := s.advance(t, true, 0, retAddr); err != nil || out.kind != outTrap {
+				return out, err
+			}
+			continue
+		}
+		if out.nested {
+			continue
+		}
+		if _, planted := mm.bps[now.PC()-1]; planted {
+			now.SetPC(now.PC() - 1)
+			if err := s.t.SetRegs(t.pid, &now); err != nil {
+				return outcome{}, err
+			}
+			if out, err := s.advance(t, true, 0, now.PC()); err != nil || out.kind != outTrap {
+				return out, err
+			}
+			continue
+		}
+		sig = int(unix.SIGTRAP) // the program's own SIGTRAP: deliver it
+	}
+}
