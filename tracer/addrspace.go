@@ -61,7 +61,7 @@ func (s *session) sym(mm *addrSpace, pc uint64) *event.Sym {
 	if y.Name == "" && y.Module == "" {
 		return nil
 	}
-	return &event.Sym{Sym: y.Name, Off: y.Off, Module: y.Module, File: y.File, Line: y.Line}
+	return &event.Sym{Sym: y.Name, Off: y.Off, Module: y.Module, File: y.File, Line: y.Line, PastEnd: y.PastEnd}
 }
 
 // insnAt decodes the instruction at pc, from a per-address-space cache.

@@ -91,11 +91,7 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 			}
 			continue
 		case ptrace.EventVfork:
-			if s.stopping() {
-				continue
-			}
-			if s.cfg.MaxVforks > 0 && s.vforks >= s.cfg.MaxVforks {
-				s.stopRun("max_vforks", itoa(s.cfg.MaxVforks))
+			if s.vforkBudgetSpent(t) {
 				continue
 			}
 			if err := s.story(t); err != nil {

@@ -314,6 +314,7 @@ func (s *session) childEnded(st *story, out outcome) error {
 	}
 	st.end = ev
 	s.emit(ev)
+	c.inStory = false // from here on the child is an ordinary task
 	switch out.kind {
 	case outExec:
 		s.execStop(c) // emits exec, gives the child its own address space

@@ -85,6 +85,7 @@ type session struct {
 	live       map[int]bool // pids to SIGKILL when stopping (guarded by stopMu)
 
 	insnBuf [16]byte
+	swept   bool // sweep done
 }
 
 // Run traces cfg.Path until every task has ended, streaming events to
@@ -180,6 +181,11 @@ func (s *session) loop() {
 			s.vforkStop(p)
 			continue
 		}
+		s.sweep()
+		if st, ok := s.pendingStop(); ok {
+			s.dispatch(st)
+			continue
+		}
 		st, err := s.t.Wait()
 		if err != nil {
 			// ECHILD: every task (and every orphan we adopted) is reaped.
@@ -193,15 +199,22 @@ func (s *session) loop() {
 	}
 }
 
+// pendingStop returns a stop of a known task that arrived while a story
+// held the task, and was kept for later.
+func (s *session) pendingStop() (ptrace.Stop, bool) {
+	for pid, st := range s.early {
+		if t := s.tasks[pid]; t != nil && !t.inStory {
+			delete(s.early, pid)
+			return st, true
+		}
+	}
+	return ptrace.Stop{}, false
+}
+
 // vforkStop starts a story for a task in its vfork event stop, unless a
 // budget says the run is over.
 func (s *session) vforkStop(t *task) {
-	if s.stopping() {
-		s.resume(t, 0)
-		return
-	}
-	if s.cfg.MaxVforks > 0 && s.vforks >= s.cfg.MaxVforks {
-		s.stopRun("max_vforks", strconv.Itoa(s.cfg.MaxVforks))
+	if s.vforkBudgetSpent(t) {
 		s.resume(t, 0)
 		return
 	}
@@ -210,12 +223,35 @@ func (s *session) vforkStop(t *task) {
 	}
 }
 
+// vforkBudgetSpent ends the run when the vfork budget is spent, and
+// reports whether the run is ending. The new child is then registered so
+// that it is killed too: left in its initial stop, it would outlive vtrace.
+func (s *session) vforkBudgetSpent(t *task) bool {
+	if !s.stopping() && s.cfg.MaxVforks > 0 && s.vforks >= s.cfg.MaxVforks {
+		s.stopRun("max_vforks", strconv.Itoa(s.cfg.MaxVforks))
+	}
+	if !s.stopping() {
+		return false
+	}
+	if msg, err := s.t.EventMsg(t.pid); err == nil && s.tasks[int(msg)] == nil {
+		s.newTask(t, int(msg), false)
+	}
+	return true
+}
+
 // dispatch handles a stop outside any story: new tasks, exits, signals,
 // execs, and breakpoints hit by tasks they were not planted for.
 func (s *session) dispatch(st ptrace.Stop) {
 	t := s.tasks[st.PID]
 	if t == nil {
 		if st.Status.Stopped() {
+			if s.stopping() {
+				// A new task of a run that is ending: kill it, and let it go
+				// on from this stop (and from its exit stop) to die.
+				_ = ptrace.Kill(st.PID, unix.SIGKILL)
+				_ = s.t.Cont(st.PID, 0)
+				return
+			}
 			s.early[st.PID] = st // a new task whose creation event is still to come
 		}
 		return // an adopted orphan's exit, or a task already forgotten
@@ -391,6 +427,8 @@ func (s *session) waitFor(pid int) (ptrace.Stop, error) {
 			// is held, so only its death can show up here).
 			if st.Status.Exited() || st.Status.Signaled() {
 				s.gone(t, st.Status)
+			} else {
+				s.early[st.PID] = st // handled once the story lets go of it
 			}
 			continue
 		}
@@ -416,10 +454,13 @@ func (s *session) watchStops(ctx context.Context) func() {
 		case <-done:
 		case <-ctx.Done():
 			s.stopRun("interrupt", "context canceled")
+			wakeWaiter()
 		case sig := <-sigc:
 			s.stopRun("interrupt", sig.String())
+			wakeWaiter()
 		case <-timeout:
 			s.stopRun("timeout", s.cfg.Timeout.String())
+			wakeWaiter()
 		}
 	}()
 	return func() {
@@ -428,6 +469,33 @@ func (s *session) watchStops(ctx context.Context) func() {
 			timer.Stop()
 		}
 		close(done)
+	}
+}
+
+// WakeCommand is a program that exits at once. When the run is stopped from
+// outside the tracer thread, vtrace starts it: its exit ends the tracer's
+// blocking wait4, so the tracer sweeps up tasks that sit in a stop (an exit
+// stop survives SIGKILL) instead of waiting for events that never come.
+// cmd/vtrace points it at its own binary.
+var WakeCommand = []string{"/bin/sh", "-c", ":"}
+
+func wakeWaiter() {
+	p, err := os.StartProcess(WakeCommand[0], WakeCommand, &os.ProcAttr{Env: []string{"VTRACE_WAKE=1"}})
+	if err == nil {
+		_ = p.Release() // reaped by the tracer's wait4(-1)
+	}
+}
+
+// sweep kills every known task and resumes it from whatever stop it is in,
+// once the run is stopping.
+func (s *session) sweep() {
+	if s.swept || !s.stopping() {
+		return
+	}
+	s.swept = true
+	for pid := range s.tasks {
+		_ = ptrace.Kill(pid, unix.SIGKILL)
+		_ = s.t.Cont(pid, 0)
 	}
 }
 

@@ -16,11 +16,11 @@ const (
 
 // Reasons a story gets its verdict (stable identifiers, in vfork_verdict).
 const (
-	ReasonReturnedPast   = "child_returned_past_frame"    // violation
+	ReasonReturnedPast   = "child_returned_past_frame"      // violation
 	ReasonConsumedSlot   = "parent_consumed_clobbered_slot" // violation
-	ReasonClobberedSlot  = "child_clobbered_slot"         // warning: the parent did not use it
-	ReasonReadChildWrite = "parent_read_child_write"      // warning: a local the child changed
-	ReasonCalledExit     = "child_called_exit"            // warning: exit() not _exit()
+	ReasonClobberedSlot  = "child_clobbered_slot"           // warning: the parent did not use it
+	ReasonReadChildWrite = "parent_read_child_write"        // warning: a local the child changed
+	ReasonCalledExit     = "child_called_exit"              // warning: exit() not _exit()
 )
 
 type storyResult struct {

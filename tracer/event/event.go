@@ -67,6 +67,9 @@ type Sym struct {
 	Module string `json:"module,omitempty"`
 	File   string `json:"file,omitempty"`
 	Line   int    `json:"line,omitempty"`
+	// PastEnd: the address lies beyond the end of the symbol's code (in
+	// the padding after a function), i.e. outside any function.
+	PastEnd bool `json:"past_end,omitempty"`
 }
 
 // String renders "main+18", "createproc", "libc.so.6+0x1234" or "?".
@@ -82,6 +85,9 @@ func (s *Sym) String() string {
 	}
 	if s.Off == 0 {
 		return s.Sym
+	}
+	if s.PastEnd {
+		return fmt.Sprintf("%s+%d (past the end of %s)", s.Sym, s.Off, s.Sym)
 	}
 	return fmt.Sprintf("%s+%d", s.Sym, s.Off)
 }

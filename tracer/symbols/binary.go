@@ -30,6 +30,8 @@ type Sym struct {
 	Module string // base name of the file, or [vdso], [stack], ...
 	File   string // source file (DWARF), if known
 	Line   int
+	// PastEnd: addr is in the padding after the named function's end.
+	PastEnd bool
 }
 
 // symbol is one code symbol at its link-time address.
@@ -225,28 +227,38 @@ func (b *Binary) sortSymbols() {
 	b.syms = out
 }
 
-// SymbolAt names a link-time code address: the symbol covering it and the
-// offset into it.
+// SymbolAt names a link-time code address the way objdump does: by the
+// nearest symbol at or below it. An address in the alignment padding after a
+// function still gets that function's name (main+0x22 past a 0x22-byte main);
+// further out, a sized symbol that contains it (an outer alias) wins.
 func (b *Binary) SymbolAt(addr uint64) (name string, off uint64, ok bool) {
+	name, off, _, ok = b.symbolAt(addr)
+	return
+}
+
+func (b *Binary) symbolAt(addr uint64) (name string, off uint64, pastEnd, ok bool) {
 	i := sort.Search(len(b.syms), func(i int) bool { return b.syms[i].addr > addr }) - 1
-	for ; i >= 0; i-- {
-		s := b.syms[i]
-		if s.size == 0 {
-			// An assembler label without a size: it covers up to the next
-			// symbol, which the search already guarantees.
-			return s.name, addr - s.addr, true
-		}
-		if addr < s.addr+s.size {
-			return s.name, addr - s.addr, true
-		}
-		// A sized symbol that ends before addr may sit inside a larger one
-		// (e.g. a local alias); look a few symbols back.
-		if addr-s.addr > 1<<20 {
-			break
+	if i < 0 {
+		return "", 0, false, false
+	}
+	near := b.syms[i]
+	if near.size == 0 || addr < near.addr+near.size {
+		return near.name, addr - near.addr, false, true
+	}
+	for j := i - 1; j >= 0 && addr-b.syms[j].addr < 1<<20; j-- {
+		if s := b.syms[j]; addr < s.addr+s.size {
+			return s.name, addr - s.addr, false, true
 		}
 	}
-	return "", 0, false
+	if addr < near.addr+near.size+maxPadding {
+		return near.name, addr - near.addr, true, true
+	}
+	return "", 0, false, false
 }
+
+// maxPadding is how far past a function's end an address still counts as
+// its alignment padding.
+const maxPadding = 64
 
 // Lookup returns the link-time address of a symbol by name.
 func (b *Binary) Lookup(name string) (uint64, bool) {

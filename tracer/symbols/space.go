@@ -167,8 +167,8 @@ func (sp *Space) Symbolize(addr uint64) Sym {
 		return y
 	}
 	link := addr - mod.bias
-	if name, off, ok := mod.bin.SymbolAt(link); ok {
-		y.Name, y.Off = name, off
+	if name, off, past, ok := mod.bin.symbolAt(link); ok {
+		y.Name, y.Off, y.PastEnd = name, off, past
 	}
 	y.File, y.Line = mod.bin.Line(link)
 	return y
