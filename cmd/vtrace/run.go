@@ -85,7 +85,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	var (
 		outFile    = fs.String("o", "", "write the JSON Lines log to `FILE`")
-		jsonOut    = fs.Bool("json", false, "write the JSON Lines log (to stdout, or to -o FILE) instead of the text story")
+		jsonOut    = fs.Bool("json", false, "write the JSON Lines log to stdout (the text story stays on stderr; with -o, to FILE)")
 		colorMode  = fs.String("color", "auto", "colour the text story: auto|always|never (auto honours NO_COLOR and needs a terminal)")
 		step       = fs.Bool("step", false, "single-step every instruction of each vfork child (default: fast, depth-guided stepping)")
 		traceInsns = fs.Bool("trace-insns", false, "with --step, log every child instruction (child_step events)")

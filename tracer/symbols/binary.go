@@ -56,11 +56,21 @@ type Binary struct {
 	// BuildID is the hex GNU build-id, if the file has one.
 	BuildID string
 
-	syms  []symbol // sorted by addr
-	byNm  map[string]uint64
-	lines []lineRow // sorted by addr
+	syms []symbol // sorted by addr
+	byNm map[string]uint64
+
+	// DWARF line information, read lazily: the compile units' address
+	// ranges on first use, a unit's line table when an address in it is
+	// first asked for (libc's debug file has ~300k rows: reading them all
+	// would cost half a second per run).
+	dw      *dwarf.Data
+	cus     []cuRange // sorted by lo; nil until first Line
+	cusDone bool
+	cuLines map[dwarf.Offset][]lineRow
 
 	loads []elf.ProgHeader
+
+	debugOnce sync.Once // separate debug file's symbols, read on demand
 
 	ehFrame     []byte
 	ehFrameAddr uint64
@@ -115,14 +125,11 @@ func readBinary(path string) (*Binary, error) {
 	}
 	b.BuildID = buildID(f)
 	b.addSymbols(f)
-	if dbg := b.debugFile(); dbg != nil {
-		b.addSymbols(dbg)
-		if b.lines == nil {
-			b.readLines(dbg)
-		}
-		dbg.Close()
-	}
-	b.readLines(f)
+	// Line tables come only from the file itself (a program built with
+	// -g); a separate debug file is read for its symbols alone, and only
+	// when the file's own symbols leave an address unnamed (libc's
+	// internal functions): see needDebugSymbols.
+	b.dw = dwarfOf(f)
 	b.addPLT(f)
 	b.sortSymbols()
 	if s := f.Section(".eh_frame"); s != nil && s.Type != elf.SHT_NOBITS {
@@ -151,14 +158,17 @@ func buildID(f *elf.File) string {
 	return hex.EncodeToString(d[off : off+descsz])
 }
 
+func (b *Binary) debugPath() string {
+	return filepath.Join("/usr/lib/debug/.build-id", b.BuildID[:2], b.BuildID[2:]+".debug")
+}
+
 // debugFile opens the separate debug file of a stripped library, if
 // installed (/usr/lib/debug/.build-id/xx/yyyy.debug).
 func (b *Binary) debugFile() *elf.File {
 	if len(b.BuildID) < 3 {
 		return nil
 	}
-	p := filepath.Join("/usr/lib/debug/.build-id", b.BuildID[:2], b.BuildID[2:]+".debug")
-	f, err := elf.Open(p)
+	f, err := elf.Open(b.debugPath())
 	if err != nil {
 		return nil
 	}
@@ -237,6 +247,36 @@ func (b *Binary) SymbolAt(addr uint64) (name string, off uint64, ok bool) {
 }
 
 func (b *Binary) symbolAt(addr uint64) (name string, off uint64, pastEnd, ok bool) {
+	name, off, pastEnd, ok = b.lookupSym(addr)
+	if (!ok || pastEnd) && b.hasDebugFile() {
+		b.debugOnce.Do(b.loadDebugSymbols)
+		name, off, pastEnd, ok = b.lookupSym(addr)
+	}
+	return
+}
+
+func (b *Binary) hasDebugFile() bool {
+	if len(b.BuildID) < 3 {
+		return false
+	}
+	_, err := os.Stat(b.debugPath())
+	return err == nil
+}
+
+// loadDebugSymbols adds the symbols of the separate debug file.
+func (b *Binary) loadDebugSymbols() {
+	dbg := b.debugFile()
+	if dbg == nil {
+		return
+	}
+	defer dbg.Close()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.addSymbols(dbg)
+	b.sortSymbols()
+}
+
+func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bool) {
 	i := sort.Search(len(b.syms), func(i int) bool { return b.syms[i].addr > addr }) - 1
 	if i < 0 {
 		return "", 0, false, false
@@ -266,39 +306,76 @@ func (b *Binary) Lookup(name string) (uint64, bool) {
 	return a, ok
 }
 
-// Line returns the source position of a link-time address, if the binary
-// has DWARF line information.
-func (b *Binary) Line(addr uint64) (string, int) {
-	i := sort.Search(len(b.lines), func(i int) bool { return b.lines[i].addr > addr }) - 1
-	if i < 0 || b.lines[i].end || b.lines[i].line == 0 {
-		return "", 0
-	}
-	return b.lines[i].file, b.lines[i].line
+type cuRange struct {
+	lo, hi uint64
+	cu     *dwarf.Entry
 }
 
-func (b *Binary) readLines(f *elf.File) {
-	if f.Section(".debug_line") == nil {
-		return
+func dwarfOf(f *elf.File) *dwarf.Data {
+	if f.Section(".debug_line") == nil || f.Section(".debug_info") == nil {
+		return nil
 	}
 	d, err := f.DWARF()
 	if err != nil {
-		return
+		return nil
 	}
-	r := d.Reader()
-	var rows []lineRow
+	return d
+}
+
+// Line returns the source position of a link-time address, if the binary
+// has DWARF line information.
+func (b *Binary) Line(addr uint64) (string, int) {
+	if b.dw == nil {
+		return "", 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.cusDone {
+		b.readUnits()
+	}
+	i := sort.Search(len(b.cus), func(i int) bool { return b.cus[i].lo > addr }) - 1
+	for ; i >= 0; i-- {
+		c := b.cus[i]
+		if addr >= c.hi {
+			continue
+		}
+		rows := b.unitLines(c.cu)
+		j := sort.Search(len(rows), func(j int) bool { return rows[j].addr > addr }) - 1
+		if j >= 0 && !rows[j].end && rows[j].line != 0 {
+			return rows[j].file, rows[j].line
+		}
+		return "", 0
+	}
+	return "", 0
+}
+
+func (b *Binary) readUnits() {
+	b.cusDone = true
+	b.cuLines = map[dwarf.Offset][]lineRow{}
+	r := b.dw.Reader()
 	for {
 		e, err := r.Next()
 		if err != nil || e == nil {
 			break
 		}
-		if e.Tag != dwarf.TagCompileUnit {
-			r.SkipChildren()
-			continue
+		if e.Tag == dwarf.TagCompileUnit || e.Tag == dwarf.TagPartialUnit {
+			if rs, err := b.dw.Ranges(e); err == nil {
+				for _, rg := range rs {
+					b.cus = append(b.cus, cuRange{lo: rg[0], hi: rg[1], cu: e})
+				}
+			}
 		}
-		lr, err := d.LineReader(e)
-		if err != nil || lr == nil {
-			continue
-		}
+		r.SkipChildren()
+	}
+	sort.Slice(b.cus, func(i, j int) bool { return b.cus[i].lo < b.cus[j].lo })
+}
+
+func (b *Binary) unitLines(cu *dwarf.Entry) []lineRow {
+	if rows, ok := b.cuLines[cu.Offset]; ok {
+		return rows
+	}
+	var rows []lineRow
+	if lr, err := b.dw.LineReader(cu); err == nil && lr != nil {
 		var le dwarf.LineEntry
 		for lr.Next(&le) == nil {
 			name := ""
@@ -309,7 +386,8 @@ func (b *Binary) readLines(f *elf.File) {
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].addr < rows[j].addr })
-	b.lines = rows
+	b.cuLines[cu.Offset] = rows
+	return rows
 }
 
 // FDEs returns the .eh_frame entries relocated by a load bias.

@@ -1,0 +1,41 @@
+# vtrace — see README.md. `make demo` and `make test` are the two commands a
+# newcomer needs; both install missing system packages first.
+SHELL   := /bin/bash
+BUILD   ?= build
+GO      ?= go
+VTRACE  := $(BUILD)/vtrace
+GOFILES := $(shell find cmd tracer -name '*.go' -not -name '*_test.go') go.mod go.sum
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build deps demo test test-go lint bench matrix clean
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+build: $(VTRACE)
+$(VTRACE): $(GOFILES)
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)" -o $@ ./cmd/vtrace
+
+include targets/targets.mk
+
+# The seed article's program, traced live.
+demo: deps build $(BUILD)/targets/gcc-O0/badvfork
+	@echo "+ vtrace run -- $(BUILD)/targets/gcc-O0/badvfork"
+	@$(VTRACE) run -- $(BUILD)/targets/gcc-O0/badvfork; rc=$$?; \
+	 echo "(vtrace exit code $$rc: 0 no violation, 1 violation, 2 usage, 3 could not trace)"
+
+# Unit tests, integration tests on every target build, and the VM harness
+# where the machine can run it.
+test: deps build targets
+	VTRACE_BIN=$(abspath $(VTRACE)) VTRACE_TARGETS=$(abspath $(BUILD)/targets) \
+	  $(GO) test -count=1 -timeout 20m ./...
+
+lint:
+	@test -z "$$(gofmt -l cmd tracer)" || { gofmt -l cmd tracer; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+clean:
+	rm -rf $(BUILD)

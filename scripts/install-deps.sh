@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what building the targets, running the tests, the benchmark and
+# the VM harness need, on Debian/Ubuntu. Idempotent: does nothing (and needs
+# no network) when everything is already there. Run as root (or with sudo).
+set -euo pipefail
+
+# package → a file it provides (checked instead of dpkg, which is slow)
+declare -A need=(
+  [gcc-multilib]=/usr/lib/gcc/x86_64-linux-gnu/12/32/crtbegin.o
+  [musl-tools]=/usr/bin/musl-gcc
+  [clang]=/usr/bin/clang
+  [binutils]=/usr/bin/objdump
+  [strace]=/usr/bin/strace
+  [gdb]=/usr/bin/gdb
+  [busybox-static]=/bin/busybox
+  [dash]=/bin/dash
+  [python3]=/usr/bin/python3
+  [qemu-system-x86]=/usr/bin/qemu-system-x86_64
+  [cpio]=/usr/bin/cpio
+  [file]=/usr/bin/file
+)
+missing=()
+for pkg in "${!need[@]}"; do
+  # gcc-multilib's path depends on the gcc version: accept any
+  if [[ $pkg == gcc-multilib ]]; then
+    compgen -G '/usr/lib/gcc/x86_64-linux-gnu/*/32/crtbegin.o' >/dev/null && continue
+  elif [[ -e ${need[$pkg]} ]]; then
+    continue
+  fi
+  missing+=("$pkg")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) != 0 ]]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
