@@ -31,6 +31,7 @@ type story struct {
 	word          int
 	regs0         arch.Regs // the parent at its vfork event stop
 	frames        []unwind.Frame
+	preCorrupt    string // set when the caller's frame was broken before the vfork
 	frameFns      []*event.Sym
 
 	// The parent's live stack region [lo, hi): from its stack pointer at
@@ -207,6 +208,11 @@ func (s *session) capture(st *story) error {
 		ev.Frames = append(ev.Frames, ef)
 	}
 	if len(frames) > 1 {
+		if r := frames[1].Ret; !st.mm.space.IsCode(r) {
+			st.preCorrupt = fmt.Sprintf("the parent's stack was already corrupt before this vfork: %s returns to %#x, which is not code",
+				fn(st.frameFns[1]), r)
+			s.note(st.id, st.preCorrupt)
+		}
 		ev.Caller = st.frameFns[1]
 		if in, err := s.prevInsn(st.mm, p.pid, frames[0].Ret); err == nil && in.Class == disasm.Call {
 			ev.Call = &event.Insn{PID: p.pid, PC: event.Addr(in.PC), Sym: s.sym(st.mm, in.PC), Insn: s.insnText(st.mm, in)}

@@ -182,7 +182,12 @@ func explain(st *story, verdict string) string {
 				end = "died of " + st.end.Signal
 			}
 		}
-		fmt.Fprintf(&b, "%s ran %s and %s; the parent resumed in %s with its frames intact.", child, how, end, caller)
+		if st.preCorrupt != "" {
+			fmt.Fprintf(&b, "%s ran %s and %s; it did no harm of its own, but %s (the aftermath of an earlier vfork or another bug).",
+				child, how, end, st.preCorrupt)
+		} else {
+			fmt.Fprintf(&b, "%s ran %s and %s; the parent resumed in %s with its frames intact.", child, how, end, caller)
+		}
 	}
 	return strings.TrimSpace(b.String())
 }

@@ -41,6 +41,15 @@ func (r *Text) printf(format string, args ...any) { fmt.Fprintf(r.w, format, arg
 
 func (r *Text) a(a event.Addr) string { return r.addr.Sprint(a.String()) }
 
+// fn names the function of a frame: "createproc()" rather than the
+// offset of its call site.
+func (r *Text) fn(y *event.Sym) string {
+	if y == nil || y.Sym == "" {
+		return r.s(y)
+	}
+	return r.sym.Sprint(y.Sym + "()")
+}
+
 func (r *Text) s(y *event.Sym) string {
 	if y == nil {
 		return r.dim.Sprint("?")
@@ -108,13 +117,13 @@ func (r *Text) Emit(ev event.Event) error {
 		r.printf("    call  %s → %s\n", r.in(&e.By), r.as(e.Target, e.TargetSym))
 	case *event.ChildReturnPastFrame:
 		r.printf("    %s  %s — returned from frame #%d %s into %s\n", r.bad.Sprint("ret ✗"), r.in(&e.By),
-			e.Frame, r.s(e.FrameFn), r.as(e.To, e.ToSym))
+			e.Frame, r.fn(e.FrameFn), r.as(e.To, e.ToSym))
 	case *event.SlotWrite:
 		what := "return address of"
 		if e.Kind == "saved_reg" {
 			what = "saved %" + e.Reg + " of"
 		}
-		r.printf("    %s %s %s #%d %s: %s → %s\n", r.bad.Sprint("✗ slot"), r.a(e.Slot), what, e.Frame, r.s(e.FrameFn),
+		r.printf("    %s %s %s #%d %s: %s → %s\n", r.bad.Sprint("✗ slot"), r.a(e.Slot), what, e.Frame, r.fn(e.FrameFn),
 			r.as(e.Old, e.OldSym), r.bad.Sprint(plain(e.New, e.NewSym)))
 		r.by(e.By, e.During)
 		if len(e.Backtrace) > 0 {
@@ -125,7 +134,7 @@ func (r *Text) Emit(ev event.Event) error {
 			r.printf("          %s\n", r.dim.Sprint("child backtrace: "+strings.Join(bt, " ← ")))
 		}
 	case *event.StackWrite:
-		r.printf("    %s %s in frame #%d %s: %s → %s\n", r.warn.Sprint("• stack"), r.a(e.Addr), e.Frame, r.s(e.FrameFn),
+		r.printf("    %s %s in frame #%d %s: %s → %s\n", r.warn.Sprint("• stack"), r.a(e.Addr), e.Frame, r.fn(e.FrameFn),
 			r.a(e.Old), r.a(e.New))
 		r.by(e.By, e.During)
 	case *event.ChildEnd:
