@@ -139,6 +139,17 @@ func (s *session) unplant(mm *addrSpace, pid int, addr uint64) error {
 	}
 	delete(mm.bps, addr)
 	err := s.pokeByte(pid, addr, bp.orig)
+	if err != nil {
+		// The task may be gone (a vfork child that exited inside a call
+		// run at full speed): write through another task of this memory.
+		for _, t := range s.tasks {
+			if t.proc.mm == mm && t.pid != pid && !t.ended {
+				if err = s.pokeByte(t.pid, addr, bp.orig); err == nil {
+					break
+				}
+			}
+		}
+	}
 	for _, t := range s.tasks {
 		if t.proc.mm == mm && t.parkedAt == addr {
 			t.parkedAt = 0
@@ -166,9 +177,23 @@ func (s *session) release(mm *addrSpace, pid int, addr uint64, owner int) error 
 // the parent's run (the memory is shared).
 func (s *session) releaseAll(mm *addrSpace, pid int, owner int) error {
 	var first error
-	for a := range mm.bps {
+	orig := map[uint64]byte{}
+	for a, bp := range mm.bps {
+		if bp.owners[owner] {
+			orig[a] = bp.orig
+		}
 		if err := s.release(mm, pid, a, owner); err != nil && first == nil {
 			first = err
+		}
+	}
+	// Verify, by reading the text back, that every byte is restored.
+	for a, o := range orig {
+		if _, still := mm.bps[a]; still {
+			continue // another story still needs it
+		}
+		var b [1]byte
+		if err := s.t.ReadMem(pid, a, b[:]); err == nil && b[0] != o {
+			s.note(owner, fmt.Sprintf("int3 left in the parent's code at %#x (byte %#02x, was %#02x)", a, b[0], o))
 		}
 	}
 	return first

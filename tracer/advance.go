@@ -24,6 +24,8 @@ type outcome struct {
 	// nested: the task made a vfork of its own, whose story has run; the
 	// task is stopped wherever that story left it.
 	nested bool
+	// ranCall: a call was run through to its return (fast mode).
+	ranCall bool
 }
 
 // advance resumes a task a story is following — one single-step, or a
@@ -87,7 +89,7 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 		case 0:
 		case ptrace.EventFork, ptrace.EventClone:
 			if msg, err := s.t.EventMsg(t.pid); err == nil {
-				s.newTask(t, int(msg), ev == ptrace.EventClone)
+				s.newTask(t, int(msg), ev == ptrace.EventClone, false)
 			}
 			continue
 		case ptrace.EventVfork:

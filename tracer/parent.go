@@ -29,6 +29,15 @@ func (s *session) followParent(st *story) error {
 
 	var regs, now arch.Regs
 	var steps int64
+	// nowPC is where the parent is stopped now (at a signal, its exit or
+	// its exec), falling back to the pc of the last step.
+	nowPC := func(pc uint64) uint64 {
+		var r arch.Regs
+		if s.t.Regs(p.pid, &r) == nil {
+			return r.PC()
+		}
+		return pc
+	}
 	land := func(how string, pc uint64) {
 		st.landing = &event.ParentLanding{Header: s.hdr("parent_landing", p.pid), Vfork: st.id,
 			PC: event.Addr(pc), Sym: s.sym(mm, pc), How: how, Steps: steps}
@@ -40,6 +49,7 @@ func (s *session) followParent(st *story) error {
 		s.emit(st.landing)
 	}
 	sig := 0
+	depth := 0 // calls the parent is inside of, below the frames it woke in
 	for {
 		if err := s.countStep(); err != nil {
 			land("budget", regs.PC())
@@ -56,7 +66,11 @@ func (s *session) followParent(st *story) error {
 			class = in.Class
 			acc, _ = in.Effects(&regs, st.acc[:0])
 			st.acc = acc
-			s.checkConsume(st, in, acc, changed)
+			if depth == 0 {
+				// Reads by the parent's own frames; what callees read is
+				// seen the same way in both modes only here.
+				s.checkConsume(st, in, acc, changed)
+			}
 		}
 		var out outcome
 		var err error
@@ -75,14 +89,14 @@ func (s *session) followParent(st *story) error {
 		case outSignal:
 			// The parent faulted (or got a signal) before landing: that is
 			// where it went. The signal is delivered when it is resumed.
-			land("signal", pc)
+			land("signal", nowPC(pc))
 			st.resumeSig = int(out.sig)
 			return nil
 		case outExec:
-			land("exec", pc)
+			land("exec", nowPC(pc))
 			return nil
 		default:
-			land("exit", pc)
+			land("exit", nowPC(pc))
 			if out.kind == outGone {
 				s.gone(p, out.status)
 			}
@@ -104,7 +118,18 @@ func (s *session) followParent(st *story) error {
 				}
 			}
 		}
+		// Only rets out of the frames the parent woke up in count: in
+		// --step mode the parent also steps through the functions it
+		// calls, whose rets change nothing about its own frames.
+		if class == disasm.Call && !out.ranCall {
+			depth++
+			continue
+		}
 		if class != disasm.Ret {
+			continue
+		}
+		if depth > 0 {
+			depth--
 			continue
 		}
 		slot := regs.SP()
@@ -168,7 +193,9 @@ func (s *session) runToReturn(st *story, t *task, regs *arch.Regs, in *disasm.In
 	if err != nil || out.kind != outTrap || out.nested {
 		return out, err
 	}
-	return s.contToReturn(st, t, pc+uint64(in.Len), regs.SP())
+	out, err = s.contToReturn(st, t, pc+uint64(in.Len), regs.SP())
+	out.ranCall = true
+	return out, err
 }
 
 // contToReturn plants an int3 at retAddr and continues t until it gets back

@@ -234,7 +234,7 @@ func (s *session) vforkBudgetSpent(t *task) bool {
 		return false
 	}
 	if msg, err := s.t.EventMsg(t.pid); err == nil && s.tasks[int(msg)] == nil {
-		s.newTask(t, int(msg), false)
+		s.newTask(t, int(msg), false, false)
 	}
 	return true
 }
@@ -279,14 +279,13 @@ func (s *session) eventStop(t *task, ev int) {
 	switch ev {
 	case ptrace.EventFork, ptrace.EventClone:
 		if msg, err := s.t.EventMsg(t.pid); err == nil {
-			s.newTask(t, int(msg), ev == ptrace.EventClone)
+			s.newTask(t, int(msg), ev == ptrace.EventClone, false)
 		}
 	case ptrace.EventVfork:
 		// Another story is running: hold this parent (and so its child,
 		// which stays in its initial stop) until that story ends.
 		if msg, err := s.t.EventMsg(t.pid); err == nil {
-			c := s.newTask(t, int(msg), false)
-			c.hold = true
+			s.newTask(t, int(msg), false, true)
 		}
 		s.deferred = append(s.deferred, t)
 		return
@@ -315,8 +314,11 @@ func (s *session) execStop(t *task) {
 }
 
 // newTask registers a task created by parent (fork, vfork or clone event).
-func (s *session) newTask(parent *task, pid int, clone bool) *task {
-	c := &task{pid: pid, initialStop: true}
+// A held task (a vfork child) stays in its initial stop until a story
+// resumes it; the hold is set before a stop that arrived early is
+// dispatched, or the child would run off unobserved.
+func (s *session) newTask(parent *task, pid int, clone, hold bool) *task {
+	c := &task{pid: pid, initialStop: true, hold: hold}
 	if clone && sameThreadGroup(parent.proc.tgid, pid) {
 		c.proc = parent.proc
 	} else {

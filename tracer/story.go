@@ -108,7 +108,7 @@ func (s *session) story(p *task) error {
 
 	c := s.tasks[int(msg)]
 	if c == nil {
-		c = s.newTask(p, int(msg), false)
+		c = s.newTask(p, int(msg), false, true)
 	}
 	c.proc.mm = st.mm // a vfork child shares the parent's memory until it execs
 	c.hold, c.inStory = true, true

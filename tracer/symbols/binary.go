@@ -56,8 +56,9 @@ type Binary struct {
 	// BuildID is the hex GNU build-id, if the file has one.
 	BuildID string
 
-	syms []symbol // sorted by addr
-	byNm map[string]uint64
+	syms   []symbol // sorted by addr
+	byNm   map[string]uint64
+	global map[string]bool // names in byNm that a global symbol gave
 
 	// DWARF line information, read lazily: the compile units' address
 	// ranges on first use, a unit's line table when an address in it is
@@ -114,7 +115,7 @@ func readBinary(path string) (*Binary, error) {
 	}
 	defer f.Close()
 	b := &Binary{Path: path, Arch: arch.ForELFMachine(uint16(f.Machine)), Type: f.Type,
-		byNm: map[string]uint64{}, fdes: map[uint64]frame.FrameDescriptionEntries{}}
+		byNm: map[string]uint64{}, global: map[string]bool{}, fdes: map[uint64]frame.FrameDescriptionEntries{}}
 	if b.Arch == nil {
 		return nil, fmt.Errorf("%s: unsupported machine %v", path, f.Machine)
 	}
@@ -200,10 +201,14 @@ func (b *Binary) addSymbols(f *elf.File) {
 			if strings.HasPrefix(s.Name, ".L") || strings.HasPrefix(s.Name, "$") {
 				continue
 			}
+			// Lookup prefers a global symbol to a local one of the same
+			// name (a static function of another file), whichever comes
+			// first (.symtab lists every local first).
 			if elf.ST_BIND(s.Info) != elf.STB_LOCAL {
 				rank++
-				if _, ok := b.byNm[s.Name]; !ok {
+				if !b.global[s.Name] {
 					b.byNm[s.Name] = s.Value
+					b.global[s.Name] = true
 				}
 			} else if _, ok := b.byNm[s.Name]; !ok {
 				b.byNm[s.Name] = s.Value
@@ -385,9 +390,23 @@ func (b *Binary) unitLines(cu *dwarf.Entry) []lineRow {
 			rows = append(rows, lineRow{addr: le.Address, file: name, line: le.Line, end: le.EndSequence})
 		}
 	}
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].addr < rows[j].addr })
+	sortLines(rows)
 	b.cuLines[cu.Offset] = rows
 	return rows
+}
+
+// sortLines orders line-table rows by address. A unit's sequences (one per
+// section: .text, .text.startup, .text.unlikely) need not come in address
+// order, and one may start right where another ends: at an address shared
+// by an end_sequence row and a row of another sequence, the end row sorts
+// first, so that Line finds the row that starts there.
+func sortLines(rows []lineRow) {
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].addr != rows[j].addr {
+			return rows[i].addr < rows[j].addr
+		}
+		return rows[i].end && !rows[j].end
+	})
 }
 
 // FDEs returns the .eh_frame entries relocated by a load bias.

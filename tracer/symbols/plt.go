@@ -40,10 +40,7 @@ func (b *Binary) addPLT(f *elf.File) {
 		if err != nil {
 			continue
 		}
-		ent := s.Entsize
-		if ent == 0 || ent > uint64(len(data)) {
-			ent = pltFallback
-		}
+		ent := pltStride(data, b.Arch.PtrSize, s.Entsize)
 		for off := uint64(0); off+ent <= uint64(len(data)); off += ent {
 			slot, ok := stubTarget(data[off:off+ent], s.Addr+off, b.Arch.PtrSize, gotPLT)
 			if !ok {
@@ -54,6 +51,45 @@ func (b *Binary) addPLT(f *elf.File) {
 			}
 		}
 	}
+}
+
+// pltStride returns the size of a PLT section's stubs. sh_entsize cannot be
+// trusted: ld sets it to 4 for i386 .plt (whose stubs are 16 bytes) and to 0
+// for the 8-byte stubs of a static executable's .plt. The stride is instead
+// the most common distance between consecutive indirect jmps (stubs hold one
+// each); a section with a single stub falls back to a plausible sh_entsize,
+// then to 16.
+func pltStride(code []byte, ptrSize int, entsize uint64) uint64 {
+	count := map[uint64]int{}
+	last := -1
+	for i := 0; i+6 <= len(code); i++ {
+		if !isIndirectJmp(code[i:], ptrSize) {
+			continue
+		}
+		if last >= 0 {
+			count[uint64(i-last)]++
+		}
+		last = i
+	}
+	var best uint64
+	for d, n := range count {
+		if n > count[best] || n == count[best] && d < best {
+			best = d
+		}
+	}
+	switch {
+	case best >= 8 && best <= 64:
+		return best
+	case entsize >= 8 && entsize <= 64:
+		return entsize
+	}
+	return pltFallback
+}
+
+// isIndirectJmp reports whether code starts with an indirect jmp through
+// memory of the forms PLT stubs use.
+func isIndirectJmp(code []byte, ptrSize int) bool {
+	return len(code) >= 6 && code[0] == 0xff && (code[1] == 0x25 || code[1] == 0xa3 && ptrSize == 4)
 }
 
 // stubTarget finds the GOT slot a PLT stub jumps through.
@@ -90,13 +126,19 @@ func (b *Binary) gotNames(f *elf.File) map[uint64]string {
 		return n
 	}
 	irel := func(target uint64) string {
-		// The ifunc resolver's symbol carries the user-visible name.
-		for _, s := range b.syms {
-			if s.addr == target {
-				return s.name
+		// The ifunc resolver's address carries the user-visible name: the
+		// STT_GNU_IFUNC symbol (strcpy), usually next to a local alias of
+		// the resolver function itself (strcpy_ifunc). Take the best-ranked.
+		best := -1
+		for i, s := range b.syms {
+			if s.addr == target && (best < 0 || s.rank > b.syms[best].rank) {
+				best = i
 			}
 		}
-		return ""
+		if best < 0 {
+			return ""
+		}
+		return b.syms[best].name
 	}
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_RELA && s.Type != elf.SHT_REL {

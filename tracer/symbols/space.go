@@ -48,9 +48,25 @@ func LoadSpace(pid int) (*Space, error) {
 	if err != nil {
 		return nil, err
 	}
-	sp := &Space{maps: maps, exeIndex: -1}
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	exe = strings.TrimSuffix(exe, " (deleted)")
+	sp := newSpace(maps, exe, func(path string) (*Binary, error) { return openMapped(pid, path) })
+	if sp.arch == nil {
+		// The executable may be reached through another path (a symlink,
+		// a chroot): take the arch of the main program's ELF directly.
+		if bin, err := OpenBinary(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+			sp.arch = bin.Arch
+		}
+	}
+	return sp, nil
+}
+
+// newSpace builds a Space from parsed maps: every file mapped (a path
+// starting with /) becomes a module, opened with open, its load bias taken
+// from its first mapping. The Space's arch is that of the module at path exe
+// (nil if exe is not mapped under that name).
+func newSpace(maps []Mapping, exe string, open func(path string) (*Binary, error)) *Space {
+	sp := &Space{maps: maps, exeIndex: -1}
 	byPath := map[string]*module{}
 	for _, m := range maps {
 		if !strings.HasPrefix(m.Path, "/") {
@@ -61,7 +77,7 @@ func LoadSpace(pid int) (*Space, error) {
 			mod.start = min(mod.start, m.Start)
 			continue
 		}
-		bin, err := openMapped(pid, m.Path)
+		bin, err := open(m.Path)
 		if err != nil {
 			byPath[m.Path] = &module{start: m.Start, end: m.End, name: filepath.Base(m.Path)}
 			continue
@@ -80,14 +96,7 @@ func LoadSpace(pid int) (*Space, error) {
 		sp.mods = append(sp.mods, mod)
 	}
 	sort.Slice(sp.mods, func(i, j int) bool { return sp.mods[i].start < sp.mods[j].start })
-	if sp.arch == nil {
-		// The executable may be reached through another path (a symlink,
-		// a chroot): take the arch of the main program's ELF directly.
-		if bin, err := OpenBinary(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
-			sp.arch = bin.Arch
-		}
-	}
-	return sp, nil
+	return sp
 }
 
 // openMapped opens a mapped file, through /proc/PID/root when the tracee
@@ -123,11 +132,27 @@ func ParseMaps(r interface{ Read([]byte) (int, error) }) ([]Mapping, error) {
 		}
 		m.Perms = fs[1]
 		if len(fs) >= 6 {
-			m.Path = strings.Join(fs[5:], " ")
+			m.Path = pathField(sc.Text())
 		}
 		out = append(out, m)
 	}
 	return out, sc.Err()
+}
+
+// pathField returns what follows the fifth field of a maps line: the path,
+// as is (it may hold runs of spaces, and ends in " (deleted)" for a file
+// removed since it was mapped).
+func pathField(line string) string {
+	rest := line
+	for i := 0; i < 5; i++ {
+		rest = strings.TrimLeft(rest, " \t")
+		j := strings.IndexAny(rest, " \t")
+		if j < 0 {
+			return ""
+		}
+		rest = rest[j:]
+	}
+	return strings.TrimLeft(rest, " \t")
 }
 
 // Arch is the architecture of the main program (nil if unknown).

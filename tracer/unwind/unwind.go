@@ -173,6 +173,9 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 	retCol := int(fc.RetAddrReg)
 	for reg, rule := range fc.Regs {
 		n := int(reg)
+		if rule.Rule == frame.RuleUndefined && n != retCol {
+			rule = restoredRule(fde, reg)
+		}
 		var slot uint64
 		var val uint64
 		haveVal := false
@@ -288,7 +291,37 @@ func stepFP(a *arch.Arch, cur regState, mem Memory, depth int) (Frame, regState,
 	return f, next, nil
 }
 
+// restoredRule is the rule of a register that delve reports as undefined
+// other than for the return address. delve's DW_CFA_restore and
+// DW_CFA_restore_extended turn a register's rule into RuleUndefined, because
+// delve never records the CIE's initial rules; gcc emits DW_CFA_restore in
+// every i386 epilogue (for %ebp and %ebx at the ret). The restored rule is the
+// CIE's initial one; with none (the x86 CIEs give rules only for the return
+// address) it is the psABI default for a register the callee must preserve:
+// same value. An explicit DW_CFA_undefined for such a register is read the
+// same way: the two are indistinguishable after delve.
+func restoredRule(fde *frame.FrameDescriptionEntry, reg uint64) frame.DWRule {
+	if fde.CIE != nil {
+		// An FDE with no instructions of its own: its context is the CIE's.
+		if fc, err := (&frame.FrameDescriptionEntry{CIE: fde.CIE}).EstablishFrame(0); err == nil {
+			if r, ok := fc.Regs[reg]; ok && r.Rule != frame.RuleUndefined {
+				return r
+			}
+		}
+	}
+	return frame.DWRule{Rule: frame.RuleSameVal}
+}
+
+// evalExpr evaluates a DWARF expression of the CFI. For a register rule
+// (DW_CFA_expression, DW_CFA_val_expression) cfa is the frame's CFA, which
+// DWARF pushes on the stack before the expression runs; for the CFA rule
+// itself it is 0 and the stack starts empty.
 func evalExpr(a *arch.Arch, cur regState, cfa uint64, expr []byte, mem Memory) (uint64, error) {
+	if cfa != 0 {
+		// delve's evaluator starts with an empty stack: push the CFA with
+		// DW_OP_call_frame_cfa.
+		expr = append([]byte{opCallFrameCFA}, expr...)
+	}
 	regs := make([]*op.DwarfRegister, a.NumRegs)
 	for n := 0; n < a.NumRegs; n++ {
 		if v, ok := cur.get(n); ok {
@@ -312,6 +345,8 @@ func evalExpr(a *arch.Arch, cur regState, cfa uint64, expr []byte, mem Memory) (
 	v, _, err := op.ExecuteStackProgram(*dr, expr, a.PtrSize, read)
 	return uint64(v) & mask(a), err
 }
+
+const opCallFrameCFA = 0x9c // DW_OP_call_frame_cfa
 
 func mask(a *arch.Arch) uint64 {
 	if a.PtrSize == 4 {
