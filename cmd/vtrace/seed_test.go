@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vtrace/vtrace/tracer/event"
@@ -193,4 +196,55 @@ func TestGoodTargetsClean(t *testing.T) {
 			})
 		}
 	}
+}
+
+// requireI386 skips when this kernel cannot execute i386 programs at all
+// (some VMs of this kind refuse them with ENOEXEC; see FACTS.md).
+func requireI386(t *testing.T) {
+	t.Helper()
+	probe := targetPath(t, "gcc-O0-m32-static", "goodvfork_exit")
+	err := exec.Command(probe).Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		if errors.Is(err, syscall.ENOEXEC) {
+			t.Skipf("this kernel cannot run i386 programs (execve: %v)", err)
+		}
+		t.Fatalf("running the i386 probe %s: %v", probe, err)
+	}
+}
+
+// The seed at -m32 -O0: the return slot survives; the child zeroes the
+// saved %ebx (GOT pointer) slot of createproc, and the parent, having
+// restored %ebx from it, faults in a PLT stub at address 0x10.
+func TestSeedI386(t *testing.T) {
+	requirePtrace(t)
+	requireI386(t)
+	r := trace(t, "--no-aslr", targetPath(t, "gcc-O0-m32", "badvfork"))
+	var ebx, ret int
+	for _, w := range ofVfork[*event.SlotWrite](r, 1) {
+		switch {
+		case w.Kind == "saved_reg" && w.Reg == "ebx" && w.FrameFn != nil && w.FrameFn.Sym == "createproc":
+			ebx++
+			if w.New != 0 {
+				t.Errorf("saved %%ebx of createproc set to %s, want 0x0", w.New)
+			}
+		case w.Kind == "ret" && w.FrameFn != nil && w.FrameFn.Sym == "createproc":
+			ret++
+		}
+	}
+	if ebx == 0 || ret != 0 {
+		t.Errorf("createproc slot writes: %d saved %%ebx, %d return address; want the saved %%ebx only", ebx, ret)
+	}
+	c := ofVfork[*event.ParentConsume](r, 1)
+	if len(c) == 0 || c[0].Kind != "saved_reg" || c[0].Reg != "ebx" {
+		t.Errorf("parent_consume %+v, want the parent restoring %%ebx from the clobbered slot", c)
+	}
+	ex := r.mainExit(t)
+	if ex.Signal != "SIGSEGV" || ex.Addr == nil || *ex.Addr != 0x10 || ex.Sym == nil || !strings.HasSuffix(ex.Sym.Sym, "@plt") {
+		t.Errorf("program exit %+v (sym %v), want SIGSEGV at fault address 0x10 in a PLT stub", ex, ex.Sym)
+	}
+	if v := r.verdict(); v.Verdict != "violation" {
+		t.Errorf("verdict %s, want violation", v.Verdict)
+	}
+	r.assertNoneLeft(t)
 }
