@@ -161,7 +161,7 @@ func DecodePrStatus(buf []byte, regs *Regs) error {
 	default:
 		return fmt.Errorf("NT_PRSTATUS of %d bytes: not an amd64 or i386 tracee", len(buf))
 	}
-	regs.Arch = a
+	*regs = Regs{Arch: a} // no value of a previous decode survives
 	word := func(i int) uint64 {
 		if a.PtrSize == 8 {
 			return binary.LittleEndian.Uint64(buf[i*8:])

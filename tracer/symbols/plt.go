@@ -56,20 +56,24 @@ func (b *Binary) addPLT(f *elf.File) {
 // pltStride returns the size of a PLT section's stubs. sh_entsize cannot be
 // trusted: ld sets it to 4 for i386 .plt (whose stubs are 16 bytes) and to 0
 // for the 8-byte stubs of a static executable's .plt. The stride is instead
-// the most common distance between consecutive indirect jmps (stubs hold one
-// each); a section with a single stub falls back to a plausible sh_entsize,
-// then to 16.
+// the most common distance between the stubs' indirect jmps (one per stub),
+// leaving out PLT0's — the lazy-binding header, which starts with a push
+// through the GOT. Without two stubs to measure, a plausible sh_entsize is
+// taken, then the size of a lone stub, then 16.
 func pltStride(code []byte, ptrSize int, entsize uint64) uint64 {
-	count := map[uint64]int{}
-	last := -1
+	var pos []int
 	for i := 0; i+6 <= len(code); i++ {
-		if !isIndirectJmp(code[i:], ptrSize) {
-			continue
+		if isIndirectJmp(code[i:], ptrSize) {
+			pos = append(pos, i)
 		}
-		if last >= 0 {
-			count[uint64(i-last)]++
-		}
-		last = i
+	}
+	plt0 := len(code) >= 2 && code[0] == 0xff && (code[1] == 0x35 || code[1] == 0xb3 && ptrSize == 4)
+	if plt0 && len(pos) > 0 {
+		pos = pos[1:]
+	}
+	count := map[uint64]int{}
+	for i := 1; i < len(pos); i++ {
+		count[uint64(pos[i]-pos[i-1])]++
 	}
 	var best uint64
 	for d, n := range count {
@@ -82,6 +86,8 @@ func pltStride(code []byte, ptrSize int, entsize uint64) uint64 {
 		return best
 	case entsize >= 8 && entsize <= 64:
 		return entsize
+	case !plt0 && len(pos) == 1 && len(code) >= 8 && len(code) <= 64:
+		return uint64(len(code))
 	}
 	return pltFallback
 }

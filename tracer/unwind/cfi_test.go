@@ -107,15 +107,25 @@ func TestReturnAddressInRegister(t *testing.T) {
 }
 
 func TestUndefinedReturnAddressIsOutermost(t *testing.T) {
-	// _start and clone's child: DW_CFA_undefined rip.
-	cfi := debugFrame(t, testFDE{0x1000, 0x20, []byte{cfaUndefined, 16}})
+	// _start and clone's child: DW_CFA_undefined rip. The frame's other
+	// rules still count: here %rbx and %rbp saved at CFA-16 and CFA-24.
+	cfi := debugFrame(t, testFDE{0x1000, 0x20, []byte{
+		cfaUndefined, 16, cfaDefCFAOffset, 24, cfaOffset | 3, 2, cfaOffset | 6, 3,
+	}})
 	sp := uint64(stackTop - 0x100)
-	frames, err := Unwind(amd64Regs(0x1004, sp, nil), wordMem{sp: 0x1234}, cfi, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(frames) != 1 || frames[0].Ret != 0 || frames[0].RetSlot != 0 {
-		t.Errorf("frames %+v, want one frame without a return address", frames)
+	mem := wordMem{sp: 0x6060, sp + 8: 0x3030, sp + 16: 0x1234}
+	want := []SavedSlot{{Reg: regnum.AMD64_Rbp, Addr: sp, Value: 0x6060}, {Reg: regnum.AMD64_Rbx, Addr: sp + 8, Value: 0x3030}}
+	for i := 0; i < 20; i++ { // the rules come from a map: try several orders
+		frames, err := Unwind(amd64Regs(0x1004, sp, nil), mem, cfi, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(frames) != 1 || frames[0].Ret != 0 || frames[0].RetSlot != 0 || frames[0].CFA != sp+24 {
+			t.Fatalf("frames %+v, want one frame without a return address", frames)
+		}
+		if got := frames[0].Saved; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+			t.Fatalf("saved %+v, want %+v", got, want)
+		}
 	}
 }
 

@@ -131,13 +131,11 @@ func hexU64(t *testing.T, s string) uint64 {
 
 // stackMem is Memory over a stack snapshot; reads elsewhere fail.
 type stackMem struct {
-	base  uint64
-	data  []byte
-	reads int
+	base uint64
+	data []byte
 }
 
 func (m *stackMem) ReadWord(addr uint64, size int) (uint64, error) {
-	m.reads++
 	if addr < m.base || addr-m.base+uint64(size) > uint64(len(m.data)) {
 		return 0, fmt.Errorf("read %#x: outside the snapshot", addr)
 	}

@@ -211,8 +211,11 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 			}
 		case frame.RuleUndefined:
 			if n == retCol {
+				// The outermost frame (_start, a new thread): no return
+				// address. Its other rules still apply (fc.Regs is a map:
+				// stopping here would drop a random subset of its slots).
 				f.Ret = 0
-				return f, next, nil // outermost frame
+				continue
 			}
 			next.forget(n)
 			continue

@@ -31,7 +31,8 @@
 # The snapshot command (./snapshot, not part of the build) records each
 # stop's raw NT_PRSTATUS, /proc/PID/maps (at the first stop) and the stack
 # from 128 bytes below %sp to the top of the stack mapping, with ASLR off and
-# an empty environment.
+# an empty environment. Reruns differ only in random bytes near the top of
+# the stack (AT_RANDOM, the stack guard): the addresses are the same.
 set -eu
 dis=../../disasm/testdata
 snap() {
