@@ -32,6 +32,12 @@ test: deps build targets
 	VTRACE_BIN=$(abspath $(VTRACE)) VTRACE_TARGETS=$(abspath $(BUILD)/targets) \
 	  $(GO) test -count=1 -timeout 20m ./...
 
+# Performance goals, measured in one run against strace -f, a gdb script and
+# the raw C single-step loop (about 3 minutes; see docs/bench.md). Separate
+# from `test`: timings depend on the machine and its load.
+bench: deps build targets
+	./scripts/bench.sh
+
 lint:
 	@test -z "$$(gofmt -l cmd tracer)" || { gofmt -l cmd tracer; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...

@@ -18,6 +18,7 @@ declare -A need=(
   [qemu-system-x86]=/usr/bin/qemu-system-x86_64
   [cpio]=/usr/bin/cpio
   [file]=/usr/bin/file
+  [time]=/usr/bin/time
 )
 missing=()
 for pkg in "${!need[@]}"; do
