@@ -11,7 +11,8 @@
 #     N instructions) vs the raw C PTRACE_SINGLESTEP loop `stepref N`, both
 #     pinned to the same CPU. vtrace's rate = child_end.steps / whole-run wall
 #     time of the vtrace process (start-up, exec, symbols and exit included);
-#     stepref's = its own timer around the step loop. Goal: ratio >= 0.90.
+#     stepref's = its own timer around the step loop, run before and after
+#     vtrace (mean of the two). Goal: ratio >= 0.90.
 #  2. the seed program badvfork: median wall time of vtrace fast mode,
 #     vtrace --step, `strace -f`, and a gdb script that extracts the same
 #     facts (scripts/bench-gdb.py, software watchpoints). Goals: vtrace fast
@@ -31,9 +32,10 @@
 #   BENCH_SPAWN_N=10000 spawns for (4); BENCH_SPAWN_RUNS=1 runs per tool (median)
 #   BENCH_OUT=build/bench  logs and raw numbers; BENCH_KEEP=1 keeps the big trace file
 #   VTRACE=build/vtrace  TARGETS=build/targets/gcc-O0
-# The default run takes about 3 minutes on a 2-vCPU VM (strace -f on
-# spawnloop alone ~1 minute). Exit status: 0 when every goal passes, 1 when
-# one falls short, 2 when a measurement could not be made.
+# The default run takes about 2.5 minutes on a 2-vCPU VM (strace -f on
+# spawnloop alone ~45 s; BENCH_LONG=1 about 4.7 minutes). Exit status: 0 when
+# every goal passes, 1 when one falls short, 2 when a measurement could not
+# be made.
 set -uo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
