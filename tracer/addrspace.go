@@ -138,12 +138,16 @@ func (s *session) unplant(mm *addrSpace, pid int, addr uint64) error {
 		return nil
 	}
 	delete(mm.bps, addr)
-	err := s.pokeByte(pid, addr, bp.orig)
+	// Write through a task that still maps this memory: not one that has
+	// exec'd since (a vfork child stopped by its exec inside a call run at
+	// full speed — its pid now shows the new program), nor one that is gone.
+	err := fmt.Errorf("no task left to restore the int3 at %#x", addr)
+	if t := s.tasks[pid]; t == nil || !t.execed {
+		err = s.pokeByte(pid, addr, bp.orig)
+	}
 	if err != nil {
-		// The task may be gone (a vfork child that exited inside a call
-		// run at full speed): write through another task of this memory.
 		for _, t := range s.tasks {
-			if t.proc.mm == mm && t.pid != pid && !t.ended {
+			if t.proc.mm == mm && t.pid != pid && !t.ended && !t.execed {
 				if err = s.pokeByte(t.pid, addr, bp.orig); err == nil {
 					break
 				}

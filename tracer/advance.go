@@ -101,6 +101,7 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 			}
 			return outcome{kind: outTrap, nested: true}, nil
 		case ptrace.EventExec:
+			t.execed = true
 			return outcome{kind: outExec}, nil
 		case ptrace.EventExit:
 			msg, _ := s.t.EventMsg(t.pid)

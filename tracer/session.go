@@ -55,6 +55,9 @@ type task struct {
 	inStory bool
 	// ended: a vfork child whose end a story already reported.
 	ended bool
+	// execed: the task has a new image that proc.mm does not describe yet
+	// (between its exec event and execStop): its memory is not proc.mm's.
+	execed bool
 }
 
 // session is one run of vtrace: it owns the tracer thread, every task, and
@@ -309,6 +312,7 @@ func (s *session) execStop(t *task) {
 		return
 	}
 	t.proc.mm = mm
+	t.execed = false
 	path, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", t.pid))
 	s.emit(&event.Exec{Header: s.hdr("exec", t.pid), Path: path, Arch: mm.arch.Name})
 }
