@@ -3,7 +3,6 @@ package tracer
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -13,8 +12,6 @@ import (
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/unwind"
 )
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // followChild runs the vfork child, with the parent held in its event stop,
 // until the child execs, exits or dies, recording every write into the
@@ -295,16 +292,8 @@ func (s *session) childEnded(st *story, out outcome) error {
 			ev.How, ev.Code = "exit", &code
 		case ws.Signaled():
 			ev.How, ev.Signal = "signal", unix.SignalName(ws.Signal())
-			if f := c.proc.fault; f != nil && f.sig == ws.Signal() {
-				ev.SiCode = siCodeName(f.sig, f.info.Code)
-				if hasFaultAddr(f.sig) {
-					a := event.Addr(f.info.Addr)
-					ev.Addr = &a
-				}
-				if f.pc != 0 {
-					pc := event.Addr(f.pc)
-					ev.PC, ev.Sym = &pc, s.sym(st.mm, f.pc)
-				}
+			if f, ok := s.faultOf(c.proc, ws.Signal(), st.mm); ok {
+				ev.SiCode, ev.Addr, ev.PC, ev.Sym = f.siCode, f.addr, f.pc, f.sym
 			} else if ws.Signal() == unix.SIGKILL && s.stopping() {
 				ev.How = "killed"
 			}

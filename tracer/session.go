@@ -391,20 +391,39 @@ func (s *session) gone(t *task, ws unix.WaitStatus) {
 		ev.Status, ev.Code = "exited", &code
 	} else {
 		ev.Status, ev.Signal = "signaled", unix.SignalName(ws.Signal())
-		if f := t.proc.fault; f != nil && f.sig == ws.Signal() {
-			ev.SiCode = siCodeName(f.sig, f.info.Code)
-			if hasFaultAddr(f.sig) {
-				a := event.Addr(f.info.Addr)
-				ev.Addr = &a
-			}
-			if f.pc != 0 {
-				pc := event.Addr(f.pc)
-				ev.PC = &pc
-				ev.Sym = s.sym(t.proc.mm, f.pc)
-			}
+		if f, ok := s.faultOf(t.proc, ws.Signal(), t.proc.mm); ok {
+			ev.SiCode, ev.Addr, ev.PC, ev.Sym = f.siCode, f.addr, f.pc, f.sym
 		}
 	}
 	s.emit(ev)
+}
+
+// faultFields are the details of a fatal signal shared by the exit and
+// child_end events.
+type faultFields struct {
+	siCode string
+	addr   *event.Addr // fault address, for signals that have one
+	pc     *event.Addr
+	sym    *event.Sym
+}
+
+// faultOf describes the fault that killed p with sig, if vtrace saw the
+// signal's delivery stop (recordFault).
+func (s *session) faultOf(p *process, sig unix.Signal, mm *addrSpace) (faultFields, bool) {
+	f := p.fault
+	if f == nil || f.sig != sig {
+		return faultFields{}, false
+	}
+	out := faultFields{siCode: siCodeName(f.sig, f.info.Code)}
+	if hasFaultAddr(f.sig) {
+		a := event.Addr(f.info.Addr)
+		out.addr = &a
+	}
+	if f.pc != 0 {
+		pc := event.Addr(f.pc)
+		out.pc, out.sym = &pc, s.sym(mm, f.pc)
+	}
+	return out, true
 }
 
 // resume continues a stopped task, delivering sig. Errors mean the task is
