@@ -71,7 +71,8 @@ type Binary struct {
 
 	loads []elf.ProgHeader
 
-	debugOnce sync.Once // separate debug file's symbols, read on demand
+	debugOnce   sync.Once // separate debug file's symbols, read on the first miss
+	debugLoaded bool      // they were found and added
 
 	ehFrame     []byte
 	ehFrameAddr uint64
@@ -253,19 +254,13 @@ func (b *Binary) SymbolAt(addr uint64) (name string, off uint64, ok bool) {
 
 func (b *Binary) symbolAt(addr uint64) (name string, off uint64, pastEnd, ok bool) {
 	name, off, pastEnd, ok = b.lookupSym(addr)
-	if (!ok || pastEnd) && b.hasDebugFile() {
+	if !ok || pastEnd {
 		b.debugOnce.Do(b.loadDebugSymbols)
-		name, off, pastEnd, ok = b.lookupSym(addr)
+		if b.debugLoaded {
+			name, off, pastEnd, ok = b.lookupSym(addr)
+		}
 	}
 	return
-}
-
-func (b *Binary) hasDebugFile() bool {
-	if len(b.BuildID) < 3 {
-		return false
-	}
-	_, err := os.Stat(b.debugPath())
-	return err == nil
 }
 
 // loadDebugSymbols adds the symbols of the separate debug file.
@@ -279,6 +274,7 @@ func (b *Binary) loadDebugSymbols() {
 	defer b.mu.Unlock()
 	b.addSymbols(dbg)
 	b.sortSymbols()
+	b.debugLoaded = true
 }
 
 func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bool) {
@@ -437,14 +433,4 @@ func (b *Binary) biasFor(start, off uint64) (uint64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// isCode reports whether a link-time address lies in an executable segment.
-func (b *Binary) isCode(addr uint64) bool {
-	for _, p := range b.loads {
-		if p.Flags&elf.PF_X != 0 && addr >= p.Vaddr && addr < p.Vaddr+p.Memsz {
-			return true
-		}
-	}
-	return false
 }
