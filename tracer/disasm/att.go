@@ -213,18 +213,6 @@ func (f *attFormatter) markUsed(b byte) bool {
 	return false
 }
 
-func (f *attFormatter) markUnused(b byte) {
-	for i := range f.inst.Prefix {
-		p := f.inst.Prefix[i]
-		if p == 0 {
-			break
-		}
-		if byte(p) == b && !p.IsVEX() && !p.IsEVEX() {
-			f.inst.Prefix[i] &^= x86asm.PrefixImplicit
-		}
-	}
-}
-
 func (f *attFormatter) hasVEX() bool {
 	return f.e.vex
 }
@@ -317,12 +305,6 @@ func (f *attFormatter) mnemonicAndArgs() (string, []string) {
 		if imm, ok := args[2].(x86asm.Imm); ok && imm&^0x11 == 0 {
 			name = [...]string{"pclmullqlqdq", "pclmulhqlqdq", "pclmullqhqdq", "pclmulhqhqdq"}[(imm&0x10)>>3|imm&1]
 			args = args[:2]
-		}
-	case x86asm.PUSH, x86asm.POP:
-		if len(args) == 1 {
-			if r, ok := args[0].(x86asm.Reg); ok && isSeg(r) {
-				break
-			}
 		}
 	}
 	name += f.suffix(name, args, hasMem)

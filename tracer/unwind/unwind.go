@@ -68,7 +68,7 @@ func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
 		}
 		f, next, err := stepCFI(a, cur, look, mem, cfi)
 		if err != nil {
-			f, next, err = stepFP(a, cur, mem, i)
+			f, next, err = stepFP(a, cur, mem)
 		}
 		if err != nil {
 			lastErr = err
@@ -263,7 +263,7 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 
 // stepFP unwinds one frame through the frame-pointer chain: the saved BP is
 // at BP, the return address right above it.
-func stepFP(a *arch.Arch, cur regState, mem Memory, depth int) (Frame, regState, error) {
+func stepFP(a *arch.Arch, cur regState, mem Memory) (Frame, regState, error) {
 	f := Frame{RetReg: -1, Method: "fp"}
 	bp, ok := cur.get(a.BP)
 	sp, _ := cur.get(a.SP)
@@ -290,7 +290,6 @@ func stepFP(a *arch.Arch, cur regState, mem Memory, depth int) (Frame, regState,
 	next.set(a.SP, f.CFA)
 	next.set(a.BP, savedBP)
 	next.set(a.PC, ret)
-	_ = depth
 	return f, next, nil
 }
 
