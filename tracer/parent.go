@@ -170,6 +170,8 @@ func (s *session) checkConsume(st *story, in *disasm.Insn, acc []disasm.Access, 
 			kind, reg := "local", ""
 			if info, ok := st.slots[x]; ok {
 				kind, reg = info.kind, info.reg
+			} else {
+				kind, reg = st.slotByUse(in)
 			}
 			if kind == "ret" && in.Class != disasm.Ret {
 				kind = "local" // a return slot read as data is not a return
@@ -182,6 +184,20 @@ func (s *session) checkConsume(st *story, in *disasm.Insn, acc []disasm.Access, 
 			s.emit(ev)
 		}
 	}
+}
+
+// slotByUse names a changed word the unwinder did not know as a slot (a
+// frame without CFI or frame pointer) by how the parent uses it: a ret pops
+// a return address; a pop or leave into a callee-saved register restores a
+// saved register.
+func (st *story) slotByUse(in *disasm.Insn) (kind, reg string) {
+	if in.Class == disasm.Ret {
+		return "ret", ""
+	}
+	if r, ok := in.PoppedReg(); ok && st.arch.IsCalleeSaved(r) {
+		return "saved_reg", st.arch.RegName(r)
+	}
+	return "local", ""
 }
 
 // runToReturn runs a call made by a followed task at full speed: it steps

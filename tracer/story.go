@@ -179,8 +179,12 @@ func (s *session) capture(st *story) error {
 	ev.Site = site
 
 	frames, err := unwind.Unwind(regs, taskMemory{s, p.pid}, st.mm.space, 64)
-	if err != nil && len(frames) == 0 {
-		s.note(st.id, fmt.Sprintf("unwinding the parent: %v", err))
+	if len(frames) == 0 {
+		// Not even the vfork frame unwinds (no CFI, no frame pointer):
+		// keep a frame 0 made of the registers, so that every write still
+		// belongs to a frame, and say that the callers are unknown.
+		s.note(st.id, fmt.Sprintf("unwinding the parent: %v; its callers and their return slots are unknown", err))
+		frames = []unwind.Frame{{PC: pc, CFA: regs.SP(), RetReg: -1, Method: "none"}}
 	}
 	st.frames = frames
 	st.slots = map[uint64]slotInfo{}

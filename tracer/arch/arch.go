@@ -92,6 +92,16 @@ func ForELFMachine(m uint16) *Arch {
 	return nil
 }
 
+// IsCalleeSaved reports whether DWARF register n is one a callee preserves.
+func (a *Arch) IsCalleeSaved(n int) bool {
+	for _, r := range a.CalleeSaved {
+		if r == n {
+			return true
+		}
+	}
+	return false
+}
+
 // RegName returns the AT&T name of DWARF register n ("rbp"), or "r<n>".
 func (a *Arch) RegName(n int) string {
 	if n >= 0 && n < len(a.RegNames) {

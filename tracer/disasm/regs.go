@@ -70,3 +70,18 @@ func isVecReg(r x86asm.Reg) bool {
 }
 
 func isSeg(r x86asm.Reg) bool { return r >= x86asm.ES && r <= x86asm.GS }
+
+// PoppedReg is the DWARF number of the register a `pop %reg` or `leave`
+// loads from the stack (leave: the frame pointer) — how an epilogue
+// restores a callee-saved register.
+func (in *Insn) PoppedReg() (int, bool) {
+	switch in.Inst.Op {
+	case x86asm.LEAVE:
+		return int(in.bp), true
+	case x86asm.POP:
+		if r, ok := in.Inst.Args[0].(x86asm.Reg); ok {
+			return dwarfOf(r, in.Bits)
+		}
+	}
+	return noReg, false
+}

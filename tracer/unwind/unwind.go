@@ -45,7 +45,7 @@ type Frame struct {
 	RetReg  int    // DWARF register holding the return address, or -1
 	Ret     uint64 // the return address: the caller's PC
 	Saved   []SavedSlot
-	Method  string // "cfi" or "fp"
+	Method  string // "cfi", "fp" (or "none", set by the engine)
 }
 
 // ErrNoFrames is returned when not even the first frame could be unwound.
