@@ -538,6 +538,13 @@ func (s *session) stopRun(reason, limit string) {
 	}
 }
 
+// stopReasonNow is the budget that is stopping the run, or "".
+func (s *session) stopReasonNow() string {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	return s.stopReason
+}
+
 func (s *session) stopping() bool {
 	s.stopMu.Lock()
 	defer s.stopMu.Unlock()

@@ -52,6 +52,7 @@ type story struct {
 	slotWrites   int
 	stackWrites  int
 	calledExit   bool
+	cut          string // why the story was cut short (a budget, "error"), or ""
 	childSteps   int64
 	bpHits       int
 	acc          []disasm.Access
@@ -117,23 +118,35 @@ func (s *session) story(p *task) error {
 	if err := s.capture(st); err != nil {
 		return err
 	}
-	if err := s.awaitInitialStop(c); err != nil {
+	err = s.follow(st)
+	if err != nil {
+		// Judge what was seen so far: a story cut short by a budget (or
+		// an error) still counts, and says it was cut.
+		st.cut = "error"
+		if r := s.stopReasonNow(); r != "" {
+			st.cut = r
+		}
+	}
+	s.results = append(s.results, s.verdict(st))
+	return err
+}
+
+// follow runs a captured story: the child until it ends, then the parent
+// until it leaves the affected frames.
+func (s *session) follow(st *story) error {
+	if err := s.awaitInitialStop(st.child); err != nil {
 		return err
 	}
 	endErr := s.followChild(st)
 	// No int3 may outlive the child: the parent runs the same bytes.
-	if err := s.releaseAll(st.mm, p.pid, st.id); err != nil {
+	if err := s.releaseAll(st.mm, st.parent.pid, st.id); err != nil {
 		s.note(st.id, fmt.Sprintf("removing breakpoints: %v", err))
 	}
 	if endErr != nil {
 		return endErr
 	}
 	s.emitSlotDiff(st)
-	if err := s.followParent(st); err != nil {
-		return err
-	}
-	s.results = append(s.results, s.verdict(st))
-	return nil
+	return s.followParent(st)
 }
 
 // capture records the vfork site, the parent's frames and slots, and the

@@ -84,7 +84,7 @@ func (s *session) verdict(st *story) storyResult {
 	}
 	r := storyResult{id: st.id, verdict: v, explanation: explain(st, v)}
 	s.emit(&event.VforkVerdict{Header: s.hdr("vfork_verdict", st.parent.pid), Vfork: st.id,
-		Verdict: v, Reasons: reasons, Explanation: r.explanation})
+		Verdict: v, Reasons: reasons, Explanation: r.explanation, Incomplete: st.cut})
 	return r
 }
 
@@ -165,6 +165,22 @@ func explain(st *story, verdict string) string {
 	}
 	if st.calledExit {
 		b.WriteString("The child called exit() rather than _exit(): atexit handlers and stdio flushing ran in memory shared with the parent. ")
+	}
+	if st.cut != "" {
+		where := "while the child was still running"
+		if st.end != nil {
+			where = "while the parent was still being followed"
+		}
+		cause := "by the " + st.cut + " budget"
+		if st.cut == "error" {
+			cause = "by a tracing error (see the notes)"
+		}
+		if verdict == Clean {
+			fmt.Fprintf(&b, "%s did nothing wrong that vtrace saw before the story was cut short %s, %s.", child, cause, where)
+		} else {
+			fmt.Fprintf(&b, "(The story was cut short %s, %s.)", cause, where)
+		}
+		return strings.TrimSpace(b.String())
 	}
 	if verdict == Clean {
 		how := "on the parent's stack, without touching any live parent frame"

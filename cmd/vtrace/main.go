@@ -19,7 +19,7 @@ func main() {
 	}
 	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
 	code := exitCode(err)
-	if err != nil && code != exitViolation {
+	if err != nil && code != exitViolation && code != exitIncomplete {
 		fmt.Fprintf(os.Stderr, "vtrace: %v\n", err)
 	}
 	os.Exit(code)

@@ -24,10 +24,11 @@ var version = "0.1.0-dev"
 
 // Exit codes (documented in README.md).
 const (
-	exitOK        = 0 // no violation (clean or warnings only)
-	exitViolation = 1 // at least one vfork violation
-	exitUsage     = 2 // bad command line
-	exitCannotRun = 3 // could not trace: ptrace refused, not an executable, i386 unsupported, …
+	exitOK         = 0 // no violation (clean or warnings only)
+	exitViolation  = 1 // at least one vfork violation
+	exitUsage      = 2 // bad command line
+	exitCannotRun  = 3 // could not trace: ptrace refused, not an executable, i386 unsupported, …
+	exitIncomplete = 4 // no violation seen, but a budget stopped the run first
 )
 
 // usageError is a command-line mistake (exit 2).
@@ -38,6 +39,10 @@ func (e usageError) Error() string { return e.msg }
 // errViolation makes `run` exit 1 without printing anything more.
 var errViolation = errors.New("violation found")
 
+// errIncomplete makes `run` exit 4: no violation seen before a budget
+// stopped the run.
+var errIncomplete = errors.New("run stopped by a budget")
+
 func exitCode(err error) int {
 	var ue usageError
 	switch {
@@ -45,6 +50,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.Is(err, errViolation):
 		return exitViolation
+	case errors.Is(err, errIncomplete):
+		return exitIncomplete
 	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp):
 		return exitUsage
 	}
@@ -58,7 +65,8 @@ commands:
   version                              print the version
 
 Run 'vtrace run -h' for the run flags.
-exit codes: 0 no violation, 1 violation found, 2 usage error, 3 could not trace
+exit codes: 0 no violation, 1 violation found, 2 usage error, 3 could not trace,
+4 no violation seen but a budget stopped the run
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -170,6 +178,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if res.Verdict == tracer.Violation {
 		return errViolation
+	}
+	if res.Incomplete != "" {
+		return errIncomplete
 	}
 	return nil
 }

@@ -165,6 +165,34 @@ func TestSeedO2Budget(t *testing.T) {
 	r.assertNoneLeft(t)
 }
 
+// A budget that stops the run while a vfork child is still running: the
+// story in progress is judged on what was seen and marked cut short, the
+// run is not called clean-and-complete, and the exit code says so (4).
+func TestBudgetMidStory(t *testing.T) {
+	prog := targetPath(t, "gcc-O0", "badvfork")
+	r := trace(t, "--step", "--max-steps", "100", prog)
+	if r.exit != exitIncomplete {
+		t.Errorf("exit code %d, want %d (no violation seen, run stopped)", r.exit, exitIncomplete)
+	}
+	vv := all[*event.VforkVerdict](r)
+	if len(vv) != 1 || vv[0].Incomplete != "max_steps" || vv[0].Verdict != "clean" {
+		t.Fatalf("vfork_verdict events %+v, want one clean story cut short by max_steps", vv)
+	}
+	if v := r.verdict(); v.Vforks != 1 || v.Incomplete != "max_steps" {
+		t.Errorf("verdict %+v, want 1 vfork, incomplete max_steps", v)
+	}
+	r.assertNoneLeft(t)
+
+	// -q still says the run was cut.
+	out, err := exec.Command(vtraceBin(t), "run", "-q", "--step", "--max-steps", "100", prog).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitIncomplete {
+		t.Errorf("-q run: %v, want exit %d", err, exitIncomplete)
+	}
+	if got := strings.TrimSpace(string(out)); got != "clean (incomplete: max_steps)" {
+		t.Errorf("-q output %q, want %q", got, "clean (incomplete: max_steps)")
+	}
+}
+
 // Correct vfork users: clean, with the target's real exit status.
 func TestGoodTargetsClean(t *testing.T) {
 	requirePtrace(t)

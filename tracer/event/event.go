@@ -326,6 +326,7 @@ type VforkVerdict struct {
 	Verdict     string   `json:"verdict"`
 	Reasons     []string `json:"reasons"`
 	Explanation string   `json:"explanation"`
+	Incomplete  string   `json:"incomplete,omitempty"`
 }
 
 // Exit is the end of a traced process (the target or another process it

@@ -99,7 +99,11 @@ func (r *Text) verdictWord(v string) string {
 func (r *Text) Emit(ev event.Event) error {
 	if r.quiet {
 		if v, ok := ev.(*event.Verdict); ok {
-			r.printf("%s\n", v.Verdict)
+			if v.Incomplete != "" {
+				r.printf("%s (incomplete: %s)\n", v.Verdict, v.Incomplete)
+			} else {
+				r.printf("%s\n", v.Verdict)
+			}
 		}
 		return nil
 	}
@@ -159,7 +163,11 @@ func (r *Text) Emit(ev event.Event) error {
 	case *event.ParentLanding:
 		r.landing(e)
 	case *event.VforkVerdict:
-		r.printf("  %s %s\n", r.verdictWord(e.Verdict), r.dim.Sprint(strings.Join(e.Reasons, ", ")))
+		r.printf("  %s %s", r.verdictWord(e.Verdict), r.dim.Sprint(strings.Join(e.Reasons, ", ")))
+		if e.Incomplete != "" {
+			r.printf(" %s", r.warn.Sprintf("(cut short: %s)", e.Incomplete))
+		}
+		r.printf("\n")
 		if e.Explanation != "" {
 			r.printf("  %s\n", wrap(e.Explanation, 100, "  "))
 		}
