@@ -18,11 +18,19 @@ import (
 func (s *session) followParent(st *story) error {
 	p, mm := st.parent, st.mm
 	w := uint64(st.word)
-	changed := map[uint64]uint64{} // address → the value the child left
+	changed := map[uint64]poisoned{} // word address → what the child left there
 	for a := st.lo; a+w <= st.hi; a += w {
-		if v := st.wordAt(st.shadow, a); v != st.wordAt(st.orig, a) {
-			changed[a] = v
+		v, o := st.wordAt(st.shadow, a), st.wordAt(st.orig, a)
+		if v == o {
+			continue
 		}
+		var m uint8
+		for i := uint64(0); i < w; i++ {
+			if byte(v>>(8*i)) != byte(o>>(8*i)) {
+				m |= 1 << i
+			}
+		}
+		changed[a] = poisoned{val: v, bytes: m}
 	}
 	s.emit(&event.ParentResume{Header: s.hdr("parent_resume", p.pid), Vfork: st.id,
 		PC: event.Addr(st.regs0.PC()), Sym: s.sym(mm, st.regs0.PC())})
@@ -114,7 +122,16 @@ func (s *session) followParent(st *story) error {
 		for _, a := range acc {
 			if a.Write && !a.Seg {
 				for x := a.Addr &^ (w - 1); x < a.Addr+uint64(a.Size); x += w {
-					delete(changed, x)
+					if c, ok := changed[x]; ok {
+						// Only the bytes the parent stored stop being the
+						// child's: a 4-byte store next to a child's 4-byte
+						// value leaves that value poisoned.
+						if c.bytes &^= overlap(x, w, a); c.bytes == 0 {
+							delete(changed, x)
+						} else {
+							changed[x] = c
+						}
+					}
 				}
 			}
 		}
@@ -146,7 +163,7 @@ func (s *session) followParent(st *story) error {
 
 // allBelow reports whether every changed word is below sp: dead stack the
 // parent no longer uses.
-func allBelow(changed map[uint64]uint64, sp uint64) bool {
+func allBelow(changed map[uint64]poisoned, sp uint64) bool {
 	for a := range changed {
 		if a >= sp {
 			return false
@@ -155,18 +172,38 @@ func allBelow(changed map[uint64]uint64, sp uint64) bool {
 	return true
 }
 
+// poisoned is a word of the parent's stack the child changed: the value it
+// left, and which bytes of the word (bit i: byte i) still hold the child's
+// data rather than something the parent stored since.
+type poisoned struct {
+	val   uint64
+	bytes uint8
+}
+
+// overlap is the mask of the bytes of word [x, x+w) that access a touches.
+func overlap(x, w uint64, a disasm.Access) uint8 {
+	var m uint8
+	for i := uint64(0); i < w; i++ {
+		if b := x + i; b >= a.Addr && b < a.Addr+uint64(a.Size) {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
 // checkConsume reports the parent reading a word the child changed.
-func (s *session) checkConsume(st *story, in *disasm.Insn, acc []disasm.Access, changed map[uint64]uint64) {
+func (s *session) checkConsume(st *story, in *disasm.Insn, acc []disasm.Access, changed map[uint64]poisoned) {
 	w := uint64(st.word)
 	for _, a := range acc {
 		if a.Write || a.Seg {
 			continue
 		}
 		for x := a.Addr &^ (w - 1); x < a.Addr+uint64(a.Size); x += w {
-			v, ok := changed[x]
-			if !ok || st.consumed[x] != "" {
+			c, ok := changed[x]
+			if !ok || c.bytes&overlap(x, w, a) == 0 || st.consumed[x] != "" {
 				continue
 			}
+			v := c.val
 			kind, reg := "local", ""
 			if info, ok := st.slots[x]; ok {
 				kind, reg = info.kind, info.reg
