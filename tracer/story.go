@@ -279,7 +279,13 @@ func (s *session) liveRegion(st *story, childSP uint64) (uint64, uint64) {
 		hi = lo + maxRegion
 	}
 	if !st.shared && childSP > lo && childSP < hi {
-		lo = (childSP + uint64(st.word) - 1) &^ uint64(st.word-1)
+		// The clone wrappers leave the child's start-up words at its stack
+		// pointer for it to pop (glibc clone: fn and arg; musl __clone:
+		// arg), and the child's first call reuses them: they are its own.
+		lo = (childSP+uint64(st.word)-1)&^uint64(st.word-1) + 2*uint64(st.word)
+		if lo > hi {
+			lo = hi
+		}
 	}
 	return lo, hi
 }
