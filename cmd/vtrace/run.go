@@ -154,9 +154,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		jsonl = report.NewJSONL(w)
 		sinks = append(sinks, jsonl)
 	}
-	if !*jsonOut {
-		sinks = append(sinks, report.NewText(stderr, colored, *quiet))
-	}
+	// The text story always goes to stderr (-q: the verdict only), also
+	// when the JSON log takes stdout.
+	sinks = append(sinks, report.NewText(stderr, colored, *quiet))
 
 	files, closeFiles, err := targetFiles(stdout, stderr)
 	if err != nil {
