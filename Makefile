@@ -4,7 +4,7 @@ SHELL   := /bin/bash
 BUILD   ?= build
 GO      ?= go
 VTRACE  := $(BUILD)/vtrace
-GOFILES := $(shell find cmd tracer -name '*.go' -not -name '*_test.go') go.mod go.sum
+GOFILES := $(shell find cmd tracer targets -name '*.go' -not -name '*_test.go') go.mod go.sum
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: all build deps demo test test-go lint bench matrix clean
@@ -37,6 +37,11 @@ test: deps build targets
 # from `test`: timings depend on the machine and its load.
 bench: deps build targets
 	./scripts/bench.sh
+
+# Every build of every target traced, one table: slot before/after, writer,
+# parent landing, fate, verdict — each row checked against targets/expect.
+matrix: deps build targets
+	$(GO) run ./cmd/vtrace-matrix -vtrace $(VTRACE) -targets $(BUILD)/targets
 
 lint:
 	@test -z "$$(gofmt -l cmd tracer)" || { gofmt -l cmd tracer; echo "gofmt: files above need formatting"; exit 1; }

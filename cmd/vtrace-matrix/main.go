@@ -1,0 +1,249 @@
+// Command vtrace-matrix traces every build of every target with vtrace and
+// prints one table: target × build → slot before/after, writer, parent
+// landing, the program's fate and the verdict, checked against what
+// targets/expect says it must be. `make matrix` runs it.
+//
+//	vtrace-matrix [-vtrace build/vtrace] [-targets build/targets] [-j 2] [-build B] [-target T]
+//
+// Exit status: 0 when every row is as expected, 1 when one is not, 2 on a
+// usage error.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vtrace/vtrace/targets/expect"
+	"github.com/vtrace/vtrace/tracer/event"
+)
+
+type row struct {
+	c     expect.Case
+	build string
+	where string // "native", or why the row was not run
+	sum   expect.Summary
+	bad   []string
+	err   error
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vtrace-matrix", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bin := fs.String("vtrace", "build/vtrace", "the vtrace binary")
+	dir := fs.String("targets", "build/targets", "directory of target builds (<dir>/<build>/<target>)")
+	jobs := fs.Int("j", 2, "runs in parallel")
+	onlyBuild := fs.String("build", "", "only this build")
+	onlyTarget := fs.String("target", "", "only this target")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := os.Stat(*bin); err != nil {
+		fmt.Fprintf(stderr, "vtrace-matrix: %v (run make build)\n", err)
+		return 2
+	}
+	var rows []*row
+	for _, c := range expect.Cases {
+		for _, b := range expect.Builds {
+			if (*onlyBuild == "" || b == *onlyBuild) && (*onlyTarget == "" || c.Target == *onlyTarget) {
+				rows = append(rows, &row{c: c, build: b})
+			}
+		}
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(stderr, "vtrace-matrix: no build/target matches")
+		return 2
+	}
+	i386 := i386Runs(*bin, *dir)
+	work := make(chan *row)
+	var wg sync.WaitGroup
+	for i := 0; i < max(*jobs, 1); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range work {
+				if expect.I386(r.build) && i386 != "" {
+					r.where = i386
+					continue
+				}
+				r.where = "native"
+				r.trace(*bin, *dir)
+			}
+		}()
+	}
+	start := time.Now()
+	for _, r := range rows {
+		work <- r
+	}
+	close(work)
+	wg.Wait()
+	return print(stdout, rows, time.Since(start))
+}
+
+// i386Runs returns "" when this kernel runs i386 programs, else why not.
+func i386Runs(bin, dir string) string {
+	p := filepath.Join(dir, "gcc-O0-m32-static", "goodvfork_exit")
+	err := exec.Command(p).Run()
+	var ee *exec.ExitError
+	if err == nil || errors.As(err, &ee) {
+		return ""
+	}
+	return "not run: this kernel cannot run i386 programs (" + err.Error() + "); make test-vm runs them in a VM"
+}
+
+func (r *row) trace(bin, dir string) {
+	prog := filepath.Join(dir, r.build, r.c.Target)
+	if _, err := os.Stat(prog); err != nil {
+		r.err = fmt.Errorf("%s missing (run make targets)", prog)
+		return
+	}
+	logf, err := os.CreateTemp("", "vtrace-matrix-*.jsonl")
+	if err != nil {
+		r.err = err
+		return
+	}
+	logf.Close()
+	defer os.Remove(logf.Name())
+	args := append([]string{"run", "-q", "-o", logf.Name(), "--max-vforks", strconv.Itoa(expect.MaxVforks),
+		"--timeout", "60s", "--", prog}, r.c.Args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr // the target's own output goes nowhere
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		r.err = err
+		return
+	}
+	evs, err := readLog(logf.Name())
+	if err != nil {
+		r.err = fmt.Errorf("%v; vtrace said: %s", err, strings.TrimSpace(stderr.String()))
+		return
+	}
+	r.sum = expect.Summarize(evs)
+	r.bad = expect.For(r.c, r.build).Check(r.sum)
+}
+
+func readLog(path string) ([]event.Event, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var evs []event.Event
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		ev, err := event.Decode(sc.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("log line %d: %v", len(evs)+1, err)
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) == 0 {
+		return nil, errors.New("empty log")
+	}
+	if _, ok := evs[len(evs)-1].(*event.Verdict); !ok {
+		return nil, errors.New("log does not end with a verdict")
+	}
+	return evs, sc.Err()
+}
+
+func print(w io.Writer, rows []*row, took time.Duration) int {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tBUILD\tWHERE\tVFORKS\tSLOT (BEFORE → AFTER)\tWRITER\tPARENT LANDING\tFATE\tVERDICT\tOK")
+	var failed, notRun int
+	type whyKey struct{ name, why string }
+	whys := map[whyKey][]string{} // case and reason → builds
+	var whyOrder []whyKey
+	var notes []string
+	for _, r := range rows {
+		s := r.sum
+		ok := "✓"
+		switch {
+		case r.where != "native":
+			ok, notRun = "-", notRun+1
+		case r.err != nil || len(r.bad) > 0:
+			ok, failed = "✗", failed+1
+		}
+		verdict := s.Verdict
+		if s.Incomplete != "" {
+			verdict += " (" + s.Incomplete + ")"
+		}
+		where := r.where
+		if where != "native" {
+			where = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.c.Name(), r.build, where, dash(s.Vforks),
+			or(s.Slot), or(s.Writer), or(s.Landing), or(s.Fate), or(verdict), ok)
+		if r.err != nil {
+			notes = append(notes, fmt.Sprintf("✗ %s %s: %v", r.c.Name(), r.build, r.err))
+		}
+		for _, b := range r.bad {
+			notes = append(notes, fmt.Sprintf("✗ %s %s: %s", r.c.Name(), r.build, b))
+		}
+		if why := expect.For(r.c, r.build).Why; why != "" {
+			k := whyKey{r.c.Name(), why}
+			if whys[k] == nil {
+				whyOrder = append(whyOrder, k)
+			}
+			whys[k] = append(whys[k], r.build)
+		}
+	}
+	tw.Flush()
+	if notRun > 0 {
+		for _, r := range rows {
+			if r.where != "native" {
+				fmt.Fprintf(w, "\n%d i386 rows %s\n", notRun, r.where)
+				break
+			}
+		}
+	}
+	if len(whys) > 0 {
+		fmt.Fprintln(w, "\nWhere a build changes the story (targets/expect):")
+		for _, k := range whyOrder {
+			fmt.Fprintf(w, "  %s in %s: %s\n", k.name, strings.Join(whys[k], ", "), k.why)
+		}
+	}
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
+	}
+	fmt.Fprintf(w, "\n%d rows, %d as expected, %d not, %d not run here (%s)\n", len(rows),
+		len(rows)-failed-notRun, failed, notRun, took.Round(time.Second))
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func or(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func dash(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}

@@ -1,0 +1,110 @@
+package expect
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vtrace/vtrace/tracer/event"
+)
+
+// Summary is one traced run in a line of the matrix: the run's verdict and
+// the key facts of its first worst story.
+type Summary struct {
+	Verdict     string
+	Incomplete  string
+	Vforks      int
+	Story       int      // the story summarised (the first with the worst verdict)
+	Reasons     []string // that story's verdict reasons
+	Slots       []string // kinds of its slot_writes: "ret", "saved_reg:rbx"
+	Slot        string   // its first slot_write: "ret 0x7ffe…: main+18 → main+46"
+	Writer      string   // who wrote it: "main+41 `call printf@plt`"
+	ReturnsPast int
+	ChildEnd    string // exec, exit, signal, killed
+	LandingHow  string // parent_landing how
+	Landing     string // "ret_clobbered at createproc+0"
+	Fate        string // the program's end: "exit 0", "SIGSEGV at 0x0"
+	ExitCode    *int
+}
+
+// Summarize reads a run's events.
+func Summarize(evs []event.Event) Summary {
+	var s Summary
+	worst := map[string]int{"violation": 2, "warning": 1, "clean": 0}
+	best := -1
+	for _, ev := range evs {
+		switch e := ev.(type) {
+		case *event.Verdict:
+			s.Verdict, s.Incomplete, s.Vforks = e.Verdict, e.Incomplete, e.Vforks
+		case *event.VforkVerdict:
+			// Nested stories end first: the lowest-numbered worst one.
+			if r := worst[e.Verdict]; s.Story == 0 || r > best || r == best && e.Vfork < s.Story {
+				s.Story, best, s.Reasons = e.Vfork, worst[e.Verdict], e.Reasons
+			}
+		case *event.Exit:
+			if e.Main {
+				s.Fate, s.ExitCode = fate(e), e.Code
+			}
+		}
+	}
+	for _, ev := range evs {
+		switch e := ev.(type) {
+		case *event.SlotWrite:
+			if e.Vfork != s.Story {
+				continue
+			}
+			k := e.Kind
+			if e.Reg != "" {
+				k += ":" + e.Reg
+			}
+			if !slices.Contains(s.Slots, k) {
+				s.Slots = append(s.Slots, k)
+			}
+			if s.Slot == "" {
+				s.Slot = fmt.Sprintf("%s %s: %s → %s", k, e.Slot, symOr(e.OldSym, e.Old), symOr(e.NewSym, e.New))
+				switch {
+				case e.By != nil:
+					s.Writer = insn(e.By)
+				case e.During != nil:
+					s.Writer = "during " + insn(e.During)
+				}
+			}
+		case *event.ChildReturnPastFrame:
+			if e.Vfork == s.Story {
+				s.ReturnsPast++
+			}
+		case *event.ChildEnd:
+			if e.Vfork == s.Story {
+				s.ChildEnd = e.How
+			}
+		case *event.ParentLanding:
+			if e.Vfork == s.Story {
+				s.LandingHow = e.How
+				s.Landing = e.How + " at " + symOr(e.Sym, e.PC)
+			}
+		}
+	}
+	return s
+}
+
+func fate(e *event.Exit) string {
+	if e.Status == "exited" && e.Code != nil {
+		return fmt.Sprintf("exit %d", *e.Code)
+	}
+	f := e.Signal
+	if e.Addr != nil {
+		f += " at " + e.Addr.String()
+	}
+	return f
+}
+
+func symOr(y *event.Sym, a event.Addr) string {
+	if y != nil && y.Sym != "" {
+		return y.String()
+	}
+	return a.String()
+}
+
+func insn(in *event.Insn) string {
+	return fmt.Sprintf("%s `%s`", symOr(in.Sym, in.PC), strings.Join(strings.Fields(in.Insn), " "))
+}
