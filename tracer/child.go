@@ -205,7 +205,7 @@ func (s *session) emitWrite(st *story, a, old, cur uint64, by, during *event.Ins
 		st.slotWrites++
 		ev := &event.SlotWrite{Header: s.hdr("slot_write", st.child.pid), Vfork: st.id, Slot: event.Addr(a),
 			Kind: info.kind, Reg: info.reg, Frame: info.frame, FrameFn: st.frameFns[info.frame],
-			Old: event.Addr(old), New: event.Addr(cur), By: by, During: during}
+			Old: event.Addr(old), New: event.Addr(cur), By: by, During: during, FoundBy: foundBy(by, during)}
 		if info.kind == "ret" {
 			ev.OldSym, ev.NewSym = s.codeSym(st.mm, old), s.codeSym(st.mm, cur)
 		}
@@ -219,7 +219,20 @@ func (s *session) emitWrite(st *story, a, old, cur uint64, by, during *event.Ins
 	st.stackWrites++
 	s.emit(&event.StackWrite{Header: s.hdr("stack_write", st.child.pid), Vfork: st.id, Addr: event.Addr(a),
 		Size: st.word, Frame: frame, FrameFn: st.frameFns[frame], Old: event.Addr(old), New: event.Addr(cur),
-		By: by, During: during})
+		By: by, During: during, FoundBy: foundBy(by, during)})
+}
+
+// foundBy names how a write was found: the stepped instruction itself, a
+// watchpoint inside a callee (exact writer and the call it was in), or a
+// diff of the snapshot after a call or at the child's end.
+func foundBy(by, during *event.Insn) string {
+	switch {
+	case by != nil && during != nil:
+		return "hw"
+	case by != nil:
+		return "step"
+	}
+	return "diff"
 }
 
 // backtrace unwinds the child at the writing instruction.
@@ -276,7 +289,8 @@ func (s *session) insnEvent(mm *addrSpace, pid int, in *disasm.Insn) *event.Insn
 func (s *session) childEnded(st *story, out outcome) error {
 	c := st.child
 	s.diffRegion(st, nil, st.during)
-	ev := &event.ChildEnd{Header: s.hdr("child_end", c.pid), Vfork: st.id, Steps: st.childSteps, Hits: st.bpHits}
+	ev := &event.ChildEnd{Header: s.hdr("child_end", c.pid), Vfork: st.id, Steps: st.childSteps, Hits: st.bpHits,
+		HWHits: st.hwHits}
 	if st.calledExit {
 		ev.Via = "exit()"
 	}
@@ -306,6 +320,9 @@ func (s *session) childEnded(st *story, out outcome) error {
 	c.inStory = false // from here on the child is an ordinary task
 	switch out.kind {
 	case outExec:
+		if len(st.hwSlots) > 0 {
+			_ = s.disarmDR(c.pid) // the new program must not trap on the old stack's slots
+		}
 		s.execStop(c) // emits exec, gives the child its own address space
 		c.hold = false
 		s.resume(c, 0)

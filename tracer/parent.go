@@ -262,7 +262,11 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 	defer func() { _ = s.release(mm, t.pid, retAddr, st.id) }()
 	var now arch.Regs
 	sig := 0
+	watched := t == st.child && len(st.hwSlots) > 0
 	for {
+		if watched {
+			_ = s.t.SetDebugReg(t.pid, 6, 0) // DR6 then tells this run's traps apart
+		}
 		out, err := s.advance(t, false, sig, 0)
 		sig = 0
 		if err != nil {
@@ -307,6 +311,9 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 			if out, err := s.advance(t, true, 0, now.PC()); err != nil || out.kind != outTrap {
 				return out, err
 			}
+			continue
+		}
+		if watched && s.hwHit(st, &now) {
 			continue
 		}
 		sig = int(unix.SIGTRAP) // the program's own SIGTRAP: deliver it

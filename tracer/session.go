@@ -79,6 +79,7 @@ type session struct {
 	vforks  int
 	steps   int64
 	hw      hwState
+	hwProbe string // what the watchpoint probe saw
 
 	results []storyResult
 
@@ -127,8 +128,8 @@ func (s *session) run(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("become child subreaper: %w", err)
 	}
 	s.start = time.Now()
-	if s.cfg.Watchpoints == "off" {
-		s.hw = hwOff
+	if s.cfg.Watchpoints == "off" || s.cfg.Mode == Step {
+		s.hw = hwOff // --step steps every write: nothing for watchpoints to add
 	}
 	pid, err := s.t.Start(ptrace.StartSpec{
 		Path: s.cfg.Path, Argv: s.cfg.Argv, Env: s.cfg.Env,
@@ -163,8 +164,12 @@ func (s *session) run(ctx context.Context) (Result, error) {
 	}
 	proc.mm = mm
 
+	if s.hw == hwAuto {
+		s.probeHW(t)
+	}
 	s.emit(&event.Start{Header: s.hdr("start", pid), Argv: s.cfg.Argv, Mode: s.cfg.Mode.String(),
-		Version: s.cfg.Version, NoASLR: s.cfg.NoASLR, CPU: s.cfg.CPU, Watchpoints: s.hw.String()})
+		Version: s.cfg.Version, NoASLR: s.cfg.NoASLR, CPU: s.cfg.CPU, Watchpoints: s.hw.String(),
+		WatchpointProbe: s.hwProbe})
 	s.emit(&event.Exec{Header: s.hdr("exec", pid), Path: s.cfg.Path, Arch: mm.arch.Name})
 
 	stopWatch := s.watchStops(ctx)

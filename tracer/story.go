@@ -52,7 +52,9 @@ type story struct {
 	slotWrites   int
 	stackWrites  int
 	calledExit   bool
-	cut          string // why the story was cut short (a budget, "error"), or ""
+	cut          string   // why the story was cut short (a budget, "error"), or ""
+	hwSlots      []uint64 // slots watched by DR0–DR3 in the child
+	hwHits       int
 	childSteps   int64
 	bpHits       int
 	acc          []disasm.Access
@@ -136,6 +138,9 @@ func (s *session) story(p *task) error {
 func (s *session) follow(st *story) error {
 	if err := s.awaitInitialStop(st.child); err != nil {
 		return err
+	}
+	if st.stepChild && s.hw == hwWorks {
+		s.armSlots(st)
 	}
 	endErr := s.followChild(st)
 	// No int3 may outlive the child: the parent runs the same bytes.
@@ -249,6 +254,8 @@ func (s *session) capture(st *story) error {
 	switch {
 	case s.cfg.Mode == Step:
 		ev.Mechanism = "step"
+	case st.stepChild && s.hw == hwWorks:
+		ev.Mechanism = "depth+hw"
 	case st.stepChild:
 		ev.Mechanism = "depth"
 	default:

@@ -102,7 +102,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		timeout    = fs.Duration("timeout", tracer.DefaultTimeout, "stop the run after this `duration` (0 = none)")
 		noASLR     = fs.Bool("no-aslr", false, "disable address space randomisation for reproducible addresses")
 		cpu        = fs.String("cpu", "auto", "pin vtrace and the traced program to `CPU` (a number), auto (one CPU of the allowed set) or none")
-		watch      = fs.String("watchpoints", "auto", "hardware watchpoints: auto or off (not used yet: this version finds writes by stepping and diffing only; the start event records the setting)")
+		watch      = fs.String("watchpoints", "auto", "hardware watchpoints: auto (probe; where they fire, fast mode arms DR0-DR3 in each vfork child to name writers inside callees) or off")
 		quiet      = fs.Bool("q", false, "print only the verdict")
 	)
 	fs.Usage = func() {

@@ -138,7 +138,9 @@ type Start struct {
 	Version     string   `json:"vtrace"`
 	NoASLR      bool     `json:"no_aslr,omitempty"`
 	CPU         int      `json:"cpu"`         // -1: not pinned
-	Watchpoints string   `json:"watchpoints"` // "hw" (debug registers fire), "none", "off"
+	Watchpoints string   `json:"watchpoints"` // "hw" (debug registers fire), "none", "off", "auto" (not probed)
+	// WatchpointProbe says what the probe saw ("DR0 on 0x… fired on `call …`").
+	WatchpointProbe string `json:"watchpoint_probe,omitempty"`
 }
 
 // Exec reports a successful execve of a traced process.
@@ -208,6 +210,7 @@ type SlotWrite struct {
 	// diffing and attributed to the call it happened during (During).
 	By        *Insn  `json:"by,omitempty"`
 	During    *Insn  `json:"during,omitempty"`
+	FoundBy   string `json:"found_by"` // "step", "hw" (a watchpoint, inside a callee) or "diff"
 	Backtrace []*Sym `json:"backtrace,omitempty"`
 }
 
@@ -215,15 +218,16 @@ type SlotWrite struct {
 // stack region.
 type StackWrite struct {
 	Header
-	Vfork   int   `json:"vfork"`
-	Addr    Addr  `json:"addr"`
-	Size    int   `json:"size"`
-	Frame   int   `json:"frame"`
-	FrameFn *Sym  `json:"frame_fn,omitempty"`
-	Old     Addr  `json:"old"`
-	New     Addr  `json:"new"`
-	By      *Insn `json:"by,omitempty"`
-	During  *Insn `json:"during,omitempty"`
+	Vfork   int    `json:"vfork"`
+	Addr    Addr   `json:"addr"`
+	Size    int    `json:"size"`
+	Frame   int    `json:"frame"`
+	FrameFn *Sym   `json:"frame_fn,omitempty"`
+	Old     Addr   `json:"old"`
+	New     Addr   `json:"new"`
+	By      *Insn  `json:"by,omitempty"`
+	During  *Insn  `json:"during,omitempty"`
+	FoundBy string `json:"found_by"` // "step", "hw" or "diff"
 }
 
 // ChildReturnPastFrame marks the child returning from a live parent frame:
@@ -253,6 +257,7 @@ type ChildEnd struct {
 	Sym    *Sym   `json:"sym,omitempty"`
 	Steps  int64  `json:"steps"`
 	Hits   int    `json:"bp_hits"`
+	HWHits int    `json:"hw_hits,omitempty"` // watchpoint traps that named a writer
 }
 
 // ParentResume is the parent leaving its vfork event stop.

@@ -109,8 +109,12 @@ func (r *Text) Emit(ev event.Event) error {
 	}
 	switch e := ev.(type) {
 	case *event.Start:
-		r.printf("%s %s — %s, %s mode, watchpoints %s\n", r.bold.Sprint("vtrace"), e.Version,
+		r.printf("%s %s — %s, %s mode, watchpoints %s", r.bold.Sprint("vtrace"), e.Version,
 			strings.Join(e.Argv, " "), e.Mode, e.Watchpoints)
+		if e.WatchpointProbe != "" {
+			r.printf(" %s", r.dim.Sprintf("(probe: %s)", e.WatchpointProbe))
+		}
+		r.printf("\n")
 	case *event.Exec:
 		r.printf("%s exec %s (%s)\n", r.dim.Sprintf("[%d]", e.PID), e.Path, e.Arch)
 	case *event.Vfork:
@@ -198,6 +202,9 @@ func plain(a event.Addr, y *event.Sym) string {
 
 func (r *Text) by(by, during *event.Insn) {
 	switch {
+	case by != nil && during != nil:
+		r.printf("          by %s %s\n", r.in(by), r.dim.Sprint("(watchpoint)"))
+		r.printf("          inside the call at %s\n", r.in(during))
 	case by != nil:
 		r.printf("          by %s\n", r.in(by))
 	case during != nil:
