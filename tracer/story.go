@@ -196,7 +196,7 @@ func (s *session) capture(st *story) error {
 	}
 	ev.Site = site
 
-	frames, err := unwind.Unwind(regs, taskMemory{s, p.pid}, st.mm.space, 64)
+	frames, err := unwind.Unwind(regs, taskMemory{s, p.pid}, s.frames(st.mm, p.pid), 64)
 	if len(frames) == 0 {
 		// Not even the vfork frame unwinds (no CFI, no frame pointer):
 		// keep a frame 0 made of the registers, so that every write still
@@ -272,11 +272,19 @@ func (s *session) capture(st *story) error {
 func (s *session) liveRegion(st *story, childSP uint64) (uint64, uint64) {
 	lo := st.regs0.SP()
 	hi := uint64(0)
-	if n := len(st.frames); n > 1 {
+	// Up to the outermost frame when the unwind reached it (it returns to
+	// 0); when it stopped early, the frames above are unknown but just as
+	// live: up to the end of the stack mapping.
+	if n := len(st.frames); n > 1 && st.frames[n-1].Ret == 0 {
 		hi = st.frames[n-1].CFA
 	}
 	if m, ok := st.mm.space.MappingAt(lo); ok && (hi <= lo || hi > m.End) {
 		hi = m.End
+		// A thread's control block (and TLS, below it) tops its stack
+		// mapping; other threads write it (pthread_join): not the stack.
+		if tp := st.regs0.TP; tp > lo && tp < hi {
+			hi = tp &^ uint64(st.word-1)
+		}
 	}
 	if hi <= lo {
 		hi = lo + uint64(st.word)

@@ -117,6 +117,10 @@ type Regs struct {
 	// OrigAX is the syscall number the task entered the kernel with (orig_rax
 	// or orig_eax), meaningful at a syscall or ptrace event stop.
 	OrigAX uint64
+	// TP is the thread pointer (amd64 fs_base): the thread control block,
+	// which threads other than the main one keep just above their stack.
+	// 0 on i386 (its %gs base is not in NT_PRSTATUS).
+	TP uint64
 }
 
 // PC returns the program counter.
@@ -183,6 +187,7 @@ func DecodePrStatus(buf []byte, regs *Regs) error {
 	}
 	if a == AMD64 {
 		regs.OrigAX = word(15)
+		regs.TP = word(21)
 	} else {
 		regs.OrigAX = uint64(int64(int32(word(11))))
 	}

@@ -45,7 +45,7 @@ type Frame struct {
 	RetReg  int    // DWARF register holding the return address, or -1
 	Ret     uint64 // the return address: the caller's PC
 	Saved   []SavedSlot
-	Method  string // "cfi", "fp" (or "none", set by the engine)
+	Method  string // "cfi", "scan", "fp" (or "none", set by the engine)
 }
 
 // ErrNoFrames is returned when not even the first frame could be unwound.
@@ -67,6 +67,9 @@ func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
 			look = pc - 1 // the call, not the instruction after it
 		}
 		f, next, err := stepCFI(a, cur, look, mem, cfi)
+		if code, ok := cfi.(Code); ok && err != nil {
+			f, next, err = stepScan(a, cur, look, pc, mem, code)
+		}
 		if err != nil {
 			f, next, err = stepFP(a, cur, mem)
 		}
@@ -277,6 +280,11 @@ func stepFP(a *arch.Arch, cur regState, mem Memory) (Frame, regState, error) {
 	ret, err := mem.ReadWord(bp+uint64(a.PtrSize), a.PtrSize)
 	if err != nil {
 		return f, cur, err
+	}
+	if ret == 0 {
+		// A chain through a frame pointer ends at _start's zeroed %rbp;
+		// a return address of 0 means %rbp was not a frame pointer here.
+		return f, cur, fmt.Errorf("frame pointer %#x leads to a return address of 0", bp)
 	}
 	f.CFA = bp + 2*uint64(a.PtrSize)
 	f.RetSlot, f.Ret = bp+uint64(a.PtrSize), ret
