@@ -57,7 +57,11 @@ func (s *session) followParent(st *story) error {
 		s.emit(st.landing)
 	}
 	sig := 0
-	depth := 0 // calls the parent is inside of, below the frames it woke in
+	// own is the stack pointer of the frames the parent woke in: an
+	// instruction runs in them when the stack pointer is at or above it.
+	// Counting calls and rets would not do: i386's lazy-binding resolver
+	// enters the resolved function with a `ret $n` that matches no call.
+	var own uint64
 	for {
 		if err := s.countStep(); err != nil {
 			land("budget", regs.PC())
@@ -67,6 +71,10 @@ func (s *session) followParent(st *story) error {
 			return err
 		}
 		pc := regs.PC()
+		if own == 0 {
+			own = regs.SP()
+		}
+		atOwn := regs.SP() >= own
 		in, derr := s.insnAt(mm, p.pid, pc)
 		class := disasm.Other
 		var acc []disasm.Access
@@ -74,7 +82,7 @@ func (s *session) followParent(st *story) error {
 			class = in.Class
 			acc, _ = in.Effects(&regs, st.acc[:0])
 			st.acc = acc
-			if depth == 0 {
+			if atOwn {
 				// Reads by the parent's own frames; what callees read is
 				// seen the same way in both modes only here.
 				s.checkConsume(st, in, acc, changed)
@@ -138,15 +146,11 @@ func (s *session) followParent(st *story) error {
 		// Only rets out of the frames the parent woke up in count: in
 		// --step mode the parent also steps through the functions it
 		// calls, whose rets change nothing about its own frames.
-		if class == disasm.Call && !out.ranCall {
-			depth++
-			continue
+		if !atOwn || class == disasm.Call && !out.ranCall {
+			continue // in a callee, or entering one
 		}
+		own = now.SP()
 		if class != disasm.Ret {
-			continue
-		}
-		if depth > 0 {
-			depth--
 			continue
 		}
 		slot := regs.SP()
@@ -275,6 +279,12 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 		switch out.kind {
 		case outTrap:
 		case outSignal:
+			if t != st.child {
+				// The followed parent got a signal inside the callee:
+				// followParent reports it as where the parent went, as
+				// --step does when it steps into the same fault.
+				return out, nil
+			}
 			sig = int(out.sig)
 			continue
 		default:
