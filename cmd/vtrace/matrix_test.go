@@ -1,0 +1,39 @@
+package main
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/vtrace/vtrace/targets/expect"
+)
+
+// TestMatrix traces every target case in every build (fast mode, as a user
+// runs it) and checks the verdict and key facts targets/expect gives for
+// it; `make matrix` prints the same as a table. i386 builds run here when
+// the kernel runs i386 code; where it cannot, the VM tests cover them.
+func TestMatrix(t *testing.T) {
+	requirePtrace(t)
+	for _, build := range expect.Builds {
+		t.Run(build, func(t *testing.T) {
+			t.Parallel()
+			if expect.I386(build) {
+				requireI386(t)
+			}
+			for _, c := range expect.Cases {
+				t.Run(c.Name(), func(t *testing.T) {
+					args := append([]string{"--max-vforks", strconv.Itoa(expect.MaxVforks),
+						"--timeout", "60s", targetPath(t, build, c.Target)}, c.Args...)
+					r := trace(t, args...)
+					e := expect.For(c, build)
+					for _, bad := range e.Check(expect.Summarize(r.events)) {
+						t.Error(bad)
+					}
+					if e.Why != "" && t.Failed() {
+						t.Logf("this build's story differs because: %s", e.Why)
+					}
+					r.assertNoneLeft(t)
+				})
+			}
+		})
+	}
+}
