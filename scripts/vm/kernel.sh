@@ -42,9 +42,11 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# apt-get download writes into the current directory, as the calling user
-# (_apt cannot write into a private mktemp dir: make it readable).
-chmod 755 "$tmp"
+# apt-get download fetches as the _apt user when run as root: let it write
+# into the private mktemp directory.
+if [[ $(id -u) == 0 ]] && id _apt >/dev/null 2>&1; then
+  chown _apt "$tmp"
+fi
 if ! (cd "$tmp" && apt-get download -qq "$pkg" >&2); then
   echo "kernel.sh: apt-get download $pkg failed" >&2
   exit 1
