@@ -41,7 +41,7 @@ type vmJob struct {
 	build, name string   // the target: build/targets/<build>/<name>
 	args        []string // the target's arguments
 	flags       []string // vtrace run flags (besides -o log.jsonl --color=never)
-	timeout     int      // seconds; /init kills the job after it (a guard)
+	timeout     int      // seconds (default vmJobTimeout): vtrace is killed after it (a guard)
 	post        string   // shell run after vtrace, in the job's directory (its files come back too)
 }
 
@@ -219,11 +219,8 @@ func bootVM(t *testing.T, appendArgs string, jobs []*vmJob) *vmBoot {
 			b.fatal = err.Error()
 			return b
 		}
-		to := j.timeout
-		if to == 0 {
-			to = vmJobTimeout
-		}
-		if err := os.WriteFile(filepath.Join(dir, "timeout"), []byte(strconv.Itoa(to)), 0o644); err != nil {
+		// /init's own guard, for whatever the job runs after vtrace.
+		if err := os.WriteFile(filepath.Join(dir, "timeout"), []byte(strconv.Itoa(j.guard()+60)), 0o644); err != nil {
 			b.fatal = err.Error()
 			return b
 		}
@@ -275,13 +272,22 @@ func bootVM(t *testing.T, appendArgs string, jobs []*vmJob) *vmBoot {
 	return b
 }
 
+func (j *vmJob) guard() int {
+	if j.timeout > 0 {
+		return j.timeout
+	}
+	return vmJobTimeout
+}
+
 // script is the job's cmd: vtrace's exit code is the job's; the process
 // table is saved right after vtrace exits, to find anything left behind.
+// The guard kills vtrace itself (SIGKILL; PTRACE_O_EXITKILL takes its
+// tracees with it), not only the shell around it.
 // Unlike the host harness (--json -o), the log goes to a file without
 // --json, so stderr holds vtrace's text report too: what a reader of a
 // failing VM test wants to see.
 func (j *vmJob) script() string {
-	args := append([]string{"/bin/vtrace", "run", "-o", "log.jsonl", "--color=never"}, j.flags...)
+	args := append([]string{"timeout", "-s", "KILL", strconv.Itoa(j.guard()), "/bin/vtrace", "run", "-o", "log.jsonl", "--color=never"}, j.flags...)
 	args = append(append(args, "--", j.vmPath()), j.args...)
 	for i, a := range args {
 		args[i] = shellQuote(a)
@@ -370,38 +376,40 @@ func decodeRun(j *vmJob, blob []byte) *vmRun {
 	t1, _ := strconv.ParseFloat(strings.TrimSpace(string(r.files["uptime.end"])), 64)
 	r.seconds, r.initAt = t1-t0, t0
 	r.leftovers = leftovers(string(r.files["procs"]), j.name)
-	if r.exit == 137 {
-		r.err = fmt.Sprintf("killed by the VM's %d s guard", j.timeout)
+	r.err = decodeLog(r)
+	if r.exit == 137 { // vtrace itself exits 0-3: this is the guard's SIGKILL
+		r.err = strings.TrimSuffix(fmt.Sprintf("vtrace killed by the VM's %d s guard; %s", j.guard(), r.err), "; ")
 	}
+	return r
+}
+
+// decodeLog decodes the job's log.jsonl into r.events, or says why not.
+func decodeLog(r *vmRun) string {
 	log, ok := r.files["log.jsonl"]
 	if !ok {
-		if r.err == "" {
-			r.err = fmt.Sprintf("vtrace wrote no log (exit %d)", r.exit)
-		}
-		return r
+		return fmt.Sprintf("vtrace wrote no log (exit %d)", r.exit)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(log))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
 		ev, err := event.Decode(sc.Bytes())
 		if err != nil {
-			r.err = fmt.Sprintf("log line %d: %v\n%s", len(r.events)+1, err, sc.Text())
-			return r
+			return fmt.Sprintf("log line %d: %v\n%s", len(r.events)+1, err, sc.Text())
 		}
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			r.err = err.Error()
-			return r
+			return err.Error()
 		}
 		r.events = append(r.events, ev)
 		r.raw = append(r.raw, m)
 	}
 	if len(r.events) == 0 {
-		r.err = fmt.Sprintf("empty log (exit %d)", r.exit)
-	} else if _, ok := r.events[len(r.events)-1].(*event.Verdict); !ok {
-		r.err = fmt.Sprintf("log does not end with a verdict: last event %q", r.events[len(r.events)-1].Head().Event)
+		return fmt.Sprintf("empty log (exit %d)", r.exit)
 	}
-	return r
+	if _, ok := r.events[len(r.events)-1].(*event.Verdict); !ok {
+		return fmt.Sprintf("log does not end with a verdict: last event %q", r.events[len(r.events)-1].Head().Event)
+	}
+	return ""
 }
 
 // leftovers names the processes of /proc/*/stat lines (saved right after
@@ -567,4 +575,61 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// The harness's own parsing, without a VM: a results stream with CRLF line
+// ends, a damaged job and one cut short by the VM's end.
+func TestVMHarnessParse(t *testing.T) {
+	pack := func(files map[string]string) string {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		for name, data := range files {
+			_ = tw.WriteHeader(&tar.Header{Name: "./" + name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+			_, _ = tw.Write([]byte(data))
+		}
+		_ = tw.Close()
+		_ = zw.Close()
+		enc := base64.StdEncoding.EncodeToString(buf.Bytes())
+		var lines []string
+		for len(enc) > 76 {
+			lines, enc = append(lines, enc[:76]), enc[76:]
+		}
+		return strings.Join(append(lines, enc), "\r\n")
+	}
+	log := `{"v":1,"event":"start","t":1,"pid":9,"argv":["x"],"mode":"fast","vtrace":"t","cpu":0,"watchpoints":"auto"}` + "\n" +
+		`{"v":1,"event":"verdict","t":2,"pid":9,"verdict":"clean","vforks":1,"violations":0,"warnings":0,"explanation":"e"}` + "\n"
+	stream := strings.Join([]string{
+		"noise before",
+		vmMarker + "READY 6.1.0-56-amd64 | console=ttyS0",
+		vmMarker + "BEGIN 000",
+		pack(map[string]string{"rc": "0\n", "stderr": "report\n", "log.jsonl": log, "uptime.start": "3.50\n", "uptime.end": "4.25\n",
+			"procs": "1 (init) S 0\n7 (sh) S 1\n8 (goodvfork_exit) Z 1\n"}),
+		vmMarker + "END 000",
+		vmMarker + "BEGIN 001",
+		"!!!not base64",
+		vmMarker + "END 001",
+		vmMarker + "BEGIN 002",
+		pack(map[string]string{"rc": "0\n"})[:20],
+	}, "\r\n")
+	b := &vmBoot{}
+	blobs := parseResults(b, []byte(stream))
+	if b.ready != "6.1.0-56-amd64 | console=ttyS0" || b.done {
+		t.Errorf("ready %q done %v", b.ready, b.done)
+	}
+	j := &vmJob{build: "gcc-O0", name: "goodvfork_exit"}
+	r := decodeRun(j, blobs["000"])
+	if r.err != "" || r.exit != 0 || r.stderr != "report\n" || len(r.events) != 2 || r.verdict().Verdict != "clean" ||
+		r.seconds != 0.75 || r.initAt != 3.5 {
+		t.Errorf("job 000: %+v (err %q)", r, r.err)
+	}
+	if len(r.leftovers) != 1 || !strings.Contains(r.leftovers[0], "goodvfork_exit") {
+		t.Errorf("leftovers %q, want the zombie target", r.leftovers)
+	}
+	if r := decodeRun(j, blobs["001"]); !strings.HasPrefix(r.err, "damaged result") {
+		t.Errorf("job 001: err %q, want a damaged result", r.err)
+	}
+	if r := decodeRun(j, blobs["002"]); !strings.HasPrefix(r.err, "no result") {
+		t.Errorf("job 002 (cut short): err %q, want no result", r.err)
+	}
 }

@@ -428,6 +428,9 @@ func TestVMIA32EmulationParam(t *testing.T) {
 	b.check(t)
 	r := b.runs[j.key()]
 	t.Logf("VM: %s", b.ready)
+	if _, ok := r.files["dmesg.txt"]; !ok {
+		t.Fatalf("the job brought nothing back: %s\nconsole tail:\n%s", r.err, tail(b.console, 2000))
+	}
 	if !strings.Contains(b.ready, "ia32_emulation=0") {
 		t.Fatalf("kernel command line %q lacks ia32_emulation=0", b.ready)
 	}
