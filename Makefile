@@ -7,7 +7,7 @@ VTRACE  := $(BUILD)/vtrace
 GOFILES := $(shell find cmd tracer targets -name '*.go' -not -name '*_test.go') go.mod go.sum
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps demo test test-go lint bench matrix clean
+.PHONY: all build deps demo test test-go test-vm lint bench matrix clean
 all: build
 
 deps:
@@ -31,6 +31,14 @@ demo: deps build $(BUILD)/targets/gcc-O0/badvfork
 test: deps build targets
 	VTRACE_BIN=$(abspath $(VTRACE)) VTRACE_TARGETS=$(abspath $(BUILD)/targets) \
 	  $(GO) test -count=1 -timeout 20m ./...
+
+# Only the tests that run inside the qemu VM (scripts/vm/; README "Tests in
+# a VM"): the i386 seed, dynamic and static, and every target of the -m32
+# -static builds. `make test` runs them too.
+VM_BUILDS  := gcc-O0-m32 gcc-O0-m32-static gcc-O2-m32-static gcc-O0-static
+test-vm: deps build $(addprefix targets-,$(VM_BUILDS))
+	VTRACE_BIN=$(abspath $(VTRACE)) VTRACE_TARGETS=$(abspath $(BUILD)/targets) \
+	  $(GO) test -count=1 -timeout 20m -run 'TestVM' -v ./cmd/vtrace
 
 # Performance goals, measured in one run against strace -f, a gdb script and
 # the raw C single-step loop (about 3 minutes; see docs/bench.md). Separate

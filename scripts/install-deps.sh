@@ -7,6 +7,7 @@ set -euo pipefail
 # package → a file it provides (checked instead of dpkg, which is slow)
 declare -A need=(
   [gcc-multilib]=/usr/lib/gcc/x86_64-linux-gnu/12/32/crtbegin.o
+  [libc6-i386]=/lib/ld-linux.so.2
   [musl-tools]=/usr/bin/musl-gcc
   [clang]=/usr/bin/clang
   [binutils]=/usr/bin/objdump

@@ -1,0 +1,458 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vtrace/vtrace/tracer/event"
+)
+
+// Tests inside a qemu full-system VM (vm_harness_test.go, scripts/vm/):
+// i386 targets, dynamic and static, traced where i386 surely runs. All the
+// jobs below run in one boot per test binary run, in this order.
+
+// vmFlags bound every run: no target may loop past 20 vforks or a minute.
+var vmFlags = []string{"--no-aslr", "--max-vforks", "20", "--timeout", "60s"}
+
+func vmJobOf(build, name string, args ...string) *vmJob {
+	return &vmJob{build: build, name: name, args: args, flags: vmFlags}
+}
+
+var (
+	// The seed at -m32 -O0, dynamic: needs /lib/ld-linux.so.2 and the
+	// libc6-i386 libc in the initramfs.
+	vmSeedI386     = vmJobOf("gcc-O0-m32", "badvfork")
+	vmSeedI386Step = &vmJob{build: "gcc-O0-m32", name: "badvfork", flags: append([]string{"--step"}, vmFlags...)}
+)
+
+// vmStaticBuilds are the static builds the good targets and the seed are
+// checked in (i386 and amd64).
+var vmStaticBuilds = []string{"gcc-O0-m32-static", "gcc-O0-static"}
+
+// vmGood are correct vfork users and their exit status.
+var vmGood = []struct {
+	name string
+	code int
+}{
+	{"goodvfork_exec", 0}, {"goodvfork_exit", 3}, {"spawn", 0}, {"clonevfork", 0},
+}
+
+// vmMatrixBuilds are traced target by target (issue 5: the -m32 -static
+// builds of every target, traced in the VM).
+var vmMatrixBuilds = []string{"gcc-O0-m32-static", "gcc-O2-m32-static"}
+
+// vmMatrix is every target with the verdict targets/README.md gives it.
+// stepref is left out (not a vfork target); spin and spawnloop get small
+// counts (the VM single-steps at ≈3k steps/s).
+var vmMatrix = []struct {
+	name    string
+	args    []string
+	verdict string
+}{
+	{"badvfork", nil, "violation"},
+	{"fnptrvfork", nil, "violation"},
+	{"deepvfork", nil, "violation"},
+	{"rawvfork", nil, "violation"},
+	{"writelocal", nil, "warning"},
+	{"exitvfork", nil, "warning"},
+	{"sigchild", nil, "clean"},
+	{"sigchild", []string{"raise"}, "clean"},
+	{"nestedvfork", nil, "clean"},
+	{"goodvfork_exec", nil, "clean"},
+	{"goodvfork_exit", nil, "clean"},
+	{"spawn", nil, "clean"},
+	{"system", nil, "clean"},
+	{"popen", nil, "clean"},
+	{"clonevfork", nil, "clean"},
+	{"clonevfork", []string{"exit"}, "clean"},
+	{"clone3vfork", nil, "clean"},
+	{"clone3vfork", []string{"exit"}, "clean"},
+	{"threadvfork", nil, "clean"},
+	{"spin", []string{"1000"}, "clean"},
+	{"spawnloop", []string{"3"}, "clean"},
+}
+
+// vmKnownBad lists the checks that fail in the VM because of a vtrace bug
+// (in tracer/, not in the harness), with the bug. Such a check still runs:
+// its failure is logged as a known bug, and once the bug is fixed the
+// check fails until its entry is removed here. Keys are "<job key>: what".
+// All of them reproduce natively on a host that runs i386 too.
+var vmKnownBad = map[string]string{
+	// The vfork happens in __kernel_vsyscall in the vDSO (glibc's i386
+	// syscall() calls *%gs:0x10); the parent's unwind gives no frame at
+	// all ("unwinding the parent: no usable frame pointer"), then the
+	// child's first write indexes frameFns[-1]: tracer/child.go emitWrite,
+	// "internal error: runtime error: index out of range [-1]", exit 3, a
+	// log ending with the vfork event.
+	"gcc-O0-m32-static/rawvfork " + strings.Join(vmFlags, " ") + ": verdict": "i386 vfork inside the vDSO: no parent frames, then index out of range [-1] in emitWrite",
+	"gcc-O2-m32-static/rawvfork " + strings.Join(vmFlags, " ") + ": verdict": "i386 vfork inside the vDSO: no parent frames, then index out of range [-1] in emitWrite",
+	// Fast mode: the parent's call to printf@plt runs at full speed and
+	// dies there of SIGSEGV (fault address 0x10); parent_landing says
+	// how "exit" (18 steps) where --step says "signal" (19 steps).
+	vmSeedI386.key() + ": landing": "fast mode reports a parent killed by a signal during a full-speed call as landing by exit",
+	// i386 clone (glibc clone.S) at clone+84: frame #0 is unwound by the
+	// frame-pointer fallback with the caller's %ebp, so main is skipped
+	// ("returns to __libc_start_call_main+103"), frame #1 reads garbage
+	// ("returns to 0x80ebff4"), and the story of a correct program says
+	// "the parent's stack was already corrupt before this vfork".
+	"gcc-O0-m32-static/clonevfork " + strings.Join(vmFlags, " ") + ": no false corruption note":      "i386 clone: frame-pointer unwind skips main, false 'already corrupt' note",
+	"gcc-O0-m32-static/clonevfork exit " + strings.Join(vmFlags, " ") + ": no false corruption note": "i386 clone: frame-pointer unwind skips main, false 'already corrupt' note",
+	"gcc-O2-m32-static/clonevfork " + strings.Join(vmFlags, " ") + ": no false corruption note":      "i386 clone: frame-pointer unwind skips main, false 'already corrupt' note",
+	"gcc-O2-m32-static/clonevfork exit " + strings.Join(vmFlags, " ") + ": no false corruption note": "i386 clone: frame-pointer unwind skips main, false 'already corrupt' note",
+}
+
+// expect reports a failed check (what: a short name of the check) unless
+// vmKnownBad lists it, and a listed check that now passes.
+func expect(t *testing.T, j *vmJob, what string, ok bool, format string, args ...any) {
+	t.Helper()
+	key := j.key() + ": " + what
+	bug, known := vmKnownBad[key]
+	switch {
+	case !ok && known:
+		t.Logf("KNOWN BUG (%s): %s", bug, fmt.Sprintf(format, args...))
+	case !ok:
+		t.Errorf(format, args...)
+	case known:
+		t.Errorf("%q passes now: remove it from vmKnownBad (%s)", key, bug)
+	}
+}
+
+// vmSuiteJobs is every job of the main boot, without duplicates, in order.
+func vmSuiteJobs() []*vmJob {
+	var jobs []*vmJob
+	seen := map[string]bool{}
+	add := func(j *vmJob) {
+		if !seen[j.key()] {
+			seen[j.key()] = true
+			jobs = append(jobs, j)
+		}
+	}
+	add(vmSeedI386)
+	add(vmSeedI386Step)
+	for _, b := range vmStaticBuilds {
+		add(vmJobOf(b, "badvfork"))
+		for _, g := range vmGood {
+			add(vmJobOf(b, g.name))
+		}
+	}
+	for _, b := range vmMatrixBuilds {
+		for _, m := range vmMatrix {
+			add(vmJobOf(b, m.name, m.args...))
+		}
+	}
+	return jobs
+}
+
+var (
+	vmSuiteOnce sync.Once
+	vmSuiteBoot *vmBoot
+)
+
+// vmSuite boots the VM once for every job of vmSuiteJobs.
+func vmSuite(t *testing.T) *vmBoot {
+	t.Helper()
+	vmSuiteOnce.Do(func() {
+		// Stays if bootVM does not return (a t.Fatal in a helper).
+		vmSuiteBoot = &vmBoot{fatal: "the VM boot failed in an earlier test (see its failure)"}
+		vmSuiteBoot = bootVM(t, "", vmSuiteJobs())
+	})
+	return vmSuiteBoot
+}
+
+// The boot itself: it reached /init, ran every job and powered off.
+func TestVMBoot(t *testing.T) {
+	b := vmSuite(t)
+	b.check(t)
+	var guest float64
+	ran := 0
+	for _, r := range b.runs {
+		if r.err == "" || r.events != nil {
+			ran++
+		}
+		guest += r.seconds
+	}
+	t.Logf("VM: %s", b.ready)
+	t.Logf("VM: %d jobs, first job at guest uptime %.2f s, jobs %.1f s of guest time, qemu %.1f s wall in all",
+		b.jobsTotal, b.initAt, guest, b.wall.Seconds())
+	if b.qemuErr != nil {
+		t.Errorf("qemu: %v (run.sh exits 124 when the %d s limit killed it)\nconsole tail:\n%s", b.qemuErr, vmBootTimeout, tail(b.console, 3000))
+	}
+	if !b.done || ran != b.jobsTotal {
+		t.Errorf("/init ran %d of %d jobs (done marker seen: %v)", ran, b.jobsTotal, b.done)
+	}
+	if !strings.HasPrefix(b.ready, "6.1.0-") {
+		t.Errorf("VM kernel %q, want Debian's 6.1.0-*", b.ready)
+	}
+}
+
+// The seed at -m32 -O0 (dynamic glibc), as TestSeedI386 on a host that
+// runs i386: the return slot survives; the child zeroes the saved %ebx
+// (GOT pointer) slot of createproc, and the parent, having restored %ebx
+// from it, faults in a PLT stub at address 0x10.
+func TestVMSeedI386(t *testing.T) {
+	r := vmSuite(t).get(t, vmSeedI386)
+	checkSeedI386(t, r.traced)
+	checkSeedI386Landing(t, vmSeedI386, r.traced)
+	if ex := all[*event.Exec](r.traced); len(ex) == 0 || ex[0].Arch != "i386" {
+		t.Errorf("exec events %+v, want the program seen as i386", ex)
+	}
+}
+
+func checkSeedI386(t *testing.T, r *traced) {
+	t.Helper()
+	if r.exit != exitViolation {
+		t.Errorf("vtrace exit code %d, want %d (violation)", r.exit, exitViolation)
+	}
+	var ebx, ret int
+	for _, w := range ofVfork[*event.SlotWrite](r, 1) {
+		switch {
+		case w.Kind == "saved_reg" && w.Reg == "ebx" && w.FrameFn != nil && w.FrameFn.Sym == "createproc":
+			ebx++
+			if w.New != 0 {
+				t.Errorf("saved %%ebx of createproc set to %s, want 0x0", w.New)
+			}
+		case w.Kind == "ret" && w.FrameFn != nil && w.FrameFn.Sym == "createproc":
+			ret++
+		}
+	}
+	if ebx == 0 || ret != 0 {
+		t.Errorf("createproc slot writes: %d saved %%ebx, %d return address; want the saved %%ebx only", ebx, ret)
+	}
+	c := ofVfork[*event.ParentConsume](r, 1)
+	if len(c) == 0 || c[0].Kind != "saved_reg" || c[0].Reg != "ebx" {
+		t.Errorf("parent_consume %+v, want the parent restoring %%ebx from the clobbered slot", c)
+	}
+	ex := r.mainExit(t)
+	if ex.Signal != "SIGSEGV" || ex.Addr == nil || *ex.Addr != 0x10 || ex.Sym == nil || !strings.HasSuffix(ex.Sym.Sym, "@plt") {
+		t.Errorf("program exit %+v (sym %v), want SIGSEGV at fault address 0x10 in a PLT stub", ex, ex.Sym)
+	}
+	if v := r.verdict(); v.Verdict != "violation" || v.Vforks != 1 {
+		t.Errorf("verdict %+v, want violation over 1 vfork", v)
+	}
+}
+
+// checkSeedI386Landing: the parent dies of that SIGSEGV in printf@plt
+// before it leaves the affected frames: its landing is that signal.
+func checkSeedI386Landing(t *testing.T, j *vmJob, r *traced) {
+	t.Helper()
+	land := ofVfork[*event.ParentLanding](r, 1)
+	ok := len(land) == 1 && land[0].How == "signal" && land[0].Sym != nil && land[0].Sym.Sym == "printf@plt"
+	var got []string
+	for _, l := range land {
+		got = append(got, fmt.Sprintf("%s at %s after %d steps", l.How, symStr(l.Sym), l.Steps))
+	}
+	expect(t, j, "landing", ok, "parent_landing %v, want signal at printf@plt", got)
+}
+
+// --step tells the same story as fast mode on the i386 seed (a small
+// child: a few thousand steps are affordable in the VM).
+func TestVMSeedI386StepMatchesFast(t *testing.T) {
+	b := vmSuite(t)
+	fast, step := b.get(t, vmSeedI386), b.get(t, vmSeedI386Step)
+	checkSeedI386(t, step.traced)
+	checkSeedI386Landing(t, vmSeedI386Step, step.traced)
+	f, s := summary(fast.traced), summary(step.traced)
+	expect(t, vmSeedI386, "landing", f == s, "fast and --step differ:\nfast:\n%s\nstep:\n%s", f, s)
+	if m := all[*event.Start](step.traced); len(m) != 1 || m[0].Mode != "step" {
+		t.Errorf("start %+v, want mode step", m)
+	}
+}
+
+// The seed built -static, i386 and amd64.
+func TestVMBadvforkStatic(t *testing.T) {
+	b := vmSuite(t)
+	common := func(t *testing.T, r *vmRun) {
+		t.Helper()
+		if r.exit != exitViolation {
+			t.Errorf("vtrace exit code %d, want %d", r.exit, exitViolation)
+		}
+		if v := r.verdict(); v.Verdict != "violation" || v.Incomplete != "" {
+			t.Errorf("verdict %+v, want a complete violation", v)
+		}
+		past := ofVfork[*event.ChildReturnPastFrame](r.traced, 1)
+		if len(past) == 0 || past[0].FrameFn == nil || past[0].FrameFn.Sym != "createproc" {
+			t.Errorf("child_return_past_frame %+v, want the child leaving createproc", past)
+		}
+	}
+
+	// i386: as in the dynamic build, the harm goes through createproc's
+	// saved %ebx (the static build keeps the GOT address there too,
+	// 0x80ebff4), zeroed by main's argument push for printf; the return
+	// slot survives. With --no-aslr this program then exits 0 (natively
+	// too: `setarch -R` on a host that runs i386); with ASLR it usually
+	// dies of SIGSEGV in strchrnul (targets/README.md).
+	t.Run("gcc-O0-m32-static", func(t *testing.T) {
+		r := b.get(t, vmJobOf("gcc-O0-m32-static", "badvfork"))
+		common(t, r)
+		var ebx, ret int
+		for _, w := range ofVfork[*event.SlotWrite](r.traced, 1) {
+			if w.FrameFn == nil || w.FrameFn.Sym != "createproc" {
+				continue
+			}
+			switch {
+			case w.Kind == "saved_reg" && w.Reg == "ebx":
+				ebx++
+				if w.Old != 0x80ebff4 || w.New != 0 || w.By == nil || symStr(w.By.Sym) != "main+40" || !strings.HasPrefix(w.By.Insn, "push") {
+					t.Errorf("saved %%ebx write %s → %s by %v, want 0x80ebff4 → 0x0 by main+40 push", w.Old, w.New, w.By)
+				}
+			case w.Kind == "ret":
+				ret++
+			}
+		}
+		if ebx != 1 || ret != 0 {
+			t.Errorf("createproc slot writes: %d saved %%ebx, %d return address; want the saved %%ebx once", ebx, ret)
+		}
+		c := ofVfork[*event.ParentConsume](r.traced, 1)
+		if len(c) == 0 || c[0].Kind != "saved_reg" || c[0].Reg != "ebx" || symStr(c[0].By.Sym) != "createproc+72" {
+			t.Errorf("parent_consume %+v, want createproc+72 restoring %%ebx from the clobbered slot", c)
+		}
+		if ex := r.mainExit(t); ex.Status != "exited" || ex.Code == nil || *ex.Code != 0 {
+			t.Errorf("program exit %+v, want exited 0 (as natively with ASLR off)", ex)
+		}
+	})
+
+	// amd64 static: createproc's return slot is rewritten and the parent
+	// lands on createproc+0 (expected main+18), vforks again, that child
+	// dies of SIGSEGV (SI_KERNEL), and the parent jumps into the heap
+	// (SEGV_ACCERR), as FACTS.md and targets/README.md say.
+	t.Run("gcc-O0-static", func(t *testing.T) {
+		r := b.get(t, vmJobOf("gcc-O0-static", "badvfork"))
+		common(t, r)
+		if v := r.verdict(); v.Vforks != 2 {
+			t.Errorf("%d vforks, want 2", v.Vforks)
+		}
+		land := ofVfork[*event.ParentLanding](r.traced, 1)
+		if len(land) != 1 || land[0].How != "ret_clobbered" || symStr(land[0].Sym) != "createproc" || symStr(land[0].ExpectedSym) != "main+18" {
+			t.Errorf("parent_landing %+v, want ret_clobbered at createproc (expected main+18)", land)
+		}
+		if ends := ofVfork[*event.ChildEnd](r.traced, 2); len(ends) != 1 || ends[0].Signal != "SIGSEGV" || ends[0].SiCode != "SI_KERNEL" {
+			t.Errorf("vfork #2 child end %+v, want SIGSEGV (SI_KERNEL)", ends)
+		}
+		ex := r.mainExit(t)
+		if ex.Signal != "SIGSEGV" || ex.SiCode != "SEGV_ACCERR" || ex.Sym == nil || ex.Sym.Module != "[heap]" {
+			t.Errorf("program exit %+v (sym %v), want SIGSEGV (SEGV_ACCERR) in the heap", ex, ex.Sym)
+		}
+	})
+}
+
+// Correct vfork users in the static builds: clean, every process exits
+// normally, the program's own exit status comes through.
+func TestVMGoodTargetsClean(t *testing.T) {
+	b := vmSuite(t)
+	for _, build := range vmStaticBuilds {
+		for _, g := range vmGood {
+			t.Run(build+"/"+g.name, func(t *testing.T) {
+				r := b.get(t, vmJobOf(build, g.name))
+				for _, ex := range all[*event.Exit](r.traced) {
+					if ex.Status != "exited" {
+						t.Errorf("process %d %s by %s at %v: vtrace must not disturb the programs it traces", ex.PID, ex.Status, ex.Signal, ex.Sym)
+					}
+				}
+				if v := r.verdict(); v.Verdict != "clean" || v.Vforks == 0 {
+					t.Errorf("verdict %+v, want clean with at least one vfork traced", v)
+				}
+				if ex := r.mainExit(t); ex.Status != "exited" || ex.Code == nil || *ex.Code != g.code {
+					t.Errorf("exit %+v, want exited with %d", ex, g.code)
+				}
+				if r.exit != exitOK {
+					t.Errorf("vtrace exit %d, want 0\nstderr: %s", r.exit, r.stderr)
+				}
+				noFalseCorruption(t, r)
+			})
+		}
+	}
+}
+
+// noFalseCorruption: a correct program's stack is never "already corrupt".
+func noFalseCorruption(t *testing.T, r *vmRun) {
+	t.Helper()
+	var notes []string
+	for _, n := range all[*event.Note](r.traced) {
+		if strings.Contains(n.Msg, "already corrupt") {
+			notes = append(notes, n.Msg)
+		}
+	}
+	expect(t, r.job, "no false corruption note", len(notes) == 0, "notes on a correct program: %q", notes)
+}
+
+// Issue 5: every target of the -m32 -static builds, traced in the VM, gets
+// the verdict targets/README.md states, within vtrace's budgets.
+func TestVMI386Matrix(t *testing.T) {
+	b := vmSuite(t)
+	for _, build := range vmMatrixBuilds {
+		for _, m := range vmMatrix {
+			j := vmJobOf(build, m.name, m.args...)
+			t.Run(strings.Join(append([]string{build, m.name}, m.args...), "/"), func(t *testing.T) {
+				r := b.runs[j.key()]
+				if _, known := vmKnownBad[j.key()+": verdict"]; r != nil && r.err != "" && known {
+					// No verdict at all: the known bug, shown as such.
+					expect(t, j, "verdict", false, "%s (vtrace exit %d)\nstderr tail:\n%s", r.err, r.exit, tail(r.stderr, 1500))
+					return
+				}
+				r = b.get(t, j)
+				v := r.verdict()
+				got := fmt.Sprintf("%s (%d vforks, %d violations, %d warnings, incomplete %q)", v.Verdict, v.Vforks, v.Violations, v.Warnings, v.Incomplete)
+				expect(t, j, "verdict", v.Verdict == m.verdict && v.Vforks > 0,
+					"verdict %s, want %s\nstderr:\n%s", got, m.verdict, tail(r.stderr, 4000))
+				if v.Incomplete != "" {
+					t.Errorf("run stopped by a budget: %s (none of these targets loops in an -m32 build)", got)
+				}
+				want := exitOK
+				if m.verdict == "violation" {
+					want = exitViolation
+				}
+				if r.exit != want {
+					t.Errorf("vtrace exit code %d, want %d", r.exit, want)
+				}
+				if m.verdict == "clean" {
+					noFalseCorruption(t, r)
+				}
+			})
+		}
+	}
+}
+
+// ia32_emulation=0 on the kernel command line (upstream Linux 6.7+) makes a
+// kernel refuse i386 programs, as some hypervisors do (FACTS.md); vtrace
+// must then say so in one line and exit 3. Debian's 6.1 kernel does not
+// know the parameter: it logs "Unknown kernel command line parameters
+// \"ia32_emulation=0\"" and runs i386 programs as before — then this test
+// checks exactly that, so the harness notices when a kernel that does
+// honour it comes along (a second boot, ≈6 s).
+func TestVMIA32EmulationParam(t *testing.T) {
+	j := vmJobOf("gcc-O0-m32-static", "badvfork")
+	j.post = "dmesg >dmesg.txt; " + j.vmPath() + " >native.out 2>&1; echo $? >native.rc"
+	b := bootVM(t, "ia32_emulation=0", []*vmJob{j})
+	b.check(t)
+	r := b.runs[j.key()]
+	t.Logf("VM: %s", b.ready)
+	if _, ok := r.files["dmesg.txt"]; !ok {
+		t.Fatalf("the job brought nothing back: %s\nconsole tail:\n%s", r.err, tail(b.console, 2000))
+	}
+	if !strings.Contains(b.ready, "ia32_emulation=0") {
+		t.Fatalf("kernel command line %q lacks ia32_emulation=0", b.ready)
+	}
+	dmesg := string(r.files["dmesg.txt"])
+	native := strings.TrimSpace(string(r.files["native.rc"]))
+	if strings.Contains(dmesg, `Unknown kernel command line parameters "ia32_emulation=0"`) {
+		t.Logf("this kernel ignores ia32_emulation=0 (dmesg: unknown parameter); the i386 target ran natively with status %s", native)
+		if native == "126" || native == "127" || native == "" {
+			t.Errorf("the kernel ignores ia32_emulation=0, yet the i386 target did not run: status %q, output %q", native, r.files["native.out"])
+		}
+		if r.err != "" || r.exit != exitViolation {
+			t.Errorf("vtrace on the i386 seed: exit %d (%s), want 1 (violation)\nstderr: %s", r.exit, r.err, r.stderr)
+		}
+		return
+	}
+	// The kernel honours it: vtrace must refuse in one line, exit 3.
+	if r.exit != exitCannotRun {
+		t.Errorf("vtrace exit %d, want %d on a kernel that refuses i386", r.exit, exitCannotRun)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "cannot run 32-bit") {
+		t.Errorf("stderr %q, want a line saying this kernel cannot run 32-bit programs", r.stderr)
+	}
+}
