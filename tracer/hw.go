@@ -78,22 +78,24 @@ func dr7For(n, size int) uint64 {
 }
 
 // probeHW decides whether watchpoints fire, on the main program at its exec
-// stop (before it has run an instruction): it single-steps until the first
-// instruction that stores to memory, with DR0 watching that store's first
-// byte, then reads DR6. The steps are ordinary single-steps of the
-// program's first instructions (the dynamic loader's `call _dl_start`, or
-// a push in a static _start): nothing is skipped or changed.
+// stop (before it has run an instruction): it single-steps (no watchpoint
+// armed) to the first plain store — not a call or branch — then watches
+// that store's first byte with DR0, plants an int3 right after it and
+// continues. A trap at the instruction after the store with DR6's B0 set
+// means they fire; reaching the int3 first means they do not. The store is
+// never single-stepped with a watchpoint armed: qemu's TCG wedges the whole
+// guest when a single-step and a data breakpoint hit the same instruction.
 func (s *session) probeHW(t *task) {
 	var regs arch.Regs
 	mm := t.proc.mm
 	s.hwProbe = "no store in the program's first instructions"
 	for i := 0; i < probeSteps; i++ {
 		if s.t.Regs(t.pid, &regs) != nil {
-			break
+			return
 		}
 		in, err := s.insnAt(mm, t.pid, regs.PC())
 		if err != nil {
-			break
+			return
 		}
 		acc, unknown := in.Effects(&regs, nil)
 		var target uint64
@@ -103,40 +105,54 @@ func (s *session) probeHW(t *task) {
 				break
 			}
 		}
-		armed := false
-		if target != 0 && !unknown {
-			if err := s.armDR(t.pid, []uint64{target}, 1); err != nil {
-				s.hw, s.hwProbe = hwBroken, err.Error()
+		plain := in.Class == disasm.Other || in.Class == disasm.Push
+		if target == 0 || unknown || !plain {
+			if out, err := s.resumeAndWait(t, true, 0); err != nil || out.kind != outTrap || out.nested {
+				s.hwProbe = "the program did not get that far"
 				return
 			}
-			armed = true
-		}
-		out, err := s.resumeAndWait(t, true, 0)
-		if err != nil || out.kind != outTrap || out.nested {
-			// The program ended or got a signal in its first
-			// instructions: leave the question open.
-			s.hwProbe = "the program did not get that far"
-			if armed && out.kind == outTrap {
-				_ = s.disarmDR(t.pid)
-			}
-			return
-		}
-		if !armed {
+			s.steps++
 			continue
 		}
-		dr6, err := s.t.DebugReg(t.pid, 6)
-		_ = s.disarmDR(t.pid)
-		insn := s.insnText(mm, in)
-		if err == nil && dr6&1 != 0 {
-			s.hw = hwWorks
-			s.hwProbe = fmt.Sprintf("DR0 on %#x fired on `%s`", target, squeeze(insn))
-		} else {
-			s.hw = hwBroken
-			s.hwProbe = fmt.Sprintf("DR0 on %#x did not fire on `%s` (DR6 %#x)", target, squeeze(insn), dr6)
-		}
-		s.steps += int64(i + 1)
+		s.hw, s.hwProbe = s.probeStore(t, regs.PC(), in, target)
 		return
 	}
+}
+
+// probeStore runs one store with DR0 on its target and an int3 after it.
+func (s *session) probeStore(t *task, pc uint64, in *disasm.Insn, target uint64) (hwState, string) {
+	mm := t.proc.mm
+	next := pc + uint64(in.Len)
+	desc := fmt.Sprintf("DR0 on %#x, store `%s`", target, squeeze(s.insnText(mm, in)))
+	const owner = -1 // not a story
+	if err := s.plant(mm, t.pid, next, owner); err != nil {
+		return hwBroken, fmt.Sprintf("%s: %v", desc, err)
+	}
+	defer func() { _ = s.release(mm, t.pid, next, owner) }()
+	if err := s.armDR(t.pid, []uint64{target}, 1); err != nil {
+		return hwBroken, fmt.Sprintf("%s: %v", desc, err)
+	}
+	state, what := hwBroken, "did not fire"
+	var regs arch.Regs
+	for tries := 0; tries < 2; tries++ {
+		out, err := s.resumeAndWait(t, false, 0)
+		if err != nil || out.kind != outTrap || out.nested || s.t.Regs(t.pid, &regs) != nil {
+			return hwAuto, "the program did not get that far"
+		}
+		if regs.PC() == next+1 { // the int3: the store ran without a trap
+			regs.SetPC(next)
+			if err := s.t.SetRegs(t.pid, &regs); err != nil {
+				return hwAuto, err.Error()
+			}
+			break
+		}
+		if dr6, err := s.t.DebugReg(t.pid, 6); err == nil && dr6&1 != 0 && regs.PC() == next {
+			state, what = hwWorks, "fired"
+		}
+		_ = s.disarmDR(t.pid) // then on to the int3
+	}
+	_ = s.disarmDR(t.pid)
+	return state, desc + ": " + what
 }
 
 // armDR watches writes of size bytes at each address (at most four) in one
@@ -180,11 +196,15 @@ func (s *session) armSlots(st *story) {
 	if len(slots) == 0 {
 		return
 	}
-	if err := s.armDR(st.child.pid, slots, st.word); err != nil {
-		s.note(st.id, fmt.Sprintf("arming watchpoints: %v; writes inside callees are found by diffing", err))
-		return
+	for i, a := range slots {
+		if err := s.t.SetDebugReg(st.child.pid, i, a); err != nil {
+			s.note(st.id, fmt.Sprintf("arming watchpoints: %v; writes inside callees are found by diffing", err))
+			return
+		}
 	}
-	st.hwSlots = slots
+	// DR7 is written only around the child's full-speed runs (hwEnable):
+	// never while it is single-stepped.
+	st.hwSlots, st.hwDR7 = slots, dr7For(len(slots), st.word)
 	var names []string
 	for i, a := range slots {
 		info := st.slots[a]
@@ -195,6 +215,17 @@ func (s *session) armSlots(st *story) {
 		names = append(names, fmt.Sprintf("DR%d %s of %s at %#x", i, what, fn(st.frameFns[info.frame]), a))
 	}
 	s.note(st.id, "watchpoints armed in the child: "+strings.Join(names, ", "))
+}
+
+// hwEnable turns the child's watchpoints on (before a full-speed run:
+// DR6 cleared, DR7 last) or off (before it is single-stepped again).
+func (s *session) hwEnable(st *story, on bool) {
+	if on {
+		_ = s.t.SetDebugReg(st.child.pid, 6, 0)
+		_ = s.t.SetDebugReg(st.child.pid, 7, st.hwDR7)
+		return
+	}
+	_ = s.t.SetDebugReg(st.child.pid, 7, 0)
 }
 
 // hwHit handles a SIGTRAP the child got while running a callee at full

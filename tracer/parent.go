@@ -267,11 +267,17 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 	var now arch.Regs
 	sig := 0
 	watched := t == st.child && len(st.hwSlots) > 0
+	if watched {
+		defer s.hwEnable(st, false)
+	}
 	for {
 		if watched {
-			_ = s.t.SetDebugReg(t.pid, 6, 0) // DR6 then tells this run's traps apart
+			s.hwEnable(st, true) // DR6 cleared: it then tells this run's traps apart
 		}
 		out, err := s.advance(t, false, sig, 0)
+		if watched {
+			s.hwEnable(st, false) // advance may step (over an int3) next time
+		}
 		sig = 0
 		if err != nil {
 			return out, err

@@ -54,6 +54,7 @@ type story struct {
 	calledExit   bool
 	cut          string   // why the story was cut short (a budget, "error"), or ""
 	hwSlots      []uint64 // slots watched by DR0–DR3 in the child
+	hwDR7        uint64   // DR7 enabling them, written only around full-speed runs
 	hwHits       int
 	childSteps   int64
 	bpHits       int
@@ -230,7 +231,11 @@ func (s *session) capture(st *story) error {
 		ev.Frames = append(ev.Frames, ef)
 	}
 	if len(frames) > 1 {
-		if r := frames[1].Ret; !st.mm.space.IsCode(r) {
+		// Only a trustworthy unwind can prove corruption: the frame-pointer
+		// fallback reads whatever %ebp/%rbp holds (i386 glibc clone has no
+		// CFI at its syscall and skips main that way).
+		trusted := frames[0].Method != "fp" && frames[1].Method != "fp"
+		if r := frames[1].Ret; trusted && !st.mm.space.IsCode(r) {
 			st.preCorrupt = fmt.Sprintf("the parent's stack was already corrupt before this vfork: %s returns to %#x, which is not code",
 				fn(st.frameFns[1]), r)
 			s.note(st.id, st.preCorrupt)
