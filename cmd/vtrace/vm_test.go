@@ -78,34 +78,14 @@ var vmMatrix = []struct {
 // (in tracer/, not in the harness), with the bug. Such a check still runs:
 // its failure is logged as a known bug, and once the bug is fixed the
 // check fails until its entry is removed here. Keys are "<job key>: what".
-// All of them reproduce natively on a host that runs i386 too.
-var vmKnownBad = map[string]string{
-	// The vfork happens in __kernel_vsyscall in the vDSO (glibc's i386
-	// syscall() calls *%gs:0x10); the parent's unwind gives no frame at
-	// all ("unwinding the parent: no usable frame pointer"), then the
-	// child's first write indexes frameFns[-1]: tracer/child.go emitWrite,
-	// "internal error: runtime error: index out of range [-1]", exit 3, a
-	// log ending with the vfork event.
-	"gcc-O0-m32-static/rawvfork " + strings.Join(vmFlags, " ") + ": verdict": "i386 vfork inside the vDSO: no parent frames, then index out of range [-1] in emitWrite",
-	"gcc-O2-m32-static/rawvfork " + strings.Join(vmFlags, " ") + ": verdict": "i386 vfork inside the vDSO: no parent frames, then index out of range [-1] in emitWrite",
-	// Fast mode: the parent's call to printf@plt runs at full speed and
-	// dies there of SIGSEGV (fault address 0x10); parent_landing says
-	// how "exit" (18 steps) where --step says "signal" (19 steps).
-	vmSeedI386.key() + ": landing": "fast mode reports a parent killed by a signal during a full-speed call as landing by exit",
-	// i386 clone (glibc clone.S) at clone+84: frame #0 is unwound by the
-	// frame-pointer fallback with the caller's %ebp, so main is skipped
-	// ("returns to __libc_start_call_main+103"), frame #1 reads garbage
-	// ("returns to 0x80ebff4"), and the story of a correct program says
-	// "the parent's stack was already corrupt before this vfork".
-	"gcc-O0-m32-static/clonevfork " + strings.Join(vmFlags, " ") + ": no false corruption note":      "i386 clone: frame-pointer unwind skips main, false 'already corrupt' note",
-	"gcc-O0-m32-static/clonevfork exit " + strings.Join(vmFlags, " ") + ": no false corruption note": "i386 clone: frame-pointer unwind skips main, false 'already corrupt' note",
-	"gcc-O2-m32-static/clonevfork " + strings.Join(vmFlags, " ") + ": no false corruption note":      "i386 clone: frame-pointer unwind skips main, false 'already corrupt' note",
-	"gcc-O2-m32-static/clonevfork exit " + strings.Join(vmFlags, " ") + ": no false corruption note": "i386 clone: frame-pointer unwind skips main, false 'already corrupt' note",
-}
+// Empty today: the four it started with (i386 rawvfork's crash, the fast
+// mode landing of the i386 seed, i386 clone's false corruption note) are
+// fixed.
+var vmKnownBad = map[string]string{}
 
-// expect reports a failed check (what: a short name of the check) unless
+// vmExpect reports a failed check (what: a short name of the check) unless
 // vmKnownBad lists it, and a listed check that now passes.
-func expect(t *testing.T, j *vmJob, what string, ok bool, format string, args ...any) {
+func vmExpect(t *testing.T, j *vmJob, what string, ok bool, format string, args ...any) {
 	t.Helper()
 	key := j.key() + ": " + what
 	bug, known := vmKnownBad[key]
@@ -131,6 +111,8 @@ func vmSuiteJobs() []*vmJob {
 	}
 	add(vmSeedI386)
 	add(vmSeedI386Step)
+	add(vmWatch)
+	add(vmWatchOff)
 	for _, b := range vmStaticBuilds {
 		add(vmJobOf(b, "badvfork"))
 		for _, g := range vmGood {
@@ -243,7 +225,7 @@ func checkSeedI386Landing(t *testing.T, j *vmJob, r *traced) {
 	for _, l := range land {
 		got = append(got, fmt.Sprintf("%s at %s after %d steps", l.How, symStr(l.Sym), l.Steps))
 	}
-	expect(t, j, "landing", ok, "parent_landing %v, want signal at printf@plt", got)
+	vmExpect(t, j, "landing", ok, "parent_landing %v, want signal at printf@plt", got)
 }
 
 // --step tells the same story as fast mode on the i386 seed (a small
@@ -254,7 +236,7 @@ func TestVMSeedI386StepMatchesFast(t *testing.T) {
 	checkSeedI386(t, step.traced)
 	checkSeedI386Landing(t, vmSeedI386Step, step.traced)
 	f, s := summary(fast.traced), summary(step.traced)
-	expect(t, vmSeedI386, "landing", f == s, "fast and --step differ:\nfast:\n%s\nstep:\n%s", f, s)
+	vmExpect(t, vmSeedI386, "landing", f == s, "fast and --step differ:\nfast:\n%s\nstep:\n%s", f, s)
 	if m := all[*event.Start](step.traced); len(m) != 1 || m[0].Mode != "step" {
 		t.Errorf("start %+v, want mode step", m)
 	}
@@ -374,7 +356,7 @@ func noFalseCorruption(t *testing.T, r *vmRun) {
 			notes = append(notes, n.Msg)
 		}
 	}
-	expect(t, r.job, "no false corruption note", len(notes) == 0, "notes on a correct program: %q", notes)
+	vmExpect(t, r.job, "no false corruption note", len(notes) == 0, "notes on a correct program: %q", notes)
 }
 
 // Issue 5: every target of the -m32 -static builds, traced in the VM, gets
@@ -388,13 +370,13 @@ func TestVMI386Matrix(t *testing.T) {
 				r := b.runs[j.key()]
 				if _, known := vmKnownBad[j.key()+": verdict"]; r != nil && r.err != "" && known {
 					// No verdict at all: the known bug, shown as such.
-					expect(t, j, "verdict", false, "%s (vtrace exit %d)\nstderr tail:\n%s", r.err, r.exit, tail(r.stderr, 1500))
+					vmExpect(t, j, "verdict", false, "%s (vtrace exit %d)\nstderr tail:\n%s", r.err, r.exit, tail(r.stderr, 1500))
 					return
 				}
 				r = b.get(t, j)
 				v := r.verdict()
 				got := fmt.Sprintf("%s (%d vforks, %d violations, %d warnings, incomplete %q)", v.Verdict, v.Vforks, v.Violations, v.Warnings, v.Incomplete)
-				expect(t, j, "verdict", v.Verdict == m.verdict && v.Vforks > 0,
+				vmExpect(t, j, "verdict", v.Verdict == m.verdict && v.Vforks > 0,
 					"verdict %s, want %s\nstderr:\n%s", got, m.verdict, tail(r.stderr, 4000))
 				if v.Incomplete != "" {
 					t.Errorf("run stopped by a budget: %s (none of these targets loops in an -m32 build)", got)
@@ -454,5 +436,51 @@ func TestVMIA32EmulationParam(t *testing.T) {
 	last := lines[len(lines)-1]
 	if !strings.Contains(last, "cannot run 32-bit") {
 		t.Errorf("stderr %q, want a line saying this kernel cannot run 32-bit programs", r.stderr)
+	}
+}
+
+// The watchpoint jobs: deepvfork (static: no loader, no lazy binding) is
+// the target where callees the child runs at full speed overwrite slots.
+var (
+	vmWatch    = vmJobOf("gcc-O0-static", "deepvfork")
+	vmWatchOff = &vmJob{build: "gcc-O0-static", name: "deepvfork", flags: append([]string{"--watchpoints", "off"}, vmFlags...)}
+)
+
+// Inside TCG debug-register watchpoints fire: vtrace's probe must say so,
+// and the child's slot writes inside puts() — which fast mode runs at full
+// speed — must be named by their exact writers, the pushes of puts' own
+// prologue; with --watchpoints off the same writes are found by diffing.
+func TestVMWatchpoints(t *testing.T) {
+	b := vmSuite(t)
+	on, off := b.get(t, vmWatch), b.get(t, vmWatchOff)
+	if s := all[*event.Start](on.traced)[0]; s.Watchpoints != "hw" {
+		t.Fatalf("watchpoints %q (probe: %s), want hw inside TCG", s.Watchpoints, s.WatchpointProbe)
+	}
+	if v := all[*event.Vfork](on.traced)[0]; v.Mechanism != "depth+hw" {
+		t.Errorf("mechanism %q, want depth+hw", v.Mechanism)
+	}
+	named := 0
+	for _, w := range ofVfork[*event.SlotWrite](on.traced, 1) {
+		if w.FoundBy != "hw" {
+			continue
+		}
+		named++
+		if w.By == nil || w.By.Sym == nil || w.By.Sym.Sym != "puts" || !strings.HasPrefix(w.By.Insn, "push") ||
+			w.During == nil || !strings.Contains(w.During.Insn, "<puts>") {
+			t.Errorf("slot %s written by %v during %v: want a push in puts, inside main's call to puts", w.Slot, w.By, w.During)
+		}
+	}
+	if named == 0 {
+		t.Errorf("no slot_write found by a watchpoint")
+	}
+	for _, w := range ofVfork[*event.SlotWrite](off.traced, 1) {
+		if w.FoundBy == "hw" {
+			t.Errorf("--watchpoints off: slot %s found_by hw", w.Slot)
+		}
+	}
+	for _, r := range []*vmRun{on, off} {
+		if v := r.verdict(); v.Verdict != "violation" {
+			t.Errorf("verdict %s, want violation", v.Verdict)
+		}
 	}
 }
