@@ -2,10 +2,13 @@ package symbols
 
 import (
 	"bufio"
+	"cmp"
 	"debug/elf"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -305,5 +308,37 @@ func TestFDEs(t *testing.T) {
 	}
 	if again, _ := b.FDEs(bias); &again[0] != &at[0] {
 		t.Error("FDEs not cached per bias")
+	}
+}
+
+func TestSortedOrder(t *testing.T) {
+	// Ties at an address go best rank first, then in table order; the
+	// radix path (narrow addresses) and the comparison path (an address
+	// span too wide to pack) agree with a stable sort.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, span := range []uint64{64, 1 << 20, 1 << 62} {
+		syms := make([]symbol, 5000)
+		for i := range syms {
+			syms[i] = symbol{addr: 0x1000 + rng.Uint64N(span), rank: int8(rng.IntN(maxRank + 1))}
+			if i%7 == 0 && i > 0 {
+				syms[i].addr = syms[i-1].addr // plenty of ties
+			}
+		}
+		want := make([]uint32, len(syms))
+		for i := range want {
+			want[i] = uint32(i)
+		}
+		slices.SortStableFunc(want, func(i, j uint32) int {
+			if syms[i].addr != syms[j].addr {
+				return cmp.Compare(syms[i].addr, syms[j].addr)
+			}
+			return cmp.Compare(syms[j].rank, syms[i].rank)
+		})
+		if got := sortedOrder(syms); !slices.Equal(got, want) {
+			t.Errorf("span %#x: order differs from a stable sort", span)
+		}
+	}
+	if got := sortedOrder(nil); len(got) != 0 {
+		t.Errorf("empty: %v", got)
 	}
 }

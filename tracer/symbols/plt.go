@@ -47,7 +47,7 @@ func (b *Binary) addPLT(f *elf.File) {
 				continue
 			}
 			if n := got[slot]; n != "" {
-				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: n + "@plt", rank: 10})
+				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: n + "@plt", rank: maxRank})
 			}
 		}
 	}
@@ -119,33 +119,24 @@ func stubTarget(code []byte, addr uint64, ptrSize int, gotPLT uint64) (uint64, b
 
 // gotNames maps GOT slot addresses to the symbol names that fill them.
 func (b *Binary) gotNames(f *elf.File) map[uint64]string {
-	dyn, _ := f.DynamicSymbols()
+	dyn, _ := readSymtab(f, elf.SHT_DYNSYM)
 	out := map[uint64]string{}
 	name := func(idx uint64) string {
-		if idx == 0 || int(idx) > len(dyn) {
+		if dyn == nil || idx == 0 || idx >= uint64(dyn.len()) {
 			return ""
 		}
-		n := dyn[idx-1].Name
+		n := dyn.str(dyn.entry(int(idx)).name)
 		if i := strings.IndexByte(n, '@'); i > 0 {
 			n = n[:i]
 		}
 		return n
 	}
-	irel := func(target uint64) string {
-		// The ifunc resolver's address carries the user-visible name: the
-		// STT_GNU_IFUNC symbol (strcpy), usually next to a local alias of
-		// the resolver function itself (strcpy_ifunc). Take the best-ranked.
-		best := -1
-		for i, s := range b.syms {
-			if s.addr == target && (best < 0 || s.rank > b.syms[best].rank) {
-				best = i
-			}
-		}
-		if best < 0 {
-			return ""
-		}
-		return b.syms[best].name
-	}
+	// IRELATIVE slots: the ifunc resolver's address carries the
+	// user-visible name, the STT_GNU_IFUNC symbol (strcpy), usually next to
+	// a local alias of the resolver function itself (strcpy_ifunc). The
+	// best-ranked symbol at the address names it, the first of those
+	// ranked alike; found once the relocations are read.
+	irelSlots := map[uint64]uint64{} // GOT slot -> resolver address
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_RELA && s.Type != elf.SHT_REL {
 			continue
@@ -162,8 +153,9 @@ func (b *Binary) gotNames(f *elf.File) map[uint64]string {
 				switch uint32(info) {
 				case rJumpSlot, rGlobDat:
 					out[off] = name(info >> 32)
+					delete(irelSlots, off)
 				case rIRel64:
-					out[off] = irel(add)
+					irelSlots[off] = add
 				}
 			}
 		}
@@ -174,11 +166,30 @@ func (b *Binary) gotNames(f *elf.File) map[uint64]string {
 				switch info & 0xff {
 				case rJumpSlot, rGlobDat:
 					out[off] = name(uint64(info >> 8))
+					delete(irelSlots, off)
 				case rIRel32:
 					if v, ok := readWordAt(f, off); ok {
-						out[off] = irel(v)
+						irelSlots[off] = v
 					}
 				}
+			}
+		}
+	}
+	if len(irelSlots) > 0 {
+		best := map[uint64]int{}
+		for _, target := range irelSlots {
+			best[target] = -1
+		}
+		for i, s := range b.syms {
+			if j, ok := best[s.addr]; ok && (j < 0 || s.rank > b.syms[j].rank) {
+				best[s.addr] = i
+			}
+		}
+		for slot, target := range irelSlots {
+			if i := best[target]; i >= 0 {
+				out[slot] = b.syms[i].name
+			} else {
+				out[slot] = ""
 			}
 		}
 	}
