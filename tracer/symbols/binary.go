@@ -82,11 +82,14 @@ type Binary struct {
 	debugOnce   sync.Once // separate debug file's symbols, read on the first miss
 	debugLoaded bool      // they were found and added
 
-	ehFrame     []byte
+	ehFrame     []byte // slice of the mapped file
 	ehFrameAddr uint64
+	ehHdr       ehIndex // .eh_frame_hdr's search table, if ehHdrOK
+	ehHdrOK     bool
 
-	mu   sync.Mutex
-	fdes map[uint64]frame.FrameDescriptionEntries // by load bias
+	mu       sync.Mutex
+	fdes     map[uint64]frame.FrameDescriptionEntries // whole .eh_frame by load bias, without ehHdr
+	fdeCache map[fdeKey]*frame.FrameDescriptionEntry  // FDEs found through ehHdr
 }
 
 var cache = struct {
@@ -118,11 +121,10 @@ func OpenBinary(path string) (*Binary, error) {
 }
 
 func readBinary(path string) (*Binary, error) {
-	f, err := elf.Open(path)
+	f, err := openImage(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	b := &Binary{Path: path, Arch: arch.ForELFMachine(uint16(f.Machine)), Type: f.Type,
 		fdes: map[uint64]frame.FrameDescriptionEntries{}}
 	if b.Arch == nil {
@@ -139,24 +141,21 @@ func readBinary(path string) (*Binary, error) {
 	// -g); a separate debug file is read for its symbols alone, and only
 	// when the file's own symbols leave an address unnamed (libc's
 	// internal functions): see needDebugSymbols.
-	b.dw = dwarfOf(f)
+	b.dw = dwarfOf(f.File)
 	b.addPLT(f)
 	b.sortSymbols()
-	if s := f.Section(".eh_frame"); s != nil && s.Type != elf.SHT_NOBITS {
-		if data, err := s.Data(); err == nil {
-			b.ehFrame, b.ehFrameAddr = data, s.Addr
+	if data, s := f.section(".eh_frame"); data != nil {
+		b.ehFrame, b.ehFrameAddr = data, s.Addr
+		if hdr, hs := f.section(".eh_frame_hdr"); hdr != nil {
+			b.ehHdr, b.ehHdrOK = parseEhFrameHdr(hdr, hs.Addr, b.Arch.PtrSize)
 		}
 	}
 	return b, nil
 }
 
-func buildID(f *elf.File) string {
-	s := f.Section(".note.gnu.build-id")
-	if s == nil {
-		return ""
-	}
-	d, err := s.Data()
-	if err != nil || len(d) < 16 {
+func buildID(f *image) string {
+	d, _ := f.section(".note.gnu.build-id")
+	if len(d) < 16 {
 		return ""
 	}
 	namesz := f.ByteOrder.Uint32(d[0:])
@@ -174,18 +173,18 @@ func (b *Binary) debugPath() string {
 
 // debugFile opens the separate debug file of a stripped library, if
 // installed (/usr/lib/debug/.build-id/xx/yyyy.debug).
-func (b *Binary) debugFile() *elf.File {
+func (b *Binary) debugFile() *image {
 	if len(b.BuildID) < 3 {
 		return nil
 	}
-	f, err := elf.Open(b.debugPath())
+	f, err := openImage(b.debugPath())
 	if err != nil {
 		return nil
 	}
 	return f
 }
 
-func (b *Binary) addSymbols(f *elf.File) {
+func (b *Binary) addSymbols(f *image) {
 	b.syms = slices.Grow(b.syms, codeSymbolsMax(f))
 	forEachCodeSymbol(f, func(s symbol, _ bool) { b.syms = append(b.syms, s) })
 }
@@ -305,7 +304,7 @@ func (b *Binary) loadDebugSymbols() {
 	if dbg == nil {
 		return
 	}
-	defer dbg.Close()
+	defer dbg.close()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.addSymbols(dbg)
@@ -358,14 +357,14 @@ func (b *Binary) Lookup(name string) (uint64, bool) {
 				b.byNm[s.name] = s.addr
 			}
 		}
-		if f, err := elf.Open(b.Path); err == nil {
+		if f, err := openImage(b.Path); err == nil {
 			forEachCodeSymbol(f, add)
-			f.Close()
+			f.close()
 		}
 		if b.debugLoaded {
 			if f := b.debugFile(); f != nil {
 				forEachCodeSymbol(f, add)
-				f.Close()
+				f.close()
 			}
 		}
 	}
@@ -471,7 +470,8 @@ func sortLines(rows []lineRow) {
 	})
 }
 
-// FDEs returns the .eh_frame entries relocated by a load bias.
+// FDEs returns all the .eh_frame entries relocated by a load bias, sorted
+// (FDEForPC finds one through .eh_frame_hdr where it can).
 func (b *Binary) FDEs(bias uint64) (frame.FrameDescriptionEntries, error) {
 	if b.ehFrame == nil {
 		return nil, errors.New("no .eh_frame")

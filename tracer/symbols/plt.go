@@ -20,7 +20,7 @@ const (
 	pltFallback = 16
 )
 
-func (b *Binary) addPLT(f *elf.File) {
+func (b *Binary) addPLT(f *image) {
 	got := b.gotNames(f)
 	if len(got) == 0 {
 		return
@@ -36,7 +36,7 @@ func (b *Binary) addPLT(f *elf.File) {
 		if s == nil || s.Type == elf.SHT_NOBITS {
 			continue
 		}
-		data, err := s.Data()
+		data, err := f.sectionData(s)
 		if err != nil {
 			continue
 		}
@@ -118,7 +118,7 @@ func stubTarget(code []byte, addr uint64, ptrSize int, gotPLT uint64) (uint64, b
 }
 
 // gotNames maps GOT slot addresses to the symbol names that fill them.
-func (b *Binary) gotNames(f *elf.File) map[uint64]string {
+func (b *Binary) gotNames(f *image) map[uint64]string {
 	dyn, _ := readSymtab(f, elf.SHT_DYNSYM)
 	out := map[uint64]string{}
 	name := func(idx uint64) string {
@@ -141,7 +141,7 @@ func (b *Binary) gotNames(f *elf.File) map[uint64]string {
 		if s.Type != elf.SHT_RELA && s.Type != elf.SHT_REL {
 			continue
 		}
-		data, err := s.Data()
+		data, err := f.sectionData(s)
 		if err != nil {
 			continue
 		}
@@ -202,7 +202,7 @@ func (b *Binary) gotNames(f *elf.File) map[uint64]string {
 }
 
 // readWordAt reads a 32-bit word at a link-time address from the file.
-func readWordAt(f *elf.File, addr uint64) (uint64, bool) {
+func readWordAt(f *image, addr uint64) (uint64, bool) {
 	for _, s := range f.Sections {
 		if s.Type == elf.SHT_NOBITS || addr < s.Addr || addr+4 > s.Addr+s.Size || s.Addr == 0 {
 			continue

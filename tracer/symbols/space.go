@@ -227,9 +227,5 @@ func (sp *Space) FDEForPC(pc uint64) (*frame.FrameDescriptionEntry, error) {
 	if mod == nil || mod.bin == nil {
 		return nil, &frame.ErrNoFDEForPC{PC: pc}
 	}
-	fdes, err := mod.bin.FDEs(mod.bias)
-	if err != nil {
-		return nil, err
-	}
-	return fdes.FDEForPC(pc)
+	return mod.bin.FDEForPC(pc, mod.bias)
 }

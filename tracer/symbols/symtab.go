@@ -14,7 +14,7 @@ import (
 type symtab struct {
 	data   []byte
 	strtab string
-	f      *elf.File
+	f      *image
 	is64   bool
 }
 
@@ -27,12 +27,12 @@ type symEntry struct {
 
 // readSymtab reads the first section of type typ (SHT_SYMTAB or
 // SHT_DYNSYM), with the same checks as debug/elf.
-func readSymtab(f *elf.File, typ elf.SectionType) (*symtab, error) {
+func readSymtab(f *image, typ elf.SectionType) (*symtab, error) {
 	s := f.SectionByType(typ)
 	if s == nil || s.Type == elf.SHT_NOBITS {
 		return nil, elf.ErrNoSymbols
 	}
-	data, err := s.Data()
+	data, err := f.sectionData(s)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func readSymtab(f *elf.File, typ elf.SectionType) (*symtab, error) {
 	if s.Link == 0 || int(s.Link) >= len(f.Sections) {
 		return nil, errors.New("bad string table link")
 	}
-	str, err := f.Sections[s.Link].Data()
+	str, err := f.sectionData(f.Sections[s.Link])
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (t *symtab) str(off uint32) string {
 // that can name code: functions and ifuncs, and untyped symbols in an
 // executable section. rank orders symbols at the same address (see
 // symbol.rank); global tells a non-local binding.
-func forEachCodeSymbol(f *elf.File, fn func(s symbol, global bool)) {
+func forEachCodeSymbol(f *image, fn func(s symbol, global bool)) {
 	for _, typ := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 		t, err := readSymtab(f, typ)
 		if err != nil {
@@ -129,7 +129,7 @@ func forEachCodeSymbol(f *elf.File, fn func(s symbol, global bool)) {
 
 // codeSymbolsMax is the number of entries of f's symbol tables: at most
 // that many code symbols.
-func codeSymbolsMax(f *elf.File) int {
+func codeSymbolsMax(f *image) int {
 	n := 0
 	for _, s := range f.Sections {
 		if (s.Type == elf.SHT_SYMTAB || s.Type == elf.SHT_DYNSYM) && s.Entsize > 0 {
