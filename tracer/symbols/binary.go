@@ -6,7 +6,6 @@
 package symbols
 
 import (
-	"cmp"
 	"debug/dwarf"
 	"debug/elf"
 	"encoding/binary"
@@ -36,10 +35,14 @@ type Sym struct {
 	PastEnd bool
 }
 
-// symbol is one code symbol at its link-time address.
+// symbol is one code symbol at its link-time address. It holds no pointer
+// (its name is an offset in one of the Binary's string tables): libc and its
+// debug file give thirteen thousand of them, and every fresh page of heap
+// costs a page fault that is dear under a hypervisor.
 type symbol struct {
 	addr, size uint64
-	name       string
+	name       uint32 // offset of the NUL-terminated name in strtabs[tab]
+	tab        uint8
 	rank       int8 // preference among symbols at the same address, 0..maxRank
 }
 
@@ -61,7 +64,16 @@ type Binary struct {
 	// BuildID is the hex GNU build-id, if the file has one.
 	BuildID string
 
-	syms []symbol // sorted by addr
+	// The code symbols, read on the first symbolAt (a mapped library may
+	// never be asked for a name): syms in the order read, index the
+	// positions of those kept, one per address, sorted by address.
+	symOnce sync.Once
+	img     *image // the mapped file
+	syms    []symbol
+	index   []uint32
+	sorted  int      // len(syms) when index was made
+	strtabs [][]byte // string tables the symbols' names are in (mapped)
+	pltStrs []byte   // the synthesised name@plt names, NUL-terminated
 
 	// Lookup's names, read on its first call (the engine never looks a
 	// name up; building the map for libc cost a millisecond per run).
@@ -136,14 +148,12 @@ func readBinary(path string) (*Binary, error) {
 		}
 	}
 	b.BuildID = buildID(f)
-	b.addSymbols(f)
+	b.img = f
 	// Line tables come only from the file itself (a program built with
 	// -g); a separate debug file is read for its symbols alone, and only
 	// when the file's own symbols leave an address unnamed (libc's
-	// internal functions): see needDebugSymbols.
+	// internal functions): see symbolAt.
 	b.dw = dwarfOf(f.File)
-	b.addPLT(f)
-	b.sortSymbols()
 	if data, s := f.section(".eh_frame"); data != nil {
 		b.ehFrame, b.ehFrameAddr = data, s.Addr
 		if hdr, hs := f.section(".eh_frame_hdr"); hdr != nil {
@@ -184,98 +194,97 @@ func (b *Binary) debugFile() *image {
 	return f
 }
 
+// loadSymbols reads the file's own code symbols and names its PLT stubs.
+func (b *Binary) loadSymbols() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.addSymbols(b.img)
+	b.addPLT(b.img)
+	b.sortSymbols()
+}
+
 func (b *Binary) addSymbols(f *image) {
 	b.syms = slices.Grow(b.syms, codeSymbolsMax(f))
-	forEachCodeSymbol(f, func(s symbol, _ bool) { b.syms = append(b.syms, s) })
+	forEachCodeSymbol(f, b.addStrtab, func(s symbol, _ []byte, _ bool) { b.syms = append(b.syms, s) })
 }
 
-// sortSymbols orders the symbols by address, the best-ranked first at each
-// address (ties keep their order), and keeps one per address: the first,
-// with the first nonzero size among those at its address.
+// addStrtab registers a string table and returns its number.
+func (b *Binary) addStrtab(t []byte) uint8 {
+	b.strtabs = append(b.strtabs, t)
+	return uint8(len(b.strtabs) - 1)
+}
+
+// nameOf returns a symbol's name.
+func (b *Binary) nameOf(s symbol) string {
+	return cString(b.strtabs[s.tab], s.name)
+}
+
+// sortSymbols orders the symbols — those kept so far, in their order, then
+// those added since — by address, the best-ranked first at each address
+// (ties keep their order), and keeps one per address: the first, with the
+// first nonzero size among those at its address.
 func (b *Binary) sortSymbols() {
-	order := sortedOrder(b.syms)
-	out := make([]symbol, 0, len(order))
-	for _, i := range order {
-		s := b.syms[i]
-		if len(out) > 0 && out[len(out)-1].addr == s.addr {
-			if out[len(out)-1].size == 0 {
-				out[len(out)-1].size = s.size
+	idx := make([]uint32, 0, len(b.index)+len(b.syms)-b.sorted)
+	idx = append(idx, b.index...)
+	for i := b.sorted; i < len(b.syms); i++ {
+		idx = append(idx, uint32(i))
+	}
+	b.sorted = len(b.syms)
+	idx = sortIndex(b.syms, idx)
+	out := idx[:0]
+	for _, i := range idx {
+		if len(out) > 0 {
+			last := &b.syms[out[len(out)-1]]
+			if last.addr == b.syms[i].addr {
+				if last.size == 0 {
+					last.size = b.syms[i].size
+				}
+				continue
 			}
-			continue
 		}
-		out = append(out, s)
+		out = append(out, i)
 	}
-	b.syms = out
+	b.index = slices.Clip(out)
 }
 
-// sortedOrder returns the positions of syms ordered by address, then rank
-// (best first), then position. Each symbol becomes one integer key — its
-// address relative to the lowest, its rank, its position — radix-sorted:
-// sorting the symbols with a comparison function cost milliseconds for
-// libc's debug file (ten thousand symbols), a third of vtrace's run time
-// on a small program. Keys that do not fit in 64 bits (an address span
-// over 2^36) are compared instead.
-func sortedOrder(syms []symbol) []uint32 {
-	order := make([]uint32, len(syms))
-	if len(syms) == 0 {
-		return order
+// sortIndex sorts idx, positions in syms, by address, then rank (best
+// first), keeping the order of ties. It radix-sorts (LSD, stable): rank,
+// then the address relative to the lowest, 11 bits a pass. Sorting with a
+// comparison function cost milliseconds for libc's debug file (ten
+// thousand symbols), a third of vtrace's run time on a small program.
+// The result is either idx or a new slice.
+func sortIndex(syms []symbol, idx []uint32) []uint32 {
+	if len(idx) < 2 {
+		return idx
 	}
-	lo, hi := syms[0].addr, syms[0].addr
-	for _, s := range syms {
-		lo, hi = min(lo, s.addr), max(hi, s.addr)
+	lo, hi := syms[idx[0]].addr, syms[idx[0]].addr
+	for _, i := range idx {
+		lo, hi = min(lo, syms[i].addr), max(hi, syms[i].addr)
 	}
-	posBits := bits.Len(uint(len(syms)))
-	const rankBits = 4
-	if bits.Len64(hi-lo)+rankBits+posBits <= 64 {
-		keys := make([]uint64, len(syms))
-		for i, s := range syms {
-			keys[i] = (s.addr-lo)<<(rankBits+posBits) | uint64(maxRank-s.rank)<<posBits | uint64(i)
-		}
-		radixSort(keys, bits.Len64(hi-lo)+rankBits+posBits)
-		for i, k := range keys {
-			order[i] = uint32(k & (1<<posBits - 1))
-		}
-		return order
-	}
-	for i := range order {
-		order[i] = uint32(i)
-	}
-	slices.SortFunc(order, func(i, j uint32) int {
-		x, y := syms[i], syms[j]
-		if x.addr != y.addr {
-			return cmp.Compare(x.addr, y.addr)
-		}
-		if x.rank != y.rank {
-			return cmp.Compare(y.rank, x.rank)
-		}
-		return cmp.Compare(i, j)
-	})
-	return order
-}
-
-// radixSort sorts keys whose values are below 2^width (LSD, 11-bit digits).
-func radixSort(keys []uint64, width int) {
 	const digit = 11
-	tmp := make([]uint64, len(keys))
-	src, dst := keys, tmp
-	for shift := 0; shift < width; shift += digit {
+	tmp := make([]uint32, len(idx))
+	pass := func(src, dst []uint32, key func(s *symbol) uint64) {
 		var count [1<<digit + 1]int
-		for _, k := range src {
-			count[(k>>shift)&(1<<digit-1)+1]++
+		for _, i := range src {
+			count[key(&syms[i])+1]++
 		}
-		for i := 1; i < len(count); i++ {
-			count[i] += count[i-1]
+		for d := 1; d < len(count); d++ {
+			count[d] += count[d-1]
 		}
-		for _, k := range src {
-			d := (k >> shift) & (1<<digit - 1)
-			dst[count[d]] = k
+		for _, i := range src {
+			d := key(&syms[i])
+			dst[count[d]] = i
 			count[d]++
 		}
+	}
+	src, dst := idx, tmp
+	pass(src, dst, func(s *symbol) uint64 { return uint64(maxRank - s.rank) })
+	src, dst = dst, src
+	for shift := 0; shift < bits.Len64(hi-lo); shift += digit {
+		pass(src, dst, func(s *symbol) uint64 { return (s.addr - lo) >> shift & (1<<digit - 1) })
 		src, dst = dst, src
 	}
-	if &src[0] != &keys[0] {
-		copy(keys, src)
-	}
+	return src
 }
 
 // SymbolAt names a link-time code address the way objdump does: by the
@@ -288,6 +297,7 @@ func (b *Binary) SymbolAt(addr uint64) (name string, off uint64, ok bool) {
 }
 
 func (b *Binary) symbolAt(addr uint64) (name string, off uint64, pastEnd, ok bool) {
+	b.symOnce.Do(b.loadSymbols)
 	name, off, pastEnd, ok = b.lookupSym(addr)
 	if !ok || pastEnd {
 		b.debugOnce.Do(b.loadDebugSymbols)
@@ -298,13 +308,13 @@ func (b *Binary) symbolAt(addr uint64) (name string, off uint64, pastEnd, ok boo
 	return
 }
 
-// loadDebugSymbols adds the symbols of the separate debug file.
+// loadDebugSymbols adds the symbols of the separate debug file. The file
+// stays mapped: the names are read from it.
 func (b *Binary) loadDebugSymbols() {
 	dbg := b.debugFile()
 	if dbg == nil {
 		return
 	}
-	defer dbg.close()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.addSymbols(dbg)
@@ -313,21 +323,22 @@ func (b *Binary) loadDebugSymbols() {
 }
 
 func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bool) {
-	i := sort.Search(len(b.syms), func(i int) bool { return b.syms[i].addr > addr }) - 1
+	syms, index := b.syms, b.index
+	i := sort.Search(len(index), func(i int) bool { return syms[index[i]].addr > addr }) - 1
 	if i < 0 {
 		return "", 0, false, false
 	}
-	near := b.syms[i]
+	near := syms[index[i]]
 	if near.size == 0 || addr < near.addr+near.size {
-		return near.name, addr - near.addr, false, true
+		return b.nameOf(near), addr - near.addr, false, true
 	}
-	for j := i - 1; j >= 0 && addr-b.syms[j].addr < 1<<20; j-- {
-		if s := b.syms[j]; addr < s.addr+s.size {
-			return s.name, addr - s.addr, false, true
+	for j := i - 1; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {
+		if s := syms[index[j]]; addr < s.addr+s.size {
+			return b.nameOf(s), addr - s.addr, false, true
 		}
 	}
 	if addr < near.addr+near.size+maxPadding {
-		return near.name, addr - near.addr, true, true
+		return b.nameOf(near), addr - near.addr, true, true
 	}
 	return "", 0, false, false
 }
@@ -347,23 +358,22 @@ func (b *Binary) Lookup(name string) (uint64, bool) {
 	if b.byNm == nil || b.byNmDebug != b.debugLoaded {
 		b.byNm, b.byNmDebug = map[string]uint64{}, b.debugLoaded
 		global := map[string]bool{}
-		add := func(s symbol, isGlobal bool) {
+		add := func(s symbol, nameBytes []byte, isGlobal bool) {
+			name := string(nameBytes)
 			if isGlobal {
-				if !global[s.name] {
-					b.byNm[s.name] = s.addr
-					global[s.name] = true
+				if !global[name] {
+					b.byNm[name] = s.addr
+					global[name] = true
 				}
-			} else if _, ok := b.byNm[s.name]; !ok {
-				b.byNm[s.name] = s.addr
+			} else if _, ok := b.byNm[name]; !ok {
+				b.byNm[name] = s.addr
 			}
 		}
-		if f, err := openImage(b.Path); err == nil {
-			forEachCodeSymbol(f, add)
-			f.close()
-		}
+		noTab := func([]byte) uint8 { return 0 }
+		forEachCodeSymbol(b.img, noTab, add)
 		if b.debugLoaded {
 			if f := b.debugFile(); f != nil {
-				forEachCodeSymbol(f, add)
+				forEachCodeSymbol(f, noTab, add)
 				f.close()
 			}
 		}

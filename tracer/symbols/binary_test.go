@@ -311,12 +311,11 @@ func TestFDEs(t *testing.T) {
 	}
 }
 
-func TestSortedOrder(t *testing.T) {
-	// Ties at an address go best rank first, then in table order; the
-	// radix path (narrow addresses) and the comparison path (an address
-	// span too wide to pack) agree with a stable sort.
+func TestSortIndex(t *testing.T) {
+	// Ties at an address go best rank first, then in the given order, for
+	// narrow and wide address spans (one to six radix passes).
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, span := range []uint64{64, 1 << 20, 1 << 62} {
+	for _, span := range []uint64{1, 64, 1 << 20, 1 << 62} {
 		syms := make([]symbol, 5000)
 		for i := range syms {
 			syms[i] = symbol{addr: 0x1000 + rng.Uint64N(span), rank: int8(rng.IntN(maxRank + 1))}
@@ -324,21 +323,23 @@ func TestSortedOrder(t *testing.T) {
 				syms[i].addr = syms[i-1].addr // plenty of ties
 			}
 		}
-		want := make([]uint32, len(syms))
-		for i := range want {
-			want[i] = uint32(i)
+		idx := rng.Perm(len(syms))
+		in := make([]uint32, len(idx))
+		for i, v := range idx {
+			in[i] = uint32(v)
 		}
+		want := slices.Clone(in)
 		slices.SortStableFunc(want, func(i, j uint32) int {
 			if syms[i].addr != syms[j].addr {
 				return cmp.Compare(syms[i].addr, syms[j].addr)
 			}
 			return cmp.Compare(syms[j].rank, syms[i].rank)
 		})
-		if got := sortedOrder(syms); !slices.Equal(got, want) {
+		if got := sortIndex(syms, in); !slices.Equal(got, want) {
 			t.Errorf("span %#x: order differs from a stable sort", span)
 		}
 	}
-	if got := sortedOrder(nil); len(got) != 0 {
+	if got := sortIndex(nil, nil); len(got) != 0 {
 		t.Errorf("empty: %v", got)
 	}
 }

@@ -25,6 +25,8 @@ func (b *Binary) addPLT(f *image) {
 	if len(got) == 0 {
 		return
 	}
+	pltTab := b.addStrtab(nil)
+	defer func() { b.strtabs[pltTab] = b.pltStrs }()
 	var gotPLT uint64 // %ebx in i386 PIC code points at .got.plt
 	if s := f.Section(".got.plt"); s != nil {
 		gotPLT = s.Addr
@@ -47,7 +49,8 @@ func (b *Binary) addPLT(f *image) {
 				continue
 			}
 			if n := got[slot]; n != "" {
-				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: n + "@plt", rank: maxRank})
+				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: uint32(len(b.pltStrs)), tab: pltTab, rank: maxRank})
+				b.pltStrs = append(append(b.pltStrs, n...), "@plt\x00"...)
 			}
 		}
 	}
@@ -125,7 +128,7 @@ func (b *Binary) gotNames(f *image) map[uint64]string {
 		if dyn == nil || idx == 0 || idx >= uint64(dyn.len()) {
 			return ""
 		}
-		n := dyn.str(dyn.entry(int(idx)).name)
+		n := cString(dyn.strtab, dyn.entry(int(idx)).name)
 		if i := strings.IndexByte(n, '@'); i > 0 {
 			n = n[:i]
 		}
@@ -187,7 +190,7 @@ func (b *Binary) gotNames(f *image) map[uint64]string {
 		}
 		for slot, target := range irelSlots {
 			if i := best[target]; i >= 0 {
-				out[slot] = b.syms[i].name
+				out[slot] = b.nameOf(b.syms[i])
 			} else {
 				out[slot] = ""
 			}

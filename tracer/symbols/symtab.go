@@ -1,20 +1,19 @@
 package symbols
 
 import (
+	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
-	"strings"
 )
 
-// symtab is an ELF symbol table read straight from its section bytes.
+// symtab is an ELF symbol table read in place from the mapped file.
 // debug/elf's Symbols allocates a string per symbol and a Symbol struct per
 // entry; libc's debug file has ten thousand of them, and vtrace keeps only
-// the code symbols. Names here are substrings of one string holding the
-// whole string table: reading them allocates nothing.
+// the code symbols, with their names as offsets in the string table.
 type symtab struct {
 	data   []byte
-	strtab string
-	f      *image
+	strtab []byte
 	is64   bool
 }
 
@@ -36,7 +35,7 @@ func readSymtab(f *image, typ elf.SectionType) (*symtab, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &symtab{f: f, is64: f.Class == elf.ELFCLASS64}
+	t := &symtab{is64: f.Class == elf.ELFCLASS64}
 	if len(data) == 0 || len(data)%t.entSize() != 0 {
 		return nil, errors.New("bad symbol table size")
 	}
@@ -47,7 +46,7 @@ func readSymtab(f *image, typ elf.SectionType) (*symtab, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.data, t.strtab = data, string(str)
+	t.data, t.strtab = data, str
 	return t, nil
 }
 
@@ -61,8 +60,9 @@ func (t *symtab) entSize() int {
 // len counts the entries, the null entry 0 included.
 func (t *symtab) len() int { return len(t.data) / t.entSize() }
 
+// entry reads entry i (little-endian: vtrace reads x86 files only).
 func (t *symtab) entry(i int) symEntry {
-	bo := t.f.ByteOrder
+	bo := binary.LittleEndian
 	if t.is64 {
 		d := t.data[i*24 : i*24+24]
 		return symEntry{name: bo.Uint32(d), info: d[4], shndx: elf.SectionIndex(bo.Uint16(d[6:])),
@@ -73,28 +73,35 @@ func (t *symtab) entry(i int) symEntry {
 		info: d[12], shndx: elf.SectionIndex(bo.Uint16(d[14:]))}
 }
 
-// str returns the NUL-terminated string at off ("" when out of range).
-func (t *symtab) str(off uint32) string {
-	if int(off) >= len(t.strtab) {
-		return ""
+// cString returns the NUL-terminated string at off in a string table (""
+// when out of range or unterminated).
+func cString(strtab []byte, off uint32) string {
+	return string(cBytes(strtab, off))
+}
+
+func cBytes(strtab []byte, off uint32) []byte {
+	if int(off) >= len(strtab) {
+		return nil
 	}
-	s := t.strtab[off:]
-	if i := strings.IndexByte(s, 0); i >= 0 {
+	s := strtab[off:]
+	if i := bytes.IndexByte(s, 0); i >= 0 {
 		return s[:i]
 	}
-	return ""
+	return nil
 }
 
 // forEachCodeSymbol calls fn for every symbol of f's .symtab, then .dynsym,
 // that can name code: functions and ifuncs, and untyped symbols in an
-// executable section. rank orders symbols at the same address (see
-// symbol.rank); global tells a non-local binding.
-func forEachCodeSymbol(f *image, fn func(s symbol, global bool)) {
+// executable section. Each table's string table is first given to strtab,
+// which returns the number the symbols' tab field gets. rank orders symbols
+// at the same address (see symbol.rank); global tells a non-local binding.
+func forEachCodeSymbol(f *image, strtab func([]byte) uint8, fn func(s symbol, name []byte, global bool)) {
 	for _, typ := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 		t, err := readSymtab(f, typ)
 		if err != nil {
 			continue
 		}
+		tab := strtab(t.strtab)
 		for i, n := 1, t.len(); i < n; i++ {
 			e := t.entry(i)
 			if e.value == 0 || e.shndx == elf.SHN_UNDEF || int(e.shndx) >= len(f.Sections) && e.shndx < elf.SHN_LORESERVE {
@@ -111,18 +118,18 @@ func forEachCodeSymbol(f *image, fn func(s symbol, global bool)) {
 			default:
 				continue
 			}
-			name := t.str(e.name)
-			if name == "" || strings.HasPrefix(name, ".L") || strings.HasPrefix(name, "$") {
+			name := cBytes(t.strtab, e.name)
+			if len(name) == 0 || bytes.HasPrefix(name, []byte(".L")) || name[0] == '$' {
 				continue
 			}
 			global := elf.ST_BIND(e.info) != elf.STB_LOCAL
 			if global {
 				rank++
 			}
-			if !strings.HasPrefix(name, "_") {
+			if name[0] != '_' {
 				rank++ // prefer printf over _IO_printf at the same address
 			}
-			fn(symbol{addr: e.value, size: e.size, name: name, rank: int8(rank)}, global)
+			fn(symbol{addr: e.value, size: e.size, name: e.name, tab: tab, rank: int8(rank)}, name, global)
 		}
 	}
 }
