@@ -205,7 +205,7 @@ func (b *Binary) loadSymbols() {
 
 func (b *Binary) addSymbols(f *image) {
 	b.syms = slices.Grow(b.syms, codeSymbolsMax(f))
-	forEachCodeSymbol(f, b.addStrtab, func(s symbol, _ []byte, _ bool) { b.syms = append(b.syms, s) })
+	forEachCodeSymbol(f, false, b.addStrtab, func(s symbol, _ []byte, _ bool) { b.syms = append(b.syms, s) })
 }
 
 // addStrtab registers a string table and returns its number.
@@ -261,30 +261,38 @@ func sortIndex(syms []symbol, idx []uint32) []uint32 {
 	for _, i := range idx {
 		lo, hi = min(lo, syms[i].addr), max(hi, syms[i].addr)
 	}
-	const digit = 11
 	tmp := make([]uint32, len(idx))
-	pass := func(src, dst []uint32, key func(s *symbol) uint64) {
-		var count [1<<digit + 1]int
-		for _, i := range src {
-			count[key(&syms[i])+1]++
-		}
-		for d := 1; d < len(count); d++ {
-			count[d] += count[d-1]
-		}
-		for _, i := range src {
-			d := key(&syms[i])
-			dst[count[d]] = i
-			count[d]++
-		}
-	}
 	src, dst := idx, tmp
-	pass(src, dst, func(s *symbol) uint64 { return uint64(maxRank - s.rank) })
+	var count [1<<radixDigit + 1]int
+	for _, i := range src {
+		count[maxRank-syms[i].rank+1]++
+	}
+	radixScatter(&count, src, dst, func(i uint32) uint64 { return uint64(maxRank - syms[i].rank) })
 	src, dst = dst, src
-	for shift := 0; shift < bits.Len64(hi-lo); shift += digit {
-		pass(src, dst, func(s *symbol) uint64 { return (s.addr - lo) >> shift & (1<<digit - 1) })
+	for shift := 0; shift < bits.Len64(hi-lo); shift += radixDigit {
+		count = [1<<radixDigit + 1]int{}
+		for _, i := range src {
+			count[(syms[i].addr-lo)>>shift&(1<<radixDigit-1)+1]++
+		}
+		radixScatter(&count, src, dst, func(i uint32) uint64 { return (syms[i].addr - lo) >> shift & (1<<radixDigit - 1) })
 		src, dst = dst, src
 	}
 	return src
+}
+
+const radixDigit = 11
+
+// radixScatter moves src into dst by digit, given each digit's count at
+// count[digit+1].
+func radixScatter(count *[1<<radixDigit + 1]int, src, dst []uint32, digit func(uint32) uint64) {
+	for d := 1; d < len(count); d++ {
+		count[d] += count[d-1]
+	}
+	for _, i := range src {
+		d := digit(i)
+		dst[count[d]] = i
+		count[d]++
+	}
 }
 
 // SymbolAt names a link-time code address the way objdump does: by the
@@ -370,10 +378,10 @@ func (b *Binary) Lookup(name string) (uint64, bool) {
 			}
 		}
 		noTab := func([]byte) uint8 { return 0 }
-		forEachCodeSymbol(b.img, noTab, add)
+		forEachCodeSymbol(b.img, true, noTab, add)
 		if b.debugLoaded {
 			if f := b.debugFile(); f != nil {
-				forEachCodeSymbol(f, noTab, add)
+				forEachCodeSymbol(f, true, noTab, add)
 				f.close()
 			}
 		}

@@ -94,14 +94,18 @@ func cBytes(strtab []byte, off uint32) []byte {
 // that can name code: functions and ifuncs, and untyped symbols in an
 // executable section. Each table's string table is first given to strtab,
 // which returns the number the symbols' tab field gets. rank orders symbols
-// at the same address (see symbol.rank); global tells a non-local binding.
-func forEachCodeSymbol(f *image, strtab func([]byte) uint8, fn func(s symbol, name []byte, global bool)) {
+// at the same address (see symbol.rank); global tells a non-local binding;
+// name is the symbol's name if wantNames (finding its end costs a scan).
+func forEachCodeSymbol(f *image, wantNames bool, strtab func([]byte) uint8, fn func(s symbol, name []byte, global bool)) {
 	for _, typ := range []elf.SectionType{elf.SHT_SYMTAB, elf.SHT_DYNSYM} {
 		t, err := readSymtab(f, typ)
 		if err != nil {
 			continue
 		}
 		tab := strtab(t.strtab)
+		// Names are tested by their first bytes; one ending past the last
+		// NUL of the table is unterminated, and not a name (cBytes).
+		lastNUL := uint32(bytes.LastIndexByte(t.strtab, 0))
 		for i, n := 1, t.len(); i < n; i++ {
 			e := t.entry(i)
 			if e.value == 0 || e.shndx == elf.SHN_UNDEF || int(e.shndx) >= len(f.Sections) && e.shndx < elf.SHN_LORESERVE {
@@ -118,16 +122,23 @@ func forEachCodeSymbol(f *image, strtab func([]byte) uint8, fn func(s symbol, na
 			default:
 				continue
 			}
-			name := cBytes(t.strtab, e.name)
-			if len(name) == 0 || bytes.HasPrefix(name, []byte(".L")) || name[0] == '$' {
+			if e.name >= lastNUL || int(lastNUL) >= len(t.strtab) { // empty, unterminated, or no NUL at all
+				continue
+			}
+			c0, c1 := t.strtab[e.name], t.strtab[e.name+1]
+			if c0 == 0 || c0 == '.' && c1 == 'L' || c0 == '$' {
 				continue
 			}
 			global := elf.ST_BIND(e.info) != elf.STB_LOCAL
 			if global {
 				rank++
 			}
-			if name[0] != '_' {
+			if c0 != '_' {
 				rank++ // prefer printf over _IO_printf at the same address
+			}
+			var name []byte
+			if wantNames {
+				name = cBytes(t.strtab, e.name)
 			}
 			fn(symbol{addr: e.value, size: e.size, name: e.name, tab: tab, rank: int8(rank)}, name, global)
 		}
