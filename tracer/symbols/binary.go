@@ -137,6 +137,10 @@ func readBinary(path string) (*Binary, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newBinary(path, f)
+}
+
+func newBinary(path string, f *image) (*Binary, error) {
 	b := &Binary{Path: path, Arch: arch.ForELFMachine(uint16(f.Machine)), Type: f.Type,
 		fdes: map[uint64]frame.FrameDescriptionEntries{}}
 	if b.Arch == nil {

@@ -60,6 +60,16 @@ func openImage(path string) (*image, error) {
 	return &image{File: f, data: data, mapped: mapped}, nil
 }
 
+// memImage parses an ELF image held in memory (the vDSO read from a
+// process).
+func memImage(data []byte) (*image, error) {
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	return &image{File: f, data: data}, nil
+}
+
 // close unmaps the file: no slice of its sections may be used after.
 func (im *image) close() {
 	if im.mapped {

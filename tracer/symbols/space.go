@@ -59,7 +59,16 @@ func LoadSpace(pid int) (*Space, error) {
 	if err != nil {
 		return nil, err
 	}
-	sp := newSpace(maps, "", func(path string) (*Binary, error) { return openMapped(pid, path) })
+	sp := newSpace(maps, "", func(path string) (*Binary, error) {
+		if path == vdsoPath {
+			for _, m := range maps {
+				if m.Path == vdsoPath {
+					return openVDSO(pid, m)
+				}
+			}
+		}
+		return openMapped(pid, path)
+	})
 	// The main program's arch is every module's: one process cannot map
 	// 64- and 32-bit code together. Only when the mapped files disagree (an
 	// ELF file mapped as data) does the executable's path decide.
@@ -160,14 +169,14 @@ func (sp *Space) archOf(path string) *arch.Arch {
 }
 
 // newSpace builds a Space from parsed maps: every file mapped (a path
-// starting with /) becomes a module, opened with open, its load bias taken
-// from its first mapping. The Space's arch is that of the module at path exe
+// starting with /) and the vDSO become modules, opened with open, each with
+// its load bias taken from its first mapping. The Space's arch is that of the module at path exe
 // (nil if exe is not mapped under that name).
 func newSpace(maps []Mapping, exe string, open func(path string) (*Binary, error)) *Space {
 	sp := &Space{maps: maps, exeIndex: -1}
 	byPath := map[string]*module{}
 	for _, m := range maps {
-		if !strings.HasPrefix(m.Path, "/") {
+		if !strings.HasPrefix(m.Path, "/") && m.Path != vdsoPath {
 			continue
 		}
 		if mod, ok := byPath[m.Path]; ok {
@@ -196,6 +205,9 @@ func newSpace(maps []Mapping, exe string, open func(path string) (*Binary, error
 	}
 	return sp
 }
+
+// vdsoPath is how /proc/PID/maps names the vDSO.
+const vdsoPath = "[vdso]"
 
 // openMapped opens a mapped file, through /proc/PID/root when the tracee
 // sees another root.

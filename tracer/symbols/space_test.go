@@ -256,3 +256,44 @@ func TestLoadSpaceSelf(t *testing.T) {
 		t.Error("no error for pid -1")
 	}
 }
+
+func TestVDSO(t *testing.T) {
+	// The test process's own vDSO, read from its memory: named functions
+	// and CFI, cached by content.
+	sp, err := LoadSpace(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vdso *module
+	for _, mod := range sp.mods {
+		if mod.name == "[vdso]" {
+			vdso = mod
+		}
+	}
+	if vdso == nil {
+		t.Skip("no [vdso] mapped")
+	}
+	if vdso.bin == nil {
+		t.Fatal("[vdso] not read")
+	}
+	// clock_gettime is __vdso_clock_gettime's alias (preferred: no
+	// leading underscore).
+	name, want := "__vdso_clock_gettime", "clock_gettime"
+	if runtime.GOARCH == "386" {
+		name, want = "__kernel_vsyscall", "__kernel_vsyscall"
+	}
+	addr, ok := sp.Lookup("[vdso]", name)
+	if !ok {
+		t.Fatalf("no %s in the vDSO", name)
+	}
+	if y := sp.Symbolize(addr + 1); y.Name != want || y.Off != 1 || y.Module != "[vdso]" {
+		t.Errorf("Symbolize(%s+1) = %+v, want %s+1", name, y, want)
+	}
+	if fde, err := sp.FDEForPC(addr + 1); err != nil || !fde.Cover(addr+1) {
+		t.Errorf("no CFI for %s: %v", name, err)
+	}
+	again, err := vdsoBinary(vdso.bin.img.data)
+	if err != nil || again != vdso.bin {
+		t.Errorf("vDSO read twice: %v", err)
+	}
+}
