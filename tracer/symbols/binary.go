@@ -355,6 +355,40 @@ func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bo
 	return "", 0, false, false
 }
 
+// funcBounds returns the symbol that contains a link-time address, when
+// its size is known: the function whose code an unwinder without CFI may
+// read from its start.
+func (b *Binary) funcBounds(addr uint64) (start, end uint64, ok bool) {
+	if _, _, pastEnd, found := b.symbolAt(addr); !found || pastEnd {
+		return 0, 0, false
+	}
+	syms, index := b.syms, b.index
+	i := sort.Search(len(index), func(i int) bool { return syms[index[i]].addr > addr }) - 1
+	for j := i; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {
+		if s := syms[index[j]]; addr < s.addr+s.size {
+			return s.addr, s.addr + s.size, true
+		}
+		if j == i && syms[index[j]].size == 0 {
+			return 0, 0, false // an unsized symbol: no bounds
+		}
+	}
+	return 0, 0, false
+}
+
+// codeAt returns the file's bytes at link-time addresses [start, end), if a
+// loadable segment holds all of them.
+func (b *Binary) codeAt(start, end uint64) ([]byte, bool) {
+	for _, p := range b.loads {
+		if start >= p.Vaddr && end <= p.Vaddr+p.Filesz && start < end {
+			off := p.Off + (start - p.Vaddr)
+			if off+(end-start) <= uint64(len(b.img.data)) {
+				return b.img.data[off : off+(end-start)], true
+			}
+		}
+	}
+	return nil, false
+}
+
 // maxPadding is how far past a function's end an address still counts as
 // its alignment padding.
 const maxPadding = 64

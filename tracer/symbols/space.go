@@ -347,6 +347,24 @@ func (sp *Space) Lookup(module, name string) (uint64, bool) {
 	return 0, false
 }
 
+// FuncCode returns the runtime start and the bytes (as in the file) of the
+// function that contains a runtime pc, when a symbol with a size covers it.
+func (sp *Space) FuncCode(pc uint64) (uint64, []byte, bool) {
+	mod := sp.moduleAt(pc)
+	if mod == nil || mod.bin == nil {
+		return 0, nil, false
+	}
+	start, end, ok := mod.bin.funcBounds(pc - mod.bias)
+	if !ok {
+		return 0, nil, false
+	}
+	code, ok := mod.bin.codeAt(start, end)
+	if !ok {
+		return 0, nil, false
+	}
+	return start + mod.bias, code, true
+}
+
 // FDEForPC returns the call-frame information entry covering a runtime pc.
 func (sp *Space) FDEForPC(pc uint64) (*frame.FrameDescriptionEntry, error) {
 	mod := sp.moduleAt(pc)
