@@ -43,8 +43,14 @@ type symbol struct {
 	addr, size uint64
 	name       uint32 // offset of the NUL-terminated name in strtabs[tab]
 	tab        uint8
-	rank       int8 // preference among symbols at the same address, 0..maxRank
+	rank       int8   // preference among symbols at the same address, 0..maxRank
+	sec        uint16 // its section, an index in Binary.secs (noSection if none)
 }
+
+const noSection = 0xffff
+
+// secRange is a section's link-time address range.
+type secRange struct{ lo, hi uint64 }
 
 // maxRank is the rank of a synthesised PLT name: above any symbol's (0-4).
 const maxRank = 10
@@ -71,9 +77,10 @@ type Binary struct {
 	img     *image // the mapped file
 	syms    []symbol
 	index   []uint32
-	sorted  int      // len(syms) when index was made
-	strtabs [][]byte // string tables the symbols' names are in (mapped)
-	pltStrs []byte   // the synthesised name@plt names, NUL-terminated
+	sorted  int        // len(syms) when index was made
+	strtabs [][]byte   // string tables the symbols' names are in (mapped)
+	secs    []secRange // the sections of the files the symbols came from
+	pltStrs []byte     // the synthesised name@plt names, NUL-terminated
 
 	// Lookup's names, read on its first call (the engine never looks a
 	// name up; building the map for libc cost a millisecond per run).
@@ -202,14 +209,41 @@ func (b *Binary) debugFile() *image {
 func (b *Binary) loadSymbols() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.addSymbols(b.img)
-	b.addPLT(b.img)
+	b.addPLT(b.img, b.addSymbols(b.img))
 	b.sortSymbols()
 }
 
-func (b *Binary) addSymbols(f *image) {
+// addSymbols adds a file's code symbols and returns the number of its first
+// section in b.secs.
+func (b *Binary) addSymbols(f *image) uint16 {
 	b.syms = slices.Grow(b.syms, codeSymbolsMax(f))
-	forEachCodeSymbol(f, false, b.addStrtab, func(s symbol, _ []byte, _ bool) { b.syms = append(b.syms, s) })
+	base := b.addSections(f)
+	forEachCodeSymbol(f, false, b.addStrtab, func(s symbol, _ []byte, _ bool) {
+		if s.sec != noSection {
+			s.sec += base
+		}
+		b.syms = append(b.syms, s)
+	})
+	return base
+}
+
+// addSections records the address ranges of a file's sections (by section
+// index, after those recorded before) and returns where they start.
+func (b *Binary) addSections(f *image) uint16 {
+	base := uint16(len(b.secs))
+	for _, s := range f.Sections {
+		r := secRange{}
+		if s.Flags&elf.SHF_ALLOC != 0 {
+			r = secRange{s.Addr, s.Addr + s.Size}
+		}
+		b.secs = append(b.secs, r)
+	}
+	return base
+}
+
+// sectionHas reports whether addr lies in section sec.
+func (b *Binary) sectionHas(sec uint16, addr uint64) bool {
+	return sec != noSection && int(sec) < len(b.secs) && addr >= b.secs[sec].lo && addr < b.secs[sec].hi
 }
 
 // addStrtab registers a string table and returns its number.
@@ -334,6 +368,15 @@ func (b *Binary) loadDebugSymbols() {
 	b.debugLoaded = true
 }
 
+// lookupSym names addr by the nearest symbol at or below it, only when addr
+// really lies in it: within its size, or, for a symbol of unknown size (0:
+// crtstuff's functions, hand-written assembly), within its section — it then
+// extends to the next symbol. Else a sized symbol further down that contains
+// it (an outer alias), else the alignment padding after the nearest one
+// (pastEnd), in its section — or right at its end, where a call to a
+// noreturn function that ends it returns (a function, not a PLT stub). Anything else (data after the last function
+// of a section, the PLT's lazy-binding header after _init, the end marker
+// _etext) is not named.
 func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bool) {
 	syms, index := b.syms, b.index
 	i := sort.Search(len(index), func(i int) bool { return syms[index[i]].addr > addr }) - 1
@@ -341,7 +384,7 @@ func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bo
 		return "", 0, false, false
 	}
 	near := syms[index[i]]
-	if near.size == 0 || addr < near.addr+near.size {
+	if near.size != 0 && addr < near.addr+near.size || near.size == 0 && b.sectionHas(near.sec, addr) {
 		return b.nameOf(near), addr - near.addr, false, true
 	}
 	for j := i - 1; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {
@@ -349,7 +392,7 @@ func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bo
 			return b.nameOf(s), addr - s.addr, false, true
 		}
 	}
-	if addr < near.addr+near.size+maxPadding {
+	if end := near.addr + near.size; near.size != 0 && addr < end+maxPadding && (b.sectionHas(near.sec, addr) || addr == end && near.rank != maxRank) {
 		return b.nameOf(near), addr - near.addr, true, true
 	}
 	return "", 0, false, false

@@ -20,7 +20,7 @@ const (
 	pltFallback = 16
 )
 
-func (b *Binary) addPLT(f *image) {
+func (b *Binary) addPLT(f *image, secBase uint16) {
 	got := b.gotNames(f)
 	if len(got) == 0 {
 		return
@@ -33,9 +33,10 @@ func (b *Binary) addPLT(f *image) {
 	} else if s := f.Section(".got"); s != nil {
 		gotPLT = s.Addr
 	}
-	for _, name := range []string{".plt", ".plt.sec", ".plt.got", ".iplt"} {
-		s := f.Section(name)
-		if s == nil || s.Type == elf.SHT_NOBITS {
+	for i, s := range f.Sections {
+		switch s.Name {
+		case ".plt", ".plt.sec", ".plt.got", ".iplt":
+		default:
 			continue
 		}
 		data, err := f.sectionData(s)
@@ -49,7 +50,8 @@ func (b *Binary) addPLT(f *image) {
 				continue
 			}
 			if n := got[slot]; n != "" {
-				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: uint32(len(b.pltStrs)), tab: pltTab, rank: maxRank})
+				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: uint32(len(b.pltStrs)), tab: pltTab, rank: maxRank,
+					sec: secBase + uint16(i)})
 				b.pltStrs = append(append(b.pltStrs, n...), "@plt\x00"...)
 			}
 		}

@@ -140,7 +140,11 @@ func forEachCodeSymbol(f *image, wantNames bool, strtab func([]byte) uint8, fn f
 			if wantNames {
 				name = cBytes(t.strtab, e.name)
 			}
-			fn(symbol{addr: e.value, size: e.size, name: e.name, tab: tab, rank: int8(rank)}, name, global)
+			sec := uint16(noSection)
+			if e.shndx < elf.SHN_LORESERVE {
+				sec = uint16(e.shndx)
+			}
+			fn(symbol{addr: e.value, size: e.size, name: e.name, tab: tab, rank: int8(rank), sec: sec}, name, global)
 		}
 	}
 }
