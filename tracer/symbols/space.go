@@ -31,6 +31,23 @@ type module struct {
 	start, end uint64 // span of all its mappings
 	name       string // base name
 	path       string
+
+	// load opens a module on first use (the vDSO: most runs never ask
+	// about an address in it).
+	load     func() (*Binary, uint64, bool)
+	loadOnce sync.Once
+}
+
+// binary returns the module's Binary (nil if it could not be opened).
+func (m *module) binary() *Binary {
+	if m.load != nil {
+		m.loadOnce.Do(func() {
+			if bin, bias, ok := m.load(); ok {
+				m.bin, m.bias = bin, bias
+			}
+		})
+	}
+	return m.bin
 }
 
 // Space is a process's address space: its mappings and the modules mapped.
@@ -45,14 +62,17 @@ type Space struct {
 //
 // The engine reloads the space at every vfork (libraries may have been
 // loaded since), and a program that spawns in a loop shows the same maps
-// each time: a Space made from the same maps text is reused. The text names
-// each file's device and inode, so the same text means the same files.
+// each time: a Space made for the same process from the same maps text is
+// reused. The text names each file's device and inode, so the same text
+// means the same files.
 func LoadSpace(pid int) (*Space, error) {
 	text, err := readMapsText(pid)
 	if err != nil {
 		return nil, err
 	}
-	if sp := spaces.get(text); sp != nil {
+	key := append(strconv.AppendInt(nil, int64(pid), 10), '\n')
+	key = append(key, text...)
+	if sp := spaces.get(key); sp != nil {
 		return sp, nil
 	}
 	maps, err := parseMaps(text)
@@ -84,7 +104,7 @@ func LoadSpace(pid int) (*Space, error) {
 			sp.arch = bin.Arch
 		}
 	}
-	spaces.put(text, sp)
+	spaces.put(key, sp)
 	return sp, nil
 }
 
@@ -169,9 +189,10 @@ func (sp *Space) archOf(path string) *arch.Arch {
 }
 
 // newSpace builds a Space from parsed maps: every file mapped (a path
-// starting with /) and the vDSO become modules, opened with open, each with
-// its load bias taken from its first mapping. The Space's arch is that of the module at path exe
-// (nil if exe is not mapped under that name).
+// starting with /) and the vDSO become modules, opened with open (the vDSO
+// when first used), each with its load bias taken from its first mapping.
+// The Space's arch is that of the module at path exe (nil if exe is not
+// mapped under that name).
 func newSpace(maps []Mapping, exe string, open func(path string) (*Binary, error)) *Space {
 	sp := &Space{maps: maps, exeIndex: -1}
 	byPath := map[string]*module{}
@@ -182,6 +203,18 @@ func newSpace(maps []Mapping, exe string, open func(path string) (*Binary, error
 		if mod, ok := byPath[m.Path]; ok {
 			mod.end = max(mod.end, m.End)
 			mod.start = min(mod.start, m.Start)
+			continue
+		}
+		if m.Path == vdsoPath {
+			byPath[m.Path] = &module{start: m.Start, end: m.End, name: m.Path, path: m.Path,
+				load: func() (*Binary, uint64, bool) {
+					bin, err := open(m.Path)
+					if err != nil {
+						return nil, 0, false
+					}
+					bias, ok := bin.biasFor(m.Start, m.Offset)
+					return bin, bias, ok
+				}}
 			continue
 		}
 		bin, err := open(m.Path)
@@ -314,14 +347,15 @@ func (sp *Space) Symbolize(addr uint64) Sym {
 		return Sym{}
 	}
 	y := Sym{Module: mod.name, Off: addr - mod.start}
-	if mod.bin == nil {
+	bin := mod.binary()
+	if bin == nil {
 		return y
 	}
 	link := addr - mod.bias
-	if name, off, past, ok := mod.bin.symbolAt(link); ok {
+	if name, off, past, ok := bin.symbolAt(link); ok {
 		y.Name, y.Off, y.PastEnd = name, off, past
 	}
-	y.File, y.Line = mod.bin.Line(link)
+	y.File, y.Line = bin.Line(link)
 	return y
 }
 
@@ -337,7 +371,7 @@ func (sp *Space) IsCode(addr uint64) bool {
 // otherwise it is matched against the module's base name prefix ("libc").
 func (sp *Space) Lookup(module, name string) (uint64, bool) {
 	for _, mod := range sp.mods {
-		if mod.bin == nil || module != "" && !strings.HasPrefix(mod.name, module) {
+		if module != "" && !strings.HasPrefix(mod.name, module) || mod.binary() == nil {
 			continue
 		}
 		if a, ok := mod.bin.Lookup(name); ok {
@@ -351,7 +385,7 @@ func (sp *Space) Lookup(module, name string) (uint64, bool) {
 // function that contains a runtime pc, when a symbol with a size covers it.
 func (sp *Space) FuncCode(pc uint64) (uint64, []byte, bool) {
 	mod := sp.moduleAt(pc)
-	if mod == nil || mod.bin == nil {
+	if mod == nil || mod.binary() == nil {
 		return 0, nil, false
 	}
 	start, end, ok := mod.bin.funcBounds(pc - mod.bias)
@@ -368,7 +402,7 @@ func (sp *Space) FuncCode(pc uint64) (uint64, []byte, bool) {
 // FDEForPC returns the call-frame information entry covering a runtime pc.
 func (sp *Space) FDEForPC(pc uint64) (*frame.FrameDescriptionEntry, error) {
 	mod := sp.moduleAt(pc)
-	if mod == nil || mod.bin == nil {
+	if mod == nil || mod.binary() == nil {
 		return nil, &frame.ErrNoFDEForPC{PC: pc}
 	}
 	return mod.bin.FDEForPC(pc, mod.bias)

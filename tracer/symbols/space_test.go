@@ -273,7 +273,10 @@ func TestVDSO(t *testing.T) {
 	if vdso == nil {
 		t.Skip("no [vdso] mapped")
 	}
-	if vdso.bin == nil {
+	if vdso.bin != nil {
+		t.Error("[vdso] read before it was needed")
+	}
+	if vdso.binary() == nil {
 		t.Fatal("[vdso] not read")
 	}
 	// clock_gettime is __vdso_clock_gettime's alias (preferred: no
