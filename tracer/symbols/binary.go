@@ -219,8 +219,10 @@ func (b *Binary) addSymbols(f *image) uint16 {
 	b.syms = slices.Grow(b.syms, codeSymbolsMax(f))
 	base := b.addSections(f)
 	forEachCodeSymbol(f, false, b.addStrtab, func(s symbol, _ []byte, _ bool) {
-		if s.sec != noSection {
+		if s.sec != noSection && base != noSection {
 			s.sec += base
+		} else {
+			s.sec = noSection
 		}
 		b.syms = append(b.syms, s)
 	})
@@ -228,8 +230,13 @@ func (b *Binary) addSymbols(f *image) uint16 {
 }
 
 // addSections records the address ranges of a file's sections (by section
-// index, after those recorded before) and returns where they start.
+// index, after those recorded before) and returns where they start, or
+// noSection if they do not fit (then no symbol of the file knows its
+// section, and an unsized one names nothing but its own address).
 func (b *Binary) addSections(f *image) uint16 {
+	if len(b.secs)+len(f.Sections) >= noSection {
+		return noSection
+	}
 	base := uint16(len(b.secs))
 	for _, s := range f.Sections {
 		r := secRange{}
@@ -384,7 +391,7 @@ func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bo
 		return "", 0, false, false
 	}
 	near := syms[index[i]]
-	if near.size != 0 && addr < near.addr+near.size || near.size == 0 && b.sectionHas(near.sec, addr) {
+	if near.size != 0 && addr < near.addr+near.size || near.size == 0 && (b.sectionHas(near.sec, addr) || near.sec == noSection && addr == near.addr) {
 		return b.nameOf(near), addr - near.addr, false, true
 	}
 	for j := i - 1; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {

@@ -50,8 +50,11 @@ func (b *Binary) addPLT(f *image, secBase uint16) {
 				continue
 			}
 			if n := got[slot]; n != "" {
-				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: uint32(len(b.pltStrs)), tab: pltTab, rank: maxRank,
-					sec: secBase + uint16(i)})
+				sec := uint16(noSection)
+				if secBase != noSection {
+					sec = secBase + uint16(i)
+				}
+				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: uint32(len(b.pltStrs)), tab: pltTab, rank: maxRank, sec: sec})
 				b.pltStrs = append(append(b.pltStrs, n...), "@plt\x00"...)
 			}
 		}
