@@ -14,10 +14,12 @@ import (
 // sections are slices of the mapping: reading libc's and its debug file's
 // symbol tables and CFI through debug/elf copied half a megabyte into the
 // heap per run (zeroed first, then garbage to collect), where vtrace only
-// touches a few pages of most of them. A Binary keeps its file's mapping
-// (its CFI is read from it on demand, and Binaries live in a process-wide
-// cache); symbol names are copied out, so a debug file is unmapped once
-// its symbols are read.
+// touches a few pages of most of them. A Binary keeps the mappings of its
+// file and of its debug file for good: symbol names, CFI and code are read
+// from them on demand, and Binaries live in a process-wide cache. (A file
+// truncated while mapped would make those reads fault: the files are ones
+// the traced process maps itself, and package managers replace files by
+// renaming them, not by truncating.)
 type image struct {
 	*elf.File
 	data   []byte
