@@ -1,8 +1,11 @@
 // Package symbols turns addresses of a live process into names: ELF symbol
 // tables (with separate debug files found by build-id), synthesised PLT stub
 // names such as printf@plt, DWARF line tables, and the .eh_frame call-frame
-// information the unwinder needs — all rebased by each module's load bias
-// as read from /proc/PID/maps.
+// information and function code the unwinder needs — all rebased by each
+// module's load bias as read from /proc/PID/maps. Files are mapped, not
+// read, and each part of one is read when first needed; the vDSO is read
+// from the process. A fast run on a small program is dominated by this
+// package's start-up costs: keep them lazy.
 package symbols
 
 import (
