@@ -43,12 +43,16 @@ type Sym struct {
 // debug file give thirteen thousand of them, and every fresh page of heap
 // costs a page fault that is dear under a hypervisor.
 type symbol struct {
-	addr, size uint64
-	name       uint32 // offset of the NUL-terminated name in strtabs[tab]
-	tab        uint8
-	rank       int8   // preference among symbols at the same address, 0..maxRank
-	sec        uint16 // its section, an index in Binary.secs (noSection if none)
+	addr uint64
+	size uint32 // 0 if unknown; a code symbol's size fits (larger ones are clamped)
+	name uint32 // offset of the NUL-terminated name in strtabs[tab]
+	tab  uint8
+	rank int8   // preference among symbols at the same address, 0..maxRank
+	sec  uint16 // its section, an index in Binary.secs (noSection if none)
+	fn   bool   // an STT_FUNC or STT_GNU_IFUNC symbol
 }
+
+func (s symbol) end() uint64 { return s.addr + uint64(s.size) }
 
 const noSection = 0xffff
 
@@ -287,6 +291,7 @@ func (b *Binary) sortSymbols() {
 				if last.size == 0 {
 					last.size = b.syms[i].size
 				}
+				last.fn = last.fn || b.syms[i].fn // a function starts here
 				continue
 			}
 		}
@@ -394,35 +399,48 @@ func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bo
 		return "", 0, false, false
 	}
 	near := syms[index[i]]
-	if near.size != 0 && addr < near.addr+near.size || near.size == 0 && (b.sectionHas(near.sec, addr) || near.sec == noSection && addr == near.addr) {
+	if near.size != 0 && addr < near.end() || near.size == 0 && (b.sectionHas(near.sec, addr) || near.sec == noSection && addr == near.addr) {
 		return b.nameOf(near), addr - near.addr, false, true
 	}
 	for j := i - 1; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {
-		if s := syms[index[j]]; addr < s.addr+s.size {
+		if s := syms[index[j]]; addr < s.end() {
 			return b.nameOf(s), addr - s.addr, false, true
 		}
 	}
-	if end := near.addr + near.size; near.size != 0 && addr < end+maxPadding && (b.sectionHas(near.sec, addr) || addr == end && near.rank != maxRank) {
+	if end := near.end(); near.size != 0 && addr < end+maxPadding && (b.sectionHas(near.sec, addr) || addr == end && near.rank != maxRank) {
 		return b.nameOf(near), addr - near.addr, true, true
 	}
 	return "", 0, false, false
 }
 
-// funcBounds returns the symbol that contains a link-time address, when
-// its size is known: the function whose code an unwinder without CFI may
-// read from its start.
+// funcBounds returns the function that contains a link-time address: a
+// sized symbol that contains it, or an unsized function symbol (assembly
+// without .size, as musl's vfork) that names it, up to the next symbol or
+// its section's end. An unsized symbol that is not a function (a label
+// inside a function) gives no bounds: the code from it is not a function's
+// entry.
 func (b *Binary) funcBounds(addr uint64) (start, end uint64, ok bool) {
 	if _, _, pastEnd, found := b.symbolAt(addr); !found || pastEnd {
 		return 0, 0, false
 	}
 	syms, index := b.syms, b.index
 	i := sort.Search(len(index), func(i int) bool { return syms[index[i]].addr > addr }) - 1
-	for j := i; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {
-		if s := syms[index[j]]; addr < s.addr+s.size {
-			return s.addr, s.addr + s.size, true
+	if i < 0 {
+		return 0, 0, false
+	}
+	if near := syms[index[i]]; near.size == 0 {
+		if !near.fn || !b.sectionHas(near.sec, addr) {
+			return 0, 0, false
 		}
-		if j == i && syms[index[j]].size == 0 {
-			return 0, 0, false // an unsized symbol: no bounds
+		end := b.secs[near.sec].hi
+		if i+1 < len(index) {
+			end = min(end, syms[index[i+1]].addr)
+		}
+		return near.addr, end, true
+	}
+	for j := i; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {
+		if s := syms[index[j]]; addr < s.end() {
+			return s.addr, s.end(), true
 		}
 	}
 	return 0, 0, false

@@ -54,7 +54,7 @@ func (b *Binary) addPLT(f *image, secBase uint16) {
 				if secBase != noSection {
 					sec = secBase + uint16(i)
 				}
-				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: uint32(len(b.pltStrs)), tab: pltTab, rank: maxRank, sec: sec})
+				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: uint32(ent), name: uint32(len(b.pltStrs)), tab: pltTab, rank: maxRank, sec: sec})
 				b.pltStrs = append(append(b.pltStrs, n...), "@plt\x00"...)
 			}
 		}

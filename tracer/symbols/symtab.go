@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"math"
 )
 
 // symtab is an ELF symbol table read in place from the mapped file.
@@ -144,7 +145,8 @@ func forEachCodeSymbol(f *image, wantNames bool, strtab func([]byte) uint8, fn f
 			if e.shndx < elf.SHN_LORESERVE {
 				sec = uint16(e.shndx)
 			}
-			fn(symbol{addr: e.value, size: e.size, name: e.name, tab: tab, rank: int8(rank), sec: sec}, name, global)
+			fn(symbol{addr: e.value, size: uint32(min(e.size, math.MaxUint32)), name: e.name, tab: tab, rank: int8(rank), sec: sec,
+				fn: elf.ST_TYPE(e.info) != elf.STT_NOTYPE}, name, global)
 		}
 	}
 }

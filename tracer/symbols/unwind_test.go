@@ -130,3 +130,26 @@ func TestCodeUnwindGlibcI386Clone(t *testing.T) {
 		t.Errorf("saved %+v, want %%ebx, %%esi, %%edi", f.Saved)
 	}
 }
+
+func TestCodeUnwindMuslVfork(t *testing.T) {
+	// musl's vfork (assembly, no .size): pop %rdx; mov $58,%eax; syscall.
+	// After the syscall the return address is in %rdx and the CFA is sp.
+	dir := os.Getenv("VTRACE_TARGETS")
+	if dir == "" {
+		t.Skip("VTRACE_TARGETS not set (make test sets it)")
+	}
+	sp := spaceOf(t, filepath.Join(dir, "musl-O0", "badvfork"), 0)
+	pc := afterSyscall(t, sp, "badvfork", "vfork", []byte{0x0f, 0x05})
+	const stackPtr = 0x7ff00000
+	regs := &arch.Regs{Arch: arch.AMD64}
+	regs.SetPC(pc)
+	regs.Set(arch.AMD64.SP, stackPtr)
+	regs.Set(1, 0x10010) // %rdx (DWARF 1)
+	frames, err := unwind.Unwind(regs, stackMem{}, sp, 1)
+	if err != nil || len(frames) != 1 {
+		t.Fatalf("unwind at %#x: %v, %v", pc, frames, err)
+	}
+	if f := frames[0]; f.Method != "code" || f.RetReg != 1 || f.RetSlot != 0 || f.Ret != 0x10010 || f.CFA != stackPtr {
+		t.Errorf("frame %+v, want the return address in %%rdx and CFA = sp", f)
+	}
+}

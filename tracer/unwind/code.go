@@ -3,6 +3,7 @@ package unwind
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/vtrace/vtrace/tracer/arch"
 	"github.com/vtrace/vtrace/tracer/disasm"
@@ -30,7 +31,9 @@ type Code interface {
 // constant, lea of a constant from the stack pointer; a call returns with
 // the stack as it was. The return address is then at sp plus that sum, and
 // each callee-saved register pushed before it was changed lies in its push
-// slot. This is sound under the rule every compiler and every CFI-annotated
+// slot. A pop at the entry depth takes the return address itself into a
+// register (musl's vfork: pop %rdx; syscall; push %rdx), where it stays
+// until pushed back or overwritten. This is sound under the rule every compiler and every CFI-annotated
 // assembly routine follows (DWARF CFI cannot describe anything else): the
 // stack pointer's offset from the CFA at an instruction does not depend on
 // the path taken to it. The straight-line path from the entry is one such
@@ -53,16 +56,17 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 	if !ok {
 		return f, cur, errors.New("stack pointer unknown")
 	}
-	ptr := uint64(a.PtrSize)
+	ptr := int64(a.PtrSize)
 	type push struct {
 		reg   int
-		depth uint64 // stack depth after the push
+		depth int64 // stack depth after the push
 	}
 	var (
-		depth    uint64 // bytes below the entry stack pointer
+		depth    int64 // bytes below the entry stack pointer
 		pushes   []push
 		touched  = map[int]bool{} // callee-saved registers changed other than by a push
 		lastMove uint64           // address just past the last stack-pointer change
+		retReg   = -1             // register the return address was popped into
 	)
 	for at := start; at < pc; {
 		in, err := disasm.Decode(code[at-start:], at, a)
@@ -77,11 +81,33 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 		if err != nil {
 			return f, cur, fmt.Errorf("%v at %#x", err, at)
 		}
+		written := writtenRegs(in, a)
+		if retReg >= 0 && slices.Contains(written, retReg) {
+			return f, cur, fmt.Errorf("return address overwritten in %s at %#x", a.RegName(retReg), at)
+		}
+		switch {
+		case in.Inst.Op == x86asm.POP && depth == 0 && retReg < 0:
+			// A pop of the return address itself into a register: musl's
+			// and old glibc's vfork wrappers keep the return address out
+			// of the stack the child shares.
+			r, ok := in.Inst.Args[0].(x86asm.Reg)
+			n, isGPR := dwarfReg(r, a)
+			if !ok || !isGPR || delta != ptr || !fullWidth(r, a) {
+				return f, cur, fmt.Errorf("return address popped where vtrace cannot follow it at %#x", at)
+			}
+			retReg = n
+		case in.Inst.Op == x86asm.PUSH && retReg >= 0 && depth == -ptr:
+			if r, ok := in.Inst.Args[0].(x86asm.Reg); ok && fullWidth(r, a) {
+				if n, _ := dwarfReg(r, a); n == retReg && delta == -ptr {
+					retReg = -1 // pushed back where it was
+				}
+			}
+		}
 		if delta != 0 {
-			depth -= uint64(delta) // delta < 0 pushes: depth grows
+			depth -= delta // delta < 0 pushes: depth grows
 			lastMove = next
 		}
-		if int64(depth) < 0 {
+		if depth < 0 && !(retReg >= 0 && depth == -ptr) {
 			return f, cur, fmt.Errorf("stack above the entry's at %#x", at)
 		}
 		if in.Class == disasm.CondJump && in.Target != 0 && in.Target < lastMove && in.Target >= start {
@@ -95,22 +121,32 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 				}
 			}
 		} else {
-			for _, n := range writtenRegs(in, a) {
+			for _, n := range written {
 				touched[n] = true
 			}
 		}
 		at = next
 	}
-	retSlot := (sp + depth) & mask(a)
-	ret, err := mem.ReadWord(retSlot, a.PtrSize)
-	if err != nil {
-		return f, cur, fmt.Errorf("read return slot %#x: %w", retSlot, err)
+	cfa := (sp + uint64(depth+ptr)) & mask(a)
+	var ret uint64
+	if retReg >= 0 {
+		v, ok := cur.get(retReg)
+		if !ok {
+			return f, cur, fmt.Errorf("return address in %s, unknown", a.RegName(retReg))
+		}
+		ret, f.RetReg = v, retReg
+	} else {
+		retSlot := (sp + uint64(depth)) & mask(a)
+		v, err := mem.ReadWord(retSlot, a.PtrSize)
+		if err != nil {
+			return f, cur, fmt.Errorf("read return slot %#x: %w", retSlot, err)
+		}
+		ret, f.RetSlot = v, retSlot
 	}
 	if !c.IsCode(ret) {
-		return f, cur, fmt.Errorf("return address %#x at sp+%#x is not code", ret, depth)
+		return f, cur, fmt.Errorf("return address %#x is not code", ret)
 	}
-	f.CFA = (retSlot + ptr) & mask(a)
-	f.RetSlot, f.Ret = retSlot, ret
+	f.CFA, f.Ret = cfa, ret
 
 	next := cur
 	for n := 0; n < a.NumRegs; n++ {
@@ -124,7 +160,7 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 			continue // pushed again: the first push holds the caller's value
 		}
 		saved[p.reg] = true
-		slot := (sp + depth - p.depth) & mask(a)
+		slot := (sp + uint64(depth-p.depth)) & mask(a)
 		v, err := mem.ReadWord(slot, a.PtrSize)
 		if err != nil {
 			next.forget(p.reg)
@@ -246,6 +282,15 @@ func writtenRegs(in *disasm.Insn, a *arch.Arch) []int {
 	}
 	add(inst.Args[0])
 	return out
+}
+
+// fullWidth reports whether r is a whole general-purpose register of the
+// arch (%rdx on amd64, %edx on i386), able to hold an address.
+func fullWidth(r x86asm.Reg, a *arch.Arch) bool {
+	if a.PtrSize == 8 {
+		return r >= x86asm.RAX && r <= x86asm.R15
+	}
+	return r >= x86asm.EAX && r <= x86asm.EDI
 }
 
 // dwarfReg maps a general-purpose register (any width) to its DWARF number.

@@ -39,27 +39,31 @@ func cat(parts ...[]byte) []byte {
 
 var (
 	endbr64    = []byte{0xf3, 0x0f, 0x1e, 0xfa}
-	subRSP58   = []byte{0x48, 0x83, 0xec, 0x58}                                                 // sub $0x58,%rsp
-	movRDIRAX  = []byte{0x48, 0x89, 0xf8}                                                       // mov %rdi,%rax
-	syscall64  = []byte{0x0f, 0x05}                                                             // syscall
-	pushRBX    = []byte{0x53}                                                                   // push %rbx
-	pushR12    = []byte{0x41, 0x54}                                                             // push %r12
-	movRBXRDI  = []byte{0x48, 0x89, 0xfb}                                                       // mov %rdi,%rbx
-	testRAX    = []byte{0x48, 0x85, 0xc0}                                                       // test %rax,%rax
-	jeFwd      = []byte{0x74, 0x10}                                                             // je .+0x12
-	jmpFwd     = []byte{0xeb, 0x02}                                                             // jmp .+4
-	ret        = []byte{0xc3}                                                                   // ret
-	leave      = []byte{0xc9}                                                                   // leave
-	movRBPRSP  = []byte{0x48, 0x89, 0xec}                                                       // mov %rbp,%rsp
-	andRSP     = []byte{0x48, 0x83, 0xe4, 0xf0}                                                 // and $-16,%rsp
-	leaRSPm8   = []byte{0x48, 0x8d, 0x64, 0x24, 0xf8}                                           // lea -0x8(%rsp),%rsp
-	callRel0   = []byte{0xe8, 0x00, 0x00, 0x00, 0x00}                                           // call .+5
-	popRBX     = []byte{0x5b}                                                                   // pop %rbx
-	pushq16    = []byte{0x66, 0x6a, 0x01}                                                       // pushw $1
-	bad        = []byte{0x0f, 0x0b + 0xf0}                                                      // undecodable (0f fb)
-	probeLoop  = []byte{0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, 0x48, 0x39, 0xdc, 0x75, 0xf4} // 1: sub $0x1000,%rsp; cmp %rbx,%rsp; jne 1b
-	i386Pushes = []byte{0x53, 0x56, 0x57}                                                       // push %ebx; push %esi; push %edi
-	int80      = []byte{0xcd, 0x80}
+	subRSP58   = []byte{0x48, 0x83, 0xec, 0x58}       // sub $0x58,%rsp
+	movRDIRAX  = []byte{0x48, 0x89, 0xf8}             // mov %rdi,%rax
+	syscall64  = []byte{0x0f, 0x05}                   // syscall
+	pushRBX    = []byte{0x53}                         // push %rbx
+	pushR12    = []byte{0x41, 0x54}                   // push %r12
+	pushRDX    = []byte{0x52}                         // push %rdx
+	popRBX     = []byte{0x5b}                         // pop %rbx
+	popRDX     = []byte{0x5a}                         // pop %rdx
+	movRBXRDI  = []byte{0x48, 0x89, 0xfb}             // mov %rdi,%rbx
+	movEAX3A   = []byte{0xb8, 0x3a, 0x00, 0x00, 0x00} // mov $0x3a,%eax
+	testRAX    = []byte{0x48, 0x85, 0xc0}             // test %rax,%rax
+	jeFwd      = []byte{0x74, 0x10}                   // je .+0x12
+	jmpFwd     = []byte{0xeb, 0x02}                   // jmp .+4
+	ret        = []byte{0xc3}                         // ret
+	leave      = []byte{0xc9}                         // leave
+	movRBPRSP  = []byte{0x48, 0x89, 0xec}             // mov %rbp,%rsp
+	andRSP     = []byte{0x48, 0x83, 0xe4, 0xf0}       // and $-16,%rsp
+	leaRSPm8   = []byte{0x48, 0x8d, 0x64, 0x24, 0xf8} // lea -0x8(%rsp),%rsp
+	callRel0   = []byte{0xe8, 0x00, 0x00, 0x00, 0x00} // call .+5
+	pushq16    = []byte{0x66, 0x6a, 0x01}             // pushw $1
+	bad        = []byte{0x06}                         // push %es: invalid in 64-bit mode
+	i386Pushes = []byte{0x53, 0x56, 0x57}             // push %ebx; push %esi; push %edi
+	int80      = []byte{0xcd, 0x80}                   // int $0x80
+	// 1: sub $0x1000,%rsp; cmp %rbx,%rsp; jne 1b (a stack probe)
+	probeLoop = []byte{0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, 0x48, 0x39, 0xdc, 0x75, 0xf4}
 )
 
 const (
@@ -135,6 +139,28 @@ func TestStepCodeTouchedRegisterIsUnknown(t *testing.T) {
 	}
 }
 
+func TestStepCodeMuslVfork(t *testing.T) {
+	// musl's vfork: pop %rdx; mov $58,%eax; syscall — the return address
+	// is in %rdx and the CFA is sp (as glibc's vfork CFI says with %rdi).
+	code := cat(popRDX, movEAX3A, syscall64)
+	f, next, err := codeStop(t, arch.AMD64, code, nil, map[int]uint64{regnum.AMD64_Rdx: 0x401177})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.RetReg != regnum.AMD64_Rdx || f.RetSlot != 0 || f.Ret != 0x401177 || f.CFA != sp0 {
+		t.Errorf("frame %+v, want the return address in %%rdx, CFA = sp", f)
+	}
+	if v, _ := next.get(regnum.AMD64_Rsp); v != sp0 {
+		t.Errorf("caller's %%rsp %#x, want %#x", v, sp0)
+	}
+	// After push %rdx the return address is back on the stack.
+	code = cat(popRDX, movEAX3A, syscall64, pushRDX)
+	f, _, err = codeStop(t, arch.AMD64, code, map[uint64]uint64{sp0: 0x401177}, map[int]uint64{regnum.AMD64_Rdx: 0x401177})
+	if err != nil || f.RetReg != -1 || f.RetSlot != sp0 {
+		t.Errorf("after the push: %+v, %v", f, err)
+	}
+}
+
 func TestStepCodeI386Clone(t *testing.T) {
 	// glibc's i386 clone: three pushes, then int $0x80 (its CFI ends just
 	// before it).
@@ -171,14 +197,15 @@ func TestStepCodeGivesUp(t *testing.T) {
 		code []byte
 		why  string
 	}{
-		"jmp before pc":      {cat(jmpFwd, []byte{0x90, 0x90}, syscall64), "straight line"},
-		"ret before pc":      {cat(ret, syscall64), "straight line"},
-		"leave":              {cat(leave, syscall64), "leave"},
-		"mov to %rsp":        {cat(movRBPRSP, syscall64), "stack pointer"},
-		"stack realignment":  {cat(andRSP, syscall64), "stack pointer"},
-		"stack probe loop":   {cat(probeLoop, syscall64), "loop"},
-		"undecodable byte":   {cat(bad, syscall64), "undecodable"},
-		"above the entry sp": {cat(popRBX, syscall64), "above"},
+		"jmp before pc":       {cat(jmpFwd, []byte{0x90, 0x90}, syscall64), "straight line"},
+		"ret before pc":       {cat(ret, syscall64), "straight line"},
+		"leave":               {cat(leave, syscall64), "leave"},
+		"mov to %rsp":         {cat(movRBPRSP, syscall64), "stack pointer"},
+		"stack realignment":   {cat(andRSP, syscall64), "stack pointer"},
+		"stack probe loop":    {cat(probeLoop, syscall64), "loop"},
+		"undecodable byte":    {cat(bad, syscall64), "undecodable"},
+		"above the entry sp":  {cat(popRDX, popRBX, syscall64), "above"},
+		"ret register reused": {cat(popRDX, []byte{0x31, 0xd2}, syscall64), "overwritten"}, // xor %edx,%edx
 	} {
 		_, _, err := codeStop(t, arch.AMD64, c.code, map[uint64]uint64{sp0: 0x401000, sp0 + 8: 0x401000}, nil)
 		if err == nil || !strings.Contains(err.Error(), c.why) {
