@@ -260,27 +260,3 @@ type taskMemory struct {
 func (m taskMemory) ReadWord(addr uint64, size int) (uint64, error) {
 	return m.s.readWord(m.pid, addr, size)
 }
-
-// frameSource is what the unwinder reads: the address space's CFI, plus
-// the functions' starts and instructions for frames without CFI.
-type frameSource struct {
-	*symbols.Space
-	s   *session
-	mm  *addrSpace
-	pid int
-}
-
-func (s *session) frames(mm *addrSpace, pid int) frameSource {
-	return frameSource{Space: mm.space, s: s, mm: mm, pid: pid}
-}
-
-// FuncStart is the start of the named function holding pc.
-func (f frameSource) FuncStart(pc uint64) (uint64, bool) {
-	y := f.s.sym(f.mm, pc)
-	if y == nil || y.Sym == "" || y.PastEnd || uint64(y.Off) > pc {
-		return 0, false
-	}
-	return pc - uint64(y.Off), true
-}
-
-func (f frameSource) InsnAt(pc uint64) (*disasm.Insn, error) { return f.s.insnAt(f.mm, f.pid, pc) }

@@ -197,7 +197,7 @@ func (s *session) capture(st *story) error {
 	}
 	ev.Site = site
 
-	frames, err := unwind.Unwind(regs, taskMemory{s, p.pid}, s.frames(st.mm, p.pid), 64)
+	frames, err := unwind.Unwind(regs, taskMemory{s, p.pid}, st.mm.space, 64)
 	if len(frames) == 0 {
 		// Not even the vfork frame unwinds (no CFI, no frame pointer):
 		// keep a frame 0 made of the registers, so that every write still

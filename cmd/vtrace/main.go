@@ -22,5 +22,10 @@ func main() {
 	if err != nil && code != exitViolation && code != exitIncomplete {
 		fmt.Fprintf(os.Stderr, "vtrace: %v\n", err)
 	}
+	stopProfile()
 	os.Exit(code)
 }
+
+// stopProfile ends the CPU profile of a build with -tags vtraceprof
+// (cpuprofile.go); a no-op otherwise.
+var stopProfile = func() {}

@@ -121,7 +121,7 @@ type Frame struct {
 	Ret     Addr        `json:"ret"`
 	RetSym  *Sym        `json:"ret_sym,omitempty"`
 	Saved   []SavedSlot `json:"saved,omitempty"`
-	Method  string      `json:"method"` // "cfi", "scan", "fp" or "none"
+	Method  string      `json:"method"` // "cfi", "code", "fp" or "none"
 }
 
 // Region is a half-open address range [Lo, Hi).

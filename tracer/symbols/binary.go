@@ -1,8 +1,11 @@
 // Package symbols turns addresses of a live process into names: ELF symbol
 // tables (with separate debug files found by build-id), synthesised PLT stub
 // names such as printf@plt, DWARF line tables, and the .eh_frame call-frame
-// information the unwinder needs — all rebased by each module's load bias
-// as read from /proc/PID/maps.
+// information and function code the unwinder needs — all rebased by each
+// module's load bias as read from /proc/PID/maps. Files are mapped, not
+// read, and each part of one is read when first needed; the vDSO is read
+// from the process. A fast run on a small program is dominated by this
+// package's start-up costs: keep them lazy.
 package symbols
 
 import (
@@ -12,10 +15,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
@@ -34,12 +38,29 @@ type Sym struct {
 	PastEnd bool
 }
 
-// symbol is one code symbol at its link-time address.
+// symbol is one code symbol at its link-time address. It holds no pointer
+// (its name is an offset in one of the Binary's string tables): libc and its
+// debug file give thirteen thousand of them, and every fresh page of heap
+// costs a page fault that is dear under a hypervisor.
 type symbol struct {
-	addr, size uint64
-	name       string
-	rank       int // preference among symbols at the same address
+	addr uint64
+	size uint32 // 0 if unknown; a code symbol's size fits (larger ones are clamped)
+	name uint32 // offset of the NUL-terminated name in strtabs[tab]
+	tab  uint8
+	rank int8   // preference among symbols at the same address, 0..maxRank
+	sec  uint16 // its section, an index in Binary.secs (noSection if none)
+	fn   bool   // an STT_FUNC or STT_GNU_IFUNC symbol
 }
+
+func (s symbol) end() uint64 { return s.addr + uint64(s.size) }
+
+const noSection = 0xffff
+
+// secRange is a section's link-time address range.
+type secRange struct{ lo, hi uint64 }
+
+// maxRank is the rank of a synthesised PLT name: above any symbol's (0-4).
+const maxRank = 10
 
 type lineRow struct {
 	addr uint64
@@ -56,9 +77,22 @@ type Binary struct {
 	// BuildID is the hex GNU build-id, if the file has one.
 	BuildID string
 
-	syms   []symbol // sorted by addr
-	byNm   map[string]uint64
-	global map[string]bool // names in byNm that a global symbol gave
+	// The code symbols, read on the first symbolAt (a mapped library may
+	// never be asked for a name): syms in the order read, index the
+	// positions of those kept, one per address, sorted by address.
+	symOnce sync.Once
+	img     *image // the mapped file
+	syms    []symbol
+	index   []uint32
+	sorted  int        // len(syms) when index was made
+	strtabs [][]byte   // string tables the symbols' names are in (mapped)
+	secs    []secRange // the sections of the files the symbols came from
+	pltStrs []byte     // the synthesised name@plt names, NUL-terminated
+
+	// Lookup's names, read on its first call (the engine never looks a
+	// name up; building the map for libc cost a millisecond per run).
+	byNm      map[string]uint64
+	byNmDebug bool // byNm includes the debug file's names
 
 	// DWARF line information, read lazily: the compile units' address
 	// ranges on first use, a unit's line table when an address in it is
@@ -74,11 +108,14 @@ type Binary struct {
 	debugOnce   sync.Once // separate debug file's symbols, read on the first miss
 	debugLoaded bool      // they were found and added
 
-	ehFrame     []byte
+	ehFrame     []byte // slice of the mapped file
 	ehFrameAddr uint64
+	ehHdr       ehIndex // .eh_frame_hdr's search table, if ehHdrOK
+	ehHdrOK     bool
 
-	mu   sync.Mutex
-	fdes map[uint64]frame.FrameDescriptionEntries // by load bias
+	mu       sync.Mutex
+	fdes     map[uint64]frame.FrameDescriptionEntries // whole .eh_frame by load bias, without ehHdr
+	fdeCache map[fdeKey]*frame.FrameDescriptionEntry  // FDEs found through ehHdr
 }
 
 var cache = struct {
@@ -110,13 +147,16 @@ func OpenBinary(path string) (*Binary, error) {
 }
 
 func readBinary(path string) (*Binary, error) {
-	f, err := elf.Open(path)
+	f, err := openImage(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	return newBinary(path, f)
+}
+
+func newBinary(path string, f *image) (*Binary, error) {
 	b := &Binary{Path: path, Arch: arch.ForELFMachine(uint16(f.Machine)), Type: f.Type,
-		byNm: map[string]uint64{}, global: map[string]bool{}, fdes: map[uint64]frame.FrameDescriptionEntries{}}
+		fdes: map[uint64]frame.FrameDescriptionEntries{}}
 	if b.Arch == nil {
 		return nil, fmt.Errorf("%s: unsupported machine %v", path, f.Machine)
 	}
@@ -126,29 +166,24 @@ func readBinary(path string) (*Binary, error) {
 		}
 	}
 	b.BuildID = buildID(f)
-	b.addSymbols(f)
+	b.img = f
 	// Line tables come only from the file itself (a program built with
 	// -g); a separate debug file is read for its symbols alone, and only
 	// when the file's own symbols leave an address unnamed (libc's
-	// internal functions): see needDebugSymbols.
-	b.dw = dwarfOf(f)
-	b.addPLT(f)
-	b.sortSymbols()
-	if s := f.Section(".eh_frame"); s != nil && s.Type != elf.SHT_NOBITS {
-		if data, err := s.Data(); err == nil {
-			b.ehFrame, b.ehFrameAddr = data, s.Addr
+	// internal functions): see symbolAt.
+	b.dw = dwarfOf(f.File)
+	if data, s := f.section(".eh_frame"); data != nil {
+		b.ehFrame, b.ehFrameAddr = data, s.Addr
+		if hdr, hs := f.section(".eh_frame_hdr"); hdr != nil {
+			b.ehHdr, b.ehHdrOK = parseEhFrameHdr(hdr, hs.Addr, b.Arch.PtrSize)
 		}
 	}
 	return b, nil
 }
 
-func buildID(f *elf.File) string {
-	s := f.Section(".note.gnu.build-id")
-	if s == nil {
-		return ""
-	}
-	d, err := s.Data()
-	if err != nil || len(d) < 16 {
+func buildID(f *image) string {
+	d, _ := f.section(".note.gnu.build-id")
+	if len(d) < 16 {
 		return ""
 	}
 	namesz := f.ByteOrder.Uint32(d[0:])
@@ -166,81 +201,151 @@ func (b *Binary) debugPath() string {
 
 // debugFile opens the separate debug file of a stripped library, if
 // installed (/usr/lib/debug/.build-id/xx/yyyy.debug).
-func (b *Binary) debugFile() *elf.File {
+func (b *Binary) debugFile() *image {
 	if len(b.BuildID) < 3 {
 		return nil
 	}
-	f, err := elf.Open(b.debugPath())
+	f, err := openImage(b.debugPath())
 	if err != nil {
 		return nil
 	}
 	return f
 }
 
-func (b *Binary) addSymbols(f *elf.File) {
-	for _, tab := range []func() ([]elf.Symbol, error){f.Symbols, f.DynamicSymbols} {
-		syms, err := tab()
-		if err != nil {
-			continue
-		}
-		for _, s := range syms {
-			if s.Name == "" || s.Value == 0 || s.Section == elf.SHN_UNDEF || int(s.Section) >= len(f.Sections) && s.Section < elf.SHN_LORESERVE {
-				continue
-			}
-			typ := elf.ST_TYPE(s.Info)
-			rank := 0
-			switch typ {
-			case elf.STT_FUNC, elf.STT_GNU_IFUNC:
-				rank = 2
-			case elf.STT_NOTYPE:
-				if s.Section >= elf.SHN_LORESERVE || f.Sections[s.Section].Flags&elf.SHF_EXECINSTR == 0 {
-					continue
-				}
-			default:
-				continue
-			}
-			if strings.HasPrefix(s.Name, ".L") || strings.HasPrefix(s.Name, "$") {
-				continue
-			}
-			// Lookup prefers a global symbol to a local one of the same
-			// name (a static function of another file), whichever comes
-			// first (.symtab lists every local first).
-			if elf.ST_BIND(s.Info) != elf.STB_LOCAL {
-				rank++
-				if !b.global[s.Name] {
-					b.byNm[s.Name] = s.Value
-					b.global[s.Name] = true
-				}
-			} else if _, ok := b.byNm[s.Name]; !ok {
-				b.byNm[s.Name] = s.Value
-			}
-			if !strings.HasPrefix(s.Name, "_") {
-				rank++ // prefer printf over _IO_printf at the same address
-			}
-			b.syms = append(b.syms, symbol{addr: s.Value, size: s.Size, name: s.Name, rank: rank})
-		}
-	}
+// loadSymbols reads the file's own code symbols and names its PLT stubs.
+func (b *Binary) loadSymbols() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.addPLT(b.img, b.addSymbols(b.img))
+	b.sortSymbols()
 }
 
-func (b *Binary) sortSymbols() {
-	sort.SliceStable(b.syms, func(i, j int) bool {
-		if b.syms[i].addr != b.syms[j].addr {
-			return b.syms[i].addr < b.syms[j].addr
+// addSymbols adds a file's code symbols and returns the number of its first
+// section in b.secs.
+func (b *Binary) addSymbols(f *image) uint16 {
+	b.syms = slices.Grow(b.syms, codeSymbolsMax(f))
+	base := b.addSections(f)
+	forEachCodeSymbol(f, false, b.addStrtab, func(s symbol, _ []byte, _ bool) {
+		if s.sec != noSection && base != noSection {
+			s.sec += base
+		} else {
+			s.sec = noSection
 		}
-		return b.syms[i].rank > b.syms[j].rank
+		b.syms = append(b.syms, s)
 	})
-	// Keep the best-ranked symbol per address.
-	out := b.syms[:0]
-	for _, s := range b.syms {
-		if len(out) > 0 && out[len(out)-1].addr == s.addr {
-			if out[len(out)-1].size == 0 {
-				out[len(out)-1].size = s.size
-			}
-			continue
-		}
-		out = append(out, s)
+	return base
+}
+
+// addSections records the address ranges of a file's sections (by section
+// index, after those recorded before) and returns where they start, or
+// noSection if they do not fit (then no symbol of the file knows its
+// section, and an unsized one names nothing but its own address).
+func (b *Binary) addSections(f *image) uint16 {
+	if len(b.secs)+len(f.Sections) >= noSection {
+		return noSection
 	}
-	b.syms = out
+	base := uint16(len(b.secs))
+	for _, s := range f.Sections {
+		r := secRange{}
+		if s.Flags&elf.SHF_ALLOC != 0 {
+			r = secRange{s.Addr, s.Addr + s.Size}
+		}
+		b.secs = append(b.secs, r)
+	}
+	return base
+}
+
+// sectionHas reports whether addr lies in section sec.
+func (b *Binary) sectionHas(sec uint16, addr uint64) bool {
+	return sec != noSection && int(sec) < len(b.secs) && addr >= b.secs[sec].lo && addr < b.secs[sec].hi
+}
+
+// addStrtab registers a string table and returns its number.
+func (b *Binary) addStrtab(t []byte) uint8 {
+	b.strtabs = append(b.strtabs, t)
+	return uint8(len(b.strtabs) - 1)
+}
+
+// nameOf returns a symbol's name.
+func (b *Binary) nameOf(s symbol) string {
+	return cString(b.strtabs[s.tab], s.name)
+}
+
+// sortSymbols orders the symbols — those kept so far, in their order, then
+// those added since — by address, the best-ranked first at each address
+// (ties keep their order), and keeps one per address: the first, with the
+// first nonzero size among those at its address.
+func (b *Binary) sortSymbols() {
+	idx := make([]uint32, 0, len(b.index)+len(b.syms)-b.sorted)
+	idx = append(idx, b.index...)
+	for i := b.sorted; i < len(b.syms); i++ {
+		idx = append(idx, uint32(i))
+	}
+	b.sorted = len(b.syms)
+	idx = sortIndex(b.syms, idx)
+	out := idx[:0]
+	for _, i := range idx {
+		if len(out) > 0 {
+			last := &b.syms[out[len(out)-1]]
+			if last.addr == b.syms[i].addr {
+				if last.size == 0 {
+					last.size = b.syms[i].size
+				}
+				last.fn = last.fn || b.syms[i].fn // a function starts here
+				continue
+			}
+		}
+		out = append(out, i)
+	}
+	b.index = slices.Clip(out)
+}
+
+// sortIndex sorts idx, positions in syms, by address, then rank (best
+// first), keeping the order of ties. It radix-sorts (LSD, stable): rank,
+// then the address relative to the lowest, 11 bits a pass. Sorting with a
+// comparison function cost milliseconds for libc's debug file (ten
+// thousand symbols), a third of vtrace's run time on a small program.
+// The result is either idx or a new slice.
+func sortIndex(syms []symbol, idx []uint32) []uint32 {
+	if len(idx) < 2 {
+		return idx
+	}
+	lo, hi := syms[idx[0]].addr, syms[idx[0]].addr
+	for _, i := range idx {
+		lo, hi = min(lo, syms[i].addr), max(hi, syms[i].addr)
+	}
+	tmp := make([]uint32, len(idx))
+	src, dst := idx, tmp
+	var count [1<<radixDigit + 1]int
+	for _, i := range src {
+		count[maxRank-syms[i].rank+1]++
+	}
+	radixScatter(&count, src, dst, func(i uint32) uint64 { return uint64(maxRank - syms[i].rank) })
+	src, dst = dst, src
+	for shift := 0; shift < bits.Len64(hi-lo); shift += radixDigit {
+		count = [1<<radixDigit + 1]int{}
+		for _, i := range src {
+			count[(syms[i].addr-lo)>>shift&(1<<radixDigit-1)+1]++
+		}
+		radixScatter(&count, src, dst, func(i uint32) uint64 { return (syms[i].addr - lo) >> shift & (1<<radixDigit - 1) })
+		src, dst = dst, src
+	}
+	return src
+}
+
+const radixDigit = 11
+
+// radixScatter moves src into dst by digit, given each digit's count at
+// count[digit+1].
+func radixScatter(count *[1<<radixDigit + 1]int, src, dst []uint32, digit func(uint32) uint64) {
+	for d := 1; d < len(count); d++ {
+		count[d] += count[d-1]
+	}
+	for _, i := range src {
+		d := digit(i)
+		dst[count[d]] = i
+		count[d]++
+	}
 }
 
 // SymbolAt names a link-time code address the way objdump does: by the
@@ -253,6 +358,7 @@ func (b *Binary) SymbolAt(addr uint64) (name string, off uint64, ok bool) {
 }
 
 func (b *Binary) symbolAt(addr uint64) (name string, off uint64, pastEnd, ok bool) {
+	b.symOnce.Do(b.loadSymbols)
 	name, off, pastEnd, ok = b.lookupSym(addr)
 	if !ok || pastEnd {
 		b.debugOnce.Do(b.loadDebugSymbols)
@@ -263,13 +369,13 @@ func (b *Binary) symbolAt(addr uint64) (name string, off uint64, pastEnd, ok boo
 	return
 }
 
-// loadDebugSymbols adds the symbols of the separate debug file.
+// loadDebugSymbols adds the symbols of the separate debug file. The file
+// stays mapped: the names are read from it.
 func (b *Binary) loadDebugSymbols() {
 	dbg := b.debugFile()
 	if dbg == nil {
 		return
 	}
-	defer dbg.Close()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.addSymbols(dbg)
@@ -277,32 +383,118 @@ func (b *Binary) loadDebugSymbols() {
 	b.debugLoaded = true
 }
 
+// lookupSym names addr by the nearest symbol at or below it, only when addr
+// really lies in it: within its size, or, for a symbol of unknown size (0:
+// crtstuff's functions, hand-written assembly), within its section — it then
+// extends to the next symbol. Else a sized symbol further down that contains
+// it (an outer alias), else the alignment padding after the nearest one
+// (pastEnd), in its section — or right at its end, where a call to a
+// noreturn function that ends it returns (a function, not a PLT stub). Anything else (data after the last function
+// of a section, the PLT's lazy-binding header after _init, the end marker
+// _etext) is not named.
 func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bool) {
-	i := sort.Search(len(b.syms), func(i int) bool { return b.syms[i].addr > addr }) - 1
+	syms, index := b.syms, b.index
+	i := sort.Search(len(index), func(i int) bool { return syms[index[i]].addr > addr }) - 1
 	if i < 0 {
 		return "", 0, false, false
 	}
-	near := b.syms[i]
-	if near.size == 0 || addr < near.addr+near.size {
-		return near.name, addr - near.addr, false, true
+	near := syms[index[i]]
+	if near.size != 0 && addr < near.end() || near.size == 0 && (b.sectionHas(near.sec, addr) || near.sec == noSection && addr == near.addr) {
+		return b.nameOf(near), addr - near.addr, false, true
 	}
-	for j := i - 1; j >= 0 && addr-b.syms[j].addr < 1<<20; j-- {
-		if s := b.syms[j]; addr < s.addr+s.size {
-			return s.name, addr - s.addr, false, true
+	for j := i - 1; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {
+		if s := syms[index[j]]; addr < s.end() {
+			return b.nameOf(s), addr - s.addr, false, true
 		}
 	}
-	if addr < near.addr+near.size+maxPadding {
-		return near.name, addr - near.addr, true, true
+	if end := near.end(); near.size != 0 && addr < end+maxPadding && (b.sectionHas(near.sec, addr) || addr == end && near.rank != maxRank) {
+		return b.nameOf(near), addr - near.addr, true, true
 	}
 	return "", 0, false, false
+}
+
+// funcBounds returns the function that contains a link-time address: a
+// sized symbol that contains it, or an unsized function symbol (assembly
+// without .size, as musl's vfork) that names it, up to the next symbol or
+// its section's end. An unsized symbol that is not a function (a label
+// inside a function) gives no bounds: the code from it is not a function's
+// entry.
+func (b *Binary) funcBounds(addr uint64) (start, end uint64, ok bool) {
+	if _, _, pastEnd, found := b.symbolAt(addr); !found || pastEnd {
+		return 0, 0, false
+	}
+	syms, index := b.syms, b.index
+	i := sort.Search(len(index), func(i int) bool { return syms[index[i]].addr > addr }) - 1
+	if i < 0 {
+		return 0, 0, false
+	}
+	if near := syms[index[i]]; near.size == 0 {
+		if !near.fn || !b.sectionHas(near.sec, addr) {
+			return 0, 0, false
+		}
+		end := b.secs[near.sec].hi
+		if i+1 < len(index) {
+			end = min(end, syms[index[i+1]].addr)
+		}
+		return near.addr, end, true
+	}
+	for j := i; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {
+		if s := syms[index[j]]; addr < s.end() {
+			return s.addr, s.end(), true
+		}
+	}
+	return 0, 0, false
+}
+
+// codeAt returns the file's bytes at link-time addresses [start, end), if a
+// loadable segment holds all of them.
+func (b *Binary) codeAt(start, end uint64) ([]byte, bool) {
+	for _, p := range b.loads {
+		if start >= p.Vaddr && end <= p.Vaddr+p.Filesz && start < end {
+			off := p.Off + (start - p.Vaddr)
+			if off+(end-start) <= uint64(len(b.img.data)) {
+				return b.img.data[off : off+(end-start)], true
+			}
+		}
+	}
+	return nil, false
 }
 
 // maxPadding is how far past a function's end an address still counts as
 // its alignment padding.
 const maxPadding = 64
 
-// Lookup returns the link-time address of a symbol by name.
+// Lookup returns the link-time address of a symbol by name: a global
+// symbol's rather than a local one of the same name (a static function of
+// another file), else the first local (.symtab lists every local first).
+// The names are those of the file and, once read (see symbolAt), of its
+// debug file.
 func (b *Binary) Lookup(name string) (uint64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.byNm == nil || b.byNmDebug != b.debugLoaded {
+		b.byNm, b.byNmDebug = map[string]uint64{}, b.debugLoaded
+		global := map[string]bool{}
+		add := func(s symbol, nameBytes []byte, isGlobal bool) {
+			name := string(nameBytes)
+			if isGlobal {
+				if !global[name] {
+					b.byNm[name] = s.addr
+					global[name] = true
+				}
+			} else if _, ok := b.byNm[name]; !ok {
+				b.byNm[name] = s.addr
+			}
+		}
+		noTab := func([]byte) uint8 { return 0 }
+		forEachCodeSymbol(b.img, true, noTab, add)
+		if b.debugLoaded {
+			if f := b.debugFile(); f != nil {
+				forEachCodeSymbol(f, true, noTab, add)
+				f.close()
+			}
+		}
+	}
 	a, ok := b.byNm[name]
 	return a, ok
 }
@@ -405,7 +597,8 @@ func sortLines(rows []lineRow) {
 	})
 }
 
-// FDEs returns the .eh_frame entries relocated by a load bias.
+// FDEs returns all the .eh_frame entries relocated by a load bias, sorted
+// (FDEForPC finds one through .eh_frame_hdr where it can).
 func (b *Binary) FDEs(bias uint64) (frame.FrameDescriptionEntries, error) {
 	if b.ehFrame == nil {
 		return nil, errors.New("no .eh_frame")

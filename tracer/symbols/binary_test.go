@@ -2,10 +2,13 @@ package symbols
 
 import (
 	"bufio"
+	"cmp"
 	"debug/elf"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -305,5 +308,67 @@ func TestFDEs(t *testing.T) {
 	}
 	if again, _ := b.FDEs(bias); &again[0] != &at[0] {
 		t.Error("FDEs not cached per bias")
+	}
+}
+
+func TestSortIndex(t *testing.T) {
+	// Ties at an address go best rank first, then in the given order, for
+	// narrow and wide address spans (one to six radix passes).
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, span := range []uint64{1, 64, 1 << 20, 1 << 62} {
+		syms := make([]symbol, 5000)
+		for i := range syms {
+			syms[i] = symbol{addr: 0x1000 + rng.Uint64N(span), rank: int8(rng.IntN(maxRank + 1))}
+			if i%7 == 0 && i > 0 {
+				syms[i].addr = syms[i-1].addr // plenty of ties
+			}
+		}
+		idx := rng.Perm(len(syms))
+		in := make([]uint32, len(idx))
+		for i, v := range idx {
+			in[i] = uint32(v)
+		}
+		want := slices.Clone(in)
+		slices.SortStableFunc(want, func(i, j uint32) int {
+			if syms[i].addr != syms[j].addr {
+				return cmp.Compare(syms[i].addr, syms[j].addr)
+			}
+			return cmp.Compare(syms[j].rank, syms[i].rank)
+		})
+		if got := sortIndex(syms, in); !slices.Equal(got, want) {
+			t.Errorf("span %#x: order differs from a stable sort", span)
+		}
+	}
+	if got := sortIndex(nil, nil); len(got) != 0 {
+		t.Errorf("empty: %v", got)
+	}
+}
+
+func TestNameOnlyInside(t *testing.T) {
+	// gcc-O0: _init (.init, unsized) at 0x1000, PLT0 at 0x1020 (.plt),
+	// __cxa_finalize@plt (8 bytes, .plt.got) at 0x1060, .text from 0x1070,
+	// _fini (.fini, unsized) at 0x11cc, 9 bytes; .rodata at 0x2000.
+	b := openT(t, filepath.Join(disasmData, "gcc-O0"))
+	checkSyms(t, b, []symWant{
+		{0x1012, "_init", 0x12, false},             // inside .init
+		{0x11d0, "_fini", 4, false},                // inside .fini
+		{0x1063, "__cxa_finalize@plt", 3, false},   // inside the stub
+		{0x10a0, "deregister_tm_clones", 0, false}, // unsized, in .text
+		{0x1150, "frame_dummy", 0, false},          // unsized, up to main
+		{0x11c7, "createproc", 0x36, false},        // last function of .text
+		{0x11cc, "_fini", 0, false},                // the next section starts with _fini
+	})
+	for _, addr := range []uint64{
+		0x1020, // PLT0, the lazy-binding header: not _init+0x20
+		0x102f, // still PLT0
+		0x1017, // between .init and .plt
+		0x1068, // between .plt.got and .text: not __cxa_finalize@plt's padding
+		0x11d5, // past .fini
+		0x2000, // .rodata: not _fini+0xe34
+		0x2010,
+	} {
+		if name, off, past, ok := b.symbolAt(addr); ok {
+			t.Errorf("%#x named %s+%#x (pastEnd %v): it lies in no symbol", addr, name, off, past)
+		}
 	}
 }

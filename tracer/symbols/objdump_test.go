@@ -134,8 +134,14 @@ func TestSymbolAtMatchesObjdump(t *testing.T) {
 					t.Errorf("%#x: %s, objdump lists it as %s", in.addr, got, want)
 				}
 			}
-			// Branch targets, PLT0 included: jmp 1020 <_init+0x20>.
+			// Branch targets. objdump names PLT0, the lazy-binding header
+			// every stub jumps to, after the last symbol before it, in
+			// another section (jmp 1020 <_init+0x20>): vtrace does not.
+			plt := b.img.Section(".plt")
 			for target, want := range l.branches {
+				if plt != nil && target >= plt.Addr && target < plt.Addr+plt.Size && !strings.Contains(want, "@plt") {
+					want = "?"
+				}
 				if got := symText(b, target); got != want {
 					t.Errorf("branch target %#x: %s, objdump says <%s>", target, got, want)
 				}

@@ -20,23 +20,26 @@ const (
 	pltFallback = 16
 )
 
-func (b *Binary) addPLT(f *elf.File) {
+func (b *Binary) addPLT(f *image, secBase uint16) {
 	got := b.gotNames(f)
 	if len(got) == 0 {
 		return
 	}
+	pltTab := b.addStrtab(nil)
+	defer func() { b.strtabs[pltTab] = b.pltStrs }()
 	var gotPLT uint64 // %ebx in i386 PIC code points at .got.plt
 	if s := f.Section(".got.plt"); s != nil {
 		gotPLT = s.Addr
 	} else if s := f.Section(".got"); s != nil {
 		gotPLT = s.Addr
 	}
-	for _, name := range []string{".plt", ".plt.sec", ".plt.got", ".iplt"} {
-		s := f.Section(name)
-		if s == nil || s.Type == elf.SHT_NOBITS {
+	for i, s := range f.Sections {
+		switch s.Name {
+		case ".plt", ".plt.sec", ".plt.got", ".iplt":
+		default:
 			continue
 		}
-		data, err := s.Data()
+		data, err := f.sectionData(s)
 		if err != nil {
 			continue
 		}
@@ -47,7 +50,12 @@ func (b *Binary) addPLT(f *elf.File) {
 				continue
 			}
 			if n := got[slot]; n != "" {
-				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: ent, name: n + "@plt", rank: 10})
+				sec := uint16(noSection)
+				if secBase != noSection {
+					sec = secBase + uint16(i)
+				}
+				b.syms = append(b.syms, symbol{addr: s.Addr + off, size: uint32(ent), name: uint32(len(b.pltStrs)), tab: pltTab, rank: maxRank, sec: sec})
+				b.pltStrs = append(append(b.pltStrs, n...), "@plt\x00"...)
 			}
 		}
 	}
@@ -118,39 +126,30 @@ func stubTarget(code []byte, addr uint64, ptrSize int, gotPLT uint64) (uint64, b
 }
 
 // gotNames maps GOT slot addresses to the symbol names that fill them.
-func (b *Binary) gotNames(f *elf.File) map[uint64]string {
-	dyn, _ := f.DynamicSymbols()
+func (b *Binary) gotNames(f *image) map[uint64]string {
+	dyn, _ := readSymtab(f, elf.SHT_DYNSYM)
 	out := map[uint64]string{}
 	name := func(idx uint64) string {
-		if idx == 0 || int(idx) > len(dyn) {
+		if dyn == nil || idx == 0 || idx >= uint64(dyn.len()) {
 			return ""
 		}
-		n := dyn[idx-1].Name
+		n := cString(dyn.strtab, dyn.entry(int(idx)).name)
 		if i := strings.IndexByte(n, '@'); i > 0 {
 			n = n[:i]
 		}
 		return n
 	}
-	irel := func(target uint64) string {
-		// The ifunc resolver's address carries the user-visible name: the
-		// STT_GNU_IFUNC symbol (strcpy), usually next to a local alias of
-		// the resolver function itself (strcpy_ifunc). Take the best-ranked.
-		best := -1
-		for i, s := range b.syms {
-			if s.addr == target && (best < 0 || s.rank > b.syms[best].rank) {
-				best = i
-			}
-		}
-		if best < 0 {
-			return ""
-		}
-		return b.syms[best].name
-	}
+	// IRELATIVE slots: the ifunc resolver's address carries the
+	// user-visible name, the STT_GNU_IFUNC symbol (strcpy), usually next to
+	// a local alias of the resolver function itself (strcpy_ifunc). The
+	// best-ranked symbol at the address names it, the first of those
+	// ranked alike; found once the relocations are read.
+	irelSlots := map[uint64]uint64{} // GOT slot -> resolver address
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_RELA && s.Type != elf.SHT_REL {
 			continue
 		}
-		data, err := s.Data()
+		data, err := f.sectionData(s)
 		if err != nil {
 			continue
 		}
@@ -162,8 +161,9 @@ func (b *Binary) gotNames(f *elf.File) map[uint64]string {
 				switch uint32(info) {
 				case rJumpSlot, rGlobDat:
 					out[off] = name(info >> 32)
+					delete(irelSlots, off)
 				case rIRel64:
-					out[off] = irel(add)
+					irelSlots[off] = add
 				}
 			}
 		}
@@ -174,11 +174,30 @@ func (b *Binary) gotNames(f *elf.File) map[uint64]string {
 				switch info & 0xff {
 				case rJumpSlot, rGlobDat:
 					out[off] = name(uint64(info >> 8))
+					delete(irelSlots, off)
 				case rIRel32:
 					if v, ok := readWordAt(f, off); ok {
-						out[off] = irel(v)
+						irelSlots[off] = v
 					}
 				}
+			}
+		}
+	}
+	if len(irelSlots) > 0 {
+		best := map[uint64]int{}
+		for _, target := range irelSlots {
+			best[target] = -1
+		}
+		for i, s := range b.syms {
+			if j, ok := best[s.addr]; ok && (j < 0 || s.rank > b.syms[j].rank) {
+				best[s.addr] = i
+			}
+		}
+		for slot, target := range irelSlots {
+			if i := best[target]; i >= 0 {
+				out[slot] = b.nameOf(b.syms[i])
+			} else {
+				out[slot] = ""
 			}
 		}
 	}
@@ -191,7 +210,7 @@ func (b *Binary) gotNames(f *elf.File) map[uint64]string {
 }
 
 // readWordAt reads a 32-bit word at a link-time address from the file.
-func readWordAt(f *elf.File, addr uint64) (uint64, bool) {
+func readWordAt(f *image, addr uint64) (uint64, bool) {
 	for _, s := range f.Sections {
 		if s.Type == elf.SHT_NOBITS || addr < s.Addr || addr+4 > s.Addr+s.Size || s.Addr == 0 {
 			continue

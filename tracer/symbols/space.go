@@ -1,13 +1,16 @@
 package symbols
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
 	"github.com/vtrace/vtrace/tracer/arch"
@@ -26,7 +29,25 @@ type module struct {
 	bin        *Binary
 	bias       uint64
 	start, end uint64 // span of all its mappings
-	name       string
+	name       string // base name
+	path       string
+
+	// load opens a module on first use (the vDSO: most runs never ask
+	// about an address in it).
+	load     func() (*Binary, uint64, bool)
+	loadOnce sync.Once
+}
+
+// binary returns the module's Binary (nil if it could not be opened).
+func (m *module) binary() *Binary {
+	if m.load != nil {
+		m.loadOnce.Do(func() {
+			if bin, bias, ok := m.load(); ok {
+				m.bin, m.bias = bin, bias
+			}
+		})
+	}
+	return m.bin
 }
 
 // Space is a process's address space: its mappings and the modules mapped.
@@ -38,19 +59,44 @@ type Space struct {
 }
 
 // LoadSpace reads /proc/PID/maps and opens every mapped ELF file.
+//
+// The engine reloads the space at every vfork (libraries may have been
+// loaded since), and a program that spawns in a loop shows the same maps
+// each time: a Space made for the same process from the same maps text is
+// reused. The text names each file's device and inode, so the same text
+// means the same files.
 func LoadSpace(pid int) (*Space, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
+	text, err := readMapsText(pid)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	maps, err := ParseMaps(f)
+	key := append(strconv.AppendInt(nil, int64(pid), 10), '\n')
+	key = append(key, text...)
+	if sp := spaces.get(key); sp != nil {
+		return sp, nil
+	}
+	maps, err := parseMaps(text)
 	if err != nil {
 		return nil, err
 	}
-	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	exe = strings.TrimSuffix(exe, " (deleted)")
-	sp := newSpace(maps, exe, func(path string) (*Binary, error) { return openMapped(pid, path) })
+	sp := newSpace(maps, "", func(path string) (*Binary, error) {
+		if path == vdsoPath {
+			for _, m := range maps {
+				if m.Path == vdsoPath {
+					return openVDSO(pid, m)
+				}
+			}
+		}
+		return openMapped(pid, path)
+	})
+	// The main program's arch is every module's: one process cannot map
+	// 64- and 32-bit code together. Only when the mapped files disagree (an
+	// ELF file mapped as data) does the executable's path decide.
+	sp.arch = sp.commonArch()
+	if sp.arch == nil {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		sp.arch = sp.archOf(strings.TrimSuffix(exe, " (deleted)"))
+	}
 	if sp.arch == nil {
 		// The executable may be reached through another path (a symlink,
 		// a chroot): take the arch of the main program's ELF directly.
@@ -58,23 +104,117 @@ func LoadSpace(pid int) (*Space, error) {
 			sp.arch = bin.Arch
 		}
 	}
+	spaces.put(key, sp)
 	return sp, nil
 }
 
+// readMapsText reads /proc/PID/maps in few read calls: the kernel formats
+// the text anew for each (os.ReadFile starts with 512 bytes and a stat).
+func readMapsText(pid int) ([]byte, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/maps")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, 0, 16<<10)
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF || n == 0 && err == nil {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, cap(buf))
+		}
+	}
+}
+
+// spaces remembers the last few Spaces by their maps text.
+var spaces spaceCache
+
+type spaceCache struct {
+	sync.Mutex
+	entries [8]struct {
+		text  string
+		space *Space
+	}
+	next int
+}
+
+func (c *spaceCache) get(text []byte) *Space {
+	c.Lock()
+	defer c.Unlock()
+	for _, e := range c.entries {
+		if e.space != nil && e.text == string(text) {
+			return e.space
+		}
+	}
+	return nil
+}
+
+func (c *spaceCache) put(text []byte, sp *Space) {
+	c.Lock()
+	defer c.Unlock()
+	c.entries[c.next].text, c.entries[c.next].space = string(text), sp
+	c.next = (c.next + 1) % len(c.entries)
+}
+
+// commonArch is the arch of every opened module, or nil if they differ or
+// none was opened.
+func (sp *Space) commonArch() *arch.Arch {
+	var a *arch.Arch
+	for _, mod := range sp.mods {
+		if mod.bin == nil {
+			continue
+		}
+		if a != nil && mod.bin.Arch != a {
+			return nil
+		}
+		a = mod.bin.Arch
+	}
+	return a
+}
+
+// archOf is the arch of the module mapped from path (nil if none).
+func (sp *Space) archOf(path string) *arch.Arch {
+	for _, mod := range sp.mods {
+		if mod.bin != nil && mod.path == path {
+			return mod.bin.Arch
+		}
+	}
+	return nil
+}
+
 // newSpace builds a Space from parsed maps: every file mapped (a path
-// starting with /) becomes a module, opened with open, its load bias taken
-// from its first mapping. The Space's arch is that of the module at path exe
-// (nil if exe is not mapped under that name).
+// starting with /) and the vDSO become modules, opened with open (the vDSO
+// when first used), each with its load bias taken from its first mapping.
+// The Space's arch is that of the module at path exe (nil if exe is not
+// mapped under that name).
 func newSpace(maps []Mapping, exe string, open func(path string) (*Binary, error)) *Space {
 	sp := &Space{maps: maps, exeIndex: -1}
 	byPath := map[string]*module{}
 	for _, m := range maps {
-		if !strings.HasPrefix(m.Path, "/") {
+		if !strings.HasPrefix(m.Path, "/") && m.Path != vdsoPath {
 			continue
 		}
 		if mod, ok := byPath[m.Path]; ok {
 			mod.end = max(mod.end, m.End)
 			mod.start = min(mod.start, m.Start)
+			continue
+		}
+		if m.Path == vdsoPath {
+			byPath[m.Path] = &module{start: m.Start, end: m.End, name: m.Path, path: m.Path,
+				load: func() (*Binary, uint64, bool) {
+					bin, err := open(m.Path)
+					if err != nil {
+						return nil, 0, false
+					}
+					bias, ok := bin.biasFor(m.Start, m.Offset)
+					return bin, bias, ok
+				}}
 			continue
 		}
 		bin, err := open(m.Path)
@@ -86,18 +226,21 @@ func newSpace(maps []Mapping, exe string, open func(path string) (*Binary, error
 		if !ok {
 			continue
 		}
-		mod := &module{bin: bin, bias: bias, start: m.Start, end: m.End, name: filepath.Base(m.Path)}
+		mod := &module{bin: bin, bias: bias, start: m.Start, end: m.End, name: filepath.Base(m.Path), path: m.Path}
 		byPath[m.Path] = mod
-		if m.Path == exe {
-			sp.arch = bin.Arch
-		}
 	}
 	for _, mod := range byPath {
 		sp.mods = append(sp.mods, mod)
 	}
 	sort.Slice(sp.mods, func(i, j int) bool { return sp.mods[i].start < sp.mods[j].start })
+	if exe != "" {
+		sp.arch = sp.archOf(exe)
+	}
 	return sp
 }
+
+// vdsoPath is how /proc/PID/maps names the vDSO.
+const vdsoPath = "[vdso]"
 
 // openMapped opens a mapped file, through /proc/PID/root when the tracee
 // sees another root.
@@ -110,49 +253,65 @@ func openMapped(pid int, path string) (*Binary, error) {
 }
 
 // ParseMaps parses the text of /proc/PID/maps.
-func ParseMaps(r interface{ Read([]byte) (int, error) }) ([]Mapping, error) {
-	var out []Mapping
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 5 {
-			continue
-		}
-		lo, hi, ok := strings.Cut(fs[0], "-")
-		if !ok {
-			return nil, fmt.Errorf("bad maps line %q", sc.Text())
-		}
-		var m Mapping
-		var err1, err2, err3 error
-		m.Start, err1 = strconv.ParseUint(lo, 16, 64)
-		m.End, err2 = strconv.ParseUint(hi, 16, 64)
-		m.Offset, err3 = strconv.ParseUint(fs[2], 16, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("bad maps line %q", sc.Text())
-		}
-		m.Perms = fs[1]
-		if len(fs) >= 6 {
-			m.Path = pathField(sc.Text())
-		}
-		out = append(out, m)
+func ParseMaps(r io.Reader) ([]Mapping, error) {
+	text, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
 	}
-	return out, sc.Err()
+	return parseMaps(text)
 }
 
-// pathField returns what follows the fifth field of a maps line: the path,
-// as is (it may hold runs of spaces, and ends in " (deleted)" for a file
-// removed since it was mapped).
-func pathField(line string) string {
+func parseMaps(text []byte) ([]Mapping, error) {
+	out := make([]Mapping, 0, bytes.Count(text, []byte{'\n'})+1)
+	for len(text) > 0 {
+		line := text
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = nil
+		}
+		m, ok, err := parseMapsLine(string(line))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// parseMapsLine parses one line: "start-end perms offset dev inode [path]".
+// ok is false for a line of fewer than five fields.
+func parseMapsLine(line string) (m Mapping, ok bool, err error) {
+	var fs [5]string
 	rest := line
-	for i := 0; i < 5; i++ {
+	n := 0
+	for ; n < 5; n++ {
 		rest = strings.TrimLeft(rest, " \t")
+		if rest == "" {
+			return m, false, nil
+		}
 		j := strings.IndexAny(rest, " \t")
 		if j < 0 {
-			return ""
+			j = len(rest)
 		}
-		rest = rest[j:]
+		fs[n], rest = rest[:j], rest[j:]
 	}
-	return strings.TrimLeft(rest, " \t")
+	lo, hi, found := strings.Cut(fs[0], "-")
+	if !found {
+		return m, false, fmt.Errorf("bad maps line %q", line)
+	}
+	var err1, err2, err3 error
+	m.Start, err1 = strconv.ParseUint(lo, 16, 64)
+	m.End, err2 = strconv.ParseUint(hi, 16, 64)
+	m.Offset, err3 = strconv.ParseUint(fs[2], 16, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return m, false, fmt.Errorf("bad maps line %q", line)
+	}
+	m.Perms = fs[1]
+	m.Path = strings.TrimLeft(rest, " \t")
+	return m, true, nil
 }
 
 // Arch is the architecture of the main program (nil if unknown).
@@ -188,14 +347,15 @@ func (sp *Space) Symbolize(addr uint64) Sym {
 		return Sym{}
 	}
 	y := Sym{Module: mod.name, Off: addr - mod.start}
-	if mod.bin == nil {
+	bin := mod.binary()
+	if bin == nil {
 		return y
 	}
 	link := addr - mod.bias
-	if name, off, past, ok := mod.bin.symbolAt(link); ok {
+	if name, off, past, ok := bin.symbolAt(link); ok {
 		y.Name, y.Off, y.PastEnd = name, off, past
 	}
-	y.File, y.Line = mod.bin.Line(link)
+	y.File, y.Line = bin.Line(link)
 	return y
 }
 
@@ -211,7 +371,7 @@ func (sp *Space) IsCode(addr uint64) bool {
 // otherwise it is matched against the module's base name prefix ("libc").
 func (sp *Space) Lookup(module, name string) (uint64, bool) {
 	for _, mod := range sp.mods {
-		if mod.bin == nil || module != "" && !strings.HasPrefix(mod.name, module) {
+		if module != "" && !strings.HasPrefix(mod.name, module) || mod.binary() == nil {
 			continue
 		}
 		if a, ok := mod.bin.Lookup(name); ok {
@@ -221,15 +381,29 @@ func (sp *Space) Lookup(module, name string) (uint64, bool) {
 	return 0, false
 }
 
+// FuncCode returns the runtime start and the bytes (as in the file) of the
+// function that contains a runtime pc, when a symbol with a size covers it.
+func (sp *Space) FuncCode(pc uint64) (uint64, []byte, bool) {
+	mod := sp.moduleAt(pc)
+	if mod == nil || mod.binary() == nil {
+		return 0, nil, false
+	}
+	start, end, ok := mod.bin.funcBounds(pc - mod.bias)
+	if !ok {
+		return 0, nil, false
+	}
+	code, ok := mod.bin.codeAt(start, end)
+	if !ok {
+		return 0, nil, false
+	}
+	return start + mod.bias, code, true
+}
+
 // FDEForPC returns the call-frame information entry covering a runtime pc.
 func (sp *Space) FDEForPC(pc uint64) (*frame.FrameDescriptionEntry, error) {
 	mod := sp.moduleAt(pc)
-	if mod == nil || mod.bin == nil {
+	if mod == nil || mod.binary() == nil {
 		return nil, &frame.ErrNoFDEForPC{PC: pc}
 	}
-	fdes, err := mod.bin.FDEs(mod.bias)
-	if err != nil {
-		return nil, err
-	}
-	return fdes.FDEForPC(pc)
+	return mod.bin.FDEForPC(pc, mod.bias)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -197,5 +198,105 @@ func TestSpaceI386(t *testing.T) {
 	}
 	if fde, err := sp.FDEForPC(bias + 0x1060); err != nil || fde.Begin() != bias+0x1020 || fde.End() != bias+0x1070 {
 		t.Errorf("FDE of vfork@plt: %v, %v", fde, err)
+	}
+}
+
+func TestCommonArch(t *testing.T) {
+	// gcc-O2's maps with its libc opened as the i386 build: the modules
+	// disagree, and only the executable's path can tell the arch.
+	maps := readMaps(t, "maps-gcc-O2.txt")
+	same := newSpace(maps, "", testdataOpener(nil))
+	if a := same.commonArch(); a != arch.AMD64 {
+		t.Errorf("one amd64 module: %v", a)
+	}
+	mixed := newSpace(maps, "", testdataOpener(map[string]string{"libc.so.6": filepath.Join(disasmData, "gcc-m32-O0")}))
+	if a := mixed.commonArch(); a != nil {
+		t.Errorf("amd64 and i386 modules: %v", a.Name)
+	}
+	if a := mixed.archOf("/work/main/tracer/disasm/testdata/gcc-O2"); a != arch.AMD64 {
+		t.Errorf("arch of the executable: %v", a)
+	}
+	if a := newSpace(maps, "", func(string) (*Binary, error) { return nil, os.ErrNotExist }).commonArch(); a != nil {
+		t.Errorf("no module opened: %v", a.Name)
+	}
+}
+
+func TestSpaceCache(t *testing.T) {
+	var c spaceCache
+	sps := make([]*Space, len(c.entries)+1)
+	for i := range sps {
+		sps[i] = &Space{}
+		c.put([]byte{byte(i)}, sps[i])
+	}
+	if c.get([]byte{0}) != nil {
+		t.Error("the oldest space was not evicted")
+	}
+	for i := 1; i < len(sps); i++ {
+		if c.get([]byte{byte(i)}) != sps[i] {
+			t.Errorf("space %d not found", i)
+		}
+	}
+	if c.get([]byte{1, 0}) != nil {
+		t.Error("found a space for other text")
+	}
+}
+
+func TestLoadSpaceSelf(t *testing.T) {
+	sp, err := LoadSpace(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]*arch.Arch{"amd64": arch.AMD64, "386": arch.I386}[runtime.GOARCH]; sp.Arch() != want {
+		t.Errorf("arch of the test binary: %v", sp.Arch())
+	}
+	if len(sp.Mappings()) == 0 {
+		t.Error("no mappings")
+	}
+	if _, err := LoadSpace(-1); err == nil {
+		t.Error("no error for pid -1")
+	}
+}
+
+func TestVDSO(t *testing.T) {
+	// The test process's own vDSO, read from its memory: named functions
+	// and CFI, cached by content.
+	sp, err := LoadSpace(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vdso *module
+	for _, mod := range sp.mods {
+		if mod.name == "[vdso]" {
+			vdso = mod
+		}
+	}
+	if vdso == nil {
+		t.Skip("no [vdso] mapped")
+	}
+	if vdso.bin != nil {
+		t.Error("[vdso] read before it was needed")
+	}
+	if vdso.binary() == nil {
+		t.Fatal("[vdso] not read")
+	}
+	// clock_gettime is __vdso_clock_gettime's alias (preferred: no
+	// leading underscore).
+	name, want := "__vdso_clock_gettime", "clock_gettime"
+	if runtime.GOARCH == "386" {
+		name, want = "__kernel_vsyscall", "__kernel_vsyscall"
+	}
+	addr, ok := sp.Lookup("[vdso]", name)
+	if !ok {
+		t.Fatalf("no %s in the vDSO", name)
+	}
+	if y := sp.Symbolize(addr + 1); y.Name != want || y.Off != 1 || y.Module != "[vdso]" {
+		t.Errorf("Symbolize(%s+1) = %+v, want %s+1", name, y, want)
+	}
+	if fde, err := sp.FDEForPC(addr + 1); err != nil || !fde.Cover(addr+1) {
+		t.Errorf("no CFI for %s: %v", name, err)
+	}
+	again, err := vdsoBinary(vdso.bin.img.data)
+	if err != nil || again != vdso.bin {
+		t.Errorf("vDSO read twice: %v", err)
 	}
 }

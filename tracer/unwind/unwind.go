@@ -1,6 +1,7 @@
 // Package unwind walks a stopped task's stack with DWARF call-frame
-// information (delve's pkg/dwarf/frame and pkg/dwarf/op) and falls back to
-// the frame-pointer chain where no CFI covers a pc.
+// information (delve's pkg/dwarf/frame and pkg/dwarf/op). Where no CFI
+// covers a pc it reads the function's machine code from its start (stepCode),
+// and failing that it follows the frame-pointer chain.
 //
 // What vtrace needs from a frame is not just "who called whom" but where the
 // frame's state lives in memory: the address of the return-address slot and
@@ -45,7 +46,7 @@ type Frame struct {
 	RetReg  int    // DWARF register holding the return address, or -1
 	Ret     uint64 // the return address: the caller's PC
 	Saved   []SavedSlot
-	Method  string // "cfi", "scan", "fp" (or "none", set by the engine)
+	Method  string // "cfi", "code" (see stepCode), "fp" (or "none", set by the engine)
 }
 
 // ErrNoFrames is returned when not even the first frame could be unwound.
@@ -67,8 +68,8 @@ func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
 			look = pc - 1 // the call, not the instruction after it
 		}
 		f, next, err := stepCFI(a, cur, look, mem, cfi)
-		if code, ok := cfi.(Code); ok && err != nil {
-			f, next, err = stepScan(a, cur, look, pc, mem, code)
+		if c, ok := cfi.(Code); ok && err != nil && !haveFDE(cfi, look) {
+			f, next, err = stepCode(a, cur, pc, look, i == 0, mem, c)
 		}
 		if err != nil {
 			f, next, err = stepFP(a, cur, mem)
@@ -262,6 +263,13 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 	sortSaved(f.Saved)
 	next.set(a.PC, f.Ret)
 	return f, next, nil
+}
+
+// haveFDE reports whether some CFI covers pc (an FDE that stepCFI could not
+// use is not replaced by a reading of the code).
+func haveFDE(cfi CFI, pc uint64) bool {
+	_, err := cfi.FDEForPC(pc)
+	return err == nil
 }
 
 // stepFP unwinds one frame through the frame-pointer chain: the saved BP is

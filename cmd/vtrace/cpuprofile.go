@@ -1,0 +1,42 @@
+//go:build vtraceprof
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+)
+
+// With -tags vtraceprof, VTRACE_CPUPROFILE=FILE writes a CPU profile of the
+// whole run (go tool pprof FILE), sampled VTRACE_CPUPROFILE_HZ times a
+// second (default 1000: a run on a small program lasts milliseconds, too
+// short for pprof's default 100 Hz). Profiles of several runs add up:
+// go tool pprof -top vtrace FILE1 FILE2 .... Not in normal builds: package
+// runtime/pprof would be linked and initialised in every run.
+func init() {
+	path := os.Getenv("VTRACE_CPUPROFILE")
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vtrace: VTRACE_CPUPROFILE: %v\n", err)
+		return
+	}
+	hz := 1000
+	if n, err := strconv.Atoi(os.Getenv("VTRACE_CPUPROFILE_HZ")); err == nil && n > 0 {
+		hz = n
+	}
+	runtime.SetCPUProfileRate(hz) // before StartCPUProfile, which then warns it cannot set it again
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(os.Stderr, "vtrace: VTRACE_CPUPROFILE: %v\n", err)
+		return
+	}
+	stopProfile = func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}

@@ -1,0 +1,164 @@
+package symbols
+
+import (
+	"encoding/binary"
+	"errors"
+	"sort"
+
+	"github.com/go-delve/delve/pkg/dwarf/frame"
+)
+
+// Call-frame information is looked up one FDE at a time through
+// .eh_frame_hdr, the sorted (initial location, FDE address) table the
+// linker writes for the C++ unwinder: parsing the whole of libc's
+// .eh_frame (3,700 FDEs) for the handful of frames of a vfork cost two
+// milliseconds per run. A file without a usable table (a static program
+// linked without --eh-frame-hdr) has its .eh_frame parsed whole, once.
+
+// ehIndex is the binary-search table of .eh_frame_hdr.
+type ehIndex struct {
+	hdrAddr uint64 // link-time address of .eh_frame_hdr: the table's base
+	table   []byte // n pairs of DW_EH_PE_datarel|sdata4 values
+	n       int
+	mask    uint64 // address mask of the file's class
+}
+
+const (
+	ehPEudata4  = 0x03
+	ehPEsdata4  = 0x0b
+	ehPEdatarel = 0x30
+	ehPEomit    = 0xff
+)
+
+// parseEhFrameHdr reads the header of .eh_frame_hdr (version 1); ok is false
+// when it has no table vtrace can search (only datarel|sdata4 entries are
+// read: what GNU ld, gold, lld and mold write).
+func parseEhFrameHdr(data []byte, addr uint64, ptrSize int) (ix ehIndex, ok bool) {
+	if len(data) < 4 || data[0] != 1 || data[3] != ehPEdatarel|ehPEsdata4 {
+		return ix, false
+	}
+	off := 4
+	// eh_frame_ptr: vtrace has the section itself; only its size matters.
+	switch data[1] & 0x0f {
+	case 0x00, 0x08:
+		off += ptrSize
+	case 0x02, 0x0a:
+		off += 2
+	case 0x03, 0x0b:
+		off += 4
+	case 0x04, 0x0c:
+		off += 8
+	default:
+		return ix, false
+	}
+	if (data[2] != ehPEudata4 && data[2] != ehPEsdata4) || len(data) < off+4 {
+		return ix, false
+	}
+	n := int(binary.LittleEndian.Uint32(data[off:]))
+	off += 4
+	if n < 0 || n > (len(data)-off)/8 {
+		return ix, false
+	}
+	ix = ehIndex{hdrAddr: addr, table: data[off : off+8*n], n: n, mask: ^uint64(0)}
+	if ptrSize == 4 {
+		ix.mask = 0xffffffff
+	}
+	return ix, true
+}
+
+func (ix *ehIndex) field(i, j int) uint64 {
+	return (ix.hdrAddr + uint64(int64(int32(binary.LittleEndian.Uint32(ix.table[8*i+4*j:]))))) & ix.mask
+}
+
+func (ix *ehIndex) loc(i int) uint64     { return ix.field(i, 0) }
+func (ix *ehIndex) fdeAddr(i int) uint64 { return ix.field(i, 1) }
+
+type fdeKey struct{ bias, off uint64 }
+
+// FDEForPC returns the call-frame information entry covering a runtime pc
+// of this file mapped with load bias bias.
+func (b *Binary) FDEForPC(pc, bias uint64) (*frame.FrameDescriptionEntry, error) {
+	if b.ehFrame == nil {
+		return nil, errors.New("no .eh_frame")
+	}
+	if !b.ehHdrOK {
+		fdes, err := b.FDEs(bias)
+		if err != nil {
+			return nil, err
+		}
+		return fdes.FDEForPC(pc)
+	}
+	ix := &b.ehHdr
+	link := (pc - bias) & ix.mask
+	i := sort.Search(ix.n, func(i int) bool { return ix.loc(i) > link }) - 1
+	// Several entries may start at one address (an empty FDE before a real
+	// one): try each.
+	for j := i; j >= 0 && ix.loc(j) == ix.loc(i); j-- {
+		fde, err := b.fdeAt(ix.fdeAddr(j)-b.ehFrameAddr, bias)
+		if err != nil {
+			return nil, err
+		}
+		if fde.Cover(pc) {
+			return fde, nil
+		}
+	}
+	return nil, &frame.ErrNoFDEForPC{PC: pc}
+}
+
+// fdeAt parses the FDE at offset off of .eh_frame, with its CIE. delve's
+// parser reads a whole section, so it is given one made of the two entries:
+// the CIE, then the FDE with its CIE pointer rewritten, placed at an
+// address that puts the FDE at its real one (its pc-relative initial
+// location depends on it; nothing in a CIE that delve keeps does).
+func (b *Binary) fdeAt(off, bias uint64) (*frame.FrameDescriptionEntry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := fdeKey{bias, off}
+	if fde, ok := b.fdeCache[key]; ok {
+		return fde, nil
+	}
+	sec := b.ehFrame
+	errBad := errors.New(".eh_frame_hdr points outside .eh_frame")
+	entry := func(at uint64) ([]byte, bool) {
+		if at > uint64(len(sec)) || uint64(len(sec))-at < 8 {
+			return nil, false
+		}
+		n := uint64(binary.LittleEndian.Uint32(sec[at:]))
+		if n == 0 || n == 0xffffffff || n > uint64(len(sec))-at-4 {
+			return nil, false // a terminator, or 64-bit DWARF (delve reads neither)
+		}
+		return sec[at : at+4+n], true
+	}
+	fdeBytes, ok := entry(off)
+	if !ok {
+		return nil, errBad
+	}
+	ciePtr := uint64(binary.LittleEndian.Uint32(fdeBytes[4:]))
+	if ciePtr == 0 || ciePtr > off+4 {
+		return nil, errBad // a CIE, not an FDE
+	}
+	cieBytes, ok := entry(off + 4 - ciePtr)
+	if !ok {
+		return nil, errBad
+	}
+	buf := make([]byte, 0, len(cieBytes)+len(fdeBytes))
+	buf = append(buf, cieBytes...)
+	buf = append(buf, fdeBytes...)
+	binary.LittleEndian.PutUint32(buf[len(cieBytes)+4:], uint32(len(cieBytes)+4))
+	base := b.ehFrameAddr + off - uint64(len(cieBytes))
+	if base == 0 {
+		return nil, errBad // delve reads a section at address 0 as .debug_frame
+	}
+	fdes, err := frame.Parse(buf, binary.LittleEndian, bias, b.Arch.PtrSize, base)
+	if err != nil {
+		return nil, err
+	}
+	if len(fdes) != 1 {
+		return nil, errBad
+	}
+	if b.fdeCache == nil {
+		b.fdeCache = map[fdeKey]*frame.FrameDescriptionEntry{}
+	}
+	b.fdeCache[key] = fdes[0]
+	return fdes[0], nil
+}
