@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -148,23 +147,7 @@ func readLog(path string) ([]event.Event, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var evs []event.Event
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		ev, err := event.Decode(sc.Bytes())
-		if err != nil {
-			return nil, fmt.Errorf("log line %d: %v", len(evs)+1, err)
-		}
-		evs = append(evs, ev)
-	}
-	if len(evs) == 0 {
-		return nil, errors.New("empty log")
-	}
-	if _, ok := evs[len(evs)-1].(*event.Verdict); !ok {
-		return nil, errors.New("log does not end with a verdict")
-	}
-	return evs, sc.Err()
+	return event.ReadLog(f)
 }
 
 func print(w io.Writer, rows []*row, took time.Duration) int {

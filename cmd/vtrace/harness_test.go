@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -38,6 +37,17 @@ func repoRoot() string {
 
 func vtraceBin(t *testing.T) string {
 	t.Helper()
+	if _, err := builtVtrace(); err != nil {
+		t.Fatal(err)
+	}
+	requirePtrace(t)
+	return binPath
+}
+
+// builtVtrace is VTRACE_BIN, or a static vtrace built once here. Unlike
+// vtraceBin it does not need the host to allow ptrace: the VM tests use it
+// and still run where ptrace is not permitted.
+func builtVtrace() (string, error) {
 	buildOnce.Do(func() {
 		if p := os.Getenv("VTRACE_BIN"); p != "" {
 			binPath = p
@@ -55,11 +65,7 @@ func vtraceBin(t *testing.T) string {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	requirePtrace(t)
-	return binPath
+	return binPath, buildErr
 }
 
 // requirePtrace skips the calling test when this machine does not let a
@@ -106,7 +112,6 @@ func targetPath(t *testing.T, build, name string) string {
 // traced is one vtrace run's outcome.
 type traced struct {
 	events []event.Event
-	raw    []map[string]any
 	exit   int
 	stderr string
 	stdout string // the target's output when the log goes to a file
@@ -138,25 +143,8 @@ func trace(t *testing.T, args ...string) *traced {
 		t.Fatalf("vtrace %v wrote no log (exit %d): %v\nstderr: %s", full, r.exit, err, r.stderr)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		ev, err := event.Decode(sc.Bytes())
-		if err != nil {
-			t.Fatalf("log line %d: %v\n%s", len(r.events)+1, err, sc.Text())
-		}
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatal(err)
-		}
-		r.events = append(r.events, ev)
-		r.raw = append(r.raw, m)
-	}
-	if len(r.events) == 0 {
-		t.Fatalf("empty log (exit %d)\nstderr: %s", r.exit, r.stderr)
-	}
-	if _, ok := r.events[len(r.events)-1].(*event.Verdict); !ok {
-		t.Fatalf("log does not end with a verdict: last event %q", r.events[len(r.events)-1].Head().Event)
+	if r.events, err = event.ReadLog(f); err != nil {
+		t.Fatalf("vtrace %v (exit %d): %v\nstderr: %s", full, r.exit, err, r.stderr)
 	}
 	return r
 }

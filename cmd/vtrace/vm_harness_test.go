@@ -7,7 +7,6 @@ import (
 	"compress/gzip"
 	"debug/elf"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -85,38 +84,12 @@ const (
 )
 
 var (
-	vmBinOnce sync.Once
-	vmBin     string
-	vmBinErr  error
-	qemuOnce  sync.Once
-	qemuSkip  string
-	kernOnce  sync.Once
-	kernPath  string
-	kernSkip  string
+	qemuOnce sync.Once
+	qemuSkip string
+	kernOnce sync.Once
+	kernPath string
+	kernSkip string
 )
-
-// vmVtraceBin is VTRACE_BIN, or a static vtrace built here. Unlike
-// vtraceBin it does not need the host to allow ptrace: the VM tests are
-// the ones that still run where it does not.
-func vmVtraceBin() (string, error) {
-	vmBinOnce.Do(func() {
-		if vmBin = os.Getenv("VTRACE_BIN"); vmBin != "" {
-			return
-		}
-		dir, err := os.MkdirTemp("", "vtrace-vm-bin")
-		if err != nil {
-			vmBinErr = err
-			return
-		}
-		vmBin = filepath.Join(dir, "vtrace")
-		cmd := exec.Command("go", "build", "-o", vmBin, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			vmBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	return vmBin, vmBinErr
-}
 
 // requireQemu makes sure qemu-system-x86_64 is there, installing it with
 // scripts/install-deps.sh if it is not; it returns why not otherwise.
@@ -170,7 +143,7 @@ func bootVM(t *testing.T, appendArgs string, jobs []*vmJob) *vmBoot {
 		b.skip = why
 		return b
 	}
-	bin, err := vmVtraceBin()
+	bin, err := builtVtrace()
 	if err != nil {
 		b.fatal = err.Error()
 		return b
@@ -389,26 +362,11 @@ func decodeLog(r *vmRun) string {
 	if !ok {
 		return fmt.Sprintf("vtrace wrote no log (exit %d)", r.exit)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(log))
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		ev, err := event.Decode(sc.Bytes())
-		if err != nil {
-			return fmt.Sprintf("log line %d: %v\n%s", len(r.events)+1, err, sc.Text())
-		}
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			return err.Error()
-		}
-		r.events = append(r.events, ev)
-		r.raw = append(r.raw, m)
+	evs, err := event.ReadLog(bytes.NewReader(log))
+	if err != nil {
+		return fmt.Sprintf("%v (exit %d)", err, r.exit)
 	}
-	if len(r.events) == 0 {
-		return fmt.Sprintf("empty log (exit %d)", r.exit)
-	}
-	if _, ok := r.events[len(r.events)-1].(*event.Verdict); !ok {
-		return fmt.Sprintf("log does not end with a verdict: last event %q", r.events[len(r.events)-1].Head().Event)
-	}
+	r.events = evs
 	return ""
 }
 

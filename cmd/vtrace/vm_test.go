@@ -182,39 +182,6 @@ func TestVMSeedI386(t *testing.T) {
 	}
 }
 
-func checkSeedI386(t *testing.T, r *traced) {
-	t.Helper()
-	if r.exit != exitViolation {
-		t.Errorf("vtrace exit code %d, want %d (violation)", r.exit, exitViolation)
-	}
-	var ebx, ret int
-	for _, w := range ofVfork[*event.SlotWrite](r, 1) {
-		switch {
-		case w.Kind == "saved_reg" && w.Reg == "ebx" && w.FrameFn != nil && w.FrameFn.Sym == "createproc":
-			ebx++
-			if w.New != 0 {
-				t.Errorf("saved %%ebx of createproc set to %s, want 0x0", w.New)
-			}
-		case w.Kind == "ret" && w.FrameFn != nil && w.FrameFn.Sym == "createproc":
-			ret++
-		}
-	}
-	if ebx == 0 || ret != 0 {
-		t.Errorf("createproc slot writes: %d saved %%ebx, %d return address; want the saved %%ebx only", ebx, ret)
-	}
-	c := ofVfork[*event.ParentConsume](r, 1)
-	if len(c) == 0 || c[0].Kind != "saved_reg" || c[0].Reg != "ebx" {
-		t.Errorf("parent_consume %+v, want the parent restoring %%ebx from the clobbered slot", c)
-	}
-	ex := r.mainExit(t)
-	if ex.Signal != "SIGSEGV" || ex.Addr == nil || *ex.Addr != 0x10 || ex.Sym == nil || !strings.HasSuffix(ex.Sym.Sym, "@plt") {
-		t.Errorf("program exit %+v (sym %v), want SIGSEGV at fault address 0x10 in a PLT stub", ex, ex.Sym)
-	}
-	if v := r.verdict(); v.Verdict != "violation" || v.Vforks != 1 {
-		t.Errorf("verdict %+v, want violation over 1 vfork", v)
-	}
-}
-
 // checkSeedI386Landing: the parent dies of that SIGSEGV in printf@plt
 // before it leaves the affected frames: its landing is that signal.
 func checkSeedI386Landing(t *testing.T, j *vmJob, r *traced) {

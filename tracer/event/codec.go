@@ -1,8 +1,11 @@
 package event
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 )
 
 // kinds maps each event name to a constructor of its type. The names are
@@ -68,4 +71,30 @@ func Decode(line []byte) (Event, error) {
 		return nil, fmt.Errorf("log line (%s): %w", h.Event, err)
 	}
 	return ev, nil
+}
+
+// ReadLog decodes a whole JSON Lines log. A complete log ends with the
+// run's verdict: an empty log, or one that ends otherwise, is an error
+// (the events read so far are returned with it).
+func ReadLog(r io.Reader) ([]Event, error) {
+	var evs []Event
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		ev, err := Decode(sc.Bytes())
+		if err != nil {
+			return evs, fmt.Errorf("line %d: %w\n%s", len(evs)+1, err, sc.Text())
+		}
+		evs = append(evs, ev)
+	}
+	if err := sc.Err(); err != nil {
+		return evs, err
+	}
+	if len(evs) == 0 {
+		return nil, errors.New("empty log")
+	}
+	if _, ok := evs[len(evs)-1].(*Verdict); !ok {
+		return evs, fmt.Errorf("log does not end with a verdict: last event %q", evs[len(evs)-1].Head().Event)
+	}
+	return evs, nil
 }
