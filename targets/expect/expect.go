@@ -65,7 +65,7 @@ type Expect struct {
 	Slots, NoSlots []string
 	ReturnsPast    int    // child_return_past_frame events in that story (-1: none)
 	ChildEnd       string // how that story's child ended: exec, exit, signal
-	Landing        string // that story's parent_landing "how"
+	Landing        string // that story's parent_landing "how" ("a|b": either)
 	Exit           *int   // the program's own exit code (clean targets)
 	Why            string // why this build's story differs from the others
 }
@@ -100,10 +100,20 @@ func For(c Case, build string) Expect {
 			// at -O0 in printf@plt before leaving main's frame, at -O2
 			// after returning from createproc.
 			e.Slots, e.NoSlots, e.Vforks, e.Landing = []string{"saved_reg:ebx"}, []string{"ret"}, 1, "signal"
-			if o2 {
-				e.Landing = "returned"
-			}
 			e.Why = "i386 passes arguments on the stack: the child's pushes clobber the saved %ebx, not the return slot; one vfork, then the parent faults"
+			switch {
+			case o2:
+				e.Landing = "returned"
+			case static:
+				// main's printf takes its format at %ebx-0x34fec: with
+				// %ebx = 0 that is 0xfffcb014, just below the highest
+				// place the stack can start. When the stack starts above
+				// it (always under --no-aslr, ≈1 run in 40 with ASLR) the
+				// kernel grows the stack over it, printf reads an empty
+				// format and the parent exits 0.
+				e.Landing = "signal|exit"
+				e.Why += " (static -O0: in printf, unless the stack starts above the bad format address 0xfffcb014 — then it prints nothing and exits 0)"
+			}
 		case o2 && !static && !clang:
 			e.Vforks = Budget
 			e.Why = "main's `call exit` is its last instruction: the parent lands in _start and runs the program again, forever"
@@ -203,7 +213,7 @@ func (e Expect) Check(s Summary) []string {
 	if e.ChildEnd != "" && s.ChildEnd != e.ChildEnd {
 		miss("child ended by %q, want %s", s.ChildEnd, e.ChildEnd)
 	}
-	if e.Landing != "" && s.LandingHow != e.Landing {
+	if e.Landing != "" && !slices.Contains(strings.Split(e.Landing, "|"), s.LandingHow) {
 		miss("parent landing %q, want %s", s.LandingHow, e.Landing)
 	}
 	if e.Exit != nil && (s.ExitCode == nil || *s.ExitCode != *e.Exit) {
