@@ -59,12 +59,17 @@ type Thread struct {
 
 // Run runs fn on a new OS thread that stays locked to it. If cpu >= 0 the
 // thread is pinned to that CPU first, so tracees it starts inherit it.
+// Tracee stops no longer send this process SIGCHLD (QuietStops).
 func Run(cpu int, fn func(t *Thread) error) error {
 	errc := make(chan error, 1)
 	go func() {
 		// Never unlocked: the thread dies with the goroutine, so no other
 		// goroutine ever runs on a thread that is some process's tracer.
 		runtime.LockOSThread()
+		if err := QuietStops(); err != nil {
+			errc <- err
+			return
+		}
 		if cpu >= 0 {
 			var set unix.CPUSet
 			set.Set(cpu)
