@@ -26,6 +26,9 @@ type outcome struct {
 	nested bool
 	// ranCall: a call was run through to its return (fast mode).
 	ranCall bool
+	// delivered: a signal was delivered on the way (a handler may have
+	// run): the task's pc is no longer where the request alone leaves it.
+	delivered bool
 }
 
 // advance resumes a task a story is following — one single-step, or a
@@ -63,6 +66,7 @@ func (s *session) stepMasked(t *task, sig int, pc uint64) (outcome, error) {
 }
 
 func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
+	delivered := sig != 0
 	for {
 		var err error
 		if step {
@@ -111,7 +115,7 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 		}
 		stop := ws.StopSignal()
 		if stop == unix.SIGTRAP {
-			return outcome{kind: outTrap}, nil
+			return outcome{kind: outTrap, delivered: delivered}, nil
 		}
 		if stop == unix.SIGSTOP && t.initialStop {
 			t.initialStop = false
@@ -125,6 +129,7 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 			// SIGCHLD from the vfork child's exit and the like: deliver it
 			// with the next resume and go on following the task.
 			sig = int(stop)
+			delivered = true
 			continue
 		}
 		s.recordFault(t, stop, info)

@@ -28,6 +28,12 @@ func (s *session) followChild(st *story) error {
 	var regs arch.Regs
 	sig := 0
 	var pendingCall *event.Insn // step mode: a call stepped from a shared frame, target read next
+	// next is the child's pc when the last step makes it certain (a silent
+	// instruction ran, nothing else happened), else 0. A silent
+	// instruction at next is stepped without reading the registers: it
+	// writes nothing and needs none — that read is a third of a step's
+	// cost.
+	var next uint64
 	for {
 		if !st.stepChild {
 			out, err := s.advance(c, false, sig, 0)
@@ -51,20 +57,32 @@ func (s *session) followChild(st *story) error {
 		if err := s.countStep(); err != nil {
 			return err
 		}
-		if err := s.t.Regs(c.pid, &regs); err != nil {
-			return fmt.Errorf("read child registers: %w", err)
+		var pc uint64
+		var in *disasm.Insn
+		var derr error
+		if next != 0 && !s.cfg.TraceInsns {
+			if in, derr = s.insnAt(mm, c.pid, next); derr == nil && in.Silent() {
+				pc = next
+			}
 		}
-		pc := regs.PC()
-		if pendingCall != nil {
-			s.emitChildCall(st, pendingCall, pc)
-			pendingCall = nil
-		}
-		in, derr := s.insnAt(mm, c.pid, pc)
-		unknown := derr != nil
+		silent := pc != 0
 		var acc []disasm.Access
-		if derr == nil {
-			acc, unknown = in.Effects(&regs, st.acc[:0])
-			st.acc = acc
+		unknown := false
+		if !silent {
+			if err := s.t.Regs(c.pid, &regs); err != nil {
+				return fmt.Errorf("read child registers: %w", err)
+			}
+			pc = regs.PC()
+			if pendingCall != nil {
+				s.emitChildCall(st, pendingCall, pc)
+				pendingCall = nil
+			}
+			in, derr = s.insnAt(mm, c.pid, pc)
+			unknown = derr != nil
+			if derr == nil {
+				acc, unknown = in.Effects(&regs, st.acc[:0])
+				st.acc = acc
+			}
 		}
 		if s.cfg.TraceInsns {
 			s.emit(&event.ChildStep{Header: s.hdr("child_step", c.pid), Vfork: st.id, N: st.childSteps,
@@ -81,6 +99,10 @@ func (s *session) followChild(st *story) error {
 			out, err = s.callThrough(st, &regs, in, acc, sig)
 		} else {
 			out, err = s.advance(c, true, sig, pc)
+		}
+		next = 0
+		if derr == nil && in.Silent() && sig == 0 && err == nil && out.kind == outTrap && !out.nested && !out.delivered {
+			next = pc + uint64(in.Len)
 		}
 		sig = 0
 		st.childSteps++

@@ -255,3 +255,33 @@ func memRole(inst *x86asm.Inst, i int) (read, write bool) {
 	// it reads and writes it (a superset is safe for the tracer).
 	return true, true
 }
+
+// Silent reports whether executing the instruction changes only registers
+// and flags and always goes on at PC+Len: no memory write, no stack access,
+// no branch, no system call, nothing Effects cannot describe. A tracer that
+// follows writes and control flow can single-step it without reading the
+// registers before it, and knows the next pc without reading them after.
+// (If it faults instead, the task stops with a signal, which the tracer
+// sees.)
+func (in *Insn) Silent() bool {
+	switch in.kind {
+	case kindEndbr64, kindEndbr32:
+		return true
+	case kindNormal:
+	default:
+		return false
+	}
+	if in.Class != Other || in.unknown || in.str.elem != 0 || in.stkW != 0 || in.stkR != 0 || in.bpR != 0 {
+		return false
+	}
+	switch in.Inst.Op {
+	case x86asm.XBEGIN, x86asm.XABORT, x86asm.XEND: // transactions jump to the abort handler
+		return false
+	}
+	for i := 0; i < int(in.nmem); i++ {
+		if in.mem[i].write {
+			return false
+		}
+	}
+	return true
+}
