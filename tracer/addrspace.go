@@ -15,8 +15,15 @@ import (
 // mapped there — symbols, CFI, decoded instructions — and the int3
 // breakpoints planted in it.
 type addrSpace struct {
-	arch  *arch.Arch
-	space *symbols.Space // reloaded at each vfork (new mappings, dlopen)
+	arch *arch.Arch
+	// pid is a task of the image, whose maps are read when the symbols
+	// are first needed.
+	pid int
+	// space is nil until first needed (syms): most exec'd programs (a
+	// vfork child's /bin/true) are never asked about, and a program's
+	// libraries are mapped only after its exec. Reloaded at each vfork
+	// (new mappings, dlopen).
+	space *symbols.Space
 	code  map[uint64]*insnEntry
 	bps   map[uint64]*breakpoint
 }
@@ -34,18 +41,27 @@ type breakpoint struct {
 }
 
 func (s *session) newAddrSpace(pid int) (*addrSpace, error) {
-	sp, err := symbols.LoadSpace(pid)
+	a, err := symbols.ProcessArch(pid)
 	if err != nil {
 		return nil, fmt.Errorf("read address space of %d: %w", pid, err)
 	}
-	a := sp.Arch()
-	if a == nil {
-		return nil, fmt.Errorf("process %d: not an amd64 or i386 program", pid)
-	}
-	return &addrSpace{arch: a, space: sp, code: map[uint64]*insnEntry{}, bps: map[uint64]*breakpoint{}}, nil
+	return &addrSpace{arch: a, pid: pid, code: map[uint64]*insnEntry{}, bps: map[uint64]*breakpoint{}}, nil
 }
 
-// refresh re-reads the mappings (libraries loaded since exec).
+// syms returns the image's mappings and modules, reading them on first use.
+func (mm *addrSpace) syms() *symbols.Space {
+	if mm.space == nil {
+		sp, err := symbols.LoadSpace(mm.pid)
+		if err != nil {
+			sp = symbols.EmptySpace(mm.arch)
+		}
+		mm.space = sp
+	}
+	return mm.space
+}
+
+// refresh re-reads the mappings (libraries loaded since exec) through
+// pid, which must be stopped.
 func (s *session) refresh(mm *addrSpace, pid int) {
 	if sp, err := symbols.LoadSpace(pid); err == nil {
 		mm.space = sp
@@ -54,10 +70,10 @@ func (s *session) refresh(mm *addrSpace, pid int) {
 
 // sym symbolises a code address.
 func (s *session) sym(mm *addrSpace, pc uint64) *event.Sym {
-	if mm == nil || mm.space == nil {
+	if mm == nil {
 		return nil
 	}
-	y := mm.space.Symbolize(pc)
+	y := mm.syms().Symbolize(pc)
 	if y.Name == "" && y.Module == "" {
 		return nil
 	}
@@ -104,7 +120,7 @@ func (s *session) insnText(mm *addrSpace, in *disasm.Insn) string {
 
 // symText is the <sym+0xoff> form objdump prints inside instructions.
 func (s *session) symText(mm *addrSpace, a uint64) string {
-	y := mm.space.Symbolize(a)
+	y := mm.syms().Symbolize(a)
 	if y.Name == "" {
 		return ""
 	}

@@ -259,7 +259,7 @@ func foundBy(by, during *event.Insn) string {
 
 // backtrace unwinds the child at the writing instruction.
 func (s *session) backtrace(st *story, regs *arch.Regs) []*event.Sym {
-	frames, _ := unwind.Unwind(regs, taskMemory{s, st.child.pid}, st.mm.space, 16)
+	frames, _ := unwind.Unwind(regs, taskMemory{s, st.child.pid}, st.mm.syms(), 16)
 	var bt []*event.Sym
 	for i, f := range frames {
 		pc := f.PC

@@ -53,6 +53,10 @@ type Config struct {
 	MaxVforks int           // vfork stories; 0 = unlimited
 	Timeout   time.Duration // 0 = none
 
+	// Prefetch reads the program's and its libraries' symbols on another
+	// goroutine while the program starts (worth it with a second CPU).
+	Prefetch bool
+
 	Version string
 	Sink    Sink
 }

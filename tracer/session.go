@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/vtrace/vtrace/tracer/arch"
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/ptrace"
+	"github.com/vtrace/vtrace/tracer/symbols"
 )
 
 // errStopped unwinds a story when the run is being stopped (budget, timeout,
@@ -163,6 +165,11 @@ func (s *session) run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	proc.mm = mm
+	if s.cfg.Prefetch {
+		// The program's and its libraries' symbols are read while it
+		// runs to its first vfork, not when that vfork holds it.
+		offCPU(s.cfg.CPU, func() { symbols.PrefetchProgram(s.cfg.Path) })
+	}
 
 	if s.hw == hwAuto {
 		s.probeHW(t)
@@ -334,6 +341,7 @@ func (s *session) newTask(parent *task, pid int, clone, hold bool) *task {
 		// A fork copies the address space: same mappings, own memory. A
 		// vfork child shares it until it execs; the story sets that up.
 		mm := *parent.proc.mm
+		mm.pid = pid
 		mm.code = map[uint64]*insnEntry{}
 		mm.bps = map[uint64]*breakpoint{}
 		c.proc = &process{tgid: pid, mm: &mm}
@@ -381,6 +389,12 @@ func (s *session) recordFault(t *task, sig unix.Signal, info ptrace.SigInfo) {
 		f.pc = regs.PC()
 	}
 	t.proc.fault = f
+	if mm := t.proc.mm; f.pc != 0 && hasFaultAddr(sig) && !mm.syms().IsCode(f.pc) {
+		// The fault may be in code mapped since the maps were read (a
+		// library, before any vfork refreshed them): read them while the
+		// process is still there to be asked.
+		s.refresh(mm, t.pid)
+	}
 }
 
 // gone handles a task's death (it was reaped).
@@ -618,4 +632,23 @@ func (s *session) finish() Result {
 	v.Incomplete = reason
 	s.emit(v)
 	return Result{Verdict: v.Verdict, Vforks: v.Vforks, Incomplete: reason, Steps: s.steps}
+}
+
+// offCPU runs fn on a goroutine whose thread is kept off cpu, the one the
+// tracer and its tracees are pinned to: the scheduler would otherwise often
+// wake it there (next to the thread that woke it) and it would preempt them.
+func offCPU(cpu int, fn func()) {
+	go func() {
+		if cpu >= 0 {
+			runtime.LockOSThread() // never unlocked: the thread ends with fn
+			var set unix.CPUSet
+			if unix.SchedGetaffinity(0, &set) == nil {
+				set.Clear(cpu)
+				if set.Count() > 0 {
+					_ = unix.SchedSetaffinity(0, &set)
+				}
+			}
+		}
+		fn()
+	}()
 }

@@ -197,7 +197,7 @@ func (s *session) capture(st *story) error {
 	}
 	ev.Site = site
 
-	frames, err := unwind.Unwind(regs, taskMemory{s, p.pid}, st.mm.space, 64)
+	frames, err := unwind.Unwind(regs, taskMemory{s, p.pid}, st.mm.syms(), 64)
 	if len(frames) == 0 {
 		// Not even the vfork frame unwinds (no CFI, no frame pointer):
 		// keep a frame 0 made of the registers, so that every write still
@@ -235,7 +235,7 @@ func (s *session) capture(st *story) error {
 		// fallback reads whatever %ebp/%rbp holds (i386 glibc clone has no
 		// CFI at its syscall and skips main that way).
 		trusted := frames[0].Method != "fp" && frames[1].Method != "fp"
-		if r := frames[1].Ret; trusted && !st.mm.space.IsCode(r) {
+		if r := frames[1].Ret; trusted && !st.mm.syms().IsCode(r) {
 			st.preCorrupt = fmt.Sprintf("the parent's stack was already corrupt before this vfork: %s returns to %#x, which is not code",
 				fn(st.frameFns[1]), r)
 			s.note(st.id, st.preCorrupt)
@@ -283,7 +283,7 @@ func (s *session) liveRegion(st *story, childSP uint64) (uint64, uint64) {
 	if n := len(st.frames); n > 1 && st.frames[n-1].Ret == 0 {
 		hi = st.frames[n-1].CFA
 	}
-	if m, ok := st.mm.space.MappingAt(lo); ok && (hi <= lo || hi > m.End) {
+	if m, ok := st.mm.syms().MappingAt(lo); ok && (hi <= lo || hi > m.End) {
 		hi = m.End
 		// A thread's control block (and TLS, below it) tops its stack
 		// mapping; other threads write it (pthread_join): not the stack.
@@ -405,7 +405,7 @@ func (s *session) slotState(st *story, addr uint64) event.SlotState {
 
 // codeSym symbolises a value only if it points into mapped code.
 func (s *session) codeSym(mm *addrSpace, v uint64) *event.Sym {
-	m, ok := mm.space.MappingAt(v)
+	m, ok := mm.syms().MappingAt(v)
 	if !ok || !strings.Contains(m.Perms, "x") {
 		return nil
 	}

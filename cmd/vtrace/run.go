@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -168,6 +169,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		NoASLR: *noASLR, CPU: pin, Watchpoints: *watch,
 		MaxSteps: *maxSteps, MaxVforks: *maxVforks, Timeout: *timeout,
 		Version: version, Sink: sinks,
+		// Symbols are read ahead on another CPU; with one, that would
+		// only slow the program down.
+		Prefetch: runtime.NumCPU() > 1,
 	})
 	closeFiles()
 	if jsonl != nil {

@@ -393,6 +393,10 @@ func (b *Binary) loadDebugSymbols() {
 // of a section, the PLT's lazy-binding header after _init, the end marker
 // _etext) is not named.
 func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bool) {
+	// Under mu: a Prefetch on another goroutine may be adding the debug
+	// file's symbols.
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	syms, index := b.syms, b.index
 	i := sort.Search(len(index), func(i int) bool { return syms[index[i]].addr > addr }) - 1
 	if i < 0 {
@@ -423,6 +427,8 @@ func (b *Binary) funcBounds(addr uint64) (start, end uint64, ok bool) {
 	if _, _, pastEnd, found := b.symbolAt(addr); !found || pastEnd {
 		return 0, 0, false
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	syms, index := b.syms, b.index
 	i := sort.Search(len(index), func(i int) bool { return syms[index[i]].addr > addr }) - 1
 	if i < 0 {

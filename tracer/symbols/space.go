@@ -407,3 +407,29 @@ func (sp *Space) FDEForPC(pc uint64) (*frame.FrameDescriptionEntry, error) {
 	}
 	return mod.bin.FDEForPC(pc, mod.bias)
 }
+
+// EmptySpace is a Space that knows no mapping: what vtrace falls back to
+// when a process's maps cannot be read (it is gone).
+func EmptySpace(a *arch.Arch) *Space { return &Space{arch: a, exeIndex: -1} }
+
+// ProcessArch returns the architecture of the program a process runs, from
+// the ELF header of /proc/PID/exe alone (20 bytes read, nothing mapped).
+func ProcessArch(pid int) (*arch.Arch, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var hdr [20]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return nil, fmt.Errorf("read ELF header of process %d: %w", pid, err)
+	}
+	if string(hdr[:4]) != "\x7fELF" || hdr[5] != 1 { // little-endian ELF
+		return nil, fmt.Errorf("process %d: not a little-endian ELF program", pid)
+	}
+	a := arch.ForELFMachine(uint16(hdr[18]) | uint16(hdr[19])<<8)
+	if a == nil {
+		return nil, fmt.Errorf("process %d: not an amd64 or i386 program", pid)
+	}
+	return a, nil
+}
