@@ -38,7 +38,7 @@ func startError(path string, err error) error {
 			if f.Class == elf.ELFCLASS32 && f.Machine == elf.EM_386 {
 				return fmt.Errorf("%w: %s: %w (execve: exec format error; IA-32 emulation is off here)", ErrCannotTrace, path, ErrNoI386)
 			}
-			return fmt.Errorf("%w: %s: a %s %s ELF file this kernel cannot execute", ErrCannotTrace, path, f.Class, f.Machine)
+			return fmt.Errorf("%w: %s: this kernel cannot execute this ELF file (%s, %s; execve: exec format error)", ErrCannotTrace, path, f.Class, f.Machine)
 		}
 		return fmt.Errorf("%w: %s: not an executable program (exec format error)", ErrCannotTrace, path)
 	}
