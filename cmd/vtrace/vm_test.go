@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vtrace/vtrace/cmd/internal/vmharness"
 	"github.com/vtrace/vtrace/tracer/event"
 )
 
@@ -17,14 +18,14 @@ import (
 var vmFlags = []string{"--no-aslr", "--max-vforks", "20", "--timeout", "60s"}
 
 func vmJobOf(build, name string, args ...string) *vmJob {
-	return &vmJob{build: build, name: name, args: args, flags: vmFlags}
+	return &vmJob{Build: build, Name: name, Args: args, Flags: vmFlags}
 }
 
 var (
 	// The seed at -m32 -O0, dynamic: needs /lib/ld-linux.so.2 and the
 	// libc6-i386 libc in the initramfs.
 	vmSeedI386     = vmJobOf("gcc-O0-m32", "badvfork")
-	vmSeedI386Step = &vmJob{build: "gcc-O0-m32", name: "badvfork", flags: append([]string{"--step"}, vmFlags...)}
+	vmSeedI386Step = &vmJob{Build: "gcc-O0-m32", Name: "badvfork", Flags: append([]string{"--step"}, vmFlags...)}
 )
 
 // vmStaticBuilds are the static builds the good targets and the seed are
@@ -87,7 +88,7 @@ var vmKnownBad = map[string]string{}
 // vmKnownBad lists it, and a listed check that now passes.
 func vmExpect(t *testing.T, j *vmJob, what string, ok bool, format string, args ...any) {
 	t.Helper()
-	key := j.key() + ": " + what
+	key := j.Key() + ": " + what
 	bug, known := vmKnownBad[key]
 	switch {
 	case !ok && known:
@@ -104,8 +105,8 @@ func vmSuiteJobs() []*vmJob {
 	var jobs []*vmJob
 	seen := map[string]bool{}
 	add := func(j *vmJob) {
-		if !seen[j.key()] {
-			seen[j.key()] = true
+		if !seen[j.Key()] {
+			seen[j.Key()] = true
 			jobs = append(jobs, j)
 		}
 	}
@@ -137,7 +138,7 @@ func vmSuite(t *testing.T) *vmBoot {
 	t.Helper()
 	vmSuiteOnce.Do(func() {
 		// Stays if bootVM does not return (a t.Fatal in a helper).
-		vmSuiteBoot = &vmBoot{fatal: "the VM boot failed in an earlier test (see its failure)"}
+		vmSuiteBoot = &vmBoot{Boot: &vmharness.Boot{Fatal: "the VM boot failed in an earlier test (see its failure)"}}
 		vmSuiteBoot = bootVM(t, "", vmSuiteJobs())
 	})
 	return vmSuiteBoot
@@ -150,22 +151,22 @@ func TestVMBoot(t *testing.T) {
 	var guest float64
 	ran := 0
 	for _, r := range b.runs {
-		if r.err == "" || r.events != nil {
+		if r.Err == "" || r.events != nil {
 			ran++
 		}
-		guest += r.seconds
+		guest += r.Seconds
 	}
-	t.Logf("VM: %s", b.ready)
+	t.Logf("VM: %s", b.Ready)
 	t.Logf("VM: %d jobs, first job at guest uptime %.2f s, jobs %.1f s of guest time, qemu %.1f s wall in all",
-		b.jobsTotal, b.initAt, guest, b.wall.Seconds())
-	if b.qemuErr != nil {
-		t.Errorf("qemu: %v (run.sh exits 124 when the %d s limit killed it)\nconsole tail:\n%s", b.qemuErr, vmBootTimeout, tail(b.console, 3000))
+		b.JobsTotal, b.InitAt, guest, b.Wall.Seconds())
+	if b.QemuErr != nil {
+		t.Errorf("qemu: %v (run.sh exits 124 when the %d s limit killed it)\nconsole tail:\n%s", b.QemuErr, vmBootTimeout, tail(b.Console, 3000))
 	}
-	if !b.done || ran != b.jobsTotal {
-		t.Errorf("/init ran %d of %d jobs (done marker seen: %v)", ran, b.jobsTotal, b.done)
+	if !b.Done || ran != b.JobsTotal {
+		t.Errorf("/init ran %d of %d jobs (done marker seen: %v)", ran, b.JobsTotal, b.Done)
 	}
-	if !strings.HasPrefix(b.ready, "6.1.0-") {
-		t.Errorf("VM kernel %q, want Debian's 6.1.0-*", b.ready)
+	if !strings.HasPrefix(b.Ready, "6.1.0-") {
+		t.Errorf("VM kernel %q, want Debian's 6.1.0-*", b.Ready)
 	}
 }
 
@@ -323,7 +324,7 @@ func noFalseCorruption(t *testing.T, r *vmRun) {
 			notes = append(notes, n.Msg)
 		}
 	}
-	vmExpect(t, r.job, "no false corruption note", len(notes) == 0, "notes on a correct program: %q", notes)
+	vmExpect(t, r.Job, "no false corruption note", len(notes) == 0, "notes on a correct program: %q", notes)
 }
 
 // Issue 5: every target of the -m32 -static builds, traced in the VM, gets
@@ -334,10 +335,10 @@ func TestVMI386Matrix(t *testing.T) {
 		for _, m := range vmMatrix {
 			j := vmJobOf(build, m.name, m.args...)
 			t.Run(strings.Join(append([]string{build, m.name}, m.args...), "/"), func(t *testing.T) {
-				r := b.runs[j.key()]
-				if _, known := vmKnownBad[j.key()+": verdict"]; r != nil && r.err != "" && known {
+				r := b.runs[j.Key()]
+				if _, known := vmKnownBad[j.Key()+": verdict"]; r != nil && r.Err != "" && known {
 					// No verdict at all: the known bug, shown as such.
-					vmExpect(t, j, "verdict", false, "%s (vtrace exit %d)\nstderr tail:\n%s", r.err, r.exit, tail(r.stderr, 1500))
+					vmExpect(t, j, "verdict", false, "%s (vtrace exit %d)\nstderr tail:\n%s", r.Err, r.exit, tail(r.stderr, 1500))
 					return
 				}
 				r = b.get(t, j)
@@ -372,26 +373,26 @@ func TestVMI386Matrix(t *testing.T) {
 // honour it comes along (a second boot, ≈6 s).
 func TestVMIA32EmulationParam(t *testing.T) {
 	j := vmJobOf("gcc-O0-m32-static", "badvfork")
-	j.post = "dmesg >dmesg.txt; " + j.vmPath() + " >native.out 2>&1; echo $? >native.rc"
+	j.Post = "dmesg >dmesg.txt; " + j.Path() + " >native.out 2>&1; echo $? >native.rc"
 	b := bootVM(t, "ia32_emulation=0", []*vmJob{j})
 	b.check(t)
-	r := b.runs[j.key()]
-	t.Logf("VM: %s", b.ready)
-	if _, ok := r.files["dmesg.txt"]; !ok {
-		t.Fatalf("the job brought nothing back: %s\nconsole tail:\n%s", r.err, tail(b.console, 2000))
+	r := b.runs[j.Key()]
+	t.Logf("VM: %s", b.Ready)
+	if _, ok := r.Files["dmesg.txt"]; !ok {
+		t.Fatalf("the job brought nothing back: %s\nconsole tail:\n%s", r.Err, tail(b.Console, 2000))
 	}
-	if !strings.Contains(b.ready, "ia32_emulation=0") {
-		t.Fatalf("kernel command line %q lacks ia32_emulation=0", b.ready)
+	if !strings.Contains(b.Ready, "ia32_emulation=0") {
+		t.Fatalf("kernel command line %q lacks ia32_emulation=0", b.Ready)
 	}
-	dmesg := string(r.files["dmesg.txt"])
-	native := strings.TrimSpace(string(r.files["native.rc"]))
+	dmesg := string(r.Files["dmesg.txt"])
+	native := strings.TrimSpace(string(r.Files["native.rc"]))
 	if strings.Contains(dmesg, `Unknown kernel command line parameters "ia32_emulation=0"`) {
 		t.Logf("this kernel ignores ia32_emulation=0 (dmesg: unknown parameter); the i386 target ran natively with status %s", native)
 		if native == "126" || native == "127" || native == "" {
-			t.Errorf("the kernel ignores ia32_emulation=0, yet the i386 target did not run: status %q, output %q", native, r.files["native.out"])
+			t.Errorf("the kernel ignores ia32_emulation=0, yet the i386 target did not run: status %q, output %q", native, r.Files["native.out"])
 		}
-		if r.err != "" || r.exit != exitViolation {
-			t.Errorf("vtrace on the i386 seed: exit %d (%s), want 1 (violation)\nstderr: %s", r.exit, r.err, r.stderr)
+		if r.Err != "" || r.exit != exitViolation {
+			t.Errorf("vtrace on the i386 seed: exit %d (%s), want 1 (violation)\nstderr: %s", r.exit, r.Err, r.stderr)
 		}
 		return
 	}
@@ -410,7 +411,7 @@ func TestVMIA32EmulationParam(t *testing.T) {
 // the target where callees the child runs at full speed overwrite slots.
 var (
 	vmWatch    = vmJobOf("gcc-O0-static", "deepvfork")
-	vmWatchOff = &vmJob{build: "gcc-O0-static", name: "deepvfork", flags: append([]string{"--watchpoints", "off"}, vmFlags...)}
+	vmWatchOff = &vmJob{Build: "gcc-O0-static", Name: "deepvfork", Flags: append([]string{"--watchpoints", "off"}, vmFlags...)}
 )
 
 // Inside TCG debug-register watchpoints fire: vtrace's probe must say so,
