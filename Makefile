@@ -48,8 +48,11 @@ bench: deps build targets
 
 # Every build of every target traced, one table: slot before/after, writer,
 # parent landing, fate, verdict — each row checked against targets/expect.
+# i386 rows run natively where the kernel runs i386 programs, else in the
+# qemu VM (WHERE says which); MATRIX_I386=vm forces the VM, =native the host.
+MATRIX_I386 ?= auto
 matrix: deps build targets
-	$(GO) run ./cmd/vtrace-matrix -vtrace $(VTRACE) -targets $(BUILD)/targets
+	$(GO) run ./cmd/vtrace-matrix -vtrace $(VTRACE) -targets $(BUILD)/targets -i386 $(MATRIX_I386)
 
 lint:
 	@test -z "$$(gofmt -l cmd tracer)" || { gofmt -l cmd tracer; echo "gofmt: files above need formatting"; exit 1; }

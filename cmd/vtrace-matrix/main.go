@@ -3,7 +3,11 @@
 // landing, the program's fate and the verdict, checked against what
 // targets/expect says it must be. `make matrix` runs it.
 //
-//	vtrace-matrix [-vtrace build/vtrace] [-targets build/targets] [-j 2] [-build B] [-target T]
+//	vtrace-matrix [-vtrace build/vtrace] [-targets build/targets] [-j 2] [-build B] [-target T] [-i386 auto|native|vm]
+//
+// i386 (-m32) rows run natively where this kernel runs i386 programs, and
+// otherwise inside the project's qemu VM (cmd/internal/vmharness, one boot
+// for all of them); the WHERE column says which.
 //
 // Exit status: 0 when every row is as expected, 1 when one is not, 2 on a
 // usage error.
@@ -25,6 +29,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vtrace/vtrace/cmd/internal/vmharness"
 	"github.com/vtrace/vtrace/targets/expect"
 	"github.com/vtrace/vtrace/tracer/event"
 )
@@ -32,7 +37,7 @@ import (
 type row struct {
 	c     expect.Case
 	build string
-	where string // "native", or why the row was not run
+	where string // "native", "vm", or "not run: why"
 	sum   expect.Summary
 	bad   []string
 	err   error
@@ -50,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	jobs := fs.Int("j", 2, "runs in parallel")
 	onlyBuild := fs.String("build", "", "only this build")
 	onlyTarget := fs.String("target", "", "only this target")
+	i386Mode := fs.String("i386", "auto", "where i386 rows run: auto (natively if this kernel runs i386 programs, else in the VM), native, vm")
+	root := fs.String("root", ".", "the repository (its scripts/vm/ boots the VM)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -69,7 +76,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vtrace-matrix: no build/target matches")
 		return 2
 	}
-	i386 := i386Runs(*bin, *dir)
+	i386Where := *i386Mode
+	switch *i386Mode {
+	case "native", "vm":
+	case "auto":
+		i386Where = "native"
+		if why := i386Refused(*dir); why != "" {
+			fmt.Fprintf(stderr, "vtrace-matrix: this kernel cannot run i386 programs (%s): their rows run in the qemu VM\n", why)
+			i386Where = "vm"
+		}
+	default:
+		fmt.Fprintf(stderr, "vtrace-matrix: -i386 %q: want auto, native or vm\n", *i386Mode)
+		return 2
+	}
+	var inVM []*row
+	for _, r := range rows {
+		r.where = "native"
+		if expect.I386(r.build) {
+			r.where = i386Where
+		}
+		if r.where == "vm" {
+			inVM = append(inVM, r)
+		}
+	}
+	start := time.Now()
+	vmDone := make(chan struct{})
+	go func() {
+		defer close(vmDone)
+		if len(inVM) > 0 {
+			traceInVM(*root, *bin, *dir, inVM)
+		}
+	}()
 	work := make(chan *row)
 	var wg sync.WaitGroup
 	for i := 0; i < max(*jobs, 1); i++ {
@@ -77,33 +114,79 @@ func run(args []string, stdout, stderr io.Writer) int {
 		go func() {
 			defer wg.Done()
 			for r := range work {
-				if expect.I386(r.build) && i386 != "" {
-					r.where = i386
-					continue
-				}
-				r.where = "native"
 				r.trace(*bin, *dir)
 			}
 		}()
 	}
-	start := time.Now()
 	for _, r := range rows {
-		work <- r
+		if r.where == "native" {
+			work <- r
+		}
 	}
 	close(work)
 	wg.Wait()
+	<-vmDone
 	return print(stdout, rows, time.Since(start))
 }
 
-// i386Runs returns "" when this kernel runs i386 programs, else why not.
-func i386Runs(bin, dir string) string {
+// i386Refused returns "" when this kernel runs i386 programs, else why not
+// (execve answers ENOEXEC: IA-32 emulation is off).
+func i386Refused(dir string) string {
 	p := filepath.Join(dir, "gcc-O0-m32-static", "goodvfork_exit")
 	err := exec.Command(p).Run()
 	var ee *exec.ExitError
 	if err == nil || errors.As(err, &ee) {
 		return ""
 	}
-	return "not run: this kernel cannot run i386 programs (" + err.Error() + "); make test-vm runs them in a VM"
+	return err.Error()
+}
+
+// runFlags bound every run: the -O2 seed builds restart themselves forever.
+func runFlags() []string {
+	return []string{"--max-vforks", strconv.Itoa(expect.MaxVforks), "--timeout", "60s"}
+}
+
+// traceInVM runs rows in one boot of the qemu VM.
+func traceInVM(root, bin, dir string, rows []*row) {
+	var jobs []*vmharness.Job
+	for _, r := range rows {
+		jobs = append(jobs, &vmharness.Job{Build: r.build, Name: r.c.Target, Args: r.c.Args,
+			Flags: append([]string{"-q"}, runFlags()...)})
+	}
+	boot := vmharness.Start(vmharness.Config{
+		Root: root, Vtrace: bin,
+		Target: func(build, name string) (string, error) {
+			p := filepath.Join(dir, build, name)
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("%s missing (run make targets)", p)
+			}
+			return p, nil
+		},
+	}, jobs)
+	for i, r := range rows {
+		switch {
+		case boot.Skip != "":
+			r.where = "not run: the VM cannot be used here: " + boot.Skip
+			continue
+		case boot.Fatal != "":
+			r.err = fmt.Errorf("VM: %s", boot.Fatal)
+			continue
+		}
+		run := boot.Runs[jobs[i].Key()]
+		if run == nil || run.Err != "" {
+			why := "no result"
+			if run != nil {
+				why = run.Err + "; vtrace said: " + strings.TrimSpace(run.Stderr)
+			}
+			r.err = fmt.Errorf("VM: %s", why)
+			continue
+		}
+		r.sum = expect.Summarize(run.Events)
+		r.bad = expect.For(r.c, r.build).Check(r.sum)
+		for _, l := range run.Leftovers {
+			r.bad = append(r.bad, "left behind in the VM: "+l)
+		}
+	}
 }
 
 func (r *row) trace(bin, dir string) {
@@ -119,8 +202,7 @@ func (r *row) trace(bin, dir string) {
 	}
 	logf.Close()
 	defer os.Remove(logf.Name())
-	args := append([]string{"run", "-q", "-o", logf.Name(), "--max-vforks", strconv.Itoa(expect.MaxVforks),
-		"--timeout", "60s", "--", prog}, r.c.Args...)
+	args := append(append(append([]string{"run", "-q", "-o", logf.Name()}, runFlags()...), "--", prog), r.c.Args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -162,7 +244,7 @@ func print(w io.Writer, rows []*row, took time.Duration) int {
 		s := r.sum
 		ok := "✓"
 		switch {
-		case r.where != "native":
+		case strings.HasPrefix(r.where, "not run"):
 			ok, notRun = "-", notRun+1
 		case r.err != nil || len(r.bad) > 0:
 			ok, failed = "✗", failed+1
@@ -172,7 +254,7 @@ func print(w io.Writer, rows []*row, took time.Duration) int {
 			verdict += " (" + s.Incomplete + ")"
 		}
 		where := r.where
-		if where != "native" {
+		if strings.HasPrefix(where, "not run") {
 			where = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.c.Name(), r.build, where, dash(s.Vforks),
@@ -194,7 +276,7 @@ func print(w io.Writer, rows []*row, took time.Duration) int {
 	tw.Flush()
 	if notRun > 0 {
 		for _, r := range rows {
-			if r.where != "native" {
+			if strings.HasPrefix(r.where, "not run") {
 				fmt.Fprintf(w, "\n%d i386 rows %s\n", notRun, r.where)
 				break
 			}

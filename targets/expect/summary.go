@@ -98,8 +98,10 @@ func fate(e *event.Exit) string {
 	return f
 }
 
+// symOr names an address by its symbol, else by its module and offset
+// (libc's internal functions without a debug file), else as a number.
 func symOr(y *event.Sym, a event.Addr) string {
-	if y != nil && y.Sym != "" {
+	if y != nil && (y.Sym != "" || y.Module != "") {
 		return y.String()
 	}
 	return a.String()
