@@ -11,8 +11,10 @@
 #     N instructions) vs the raw C PTRACE_SINGLESTEP loop `stepref N`, both
 #     pinned to the same CPU. vtrace's rate = child_end.steps / whole-run wall
 #     time of the vtrace process (start-up, exec, symbols and exit included);
-#     stepref's = its own timer around the step loop, run before and after
-#     vtrace (mean of the two). Goal: ratio >= 0.90.
+#     stepref's = its own timer around the step loop. BENCH_STEP_ROUNDS (3)
+#     vtrace runs, each between two stepref runs; each round's ratio is
+#     against the mean of those two, and the median ratio counts (the VM's
+#     step rate drifts by 10 % from minute to minute). Goal: >= 0.90.
 #  2. the seed program badvfork: median wall time of vtrace fast mode,
 #     vtrace --step, `strace -f`, and a gdb script that extracts the same
 #     facts (scripts/bench-gdb.py, software watchpoints). Goals: vtrace fast
@@ -27,7 +29,10 @@
 #   BENCH_CPU=N         CPU everything is pinned to (default: 1, or 0 on a 1-CPU machine)
 #   BENCH_STEP_N="..."  instruction counts for (1) (default 1000000;
 #                       BENCH_LONG=1 adds 3000000, ~2 more minutes)
-#   BENCH_RUNS=10       runs per tool for (2) (median); BENCH_GDB_RUNS=5 for gdb (~1.3 s each)
+#   BENCH_RUNS=30       runs per tool for (2) (median, interleaved); BENCH_GDB_RUNS=5
+#                       for gdb (~1 s each, in a loop of their own after them)
+#   BENCH_STEP_ROUNDS=3 vtrace runs for (1), each between two stepref runs
+#                       (ratio per round against the mean of the two; median)
 #   BENCH_RSS_N=1000000 instructions traced for (3)
 #   BENCH_SPAWN_N=10000 spawns for (4); BENCH_SPAWN_RUNS=1 runs per tool (median)
 #   BENCH_OUT=build/bench  logs and raw numbers; BENCH_KEEP=1 keeps the big trace file
@@ -47,8 +52,9 @@ NPROC=$(nproc)
 CPU=${BENCH_CPU:-$((NPROC > 1 ? 1 : 0))}
 STEP_NS=${BENCH_STEP_N:-1000000}
 [[ ${BENCH_LONG:-0} == 1 ]] && STEP_NS="$STEP_NS 3000000"
-RUNS=${BENCH_RUNS:-10}
+RUNS=${BENCH_RUNS:-30}
 GDB_RUNS=${BENCH_GDB_RUNS:-5}
+STEP_ROUNDS=${BENCH_STEP_ROUNDS:-3}
 RSS_N=${BENCH_RSS_N:-1000000}
 SPAWN_N=${BENCH_SPAWN_N:-10000}
 SPAWN_RUNS=${BENCH_SPAWN_RUNS:-1}
@@ -86,6 +92,7 @@ timed() {
   US=$(( 10#${e//[.,]/} - 10#${s//[.,]/} ))
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+median_f() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.3f", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 ms() { awk -v u="$1" 'BEGIN {printf "%.1f ms", u/1000}'; }
 sec() { awk -v u="$1" 'BEGIN {printf "%.2f s", u/1e6}'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "nan"; else printf "%.3f", a/b}'; }
@@ -138,12 +145,14 @@ for ((i = 1; i <= RUNS; i++)); do
   timed /dev/null "$OUT/strace.err" taskset -c "$CPU" strace -f -o /dev/null "$T/badvfork"
   W_STRACE+=("$US")
   [[ $RC == 139 ]] || note "strace -f badvfork exited $RC (expected 139)"
-  if ((i <= GDB_RUNS)); then
-    timed "$OUT/gdb.$i.out" "$OUT/gdb.$i.err" taskset -c "$CPU" gdb -q -nx -batch -x scripts/bench-gdb.py --args "$T/badvfork"
-    W_GDB+=("$US")
-    nf=$(grep -c '^gdb-fact:' "$OUT/gdb.$i.out")
-    [[ $RC == 0 && $nf == 5 ]] || note "gdb run $i: exit $RC, $nf facts (expected 0 and 5), see $OUT/gdb.$i.out"
-  fi
+done
+# gdb's runs (a second each) in a loop of their own, so that none sits
+# between the runs of a few milliseconds above.
+for ((i = 1; i <= GDB_RUNS; i++)); do
+  timed "$OUT/gdb.$i.out" "$OUT/gdb.$i.err" taskset -c "$CPU" gdb -q -nx -batch -x scripts/bench-gdb.py --args "$T/badvfork"
+  W_GDB+=("$US")
+  nf=$(grep -c '^gdb-fact:' "$OUT/gdb.$i.out")
+  [[ $RC == 0 && $nf == 5 ]] || note "gdb run $i: exit $RC, $nf facts (expected 0 and 5), see $OUT/gdb.$i.out"
 done
 # the facts the gdb script found, once, and the same facts from vtrace's log
 grep '^gdb-fact:' "$OUT/gdb.1.out" | sed 's/^/  /' >&2
@@ -156,7 +165,7 @@ say "    medians: untraced $(ms "$M_NAT"), vtrace fast $(ms "$M_FAST"), vtrace -
 # ---------------------------------------------------------- (1) step rate
 # stepref runs before and after vtrace (the machine's step rate drifts with
 # the load on the other CPUs); the reference rate is the mean of the two.
-declare -A S_V S_VUS S_VPH S_R S_RSPS S_RSPS_AB S_RUS S_RATIO S_RATIO_PH
+declare -A S_V S_VUS S_VUS_ALL S_R S_RSPS_AB S_RUS S_RATIO S_RATIO_PH S_RATIOS
 stepref_run() { # stepref_run N TAG: sets SR_STEPS SR_SPS
   timed "$OUT/stepref.$1.$2.out" "$OUT/stepref.$1.$2.err" "$T/stepref" -c "$CPU" "$1"
   local line
@@ -167,33 +176,41 @@ stepref_run() { # stepref_run N TAG: sets SR_STEPS SR_SPS
   say "    stepref ($2): $line (whole process $(sec "$US"))"
 }
 for N in $STEP_NS; do
-  say "(1) single-step rate, N=$N: stepref -c $CPU, vtrace --step --cpu $CPU, stepref -c $CPU"
-  stepref_run "$N" before
-  S_R[$N]=$SR_STEPS sps1=$SR_SPS us1=$US
-
-  log=$OUT/spin.step.$N.jsonl
-  timed /dev/null "$OUT/spin.step.$N.err" "$VTRACE" run --step -q --cpu "$CPU" --timeout 0 -o "$log" "$T/spin" "$N"
-  S_VUS[$N]=$US
-  [[ $RC == 0 ]] || note "vtrace --step spin $N: exit $RC, stderr '$(head -c 200 "$OUT/spin.step.$N.err")'"
-  check_budget "$log"
-  S_V[$N]=$(jfield "$log" child_end steps)
-  [[ -n ${S_V[$N]} ]] || { note "vtrace --step spin $N: no child_end steps in $log"; S_V[$N]=0; }
-  # stepping phase alone, from the log's own clock: vfork event -> child_end
-  tv=$(jfield "$log" vfork t) te=$(jfield "$log" child_end t)
-  S_VPH[$N]=$(( (${te:-0} - ${tv:-0}) / 1000 ))
-  vsps=$(div "${S_V[$N]}" "$(awk -v u="${S_VUS[$N]}" 'BEGIN {print u/1e6}')")
-  say "    vtrace: steps=${S_V[$N]} wall $(sec "${S_VUS[$N]}") -> $(printf %.0f "$vsps") steps/s (vfork→child_end $(sec "${S_VPH[$N]}"))"
-
-  stepref_run "$N" after
-  [[ $SR_STEPS == "${S_R[$N]}" ]] || note "stepref $N counted ${S_R[$N]} then $SR_STEPS steps"
-  S_RSPS[$N]=$(awk -v a="$sps1" -v b="$SR_SPS" 'BEGIN {printf "%.0f", (a+b)/2}')
-  S_RSPS_AB[$N]="$(printf %.0f "$sps1") / $(printf %.0f "$SR_SPS")"
-  S_RUS[$N]="$(sec "$us1") / $(sec "$US")"
-  S_RATIO[$N]=$(div "$vsps" "${S_RSPS[$N]}")
-  S_RATIO_PH[$N]=$(div "$(div "${S_V[$N]}" "$(awk -v u="${S_VPH[$N]}" 'BEGIN {print u/1e6}')")" "${S_RSPS[$N]}")
-  say "    ratio ${S_RATIO[$N]} (vtrace whole run ÷ mean stepref ${S_RSPS[$N]} steps/s)"
-  d=$(( S_V[$N] - S_R[$N] ))
-  ((d < -1000 || d > 1000)) && note "N=$N: vtrace counted ${S_V[$N]} steps, stepref ${S_R[$N]} (difference $d)"
+  say "(1) single-step rate, N=$N: $STEP_ROUNDS rounds of vtrace --step --cpu $CPU, each between two runs of stepref -c $CPU"
+  stepref_run "$N" 0
+  S_R[$N]=$SR_STEPS prev=$SR_SPS
+  rus="$(sec "$US")" rsps="$(printf %.0f "$SR_SPS")"
+  ratios=() phratios=() vus_all=()
+  for ((r = 1; r <= STEP_ROUNDS; r++)); do
+    log=$OUT/spin.step.$N.$r.jsonl
+    timed /dev/null "$OUT/spin.step.$N.$r.err" "$VTRACE" run --step -q --cpu "$CPU" --timeout 0 -o "$log" "$T/spin" "$N"
+    vus=$US
+    [[ $RC == 0 ]] || note "vtrace --step spin $N (round $r): exit $RC, stderr '$(head -c 200 "$OUT/spin.step.$N.$r.err")'"
+    check_budget "$log"
+    steps=$(jfield "$log" child_end steps)
+    [[ -n $steps ]] || { note "vtrace --step spin $N: no child_end steps in $log"; steps=0; }
+    # stepping phase alone, from the log's own clock: vfork event -> child_end
+    tv=$(jfield "$log" vfork t) te=$(jfield "$log" child_end t)
+    ph=$(( (${te:-0} - ${tv:-0}) / 1000 ))
+    vsps=$(div "$steps" "$(awk -v u="$vus" 'BEGIN {print u/1e6}')")
+    say "    vtrace ($r): steps=$steps wall $(sec "$vus") -> $(printf %.0f "$vsps") steps/s (vfork→child_end $(sec "$ph"))"
+    stepref_run "$N" "$r"
+    [[ $SR_STEPS == "${S_R[$N]}" ]] || note "stepref $N counted ${S_R[$N]} then $SR_STEPS steps"
+    ref=$(awk -v a="$prev" -v b="$SR_SPS" 'BEGIN {printf "%.0f", (a+b)/2}')
+    ratios+=("$(div "$vsps" "$ref")")
+    phratios+=("$(div "$(div "$steps" "$(awk -v u="$ph" 'BEGIN {print u/1e6}')")" "$ref")")
+    say "    ratio ${ratios[-1]} (vtrace whole run ÷ stepref $ref steps/s, the mean of the runs around it)"
+    rus+=" / $(sec "$US")" rsps+=" / $(printf %.0f "$SR_SPS")"
+    vus_all+=("$vus")
+    prev=$SR_SPS
+    S_V[$N]=$steps
+    d=$(( steps - S_R[$N] ))
+    ((d < -1000 || d > 1000)) && note "N=$N: vtrace counted $steps steps, stepref ${S_R[$N]} (difference $d)"
+  done
+  S_RATIO[$N]=$(median_f "${ratios[@]}") S_RATIO_PH[$N]=$(median_f "${phratios[@]}")
+  S_RATIOS[$N]="${ratios[*]}" S_RUS[$N]=$rus S_RSPS_AB[$N]=$rsps
+  S_VUS[$N]=$(median "${vus_all[@]}")
+  S_VUS_ALL[$N]="$(for u in "${vus_all[@]}"; do sec "$u"; echo -n " "; done)"
 done
 
 # ---------------------------------------------------------------- (3) RSS
@@ -251,8 +268,8 @@ row() { # row MEASUREMENT VALUES GOAL RATIO VERDICT
   echo "|---|---|---|---|---|"
   for N in $STEP_NS; do
     vsps=$(awk -v s="${S_V[$N]}" -v u="${S_VUS[$N]}" 'BEGIN {printf "%.0f", s/(u/1e6)}')
-    row "(1) single-step rate, spin $(comma "$N") (vtrace --step ÷ stepref)" \
-      "vtrace $(comma "${S_V[$N]}") steps in $(sec "${S_VUS[$N]}") wall = $(comma "$vsps") steps/s; stepref $(comma "${S_R[$N]}") steps at $(comma "${S_RSPS[$N]}") steps/s (mean of 2 runs)" \
+    row "(1) single-step rate, spin $(comma "$N") (vtrace --step ÷ stepref, median of $STEP_ROUNDS rounds)" \
+      "vtrace $(comma "${S_V[$N]}") steps in $(sec "${S_VUS[$N]}") wall (median) = $(comma "$vsps") steps/s; stepref $(comma "${S_R[$N]}") steps at ${S_RSPS_AB[$N]} steps/s; per-round ratios ${S_RATIOS[$N]}" \
       "≥ 0.90" "${S_RATIO[$N]}" "$(pass "${S_RATIO[$N]}" ">=" 0.90)"
   done
   row "(2) badvfork: vtrace fast ÷ strace -f (median of $RUNS)" "$(ms "$M_FAST") vs $(ms "$M_STRACE")" "≤ 1.0" "$R_STRACE" "$(pass "$R_STRACE" "<=" 1.0)"
@@ -272,8 +289,8 @@ row() { # row MEASUREMENT VALUES GOAL RATIO VERDICT
   echo "| badvfork \`strace -f -o /dev/null\` (median of $RUNS) | $(ms "$M_STRACE") |"
   echo "| badvfork gdb script (median of $GDB_RUNS) | $(ms "$M_GDB") |"
   for N in $STEP_NS; do
-    echo "| stepref $N, before / after vtrace (whole process; its step loop: ${S_RSPS_AB[$N]} steps/s) | ${S_RUS[$N]} |"
-    echo "| vtrace --step spin $N (whole run; vfork→child_end in its log: $(sec "${S_VPH[$N]}"), ratio ${S_RATIO_PH[$N]} on that phase alone) | $(sec "${S_VUS[$N]}") |"
+    echo "| stepref $N, runs 0–$STEP_ROUNDS around the vtrace runs (whole process; its step loop: ${S_RSPS_AB[$N]} steps/s) | ${S_RUS[$N]} |"
+    echo "| vtrace --step spin $N, rounds 1–$STEP_ROUNDS (whole run; median ratio on the vfork→child_end phase alone: ${S_RATIO_PH[$N]}) | ${S_VUS_ALL[$N]}|"
   done
   echo "| spawnloop $SPAWN_N untraced (median of $SPAWN_RUNS) | $(sec "$M_PNAT") |"
   echo "| spawnloop $SPAWN_N \`vtrace run -q --max-vforks 0 --timeout 0\` | $(sec "$M_PV") |"

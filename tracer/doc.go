@@ -3,6 +3,13 @@
 // the child treated the parent's stack. Renderers (package report) turn the
 // events into text or JSON Lines; the engine never formats for humans.
 //
+// Before any vfork: at the program's exec stop vtrace reads only its ELF
+// header (the arch), probes whether debug-register watchpoints fire, and
+// lets the program run; while it starts, another goroutine, kept off the
+// tracer's CPU, reads the symbols of the program and of the libraries it
+// names (symbols.PrefetchProgram). /proc/PID/maps is read at the first
+// symbol lookup, and again at each vfork.
+//
 // The story of one vfork, as the engine sees it:
 //
 //  1. The parent stops in PTRACE_EVENT_VFORK, right after the syscall
@@ -16,8 +23,10 @@
 //     [sp, outermost frame) is snapshotted (story.go).
 //  3. followChild: the parent stays in its event stop (registers readable,
 //     never runnable) while the child runs. The child is single-stepped
-//     where it shares frames with the parent; in fast mode each call from
-//     there runs at full speed to an int3 at its return address (child.go).
+//     where it shares frames with the parent (without a register read
+//     before an instruction that changes only registers); in fast mode each
+//     call from there runs at full speed to an int3 at its return address
+//     (child.go).
 //     Each instruction's memory effects (disasm) say which words to compare
 //     with the snapshot: slot_write, stack_write, child_return_past_frame.
 //  4. The child execs or exits; every int3 is removed (the memory is shared),
