@@ -170,11 +170,9 @@ func TestRealProgram(t *testing.T) {
 			}
 			for _, mode := range []string{"fast", "step"} {
 				t.Run(mode, func(t *testing.T) {
-					args := argv
+					args := append([]string{"--"}, argv...)
 					if mode == "step" {
-						args = append([]string{"--step", "--"}, argv...)
-					} else {
-						args = append([]string{"--"}, argv...)
+						args = append([]string{"--step"}, args...)
 					}
 					r := trace(t, args...)
 					checkRealRun(t, r, p, ref, mode)
