@@ -60,7 +60,9 @@ func (s *session) followChild(st *story) error {
 		var pc uint64
 		var in *disasm.Insn
 		var derr error
-		if next != 0 && !s.cfg.TraceInsns {
+		// Not where vtrace planted an int3: stepping over one needs the
+		// certain pc (a SIGTRAP sent from outside looks like a step).
+		if _, planted := mm.bps[next]; next != 0 && !planted && !s.cfg.TraceInsns {
 			if in, derr = s.insnAt(mm, c.pid, next); derr == nil && in.Silent() {
 				pc = next
 			}

@@ -389,10 +389,11 @@ func (s *session) recordFault(t *task, sig unix.Signal, info ptrace.SigInfo) {
 		f.pc = regs.PC()
 	}
 	t.proc.fault = f
-	if mm := t.proc.mm; f.pc != 0 && hasFaultAddr(sig) && !mm.syms().IsCode(f.pc) {
-		// The fault may be in code mapped since the maps were read (a
-		// library, before any vfork refreshed them): read them while the
-		// process is still there to be asked.
+	// The signal may kill the process: its maps must be read (mm.syms)
+	// while it is still there to be asked, and again if the fault is in
+	// code mapped since they were (a library, before any vfork refreshed
+	// them).
+	if mm := t.proc.mm; f.pc != 0 && !mm.syms().IsCode(f.pc) && hasFaultAddr(sig) {
 		s.refresh(mm, t.pid)
 	}
 }

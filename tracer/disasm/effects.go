@@ -277,6 +277,10 @@ func (in *Insn) Silent() bool {
 	switch in.Inst.Op {
 	case x86asm.XBEGIN, x86asm.XABORT, x86asm.XEND: // transactions jump to the abort handler
 		return false
+	case x86asm.MOV:
+		if in.Inst.Args[0] == x86asm.SS {
+			return false // the single-step trap waits for the next instruction
+		}
 	}
 	for i := 0; i < int(in.nmem); i++ {
 		if in.mem[i].write {

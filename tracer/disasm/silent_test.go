@@ -41,6 +41,8 @@ func TestSilent(t *testing.T) {
 		{arch.AMD64, []byte{0x0f, 0xae, 0x20}, false, "xsave (%rax)"},
 		{arch.AMD64, []byte{0xc7, 0xf8, 0, 0, 0, 0}, false, "xbegin"},
 		{arch.AMD64, []byte{0xf0}, false, "a lone lock prefix"},
+		{arch.AMD64, []byte{0x8e, 0xd0}, false, "mov %eax,%ss (delays the step trap)"},
+		{arch.AMD64, []byte{0x8e, 0xd8}, true, "mov %eax,%ds"},
 		{arch.I386, []byte{0x01, 0xd0}, true, "add %edx,%eax"},
 		{arch.I386, []byte{0xcd, 0x80}, false, "int $0x80"},
 		{arch.I386, []byte{0x89, 0x04, 0x24}, false, "mov %eax,(%esp)"},
