@@ -9,8 +9,8 @@
 // otherwise inside the project's qemu VM (cmd/internal/vmharness, one boot
 // for all of them); the WHERE column says which.
 //
-// Exit status: 0 when every row is as expected, 1 when one is not, 2 on a
-// usage error.
+// Exit status: 0 when every row is as expected, 1 when one is not or could
+// not be run, 2 on a usage error.
 package main
 
 import (
@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -129,16 +130,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return print(stdout, rows, time.Since(start))
 }
 
-// i386Refused returns "" when this kernel runs i386 programs, else why not
-// (execve answers ENOEXEC: IA-32 emulation is off).
+// i386Refused returns "" when this kernel runs i386 programs, else why not:
+// execve answers ENOEXEC (IA-32 emulation is off). Any other failure (the
+// probe not built) is left to the rows themselves to report.
 func i386Refused(dir string) string {
 	p := filepath.Join(dir, "gcc-O0-m32-static", "goodvfork_exit")
-	err := exec.Command(p).Run()
-	var ee *exec.ExitError
-	if err == nil || errors.As(err, &ee) {
-		return ""
+	if err := exec.Command(p).Run(); errors.Is(err, syscall.ENOEXEC) {
+		return err.Error()
 	}
-	return err.Error()
+	return ""
 }
 
 // runFlags bound every run: the -O2 seed builds restart themselves forever.
@@ -177,6 +177,9 @@ func traceInVM(root, bin, dir string, rows []*row) {
 			why := "no result"
 			if run != nil {
 				why = run.Err + "; vtrace said: " + strings.TrimSpace(run.Stderr)
+			}
+			if boot.QemuErr != nil {
+				why += fmt.Sprintf(" (qemu: %v; run.sh exits 124 when its %d s limit killed it)", boot.QemuErr, vmharness.BootTimeout)
 			}
 			r.err = fmt.Errorf("VM: %s", why)
 			continue
@@ -293,7 +296,7 @@ func print(w io.Writer, rows []*row, took time.Duration) int {
 	}
 	fmt.Fprintf(w, "\n%d rows, %d as expected, %d not, %d not run here (%s)\n", len(rows),
 		len(rows)-failed-notRun, failed, notRun, took.Round(time.Second))
-	if failed > 0 {
+	if failed > 0 || notRun > 0 { // a table with holes is no pass either
 		return 1
 	}
 	return 0
