@@ -67,10 +67,9 @@ func (s *session) followChild(st *story) error {
 				pc = next
 			}
 		}
-		silent := pc != 0
 		var acc []disasm.Access
 		unknown := false
-		if !silent {
+		if pc == 0 { // not a predicted silent instruction: read where the child is
 			if err := s.t.Regs(c.pid, &regs); err != nil {
 				return fmt.Errorf("read child registers: %w", err)
 			}
@@ -94,6 +93,7 @@ func (s *session) followChild(st *story) error {
 		if derr == nil {
 			class = in.Class
 		}
+		silent := derr == nil && in.Silent()
 		sharedFrame := st.depth == 0
 		var out outcome
 		var err error
@@ -103,7 +103,7 @@ func (s *session) followChild(st *story) error {
 			out, err = s.advance(c, true, sig, pc)
 		}
 		next = 0
-		if derr == nil && in.Silent() && sig == 0 && err == nil && out.kind == outTrap && !out.nested && !out.delivered {
+		if silent && sig == 0 && err == nil && out.kind == outTrap && !out.nested && !out.delivered {
 			next = pc + uint64(in.Len)
 		}
 		sig = 0
