@@ -43,19 +43,15 @@ func PrefetchProgram(path string) {
 		return
 	}
 	f := b.img
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			if data, err := readProg(f, p); err == nil {
-				prefetchFile(strings.TrimRight(string(data), "\x00"))
-			}
-		}
+	if interp, ok := Interp(f.File); ok {
+		prefetchFile(interp)
 	}
 	libs, err := f.ImportedLibraries()
 	if err != nil {
 		return
 	}
 	for _, lib := range libs {
-		for _, dir := range libDirs(f) {
+		for _, dir := range LibDirs(f.Class) {
 			if p := filepath.Join(dir, lib); isRegularFile(p) {
 				if lb := prefetchFile(p); lb != nil && lb.Arch == b.Arch {
 					break
@@ -83,22 +79,28 @@ func prefetchFile(path string) *Binary {
 	return b
 }
 
-// libDirs are the dynamic loader's default directories for f's class
-// (Debian's multiarch layout first).
-func libDirs(f *image) []string {
-	if f.Class == elf.ELFCLASS32 {
-		return []string{"/lib/i386-linux-gnu", "/usr/lib/i386-linux-gnu", "/lib32", "/usr/lib32", "/lib", "/usr/lib"}
+// LibDirs are the dynamic loader's default directories for an ELF class,
+// where a library named by DT_NEEDED is looked for without ld.so.cache
+// (Debian's layout: libc6-i386 installs into /lib32).
+func LibDirs(class elf.Class) []string {
+	if class == elf.ELFCLASS32 {
+		return []string{"/lib32", "/usr/lib32", "/lib/i386-linux-gnu", "/usr/lib/i386-linux-gnu", "/lib", "/usr/lib"}
 	}
 	return []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
 }
 
-func readProg(f *image, p *elf.Prog) ([]byte, error) {
-	if p.Filesz > 4096 {
-		return nil, os.ErrInvalid
+// Interp returns a dynamic executable's program interpreter (PT_INTERP).
+func Interp(f *elf.File) (string, bool) {
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_INTERP || p.Filesz > 4096 {
+			continue
+		}
+		buf := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(buf, 0); err == nil {
+			return strings.TrimRight(string(buf), "\x00"), true
+		}
 	}
-	buf := make([]byte, p.Filesz)
-	_, err := p.ReadAt(buf, 0)
-	return buf, err
+	return "", false
 }
 
 func isRegularFile(p string) bool {

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/symbols"
 )
 
 // Job is one `vtrace run` inside the VM.
@@ -435,24 +436,11 @@ func elfDeps(path string) ([]string, error) {
 		}
 		defer f.Close()
 		if dirs == nil {
-			dirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
-			if f.Class == elf.ELFCLASS32 {
-				dirs = []string{"/lib32", "/usr/lib32", "/lib/i386-linux-gnu", "/usr/lib/i386-linux-gnu", "/lib", "/usr/lib"}
-			}
+			dirs = symbols.LibDirs(f.Class)
 		}
-		for _, prog := range f.Progs {
-			if prog.Type != elf.PT_INTERP || !top {
-				continue
-			}
-			b, err := io.ReadAll(prog.Open())
-			if err != nil {
-				return fmt.Errorf("%s: PT_INTERP: %v", p, err)
-			}
-			interp := strings.TrimRight(string(b), "\x00")
-			if !seen[interp] {
-				seen[interp] = true
-				out = append(out, interp)
-			}
+		if interp, ok := symbols.Interp(f); ok && top && !seen[interp] {
+			seen[interp] = true
+			out = append(out, interp)
 		}
 		needed, err := f.ImportedLibraries()
 		if err != nil {
