@@ -44,6 +44,9 @@ type row struct {
 	err   error
 }
 
+// notRun reports whether the row could not be run here (where says why).
+func (r *row) notRun() bool { return strings.HasPrefix(r.where, "not run") }
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -247,7 +250,7 @@ func print(w io.Writer, rows []*row, took time.Duration) int {
 		s := r.sum
 		ok := "✓"
 		switch {
-		case strings.HasPrefix(r.where, "not run"):
+		case r.notRun():
 			ok, notRun = "-", notRun+1
 		case r.err != nil || len(r.bad) > 0:
 			ok, failed = "✗", failed+1
@@ -257,7 +260,7 @@ func print(w io.Writer, rows []*row, took time.Duration) int {
 			verdict += " (" + s.Incomplete + ")"
 		}
 		where := r.where
-		if strings.HasPrefix(where, "not run") {
+		if r.notRun() {
 			where = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.c.Name(), r.build, where, dash(s.Vforks),
@@ -279,7 +282,7 @@ func print(w io.Writer, rows []*row, took time.Duration) int {
 	tw.Flush()
 	if notRun > 0 {
 		for _, r := range rows {
-			if strings.HasPrefix(r.where, "not run") {
+			if r.notRun() {
 				fmt.Fprintf(w, "\n%d i386 rows %s\n", notRun, r.where)
 				break
 			}
