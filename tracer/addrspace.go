@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/vtrace/vtrace/tracer/arch"
-	"github.com/vtrace/vtrace/tracer/disasm"
 	"github.com/vtrace/vtrace/tracer/event"
-	"github.com/vtrace/vtrace/tracer/symbols"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
+	"github.com/vtrace/vtrace/tracer/internal/symbols"
 )
 
 // addrSpace is one memory image (an mm): shared by a vfork parent and its

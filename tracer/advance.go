@@ -3,7 +3,7 @@ package tracer
 import (
 	"golang.org/x/sys/unix"
 
-	"github.com/vtrace/vtrace/tracer/ptrace"
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
 )
 
 // outKind is what stopped a task that a story resumed.

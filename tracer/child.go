@@ -7,10 +7,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vtrace/vtrace/tracer/arch"
-	"github.com/vtrace/vtrace/tracer/disasm"
 	"github.com/vtrace/vtrace/tracer/event"
-	"github.com/vtrace/vtrace/tracer/unwind"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
+	"github.com/vtrace/vtrace/tracer/internal/unwind"
 )
 
 // followChild runs the vfork child, with the parent held in its event stop,

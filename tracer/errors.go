@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vtrace/vtrace/tracer/ptrace"
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
 )
 
 // ErrCannotTrace wraps every reason a run could not start: the CLI maps it

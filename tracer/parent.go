@@ -3,9 +3,9 @@ package tracer
 import (
 	"golang.org/x/sys/unix"
 
-	"github.com/vtrace/vtrace/tracer/arch"
-	"github.com/vtrace/vtrace/tracer/disasm"
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
 )
 
 // followParent single-steps the parent from its wake-up (the instruction

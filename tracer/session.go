@@ -15,10 +15,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vtrace/vtrace/tracer/arch"
 	"github.com/vtrace/vtrace/tracer/event"
-	"github.com/vtrace/vtrace/tracer/ptrace"
-	"github.com/vtrace/vtrace/tracer/symbols"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
+	"github.com/vtrace/vtrace/tracer/internal/symbols"
 )
 
 // errStopped unwinds a story when the run is being stopped (budget, timeout,

@@ -8,10 +8,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vtrace/vtrace/tracer/arch"
-	"github.com/vtrace/vtrace/tracer/disasm"
 	"github.com/vtrace/vtrace/tracer/event"
-	"github.com/vtrace/vtrace/tracer/unwind"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
+	"github.com/vtrace/vtrace/tracer/internal/unwind"
 )
 
 // slotInfo describes a return-address or saved-register slot of a live

@@ -32,8 +32,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vtrace/vtrace/tracer/elfdeps"
 	"github.com/vtrace/vtrace/tracer/event"
-	"github.com/vtrace/vtrace/tracer/symbols"
 )
 
 // Job is one `vtrace run` inside the VM.
@@ -436,9 +436,9 @@ func elfDeps(path string) ([]string, error) {
 		}
 		defer f.Close()
 		if dirs == nil {
-			dirs = symbols.LibDirs(f.Class)
+			dirs = elfdeps.LibDirs(f.Class)
 		}
-		if interp, ok := symbols.Interp(f); ok && top && !seen[interp] {
+		if interp, ok := elfdeps.Interp(f); ok && top && !seen[interp] {
 			seen[interp] = true
 			out = append(out, interp)
 		}

@@ -28,9 +28,9 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/vtrace/vtrace/tracer/arch"
-	"github.com/vtrace/vtrace/tracer/ptrace"
-	"github.com/vtrace/vtrace/tracer/symbols"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
+	"github.com/vtrace/vtrace/tracer/internal/symbols"
 	"golang.org/x/sys/unix"
 )
 

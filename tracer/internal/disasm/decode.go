@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/arch/x86/x86asm"
 
-	"github.com/vtrace/vtrace/tracer/arch"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 // Insn is one decoded instruction at a known address, with everything Effects

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vtrace/vtrace/tracer/arch"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 func openT(t *testing.T, path string) *Binary {

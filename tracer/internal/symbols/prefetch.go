@@ -1,10 +1,10 @@
 package symbols
 
 import (
-	"debug/elf"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/vtrace/vtrace/tracer/elfdeps"
 )
 
 // Between a program's exec and its first vfork, the dynamic loader maps
@@ -43,7 +43,7 @@ func PrefetchProgram(path string) {
 		return
 	}
 	f := b.img
-	if interp, ok := Interp(f.File); ok {
+	if interp, ok := elfdeps.Interp(f.File); ok {
 		prefetchFile(interp)
 	}
 	libs, err := f.ImportedLibraries()
@@ -51,7 +51,7 @@ func PrefetchProgram(path string) {
 		return
 	}
 	for _, lib := range libs {
-		for _, dir := range LibDirs(f.Class) {
+		for _, dir := range elfdeps.LibDirs(f.Class) {
 			if p := filepath.Join(dir, lib); isRegularFile(p) {
 				if lb := prefetchFile(p); lb != nil && lb.Arch == b.Arch {
 					break
@@ -77,30 +77,6 @@ func prefetchFile(path string) *Binary {
 	}
 	b.Prefetch()
 	return b
-}
-
-// LibDirs are the dynamic loader's default directories for an ELF class,
-// where a library named by DT_NEEDED is looked for without ld.so.cache
-// (Debian's layout: libc6-i386 installs into /lib32).
-func LibDirs(class elf.Class) []string {
-	if class == elf.ELFCLASS32 {
-		return []string{"/lib32", "/usr/lib32", "/lib/i386-linux-gnu", "/usr/lib/i386-linux-gnu", "/lib", "/usr/lib"}
-	}
-	return []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
-}
-
-// Interp returns a dynamic executable's program interpreter (PT_INTERP).
-func Interp(f *elf.File) (string, bool) {
-	for _, p := range f.Progs {
-		if p.Type != elf.PT_INTERP || p.Filesz > 4096 {
-			continue
-		}
-		buf := make([]byte, p.Filesz)
-		if _, err := p.ReadAt(buf, 0); err == nil {
-			return strings.TrimRight(string(buf), "\x00"), true
-		}
-	}
-	return "", false
 }
 
 func isRegularFile(p string) bool {

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/vtrace/vtrace/tracer/arch"
-	"github.com/vtrace/vtrace/tracer/unwind"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/unwind"
 )
 
 // The unwinder reads functions without CFI from their code (unwind's

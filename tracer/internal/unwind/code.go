@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/vtrace/vtrace/tracer/arch"
-	"github.com/vtrace/vtrace/tracer/disasm"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
 	"golang.org/x/arch/x86/x86asm"
 )
 

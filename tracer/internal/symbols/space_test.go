@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
-	"github.com/vtrace/vtrace/tracer/arch"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 func readMaps(t *testing.T, name string) []Mapping {

@@ -3,7 +3,7 @@ package disasm
 import (
 	"testing"
 
-	"github.com/vtrace/vtrace/tracer/arch"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 func TestPoppedReg(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"sync"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
-	"github.com/vtrace/vtrace/tracer/arch"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 // Mapping is one line of /proc/PID/maps.

@@ -6,7 +6,7 @@ import (
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
 	"github.com/go-delve/delve/pkg/dwarf/regnum"
-	"github.com/vtrace/vtrace/tracer/arch"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 // Hand-built CFI for rules the seed binaries do not use: a .debug_frame

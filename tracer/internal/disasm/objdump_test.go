@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vtrace/vtrace/tracer/arch"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 // objLine is one instruction line of `objdump -d --no-show-raw-insn`.

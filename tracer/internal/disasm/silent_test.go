@@ -3,7 +3,7 @@ package disasm
 import (
 	"testing"
 
-	"github.com/vtrace/vtrace/tracer/arch"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 // Silent instructions are the ones a single-stepping tracer may skip the
