@@ -249,14 +249,14 @@ func (s *session) emitWrite(st *story, a, old, cur uint64, by, during *event.Ins
 // foundBy names how a write was found: the stepped instruction itself, a
 // watchpoint inside a callee (exact writer and the call it was in), or a
 // diff of the snapshot after a call or at the child's end.
-func foundBy(by, during *event.Insn) string {
+func foundBy(by, during *event.Insn) event.FoundBy {
 	switch {
 	case by != nil && during != nil:
-		return "hw"
+		return event.FoundHW
 	case by != nil:
-		return "step"
+		return event.FoundStep
 	}
-	return "diff"
+	return event.FoundDiff
 }
 
 // backtrace unwinds the child at the writing instruction.

@@ -70,7 +70,7 @@ const (
 
 // Result summarises a finished run.
 type Result struct {
-	Verdict    string // "violation", "warning", "clean"
+	Verdict    event.Judgement
 	Vforks     int
 	Incomplete string // budget that stopped the run, if any
 	Steps      int64

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
 )
@@ -123,7 +124,7 @@ func (s *session) probeHW(t *task) {
 func (s *session) probeStore(t *task, pc uint64, in *disasm.Insn, target uint64) (hwState, string) {
 	mm := t.proc.mm
 	next := pc + uint64(in.Len)
-	desc := fmt.Sprintf("DR0 on %#x, store `%s`", target, squeeze(s.insnText(mm, in)))
+	desc := fmt.Sprintf("DR0 on %#x, store `%s`", target, strings.Join(strings.Fields(s.insnText(mm, in)), " "))
 	const owner = -1 // not a story
 	if err := s.plant(mm, t.pid, next, owner); err != nil {
 		return hwBroken, fmt.Sprintf("%s: %v", desc, err)
@@ -212,7 +213,7 @@ func (s *session) armSlots(st *story) {
 		if info.kind == "saved_reg" {
 			what = "%" + info.reg
 		}
-		names = append(names, fmt.Sprintf("DR%d %s of %s at %#x", i, what, fn(st.frameFns[info.frame]), a))
+		names = append(names, fmt.Sprintf("DR%d %s of %s at %#x", i, what, funcName(st.frameFns[info.frame]), a))
 	}
 	s.note(st.id, "watchpoints armed in the child: "+strings.Join(names, ", "))
 }
@@ -273,4 +274,12 @@ func (s *session) insnEndingAt(mm *addrSpace, pid int, pc uint64) *disasm.Insn {
 		a += uint64(in.Len)
 	}
 	return nil
+}
+
+// funcName is a frame's function for notes: "createproc()".
+func funcName(y *event.Sym) string {
+	if y == nil || y.Sym == "" {
+		return "?"
+	}
+	return y.Sym + "()"
 }

@@ -46,7 +46,7 @@ func (s *session) followParent(st *story) error {
 		}
 		return pc
 	}
-	land := func(how string, pc uint64) {
+	land := func(how event.LandingKind, pc uint64) {
 		st.landing = &event.ParentLanding{Header: s.hdr("parent_landing", p.pid), Vfork: st.id,
 			PC: event.Addr(pc), Sym: s.sym(mm, pc), How: how, Steps: steps}
 		if how == "ret_clobbered" {
@@ -208,7 +208,7 @@ func (s *session) checkConsume(st *story, in *disasm.Insn, acc []disasm.Access, 
 				continue
 			}
 			v := c.val
-			kind, reg := "local", ""
+			kind, reg := event.SlotLocal, ""
 			if info, ok := st.slots[x]; ok {
 				kind, reg = info.kind, info.reg
 			} else {
@@ -231,7 +231,7 @@ func (s *session) checkConsume(st *story, in *disasm.Insn, acc []disasm.Access, 
 // frame without CFI or frame pointer) by how the parent uses it: a ret pops
 // a return address; a pop or leave into a callee-saved register restores a
 // saved register.
-func (st *story) slotByUse(in *disasm.Insn) (kind, reg string) {
+func (st *story) slotByUse(in *disasm.Insn) (kind event.SlotKind, reg string) {
 	if in.Class == disasm.Ret {
 		return "ret", ""
 	}

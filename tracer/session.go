@@ -83,7 +83,7 @@ type session struct {
 	hw      hwState
 	hwProbe string // what the watchpoint probe saw
 
-	results []storyResult
+	tally tally
 
 	stopMu     sync.Mutex
 	stopReason string // set once: "timeout", "interrupt", "max_steps", "max_vforks"
@@ -628,7 +628,7 @@ func (s *session) finish() Result {
 	if reason != "" {
 		s.emit(&event.Budget{Header: s.hdr("budget", s.mainPID), Budget: reason, Limit: limit})
 	}
-	v := runVerdict(s.results)
+	v := s.tally.verdict()
 	v.Header = s.hdr("verdict", s.mainPID)
 	v.Incomplete = reason
 	s.emit(v)

@@ -17,7 +17,7 @@ import (
 // slotInfo describes a return-address or saved-register slot of a live
 // parent frame.
 type slotInfo struct {
-	kind  string // "ret" or "saved_reg"
+	kind  event.SlotKind
 	reg   string
 	frame int
 }
@@ -31,7 +31,6 @@ type story struct {
 	word          int
 	regs0         arch.Regs // the parent at its vfork event stop
 	frames        []unwind.Frame
-	preCorrupt    string // set when the caller's frame was broken before the vfork
 	frameFns      []*event.Sym
 
 	// The parent's live stack region [lo, hi): from its stack pointer at
@@ -61,7 +60,7 @@ type story struct {
 	acc          []disasm.Access
 
 	// What the parent did.
-	consumed  map[uint64]string // address → kind
+	consumed  map[uint64]event.SlotKind // address → kind
 	consumes  []*event.ParentConsume
 	landing   *event.ParentLanding
 	resumeSig int // a signal the parent stopped with, delivered when it resumes
@@ -87,7 +86,7 @@ const (
 // itself followed by an enclosing story, which then goes on stepping it).
 func (s *session) story(p *task) error {
 	s.vforks++
-	st := &story{id: s.vforks, parent: p, mm: p.proc.mm, consumed: map[uint64]string{}}
+	st := &story{id: s.vforks, parent: p, mm: p.proc.mm, consumed: map[uint64]event.SlotKind{}}
 	outer := p.inStory
 	p.inStory = true
 	defer func() {
@@ -130,7 +129,7 @@ func (s *session) story(p *task) error {
 			st.cut = r
 		}
 	}
-	s.results = append(s.results, s.verdict(st))
+	s.tally.add(s.verdict(st))
 	return err
 }
 
@@ -216,7 +215,7 @@ func (s *session) capture(st *story) error {
 		}
 		st.frameFns = append(st.frameFns, fn)
 		ef := event.Frame{Index: i, PC: event.Addr(f.PC), Sym: s.sym(st.mm, f.PC), CFA: event.Addr(f.CFA),
-			Ret: event.Addr(f.Ret), RetSym: s.sym(st.mm, f.Ret), Method: f.Method}
+			Ret: event.Addr(f.Ret), RetSym: s.sym(st.mm, f.Ret), Method: event.UnwindMethod(f.Method)}
 		if f.RetSlot != 0 {
 			a := event.Addr(f.RetSlot)
 			ef.RetSlot = &a
@@ -236,9 +235,7 @@ func (s *session) capture(st *story) error {
 		// CFI at its syscall and skips main that way).
 		trusted := frames[0].Method != "fp" && frames[1].Method != "fp"
 		if r := frames[1].Ret; trusted && !st.mm.syms().IsCode(r) {
-			st.preCorrupt = fmt.Sprintf("the parent's stack was already corrupt before this vfork: %s returns to %#x, which is not code",
-				fn(st.frameFns[1]), r)
-			s.note(st.id, st.preCorrupt)
+			ev.CorruptBefore = &event.CorruptFrame{Frame: 1, Fn: st.frameFns[1], Ret: event.Addr(r)}
 		}
 		ev.Caller = st.frameFns[1]
 		if in, err := s.prevInsn(st.mm, p.pid, frames[0].Ret); err == nil && in.Class == disasm.Call {

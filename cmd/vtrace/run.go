@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer"
+	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/report"
 )
 
@@ -140,7 +141,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: %s: %v", tracer.ErrCannotTrace, prog, unwrapExecErr(err))
 	}
 
-	var sinks report.Multi
+	sinks := report.Multi{&report.Narrator{}}
 	var jsonl *report.JSONL
 	if *outFile != "" || *jsonOut {
 		w := stdout
@@ -180,7 +181,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if res.Verdict == tracer.Violation {
+	if res.Verdict == event.Violation {
 		return errViolation
 	}
 	if res.Incomplete != "" {

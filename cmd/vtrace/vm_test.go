@@ -344,7 +344,7 @@ func TestVMI386Matrix(t *testing.T) {
 				r = b.get(t, j)
 				v := r.verdict()
 				got := fmt.Sprintf("%s (%d vforks, %d violations, %d warnings, incomplete %q)", v.Verdict, v.Vforks, v.Violations, v.Warnings, v.Incomplete)
-				vmExpect(t, j, "verdict", v.Verdict == m.verdict && v.Vforks > 0,
+				vmExpect(t, j, "verdict", string(v.Verdict) == m.verdict && v.Vforks > 0,
 					"verdict %s, want %s\nstderr:\n%s", got, m.verdict, tail(r.stderr, 4000))
 				if v.Incomplete != "" {
 					t.Errorf("run stopped by a budget: %s (none of these targets loops in an -m32 build)", got)

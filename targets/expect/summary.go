@@ -3,9 +3,9 @@ package expect
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/report"
 )
 
 // Summary is one traced run in a line of the matrix: the run's verdict and
@@ -30,16 +30,18 @@ type Summary struct {
 // Summarize reads a run's events.
 func Summarize(evs []event.Event) Summary {
 	var s Summary
-	worst := map[string]int{"violation": 2, "warning": 1, "clean": 0}
 	best := -1
 	for _, ev := range evs {
 		switch e := ev.(type) {
 		case *event.Verdict:
-			s.Verdict, s.Incomplete, s.Vforks = e.Verdict, e.Incomplete, e.Vforks
+			s.Verdict, s.Incomplete, s.Vforks = string(e.Verdict), e.Incomplete, e.Vforks
 		case *event.VforkVerdict:
 			// Nested stories end first: the lowest-numbered worst one.
-			if r := worst[e.Verdict]; s.Story == 0 || r > best || r == best && e.Vfork < s.Story {
-				s.Story, best, s.Reasons = e.Vfork, worst[e.Verdict], e.Reasons
+			if r := e.Verdict.Rank(); s.Story == 0 || r > best || r == best && e.Vfork < s.Story {
+				s.Story, best, s.Reasons = e.Vfork, r, nil
+				for _, x := range e.Reasons {
+					s.Reasons = append(s.Reasons, string(x))
+				}
 			}
 		case *event.Exit:
 			if e.Main {
@@ -53,7 +55,7 @@ func Summarize(evs []event.Event) Summary {
 			if e.Vfork != s.Story {
 				continue
 			}
-			k := e.Kind
+			k := string(e.Kind)
 			if e.Reg != "" {
 				k += ":" + e.Reg
 			}
@@ -61,12 +63,12 @@ func Summarize(evs []event.Event) Summary {
 				s.Slots = append(s.Slots, k)
 			}
 			if s.Slot == "" {
-				s.Slot = fmt.Sprintf("%s %s: %s → %s", k, e.Slot, symOr(e.OldSym, e.Old), symOr(e.NewSym, e.New))
+				s.Slot = fmt.Sprintf("%s %s: %s → %s", k, e.Slot, report.Val(e.Old, e.OldSym), report.Val(e.New, e.NewSym))
 				switch {
 				case e.By != nil:
-					s.Writer = insn(e.By)
+					s.Writer = report.At(*e.By)
 				case e.During != nil:
-					s.Writer = "during " + insn(e.During)
+					s.Writer = "during " + report.At(*e.During)
 				}
 			}
 		case *event.ChildReturnPastFrame:
@@ -75,12 +77,12 @@ func Summarize(evs []event.Event) Summary {
 			}
 		case *event.ChildEnd:
 			if e.Vfork == s.Story {
-				s.ChildEnd = e.How
+				s.ChildEnd = string(e.How)
 			}
 		case *event.ParentLanding:
 			if e.Vfork == s.Story {
-				s.LandingHow = e.How
-				s.Landing = e.How + " at " + symOr(e.Sym, e.PC)
+				s.LandingHow = string(e.How)
+				s.Landing = s.LandingHow + " at " + report.Val(e.PC, e.Sym)
 			}
 		}
 	}
@@ -96,17 +98,4 @@ func fate(e *event.Exit) string {
 		f += " at " + e.Addr.String()
 	}
 	return f
-}
-
-// symOr names an address by its symbol, else by its module and offset
-// (libc's internal functions without a debug file), else as a number.
-func symOr(y *event.Sym, a event.Addr) string {
-	if y != nil && (y.Sym != "" || y.Module != "") {
-		return y.String()
-	}
-	return a.String()
-}
-
-func insn(in *event.Insn) string {
-	return fmt.Sprintf("%s `%s`", symOr(in.Sym, in.PC), strings.Join(strings.Fields(in.Insn), " "))
 }

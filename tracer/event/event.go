@@ -116,12 +116,19 @@ type Frame struct {
 	// RetSlot is the stack address holding the return address; absent when
 	// the return address lives in a register (RetReg), as in libc's vfork
 	// wrapper which pops it into %rdi before the syscall.
-	RetSlot *Addr       `json:"ret_slot,omitempty"`
-	RetReg  string      `json:"ret_reg,omitempty"`
-	Ret     Addr        `json:"ret"`
-	RetSym  *Sym        `json:"ret_sym,omitempty"`
-	Saved   []SavedSlot `json:"saved,omitempty"`
-	Method  string      `json:"method"` // "cfi", "code", "fp" or "none"
+	RetSlot *Addr        `json:"ret_slot,omitempty"`
+	RetReg  string       `json:"ret_reg,omitempty"`
+	Ret     Addr         `json:"ret"`
+	RetSym  *Sym         `json:"ret_sym,omitempty"`
+	Saved   []SavedSlot  `json:"saved,omitempty"`
+	Method  UnwindMethod `json:"method"`
+}
+
+// CorruptFrame is a frame whose return address is not code.
+type CorruptFrame struct {
+	Frame int  `json:"frame"`
+	Fn    *Sym `json:"fn,omitempty"` // the frame's function
+	Ret   Addr `json:"ret"`
 }
 
 // Region is a half-open address range [Lo, Hi).
@@ -165,8 +172,12 @@ type Vfork struct {
 	Caller      *Sym    `json:"caller,omitempty"` // the vfork-calling function
 	SP          Addr    `json:"sp"`
 	Frames      []Frame `json:"frames"`
-	Live        Region  `json:"live"`      // the parent's live stack region watched
-	Mechanism   string  `json:"mechanism"` // how child writes are found: "step", "depth", "depth+hw", "diff"
+	Live        Region  `json:"live"` // the parent's live stack region watched
+	// CorruptBefore is set when the parent's stack was already broken
+	// before this vfork: a trustworthy unwind found a frame returning to
+	// an address that is not code (the aftermath of an earlier vfork).
+	CorruptBefore *CorruptFrame `json:"corrupt_before,omitempty"`
+	Mechanism     Mechanism     `json:"mechanism"` // how child writes are found
 }
 
 // ChildStep is one instruction executed by the child (--trace-insns).
@@ -195,39 +206,39 @@ type ChildCall struct {
 // of a live parent frame.
 type SlotWrite struct {
 	Header
-	Vfork   int    `json:"vfork"`
-	Slot    Addr   `json:"slot"`
-	Kind    string `json:"kind"` // "ret" or "saved_reg"
-	Reg     string `json:"reg,omitempty"`
-	Frame   int    `json:"frame"`
-	FrameFn *Sym   `json:"frame_fn,omitempty"`
-	Old     Addr   `json:"old"`
-	New     Addr   `json:"new"`
-	OldSym  *Sym   `json:"old_sym,omitempty"`
-	NewSym  *Sym   `json:"new_sym,omitempty"`
+	Vfork   int      `json:"vfork"`
+	Slot    Addr     `json:"slot"`
+	Kind    SlotKind `json:"kind"` // SlotRet or SlotSavedReg
+	Reg     string   `json:"reg,omitempty"`
+	Frame   int      `json:"frame"`
+	FrameFn *Sym     `json:"frame_fn,omitempty"`
+	Old     Addr     `json:"old"`
+	New     Addr     `json:"new"`
+	OldSym  *Sym     `json:"old_sym,omitempty"`
+	NewSym  *Sym     `json:"new_sym,omitempty"`
 	// By is the writing instruction when known exactly. When the write
 	// happened inside a callee run at full speed (fast mode) it is found by
 	// diffing and attributed to the call it happened during (During).
-	By        *Insn  `json:"by,omitempty"`
-	During    *Insn  `json:"during,omitempty"`
-	FoundBy   string `json:"found_by"` // "step", "hw" (a watchpoint, inside a callee) or "diff"
-	Backtrace []*Sym `json:"backtrace,omitempty"`
+	By        *Insn   `json:"by,omitempty"`
+	During    *Insn   `json:"during,omitempty"`
+	FoundBy   FoundBy `json:"found_by"`
+	Backtrace []*Sym  `json:"backtrace,omitempty"`
 }
 
 // StackWrite is any other write that changed a word of the parent's live
 // stack region.
 type StackWrite struct {
 	Header
-	Vfork   int    `json:"vfork"`
-	Addr    Addr   `json:"addr"`
-	Size    int    `json:"size"`
-	Frame   int    `json:"frame"`
-	FrameFn *Sym   `json:"frame_fn,omitempty"`
-	Old     Addr   `json:"old"`
-	New     Addr   `json:"new"`
-	By      *Insn  `json:"by,omitempty"`
-	During  *Insn  `json:"during,omitempty"`
-	FoundBy string `json:"found_by"` // "step", "hw" or "diff"
+	Vfork   int     `json:"vfork"`
+	Addr    Addr    `json:"addr"`
+	Size    int     `json:"size"`
+	Frame   int     `json:"frame"`
+	FrameFn *Sym    `json:"frame_fn,omitempty"`
+	Old     Addr    `json:"old"`
+	New     Addr    `json:"new"`
+	By      *Insn   `json:"by,omitempty"`
+	During  *Insn   `json:"during,omitempty"`
+	FoundBy FoundBy `json:"found_by"`
 }
 
 // ChildReturnPastFrame marks the child returning from a live parent frame:
@@ -245,19 +256,19 @@ type ChildReturnPastFrame struct {
 // ChildEnd is how the vfork child released the parent.
 type ChildEnd struct {
 	Header
-	Vfork  int    `json:"vfork"`
-	How    string `json:"how"` // "exec", "exit", "signal", "killed"
-	Code   *int   `json:"code,omitempty"`
-	Signal string `json:"signal,omitempty"`
-	Path   string `json:"path,omitempty"` // exec
-	Via    string `json:"via,omitempty"`  // "exit()" when the child called exit() rather than _exit()
-	SiCode string `json:"si_code,omitempty"`
-	Addr   *Addr  `json:"addr,omitempty"` // fault address
-	PC     *Addr  `json:"pc,omitempty"`   // where the fatal signal hit
-	Sym    *Sym   `json:"sym,omitempty"`
-	Steps  int64  `json:"steps"`
-	Hits   int    `json:"bp_hits"`
-	HWHits int    `json:"hw_hits,omitempty"` // watchpoint traps that named a writer
+	Vfork  int     `json:"vfork"`
+	How    EndKind `json:"how"`
+	Code   *int    `json:"code,omitempty"`
+	Signal string  `json:"signal,omitempty"`
+	Path   string  `json:"path,omitempty"` // exec
+	Via    string  `json:"via,omitempty"`  // "exit()" when the child called exit() rather than _exit()
+	SiCode string  `json:"si_code,omitempty"`
+	Addr   *Addr   `json:"addr,omitempty"` // fault address
+	PC     *Addr   `json:"pc,omitempty"`   // where the fatal signal hit
+	Sym    *Sym    `json:"sym,omitempty"`
+	Steps  int64   `json:"steps"`
+	Hits   int     `json:"bp_hits"`
+	HWHits int     `json:"hw_hits,omitempty"` // watchpoint traps that named a writer
 }
 
 // ParentResume is the parent leaving its vfork event stop.
@@ -270,15 +281,15 @@ type ParentResume struct {
 
 // SlotState is one slot's value before and after the child ran.
 type SlotState struct {
-	Slot      Addr   `json:"slot"`
-	Kind      string `json:"kind"`
-	Reg       string `json:"reg,omitempty"`
-	Frame     int    `json:"frame"`
-	Before    Addr   `json:"before"`
-	After     Addr   `json:"after"`
-	BeforeSym *Sym   `json:"before_sym,omitempty"`
-	AfterSym  *Sym   `json:"after_sym,omitempty"`
-	Changed   bool   `json:"changed"`
+	Slot      Addr     `json:"slot"`
+	Kind      SlotKind `json:"kind"`
+	Reg       string   `json:"reg,omitempty"`
+	Frame     int      `json:"frame"`
+	Before    Addr     `json:"before"`
+	After     Addr     `json:"after"`
+	BeforeSym *Sym     `json:"before_sym,omitempty"`
+	AfterSym  *Sym     `json:"after_sym,omitempty"`
+	Changed   bool     `json:"changed"`
 }
 
 // WordChange is a changed word of the live stack region.
@@ -301,37 +312,37 @@ type SlotDiff struct {
 // not overwritten since): a poisoned return address, saved register or local.
 type ParentConsume struct {
 	Header
-	Vfork int    `json:"vfork"`
-	Addr  Addr   `json:"addr"`
-	Kind  string `json:"kind"` // "ret", "saved_reg" or "local"
-	Reg   string `json:"reg,omitempty"`
-	Value Addr   `json:"value"`
-	Was   Addr   `json:"was"`
-	By    Insn   `json:"by"`
+	Vfork int      `json:"vfork"`
+	Addr  Addr     `json:"addr"`
+	Kind  SlotKind `json:"kind"`
+	Reg   string   `json:"reg,omitempty"`
+	Value Addr     `json:"value"`
+	Was   Addr     `json:"was"`
+	By    Insn     `json:"by"`
 }
 
 // ParentLanding is where the parent went after waking: the target of the
 // ret that consumed a clobbered return slot, or the normal return.
 type ParentLanding struct {
 	Header
-	Vfork       int    `json:"vfork"`
-	PC          Addr   `json:"pc"`
-	Sym         *Sym   `json:"sym,omitempty"`
-	How         string `json:"how"` // "ret_clobbered", "returned", "signal", "exit", "exec", "budget"
-	Slot        *Addr  `json:"slot,omitempty"`
-	Expected    *Addr  `json:"expected,omitempty"`
-	ExpectedSym *Sym   `json:"expected_sym,omitempty"`
-	Steps       int64  `json:"steps"`
+	Vfork       int         `json:"vfork"`
+	PC          Addr        `json:"pc"`
+	Sym         *Sym        `json:"sym,omitempty"`
+	How         LandingKind `json:"how"`
+	Slot        *Addr       `json:"slot,omitempty"`
+	Expected    *Addr       `json:"expected,omitempty"`
+	ExpectedSym *Sym        `json:"expected_sym,omitempty"`
+	Steps       int64       `json:"steps"`
 }
 
 // VforkVerdict closes one vfork story.
 type VforkVerdict struct {
 	Header
-	Vfork       int      `json:"vfork"`
-	Verdict     string   `json:"verdict"`
-	Reasons     []string `json:"reasons"`
-	Explanation string   `json:"explanation"`
-	Incomplete  string   `json:"incomplete,omitempty"`
+	Vfork       int       `json:"vfork"`
+	Verdict     Judgement `json:"verdict"`
+	Reasons     []Reason  `json:"reasons"`
+	Explanation string    `json:"explanation"`
+	Incomplete  string    `json:"incomplete,omitempty"`
 }
 
 // Exit is the end of a traced process (the target or another process it
@@ -365,10 +376,10 @@ type Note struct {
 // Verdict is the last line of every complete log.
 type Verdict struct {
 	Header
-	Verdict     string `json:"verdict"` // "violation", "warning", "clean"
-	Vforks      int    `json:"vforks"`
-	Violations  int    `json:"violations"`
-	Warnings    int    `json:"warnings"`
-	Explanation string `json:"explanation"`
-	Incomplete  string `json:"incomplete,omitempty"` // why the run did not end on its own
+	Verdict     Judgement `json:"verdict"`
+	Vforks      int       `json:"vforks"`
+	Violations  int       `json:"violations"`
+	Warnings    int       `json:"warnings"`
+	Explanation string    `json:"explanation"`
+	Incomplete  string    `json:"incomplete,omitempty"` // why the run did not end on its own
 }

@@ -85,7 +85,7 @@ func (r *Text) in(i *event.Insn) string {
 	return s
 }
 
-func (r *Text) verdictWord(v string) string {
+func (r *Text) verdictWord(v event.Judgement) string {
 	switch v {
 	case "violation":
 		return r.bad.Sprint("VIOLATION")
@@ -167,7 +167,7 @@ func (r *Text) Emit(ev event.Event) error {
 	case *event.ParentLanding:
 		r.landing(e)
 	case *event.VforkVerdict:
-		r.printf("  %s %s", r.verdictWord(e.Verdict), r.dim.Sprint(strings.Join(e.Reasons, ", ")))
+		r.printf("  %s %s", r.verdictWord(e.Verdict), r.dim.Sprint(joinReasons(e.Reasons)))
 		if e.Incomplete != "" {
 			r.printf(" %s", r.warn.Sprintf("(cut short: %s)", e.Incomplete))
 		}
@@ -191,6 +191,14 @@ func (r *Text) Emit(ev event.Event) error {
 		r.printf("\n")
 	}
 	return nil
+}
+
+func joinReasons(rs []event.Reason) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
 }
 
 func plain(a event.Addr, y *event.Sym) string {

@@ -1,0 +1,113 @@
+package event
+
+// The values of the log's enumerated fields, as typed constants: the engine
+// states facts with them, renderers and tools branch on them. Their string
+// forms are part of the log's contract.
+
+// Judgement is a story's or a run's verdict.
+type Judgement string
+
+// Verdicts, from worst to best.
+const (
+	Violation Judgement = "violation"
+	Warning   Judgement = "warning"
+	Clean     Judgement = "clean"
+)
+
+// Rank orders verdicts: 2 violation, 1 warning, 0 clean.
+func (j Judgement) Rank() int {
+	switch j {
+	case Violation:
+		return 2
+	case Warning:
+		return 1
+	}
+	return 0
+}
+
+// Reason is why a story got its verdict (vfork_verdict "reasons").
+type Reason string
+
+// Reasons, with the verdict each one raises a story to.
+const (
+	ReasonReturnedPast   Reason = "child_returned_past_frame"      // violation
+	ReasonConsumedSlot   Reason = "parent_consumed_clobbered_slot" // violation
+	ReasonClobberedSlot  Reason = "child_clobbered_slot"           // warning: the parent did not use it
+	ReasonReadChildWrite Reason = "parent_read_child_write"        // warning: a local the child changed
+	ReasonCalledExit     Reason = "child_called_exit"              // warning: exit() not _exit()
+)
+
+// Severity is the verdict a reason raises a story to.
+func (r Reason) Severity() Judgement {
+	switch r {
+	case ReasonReturnedPast, ReasonConsumedSlot:
+		return Violation
+	}
+	return Warning
+}
+
+// SlotKind says what a stack word is to the parent.
+type SlotKind string
+
+// Slot kinds.
+const (
+	SlotRet      SlotKind = "ret"       // a frame's return address
+	SlotSavedReg SlotKind = "saved_reg" // a callee-saved register's save slot
+	SlotLocal    SlotKind = "local"     // any other word (parent_consume only)
+)
+
+// EndKind is how a vfork child released its parent (child_end "how").
+type EndKind string
+
+// How a child ends.
+const (
+	EndExec   EndKind = "exec"
+	EndExit   EndKind = "exit"
+	EndSignal EndKind = "signal"
+	EndKilled EndKind = "killed" // by vtrace, when a budget stopped the run
+)
+
+// LandingKind is where following the parent ended (parent_landing "how").
+type LandingKind string
+
+// Parent landings.
+const (
+	LandRetClobbered LandingKind = "ret_clobbered" // a ret popped a slot the child changed
+	LandReturned     LandingKind = "returned"      // it returned above every changed word
+	LandSignal       LandingKind = "signal"        // a signal stopped it first
+	LandExit         LandingKind = "exit"
+	LandExec         LandingKind = "exec"
+	LandBudget       LandingKind = "budget"
+)
+
+// FoundBy says how a write was found.
+type FoundBy string
+
+// How writes are found.
+const (
+	FoundStep FoundBy = "step" // the stepped instruction itself
+	FoundHW   FoundBy = "hw"   // a debug-register watchpoint inside a callee
+	FoundDiff FoundBy = "diff" // a diff of the snapshot after a call or at the child's end
+)
+
+// Mechanism is how a story finds the child's writes (vfork "mechanism").
+type Mechanism string
+
+// Mechanisms.
+const (
+	MechStep    Mechanism = "step"     // every child instruction single-stepped
+	MechDepth   Mechanism = "depth"    // depth-guided stepping, callees diffed
+	MechDepthHW Mechanism = "depth+hw" // and debug registers inside callees
+	MechDiff    Mechanism = "diff"     // the child has its own stack: run free, diffed
+)
+
+// UnwindMethod is how a frame was unwound (frame "method").
+type UnwindMethod string
+
+// Unwind methods.
+const (
+	MethodCFI  UnwindMethod = "cfi"
+	MethodCode UnwindMethod = "code"
+	MethodFP   UnwindMethod = "fp"
+	MethodNone UnwindMethod = "none"
+)
