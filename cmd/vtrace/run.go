@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer"
@@ -54,88 +54,112 @@ func exitCode(err error) int {
 		return exitViolation
 	case errors.Is(err, errIncomplete):
 		return exitIncomplete
-	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue):
 		return exitUsage
 	}
 	return exitCannotRun
 }
 
-const usage = `usage: vtrace <command> [flags] [args]
-
-commands:
-  run [flags] [--] PROGRAM [ARGS...]   trace a program from exec, following every vfork
-  version                              print the version
-
-Run 'vtrace run -h' for the run flags.
-exit codes: 0 no violation, 1 violation found, 2 usage error, 3 could not trace,
-4 no violation seen but a budget stopped the run
-`
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return usageError{"no command given"}
-	}
-	switch args[0] {
-	case "run":
-		return runCmd(ctx, args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintf(stdout, "vtrace %s\n", version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+// runOptions are the flags of `vtrace run`.
+type runOptions struct {
+	outFile, colorMode, cpu, watch string
+	jsonOut, step, traceInsns      bool
+	noASLR, quiet                  bool
+	maxSteps                       int64
+	maxVforks                      int
+	timeout                        time.Duration
 }
 
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("vtrace run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		outFile    = fs.String("o", "", "write the JSON Lines log to `FILE`")
-		jsonOut    = fs.Bool("json", false, "write the JSON Lines log to stdout (the text story stays on stderr; with -o, to FILE)")
-		colorMode  = fs.String("color", "auto", "colour the text story: auto|always|never (auto honours NO_COLOR and needs a terminal)")
-		step       = fs.Bool("step", false, "single-step every instruction of each vfork child (default: fast, depth-guided stepping)")
-		traceInsns = fs.Bool("trace-insns", false, "with --step, log every child instruction (child_step events)")
-		maxSteps   = fs.Int64("max-steps", tracer.DefaultMaxSteps, "stop the run after `N` single-steps in all (0 = no limit)")
-		maxVforks  = fs.Int("max-vforks", tracer.DefaultMaxVforks, "stop the run at the `N`+1th vfork (0 = no limit)")
-		timeout    = fs.Duration("timeout", tracer.DefaultTimeout, "stop the run after this `duration` (0 = none)")
-		noASLR     = fs.Bool("no-aslr", false, "disable address space randomisation for reproducible addresses")
-		cpu        = fs.String("cpu", "auto", "pin vtrace and the traced program to `CPU` (a number), auto (one CPU of the allowed set) or none")
-		watch      = fs.String("watchpoints", "auto", "hardware watchpoints: auto (probe; where they fire, fast mode arms DR0-DR3 in each vfork child to name writers inside callees) or off")
-		quiet      = fs.Bool("q", false, "print only the verdict")
-	)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: vtrace run [flags] [--] PROGRAM [ARGS...]\n\nflags:\n")
-		fs.PrintDefaults()
+// run is the whole CLI: it parses args (without the program name) and runs
+// the command, writing to stdout and stderr. main maps its error to the exit
+// code; tests call it in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "vtrace",
+		Short: "watch a vfork child corrupt its parent, live",
+		Long: `vtrace runs a compiled program under ptrace, follows every vfork (and clone/clone3
+with CLONE_VFORK), and shows how a child that breaks vfork's rules corrupts its
+parent: the parent's return-address and saved-register slots before and after,
+the child instruction that overwrote each, and where the parent lands.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("vtrace {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.AddCommand(newRunCmd(stdout, stderr), newVersionCmd(stdout))
+	return root
+}
+
+func newVersionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintf(stdout, "vtrace %s\n", version)
+			return nil
+		},
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return usageError{"run: no program given"}
+}
+
+func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run [flags] [--] PROGRAM [ARGS...]",
+		Short: "trace a program from exec, following every vfork",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{"run: no program given"}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTrace(cmd.Context(), &o, args, stdout, stderr)
+		},
 	}
-	if *traceInsns && !*step {
+	f := cmd.Flags()
+	// Flags stop at the program: `vtrace run ls -l` passes -l to ls.
+	f.SetInterspersed(false)
+	f.StringVarP(&o.outFile, "output", "o", "", "write the JSON Lines log to `FILE`")
+	f.BoolVar(&o.jsonOut, "json", false, "write the JSON Lines log to stdout (the text story stays on stderr; with -o, to FILE)")
+	f.StringVar(&o.colorMode, "color", "auto", "colour the text story: auto|always|never (auto honours NO_COLOR and needs a terminal)")
+	f.BoolVar(&o.step, "step", false, "single-step every instruction of each vfork child (default: fast, depth-guided stepping)")
+	f.BoolVar(&o.traceInsns, "trace-insns", false, "with --step, log every child instruction (child_step events)")
+	f.Int64Var(&o.maxSteps, "max-steps", tracer.DefaultMaxSteps, "stop the run after `N` single-steps in all (0 = no limit)")
+	f.IntVar(&o.maxVforks, "max-vforks", tracer.DefaultMaxVforks, "stop the run at the `N`+1th vfork (0 = no limit)")
+	f.DurationVar(&o.timeout, "timeout", tracer.DefaultTimeout, "stop the run after this `duration` (0 = none)")
+	f.BoolVar(&o.noASLR, "no-aslr", false, "disable address space randomisation for reproducible addresses")
+	f.StringVar(&o.cpu, "cpu", "auto", "pin vtrace and the traced program to `CPU` (a number), auto (one CPU of the allowed set) or none")
+	f.StringVar(&o.watch, "watchpoints", "auto", "hardware watchpoints: auto (probe; where they fire, fast mode arms DR0-DR3 in each vfork child to name writers inside callees) or off")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the verdict")
+	return cmd
+}
+
+func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr io.Writer) error {
+	if o.traceInsns && !o.step {
 		return usageError{"--trace-insns needs --step"}
 	}
-	if *watch != "auto" && *watch != "off" {
-		return usageError{fmt.Sprintf("--watchpoints %q: want auto or off", *watch)}
+	if o.watch != "auto" && o.watch != "off" {
+		return usageError{fmt.Sprintf("--watchpoints %q: want auto or off", o.watch)}
 	}
-	colored, err := wantColor(*colorMode, stderr)
+	colored, err := wantColor(o.colorMode, stderr)
 	if err != nil {
 		return err
 	}
-	pin, err := parseCPU(*cpu)
+	pin, err := parseCPU(o.cpu)
 	if err != nil {
 		return err
 	}
-	prog := fs.Arg(0)
+	prog := args[0]
 	path, err := exec.LookPath(prog)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", tracer.ErrCannotTrace, prog, unwrapExecErr(err))
@@ -143,10 +167,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	sinks := report.Multi{&report.Narrator{}}
 	var jsonl *report.JSONL
-	if *outFile != "" || *jsonOut {
+	if o.outFile != "" || o.jsonOut {
 		w := stdout
-		if *outFile != "" {
-			f, err := os.Create(*outFile)
+		if o.outFile != "" {
+			f, err := os.Create(o.outFile)
 			if err != nil {
 				return fmt.Errorf("%w: log file: %v", tracer.ErrCannotTrace, err)
 			}
@@ -158,17 +182,17 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	// The text story always goes to stderr (-q: the verdict only), also
 	// when the JSON log takes stdout.
-	sinks = append(sinks, report.NewText(stderr, colored, *quiet))
+	sinks = append(sinks, report.NewText(stderr, colored, o.quiet))
 
 	files, closeFiles, err := targetFiles(stdout, stderr)
 	if err != nil {
 		return err
 	}
 	res, err := tracer.Run(ctx, tracer.Config{
-		Path: path, Argv: fs.Args(), Env: os.Environ(), Files: files,
-		Mode: map[bool]tracer.Mode{false: tracer.Fast, true: tracer.Step}[*step], TraceInsns: *traceInsns,
-		NoASLR: *noASLR, CPU: pin, Watchpoints: *watch,
-		MaxSteps: *maxSteps, MaxVforks: *maxVforks, Timeout: *timeout,
+		Path: path, Argv: args, Env: os.Environ(), Files: files,
+		Mode: map[bool]tracer.Mode{false: tracer.Fast, true: tracer.Step}[o.step], TraceInsns: o.traceInsns,
+		NoASLR: o.noASLR, CPU: pin, Watchpoints: o.watch,
+		MaxSteps: o.maxSteps, MaxVforks: o.maxVforks, Timeout: o.timeout,
 		Version: version, Sink: sinks,
 		// Symbols are read ahead on another CPU; with one, that would
 		// only slow the program down.
