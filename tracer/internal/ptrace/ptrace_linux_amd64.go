@@ -1,18 +1,5 @@
-// Package ptrace is the only place in vtrace that issues ptrace(2), wait4(2)
-// and the other raw process-control system calls.
-//
-// Linux ties a tracee to the *thread* that attached it: every ptrace request
-// must come from that one OS thread. Run therefore starts a goroutine locked
-// to a fresh OS thread and hands the caller a *Thread; every method of Thread
-// must be called from inside that function (the engine runs entirely there,
-// so the hot single-step loop pays no channel hand-off). Methods that only
-// send signals (Kill) are safe from any goroutine.
-//
-// Tracees are started with PTRACE_TRACEME from the locked thread itself (Go's
-// SysProcAttr.Ptrace), so the kernel makes that thread the tracer. Pinning
-// that thread to one CPU before the fork makes the tracee inherit the
-// affinity; tracer and tracee then ping-pong on one CPU, which measured
-// 1.3–4× faster single-stepping under a hypervisor.
+//go:build linux && amd64
+
 package ptrace
 
 import (
@@ -21,11 +8,8 @@ import (
 	"os"
 	"runtime"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 // Options every traced task gets: follow every kind of new task, report
@@ -37,12 +21,11 @@ const Options = unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACEVFORKDONE |
 
 // Event codes carried in a stop's status (status>>16).
 const (
-	EventFork      = unix.PTRACE_EVENT_FORK
-	EventVfork     = unix.PTRACE_EVENT_VFORK
-	EventClone     = unix.PTRACE_EVENT_CLONE
-	EventExec      = unix.PTRACE_EVENT_EXEC
-	EventVforkDone = unix.PTRACE_EVENT_VFORK_DONE
-	EventExit      = unix.PTRACE_EVENT_EXIT
+	EventFork  = unix.PTRACE_EVENT_FORK
+	EventVfork = unix.PTRACE_EVENT_VFORK
+	EventClone = unix.PTRACE_EVENT_CLONE
+	EventExec  = unix.PTRACE_EVENT_EXEC
+	EventExit  = unix.PTRACE_EVENT_EXIT
 )
 
 // ErrNotPermitted means the kernel refused to let vtrace trace: ptrace is
@@ -157,21 +140,6 @@ func (t *Thread) Wait() (Stop, error) {
 	}
 }
 
-// WaitNoHang is Wait without blocking: ok is false when nothing is pending.
-func (t *Thread) WaitNoHang() (s Stop, ok bool, err error) {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WALL|unix.WNOHANG, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || pid == 0 {
-			return Stop{}, false, err
-		}
-		return Stop{PID: pid, Status: ws}, true, nil
-	}
-}
-
 // SetOptions sets Options on a tracee in a ptrace-stop.
 func (t *Thread) SetOptions(pid int) error {
 	return wrap("PTRACE_SETOPTIONS", pid, unix.PtraceSetOptions(pid, Options))
@@ -191,64 +159,11 @@ func (t *Thread) Step(pid, sig int) error {
 	return nil
 }
 
-// Detach detaches from a tracee, delivering sig.
-func (t *Thread) Detach(pid, sig int) error {
-	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(pid), 0, uintptr(sig), 0, 0)
-	if errno != 0 {
-		return wrap("PTRACE_DETACH", pid, errno)
-	}
-	return nil
-}
-
 // EventMsg returns PTRACE_GETEVENTMSG: the new pid at fork/vfork/clone
 // events, the exit status at an exit event, the former tid at exec.
 func (t *Thread) EventMsg(pid int) (uint64, error) {
 	msg, err := unix.PtraceGetEventMsg(pid)
 	return uint64(msg), wrap("PTRACE_GETEVENTMSG", pid, err)
-}
-
-// Regs reads a stopped tracee's general registers. The kernel returns the
-// tracee's own NT_PRSTATUS layout (68 bytes for an i386 tracee, 216 for
-// amd64), which tells the architecture; x/sys's PtraceGetRegs would silently
-// mis-decode the 32-bit layout.
-func (t *Thread) Regs(pid int, regs *arch.Regs) error {
-	n, err := t.getRegset(pid)
-	if err != nil {
-		return err
-	}
-	return arch.DecodePrStatus(t.regBuf[:n], regs)
-}
-
-func (t *Thread) getRegset(pid int) (int, error) {
-	t.iov[0].Base = &t.regBuf[0]
-	t.iov[0].SetLen(len(t.regBuf))
-	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGSET, uintptr(pid),
-		uintptr(elfNTPrStatus), uintptr(unsafe.Pointer(&t.iov[0])), 0, 0)
-	if errno != 0 {
-		return 0, wrap("PTRACE_GETREGSET", pid, errno)
-	}
-	return int(t.iov[0].Len), nil
-}
-
-// SetRegs writes regs back to a stopped tracee (segment registers and flags
-// are preserved from a fresh read).
-func (t *Thread) SetRegs(pid int, regs *arch.Regs) error {
-	n, err := t.getRegset(pid)
-	if err != nil {
-		return err
-	}
-	if n != regs.Arch.PrStatusSize {
-		return fmt.Errorf("set registers of %d: tracee is not %s", pid, regs.Arch.Name)
-	}
-	arch.EncodePrStatus(regs, t.regBuf[:n])
-	t.iov[0].Base = &t.regBuf[0]
-	t.iov[0].SetLen(n)
-	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGSET, uintptr(pid),
-		uintptr(elfNTPrStatus), uintptr(unsafe.Pointer(&t.iov[0])), 0, 0)
-	if errno != 0 {
-		return wrap("PTRACE_SETREGSET", pid, errno)
-	}
-	return nil
 }
 
 const (
@@ -262,23 +177,6 @@ type SigInfo struct {
 	Errno int32
 	Code  int32
 	Addr  uint64 // si_addr for SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGTRAP
-}
-
-// SigInfo reads PTRACE_GETSIGINFO. At a group-stop (not a signal-delivery
-// stop) the kernel answers EINVAL.
-func (t *Thread) SigInfo(pid int) (SigInfo, error) {
-	var raw [128]byte
-	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(pid), 0,
-		uintptr(unsafe.Pointer(&raw[0])), 0, 0)
-	if errno != 0 {
-		return SigInfo{}, wrap("PTRACE_GETSIGINFO", pid, errno)
-	}
-	return SigInfo{
-		Signo: *(*int32)(unsafe.Pointer(&raw[0])),
-		Errno: *(*int32)(unsafe.Pointer(&raw[4])),
-		Code:  *(*int32)(unsafe.Pointer(&raw[8])),
-		Addr:  *(*uint64)(unsafe.Pointer(&raw[16])),
-	}, nil
 }
 
 // ReadMem reads len(buf) bytes of the tracee's memory at addr.
@@ -317,36 +215,10 @@ func (t *Thread) WriteMem(pid int, addr uint64, data []byte) error {
 // offsetDebugReg is offsetof(struct user, u_debugreg) on x86-64.
 const offsetDebugReg = 848
 
-// SetDebugReg writes debug register n (0–7) of a stopped tracee.
-func (t *Thread) SetDebugReg(pid, n int, v uint64) error {
-	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_POKEUSR, uintptr(pid),
-		uintptr(offsetDebugReg+8*n), uintptr(v), 0, 0)
-	if errno != 0 {
-		return wrap(fmt.Sprintf("PTRACE_POKEUSER(DR%d)", n), pid, errno)
-	}
-	return nil
-}
-
-// DebugReg reads debug register n (0–7) of a stopped tracee.
-func (t *Thread) DebugReg(pid, n int) (uint64, error) {
-	var v uint64
-	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_PEEKUSR, uintptr(pid),
-		uintptr(offsetDebugReg+8*n), uintptr(unsafe.Pointer(&v)), 0, 0)
-	if errno != 0 {
-		return 0, wrap(fmt.Sprintf("PTRACE_PEEKUSER(DR%d)", n), pid, errno)
-	}
-	return v, nil
-}
-
 // Kill sends sig to one task (tgkill is not needed: vtrace signals whole
 // processes or single tids it knows). Safe from any goroutine.
 func Kill(pid int, sig unix.Signal) error {
 	return unix.Kill(pid, sig)
-}
-
-// KillTask sends sig to exactly one thread. Safe from any goroutine.
-func KillTask(tgid, tid int, sig unix.Signal) error {
-	return unix.Tgkill(tgid, tid, sig)
 }
 
 // BecomeSubreaper makes this process the reaper of orphans among its
