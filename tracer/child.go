@@ -2,8 +2,6 @@ package tracer
 
 import (
 	"fmt"
-	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -13,161 +11,213 @@ import (
 	"github.com/vtrace/vtrace/tracer/internal/unwind"
 )
 
-// followChild runs the vfork child, with the parent held in its event stop,
-// until the child execs, exits or dies, recording every write into the
-// parent's live stack and every return past a live parent frame.
+// The child phase: the parent stays in its vfork event stop (registers
+// readable, never runnable) while the child runs, until the child execs,
+// exits or dies. Every write into the parent's live stack and every return
+// past a live parent frame is recorded.
 //
 // A child on its own stack (glibc posix_spawn, clone with a stack) cannot
 // clobber the parent through call/ret, so in fast mode it runs at full
-// speed and its writes are found by diffing. A child on the parent's stack
-// is single-stepped in the frames it shares with the parent; in fast mode
-// each call made from there runs at full speed up to an int3 at its return
-// address (callThrough), in step mode every instruction is stepped.
-func (s *session) followChild(st *story) error {
-	c, mm := st.child, st.mm
-	var regs arch.Regs
-	sig := 0
-	var pendingCall *event.Insn // step mode: a call stepped from a shared frame, target read next
-	// next is the child's pc when the last step makes it certain (a silent
-	// instruction ran, nothing else happened), else 0. A silent
-	// instruction at next is stepped without reading the registers: it
-	// writes nothing and needs none — that read is a third of a step's
-	// cost.
-	var next uint64
-	for {
-		if !st.stepChild {
-			out, err := s.advance(c, false, sig, 0)
-			if err != nil {
-				return err
-			}
-			sig = 0
-			switch out.kind {
-			case outTrap:
-				if !out.nested {
-					sig = int(unix.SIGTRAP) // the program's own SIGTRAP
-				}
-				continue
-			case outSignal:
-				sig = int(out.sig)
-				continue
-			}
-			return s.childEnded(st, out)
-		}
+// speed and its writes are found by diffing (runChildFree). A child on the
+// parent's stack is single-stepped in the frames it shares with the parent;
+// in fast mode each call made from there runs at full speed up to an int3
+// at its return address (callThrough), in step mode every instruction is
+// stepped.
 
-		if err := s.countStep(); err != nil {
+// childRun is the state of stepping one child: where it is, how deep in
+// calls below the shared frames, and what the last step makes certain.
+type childRun struct {
+	st   *story
+	regs arch.Regs
+	acc  []disasm.Access
+	sig  int // a signal to deliver with the next step
+	// depth is the number of calls the child is inside, below the
+	// shared frames (step mode steps through callees).
+	depth int
+	// pendingCall is a call stepped from a shared frame whose target is
+	// read at the next step (step mode).
+	pendingCall *event.Insn
+	predict     silentPredictor
+}
+
+func (s *session) followChild(st *story) error {
+	if err := s.awaitFirstStop(st.child); err != nil {
+		return err
+	}
+	if !st.stepChild {
+		return s.runChildFree(st)
+	}
+	if s.hw == hwWorks {
+		s.armSlots(st)
+	}
+	r := &childRun{st: st}
+	for {
+		done, err := s.stepChildOnce(r)
+		if done || err != nil {
 			return err
 		}
-		var pc uint64
-		var in *disasm.Insn
-		var derr error
-		// Not where vtrace planted an int3: stepping over one needs the
-		// certain pc (a SIGTRAP sent from outside looks like a step).
-		if _, planted := mm.bps[next]; next != 0 && !planted && !s.cfg.TraceInsns {
-			if in, derr = s.insnAt(mm, c.pid, next); derr == nil && in.Silent() {
-				pc = next
-			}
-		}
-		var acc []disasm.Access
-		unknown := false
-		if pc == 0 { // not a predicted silent instruction: read where the child is
-			if err := s.t.Regs(c.pid, &regs); err != nil {
-				return fmt.Errorf("read child registers: %w", err)
-			}
-			pc = regs.PC()
-			if pendingCall != nil {
-				s.emitChildCall(st, pendingCall, pc)
-				pendingCall = nil
-			}
-			in, derr = s.insnAt(mm, c.pid, pc)
-			unknown = derr != nil
-			if derr == nil {
-				acc, unknown = in.Effects(&regs, st.acc[:0])
-				st.acc = acc
-			}
-		}
-		if s.cfg.TraceInsns {
-			s.emit(&event.ChildStep{Header: s.hdr("child_step", c.pid), Vfork: st.id, N: st.childSteps,
-				PC: event.Addr(pc), SP: event.Addr(regs.SP()), Sym: s.sym(mm, pc), Insn: s.insnText(mm, in)})
-		}
-		class := disasm.Other
-		if derr == nil {
-			class = in.Class
-		}
-		silent := derr == nil && in.Silent()
-		sharedFrame := st.depth == 0
-		var out outcome
-		var err error
-		if class == disasm.Call && sharedFrame && s.cfg.Mode == Fast {
-			out, err = s.callThrough(st, &regs, in, acc, sig)
-		} else {
-			out, err = s.advance(c, true, sig, pc)
-		}
-		next = 0
-		if silent && sig == 0 && err == nil && out.kind == outTrap && !out.nested && !out.delivered {
-			next = pc + uint64(in.Len)
-		}
-		sig = 0
-		st.childSteps++
+	}
+}
+
+// runChildFree runs a child on its own stack at full speed to its end.
+func (s *session) runChildFree(st *story) error {
+	sig := 0
+	for {
+		out, err := s.advance(st.child, false, sig, 0)
 		if err != nil {
 			return err
 		}
+		sig = 0
 		switch out.kind {
 		case outTrap:
+			sig = int(unix.SIGTRAP) // the program's own SIGTRAP
+		case outNested:
 		case outSignal:
-			sig = int(out.sig) // delivered with the next step
-			continue
+			sig = int(out.sig)
 		default:
 			return s.childEnded(st, out)
 		}
-		if out.nested {
-			continue
+	}
+}
+
+// stepChildOnce executes the child's next instruction (a call from a
+// shared frame in fast mode: the whole call) and checks what it did. done
+// is true when the child has ended.
+func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
+	st, c, mm := r.st, r.st.child, r.st.mm
+	if err := s.countStep(); err != nil {
+		return false, err
+	}
+	pc, in, derr := r.predict.insn(s, r)
+	var unknown bool
+	if pc == 0 { // not a predicted silent instruction: read where the child is
+		if err := s.p.Regs(c.pid, &r.regs); err != nil {
+			return false, fmt.Errorf("read child registers: %w", err)
 		}
-		if class == disasm.Call && s.cfg.Mode == Fast && sharedFrame {
-			continue // callThrough checked the push and the callee's writes
+		pc = r.regs.PC()
+		if r.pendingCall != nil {
+			s.emitChildCall(st, r.pendingCall, pc)
+			r.pendingCall = nil
 		}
-		s.checkWrites(st, &regs, in, acc, unknown)
-		switch class {
-		case disasm.Call:
-			if sharedFrame {
-				pendingCall = s.insnEvent(mm, c.pid, in)
-			}
-			st.depth++
-		case disasm.Ret:
-			if st.depth > 0 {
-				st.depth--
-			} else {
-				s.checkReturnPast(st, &regs, in)
-			}
+		in, derr = s.insnAt(mm, c.pid, pc)
+		unknown = derr != nil
+		if derr == nil {
+			r.acc, unknown = in.Effects(&r.regs, r.acc[:0])
 		}
+	} else {
+		r.acc = r.acc[:0]
+	}
+	if s.cfg.TraceInsns {
+		s.emit(&event.ChildStep{Header: s.hdr("child_step", c.pid), Vfork: st.id, N: st.kid.steps,
+			PC: event.Addr(pc), SP: event.Addr(r.regs.SP()), Sym: s.sym(mm, pc), Insn: s.insnText(mm, in)})
+	}
+	class := disasm.Other
+	if derr == nil {
+		class = in.Class
+	}
+	throughCall := class == disasm.Call && r.depth == 0 && s.cfg.Mode == Fast
+	var out outcome
+	if throughCall {
+		out, err = s.callThrough(st, &r.regs, in, r.acc, r.sig)
+	} else {
+		out, err = s.advance(c, true, r.sig, pc)
+	}
+	r.predict.after(pc, in, derr, r.sig, out, err)
+	r.sig = 0
+	st.kid.steps++
+	if err != nil {
+		return false, err
+	}
+	switch out.kind {
+	case outTrap:
+	case outNested:
+		return false, nil
+	case outSignal:
+		r.sig = int(out.sig) // delivered with the next step
+		return false, nil
+	default:
+		return true, s.childEnded(st, out)
+	}
+	if throughCall {
+		return false, nil // callThrough checked the push and the callee's writes
+	}
+	s.checkWrites(st, &r.regs, in, r.acc, unknown)
+	switch class {
+	case disasm.Call:
+		if r.depth == 0 {
+			r.pendingCall = s.insnEvent(mm, c.pid, in)
+		}
+		r.depth++
+	case disasm.Ret:
+		if r.depth > 0 {
+			r.depth--
+		} else {
+			s.checkReturnPast(st, &r.regs, in)
+		}
+	}
+	return false, nil
+}
+
+// silentPredictor knows the child's pc without reading its registers when
+// the last step executed a "silent" instruction (one that changes only
+// registers and falls through) and nothing else happened: the next one is
+// right after it. A silent instruction at that pc is then stepped without
+// a register read — a third of a step's cost — since it writes nothing and
+// needs no register to judge.
+type silentPredictor struct {
+	next uint64 // the certain pc, or 0
+}
+
+// insn returns the predicted pc and its instruction when the prediction
+// holds and that instruction is silent too; pc 0 otherwise.
+func (p *silentPredictor) insn(s *session, r *childRun) (uint64, *disasm.Insn, error) {
+	next := p.next
+	if next == 0 || s.cfg.TraceInsns {
+		return 0, nil, nil
+	}
+	// Not where vtrace planted an int3: stepping over one needs the
+	// certain pc (a SIGTRAP sent from outside looks like a step).
+	if _, planted := r.st.mm.bps[next]; planted {
+		return 0, nil, nil
+	}
+	in, err := s.insnAt(r.st.mm, r.st.child.pid, next)
+	if err != nil || !in.Silent() {
+		return 0, nil, nil
+	}
+	return next, in, nil
+}
+
+// after records what the step of the instruction at pc makes certain.
+func (p *silentPredictor) after(pc uint64, in *disasm.Insn, derr error, sig int, out outcome, err error) {
+	p.next = 0
+	if derr == nil && in.Silent() && sig == 0 && err == nil && out.kind == outTrap && !out.delivered {
+		p.next = pc + uint64(in.Len)
 	}
 }
 
 // callThrough executes a call made from a shared frame (fast mode): it
 // single-steps the call itself — its push is the write that clobbers a
-// slot — then plants an int3 at the return address and lets the callee run
-// at full speed. When the callee returns, the live region is diffed and
-// every change attributed to this call.
+// slot — then runs the callee at full speed to its return (runCall). When
+// the callee returns, the live region is diffed and every change
+// attributed to this call.
 func (s *session) callThrough(st *story, regs *arch.Regs, in *disasm.Insn, acc []disasm.Access, sig int) (outcome, error) {
 	c, mm := st.child, st.mm
-	pc := regs.PC()
-	out, err := s.advance(c, true, sig, pc)
-	if err != nil || out.kind != outTrap || out.nested {
-		return out, err
-	}
-	s.checkWrites(st, regs, in, acc, false)
 	callInsn := s.insnEvent(mm, c.pid, in)
-	var now arch.Regs
-	if err := s.t.Regs(c.pid, &now); err != nil {
-		return outcome{}, err
-	}
-	s.emitChildCall(st, callInsn, now.PC())
-	st.during = callInsn
-	out, err = s.contToReturn(st, c, pc+uint64(in.Len), regs.SP())
+	out, err := s.runCall(st, c, regs, in, sig, func() error {
+		s.checkWrites(st, regs, in, acc, false)
+		var now arch.Regs
+		if err := s.p.Regs(c.pid, &now); err != nil {
+			return err
+		}
+		s.emitChildCall(st, callInsn, now.PC())
+		st.kid.hw.during = callInsn
+		return nil
+	})
 	if err != nil || out.kind != outTrap {
 		return out, err // the child ended inside the callee: childEnded diffs
 	}
 	s.diffRegion(st, nil, callInsn)
-	st.during = nil
+	st.kid.hw.during = nil
 	return out, nil
 }
 
@@ -204,8 +254,8 @@ func (s *session) diffRegion(st *story, pre *arch.Regs, during *event.Insn) {
 // is shared) and reports each word that differs from the shadow.
 func (s *session) diffRange(st *story, lo, hi uint64, pre *arch.Regs, in *disasm.Insn, during *event.Insn) {
 	buf := st.scratch[lo-st.lo : hi-st.lo]
-	if err := s.t.ReadMem(st.parent.pid, lo, buf); err != nil {
-		s.note(st.id, fmt.Sprintf("read parent stack [%#x,%#x): %v", lo, hi, err))
+	if err := s.p.ReadMem(st.parent.pid, lo, buf); err != nil {
+		s.note(st.id, event.NoteStackUnreadable, fmt.Sprintf("read parent stack [%#x,%#x): %v", lo, hi, err))
 		return
 	}
 	var by *event.Insn
@@ -226,21 +276,20 @@ func (s *session) diffRange(st *story, lo, hi uint64, pre *arch.Regs, in *disasm
 func (s *session) emitWrite(st *story, a, old, cur uint64, by, during *event.Insn, pre *arch.Regs) {
 	frame := st.frameOf(a)
 	if info, ok := st.slots[a]; ok {
-		st.slotWrites++
 		ev := &event.SlotWrite{Header: s.hdr("slot_write", st.child.pid), Vfork: st.id, Slot: event.Addr(a),
 			Kind: info.kind, Reg: info.reg, Frame: info.frame, FrameFn: st.frameFns[info.frame],
 			Old: event.Addr(old), New: event.Addr(cur), By: by, During: during, FoundBy: foundBy(by, during)}
-		if info.kind == "ret" {
+		if info.kind == event.SlotRet {
 			ev.OldSym, ev.NewSym = s.codeSym(st.mm, old), s.codeSym(st.mm, cur)
 		}
 		if by != nil && pre != nil {
 			ev.Backtrace = s.backtrace(st, pre)
 		}
-		st.writes = append(st.writes, ev)
+		st.kid.writes = append(st.kid.writes, ev)
 		s.emit(ev)
 		return
 	}
-	st.stackWrites++
+	st.kid.stackWrites++
 	s.emit(&event.StackWrite{Header: s.hdr("stack_write", st.child.pid), Vfork: st.id, Addr: event.Addr(a),
 		Size: st.word, Frame: frame, FrameFn: st.frameFns[frame], Old: event.Addr(old), New: event.Addr(cur),
 		By: by, During: during, FoundBy: foundBy(by, during)})
@@ -282,13 +331,12 @@ func (s *session) checkReturnPast(st *story, pre *arch.Regs, in *disasm.Insn) {
 		if st.frames[i].RetSlot != slot {
 			continue
 		}
-		st.returnedPast = append(st.returnedPast, i)
 		var now arch.Regs
-		_ = s.t.Regs(st.child.pid, &now)
+		_ = s.p.Regs(st.child.pid, &now)
 		ev := &event.ChildReturnPastFrame{Header: s.hdr("child_return_past_frame", st.child.pid), Vfork: st.id,
 			Frame: i, FrameFn: st.frameFns[i], By: *s.insnEvent(st.mm, st.child.pid, in),
 			To: event.Addr(now.PC()), ToSym: s.sym(st.mm, now.PC())}
-		st.returns = append(st.returns, ev)
+		st.kid.returns = append(st.kid.returns, ev)
 		s.emit(ev)
 		return
 	}
@@ -297,10 +345,10 @@ func (s *session) checkReturnPast(st *story, pre *arch.Regs, in *disasm.Insn) {
 func (s *session) emitChildCall(st *story, by *event.Insn, target uint64) {
 	ts := s.sym(st.mm, target)
 	if ts != nil && ts.Off == 0 && (ts.Sym == "exit" || ts.Sym == "exit@plt") {
-		st.calledExit = true
+		st.kid.calledExit = true
 	}
 	s.emit(&event.ChildCall{Header: s.hdr("child_call", st.child.pid), Vfork: st.id, By: *by,
-		Target: event.Addr(target), TargetSym: ts, Depth: len(st.returnedPast)})
+		Target: event.Addr(target), TargetSym: ts, Depth: len(st.kid.returns)})
 }
 
 func (s *session) insnEvent(mm *addrSpace, pid int, in *disasm.Insn) *event.Insn {
@@ -309,110 +357,56 @@ func (s *session) insnEvent(mm *addrSpace, pid int, in *disasm.Insn) *event.Insn
 
 // childEnded closes the child's part of the story: a last diff of the live
 // region (writes made since the last check, attributed to the call the
-// child was in), then how it ended.
+// child was in), then how it ended. The child then runs on by itself (an
+// exec'd program) or to its exit.
 func (s *session) childEnded(st *story, out outcome) error {
 	c := st.child
-	s.diffRegion(st, nil, st.during)
-	ev := &event.ChildEnd{Header: s.hdr("child_end", c.pid), Vfork: st.id, Steps: st.childSteps, Hits: st.bpHits,
-		HWHits: st.hwHits}
-	if st.calledExit {
+	s.diffRegion(st, nil, st.kid.hw.during)
+	ev := &event.ChildEnd{Header: s.hdr("child_end", c.pid), Vfork: st.id, Steps: st.kid.steps, Hits: st.kid.bpHits,
+		HWHits: st.kid.hw.hits}
+	if st.kid.calledExit {
 		ev.Via = "exit()"
 	}
 	switch out.kind {
 	case outExec:
-		ev.How = "exec"
-		ev.Path, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", c.pid))
+		ev.How = event.EndExec
+		ev.Path = s.p.ExePath(c.pid)
 	case outExit, outGone:
 		ws := out.status
 		switch {
 		case ws.Exited():
 			code := ws.ExitStatus()
-			ev.How, ev.Code = "exit", &code
+			ev.How, ev.Code = event.EndExit, &code
 		case ws.Signaled():
-			ev.How, ev.Signal = "signal", unix.SignalName(ws.Signal())
+			ev.How, ev.Signal = event.EndSignal, unix.SignalName(ws.Signal())
 			if f, ok := s.faultOf(c.proc, ws.Signal(), st.mm); ok {
 				ev.SiCode, ev.Addr, ev.PC, ev.Sym = f.siCode, f.addr, f.pc, f.sym
 			} else if ws.Signal() == unix.SIGKILL && s.stopping() {
-				ev.How = "killed"
+				ev.How = event.EndKilled
 			}
 		default:
-			ev.How = "killed"
+			ev.How = event.EndKilled
 		}
 	}
-	st.end = ev
+	st.kid.end = ev
 	s.emit(ev)
-	c.inStory = false // from here on the child is an ordinary task
 	switch out.kind {
 	case outExec:
-		if len(st.hwSlots) > 0 {
+		if len(st.kid.hw.slots) > 0 {
 			_ = s.disarmDR(c.pid) // the new program must not trap on the old stack's slots
 		}
 		s.execStop(c) // emits exec, gives the child its own address space
-		c.hold = false
-		s.resume(c, 0)
+		c.set(taskRunning)
+		s.cont(c, 0)
 	case outExit:
-		c.ended = true
-		c.hold = false
-		s.resume(c, 0)
+		c.set(taskEnded)
+		s.cont(c, 0)
 	case outGone:
-		c.ended = true
+		c.set(taskEnded)
 		s.gone(c, out.status)
 	}
 	if s.stopping() {
 		return errStopped
 	}
 	return nil
-}
-
-// siCodeName names a siginfo si_code for the signals vtrace reports.
-func siCodeName(sig unix.Signal, code int32) string {
-	switch code {
-	case 0x80:
-		return "SI_KERNEL"
-	case 0:
-		return "SI_USER"
-	case -6:
-		return "SI_TKILL"
-	}
-	switch sig {
-	case unix.SIGSEGV:
-		switch code {
-		case 1:
-			return "SEGV_MAPERR"
-		case 2:
-			return "SEGV_ACCERR"
-		}
-	case unix.SIGBUS:
-		switch code {
-		case 1:
-			return "BUS_ADRALN"
-		case 2:
-			return "BUS_ADRERR"
-		}
-	case unix.SIGILL:
-		switch code {
-		case 1:
-			return "ILL_ILLOPC"
-		case 2:
-			return "ILL_ILLOPN"
-		}
-	case unix.SIGTRAP:
-		switch code {
-		case 1:
-			return "TRAP_BRKPT"
-		case 2:
-			return "TRAP_TRACE"
-		case 4:
-			return "TRAP_HWBKPT"
-		}
-	}
-	return strings.TrimSpace(fmt.Sprintf("%d", code))
-}
-
-func hasFaultAddr(sig unix.Signal) bool {
-	switch sig {
-	case unix.SIGSEGV, unix.SIGBUS, unix.SIGILL, unix.SIGFPE:
-		return true
-	}
-	return false
 }

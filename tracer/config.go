@@ -59,6 +59,14 @@ type Config struct {
 
 	Version string
 	Sink    Sink
+
+	// WakeCommand is a program that exits at once, started when the run
+	// is stopped from outside the tracer thread: its exit ends the
+	// tracer's blocking wait4 (default: /bin/sh -c :). cmd/vtrace points
+	// it at its own binary.
+	WakeCommand []string
+	// Debug prints the stack of an internal error.
+	Debug bool
 }
 
 // Defaults used by the CLI.

@@ -1,43 +1,69 @@
 // Package tracer is vtrace's engine: it runs a program under ptrace, follows
-// every vfork, and emits a stream of typed events (package event) telling how
-// the child treated the parent's stack. Renderers (package report) turn the
-// events into text or JSON Lines; the engine never formats for humans.
+// every vfork, and emits a stream of typed events (package event) telling
+// how the child treated the parent's stack. The engine states facts; the
+// words are the renderers' (package report).
 //
-// Before any vfork: at the program's exec stop vtrace reads only its ELF
-// header (the arch), probes whether debug-register watchpoints fire, and
-// lets the program run; while it starts, another goroutine, kept off the
-// tracer's CPU, reads the symbols of the program and of the libraries it
-// names (symbols.PrefetchProgram). /proc/PID/maps is read at the first
-// symbol lookup, and again at each vfork.
+// Start here, then read the files in the order a vfork goes through them.
 //
-// The story of one vfork, as the engine sees it:
+// A run (session.go). Run starts the program on the locked ptrace thread
+// (internal/ptrace) and loops over wait4: dispatch handles every stop no
+// story is waiting for. Every ptrace call and every question to /proc goes
+// through one interface, procs (procs.go), which the tests replace with
+// scripted processes. Each traced thread has one state (task.go: new,
+// new-held, held, running, followed, parked, ended), changed only through
+// task.set, which knows the legal moves. Before any vfork, at the
+// program's exec stop, vtrace reads its ELF header (the arch), probes
+// whether debug-register watchpoints fire (watchpoints.go) and lets it
+// run; symbols are read ahead on another CPU meanwhile.
 //
-//  1. The parent stops in PTRACE_EVENT_VFORK, right after the syscall
-//     instruction of libc's wrapper. Its child (pid from GETEVENTMSG) stops
-//     at its first instruction with SIGSTOP — sometimes before the parent's
-//     event arrives, so early stops of unknown pids are buffered (session).
-//  2. capture: the parent's registers are read and its frames unwound with
-//     CFI (unwind, symbols); glibc's wrapper keeps its return address in %rdi,
-//     so frame 0 has no return slot. Every frame's return-address slot and
-//     callee-saved register slots are recorded, and the parent's live stack
-//     [sp, outermost frame) is snapshotted (story.go).
-//  3. followChild: the parent stays in its event stop (registers readable,
-//     never runnable) while the child runs. The child is single-stepped
-//     where it shares frames with the parent (without a register read
-//     before an instruction that changes only registers); in fast mode each
-//     call from there runs at full speed to an int3 at its return address
-//     (child.go).
-//     Each instruction's memory effects (disasm) say which words to compare
-//     with the snapshot: slot_write, stack_write, child_return_past_frame.
-//  4. The child execs or exits; every int3 is removed (the memory is shared),
-//     the live stack is diffed a last time (slot_diff).
-//  5. followParent: the parent is single-stepped from its wake-up until a ret
+// A vfork (session.go: vforkEvent, the one entry of a vfork event, wherever
+// it is seen). The parent stops in PTRACE_EVENT_VFORK right after the
+// syscall instruction of libc's wrapper; its child stops at its first
+// instruction with SIGSTOP — sometimes before the parent's event, so stops
+// of unknown pids are kept (task.go: tasks.unknown). If no story is in
+// progress, or a story was waiting for exactly this task (a vfork child
+// vforking in turn), the story runs now, on the stack of stories; else the
+// parent is held in its event stop until the stack is empty.
+//
+// A story (story.go) runs in phases, each in its own file:
+//
+//  1. capture.go: with the parent held in its event stop, its registers
+//     are read and its frames unwound (internal/unwind: CFI, else the
+//     function's machine code, else frame pointers); glibc's wrapper keeps
+//     its return address in %rdi, so frame 0 has no return slot. Every
+//     frame's return-address and callee-saved slots are recorded, the live
+//     stack [sp, outermost frame) is snapshotted, and the vfork event opens
+//     the story.
+//  2. child.go: the parent stays in its event stop while the child runs.
+//     The child is single-stepped where it shares frames with the parent
+//     (a silent instruction, one that only changes registers, is stepped
+//     without reading them); in fast mode each call made from there runs
+//     at full speed to an int3 at its return address (calls.go,
+//     breakpoints.go) and, where they fire, DR0–DR3 watch the slots most at
+//     risk (watchpoints.go). Each instruction's memory effects
+//     (internal/disasm) say which words to compare with the snapshot:
+//     slot_write, stack_write, child_return_past_frame. The child ends by
+//     exec, exit or a signal (faults.go names it): child_end.
+//  3. release.go: every int3 is removed (the memory is shared) and the slots
+//     are reported before and after the child ran (slot_diff).
+//  4. parent.go: the parent is single-stepped from its wake-up until a ret
 //     consumes a slot the child changed (parent_landing "ret_clobbered") or
-//     it returns above every changed word (parent.go); then it runs freely
-//     and its fate is reported when it ends (exit).
-//  6. Each story gets a verdict (verdict.go); the run's is the worst.
+//     it returns above every changed word; its reads of changed words are
+//     parent_consume.
+//  5. verdict.go: the story's verdict and reasons (vfork_verdict); the
+//     run's is the worst.
 //
-// Preconditions: everything runs on one OS thread locked by ptrace.Run, which
-// is the tracer of every task; all ptrace and wait calls go through package
-// ptrace. One trace per process: the engine reaps with wait4(-1).
+// Waiting (wait.go): a story resumes a task with advance (one step, or a
+// continue) and gets an outcome: a trap, a signal, an exec, an exit, or
+// "nested" — the task vforked and that story ran meanwhile. Stops of other
+// tasks on the way are dispatched; those of tasks an enclosing story owns
+// are postponed for it.
+//
+// Stopping (stop.go): budgets, the timeout and interrupts kill every
+// tracee; stories unwind, the loop reaps everything, and the run ends with
+// a budget event and the verdict of what was seen.
+//
+// Preconditions: everything runs on one OS thread locked by ptrace.Run,
+// which is the tracer of every task. One trace per process: the engine
+// reaps with wait4(-1). Linux on x86-64 only (amd64 and i386 tracees).
 package tracer

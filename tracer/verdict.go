@@ -24,20 +24,20 @@ func judge(st *story) (event.Judgement, []event.Reason) {
 			reasons = append(reasons, r)
 		}
 	}
-	if len(st.returns) > 0 {
+	if len(st.kid.returns) > 0 {
 		add(event.ReasonReturnedPast)
 	}
-	for _, c := range st.consumes {
+	for _, c := range st.par.consumes {
 		if c.Kind == event.SlotLocal {
 			add(event.ReasonReadChildWrite)
 		} else {
 			add(event.ReasonConsumedSlot)
 		}
 	}
-	if len(st.writes) > 0 {
+	if len(st.kid.writes) > 0 {
 		add(event.ReasonClobberedSlot)
 	}
-	if st.calledExit {
+	if st.kid.calledExit {
 		add(event.ReasonCalledExit)
 	}
 	v := event.Clean

@@ -6,16 +6,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-
-	"github.com/vtrace/vtrace/tracer"
 )
 
 func main() {
 	if os.Getenv("VTRACE_WAKE") != "" {
-		return // tracer.WakeCommand: exit at once
-	}
-	if self, err := os.Executable(); err == nil {
-		tracer.WakeCommand = []string{self}
+		return // tracer.Config.WakeCommand: exit at once
 	}
 	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
 	code := exitCode(err)

@@ -193,7 +193,7 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 		Mode: map[bool]tracer.Mode{false: tracer.Fast, true: tracer.Step}[o.step], TraceInsns: o.traceInsns,
 		NoASLR: o.noASLR, CPU: pin, Watchpoints: o.watch,
 		MaxSteps: o.maxSteps, MaxVforks: o.maxVforks, Timeout: o.timeout,
-		Version: version, Sink: sinks,
+		Version: version, Sink: sinks, WakeCommand: wakeCommand(), Debug: os.Getenv("VTRACE_DEBUG") != "",
 		// Symbols are read ahead on another CPU; with one, that would
 		// only slow the program down.
 		Prefetch: runtime.NumCPU() > 1,
@@ -306,4 +306,13 @@ func unwrapExecErr(err error) string {
 		return strings.TrimPrefix(ee.Err.Error(), "exec: ")
 	}
 	return err.Error()
+}
+
+// wakeCommand is vtrace itself run with VTRACE_WAKE set: it exits at once
+// (main), which wakes the tracer's wait4 when a run is stopped from outside.
+func wakeCommand() []string {
+	if self, err := os.Executable(); err == nil {
+		return []string{self}
+	}
+	return nil
 }

@@ -369,8 +369,9 @@ type Budget struct {
 // Note is a diagnostic about the trace itself (not about the target).
 type Note struct {
 	Header
-	Vfork int    `json:"vfork,omitempty"`
-	Msg   string `json:"msg"`
+	Vfork int      `json:"vfork,omitempty"`
+	Code  NoteCode `json:"code"`
+	Msg   string   `json:"msg"`
 }
 
 // Verdict is the last line of every complete log.

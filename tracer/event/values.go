@@ -111,3 +111,19 @@ const (
 	MethodFP   UnwindMethod = "fp"
 	MethodNone UnwindMethod = "none"
 )
+
+// NoteCode says what a note is about (a note reports on the trace itself,
+// not on the target); its msg carries the details.
+type NoteCode string
+
+// Note codes.
+const (
+	NoteStoryAbandoned    NoteCode = "story_abandoned"    // a story could not go on (msg: why)
+	NoteUnwindFailed      NoteCode = "unwind_failed"      // not even the vfork frame unwound: callers unknown
+	NoteStackUnreadable   NoteCode = "stack_unreadable"   // the parent's stack could not be read back
+	NoteBreakpointRestore NoteCode = "breakpoint_restore" // removing an int3 failed
+	NoteInt3Left          NoteCode = "int3_left"          // a read-back found an int3 byte still in the code
+	NoteWatchpointsArmed  NoteCode = "watchpoints_armed"  // the child's DR0–DR3 (msg: which slots)
+	NoteWatchpointsFailed NoteCode = "watchpoints_failed" // arming them failed: diffing only
+	NoteExecUnreadable    NoteCode = "exec_unreadable"    // an exec'd program's image could not be read
+)

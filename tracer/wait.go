@@ -1,6 +1,8 @@
 package tracer
 
 import (
+	"fmt"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer/internal/ptrace"
@@ -10,20 +12,21 @@ import (
 type outKind int
 
 const (
-	outTrap   outKind = iota // a single-step finished, or a SIGTRAP (int3)
+	outTrap   outKind = iota // a single-step finished, or a SIGTRAP (int3, watchpoint)
 	outExec                  // PTRACE_EVENT_EXEC: the task has a new image
 	outExit                  // PTRACE_EVENT_EXIT: the task is about to exit
 	outGone                  // the task was reaped (killed without an exit stop)
 	outSignal                // a signal-delivery stop; resume with the signal to deliver it
+	// outNested: the task made a vfork of its own, whose story has run;
+	// the task is stopped wherever that story left it (its registers must
+	// be read again: the request did not simply complete).
+	outNested
 )
 
 type outcome struct {
 	kind   outKind
 	status unix.WaitStatus // outExit, outGone
 	sig    unix.Signal     // outSignal
-	// nested: the task made a vfork of its own, whose story has run; the
-	// task is stopped wherever that story left it.
-	nested bool
 	// ranCall: a call was run through to its return (fast mode).
 	ranCall bool
 	// delivered: a signal was delivered on the way (a handler may have
@@ -33,18 +36,18 @@ type outcome struct {
 
 // advance resumes a task a story is following — one single-step, or a
 // continue — delivering sig, and waits for its next stop that matters to
-// the story. Events on the way (fork/clone children, VFORK_DONE, group
-// stops) are handled and the same request re-issued. pc is the task's
-// current pc: if one of vtrace's int3s sits there, the original byte is put
-// back for the duration of one step so the real instruction executes.
+// the story. pc is the task's current pc: if one of vtrace's int3s sits
+// there, the original byte is put back for the duration of one step so the
+// real instruction executes.
 func (s *session) advance(t *task, step bool, sig int, pc uint64) (outcome, error) {
-	mm := t.proc.mm
-	if _, ok := mm.bps[pc]; ok && pc != 0 {
-		out, err := s.stepMasked(t, sig, pc)
-		if err != nil || out.kind != outTrap || step || out.nested {
-			return out, err
+	if mm := t.proc.mm; mm != nil && pc != 0 {
+		if _, ok := mm.bps[pc]; ok {
+			out, err := s.stepMasked(t, sig, pc)
+			if err != nil || out.kind != outTrap || step {
+				return out, err
+			}
+			sig = 0
 		}
-		sig = 0
 	}
 	return s.resumeAndWait(t, step, sig)
 }
@@ -65,14 +68,20 @@ func (s *session) stepMasked(t *task, sig int, pc uint64) (outcome, error) {
 	return out, err
 }
 
+// resumeAndWait issues one request and classifies the stop it leads to.
+// Stops on the way that are not the story's business are handled and the
+// request re-issued: a fork/clone child is registered, VFORK_DONE and
+// group-stops pass, a harmless signal (SIGCHLD from the vfork child's
+// exit) is delivered with the next request. A vfork of the task itself
+// runs its story now, nested (outNested).
 func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 	delivered := sig != 0
 	for {
 		var err error
 		if step {
-			err = s.t.Step(t.pid, sig)
+			err = s.p.Step(t.pid, sig)
 		} else {
-			err = s.t.Cont(t.pid, sig)
+			err = s.p.Cont(t.pid, sig)
 		}
 		if err != nil && !ptrace.TaskGone(err) {
 			return outcome{}, err
@@ -92,23 +101,26 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 		switch ev := st.Event(); ev {
 		case 0:
 		case ptrace.EventFork, ptrace.EventClone:
-			if msg, err := s.t.EventMsg(t.pid); err == nil {
+			if msg, err := s.p.EventMsg(t.pid); err == nil {
 				s.newTask(t, int(msg), ev == ptrace.EventClone, false)
 			}
 			continue
 		case ptrace.EventVfork:
-			if s.vforkBudgetSpent(t) {
-				continue
-			}
-			if err := s.story(t); err != nil {
+			out, err := s.vforkEvent(t, true)
+			if err != nil {
 				return outcome{}, err
 			}
-			return outcome{kind: outTrap, nested: true}, nil
+			if out == vforkSkipped {
+				continue
+			}
+			return outcome{kind: outNested}, nil
 		case ptrace.EventExec:
-			t.execed = true
+			// The old image's breakpoints and code no longer describe
+			// this task's memory.
+			t.proc.mm = nil
 			return outcome{kind: outExec}, nil
 		case ptrace.EventExit:
-			msg, _ := s.t.EventMsg(t.pid)
+			msg, _ := s.p.EventMsg(t.pid)
 			return outcome{kind: outExit, status: unix.WaitStatus(msg)}, nil
 		default: // VFORK_DONE, or an event vtrace did not ask for
 			continue
@@ -117,11 +129,7 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 		if stop == unix.SIGTRAP {
 			return outcome{kind: outTrap, delivered: delivered}, nil
 		}
-		if stop == unix.SIGSTOP && t.initialStop {
-			t.initialStop = false
-			continue
-		}
-		info, err := s.t.SigInfo(t.pid)
+		info, err := s.p.SigInfo(t.pid)
 		if err != nil {
 			continue // a group-stop: resume it
 		}
@@ -134,6 +142,40 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 		}
 		s.recordFault(t, stop, info)
 		return outcome{kind: outSignal, sig: stop}, nil
+	}
+}
+
+// waitFor returns the next stop of pid, dispatching every other stop that
+// arrives meanwhile. Stops of tasks an enclosing story owns are kept for
+// it (postponed); their deaths are handled at once.
+func (s *session) waitFor(pid int) (ptrace.Stop, error) {
+	if st, ok := s.postponed[pid]; ok {
+		delete(s.postponed, pid)
+		return st, nil
+	}
+	if st, ok := s.unknown[pid]; ok {
+		delete(s.unknown, pid)
+		return st, nil
+	}
+	for {
+		st, err := s.p.Wait()
+		if err != nil {
+			return ptrace.Stop{}, fmt.Errorf("wait for %d: %w", pid, err)
+		}
+		if st.PID == pid {
+			return st, nil
+		}
+		if t := s.byPID[st.PID]; t != nil && t.state == taskFollowed {
+			// A task of an enclosing story (a nested vfork's outer parent
+			// is held, so only its death can show up here).
+			if st.Status.Exited() || st.Status.Signaled() {
+				s.gone(t, st.Status)
+			} else {
+				s.postponed[st.PID] = st
+			}
+			continue
+		}
+		s.dispatch(st)
 	}
 }
 

@@ -27,6 +27,16 @@ import (
 // DR7 is written last and never read back (a read-back proves nothing about
 // whether the trap will be delivered).
 
+// watchSet is the child's watchpoints of one story.
+type watchSet struct {
+	slots []uint64 // slots watched by DR0–DR3 in the child
+	dr7   uint64   // DR7 enabling them, written only around full-speed runs
+	hits  int      // traps that named a writer
+	// during is the call the child is inside, run at full speed, while
+	// the watchpoints are enabled (writes found then are attributed to it).
+	during *event.Insn
+}
+
 // hwState is what vtrace knows about debug-register watchpoints.
 type hwState int
 
@@ -91,7 +101,7 @@ func (s *session) probeHW(t *task) {
 	mm := t.proc.mm
 	s.hwProbe = "no store in the program's first instructions"
 	for i := 0; i < probeSteps; i++ {
-		if s.t.Regs(t.pid, &regs) != nil {
+		if s.p.Regs(t.pid, &regs) != nil {
 			return
 		}
 		in, err := s.insnAt(mm, t.pid, regs.PC())
@@ -108,7 +118,7 @@ func (s *session) probeHW(t *task) {
 		}
 		plain := in.Class == disasm.Other || in.Class == disasm.Push
 		if target == 0 || unknown || !plain {
-			if out, err := s.resumeAndWait(t, true, 0); err != nil || out.kind != outTrap || out.nested {
+			if out, err := s.resumeAndWait(t, true, 0); err != nil || out.kind != outTrap {
 				s.hwProbe = "the program did not get that far"
 				return
 			}
@@ -129,7 +139,7 @@ func (s *session) probeStore(t *task, pc uint64, in *disasm.Insn, target uint64)
 	if err := s.plant(mm, t.pid, next, owner); err != nil {
 		return hwBroken, fmt.Sprintf("%s: %v", desc, err)
 	}
-	defer func() { _ = s.release(mm, t.pid, next, owner) }()
+	defer func() { _ = s.unclaim(mm, t.pid, next, owner) }()
 	if err := s.armDR(t.pid, []uint64{target}, 1); err != nil {
 		return hwBroken, fmt.Sprintf("%s: %v", desc, err)
 	}
@@ -137,17 +147,17 @@ func (s *session) probeStore(t *task, pc uint64, in *disasm.Insn, target uint64)
 	var regs arch.Regs
 	for tries := 0; tries < 2; tries++ {
 		out, err := s.resumeAndWait(t, false, 0)
-		if err != nil || out.kind != outTrap || out.nested || s.t.Regs(t.pid, &regs) != nil {
+		if err != nil || out.kind != outTrap || s.p.Regs(t.pid, &regs) != nil {
 			return hwAuto, "the program did not get that far"
 		}
 		if regs.PC() == next+1 { // the int3: the store ran without a trap
 			regs.SetPC(next)
-			if err := s.t.SetRegs(t.pid, &regs); err != nil {
+			if err := s.p.SetRegs(t.pid, &regs); err != nil {
 				return hwAuto, err.Error()
 			}
 			break
 		}
-		if dr6, err := s.t.DebugReg(t.pid, 6); err == nil && dr6&1 != 0 && regs.PC() == next {
+		if dr6, err := s.p.DebugReg(t.pid, 6); err == nil && dr6&1 != 0 && regs.PC() == next {
 			state, what = hwWorks, "fired"
 		}
 		_ = s.disarmDR(t.pid) // then on to the int3
@@ -160,21 +170,21 @@ func (s *session) probeStore(t *task, pc uint64, in *disasm.Insn, target uint64)
 // task: addresses first, DR6 cleared, DR7 last.
 func (s *session) armDR(pid int, addrs []uint64, size int) error {
 	for i, a := range addrs {
-		if err := s.t.SetDebugReg(pid, i, a); err != nil {
+		if err := s.p.SetDebugReg(pid, i, a); err != nil {
 			return err
 		}
 	}
-	if err := s.t.SetDebugReg(pid, 6, 0); err != nil {
+	if err := s.p.SetDebugReg(pid, 6, 0); err != nil {
 		return err
 	}
-	return s.t.SetDebugReg(pid, 7, dr7For(len(addrs), size))
+	return s.p.SetDebugReg(pid, 7, dr7For(len(addrs), size))
 }
 
 func (s *session) disarmDR(pid int) error {
-	if err := s.t.SetDebugReg(pid, 7, 0); err != nil {
+	if err := s.p.SetDebugReg(pid, 7, 0); err != nil {
 		return err
 	}
-	return s.t.SetDebugReg(pid, 6, 0)
+	return s.p.SetDebugReg(pid, 6, 0)
 }
 
 // armSlots arms the child's watchpoints on the slots most at risk: return
@@ -198,14 +208,14 @@ func (s *session) armSlots(st *story) {
 		return
 	}
 	for i, a := range slots {
-		if err := s.t.SetDebugReg(st.child.pid, i, a); err != nil {
-			s.note(st.id, fmt.Sprintf("arming watchpoints: %v; writes inside callees are found by diffing", err))
+		if err := s.p.SetDebugReg(st.child.pid, i, a); err != nil {
+			s.note(st.id, event.NoteWatchpointsFailed, fmt.Sprintf("arming watchpoints: %v; writes inside callees are found by diffing", err))
 			return
 		}
 	}
 	// DR7 is written only around the child's full-speed runs (hwEnable):
 	// never while it is single-stepped.
-	st.hwSlots, st.hwDR7 = slots, dr7For(len(slots), st.word)
+	st.kid.hw.slots, st.kid.hw.dr7 = slots, dr7For(len(slots), st.word)
 	var names []string
 	for i, a := range slots {
 		info := st.slots[a]
@@ -215,18 +225,18 @@ func (s *session) armSlots(st *story) {
 		}
 		names = append(names, fmt.Sprintf("DR%d %s of %s at %#x", i, what, funcName(st.frameFns[info.frame]), a))
 	}
-	s.note(st.id, "watchpoints armed in the child: "+strings.Join(names, ", "))
+	s.note(st.id, event.NoteWatchpointsArmed, strings.Join(names, ", "))
 }
 
 // hwEnable turns the child's watchpoints on (before a full-speed run:
 // DR6 cleared, DR7 last) or off (before it is single-stepped again).
 func (s *session) hwEnable(st *story, on bool) {
 	if on {
-		_ = s.t.SetDebugReg(st.child.pid, 6, 0)
-		_ = s.t.SetDebugReg(st.child.pid, 7, st.hwDR7)
+		_ = s.p.SetDebugReg(st.child.pid, 6, 0)
+		_ = s.p.SetDebugReg(st.child.pid, 7, st.kid.hw.dr7)
 		return
 	}
-	_ = s.t.SetDebugReg(st.child.pid, 7, 0)
+	_ = s.p.SetDebugReg(st.child.pid, 7, 0)
 }
 
 // hwHit handles a SIGTRAP the child got while running a callee at full
@@ -234,22 +244,22 @@ func (s *session) hwEnable(st *story, on bool) {
 // instruction that made it (the one that ends at the trap's pc, found by
 // decoding the function from its start) and true is returned.
 func (s *session) hwHit(st *story, now *arch.Regs) bool {
-	if len(st.hwSlots) == 0 {
+	if len(st.kid.hw.slots) == 0 {
 		return false
 	}
 	c := st.child
-	dr6, err := s.t.DebugReg(c.pid, 6)
+	dr6, err := s.p.DebugReg(c.pid, 6)
 	if err != nil || dr6&0xf == 0 {
 		return false
 	}
-	_ = s.t.SetDebugReg(c.pid, 6, 0)
+	_ = s.p.SetDebugReg(c.pid, 6, 0)
 	writer := s.insnEndingAt(st.mm, c.pid, now.PC())
-	for i, a := range st.hwSlots {
+	for i, a := range st.kid.hw.slots {
 		if dr6&(1<<i) == 0 {
 			continue
 		}
-		st.hwHits++
-		s.diffRange(st, a, a+uint64(st.word), now, writer, st.during)
+		st.kid.hw.hits++
+		s.diffRange(st, a, a+uint64(st.word), now, writer, st.kid.hw.during)
 	}
 	return true
 }

@@ -1,0 +1,148 @@
+package tracer
+
+import (
+	"fmt"
+
+	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+)
+
+// Breakpoints: fast mode plants int3s at return addresses so that a callee
+// runs at full speed until it returns. The bytes are in memory the parent
+// shares with its vfork child: every int3 of a story is removed before the
+// parent runs again, and other threads of the parent that run into one
+// meanwhile are parked on it until it is gone.
+
+// breakpoint is an int3 planted by a story.
+type breakpoint struct {
+	addr   uint64
+	orig   byte
+	owners map[int]bool // stories that need it (a nested story may share one)
+}
+
+// plant writes an int3 at addr for story owner (no-op if one is there).
+func (s *session) plant(mm *addrSpace, pid int, addr uint64, owner int) error {
+	if bp, ok := mm.bps[addr]; ok {
+		bp.owners[owner] = true
+		return nil
+	}
+	var b [1]byte
+	if err := s.p.ReadMem(pid, addr, b[:]); err != nil {
+		return err
+	}
+	if err := s.pokeByte(pid, addr, 0xcc); err != nil {
+		return err
+	}
+	mm.bps[addr] = &breakpoint{addr: addr, orig: b[0], owners: map[int]bool{owner: true}}
+	return nil
+}
+
+// unplant restores the original byte and resumes tasks parked on it.
+func (s *session) unplant(mm *addrSpace, pid int, addr uint64) error {
+	bp, ok := mm.bps[addr]
+	if !ok {
+		return nil
+	}
+	delete(mm.bps, addr)
+	// Write through a task that still maps this memory: not one that has
+	// exec'd since (a vfork child stopped by its exec inside a call run at
+	// full speed — its pid now shows the new program), nor one that is gone.
+	err := fmt.Errorf("no task left to restore the int3 at %#x", addr)
+	if t := s.byPID[pid]; t == nil || t.proc.mm == mm {
+		err = s.pokeByte(pid, addr, bp.orig)
+	}
+	if err != nil {
+		for _, t := range s.byPID {
+			if t.proc.mm == mm && t.pid != pid && t.state != taskEnded {
+				if err = s.pokeByte(t.pid, addr, bp.orig); err == nil {
+					break
+				}
+			}
+		}
+	}
+	for _, t := range s.byPID {
+		if t.state == taskParked && t.proc.mm == mm && t.parkedAt == addr {
+			t.parkedAt = 0
+			t.set(taskRunning)
+			s.cont(t, 0)
+		}
+	}
+	return err
+}
+
+// unclaim drops a story's claim on the breakpoint at addr and removes it
+// when no story needs it any more.
+func (s *session) unclaim(mm *addrSpace, pid int, addr uint64, owner int) error {
+	bp, ok := mm.bps[addr]
+	if !ok {
+		return nil
+	}
+	delete(bp.owners, owner)
+	if len(bp.owners) > 0 {
+		return nil
+	}
+	return s.unplant(mm, pid, addr)
+}
+
+// unclaimAll drops every claim of a story: no int3 of it may survive into
+// the parent's run (the memory is shared).
+func (s *session) unclaimAll(mm *addrSpace, pid int, owner int) error {
+	var first error
+	orig := map[uint64]byte{}
+	for a, bp := range mm.bps {
+		if bp.owners[owner] {
+			orig[a] = bp.orig
+		}
+		if err := s.unclaim(mm, pid, a, owner); err != nil && first == nil {
+			first = err
+		}
+	}
+	// Verify, by reading the text back, that every byte is restored.
+	for a, o := range orig {
+		if _, still := mm.bps[a]; still {
+			continue // another story still needs it
+		}
+		var b [1]byte
+		if err := s.p.ReadMem(pid, a, b[:]); err == nil && b[0] != o {
+			s.note(owner, event.NoteInt3Left, fmt.Sprintf("int3 left in the parent's code at %#x (byte %#02x, was %#02x)", a, b[0], o))
+		}
+	}
+	return first
+}
+
+// pokeByte changes one byte of text through a word-sized PTRACE_POKEDATA.
+func (s *session) pokeByte(pid int, addr uint64, b byte) error {
+	var w [8]byte
+	if err := s.p.ReadMem(pid, addr, w[:]); err != nil {
+		// Near the end of a mapping: write the word that ends at addr.
+		if err2 := s.p.ReadMem(pid, addr-7, w[:]); err2 != nil {
+			return err
+		}
+		w[7] = b
+		return s.p.WriteMem(pid, addr-7, w[:])
+	}
+	w[0] = b
+	return s.p.WriteMem(pid, addr, w[:])
+}
+
+// parkIfForeignBreakpoint handles a SIGTRAP of a task that ran into a
+// breakpoint planted for another task of the same address space (another
+// thread of a vfork parent): rewind it onto the original instruction and
+// leave it stopped until the breakpoint is removed.
+func (s *session) parkIfForeignBreakpoint(t *task) bool {
+	var regs arch.Regs
+	if t.proc.mm == nil || s.p.Regs(t.pid, &regs) != nil {
+		return false
+	}
+	at := regs.PC() - 1
+	if _, ok := t.proc.mm.bps[at]; !ok {
+		return false
+	}
+	regs.SetPC(at)
+	if s.p.SetRegs(t.pid, &regs) != nil {
+		return false
+	}
+	t.set(taskParked)
+	t.parkedAt = at
+	return true
+}

@@ -1,0 +1,245 @@
+package tracer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
+	"github.com/vtrace/vtrace/tracer/internal/unwind"
+)
+
+// Linux syscall numbers of the vfork family, per arch.
+var vforkSyscalls = map[*arch.Arch]map[uint64]string{
+	arch.AMD64: {58: "vfork", 56: "clone", 435: "clone3"},
+	arch.I386:  {190: "vfork", 120: "clone", 435: "clone3"},
+}
+
+// capture records, with the parent held in its vfork event stop, the
+// vfork site, the parent's frames and their slots, and the snapshot of its
+// live stack, and emits the vfork event that opens the story.
+func (s *session) capture(st *story) error {
+	p, regs := st.parent, &st.regs0
+	ev := &event.Vfork{Header: s.hdr("vfork", p.pid), Vfork: st.id, Child: st.child.pid, SP: event.Addr(regs.SP())}
+	name, ok := vforkSyscalls[st.arch][regs.OrigAX]
+	if !ok {
+		name = fmt.Sprintf("syscall %d", regs.OrigAX)
+	}
+	ev.Syscall = name
+	st.shared = true
+	var childSP uint64
+	switch name {
+	case "clone":
+		ev.Flags = cloneFlags(regs.SyscallArg(0), true)
+		childSP = regs.SyscallArg(1)
+	case "clone3":
+		// struct clone_args: flags, pidfd, child_tid, parent_tid,
+		// exit_signal, stack, stack_size, ... (all 64-bit).
+		var args [64]byte
+		if err := s.p.ReadMem(p.pid, regs.SyscallArg(0), args[:]); err == nil {
+			ev.Flags = cloneFlags(binary.LittleEndian.Uint64(args[0:]), false)
+			if sig := binary.LittleEndian.Uint64(args[32:]); sig != 0 {
+				ev.Flags += "|" + unix.SignalName(unix.Signal(sig))
+			}
+			if base := binary.LittleEndian.Uint64(args[40:]); base != 0 {
+				childSP = base + binary.LittleEndian.Uint64(args[48:])
+			}
+		}
+	}
+	if childSP != 0 {
+		st.shared = false
+		a := event.Addr(childSP)
+		ev.ChildStack = &a
+	}
+	ev.SharedStack = st.shared
+
+	pc := regs.PC()
+	site := event.Insn{PID: p.pid, PC: event.Addr(pc), Sym: s.sym(st.mm, pc)}
+	if in, err := s.prevInsn(st.mm, p.pid, pc); err == nil {
+		site.PC = event.Addr(in.PC)
+		site.Sym = s.sym(st.mm, in.PC)
+		site.Insn = s.insnText(st.mm, in)
+	}
+	ev.Site = site
+
+	var unwindErr error
+	st.frames, unwindErr = unwind.Unwind(regs, taskMemory{s, p.pid}, st.mm.syms(), 64)
+	if len(st.frames) == 0 {
+		// Not even the vfork frame unwinds (no CFI, no frame pointer):
+		// keep a frame 0 made of the registers, so that every write still
+		// belongs to a frame; the callers are unknown (method "none").
+		st.frames = []unwind.Frame{{PC: pc, CFA: regs.SP(), RetReg: -1, Method: string(event.MethodNone)}}
+	}
+	s.recordFrames(st, ev)
+	if len(st.frames) > 1 {
+		// Only a trustworthy unwind can prove corruption: the frame-pointer
+		// fallback reads whatever %ebp/%rbp holds (i386 glibc clone has no
+		// CFI at its syscall and skips main that way).
+		trusted := st.frames[0].Method != "fp" && st.frames[1].Method != "fp"
+		if r := st.frames[1].Ret; trusted && !st.mm.syms().IsCode(r) {
+			ev.CorruptBefore = &event.CorruptFrame{Frame: 1, Fn: st.frameFns[1], Ret: event.Addr(r)}
+		}
+		ev.Caller = st.frameFns[1]
+		if in, err := s.prevInsn(st.mm, p.pid, st.frames[0].Ret); err == nil && in.Class == disasm.Call {
+			ev.Call = s.insnEvent(st.mm, p.pid, in)
+		}
+	}
+
+	st.lo, st.hi = liveRegion(st, childSP)
+	st.orig = make([]byte, st.hi-st.lo)
+	if err := s.p.ReadMem(p.pid, st.lo, st.orig); err != nil {
+		return fmt.Errorf("snapshot parent stack [%#x,%#x): %w", st.lo, st.hi, err)
+	}
+	st.shadow = append([]byte(nil), st.orig...)
+	st.scratch = make([]byte, len(st.orig))
+	ev.Live = event.Region{Lo: event.Addr(st.lo), Hi: event.Addr(st.hi)}
+
+	st.stepChild = st.shared || s.cfg.Mode == Step
+	switch {
+	case s.cfg.Mode == Step:
+		ev.Mechanism = event.MechStep
+	case st.stepChild && s.hw == hwWorks:
+		ev.Mechanism = event.MechDepthHW
+	case st.stepChild:
+		ev.Mechanism = event.MechDepth
+	default:
+		ev.Mechanism = event.MechDiff
+	}
+	s.emit(ev)
+	st.captured = true
+	if unwindErr != nil && st.frames[0].Method == string(event.MethodNone) {
+		s.note(st.id, event.NoteUnwindFailed, fmt.Sprintf("unwinding the parent: %v; its callers and their return slots are unknown", unwindErr))
+	}
+	return nil
+}
+
+// recordFrames names each frame, indexes its slots, and puts the frames
+// into the vfork event.
+func (s *session) recordFrames(st *story, ev *event.Vfork) {
+	st.slots = map[uint64]slotInfo{}
+	for i, f := range st.frames {
+		fn := s.sym(st.mm, f.PC)
+		if i > 0 {
+			// A return address can point just past a noreturn call, into
+			// the next function: name the frame by the call itself.
+			fn = s.sym(st.mm, f.PC-1)
+		}
+		st.frameFns = append(st.frameFns, fn)
+		ef := event.Frame{Index: i, PC: event.Addr(f.PC), Sym: s.sym(st.mm, f.PC), CFA: event.Addr(f.CFA),
+			Ret: event.Addr(f.Ret), RetSym: s.sym(st.mm, f.Ret), Method: event.UnwindMethod(f.Method)}
+		if f.RetSlot != 0 {
+			a := event.Addr(f.RetSlot)
+			ef.RetSlot = &a
+			st.slots[f.RetSlot] = slotInfo{kind: event.SlotRet, frame: i}
+		} else if f.RetReg >= 0 {
+			ef.RetReg = st.arch.RegName(f.RetReg)
+		}
+		for _, sv := range f.Saved {
+			ef.Saved = append(ef.Saved, event.SavedSlot{Reg: st.arch.RegName(sv.Reg), Slot: event.Addr(sv.Addr), Value: event.Addr(sv.Value)})
+			st.slots[sv.Addr] = slotInfo{kind: event.SlotSavedReg, reg: st.arch.RegName(sv.Reg), frame: i}
+		}
+		ev.Frames = append(ev.Frames, ef)
+	}
+}
+
+// liveRegion is the part of the parent's stack the child must not change:
+// from the parent's stack pointer to the outermost frame vtrace unwound. A
+// child stack placed inside it (musl's posix_spawn puts it in a local
+// buffer) is the child's own, so the region starts above it.
+func liveRegion(st *story, childSP uint64) (uint64, uint64) {
+	lo := st.regs0.SP()
+	hi := uint64(0)
+	// Up to the outermost frame when the unwind reached it (it returns to
+	// 0); when it stopped early, the frames above are unknown but just as
+	// live: up to the end of the stack mapping.
+	if n := len(st.frames); n > 1 && st.frames[n-1].Ret == 0 {
+		hi = st.frames[n-1].CFA
+	}
+	if m, ok := st.mm.syms().MappingAt(lo); ok && (hi <= lo || hi > m.End) {
+		hi = m.End
+		// A thread's control block (and TLS, below it) tops its stack
+		// mapping; other threads write it (pthread_join): not the stack.
+		if tp := st.regs0.TP; tp > lo && tp < hi {
+			hi = tp &^ uint64(st.word-1)
+		}
+	}
+	if hi <= lo {
+		hi = lo + uint64(st.word)
+	}
+	const maxRegion = 1 << 20
+	if hi-lo > maxRegion {
+		hi = lo + maxRegion
+	}
+	if !st.shared && childSP > lo && childSP < hi {
+		// The clone wrappers leave the child's start-up words at its stack
+		// pointer for it to pop (glibc clone: fn and arg; musl __clone:
+		// arg), and the child's first call reuses them: they are its own.
+		lo = (childSP+uint64(st.word)-1)&^uint64(st.word-1) + 2*uint64(st.word)
+		if lo > hi {
+			lo = hi
+		}
+	}
+	return lo, hi
+}
+
+// prevInsn decodes the call or syscall instruction that ends right before
+// addr (the call before a return address, the syscall before an event
+// stop's pc).
+func (s *session) prevInsn(mm *addrSpace, pid int, addr uint64) (*disasm.Insn, error) {
+	for _, n := range []uint64{2, 5, 6, 3, 7, 4, 8, 9, 10} {
+		in, err := s.insnAt(mm, pid, addr-n)
+		if err == nil && uint64(in.Len) == n {
+			if in.Class == disasm.Call || in.Class == disasm.Syscall {
+				return in, nil
+			}
+		}
+	}
+	return nil, errors.New("no call or syscall instruction ends there")
+}
+
+// cloneFlagNames are the clone flags in bit order, as strace prints them.
+var cloneFlagNames = []struct {
+	bit  uint64
+	name string
+}{
+	{unix.CLONE_NEWTIME, "CLONE_NEWTIME"}, // clone3 only: in clone's flags this bit is the exit signal's
+	{unix.CLONE_VM, "CLONE_VM"}, {unix.CLONE_FS, "CLONE_FS"}, {unix.CLONE_FILES, "CLONE_FILES"},
+	{unix.CLONE_SIGHAND, "CLONE_SIGHAND"}, {unix.CLONE_PIDFD, "CLONE_PIDFD"}, {unix.CLONE_PTRACE, "CLONE_PTRACE"},
+	{unix.CLONE_VFORK, "CLONE_VFORK"}, {unix.CLONE_PARENT, "CLONE_PARENT"}, {unix.CLONE_THREAD, "CLONE_THREAD"},
+	{unix.CLONE_NEWNS, "CLONE_NEWNS"}, {unix.CLONE_SYSVSEM, "CLONE_SYSVSEM"}, {unix.CLONE_SETTLS, "CLONE_SETTLS"},
+	{unix.CLONE_PARENT_SETTID, "CLONE_PARENT_SETTID"}, {unix.CLONE_CHILD_CLEARTID, "CLONE_CHILD_CLEARTID"},
+	{unix.CLONE_DETACHED, "CLONE_DETACHED"}, {unix.CLONE_UNTRACED, "CLONE_UNTRACED"},
+	{unix.CLONE_CHILD_SETTID, "CLONE_CHILD_SETTID"}, {unix.CLONE_NEWCGROUP, "CLONE_NEWCGROUP"},
+	{unix.CLONE_NEWUTS, "CLONE_NEWUTS"}, {unix.CLONE_NEWIPC, "CLONE_NEWIPC"}, {unix.CLONE_NEWUSER, "CLONE_NEWUSER"},
+	{unix.CLONE_NEWPID, "CLONE_NEWPID"}, {unix.CLONE_NEWNET, "CLONE_NEWNET"}, {unix.CLONE_IO, "CLONE_IO"},
+	{unix.CLONE_CLEAR_SIGHAND, "CLONE_CLEAR_SIGHAND"}, {unix.CLONE_INTO_CGROUP, "CLONE_INTO_CGROUP"},
+}
+
+// cloneFlags names clone flags like strace: each bit by name, in bit
+// order, unknown bits in hex. clone(2) carries the exit signal in the low
+// byte (named last); clone3's flags have no signal in them.
+func cloneFlags(f uint64, withSignal bool) string {
+	var parts []string
+	sig := uint64(0)
+	if withSignal {
+		sig, f = f&0xff, f&^0xff
+	}
+	for _, n := range cloneFlagNames {
+		if f&n.bit != 0 {
+			parts = append(parts, n.name)
+			f &^= n.bit
+		}
+	}
+	if f != 0 {
+		parts = append(parts, fmt.Sprintf("%#x", f))
+	}
+	if sig != 0 {
+		parts = append(parts, unix.SignalName(unix.Signal(sig)))
+	}
+	return strings.Join(parts, "|")
+}

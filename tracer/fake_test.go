@@ -1,0 +1,807 @@
+package tracer
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"github.com/go-delve/delve/pkg/dwarf/frame"
+	"golang.org/x/arch/x86/x86asm"
+	"golang.org/x/sys/unix"
+
+	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
+	"github.com/vtrace/vtrace/tracer/internal/symbols"
+)
+
+// The engine's tests run stories against fakeProcs: simulated amd64
+// processes behind the procs interface, no ptrace. Each process has memory
+// regions and registers; a Step or Cont request executes real machine code
+// (assembled by the tests) with a small interpreter of the instructions the
+// test programs use, and produces the wait statuses the kernel would:
+// single-step traps, int3 traps, PTRACE_EVENT_VFORK/EXEC/EXIT stops, a
+// vfork child's initial SIGSTOP, VFORK_DONE, faults as SIGSEGV deliveries.
+// The engine decodes, unwinds (by machine code: the fake has no CFI) and
+// judges exactly as it does on real processes.
+
+// fakeRegion is one mapping of an image.
+type fakeRegion struct {
+	start uint64
+	data  []byte
+	perms string
+	path  string
+}
+
+func (r *fakeRegion) end() uint64 { return r.start + uint64(len(r.data)) }
+
+// fakeSym is a function of an image's code.
+type fakeSym struct {
+	name       string
+	start, end uint64
+}
+
+// fakeImage is one memory image: shared by a vfork parent and its child.
+type fakeImage struct {
+	regions []*fakeRegion
+	syms    []fakeSym
+	path    string
+}
+
+func (im *fakeImage) region(addr uint64, n int) *fakeRegion {
+	for _, r := range im.regions {
+		if addr >= r.start && addr+uint64(n) <= r.end() {
+			return r
+		}
+	}
+	return nil
+}
+
+func (im *fakeImage) read(addr uint64, buf []byte) bool {
+	r := im.region(addr, len(buf))
+	if r == nil {
+		return false
+	}
+	copy(buf, r.data[addr-r.start:])
+	return true
+}
+
+func (im *fakeImage) write(addr uint64, data []byte) bool {
+	r := im.region(addr, len(data))
+	if r == nil {
+		return false
+	}
+	copy(r.data[addr-r.start:], data)
+	return true
+}
+
+// fakeSpace is the image as the engine's symbol layer sees it.
+type fakeSpace struct{ im *fakeImage }
+
+func (sp fakeSpace) sym(addr uint64) *fakeSym {
+	for i := range sp.im.syms {
+		if y := &sp.im.syms[i]; addr >= y.start && addr < y.end {
+			return y
+		}
+	}
+	return nil
+}
+
+func (sp fakeSpace) Symbolize(addr uint64) symbols.Sym {
+	if y := sp.sym(addr); y != nil {
+		return symbols.Sym{Name: y.name, Off: addr - y.start, Module: "fake"}
+	}
+	return symbols.Sym{}
+}
+
+func (sp fakeSpace) IsCode(addr uint64) bool {
+	r := sp.im.region(addr, 1)
+	return r != nil && r.perms[2] == 'x'
+}
+
+func (sp fakeSpace) MappingAt(addr uint64) (symbols.Mapping, bool) {
+	r := sp.im.region(addr, 1)
+	if r == nil {
+		return symbols.Mapping{}, false
+	}
+	return symbols.Mapping{Start: r.start, End: r.end(), Perms: r.perms, Path: r.path}, true
+}
+
+func (sp fakeSpace) FDEForPC(pc uint64) (*frame.FrameDescriptionEntry, error) {
+	return nil, &frame.ErrNoFDEForPC{PC: pc}
+}
+
+func (sp fakeSpace) FuncCode(pc uint64) (uint64, []byte, bool) {
+	y := sp.sym(pc)
+	if y == nil {
+		return 0, nil, false
+	}
+	buf := make([]byte, y.end-y.start)
+	if !sp.im.read(y.start, buf) {
+		return 0, nil, false
+	}
+	return y.start, buf, true
+}
+
+// fakeTask is one simulated process (one thread).
+type fakeTask struct {
+	pid  int
+	img  *fakeImage
+	regs arch.Regs
+	dead bool
+	// vforkChild is the child a vfork parent waits for; a request to the
+	// parent waits (pending) until that child execs or exits.
+	vforkChild *fakeTask
+	vforkOf    *fakeTask // the parent of a vfork child that has not released it
+	pending    func()
+	// vforkDone: the child released this vfork parent; its next resume
+	// reports PTRACE_EVENT_VFORK_DONE first. syscallTrap: the step after
+	// that only reports the trap at syscall exit (TF set on the return to
+	// user mode), executing nothing.
+	vforkDone   bool
+	syscallTrap bool
+	zf          bool // the zero flag (test, je/jne)
+	exitStatus  int  // set by an exit syscall, for the exit event and the end
+	exiting     bool // stopped at PTRACE_EVENT_EXIT
+	sigpending  unix.Signal
+}
+
+// fakeProcs implements procs over simulated processes.
+type fakeProcs struct {
+	t       *testing.T
+	tasks   map[int]*fakeTask
+	stops   []ptrace.Stop
+	msg     map[int]uint64
+	info    map[int]ptrace.SigInfo
+	nextPID int
+	// execImage makes the image of a program a task execs.
+	execImage func() (*fakeImage, uint64, uint64)
+	steps     int
+}
+
+func newFakeProcs(t *testing.T) *fakeProcs {
+	return &fakeProcs{t: t, tasks: map[int]*fakeTask{}, msg: map[int]uint64{}, info: map[int]ptrace.SigInfo{}, nextPID: 100}
+}
+
+const fakeStackTop = 0x7ff000
+
+// spawn creates the main task, stopped at its exec stop, at entry.
+func (f *fakeProcs) spawn(img *fakeImage, entry uint64) int {
+	f.nextPID++
+	t := &fakeTask{pid: f.nextPID, img: img}
+	t.regs.Arch = arch.AMD64
+	t.regs.SetPC(entry)
+	t.regs.Set(arch.AMD64.SP, fakeStackTop-16) // [sp] = 0: main's return address
+	f.tasks[t.pid] = t
+	return t.pid
+}
+
+func stopped(sig unix.Signal) unix.WaitStatus { return unix.WaitStatus(0x7f | int(sig)<<8) }
+
+func eventStop(ev int) unix.WaitStatus {
+	return unix.WaitStatus(0x7f | int(unix.SIGTRAP)<<8 | ev<<16)
+}
+
+func (f *fakeProcs) queue(pid int, ws unix.WaitStatus) {
+	f.stops = append(f.stops, ptrace.Stop{PID: pid, Status: ws})
+}
+
+func (f *fakeProcs) Wait() (ptrace.Stop, error) {
+	if len(f.stops) == 0 {
+		for _, t := range f.tasks {
+			if !t.dead {
+				f.t.Fatalf("fake: Wait with no stop to report but task %d alive (engine would hang)", t.pid)
+			}
+		}
+		return ptrace.Stop{}, unix.ECHILD
+	}
+	st := f.stops[0]
+	f.stops = f.stops[1:]
+	return st, nil
+}
+
+func (f *fakeProcs) task(pid int) (*fakeTask, error) {
+	t := f.tasks[pid]
+	if t == nil || t.dead {
+		return nil, fmt.Errorf("fake %d: %w", pid, unix.ESRCH)
+	}
+	return t, nil
+}
+
+func (f *fakeProcs) Step(pid, sig int) error { return f.resume(pid, sig, true) }
+func (f *fakeProcs) Cont(pid, sig int) error { return f.resume(pid, sig, false) }
+
+func (f *fakeProcs) resume(pid, sig int, step bool) error {
+	t, err := f.task(pid)
+	if err != nil {
+		return err
+	}
+	if t.vforkChild != nil {
+		// Blocked in vfork until the child releases it.
+		t.pending = func() { _ = f.resume(pid, sig, step) }
+		return nil
+	}
+	delete(f.info, pid)
+	if t.vforkDone {
+		t.vforkDone = false
+		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_VFORK_DONE))
+		return nil
+	}
+	if t.syscallTrap {
+		t.syscallTrap = false
+		if step {
+			f.queue(t.pid, stopped(unix.SIGTRAP))
+			return nil
+		}
+	}
+	switch {
+	case sig != 0 && !isIgnoredByDefault(unix.Signal(sig)):
+		f.die(t, unix.WaitStatus(sig)) // no handlers in the fake: fatal
+	case t.exiting:
+		f.die(t, unix.WaitStatus(t.exitStatus<<8))
+	case step:
+		f.step(t, true)
+	default:
+		for i := 0; !f.step(t, false); i++ {
+			if i == 100000 {
+				f.t.Fatalf("fake: task %d ran 100000 instructions without stopping", t.pid)
+			}
+		}
+	}
+	return nil
+}
+
+func isIgnoredByDefault(sig unix.Signal) bool {
+	return sig == unix.SIGCHLD || sig == unix.SIGWINCH || sig == unix.SIGURG || sig == unix.SIGCONT || sig == unix.SIGSTOP
+}
+
+// die ends a task with a wait status and releases a vfork parent.
+func (f *fakeProcs) die(t *fakeTask, ws unix.WaitStatus) {
+	t.dead = true
+	f.queue(t.pid, ws)
+	f.release(t)
+}
+
+// release wakes a vfork parent: VFORK_DONE, then its pending request.
+func (f *fakeProcs) release(child *fakeTask) {
+	p := child.vforkOf
+	if p == nil {
+		return
+	}
+	child.vforkOf, p.vforkChild = nil, nil
+	p.vforkDone, p.syscallTrap = true, true
+	if run := p.pending; run != nil {
+		p.pending = nil
+		run()
+	}
+}
+
+// step executes one instruction of t and queues the stop it leads to (the
+// single-step trap only when trap is set); it reports whether the task
+// stopped for a reason other than a finished instruction (so a continue
+// ends there).
+func (f *fakeProcs) step(t *fakeTask, trap bool) (stop bool) {
+	f.steps++
+	pc := t.regs.PC()
+	var buf [16]byte
+	n := 0
+	for n = 16; n > 0 && !t.img.read(pc, buf[:n]); n-- {
+	}
+	if n == 0 {
+		f.fault(t, pc)
+		return true
+	}
+	if buf[0] == 0xcc {
+		t.regs.SetPC(pc + 1)
+		f.queue(t.pid, stopped(unix.SIGTRAP))
+		f.info[t.pid] = ptrace.SigInfo{Signo: int32(unix.SIGTRAP), Code: 0x80}
+		return true
+	}
+	in, err := disasm.Decode(buf[:n], pc, arch.AMD64)
+	if err != nil {
+		f.t.Fatalf("fake: cannot decode at %#x: %v", pc, err)
+	}
+	ev, faultAt := f.exec(t, in)
+	switch {
+	case faultAt != 0:
+		f.fault(t, faultAt)
+		return true
+	case ev == 0:
+		if trap {
+			f.queue(t.pid, stopped(unix.SIGTRAP))
+		}
+		return false
+	}
+	return true
+}
+
+func (f *fakeProcs) fault(t *fakeTask, addr uint64) {
+	f.info[t.pid] = ptrace.SigInfo{Signo: int32(unix.SIGSEGV), Code: 1, Addr: addr}
+	f.queue(t.pid, stopped(unix.SIGSEGV))
+}
+
+var fakeRegs = map[x86asm.Reg]int{
+	x86asm.RAX: 0, x86asm.RDX: 1, x86asm.RCX: 2, x86asm.RBX: 3, x86asm.RSI: 4, x86asm.RDI: 5,
+	x86asm.RBP: 6, x86asm.RSP: 7, x86asm.R8: 8, x86asm.R9: 9, x86asm.R12: 12, x86asm.R15: 15,
+	x86asm.EAX: 0, x86asm.EDX: 1, x86asm.ECX: 2, x86asm.EBX: 3, x86asm.ESI: 4, x86asm.EDI: 5,
+}
+
+// exec interprets one instruction. It returns the event it raised (0 for
+// none) or the address of a fault.
+func (f *fakeProcs) exec(t *fakeTask, in *disasm.Insn) (ev int, faultAt uint64) {
+	r := &t.regs
+	next := in.PC + uint64(in.Len)
+	reg := func(a x86asm.Arg) int {
+		n, ok := fakeRegs[a.(x86asm.Reg)]
+		if !ok {
+			f.t.Fatalf("fake: register %v at %#x", a, in.PC)
+		}
+		return n
+	}
+	addr := func(m x86asm.Mem) uint64 {
+		a := uint64(m.Disp)
+		if m.Base == x86asm.RIP {
+			a += next
+		} else if m.Base != 0 {
+			a += r.R[reg(m.Base)]
+		}
+		if m.Index != 0 {
+			a += r.R[reg(m.Index)] * uint64(m.Scale)
+		}
+		return a
+	}
+	load := func(a uint64) (uint64, bool) {
+		var b [8]byte
+		if !t.img.read(a, b[:]) {
+			return 0, false
+		}
+		return binary.LittleEndian.Uint64(b[:]), true
+	}
+	store := func(a, v uint64) bool {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], v)
+		return t.img.write(a, b[:])
+	}
+	push := func(v uint64) uint64 {
+		sp := r.SP() - 8
+		if !store(sp, v) {
+			return sp
+		}
+		r.Set(arch.AMD64.SP, sp)
+		return 0
+	}
+	pop := func() (uint64, uint64) {
+		v, ok := load(r.SP())
+		if !ok {
+			return 0, r.SP()
+		}
+		r.Set(arch.AMD64.SP, r.SP()+8)
+		return v, 0
+	}
+	value := func(a x86asm.Arg) uint64 {
+		switch a := a.(type) {
+		case x86asm.Reg:
+			return r.R[reg(a)]
+		case x86asm.Imm:
+			return uint64(int64(a))
+		}
+		f.t.Fatalf("fake: operand %v at %#x", a, in.PC)
+		return 0
+	}
+	args := in.Inst.Args
+	switch in.Inst.Op {
+	case x86asm.NOP:
+	case x86asm.PUSH:
+		if fa := push(value(args[0])); fa != 0 {
+			return 0, fa
+		}
+	case x86asm.POP:
+		v, fa := pop()
+		if fa != 0 {
+			return 0, fa
+		}
+		r.Set(reg(args[0]), v)
+	case x86asm.CALL:
+		if fa := push(next); fa != 0 {
+			return 0, fa
+		}
+		next = in.Target
+	case x86asm.RET:
+		v, fa := pop()
+		if fa != 0 {
+			return 0, fa
+		}
+		next = v
+	case x86asm.JMP:
+		next = in.Target
+	case x86asm.TEST:
+		t.zf = value(args[0])&value(args[1]) == 0
+	case x86asm.JE:
+		if t.zf {
+			next = in.Target
+		}
+	case x86asm.JNE:
+		if !t.zf {
+			next = in.Target
+		}
+	case x86asm.LEAVE:
+		r.Set(arch.AMD64.SP, r.R[6])
+		v, fa := pop()
+		if fa != 0 {
+			return 0, fa
+		}
+		r.Set(6, v)
+	case x86asm.MOV:
+		switch dst := args[0].(type) {
+		case x86asm.Reg:
+			var v uint64
+			if m, ok := args[1].(x86asm.Mem); ok {
+				x, ok := load(addr(m))
+				if !ok {
+					return 0, addr(m)
+				}
+				v = x
+			} else {
+				v = value(args[1])
+			}
+			if dst >= x86asm.EAX && dst <= x86asm.R15L {
+				v = uint64(uint32(v)) // a 32-bit destination zero-extends
+			}
+			r.Set(reg(dst), v)
+		case x86asm.Mem:
+			if !store(addr(dst), value(args[1])) {
+				return 0, addr(dst)
+			}
+		}
+	case x86asm.LEA:
+		r.Set(reg(args[0]), addr(args[1].(x86asm.Mem)))
+	case x86asm.ADD:
+		r.Set(reg(args[0]), value(args[0])+value(args[1]))
+	case x86asm.SUB:
+		r.Set(reg(args[0]), value(args[0])-value(args[1]))
+	case x86asm.XOR:
+		r.Set(reg(args[0]), value(args[0])^value(args[1]))
+	case x86asm.SYSCALL:
+		r.SetPC(next)
+		return f.syscall(t), 0
+	default:
+		f.t.Fatalf("fake: no interpreter for %v at %#x", in.Inst, in.PC)
+	}
+	r.SetPC(next)
+	return 0, 0
+}
+
+// syscall runs the system call in %rax (amd64 numbers) with t's pc already
+// past the syscall instruction.
+func (f *fakeProcs) syscall(t *fakeTask) int {
+	r := &t.regs
+	r.OrigAX = r.R[0]
+	switch r.R[0] {
+	case 58: // vfork
+		f.nextPID++
+		c := &fakeTask{pid: f.nextPID, img: t.img, regs: t.regs, vforkOf: t}
+		c.regs.R[0] = 0
+		r.R[0] = uint64(c.pid)
+		t.vforkChild = c
+		f.tasks[c.pid] = c
+		f.msg[t.pid] = uint64(c.pid)
+		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_VFORK))
+		f.queue(c.pid, stopped(unix.SIGSTOP))
+		return unix.PTRACE_EVENT_VFORK
+	case 60, 231: // exit, exit_group
+		t.exitStatus = int(r.R[5] & 0xff)
+		t.exiting = true
+		f.msg[t.pid] = uint64(t.exitStatus << 8)
+		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_EXIT))
+		return unix.PTRACE_EVENT_EXIT
+	case 59: // execve: a new image
+		img, entry, sp := f.execImage()
+		t.img = img
+		r.SetPC(entry)
+		r.Set(arch.AMD64.SP, sp)
+		f.msg[t.pid] = uint64(t.pid)
+		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_EXEC))
+		f.release(t)
+		return unix.PTRACE_EVENT_EXEC
+	}
+	r.R[0] = 0
+	return 0
+}
+
+func (f *fakeProcs) EventMsg(pid int) (uint64, error) { return f.msg[pid], nil }
+
+func (f *fakeProcs) SigInfo(pid int) (ptrace.SigInfo, error) {
+	if i, ok := f.info[pid]; ok {
+		return i, nil
+	}
+	return ptrace.SigInfo{}, unix.EINVAL
+}
+
+func (f *fakeProcs) Regs(pid int, r *arch.Regs) error {
+	t, err := f.task(pid)
+	if err != nil {
+		return err
+	}
+	*r = t.regs
+	return nil
+}
+
+func (f *fakeProcs) SetRegs(pid int, r *arch.Regs) error {
+	t, err := f.task(pid)
+	if err != nil {
+		return err
+	}
+	t.regs = *r
+	return nil
+}
+
+func (f *fakeProcs) ReadMem(pid int, addr uint64, buf []byte) error {
+	t, err := f.task(pid)
+	if err != nil {
+		return err
+	}
+	if !t.img.read(addr, buf) {
+		return fmt.Errorf("fake read %d bytes at %#x: %w", len(buf), addr, unix.EFAULT)
+	}
+	return nil
+}
+
+func (f *fakeProcs) WriteMem(pid int, addr uint64, data []byte) error {
+	t, err := f.task(pid)
+	if err != nil {
+		return err
+	}
+	if !t.img.write(addr, data) {
+		return fmt.Errorf("fake write at %#x: %w", addr, unix.EFAULT)
+	}
+	return nil
+}
+
+func (f *fakeProcs) DebugReg(pid, n int) (uint64, error)    { return 0, unix.EIO }
+func (f *fakeProcs) SetDebugReg(pid, n int, v uint64) error { return unix.EIO }
+
+func (f *fakeProcs) Kill(pid int, sig unix.Signal) error {
+	t, err := f.task(pid)
+	if err != nil {
+		return err
+	}
+	f.die(t, unix.WaitStatus(sig))
+	return nil
+}
+
+func (f *fakeProcs) Space(pid int) (space, error) {
+	t, err := f.task(pid)
+	if err != nil {
+		return nil, err
+	}
+	return fakeSpace{t.img}, nil
+}
+
+func (f *fakeProcs) Arch(pid int) (*arch.Arch, error) { return arch.AMD64, nil }
+
+func (f *fakeProcs) ExePath(pid int) string {
+	if t := f.tasks[pid]; t != nil {
+		return t.img.path
+	}
+	return ""
+}
+
+func (f *fakeProcs) SameThreadGroup(tgid, pid int) bool { return false }
+
+// asm assembles a test program: functions of raw amd64 bytes, calls and
+// jumps by label (rel32, fixed up by finish).
+type asm struct {
+	base   uint64
+	buf    []byte
+	labels map[string]uint64
+	fixups []struct {
+		at    int
+		label string
+	}
+	funcs []fakeSym
+}
+
+func newAsm(base uint64) *asm { return &asm{base: base, labels: map[string]uint64{}} }
+
+func (a *asm) pc() uint64 { return a.base + uint64(len(a.buf)) }
+
+// fn starts a function (a symbol) at the current position.
+func (a *asm) fn(name string) *asm {
+	if n := len(a.funcs); n > 0 {
+		a.funcs[n-1].end = a.pc()
+	}
+	a.label(name)
+	a.funcs = append(a.funcs, fakeSym{name: name, start: a.pc()})
+	return a
+}
+
+func (a *asm) label(name string) *asm {
+	a.labels[name] = a.pc()
+	return a
+}
+
+func (a *asm) raw(b ...byte) *asm {
+	a.buf = append(a.buf, b...)
+	return a
+}
+
+func (a *asm) rel32(op byte, label string) *asm {
+	a.buf = append(a.buf, op)
+	a.fixups = append(a.fixups, struct {
+		at    int
+		label string
+	}{len(a.buf), label})
+	a.buf = append(a.buf, 0, 0, 0, 0)
+	return a
+}
+
+func (a *asm) call(label string) *asm { return a.rel32(0xe8, label) }
+func (a *asm) jmp(label string) *asm  { return a.rel32(0xe9, label) }
+
+// jnzParent branches to label when %eax is not 0: after vfork, the parent.
+func (a *asm) jnzParent(label string) *asm {
+	a.raw(0x85, 0xc0) // test %eax,%eax
+	a.buf = append(a.buf, 0x0f)
+	return a.rel32(0x85, label) // jne rel32
+}
+
+// Instructions the test programs use.
+func (a *asm) pushRBP() *asm      { return a.raw(0x55) }
+func (a *asm) movRSPtoRBP() *asm  { return a.raw(0x48, 0x89, 0xe5) }
+func (a *asm) leave() *asm        { return a.raw(0xc9) }
+func (a *asm) ret() *asm          { return a.raw(0xc3) }
+func (a *asm) popRDI() *asm       { return a.raw(0x5f) }
+func (a *asm) pushRDI() *asm      { return a.raw(0x57) }
+func (a *asm) syscall() *asm      { return a.raw(0x0f, 0x05) }
+func (a *asm) nop() *asm          { return a.raw(0x90) }
+func (a *asm) movEAX(v byte) *asm { return a.raw(0xb8, v, 0, 0, 0) }
+func (a *asm) movEDI(v byte) *asm { return a.raw(0xbf, v, 0, 0, 0) }
+
+// movRSP sets %rsp to an immediate (sign-extended 32-bit).
+func (a *asm) movRSP(v uint32) *asm {
+	return a.raw(0x48, 0xc7, 0xc4, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
+}
+
+// glibcVfork is glibc's x86-64 vfork wrapper: the return address is kept
+// in %rdi across the syscall, so the child's and the parent's returns from
+// it do not depend on the shared stack.
+func (a *asm) glibcVfork() *asm {
+	return a.fn("vfork").popRDI().movEAX(58).syscall().pushRDI().ret()
+}
+
+// exitWith is _exit(code) inline.
+func (a *asm) exitWith(code byte) *asm { return a.movEAX(60).movEDI(code).syscall() }
+
+// image finishes the program: code at base, a 64 KiB stack below
+// fakeStackTop.
+func (a *asm) image(t *testing.T) *fakeImage {
+	t.Helper()
+	if n := len(a.funcs); n > 0 {
+		a.funcs[n-1].end = a.pc()
+	}
+	for _, fx := range a.fixups {
+		target, ok := a.labels[fx.label]
+		if !ok {
+			t.Fatalf("asm: no label %q", fx.label)
+		}
+		rel := int32(int64(target) - int64(a.base) - int64(fx.at) - 4)
+		binary.LittleEndian.PutUint32(a.buf[fx.at:], uint32(rel))
+	}
+	return &fakeImage{
+		path: "/fake/prog",
+		regions: []*fakeRegion{
+			{start: a.base, data: append([]byte(nil), a.buf...), perms: "r-xp", path: "/fake/prog"},
+			{start: fakeStackTop - 0x10000, data: make([]byte, 0x10000), perms: "rw-p", path: "[stack]"},
+		},
+		syms: append([]fakeSym(nil), a.funcs...),
+	}
+}
+
+// trueImage is what an exec'd child runs: _exit(0).
+func trueImage() (*fakeImage, uint64, uint64) {
+	code := []byte{0xb8, 60, 0, 0, 0, 0xbf, 0, 0, 0, 0, 0x0f, 0x05}
+	return &fakeImage{
+		path: "/fake/true",
+		regions: []*fakeRegion{
+			{start: 0x900000, data: code, perms: "r-xp", path: "/fake/true"},
+			{start: 0xa00000 - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"},
+		},
+		syms: []fakeSym{{name: "_start", start: 0x900000, end: 0x900000 + uint64(len(code))}},
+	}, 0x900000, 0xa00000 - 64
+}
+
+// recorder keeps a run's events.
+type recorder struct{ evs []event.Event }
+
+func (r *recorder) Emit(ev event.Event) error {
+	r.evs = append(r.evs, ev)
+	return nil
+}
+
+// all returns the events of type T.
+func all[T event.Event](r *recorder) []T {
+	var out []T
+	for _, ev := range r.evs {
+		if e, ok := ev.(T); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// runFake traces a fake program from its entry point to the end.
+func runFake(t *testing.T, img *fakeImage, entry uint64, mode Mode) (*recorder, Result, *fakeProcs) {
+	t.Helper()
+	f := newFakeProcs(t)
+	f.execImage = trueImage
+	pid := f.spawn(img, entry)
+	rec := &recorder{}
+	s := newSession(Config{Path: img.path, Argv: []string{img.path}, Mode: mode, Watchpoints: "off", CPU: -1, Sink: rec}, f)
+	res, err := s.follow(context.Background(), pid)
+	if err != nil {
+		t.Fatalf("follow: %v", err)
+	}
+	for pid, tk := range f.tasks {
+		if !tk.dead {
+			t.Errorf("task %d left alive", pid)
+		}
+	}
+	for pid, tk := range s.byPID {
+		t.Errorf("task %d still registered (state %s)", pid, tk.state)
+	}
+	if len(s.stories) != 0 {
+		t.Errorf("%d stories left on the stack", len(s.stories))
+	}
+	return rec, res, f
+}
+
+// storyLines summarises a run's events in a stable, address-free form.
+func storyLines(r *recorder) []string {
+	var out []string
+	name := func(y *event.Sym) string { return y.String() }
+	for _, ev := range r.evs {
+		switch e := ev.(type) {
+		case *event.Vfork:
+			out = append(out, fmt.Sprintf("vfork #%d caller %s frames %d", e.Vfork, name(e.Caller), len(e.Frames)))
+		case *event.ChildReturnPastFrame:
+			out = append(out, fmt.Sprintf("#%d child returned past frame %d %s to %s by %s", e.Vfork, e.Frame, name(e.FrameFn), name(e.ToSym), name(e.By.Sym)))
+		case *event.SlotWrite:
+			by := "?"
+			if e.By != nil {
+				by = name(e.By.Sym)
+			}
+			out = append(out, fmt.Sprintf("#%d slot %s of %s: %s -> %s by %s (%s)", e.Vfork, e.Kind, name(e.FrameFn), name(e.OldSym), name(e.NewSym), by, e.FoundBy))
+		case *event.ChildEnd:
+			out = append(out, fmt.Sprintf("#%d child %s", e.Vfork, e.How))
+		case *event.ParentConsume:
+			out = append(out, fmt.Sprintf("#%d parent reads %s by %s", e.Vfork, e.Kind, name(e.By.Sym)))
+		case *event.ParentLanding:
+			out = append(out, fmt.Sprintf("#%d parent %s at %s", e.Vfork, e.How, name(e.Sym)))
+		case *event.VforkVerdict:
+			out = append(out, fmt.Sprintf("#%d %s %v%s", e.Vfork, e.Verdict, e.Reasons, cutNote(e.Incomplete)))
+		case *event.Exit:
+			out = append(out, fmt.Sprintf("exit main=%v %s code=%v", e.Main, e.Status, deref(e.Code)))
+		case *event.Note:
+			out = append(out, fmt.Sprintf("note #%d %s", e.Vfork, e.Code))
+		case *event.Verdict:
+			out = append(out, fmt.Sprintf("verdict %s vforks=%d", e.Verdict, e.Vforks))
+		}
+	}
+	return out
+}
+
+func cutNote(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " cut:" + s
+}
+
+func deref(p *int) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}

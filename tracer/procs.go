@@ -1,0 +1,94 @@
+package tracer
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
+	"github.com/vtrace/vtrace/tracer/internal/symbols"
+	"github.com/vtrace/vtrace/tracer/internal/unwind"
+)
+
+// procs is the engine's boundary with the processes it traces: everything
+// the story logic asks of the kernel — stops, registers, memory, resuming,
+// debug registers — and what /proc says about a process (its maps and
+// modules, its program, its thread group). The live implementation
+// (livePtrace) runs on the locked ptrace thread; engine tests replace it
+// with scripted processes, so stories can be tested without ptrace.
+type procs interface {
+	// Wait returns the next state change of any tracee (wait4(-1, __WALL)).
+	Wait() (ptrace.Stop, error)
+	Step(pid, sig int) error
+	Cont(pid, sig int) error
+	EventMsg(pid int) (uint64, error)
+	SigInfo(pid int) (ptrace.SigInfo, error)
+	Regs(pid int, r *arch.Regs) error
+	SetRegs(pid int, r *arch.Regs) error
+	ReadMem(pid int, addr uint64, buf []byte) error
+	WriteMem(pid int, addr uint64, data []byte) error
+	DebugReg(pid, n int) (uint64, error)
+	SetDebugReg(pid, n int, v uint64) error
+	// Kill sends a signal to a task; safe from any goroutine.
+	Kill(pid int, sig unix.Signal) error
+
+	// Space reads a process's mappings and opens the modules mapped there.
+	Space(pid int) (space, error)
+	// Arch is the architecture of the program a process runs.
+	Arch(pid int) (*arch.Arch, error)
+	// ExePath is the program a process runs ("" when unknown).
+	ExePath(pid int) string
+	// SameThreadGroup reports whether pid is a thread of process tgid.
+	SameThreadGroup(tgid, pid int) bool
+}
+
+// space is what the engine needs to know about an address space: symbols
+// and source lines, mappings, and the call-frame information the unwinder
+// reads (symbols.Space is the real one).
+type space interface {
+	Symbolize(addr uint64) symbols.Sym
+	IsCode(addr uint64) bool
+	MappingAt(addr uint64) (symbols.Mapping, bool)
+	unwind.CFI
+	unwind.Code
+}
+
+// livePtrace is procs over the real kernel: the ptrace thread and /proc.
+type livePtrace struct {
+	*ptrace.Thread
+}
+
+func (livePtrace) Kill(pid int, sig unix.Signal) error { return ptrace.Kill(pid, sig) }
+
+func (livePtrace) Space(pid int) (space, error) {
+	sp, err := symbols.LoadSpace(pid)
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+func (livePtrace) Arch(pid int) (*arch.Arch, error) { return symbols.ProcessArch(pid) }
+
+func (livePtrace) ExePath(pid int) string {
+	p, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return p
+}
+
+func (livePtrace) SameThreadGroup(tgid, pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n == tgid
+		}
+	}
+	return false
+}

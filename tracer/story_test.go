@@ -1,0 +1,175 @@
+package tracer
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vtrace/vtrace/tracer/event"
+)
+
+const codeBase = 0x400000
+
+// startMain begins a program with _start, which calls main and _exits with
+// main's... nothing: main never returns in these programs. _start makes
+// main's return address point to code, as in a real program; _start's own
+// (0) ends the unwind.
+func startMain() *asm {
+	a := newAsm(codeBase)
+	a.fn("_start").call("main").exitWith(99)
+	return a
+}
+
+// seedProgram is the seed article's bug in a dozen instructions: main
+// calls createproc, which vforks through a glibc-like wrapper and returns;
+// main then calls finish, which _exits with 0. The child returns from
+// createproc into main, and its `call finish` pushes a new return address
+// over createproc's return slot; the child _exits in finish. The parent
+// wakes, returns from createproc through the clobbered slot, lands right
+// after `call finish` — where only a parent gone wrong can be — and exits
+// with 7 there.
+func seedProgram(t *testing.T) (*fakeImage, uint64) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("createproc")
+	a.label("after_createproc").call("finish")
+	a.label("after_finish").exitWith(7)
+	a.fn("createproc").pushRBP().movRSPtoRBP().call("vfork").leave().ret()
+	a.fn("finish").exitWith(0)
+	a.glibcVfork()
+	return a.image(t), codeBase
+}
+
+func TestStorySeed(t *testing.T) {
+	for _, mode := range []Mode{Fast, Step} {
+		t.Run(mode.String(), func(t *testing.T) {
+			img, entry := seedProgram(t)
+			rec, res, _ := runFake(t, img, entry, mode)
+			lines := storyLines(rec)
+			want := []string{
+				"vfork #1 caller createproc+8 frames 3",
+				"#1 child returned past frame 1 createproc+8 to main+9 by createproc+10",
+				"#1 slot ret of createproc+8: main+9 -> main+14 by main+9 (step)",
+				"#1 child exit",
+				"#1 parent reads ret by createproc+10",
+				"#1 parent ret_clobbered at main+14",
+				"#1 violation [child_returned_past_frame parent_consumed_clobbered_slot child_clobbered_slot]",
+				"exit main=true exited code=7",
+				"verdict violation vforks=1",
+			}
+			if !slices.Equal(lines, want) {
+				t.Errorf("story:\n  %s\nwant:\n  %s", strings.Join(lines, "\n  "), strings.Join(want, "\n  "))
+			}
+			if res.Verdict != event.Violation || res.Vforks != 1 {
+				t.Errorf("result %+v", res)
+			}
+		})
+	}
+}
+
+// A child that execs at once does nothing to its parent.
+func TestStoryCleanExec(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.movEAX(59).syscall() // execve: the fake runs /fake/true, which _exits 0
+	a.label("parent").leave().ret()
+	a.glibcVfork()
+	for _, mode := range []Mode{Fast, Step} {
+		t.Run(mode.String(), func(t *testing.T) {
+			rec, res, _ := runFake(t, a.image(t), codeBase, mode)
+			lines := storyLines(rec)
+			want := []string{
+				"vfork #1 caller spawn+8 frames 3",
+				"#1 child exec",
+				// The exec'd child is an ordinary process now; it exits
+				// while the parent is followed.
+				"exit main=false exited code=0",
+				// The wrapper's push/ret pair runs below the frames the
+				// parent woke in; its first ret out of them is spawn's.
+				"#1 parent returned at main+9",
+				"#1 clean []",
+				"exit main=true exited code=0",
+				"verdict clean vforks=1",
+			}
+			if !slices.Equal(lines, want) {
+				t.Errorf("story:\n  %s\nwant:\n  %s", strings.Join(lines, "\n  "), strings.Join(want, "\n  "))
+			}
+			if res.Verdict != event.Clean {
+				t.Errorf("result %+v", res)
+			}
+			if n := len(all[*event.Exec](rec)); n != 2 {
+				t.Errorf("%d exec events, want 2 (the program, the child's exec)", n)
+			}
+		})
+	}
+}
+
+// A vfork child that vforks in turn: the inner story runs nested inside the
+// outer one (the outer child is the inner parent), both are told in full,
+// the inner one first.
+func TestStoryNested(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("outer").exitWith(0)
+	a.fn("outer").pushRBP().movRSPtoRBP().call("vfork").jnzParent("outer_parent")
+	a.call("inner").exitWith(0) // the child: vfork again, then _exit
+	a.label("outer_parent").leave().ret()
+	a.fn("inner").pushRBP().movRSPtoRBP().call("vfork").jnzParent("inner_parent")
+	a.exitWith(0) // the grandchild
+	a.label("inner_parent").leave().ret()
+	a.glibcVfork()
+	for _, mode := range []Mode{Fast, Step} {
+		t.Run(mode.String(), func(t *testing.T) {
+			rec, res, _ := runFake(t, a.image(t), codeBase, mode)
+			lines := storyLines(rec)
+			want := []string{
+				"vfork #1 caller outer+8 frames 3",
+				"vfork #2 caller inner+8 frames 4",
+				"#2 child exit",
+				"#2 parent returned at outer+22", // the outer child, back from inner()
+				"#2 clean []",
+				"#1 child exit",
+				"#1 parent returned at main+9",
+				"#1 clean []",
+				"exit main=true exited code=0",
+				"verdict clean vforks=2",
+			}
+			if !slices.Equal(lines, want) {
+				t.Errorf("story:\n  %s\nwant:\n  %s", strings.Join(lines, "\n  "), strings.Join(want, "\n  "))
+			}
+			if res.Vforks != 2 {
+				t.Errorf("result %+v", res)
+			}
+		})
+	}
+}
+
+// A vfork made with the stack pointer in unmapped memory cannot be
+// captured: the story is abandoned with a note, and both tasks are let go —
+// the run ends by itself (the fake fails the test if vtrace would wait for
+// a stop that never comes).
+func TestStoryAbandoned(t *testing.T) {
+	a := newAsm(codeBase)
+	a.fn("main").movRSP(0x10000).movEAX(58).syscall().exitWith(0)
+	rec, _, _ := runFake(t, a.image(t), codeBase, Fast)
+	lines := storyLines(rec)
+	if !slices.Contains(lines, "note #0 story_abandoned") {
+		t.Errorf("no story_abandoned note:\n  %s", strings.Join(lines, "\n  "))
+	}
+	if !slices.Contains(lines, "exit main=true exited code=0") {
+		t.Errorf("the program did not exit 0:\n  %s", strings.Join(lines, "\n  "))
+	}
+}
+
+func TestTaskStateMoves(t *testing.T) {
+	tk := &task{pid: 1, state: taskNew}
+	tk.set(taskNewHeld)
+	tk.set(taskHeld)
+	tk.set(taskFollowed)
+	tk.set(taskEnded)
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(r.(string), "ended -> running") {
+			t.Errorf("an ended task moved to running without a panic (%v)", r)
+		}
+	}()
+	tk.set(taskRunning)
+}

@@ -1,0 +1,112 @@
+package tracer
+
+import (
+	"fmt"
+
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
+)
+
+// process is one thread group: its memory image and its last signal.
+type process struct {
+	tgid int
+	// mm is the image the process runs. A vfork child shares its parent's
+	// until it execs; between an exec event and the new image's first
+	// read (execStop) it is nil: the old image's breakpoints and code
+	// cache no longer describe its memory.
+	mm   *addrSpace
+	main bool // the program vtrace started
+	// fault is the last signal delivered to the process (reported as its
+	// fate if it dies of it).
+	fault *fault
+}
+
+// taskState is where a traced thread is in vtrace's hands. It changes only
+// through task.set, which knows every legal move (the table below): the
+// engine's assumptions about who may resume a task are written down once.
+type taskState int
+
+const (
+	// taskNew: created by a fork/clone event; its first stop (SIGSTOP)
+	// has not been seen. The dispatcher resumes it at that stop.
+	taskNew taskState = iota
+	// taskNewHeld: a vfork child whose first stop has not been seen; it
+	// must stay there until its story starts following it.
+	taskNewHeld
+	// taskHeld: stopped and kept so — a vfork child waiting for its story
+	// (its first stop seen), or a vfork parent held in its event stop
+	// while another story runs.
+	taskHeld
+	// taskRunning: running free; the dispatcher handles its stops.
+	taskRunning
+	// taskFollowed: a story owns its stops (the child or the parent of a
+	// vfork being followed); the dispatcher never resumes it.
+	taskFollowed
+	// taskParked: stopped on an int3 planted for another task of its
+	// address space, rewound onto the original instruction; resumed when
+	// that breakpoint is removed.
+	taskParked
+	// taskEnded: a vfork child whose end its story reported; only its exit
+	// stop and its reaping are still to come.
+	taskEnded
+)
+
+var taskStateNames = [...]string{"new", "new-held", "held", "running", "followed", "parked", "ended"}
+
+func (s taskState) String() string { return taskStateNames[s] }
+
+// taskMoves lists, for each state, the states a task may move to.
+var taskMoves = map[taskState][]taskState{
+	taskNew:      {taskRunning, taskNewHeld},
+	taskNewHeld:  {taskHeld, taskNew},
+	taskHeld:     {taskFollowed, taskRunning},
+	taskRunning:  {taskFollowed, taskHeld, taskParked},
+	taskFollowed: {taskRunning, taskEnded},
+	taskParked:   {taskRunning},
+	taskEnded:    {},
+}
+
+// task is one traced thread.
+type task struct {
+	pid   int
+	proc  *process
+	state taskState
+	// parkedAt is the breakpoint a parked task waits on.
+	parkedAt uint64
+}
+
+// set moves the task to a new state; a move the table does not allow is a
+// bug in vtrace (the session turns the panic into an internal error and
+// kills every tracee).
+func (t *task) set(to taskState) {
+	if t.state == to {
+		return
+	}
+	for _, ok := range taskMoves[t.state] {
+		if ok == to {
+			t.state = to
+			return
+		}
+	}
+	panic(fmt.Sprintf("task %d: illegal state change %s -> %s", t.pid, t.state, to))
+}
+
+// firstStopSeen reports whether the task's initial SIGSTOP has come.
+func (t *task) firstStopSeen() bool { return t.state != taskNew && t.state != taskNewHeld }
+
+// tasks is the registry of traced threads and of the stops that arrive
+// before vtrace can take them.
+type tasks struct {
+	byPID map[int]*task
+	// unknown holds stops of pids whose creation event has not been seen
+	// yet: a new child's SIGSTOP can arrive before its parent's
+	// fork/vfork/clone event.
+	unknown map[int]ptrace.Stop
+	// postponed holds stops of tasks an enclosing story owns that arrived
+	// while a nested story waited for another task; that story takes them
+	// when it waits for the task again.
+	postponed map[int]ptrace.Stop
+}
+
+func newTasks() tasks {
+	return tasks{byPID: map[int]*task{}, unknown: map[int]ptrace.Stop{}, postponed: map[int]ptrace.Stop{}}
+}
