@@ -27,7 +27,13 @@ func (in *Insn) FormatATT(sym func(addr uint64) string) string {
 	case kindEndbr32:
 		return "endbr32"
 	case kindRdssp:
-		return in.rdssp()
+		return in.shadowStackOp("rdssp")
+	case kindIncssp:
+		return in.shadowStackOp("incssp")
+	case kindRdpkru:
+		return "rdpkru"
+	case kindWrpkru:
+		return "wrpkru"
 	case kindPrefix:
 		return prefixName(in, 0, in.Inst.Prefix[0])
 	}
@@ -35,7 +41,9 @@ func (in *Insn) FormatATT(sym func(addr uint64) string) string {
 	return f.format()
 }
 
-func (in *Insn) rdssp() string {
+// shadowStackOp formats rdssp or incssp (f3 [rex] 0f xx /r, register
+// operand in ModRM.rm): the d or q form by REX.W, the register by REX.B.
+func (in *Insn) shadowStackOp(name string) string {
 	rm := in.raw[in.Len-1] & 7
 	w := false
 	if in.Len == 5 {
@@ -47,9 +55,9 @@ func (in *Insn) rdssp() string {
 		}
 	}
 	if w {
-		return "rdsspq " + attReg[x86asm.RAX+x86asm.Reg(rm)]
+		return name + "q " + attReg[x86asm.RAX+x86asm.Reg(rm)]
 	}
-	return "rdsspd " + attReg[x86asm.EAX+x86asm.Reg(rm)]
+	return name + "d " + attReg[x86asm.EAX+x86asm.Reg(rm)]
 }
 
 type attFormatter struct {
@@ -393,7 +401,7 @@ func (f *attFormatter) suffix(name string, args []x86asm.Arg, hasMem bool) strin
 		if !hasMem {
 			return ""
 		}
-		return floatSuffix(op, inst.MemBytes)
+		return floatSuffix(op, f.in.memSize())
 	}
 	for i, a := range args {
 		r, ok := a.(x86asm.Reg)
