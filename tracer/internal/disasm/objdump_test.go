@@ -309,10 +309,7 @@ func TestGoldenObjdump(t *testing.T) {
 // compareObjdump runs objdump on an ELF file and compares up to limit .text
 // instructions with FormatATT, symbolizing with objdump's own annotations.
 func compareObjdump(t *testing.T, path string, limit int) (match, total int, diffs []string) {
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Skip(err)
-	}
+	f := openELFOrSkip(t, path, "the host's C library")
 	defer f.Close()
 	a := archOf(t, f)
 	cmd := exec.Command("objdump", "-d", "--no-show-raw-insn", "-j", ".text", path)
@@ -356,7 +353,7 @@ func compareObjdump(t *testing.T, path string, limit int) (match, total int, dif
 // rate collapses, which would mean a gross formatting regression.
 func TestLibcMatchRate(t *testing.T) {
 	if _, err := exec.LookPath("objdump"); err != nil {
-		t.Skip("objdump not installed")
+		t.Fatalf("objdump (binutils, installed by scripts/install-deps.sh): %v", err)
 	}
 	for _, c := range []struct {
 		path string
@@ -366,9 +363,6 @@ func TestLibcMatchRate(t *testing.T) {
 		{"/usr/lib32/libc.so.6", 0.95},
 	} {
 		t.Run(filepath.Base(filepath.Dir(c.path)), func(t *testing.T) {
-			if _, err := os.Stat(c.path); err != nil {
-				t.Skip(err)
-			}
 			match, total, diffs := compareObjdump(t, c.path, 50000)
 			rate := float64(match) / float64(max(total, 1))
 			t.Logf("%s: %d/%d instructions (%.3f%%) match objdump", c.path, match, total, 100*rate)
