@@ -21,6 +21,8 @@ type Insn struct {
 	Target uint64
 	Bits   int // 64 or 32: the decoding mode
 
+	arch *arch.Arch
+
 	kind kind
 	raw  [15]byte // the instruction's bytes (Len of them), for formatting
 
@@ -93,7 +95,7 @@ func Decode(code []byte, pc uint64, a *arch.Arch) (*Insn, error) {
 	if a == nil {
 		return nil, ErrNoArch
 	}
-	in := &Insn{PC: pc, Bits: a.Bits}
+	in := &Insn{PC: pc, Bits: a.Bits, arch: a}
 	in.setArch()
 	if n := copy(in.raw[:], code); n == 0 {
 		in.bad(0)
@@ -134,11 +136,11 @@ func (in *Insn) bad(n int) {
 }
 
 func (in *Insn) setArch() {
+	in.sp, in.bp = int8(in.arch.SP), int8(in.arch.BP)
+	in.cx, in.si, in.di = in.reg(x86asm.ECX), in.reg(x86asm.ESI), in.reg(x86asm.EDI)
 	if in.Bits == 64 {
-		in.sp, in.bp, in.cx, in.si, in.di = amd64RSP, amd64RBP, amd64RCX, amd64RSI, amd64RDI
 		in.amask, in.smask = ^uint64(0), ^uint64(0)
 	} else {
-		in.sp, in.bp, in.cx, in.si, in.di = i386ESP, i386EBP, i386ECX, i386ESI, i386EDI
 		in.amask, in.smask = 0xffffffff, 0xffffffff
 	}
 }
@@ -525,7 +527,7 @@ func (in *Insn) analyze() {
 			in.unknown = true
 		}
 	case x86asm.XLATB:
-		m := memRef{base: in.bx(), index: in.ax(), scale: 1, idxMask: 0xff,
+		m := memRef{base: in.reg(x86asm.EBX), index: in.reg(x86asm.EAX), scale: 1, idxMask: 0xff,
 			mask: in.amask, size: 1, read: true, bitReg: noReg}
 		if s := segOverride(inst); s {
 			m.seg = true
@@ -580,7 +582,7 @@ func (in *Insn) analyze() {
 		}
 		if isBitOp(inst.Op) {
 			if reg, ok := inst.Args[1].(x86asm.Reg); ok {
-				if d, ok := dwarfOf(reg, in.Bits); ok {
+				if d, ok := DWARFReg(reg, in.arch); ok {
 					_, sz, _, _ := gpr(reg)
 					r.bitReg, r.bitRegSize = int8(d), int8(sz)
 				}
@@ -590,9 +592,6 @@ func (in *Insn) analyze() {
 		in.nmem++
 	}
 }
-
-func (in *Insn) ax() int8 { return 0 } // rax and eax are DWARF 0 on both
-func (in *Insn) bx() int8 { return 3 } // rbx and ebx are DWARF 3 on both
 
 // segOverride reports whether the instruction has an %fs or %gs prefix.
 func segOverride(inst *x86asm.Inst) bool {
@@ -632,7 +631,7 @@ func (in *Insn) memRef(m x86asm.Mem, e encoding) (memRef, bool) {
 	case x86asm.RIP, x86asm.EIP:
 		r.disp = (in.PC + uint64(in.Len) + uint64(m.Disp)) & r.mask
 	default:
-		d, ok := dwarfOf(m.Base, in.Bits)
+		d, ok := DWARFReg(m.Base, in.arch)
 		if !ok {
 			return r, false
 		}
@@ -640,7 +639,7 @@ func (in *Insn) memRef(m x86asm.Mem, e encoding) (memRef, bool) {
 		r.mask = regMask(m.Base)
 	}
 	if m.Index != 0 {
-		d, ok := dwarfOf(m.Index, in.Bits)
+		d, ok := DWARFReg(m.Index, in.arch)
 		if !ok {
 			return r, false // VSIB (gather/scatter) or garbage
 		}

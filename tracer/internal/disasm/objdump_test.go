@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/arch/x86/x86asm"
+
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
@@ -169,7 +171,7 @@ func elfSymbolizer(t *testing.T, f *elf.File, a *arch.Arch) func(uint64) string 
 			}
 			m := in.mem[0]
 			slot := m.disp
-			if m.base == i386EBX && a == arch.I386 {
+			if ebx, _ := DWARFReg(x86asm.EBX, a); int(m.base) == ebx && a == arch.I386 {
 				slot = (gotplt + m.disp) & 0xffffffff
 			} else if m.base != noReg {
 				continue
