@@ -1,5 +1,6 @@
 // Package arch describes the target architectures vtrace can trace — amd64
-// and i386 — as data: register names, their DWARF numbers, pointer size,
+// and i386 — as data: register names, their DWARF numbers and x86 encoding
+// numbers, pointer size,
 // which registers a callee must preserve, and how the kernel lays out a
 // tracee's general registers (NT_PRSTATUS) for each.
 //
@@ -28,6 +29,13 @@ type Arch struct {
 	NumRegs int
 	// RegNames maps DWARF numbers to AT&T names without the % sign.
 	RegNames []string
+	// GPRDWARF maps a general-purpose register's x86 encoding number —
+	// the 3-bit ModRM/SIB field extended by REX to 4 bits: ax cx dx bx sp
+	// bp si di, then r8-r15 on amd64 (Intel SDM vol. 2, table 2-2) — to
+	// its DWARF number. The two orders differ on amd64 (rdx is DWARF 1,
+	// rcx 2, rsi 4, rdi 5, rbp 6, rsp 7) and agree on i386. The
+	// disassembler and the code scanner of the unwinder both use it.
+	GPRDWARF []int
 	// CalleeSaved lists the registers the psABI requires a callee to
 	// preserve: their stack save slots are what a vfork child can poison.
 	CalleeSaved []int
@@ -47,6 +55,10 @@ var AMD64 = &Arch{
 	NumRegs: 17,
 	RegNames: []string{"rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
 		"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"},
+	GPRDWARF: []int{regnum.AMD64_Rax, regnum.AMD64_Rcx, regnum.AMD64_Rdx, regnum.AMD64_Rbx,
+		regnum.AMD64_Rsp, regnum.AMD64_Rbp, regnum.AMD64_Rsi, regnum.AMD64_Rdi,
+		regnum.AMD64_R8, regnum.AMD64_R9, regnum.AMD64_R10, regnum.AMD64_R11,
+		regnum.AMD64_R12, regnum.AMD64_R13, regnum.AMD64_R14, regnum.AMD64_R15},
 	CalleeSaved: []int{regnum.AMD64_Rbx, regnum.AMD64_Rbp, regnum.AMD64_R12,
 		regnum.AMD64_R13, regnum.AMD64_R14, regnum.AMD64_R15},
 	PrStatusSize: 27 * 8,
@@ -67,8 +79,10 @@ var AMD64 = &Arch{
 var I386 = &Arch{
 	Name: "i386", PtrSize: 4, Bits: 32,
 	PC: regnum.I386_Eip, SP: regnum.I386_Esp, BP: regnum.I386_Ebp,
-	NumRegs:      9,
-	RegNames:     []string{"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip"},
+	NumRegs:  9,
+	RegNames: []string{"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip"},
+	GPRDWARF: []int{regnum.I386_Eax, regnum.I386_Ecx, regnum.I386_Edx, regnum.I386_Ebx,
+		regnum.I386_Esp, regnum.I386_Ebp, regnum.I386_Esi, regnum.I386_Edi},
 	CalleeSaved:  []int{regnum.I386_Ebx, regnum.I386_Ebp, regnum.I386_Esi, regnum.I386_Edi},
 	PrStatusSize: 17 * 4,
 	// struct user_regs_struct (i386): ebx ecx edx esi edi ebp eax xds xes xfs
@@ -100,6 +114,16 @@ func (a *Arch) IsCalleeSaved(n int) bool {
 		}
 	}
 	return false
+}
+
+// GPR returns the DWARF number of the general-purpose register with x86
+// encoding number enc (0-15 on amd64, 0-7 on i386); ok is false for a
+// number the architecture does not have.
+func (a *Arch) GPR(enc int) (dwarf int, ok bool) {
+	if enc < 0 || enc >= len(a.GPRDWARF) {
+		return -1, false
+	}
+	return a.GPRDWARF[enc], true
 }
 
 // RegName returns the AT&T name of DWARF register n ("rbp"), or "r<n>".

@@ -79,6 +79,35 @@ func TestArchTables(t *testing.T) {
 	}
 }
 
+// The x86 encoding order of the general-purpose registers (Intel SDM
+// vol. 2, table 2-2 "32-Bit Addressing Forms with the ModR/M Byte", and the
+// REX.B/R/X extension to r8-r15): the names GPR's DWARF numbers must carry.
+func TestGPRByEncoding(t *testing.T) {
+	for _, c := range []struct {
+		a     *Arch
+		names string
+	}{
+		{AMD64, "rax rcx rdx rbx rsp rbp rsi rdi r8 r9 r10 r11 r12 r13 r14 r15"},
+		{I386, "eax ecx edx ebx esp ebp esi edi"},
+	} {
+		names := strings.Fields(c.names)
+		if len(c.a.GPRDWARF) != len(names) {
+			t.Errorf("%s: %d registers by encoding, want %d", c.a.Name, len(c.a.GPRDWARF), len(names))
+		}
+		for enc, want := range names {
+			n, ok := c.a.GPR(enc)
+			if got := c.a.RegName(n); !ok || got != want {
+				t.Errorf("%s: encoding %d is DWARF %d (%s, %v), want %s", c.a.Name, enc, n, got, ok, want)
+			}
+		}
+		for _, enc := range []int{-1, len(names), 16} {
+			if n, ok := c.a.GPR(enc); ok {
+				t.Errorf("%s: GPR(%d) = %d", c.a.Name, enc, n)
+			}
+		}
+	}
+}
+
 // capture is one stop of the unwind tests' snapshots: a real NT_PRSTATUS
 // read by PTRACE_GETREGSET (see ../unwind/testdata/gen.sh).
 type capture struct {

@@ -27,15 +27,23 @@ func (in *Insn) FormatATT(sym func(addr uint64) string) string {
 	case kindEndbr32:
 		return "endbr32"
 	case kindRdssp:
-		return in.rdssp()
+		return in.shadowStackOp("rdssp")
+	case kindIncssp:
+		return in.shadowStackOp("incssp")
+	case kindRdpkru:
+		return "rdpkru"
+	case kindWrpkru:
+		return "wrpkru"
 	case kindPrefix:
 		return prefixName(in, 0, in.Inst.Prefix[0])
 	}
-	f := attFormatter{in: in, inst: in.Inst, sym: sym, e: in.encodingOf()}
+	f := attFormatter{in: in, inst: in.Inst, sym: sym, e: in.encodingOf(), stRM: -1}
 	return f.format()
 }
 
-func (in *Insn) rdssp() string {
+// shadowStackOp formats rdssp or incssp (f3 [rex] 0f xx /r, register
+// operand in ModRM.rm): the d or q form by REX.W, the register by REX.B.
+func (in *Insn) shadowStackOp(name string) string {
 	rm := in.raw[in.Len-1] & 7
 	w := false
 	if in.Len == 5 {
@@ -47,9 +55,9 @@ func (in *Insn) rdssp() string {
 		}
 	}
 	if w {
-		return "rdsspq " + attReg[x86asm.RAX+x86asm.Reg(rm)]
+		return name + "q " + attReg[x86asm.RAX+x86asm.Reg(rm)]
 	}
-	return "rdsspd " + attReg[x86asm.EAX+x86asm.Reg(rm)]
+	return name + "d " + attReg[x86asm.EAX+x86asm.Reg(rm)]
 }
 
 type attFormatter struct {
@@ -59,6 +67,7 @@ type attFormatter struct {
 	sym     func(uint64) string
 	comment string // "# addr <sym>" of a rip-relative operand
 	star    bool   // indirect branch: operand prefixed with '*'
+	stRM    int    // x87 register form: index of the ModRM st(i) operand, else -1
 }
 
 func (f *attFormatter) format() string {
@@ -301,13 +310,26 @@ func (f *attFormatter) mnemonicAndArgs() (string, []string) {
 			name = "vcmp" + avxCmp[imm] + name[4:]
 			args = args[:n-1]
 		}
+	case x86asm.VPCMPB, x86asm.VPCMPUB, x86asm.VPCMPW, x86asm.VPCMPUW,
+		x86asm.VPCMPD, x86asm.VPCMPUD, x86asm.VPCMPQ, x86asm.VPCMPUQ:
+		// objdump names the predicates it has a pseudo-op for
+		// (vpcmpeqb, vpcmpltub, vpcmpnequq...), not 3 (false) or 7 (true).
+		if imm, ok := args[n-1].(x86asm.Imm); ok && imm >= 0 && imm < 8 && imm != 3 && imm != 7 {
+			name = "vpcmp" + avxCmp[imm] + name[len("vpcmp"):]
+			args = args[:n-1]
+		}
 	case x86asm.PCLMULQDQ:
 		if imm, ok := args[2].(x86asm.Imm); ok && imm&^0x11 == 0 {
 			name = [...]string{"pclmullqlqdq", "pclmulhqlqdq", "pclmullqhqdq", "pclmulhqhqdq"}[(imm&0x10)>>3|imm&1]
 			args = args[:2]
 		}
 	}
+	name = f.x87RegForm(name, n)
 	name += f.suffix(name, args, hasMem)
+	mask := f.evexMask(args)
+	if mask != "" {
+		args = append(args[:1:1], args[2:]...) // shown on the destination instead
+	}
 
 	// Operands.
 	out := make([]string, 0, len(args))
@@ -340,9 +362,41 @@ func (f *attFormatter) mnemonicAndArgs() (string, []string) {
 			f.star = true
 		}
 	}
-	f.decorateEVEX(out, args)
+	if mask != "" && len(out) > 0 {
+		out[len(out)-1] += mask
+	}
 	return name, out
 }
+
+// x87RegForm handles the register forms of the x87 arithmetic opcodes
+// (d8-df, ModRM mod = 11) the way objdump prints them: the ModRM operand
+// is st(i) even for i = 0 ("fadd %st(0),%st"), and — the AT&T x87 quirk
+// binutils keeps (SYSV386_COMPAT) — dc and de swap sub with subr and div
+// with divr: Intel's FSUBR ST(i),ST(0) (dc e0+i) is "fsub %st,%st(i)".
+func (f *attFormatter) x87RegForm(name string, n int) string {
+	in, i := f.in, f.e.opcode
+	if i+1 >= in.Len || in.raw[i] < 0xd8 || in.raw[i] > 0xdf || in.raw[i+1] < 0xc0 || n != 2 {
+		return name
+	}
+	if _, ok := f.inst.Args[0].(x86asm.Reg); !ok {
+		return name
+	}
+	switch in.raw[i] {
+	case 0xdc, 0xde: // st(i) is the destination: Args[0]
+		f.stRM = 0
+		if swapped, ok := x87Swapped[name]; ok {
+			name = swapped
+		}
+	default: // st(0) is the destination, st(i) the source: Args[1]
+		f.stRM = 1
+	}
+	return name
+}
+
+// x87Swapped pairs the x87 mnemonics AT&T syntax swaps in the dc and de
+// register forms.
+var x87Swapped = map[string]string{"fsub": "fsubr", "fsubr": "fsub", "fsubp": "fsubrp", "fsubrp": "fsubp",
+	"fdiv": "fdivr", "fdivr": "fdiv", "fdivp": "fdivrp", "fdivrp": "fdivp"}
 
 var sseCmp = [8]string{"eq", "lt", "le", "unord", "neq", "nlt", "nle", "ord"}
 
@@ -351,9 +405,25 @@ var avxCmp = [32]string{"eq", "lt", "le", "unord", "neq", "nlt", "nle", "ord",
 	"eq_os", "lt_oq", "le_oq", "unord_s", "neq_us", "nlt_uq", "nle_uq", "ord_s",
 	"eq_us", "nge_uq", "ngt_uq", "false_os", "neq_os", "ge_oq", "gt_oq", "true_us"}
 
-// decorateEVEX adds AVX-512 masking decorations ({%k1}, {z}) to the
-// destination and removes the mask register operand.
-func (f *attFormatter) decorateEVEX(out []string, args []x86asm.Arg) {
+// evexMask returns the AVX-512 opmask decoration objdump appends to the
+// destination, "{%k1}" or with zeroing "{%k1}{z}", when the EVEX prefix
+// names a mask register (EVEX.aaa != 0). x86asm lists that register as the
+// second operand (Args[1], after the destination); it is then not an
+// operand of its own.
+func (f *attFormatter) evexMask(args []x86asm.Arg) string {
+	in := f.in
+	if in.Len < 4 || in.raw[0] != 0x62 || !f.inst.Prefix[0].IsEVEX() || len(args) < 2 {
+		return ""
+	}
+	aaa := in.raw[3] & 7
+	if k, ok := args[1].(x86asm.Reg); aaa == 0 || !ok || k != x86asm.K0+x86asm.Reg(aaa) {
+		return ""
+	}
+	s := "{" + attReg[x86asm.K0+x86asm.Reg(aaa)] + "}"
+	if f.inst.Zeroing {
+		s += "{z}"
+	}
+	return s
 }
 
 func (f *attFormatter) argBytes(a x86asm.Arg) int {
@@ -393,7 +463,7 @@ func (f *attFormatter) suffix(name string, args []x86asm.Arg, hasMem bool) strin
 		if !hasMem {
 			return ""
 		}
-		return floatSuffix(op, inst.MemBytes)
+		return floatSuffix(op, f.in.memSize())
 	}
 	for i, a := range args {
 		r, ok := a.(x86asm.Reg)
@@ -503,8 +573,8 @@ func floatSuffix(op x86asm.Op, n int) string {
 func (f *attFormatter) arg(a x86asm.Arg, i int) string {
 	switch a := a.(type) {
 	case x86asm.Reg:
-		if a == x86asm.F0 && nargs(&f.inst) == 1 {
-			return "%st(0)"
+		if a == x86asm.F0 && (nargs(&f.inst) == 1 || i == f.stRM) {
+			return "%st(0)" // st(i) with i = 0; the implicit operand is %st
 		}
 		if a == x86asm.DX {
 			switch f.inst.Op {

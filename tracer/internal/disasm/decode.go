@@ -21,6 +21,8 @@ type Insn struct {
 	Target uint64
 	Bits   int // 64 or 32: the decoding mode
 
+	arch *arch.Arch
+
 	kind kind
 	raw  [15]byte // the instruction's bytes (Len of them), for formatting
 
@@ -45,9 +47,13 @@ const (
 	kindNormal kind = iota
 	kindBad         // undecodable; formats as "(bad)"
 	kindPrefix      // a lone prefix x86asm could not attach to an instruction
+	// Instructions x86asm v0.32 does not know, recognised by localInsn.
 	kindEndbr64
 	kindEndbr32
-	kindRdssp // rdsspd/rdsspq, also misdecoded by x86asm v0.32
+	kindRdssp  // rdsspd/rdsspq: reads the shadow-stack pointer into a register
+	kindIncssp // incsspd/incsspq: pops shadow-stack entries
+	kindRdpkru // rdpkru: %eax = PKRU, %edx = 0
+	kindWrpkru // wrpkru: PKRU = %eax
 )
 
 // memRef is a memory operand as an address expression over DWARF registers.
@@ -89,21 +95,28 @@ func Decode(code []byte, pc uint64, a *arch.Arch) (*Insn, error) {
 	if a == nil {
 		return nil, ErrNoArch
 	}
-	in := &Insn{PC: pc, Bits: a.Bits}
+	in := &Insn{PC: pc, Bits: a.Bits, arch: a}
 	in.setArch()
 	if n := copy(in.raw[:], code); n == 0 {
 		in.bad(0)
 		return in, errors.New("disasm: no bytes")
 	}
-	if k, n := cetInsn(code, a.Bits); k != kindNormal {
+	if k, n := localInsn(code, a.Bits); k != kindNormal {
 		in.kind, in.Len = k, n
+		// incssp reads the shadow stack at the shadow-stack pointer, a
+		// register Effects has no value for.
+		in.unknown = k == kindIncssp
 		return in, nil
 	}
-	inst, err := x86asm.Decode(code, a.Bits)
+	inst, ok, err := vzeroInsn(code, a.Bits)
+	if !ok {
+		inst, err = x86asm.Decode(code, a.Bits)
+	}
 	if err != nil {
 		in.bad(inst.Len)
 		return in, fmt.Errorf("disasm: %#x: %w", pc, err)
 	}
+	fixVEXRIPRelative(&inst, code, a.Bits)
 	in.Inst, in.Len = inst, inst.Len
 	if inst.Op == 0 {
 		// x86asm reports a prefix it could not attach as a 1-byte
@@ -123,19 +136,39 @@ func (in *Insn) bad(n int) {
 }
 
 func (in *Insn) setArch() {
+	in.sp, in.bp = int8(in.arch.SP), int8(in.arch.BP)
+	in.cx, in.si, in.di = in.reg(x86asm.ECX), in.reg(x86asm.ESI), in.reg(x86asm.EDI)
 	if in.Bits == 64 {
-		in.sp, in.bp, in.cx, in.si, in.di = amd64RSP, amd64RBP, amd64RCX, amd64RSI, amd64RDI
 		in.amask, in.smask = ^uint64(0), ^uint64(0)
 	} else {
-		in.sp, in.bp, in.cx, in.si, in.di = i386ESP, i386EBP, i386ECX, i386ESI, i386EDI
 		in.amask, in.smask = 0xffffffff, 0xffffffff
 	}
 }
 
-// cetInsn recognises the CET instructions x86asm v0.32 decodes as a lone
-// 1-byte rep prefix: endbr64 (f3 0f 1e fa), endbr32 (f3 0f 1e fb) and
-// rdsspd/rdsspq (f3 [rex.w] 0f 1e /1 with a register operand).
-func cetInsn(code []byte, bits int) (kind, int) {
+// localInsn recognises the instructions x86asm v0.32 does not know, all
+// of them register-only (ModRM mod = 11), checked against objdump (binutils
+// 2.40) by TestLocalDecodings:
+//
+//   - endbr64 (f3 0f 1e fa) and endbr32 (f3 0f 1e fb), which x86asm
+//     decodes as a lone 1-byte rep prefix;
+//   - rdsspd/rdsspq (f3 [rex] 0f 1e /1) and incsspd/incsspq
+//     (f3 [rex] 0f ae /5), likewise a lone rep prefix to x86asm: the
+//     shadow-stack instructions glibc's longjmp and setcontext run when CET
+//     is enabled;
+//   - rdpkru (0f 01 ee) and wrpkru (0f 01 ef), unrecognised by x86asm: the
+//     protection-key register accessors of glibc's pkey_get/pkey_set.
+//
+// It returns the kind and length, or kindNormal.
+func localInsn(code []byte, bits int) (kind, int) {
+	if len(code) >= 3 && code[0] == 0x0f && code[1] == 0x01 {
+		switch code[2] {
+		case 0xee:
+			return kindRdpkru, 3
+		case 0xef:
+			return kindWrpkru, 3
+		}
+		return kindNormal, 0
+	}
 	if len(code) < 4 || code[0] != 0xf3 {
 		return kindNormal, 0
 	}
@@ -143,18 +176,103 @@ func cetInsn(code []byte, bits int) (kind, int) {
 	if bits == 64 && code[1]&0xf0 == 0x40 {
 		i++
 	}
-	if len(code) < i+3 || code[i] != 0x0f || code[i+1] != 0x1e {
+	if len(code) < i+3 || code[i] != 0x0f {
 		return kindNormal, 0
 	}
-	switch m := code[i+2]; {
-	case i == 1 && m == 0xfa:
+	m := code[i+2]
+	reg := m >> 3 & 7
+	switch {
+	case code[i+1] == 0x1e && i == 1 && m == 0xfa:
 		return kindEndbr64, 4
-	case i == 1 && m == 0xfb:
+	case code[i+1] == 0x1e && i == 1 && m == 0xfb:
 		return kindEndbr32, 4
-	case m>>6 == 3 && m>>3&7 == 1:
+	case code[i+1] == 0x1e && m>>6 == 3 && reg == 1:
 		return kindRdssp, i + 3
+	case code[i+1] == 0xae && m>>6 == 3 && reg == 5:
+		return kindIncssp, i + 3
 	}
 	return kindNormal, 0
+}
+
+// vzeroInsn decodes vzeroupper and vzeroall (VEX.0F 77, VEX.L selecting
+// which), which x86asm v0.32 decodes one or two bytes too long: its AVX
+// decoder reads a ModRM byte after every VEX opcode — and the SIB and
+// displacement that byte implies — but 0F 77 has none. glibc's AVX2 string
+// functions end in vzeroupper; ret, so a wrong length made the tracer
+// predict a pc past the ret. Like objdump, any VEX.pp and VEX.W are
+// accepted; VEX.vvvv must be 1111b (Intel SDM: otherwise #UD), and objdump
+// shows the instruction as (bad) otherwise.
+//
+// ok is false when code does not start with VEX 0F 77, and x86asm decodes
+// it.
+func vzeroInsn(code []byte, bits int) (inst x86asm.Inst, ok bool, err error) {
+	// x86asm's rule for a VEX prefix: at the very start, and in 32-bit
+	// mode only when the next byte's top two bits are set (else c4/c5 are
+	// les/lds with a memory operand).
+	if len(code) < 3 || bits == 32 && code[1]&0xc0 != 0xc0 {
+		return inst, false, nil
+	}
+	var n int    // length of the VEX prefix
+	var vex byte // the byte holding ~vvvv, L and pp
+	switch code[0] {
+	case 0xc5:
+		n, vex = 2, code[1]
+	case 0xc4:
+		if len(code) < 4 || code[1]&0x1f != 1 { // map 0F
+			return inst, false, nil
+		}
+		n, vex = 3, code[2]
+	default:
+		return inst, false, nil
+	}
+	if code[n] != 0x77 {
+		return inst, false, nil
+	}
+	inst = x86asm.Inst{Len: n + 1, Opcode: 0x77 << 24, Mode: bits, AddrSize: bits, DataSize: bits}
+	for i := 0; i < n; i++ {
+		inst.Prefix[i] = x86asm.Prefix(code[i]) // as x86asm records a VEX prefix
+	}
+	if vex>>3&0xf != 0xf {
+		return inst, true, errors.New("vzeroupper/vzeroall with VEX.vvvv != 1111b")
+	}
+	inst.Op = x86asm.VZEROUPPER
+	if vex&4 != 0 {
+		inst.Op = x86asm.VZEROALL
+	}
+	return inst, true, nil
+}
+
+// fixVEXRIPRelative makes a VEX- or EVEX-encoded memory operand with ModRM
+// mod = 00, r/m = 101 rip-relative in 64-bit mode, as the CPU does: x86asm
+// v0.32's AVX decoder leaves it as an absolute address, so `vmovdqa
+// 0x4d429(%rip),%ymm0` read 0x4d429 instead of the constant next to the
+// code. (With a SIB byte, base 101 and mod 00 is absolute in both modes,
+// and in 32-bit mode r/m 101 is absolute.)
+func fixVEXRIPRelative(inst *x86asm.Inst, code []byte, bits int) {
+	if bits != 64 || inst.Len < 4 {
+		return
+	}
+	var modrm int // the opcode byte follows the prefix; ModRM follows it
+	switch code[0] {
+	case 0xc5:
+		modrm = 3
+	case 0xc4:
+		modrm = 4
+	case 0x62:
+		modrm = 5
+	default:
+		return
+	}
+	if !inst.Prefix[0].IsVEX() && !inst.Prefix[0].IsEVEX() || modrm >= inst.Len || code[modrm]&0xc7 != 0x05 {
+		return
+	}
+	for i, a := range inst.Args {
+		if m, ok := a.(x86asm.Mem); ok && m.Base == 0 && m.Index == 0 {
+			m.Base = x86asm.RIP
+			inst.Args[i] = m
+			return
+		}
+	}
 }
 
 // Mnemonic-independent facts about the encoding, recovered from the bytes
@@ -273,7 +391,12 @@ func hasPrefix(inst *x86asm.Inst, p byte) bool {
 		if q == 0 {
 			break
 		}
-		if byte(q) == p && !q.IsVEX() && !q.IsEVEX() {
+		if q.IsVEX() || q.IsEVEX() {
+			// x86asm keeps the VEX/EVEX payload bytes after the prefix
+			// byte: they are not prefixes (c5 65 is no %gs).
+			break
+		}
+		if byte(q) == p {
 			return true
 		}
 	}
@@ -404,7 +527,7 @@ func (in *Insn) analyze() {
 			in.unknown = true
 		}
 	case x86asm.XLATB:
-		m := memRef{base: in.bx(), index: in.ax(), scale: 1, idxMask: 0xff,
+		m := memRef{base: in.reg(x86asm.EBX), index: in.reg(x86asm.EAX), scale: 1, idxMask: 0xff,
 			mask: in.amask, size: 1, read: true, bitReg: noReg}
 		if s := segOverride(inst); s {
 			m.seg = true
@@ -459,7 +582,7 @@ func (in *Insn) analyze() {
 		}
 		if isBitOp(inst.Op) {
 			if reg, ok := inst.Args[1].(x86asm.Reg); ok {
-				if d, ok := dwarfOf(reg, in.Bits); ok {
+				if d, ok := DWARFReg(reg, in.arch); ok {
 					_, sz, _, _ := gpr(reg)
 					r.bitReg, r.bitRegSize = int8(d), int8(sz)
 				}
@@ -469,9 +592,6 @@ func (in *Insn) analyze() {
 		in.nmem++
 	}
 }
-
-func (in *Insn) ax() int8 { return 0 } // rax and eax are DWARF 0 on both
-func (in *Insn) bx() int8 { return 3 } // rbx and ebx are DWARF 3 on both
 
 // segOverride reports whether the instruction has an %fs or %gs prefix.
 func segOverride(inst *x86asm.Inst) bool {
@@ -511,7 +631,7 @@ func (in *Insn) memRef(m x86asm.Mem, e encoding) (memRef, bool) {
 	case x86asm.RIP, x86asm.EIP:
 		r.disp = (in.PC + uint64(in.Len) + uint64(m.Disp)) & r.mask
 	default:
-		d, ok := dwarfOf(m.Base, in.Bits)
+		d, ok := DWARFReg(m.Base, in.arch)
 		if !ok {
 			return r, false
 		}
@@ -519,7 +639,7 @@ func (in *Insn) memRef(m x86asm.Mem, e encoding) (memRef, bool) {
 		r.mask = regMask(m.Base)
 	}
 	if m.Index != 0 {
-		d, ok := dwarfOf(m.Index, in.Bits)
+		d, ok := DWARFReg(m.Index, in.arch)
 		if !ok {
 			return r, false // VSIB (gather/scatter) or garbage
 		}
@@ -570,6 +690,13 @@ func (in *Insn) memSize() int {
 		return 108
 	case x86asm.FNSTCW, x86asm.FLDCW, x86asm.FNSTSW:
 		return 2
+	case x86asm.FLD, x86asm.FSTP, x86asm.FBLD, x86asm.FBSTP:
+		// x86asm leaves MemBytes 0 for the 80-bit forms, fldt/fstpt
+		// (db /5, db /7) and fbld/fbstp (df /4, df /6): a 10-byte
+		// extended real or packed BCD.
+		if inst.MemBytes == 0 {
+			return 10
+		}
 	case x86asm.STMXCSR, x86asm.LDMXCSR, x86asm.VSTMXCSR, x86asm.VLDMXCSR:
 		return 4
 	case x86asm.SGDT, x86asm.SIDT, x86asm.LGDT, x86asm.LIDT:

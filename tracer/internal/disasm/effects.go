@@ -265,7 +265,9 @@ func memRole(inst *x86asm.Inst, i int) (read, write bool) {
 // sees.)
 func (in *Insn) Silent() bool {
 	switch in.kind {
-	case kindEndbr64, kindEndbr32:
+	case kindEndbr64, kindEndbr32, kindRdpkru, kindWrpkru:
+		// Register-only: endbr is a no-op outside the indirect-branch
+		// check, rdpkru/wrpkru move between PKRU and %eax/%edx.
 		return true
 	case kindNormal:
 	default:

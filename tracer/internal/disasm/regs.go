@@ -1,35 +1,19 @@
 package disasm
 
-import "golang.org/x/arch/x86/x86asm"
+import (
+	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+)
 
 // noReg marks an absent base or index register in a precomputed address.
 const noReg = -1
 
-// amd64DWARF maps a hardware register number (0-15: rax rcx rdx rbx rsp rbp
-// rsi rdi r8-r15) to its amd64 DWARF number.
-var amd64DWARF = [16]int8{0, 2, 1, 3, 7, 6, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15}
-
-// DWARF numbers of the registers Effects reads implicitly.
-const (
-	amd64RCX = 2
-	amd64RBX = 3
-	amd64RSI = 4
-	amd64RDI = 5
-	amd64RBP = 6
-	amd64RSP = 7
-	amd64RAX = 0
-	i386EAX  = 0
-	i386ECX  = 1
-	i386EBX  = 3
-	i386ESP  = 4
-	i386EBP  = 5
-	i386ESI  = 6
-	i386EDI  = 7
-)
-
-// gpr describes a general-purpose register: its hardware number, width in
-// bytes and, for ah/ch/dh/bh, that it is the second byte of its register.
-func gpr(r x86asm.Reg) (hw int, size int, high bool, ok bool) {
+// gpr describes a general-purpose register: the x86 encoding number of the
+// full register containing it (0, rax's, for %ah, which ModRM encodes as
+// 4), its width in bytes and, for ah/ch/dh/bh, that it is the second byte
+// of its register.
+func gpr(r x86asm.Reg) (enc int, size int, high bool, ok bool) {
 	switch {
 	case r >= x86asm.AL && r <= x86asm.BL:
 		return int(r - x86asm.AL), 1, false, true
@@ -47,20 +31,24 @@ func gpr(r x86asm.Reg) (hw int, size int, high bool, ok bool) {
 	return 0, 0, false, false
 }
 
-// dwarfOf returns the DWARF number of the full register containing the
-// general-purpose register r, in a process of the given bitness.
-func dwarfOf(r x86asm.Reg, bits int) (int, bool) {
-	hw, _, _, ok := gpr(r)
+// DWARFReg returns the DWARF number, on architecture a, of the full
+// general-purpose register containing r, whatever its width (%al, %ah,
+// %ax, %eax and %rax are all rax). ok is false for a register that is not
+// general-purpose, or that a lacks (r8-r15 on i386). The numbering is
+// a.GPRDWARF, the one x86-to-DWARF table.
+func DWARFReg(r x86asm.Reg, a *arch.Arch) (int, bool) {
+	enc, _, _, ok := gpr(r)
 	if !ok {
 		return noReg, false
 	}
-	if bits == 64 {
-		return int(amd64DWARF[hw]), true
-	}
-	if hw > 7 {
-		return noReg, false
-	}
-	return hw, true // i386 DWARF numbers follow the hardware order
+	return a.GPR(enc)
+}
+
+// reg is DWARFReg for the instruction's architecture, for registers every
+// architecture has.
+func (in *Insn) reg(r x86asm.Reg) int8 {
+	n, _ := DWARFReg(r, in.arch)
+	return int8(n)
 }
 
 func isGPR(r x86asm.Reg) bool { _, _, _, ok := gpr(r); return ok }
@@ -80,7 +68,7 @@ func (in *Insn) PoppedReg() (int, bool) {
 		return int(in.bp), true
 	case x86asm.POP:
 		if r, ok := in.Inst.Args[0].(x86asm.Reg); ok {
-			return dwarfOf(r, in.Bits)
+			return DWARFReg(r, in.arch)
 		}
 	}
 	return noReg, false

@@ -3,6 +3,8 @@ package disasm
 import (
 	"testing"
 
+	"golang.org/x/arch/x86/x86asm"
+
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
@@ -34,6 +36,47 @@ func TestPoppedReg(t *testing.T) {
 		}
 		if got != c.want {
 			t.Errorf("%s % x: PoppedReg = %d, want %d", c.a.Name, c.code, got, c.want)
+		}
+	}
+}
+
+// DWARFReg maps every width of a general-purpose register to the full
+// register's DWARF number, through arch's one encoding table; the expected
+// names are the psABI's (DWARF numbering as arch.RegName prints it).
+func TestDWARFReg(t *testing.T) {
+	cases := []struct {
+		r     x86asm.Reg
+		amd64 string // "" when not a general-purpose register
+		i386  string // "" when i386 lacks it
+	}{
+		{x86asm.AL, "rax", "eax"}, {x86asm.AH, "rax", "eax"}, {x86asm.AX, "rax", "eax"},
+		{x86asm.EAX, "rax", "eax"}, {x86asm.RAX, "rax", "eax"},
+		{x86asm.CL, "rcx", "ecx"}, {x86asm.CH, "rcx", "ecx"}, {x86asm.ECX, "rcx", "ecx"},
+		{x86asm.DL, "rdx", "edx"}, {x86asm.DH, "rdx", "edx"}, {x86asm.RDX, "rdx", "edx"},
+		{x86asm.BL, "rbx", "ebx"}, {x86asm.BH, "rbx", "ebx"}, {x86asm.EBX, "rbx", "ebx"},
+		{x86asm.SPB, "rsp", "esp"}, {x86asm.SP, "rsp", "esp"}, {x86asm.ESP, "rsp", "esp"}, {x86asm.RSP, "rsp", "esp"},
+		{x86asm.BPB, "rbp", "ebp"}, {x86asm.BP, "rbp", "ebp"}, {x86asm.EBP, "rbp", "ebp"},
+		{x86asm.SIB, "rsi", "esi"}, {x86asm.SI, "rsi", "esi"}, {x86asm.ESI, "rsi", "esi"},
+		{x86asm.DIB, "rdi", "edi"}, {x86asm.DI, "rdi", "edi"}, {x86asm.EDI, "rdi", "edi"}, {x86asm.RDI, "rdi", "edi"},
+		{x86asm.R8B, "r8", ""}, {x86asm.R8W, "r8", ""}, {x86asm.R8L, "r8", ""}, {x86asm.R8, "r8", ""},
+		{x86asm.R12, "r12", ""}, {x86asm.R13B, "r13", ""}, {x86asm.R15L, "r15", ""}, {x86asm.R15, "r15", ""},
+		{x86asm.X0, "", ""}, {x86asm.RIP, "", ""}, {x86asm.FS, "", ""}, {x86asm.K1, "", ""}, {0, "", ""},
+	}
+	for _, c := range cases {
+		for _, w := range []struct {
+			a    *arch.Arch
+			name string
+		}{{arch.AMD64, c.amd64}, {arch.I386, c.i386}} {
+			n, ok := DWARFReg(c.r, w.a)
+			if w.name == "" {
+				if ok {
+					t.Errorf("%s %v: DWARF %d (%s), want none", w.a.Name, c.r, n, w.a.RegName(n))
+				}
+				continue
+			}
+			if !ok || w.a.RegName(n) != w.name {
+				t.Errorf("%s %v: DWARF %d (%s, %v), want %s", w.a.Name, c.r, n, w.a.RegName(n), ok, w.name)
+			}
 		}
 	}
 }

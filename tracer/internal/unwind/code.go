@@ -91,14 +91,14 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 			// and old glibc's vfork wrappers keep the return address out
 			// of the stack the child shares.
 			r, ok := in.Inst.Args[0].(x86asm.Reg)
-			n, isGPR := dwarfReg(r, a)
+			n, isGPR := disasm.DWARFReg(r, a)
 			if !ok || !isGPR || delta != ptr || !fullWidth(r, a) {
 				return f, cur, fmt.Errorf("return address popped where vtrace cannot follow it at %#x", at)
 			}
 			retReg = n
 		case in.Inst.Op == x86asm.PUSH && retReg >= 0 && depth == -ptr:
 			if r, ok := in.Inst.Args[0].(x86asm.Reg); ok && fullWidth(r, a) {
-				if n, _ := dwarfReg(r, a); n == retReg && delta == -ptr {
+				if n, _ := disasm.DWARFReg(r, a); n == retReg && delta == -ptr {
 					retReg = -1 // pushed back where it was
 				}
 			}
@@ -116,7 +116,7 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 		}
 		if in.Class == disasm.Push && in.Inst.Op == x86asm.PUSH {
 			if r, ok := in.Inst.Args[0].(x86asm.Reg); ok {
-				if n, ok := dwarfReg(r, a); ok && isCalleeSaved(a, n) && n != a.SP && !touched[n] {
+				if n, ok := disasm.DWARFReg(r, a); ok && isCalleeSaved(a, n) && n != a.SP && !touched[n] {
 					pushes = append(pushes, push{reg: n, depth: depth})
 				}
 			}
@@ -265,7 +265,7 @@ func writtenRegs(in *disasm.Insn, a *arch.Arch) []int {
 	var out []int
 	add := func(arg x86asm.Arg) {
 		if r, ok := arg.(x86asm.Reg); ok {
-			if n, ok := dwarfReg(r, a); ok {
+			if n, ok := disasm.DWARFReg(r, a); ok {
 				out = append(out, n)
 			}
 		}
@@ -278,7 +278,8 @@ func writtenRegs(in *disasm.Insn, a *arch.Arch) []int {
 		add(inst.Args[1])
 		return out
 	case x86asm.CPUID, x86asm.CMPXCHG8B, x86asm.CMPXCHG16B:
-		return []int{3} // rbx/ebx are DWARF 3 on both
+		bx, _ := disasm.DWARFReg(x86asm.EBX, a)
+		return []int{bx}
 	}
 	add(inst.Args[0])
 	return out
@@ -292,32 +293,3 @@ func fullWidth(r x86asm.Reg, a *arch.Arch) bool {
 	}
 	return r >= x86asm.EAX && r <= x86asm.EDI
 }
-
-// dwarfReg maps a general-purpose register (any width) to its DWARF number.
-func dwarfReg(r x86asm.Reg, a *arch.Arch) (int, bool) {
-	var hw int
-	switch {
-	case r >= x86asm.AL && r <= x86asm.BL:
-		hw = int(r - x86asm.AL)
-	case r >= x86asm.AH && r <= x86asm.BH:
-		hw = int(r - x86asm.AH)
-	case r >= x86asm.SPB && r <= x86asm.R15B:
-		hw = int(r-x86asm.SPB) + 4
-	case r >= x86asm.AX && r <= x86asm.R15W:
-		hw = int(r - x86asm.AX)
-	case r >= x86asm.EAX && r <= x86asm.R15L:
-		hw = int(r - x86asm.EAX)
-	case r >= x86asm.RAX && r <= x86asm.R15:
-		hw = int(r - x86asm.RAX)
-	default:
-		return 0, false
-	}
-	if a.PtrSize == 4 {
-		return hw, hw < 8 // i386 DWARF numbers follow the hardware order
-	}
-	return int(amd64DWARF[hw]), true
-}
-
-// amd64DWARF maps a hardware register number (rax rcx rdx rbx rsp rbp rsi
-// rdi r8-r15) to its amd64 DWARF number.
-var amd64DWARF = [16]int8{0, 2, 1, 3, 7, 6, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15}
