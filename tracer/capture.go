@@ -68,7 +68,7 @@ func (s *session) capture(st *story) error {
 	ev.Site = site
 
 	var unwindErr error
-	st.frames, unwindErr = unwind.Unwind(regs, taskMemory{s, p.pid}, st.mm.syms(), 64)
+	st.frames, unwindErr = unwind.Unwind(regs, taskMemory{s, p.pid}, st.mm.syms(), maxFrames)
 	if len(st.frames) == 0 {
 		// Not even the vfork frame unwinds (no CFI, no frame pointer):
 		// keep a frame 0 made of the registers, so that every write still
@@ -90,7 +90,8 @@ func (s *session) capture(st *story) error {
 		}
 	}
 
-	st.lo, st.hi = liveRegion(st, childSP)
+	var capped bool
+	st.lo, st.hi, capped = liveRegion(st, childSP)
 	st.orig = make([]byte, st.hi-st.lo)
 	if err := s.p.ReadMem(p.pid, st.lo, st.orig); err != nil {
 		return fmt.Errorf("snapshot parent stack [%#x,%#x): %w", st.lo, st.hi, err)
@@ -115,8 +116,20 @@ func (s *session) capture(st *story) error {
 	if unwindErr != nil && st.frames[0].Method == string(event.MethodNone) {
 		s.note(st.id, event.NoteUnwindFailed, fmt.Sprintf("unwinding the parent: %v; its callers and their return slots are unknown", unwindErr))
 	}
+	if len(st.frames) == maxFrames {
+		s.note(st.id, event.NoteUnwindTruncated, fmt.Sprintf("the parent has more than %d frames: the slots of the outer ones are not known", maxFrames))
+	}
+	if capped {
+		s.note(st.id, event.NoteRegionTruncated, fmt.Sprintf("the parent's live stack is larger than %d bytes: only [%#x, %#x) is watched", maxRegion, st.lo, st.hi))
+	}
 	return nil
 }
+
+// Bounds of a capture: frames unwound, bytes of live stack snapshotted.
+const (
+	maxFrames = 64
+	maxRegion = 1 << 20
+)
 
 // recordFrames names each frame, indexes its slots, and puts the frames
 // into the vfork event.
@@ -151,9 +164,8 @@ func (s *session) recordFrames(st *story, ev *event.Vfork) {
 // from the parent's stack pointer to the outermost frame vtrace unwound. A
 // child stack placed inside it (musl's posix_spawn puts it in a local
 // buffer) is the child's own, so the region starts above it.
-func liveRegion(st *story, childSP uint64) (uint64, uint64) {
-	lo := st.regs0.SP()
-	hi := uint64(0)
+func liveRegion(st *story, childSP uint64) (lo, hi uint64, capped bool) {
+	lo = st.regs0.SP()
 	// Up to the outermost frame when the unwind reached it (it returns to
 	// 0); when it stopped early, the frames above are unknown but just as
 	// live: up to the end of the stack mapping.
@@ -171,9 +183,8 @@ func liveRegion(st *story, childSP uint64) (uint64, uint64) {
 	if hi <= lo {
 		hi = lo + uint64(st.word)
 	}
-	const maxRegion = 1 << 20
 	if hi-lo > maxRegion {
-		hi = lo + maxRegion
+		hi, capped = lo+maxRegion, true
 	}
 	if !st.shared && childSP > lo && childSP < hi {
 		// The clone wrappers leave the child's start-up words at its stack
@@ -184,7 +195,7 @@ func liveRegion(st *story, childSP uint64) (uint64, uint64) {
 			lo = hi
 		}
 	}
-	return lo, hi
+	return lo, hi, capped
 }
 
 // prevInsn decodes the call or syscall instruction that ends right before

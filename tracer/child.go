@@ -85,7 +85,7 @@ func (s *session) runChildFree(st *story) error {
 // is true when the child has ended.
 func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 	st, c, mm := r.st, r.st.child, r.st.mm
-	if err := s.countStep(); err != nil {
+	if err := s.countStep(st); err != nil {
 		return false, err
 	}
 	pc, in, derr := r.predict.insn(s, r)

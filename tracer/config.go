@@ -49,9 +49,19 @@ type Config struct {
 	// fire, "off" never arms them.
 	Watchpoints string
 
-	MaxSteps  int64         // single-steps over the whole run; 0 = unlimited
-	MaxVforks int           // vfork stories; 0 = unlimited
-	Timeout   time.Duration // 0 = none
+	// Budgets. The run-level ones (MaxSteps, MaxVforks, Timeout,
+	// MaxViolations) stop the run: every traced process is killed, or
+	// detached when OnBudget is "detach". MaxStorySteps only cuts the one
+	// story short (it is judged on what was seen; its tasks run on) — the
+	// runaway protection that leaves a healthy workload alone: a program
+	// that restarts itself through a clobbered return address (the -O2
+	// seed) is stopped by MaxViolations, not by counting its vforks.
+	MaxSteps      int64         // single-steps over the whole run; 0 = unlimited
+	MaxVforks     int           // vfork stories; 0 = unlimited
+	Timeout       time.Duration // 0 = none
+	MaxViolations int           // violating stories; 0 = unlimited
+	MaxStorySteps int64         // single-steps in one story; 0 = unlimited
+	OnBudget      string        // "kill" (default) or "detach"
 
 	// Prefetch reads the program's and its libraries' symbols on another
 	// goroutine while the program starts (worth it with a second CPU).
@@ -69,11 +79,15 @@ type Config struct {
 	Debug bool
 }
 
-// Defaults used by the CLI.
+// Defaults used by the CLI: no limit on a run's length, vforks or steps —
+// a clean 100,000-spawn build runs to its end — but at most 100 violating
+// stories, and 2,000,000 single-steps (about half a minute) per story.
 const (
-	DefaultMaxSteps  = 20_000_000
-	DefaultMaxVforks = 100
-	DefaultTimeout   = 60 * time.Second
+	DefaultMaxSteps      = 0
+	DefaultMaxVforks     = 0
+	DefaultTimeout       = 0
+	DefaultMaxViolations = 100
+	DefaultMaxStorySteps = 2_000_000
 )
 
 // Result summarises a finished run.

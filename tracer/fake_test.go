@@ -145,7 +145,8 @@ type fakeTask struct {
 	zf          bool // the zero flag (test, je/jne)
 	exitStatus  int  // set by an exit syscall, for the exit event and the end
 	exiting     bool // stopped at PTRACE_EVENT_EXIT
-	sigpending  unix.Signal
+	sigpending  unix.Signal // a signal sent to it, reported at its next resume
+	detached    bool
 }
 
 // fakeProcs implements procs over simulated processes.
@@ -202,6 +203,8 @@ func (f *fakeProcs) Wait() (ptrace.Stop, error) {
 	return st, nil
 }
 
+func (f *fakeProcs) ReapDead() int { return 0 }
+
 func (f *fakeProcs) task(pid int) (*fakeTask, error) {
 	t := f.tasks[pid]
 	if t == nil || t.dead {
@@ -224,6 +227,11 @@ func (f *fakeProcs) resume(pid, sig int, step bool) error {
 		return nil
 	}
 	delete(f.info, pid)
+	if sig := t.sigpending; sig != 0 {
+		t.sigpending = 0
+		f.queue(t.pid, stopped(sig))
+		return nil
+	}
 	if t.vforkDone {
 		t.vforkDone = false
 		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_VFORK_DONE))
@@ -460,7 +468,9 @@ func (f *fakeProcs) exec(t *fakeTask, in *disasm.Insn) (ev int, faultAt uint64) 
 	case x86asm.ADD:
 		r.Set(reg(args[0]), value(args[0])+value(args[1]))
 	case x86asm.SUB:
-		r.Set(reg(args[0]), value(args[0])-value(args[1]))
+		v := value(args[0]) - value(args[1])
+		r.Set(reg(args[0]), v)
+		t.zf = v == 0
 	case x86asm.XOR:
 		r.Set(reg(args[0]), value(args[0])^value(args[1]))
 	case x86asm.SYSCALL:
@@ -571,6 +581,28 @@ func (f *fakeProcs) Kill(pid int, sig unix.Signal) error {
 	return nil
 }
 
+// Tgkill makes the task report sig at its next resume (the fake's tasks
+// only run between a request and its stop).
+func (f *fakeProcs) Tgkill(tgid, tid int, sig unix.Signal) error {
+	t, err := f.task(tid)
+	if err != nil {
+		return err
+	}
+	t.sigpending = sig
+	return nil
+}
+
+// Detach lets a task go: the fake forgets it (it runs on untraced).
+func (f *fakeProcs) Detach(pid, sig int) error {
+	t, err := f.task(pid)
+	if err != nil {
+		return err
+	}
+	t.dead, t.detached = true, true
+	f.release(t)
+	return nil
+}
+
 func (f *fakeProcs) Space(pid int) (space, error) {
 	t, err := f.task(pid)
 	if err != nil {
@@ -638,6 +670,16 @@ func (a *asm) rel32(op byte, label string) *asm {
 }
 
 func (a *asm) call(label string) *asm { return a.rel32(0xe8, label) }
+
+// rel32n appends a rel32 to label after opcode bytes already appended.
+func (a *asm) rel32n(label string) *asm {
+	a.fixups = append(a.fixups, struct {
+		at    int
+		label string
+	}{len(a.buf), label})
+	a.buf = append(a.buf, 0, 0, 0, 0)
+	return a
+}
 func (a *asm) jmp(label string) *asm  { return a.rel32(0xe9, label) }
 
 // jnzParent branches to label when %eax is not 0: after vfork, the parent.
@@ -734,11 +776,18 @@ func all[T event.Event](r *recorder) []T {
 // runFake traces a fake program from its entry point to the end.
 func runFake(t *testing.T, img *fakeImage, entry uint64, mode Mode) (*recorder, Result, *fakeProcs) {
 	t.Helper()
+	return runFakeWith(t, img, entry, Config{Mode: mode})
+}
+
+// runFakeWith traces a fake program with a configuration (budgets).
+func runFakeWith(t *testing.T, img *fakeImage, entry uint64, cfg Config) (*recorder, Result, *fakeProcs) {
+	t.Helper()
 	f := newFakeProcs(t)
 	f.execImage = trueImage
 	pid := f.spawn(img, entry)
 	rec := &recorder{}
-	s := newSession(Config{Path: img.path, Argv: []string{img.path}, Mode: mode, Watchpoints: "off", CPU: -1, Sink: rec}, f)
+	cfg.Path, cfg.Argv, cfg.Watchpoints, cfg.CPU, cfg.Sink = img.path, []string{img.path}, "off", -1, rec
+	s := newSession(cfg, f)
 	res, err := s.follow(context.Background(), pid)
 	if err != nil {
 		t.Fatalf("follow: %v", err)
@@ -785,6 +834,8 @@ func storyLines(r *recorder) []string {
 			out = append(out, fmt.Sprintf("exit main=%v %s code=%v", e.Main, e.Status, deref(e.Code)))
 		case *event.Note:
 			out = append(out, fmt.Sprintf("note #%d %s", e.Vfork, e.Code))
+		case *event.Budget:
+			out = append(out, fmt.Sprintf("budget %s %s", e.Budget, e.Limit))
 		case *event.Verdict:
 			out = append(out, fmt.Sprintf("verdict %s vforks=%d", e.Verdict, e.Vforks))
 		}

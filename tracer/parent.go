@@ -61,7 +61,7 @@ func (s *session) followParent(st *story) error {
 	var own uint64
 	var acc []disasm.Access
 	for {
-		if err := s.countStep(); err != nil {
+		if err := s.countStep(st); err != nil {
 			land(event.LandBudget, regs.PC())
 			return err
 		}

@@ -23,6 +23,8 @@ import (
 type procs interface {
 	// Wait returns the next state change of any tracee (wait4(-1, __WALL)).
 	Wait() (ptrace.Stop, error)
+	// ReapDead reaps, without waiting, the children that have ended.
+	ReapDead() int
 	Step(pid, sig int) error
 	Cont(pid, sig int) error
 	EventMsg(pid int) (uint64, error)
@@ -33,8 +35,12 @@ type procs interface {
 	WriteMem(pid int, addr uint64, data []byte) error
 	DebugReg(pid, n int) (uint64, error)
 	SetDebugReg(pid, n int, v uint64) error
-	// Kill sends a signal to a task; safe from any goroutine.
+	// Kill sends a signal to a process, Tgkill to one thread of it; both
+	// are safe from any goroutine.
 	Kill(pid int, sig unix.Signal) error
+	Tgkill(tgid, tid int, sig unix.Signal) error
+	// Detach lets a tracee in a ptrace-stop go, delivering sig.
+	Detach(pid, sig int) error
 
 	// Space reads a process's mappings and opens the modules mapped there.
 	Space(pid int) (space, error)
@@ -63,6 +69,8 @@ type livePtrace struct {
 }
 
 func (livePtrace) Kill(pid int, sig unix.Signal) error { return ptrace.Kill(pid, sig) }
+
+func (livePtrace) Tgkill(tgid, tid int, sig unix.Signal) error { return ptrace.Tgkill(tgid, tid, sig) }
 
 func (livePtrace) Space(pid int) (space, error) {
 	sp, err := symbols.LoadSpace(pid)

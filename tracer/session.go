@@ -49,14 +49,14 @@ type session struct {
 	stopMu     sync.Mutex
 	stopReason string // set once: "timeout", "interrupt", "max_steps", "max_vforks"
 	stopLimit  string
-	live       map[int]bool // pids to SIGKILL when stopping (guarded by stopMu)
-	swept      bool         // the sweep after a stop is done
+	live       map[int]int // tid → tgid of every traced task, to signal when stopping (guarded by stopMu)
+	swept      bool        // the sweep after a stop is done
 
 	insnBuf [16]byte
 }
 
 func newSession(cfg Config, p procs) *session {
-	return &session{cfg: cfg, p: p, tasks: newTasks(), live: map[int]bool{}, start: time.Now()}
+	return &session{cfg: cfg, p: p, tasks: newTasks(), live: map[int]int{}, start: time.Now()}
 }
 
 // Run traces cfg.Path until every task has ended, streaming events to
@@ -114,7 +114,7 @@ func (s *session) run(ctx context.Context, t *ptrace.Thread) (Result, error) {
 // with the options set) until every task has ended.
 func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 	s.mainPID = pid
-	s.setLive(pid, true)
+	s.setLive(pid, pid)
 	if s.cfg.Watchpoints == "off" || s.cfg.Mode == Step {
 		s.hw = hwOff // --step steps every write: nothing for watchpoints to add
 	}
@@ -137,7 +137,16 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 	s.emit(&event.Start{Header: s.hdr("start", pid), Argv: s.cfg.Argv, Mode: s.cfg.Mode.String(),
 		Version: s.cfg.Version, NoASLR: s.cfg.NoASLR, CPU: s.cfg.CPU, Watchpoints: s.hw.String(),
 		WatchpointProbe: s.hwProbe})
-	s.emit(&event.Exec{Header: s.hdr("exec", pid), Path: s.cfg.Path, Arch: mm.arch.Name})
+	ex := &event.Exec{Header: s.hdr("exec", pid), Path: s.p.ExePath(pid), Arch: mm.arch.Name}
+	if ex.Path == "" {
+		ex.Path = s.cfg.Path
+	}
+	if isScript(s.cfg.Path) {
+		// The kernel ran the #! line's interpreter: that is the program
+		// (and its arch); the script is what the user named.
+		ex.Script = s.cfg.Path
+	}
+	s.emit(ex)
 
 	stopWatch := s.watchStops(ctx)
 	defer stopWatch()
@@ -145,6 +154,18 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 	s.cont(main, 0)
 	s.loop()
 	return s.finish(), nil
+}
+
+// isScript reports whether the file at path starts with "#!".
+func isScript(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [2]byte
+	n, _ := f.Read(b[:])
+	return n == 2 && string(b[:]) == "#!"
 }
 
 // abortStart kills the program after a failed start and reaps it.
@@ -171,6 +192,14 @@ func (s *session) loop() {
 		if st, ok := s.takePostponed(); ok {
 			s.dispatch(st)
 			continue
+		}
+		if len(s.byPID) == 0 && len(s.unknown) == 0 {
+			// Every traced task is reaped (or let go). Zombies the program
+			// left (vfork children it never reaped, adopted by vtrace, the
+			// subreaper, when it died) are reaped; children vtrace
+			// inherited and never traced are not waited for.
+			s.p.ReapDead()
+			return
 		}
 		st, err := s.p.Wait()
 		if err != nil {
@@ -215,6 +244,8 @@ func (s *session) dispatch(st ptrace.Stop) {
 	switch {
 	case ws.Exited() || ws.Signaled():
 		s.gone(t, ws)
+	case s.detaching():
+		s.detach(t, stopSignal(st))
 	case !ws.Stopped():
 		s.cont(t, 0)
 	case st.Event() != 0:
@@ -303,9 +334,7 @@ func (s *session) vforkEvent(p *task, awaited bool) (vforkOutcome, error) {
 // storyOutside runs the story of a vfork no story awaited, reporting an
 // error that cut it short.
 func (s *session) storyOutside(p *task) {
-	if err := s.story(p); err != nil && !errors.Is(err, errStopped) {
-		s.note(0, event.NoteStoryAbandoned, fmt.Sprintf("vfork story of %d abandoned: %v", p.pid, err))
-	}
+	_ = s.story(p) // a story's own errors are in its events; errStopped ends the loop's next round
 }
 
 // execStop gives a process that exec'd a fresh address space.
@@ -314,7 +343,7 @@ func (s *session) execStop(t *task) {
 	// is gone (its exit is never reported).
 	if msg, err := s.p.EventMsg(t.pid); err == nil && int(msg) != t.pid {
 		delete(s.byPID, int(msg))
-		s.setLive(int(msg), false)
+		s.setGone(int(msg))
 	}
 	t.proc.mm = nil
 	mm, err := s.newAddrSpace(t.pid)
@@ -343,7 +372,7 @@ func (s *session) newTask(parent *task, pid int, clone, held bool) *task {
 		c.proc = &process{tgid: pid, mm: parent.proc.mm.forkCopy(pid)}
 	}
 	s.byPID[pid] = c
-	s.setLive(pid, true)
+	s.setLive(pid, c.proc.tgid)
 	if st, ok := s.unknown[pid]; ok {
 		delete(s.unknown, pid)
 		s.dispatch(st)
@@ -367,7 +396,7 @@ func (s *session) signalStop(t *task, sig unix.Signal) {
 // gone handles a task's death (it was reaped).
 func (s *session) gone(t *task, ws unix.WaitStatus) {
 	delete(s.byPID, t.pid)
-	s.setLive(t.pid, false)
+	s.setGone(t.pid)
 	if t.state == taskEnded || t.pid != t.proc.tgid {
 		return
 	}

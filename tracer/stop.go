@@ -2,12 +2,15 @@ package tracer
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
 )
 
 // Stopping a run: a budget (max_steps, max_vforks), the timeout, an
@@ -17,8 +20,10 @@ import (
 // task out of whatever stop it sits in, reaps them all, and the run ends
 // with a budget event and the verdict of what was seen.
 
-// stopRun records why the run ends and SIGKILLs every tracee. Safe from any
-// goroutine; the first reason wins.
+// stopRun records why the run ends and SIGKILLs every tracee — or, when
+// a budget stops a run with OnBudget "detach", sends each a SIGSTOP, so
+// that each reports a stop at which vtrace lets it go (suppressing that
+// SIGSTOP). Safe from any goroutine; the first reason wins.
 func (s *session) stopRun(reason, limit string) {
 	s.stopMu.Lock()
 	defer s.stopMu.Unlock()
@@ -26,9 +31,26 @@ func (s *session) stopRun(reason, limit string) {
 		return
 	}
 	s.stopReason, s.stopLimit = reason, limit
-	for pid := range s.live {
-		_ = s.p.Kill(pid, unix.SIGKILL)
+	for tid, tgid := range s.live {
+		if s.detachingLocked() {
+			_ = s.p.Tgkill(tgid, tid, unix.SIGSTOP)
+		} else {
+			_ = s.p.Kill(tid, unix.SIGKILL)
+		}
 	}
+}
+
+// detaching reports whether the run is stopping by a budget with
+// OnBudget "detach": every task is let go rather than killed. An
+// interrupt always kills.
+func (s *session) detaching() bool {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	return s.detachingLocked()
+}
+
+func (s *session) detachingLocked() bool {
+	return s.cfg.OnBudget == "detach" && s.stopReason != "" && s.stopReason != "interrupt"
 }
 
 // stopState is the reason the run is stopping and its limit, or "".
@@ -43,19 +65,25 @@ func (s *session) stopping() bool {
 	return r != ""
 }
 
-// setLive tracks the pids to kill when the run stops; a task born after
-// the stop is killed at once.
-func (s *session) setLive(pid int, alive bool) {
+// setLive tracks a task to signal when the run stops; a task born after
+// the stop is killed (or stopped, to be let go) at once.
+func (s *session) setLive(tid, tgid int) {
 	s.stopMu.Lock()
 	defer s.stopMu.Unlock()
-	if alive {
-		s.live[pid] = true
-		if s.stopReason != "" {
-			_ = s.p.Kill(pid, unix.SIGKILL)
-		}
-	} else {
-		delete(s.live, pid)
+	s.live[tid] = tgid
+	switch {
+	case s.detachingLocked():
+		_ = s.p.Tgkill(tgid, tid, unix.SIGSTOP)
+	case s.stopReason != "":
+		_ = s.p.Kill(tid, unix.SIGKILL)
 	}
+}
+
+// setGone forgets a task that was reaped or let go.
+func (s *session) setGone(tid int) {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	delete(s.live, tid)
 }
 
 // killAll SIGKILLs every known tracee (after a panic in vtrace).
@@ -67,22 +95,66 @@ func (s *session) killAll() {
 	}
 }
 
-// sweep kills every known task and resumes it from whatever stop it is in,
-// once the run is stopping (an exit stop survives SIGKILL).
+// sweep, once the run is stopping and no story runs, kills every known
+// task and resumes it from whatever stop it is in (an exit stop survives
+// SIGKILL) — or, when detaching, lets go every task that sits in a stop
+// vtrace holds it in (the others report their SIGSTOP and are let go by
+// dispatch).
 func (s *session) sweep() {
 	if s.swept || !s.stopping() {
 		return
 	}
 	s.swept = true
+	if s.detaching() {
+		for _, t := range s.byPID {
+			switch t.state {
+			case taskHeld, taskParked:
+				s.detach(t, 0)
+			}
+		}
+		s.heldParents = nil
+		return
+	}
 	for pid := range s.byPID {
 		_ = s.p.Kill(pid, unix.SIGKILL)
 		_ = s.p.Cont(pid, 0)
 	}
 }
 
-// countStep charges one single-step to the budget.
-func (s *session) countStep() error {
+// detach lets a task in a ptrace-stop go, delivering sig, and forgets it.
+// Its debug registers are cleared first: a watchpoint left armed would
+// kill it with SIGTRAP once nobody traces it.
+func (s *session) detach(t *task, sig int) {
+	_ = s.disarmDR(t.pid)
+	_ = s.p.Detach(t.pid, sig)
+	delete(s.byPID, t.pid)
+	s.setGone(t.pid)
+}
+
+// stopSignal is the signal to pass on when letting a task go from a stop:
+// the signal of a signal-delivery stop (but not the SIGSTOP vtrace sent to
+// make it stop), none for an event or a group stop.
+func stopSignal(st ptrace.Stop) int {
+	if !st.Status.Stopped() || st.Event() != 0 {
+		return 0
+	}
+	if sig := st.Status.StopSignal(); sig != unix.SIGSTOP && sig != unix.SIGTRAP {
+		return int(sig)
+	}
+	return 0
+}
+
+// errStoryBudget cuts one story short: it took more single-steps than
+// MaxStorySteps allows. The run goes on.
+var errStoryBudget = errors.New("story step budget spent")
+
+// countStep charges one single-step of a story to the budgets.
+func (s *session) countStep(st *story) error {
 	s.steps++
+	st.steps++
+	if s.cfg.MaxStorySteps > 0 && st.steps > s.cfg.MaxStorySteps {
+		return errStoryBudget
+	}
 	if s.cfg.MaxSteps > 0 && s.steps > s.cfg.MaxSteps {
 		s.stopRun("max_steps", strconv.FormatInt(s.cfg.MaxSteps, 10))
 		return errStopped

@@ -2,6 +2,8 @@ package tracer
 
 import (
 	"encoding/binary"
+	"errors"
+	"strconv"
 
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
@@ -18,6 +20,7 @@ type story struct {
 	parent, child *task
 	mm            *addrSpace // the image parent and child share
 	cut           string     // why the story was cut short (a budget, "error"), or ""
+	steps         int64      // single-steps spent on it (MaxStorySteps)
 	captured      bool       // its vfork event is out: the story will be judged
 
 	snapshot
@@ -91,6 +94,12 @@ func (s *session) story(p *task) error {
 	if err == nil {
 		err = s.capture(st)
 	}
+	if err != nil && !errors.Is(err, errStopped) {
+		// vtrace could not even look (the parent's registers or stack
+		// are unreadable): the story is unchecked, its tasks let go.
+		s.unchecked(st, err)
+		return nil
+	}
 	if err == nil {
 		err = s.followChild(st)
 		// No int3 may outlive the child: the parent runs the same bytes.
@@ -100,18 +109,47 @@ func (s *session) story(p *task) error {
 		err = s.followParent(st)
 	}
 	if !st.captured {
-		return err // nothing was reported: there is no story to judge
+		return err // the run stopped before anything was reported
 	}
 	if err != nil {
 		// Judge what was seen so far: a story cut short by a budget (or
 		// an error) still counts, and says it was cut.
-		st.cut = "error"
-		if r, _ := s.stopState(); r != "" {
+		switch r, _ := s.stopState(); {
+		case errors.Is(err, errStoryBudget):
+			st.cut, err = "max_story_steps", nil
+		case r != "":
 			st.cut = r
+		default:
+			st.cut = "error"
+			s.note(st.id, event.NoteStoryAbandoned, err.Error())
+			err = nil
 		}
 	}
-	s.tally.add(s.verdict(st))
+	v := s.verdict(st)
+	s.tally.add(v)
+	if v == event.Violation && s.cfg.MaxViolations > 0 && s.tally.violations >= s.cfg.MaxViolations {
+		s.stopRun("max_violations", strconv.Itoa(s.cfg.MaxViolations))
+	}
 	return err
+}
+
+// unchecked reports a story vtrace could not follow at all, with the
+// reason: its vfork event (as much as is known), a note, and the verdict
+// "unchecked". The run goes on.
+func (s *session) unchecked(st *story, err error) {
+	if !st.captured {
+		ev := &event.Vfork{Header: s.hdr("vfork", st.parent.pid), Vfork: st.id, SP: event.Addr(st.regs0.SP()),
+			Frames: []event.Frame{}}
+		if st.child != nil {
+			ev.Child = st.child.pid
+		}
+		s.emit(ev)
+		st.captured = true
+	}
+	s.note(st.id, event.NoteStoryAbandoned, err.Error())
+	s.emit(&event.VforkVerdict{Header: s.hdr("vfork_verdict", st.parent.pid), Vfork: st.id,
+		Verdict: event.Unchecked, Reasons: []event.Reason{}, Incomplete: "error"})
+	s.tally.add(event.Unchecked)
 }
 
 // begin reads the parent's registers at its event stop and takes its
@@ -140,17 +178,24 @@ func (s *session) begin(st *story) error {
 // goes back to the enclosing story that follows it), and a child the story
 // still held — its end never came, the story was cut — runs free.
 func (s *session) letGo(st *story, prev taskState) {
+	detach := s.detaching()
 	if c := st.child; c != nil && s.byPID[c.pid] == c {
-		switch c.state {
-		case taskNewHeld:
-			c.set(taskNew) // its first stop, when it comes, resumes it
-		case taskHeld, taskFollowed:
+		switch {
+		case c.state == taskNewHeld:
+			c.set(taskNew) // its first stop, when it comes, resumes (or detaches) it
+		case (c.state == taskHeld || c.state == taskFollowed) && detach:
+			s.detach(c, 0)
+		case c.state == taskHeld || c.state == taskFollowed:
 			c.set(taskRunning)
 			s.cont(c, 0)
 		}
 	}
 	p := st.parent
 	if prev == taskFollowed || s.byPID[p.pid] != p {
+		return
+	}
+	if detach {
+		s.detach(p, st.par.resumeSig)
 		return
 	}
 	p.set(taskRunning)

@@ -152,11 +152,19 @@ func TestStoryAbandoned(t *testing.T) {
 	a.fn("main").movRSP(0x10000).movEAX(58).syscall().exitWith(0)
 	rec, _, _ := runFake(t, a.image(t), codeBase, Fast)
 	lines := storyLines(rec)
-	if !slices.Contains(lines, "note #0 story_abandoned") {
-		t.Errorf("no story_abandoned note:\n  %s", strings.Join(lines, "\n  "))
+	want := []string{
+		"vfork #1 caller ? frames 0",
+		"note #1 story_abandoned",
+		"#1 unchecked [] cut:error",
+		"exit main=false exited code=0", // the child, let go, ran to its _exit
+		"exit main=true exited code=0",
+		"verdict clean vforks=1",
 	}
-	if !slices.Contains(lines, "exit main=true exited code=0") {
-		t.Errorf("the program did not exit 0:\n  %s", strings.Join(lines, "\n  "))
+	if !slices.Equal(lines, want) {
+		t.Errorf("story:\n  %s\nwant:\n  %s", strings.Join(lines, "\n  "), strings.Join(want, "\n  "))
+	}
+	if v := all[*event.Verdict](rec); len(v) != 1 || v[0].Unchecked != 1 {
+		t.Errorf("the run's verdict does not count the unchecked story: %+v", v)
 	}
 }
 
@@ -172,4 +180,59 @@ func TestTaskStateMoves(t *testing.T) {
 		}
 	}()
 	tk.set(taskRunning)
+}
+
+// The per-story step budget cuts one story short; its tasks run on and the
+// run goes on to its end.
+func TestStoryStepBudget(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.raw(0x48, 0xc7, 0xc1, 200, 0, 0, 0) // mov $200,%rcx
+	a.label("spin").raw(0x48, 0x83, 0xe9, 0x01) // sub $1,%rcx
+	a.raw(0x0f, 0x85).rel32n("spin")            // jne spin
+	a.exitWith(0)
+	a.label("parent").exitWith(3)
+	a.glibcVfork()
+	rec, _, _ := runFakeWith(t, a.image(t), codeBase, Config{Mode: Step, MaxStorySteps: 50})
+	want := []string{
+		"vfork #1 caller main+8 frames 2",
+		"#1 clean [] cut:max_story_steps",
+		"exit main=false exited code=0",
+		"exit main=true exited code=3",
+		"verdict clean vforks=1",
+	}
+	if lines := storyLines(rec); !slices.Equal(lines, want) {
+		t.Errorf("story:\n  %s\nwant:\n  %s", strings.Join(lines, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// --max-violations stops the run after that many violating stories: the
+// program is killed, or let go with --on-budget detach.
+func TestMaxViolations(t *testing.T) {
+	for _, onBudget := range []string{"kill", "detach"} {
+		t.Run(onBudget, func(t *testing.T) {
+			img, entry := seedProgram(t)
+			rec, res, f := runFakeWith(t, img, entry, Config{Mode: Fast, MaxViolations: 1, OnBudget: onBudget})
+			lines := storyLines(rec)
+			if !slices.Contains(lines, "budget max_violations 1") || res.Incomplete != "max_violations" {
+				t.Errorf("no max_violations budget:\n  %s", strings.Join(lines, "\n  "))
+			}
+			var main *fakeTask
+			for _, tk := range f.tasks {
+				if tk.vforkOf == nil && (main == nil || tk.pid < main.pid) {
+					main = tk
+				}
+			}
+			if onBudget == "detach" {
+				if !main.detached {
+					t.Errorf("the program was not let go")
+				}
+				if slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "exit main=true") }) {
+					t.Errorf("a detached program's end was reported:\n  %s", strings.Join(lines, "\n  "))
+				}
+			} else if !slices.Contains(lines, "exit main=true signaled code=-") {
+				t.Errorf("the program was not killed:\n  %s", strings.Join(lines, "\n  "))
+			}
+		})
+	}
 }

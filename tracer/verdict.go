@@ -59,8 +59,8 @@ func (s *session) verdict(st *story) event.Judgement {
 
 // tally counts story verdicts for the run's verdict (the worst of them).
 type tally struct {
-	vforks, violations, warnings int
-	worst                        event.Judgement
+	vforks, violations, warnings, unchecked int
+	worst                                   event.Judgement
 }
 
 func (t *tally) add(v event.Judgement) {
@@ -70,6 +70,8 @@ func (t *tally) add(v event.Judgement) {
 		t.violations++
 	case event.Warning:
 		t.warnings++
+	case event.Unchecked:
+		t.unchecked++
 	}
 	if v.Rank() > t.worst.Rank() {
 		t.worst = v
@@ -81,5 +83,5 @@ func (t *tally) verdict() *event.Verdict {
 	if v == "" {
 		v = event.Clean
 	}
-	return &event.Verdict{Verdict: v, Vforks: t.vforks, Violations: t.violations, Warnings: t.warnings}
+	return &event.Verdict{Verdict: v, Vforks: t.vforks, Violations: t.violations, Warnings: t.warnings, Unchecked: t.unchecked}
 }

@@ -95,6 +95,8 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 		switch {
 		case ws.Exited() || ws.Signaled():
 			return outcome{kind: outGone, status: ws}, nil
+		case s.detaching():
+			return outcome{}, errStopped // the story unwinds; its tasks are let go where they stand
 		case !ws.Stopped():
 			continue
 		}

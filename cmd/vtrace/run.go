@@ -65,9 +65,10 @@ type runOptions struct {
 	outFile, colorMode, cpu, watch string
 	jsonOut, step, traceInsns      bool
 	noASLR, quiet                  bool
-	maxSteps                       int64
-	maxVforks                      int
+	maxSteps, maxStorySteps        int64
+	maxVforks, maxViolations       int
 	timeout                        time.Duration
+	onBudget                       string
 }
 
 // run is the whole CLI: it parses args (without the program name) and runs
@@ -136,6 +137,9 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&o.traceInsns, "trace-insns", false, "with --step, log every child instruction (child_step events)")
 	f.Int64Var(&o.maxSteps, "max-steps", tracer.DefaultMaxSteps, "stop the run after `N` single-steps in all (0 = no limit)")
 	f.IntVar(&o.maxVforks, "max-vforks", tracer.DefaultMaxVforks, "stop the run at the `N`+1th vfork (0 = no limit)")
+	f.IntVar(&o.maxViolations, "max-violations", tracer.DefaultMaxViolations, "stop the run after `N` violating stories (0 = no limit)")
+	f.Int64Var(&o.maxStorySteps, "max-story-steps", tracer.DefaultMaxStorySteps, "cut a story short after `N` single-steps; its tasks run on (0 = no limit)")
+	f.StringVar(&o.onBudget, "on-budget", "kill", "when a budget stops the run: kill the traced processes, or detach and let them run")
 	f.DurationVar(&o.timeout, "timeout", tracer.DefaultTimeout, "stop the run after this `duration` (0 = none)")
 	f.BoolVar(&o.noASLR, "no-aslr", false, "disable address space randomisation for reproducible addresses")
 	f.StringVar(&o.cpu, "cpu", "auto", "pin vtrace and the traced program to `CPU` (a number), auto (one CPU of the allowed set) or none")
@@ -147,6 +151,9 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr io.Writer) error {
 	if o.traceInsns && !o.step {
 		return usageError{"--trace-insns needs --step"}
+	}
+	if o.onBudget != "kill" && o.onBudget != "detach" {
+		return usageError{fmt.Sprintf("--on-budget %q: want kill or detach", o.onBudget)}
 	}
 	if o.watch != "auto" && o.watch != "off" {
 		return usageError{fmt.Sprintf("--watchpoints %q: want auto or off", o.watch)}
@@ -193,6 +200,7 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 		Mode: map[bool]tracer.Mode{false: tracer.Fast, true: tracer.Step}[o.step], TraceInsns: o.traceInsns,
 		NoASLR: o.noASLR, CPU: pin, Watchpoints: o.watch,
 		MaxSteps: o.maxSteps, MaxVforks: o.maxVforks, Timeout: o.timeout,
+		MaxViolations: o.maxViolations, MaxStorySteps: o.maxStorySteps, OnBudget: o.onBudget,
 		Version: version, Sink: sinks, WakeCommand: wakeCommand(), Debug: os.Getenv("VTRACE_DEBUG") != "",
 		// Symbols are read ahead on another CPU; with one, that would
 		// only slow the program down.

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vtrace/vtrace/tracer/event"
 )
@@ -158,9 +163,20 @@ func TestSeedO2Budget(t *testing.T) {
 	r.assertNoneLeft(t)
 
 	// The wall-clock budget ends the run too.
-	r = trace(t, "--no-aslr", "--timeout", "2s", "--max-vforks", "0", prog)
+	r = trace(t, "--no-aslr", "--timeout", "2s", "--max-vforks", "0", "--max-violations", "0", prog)
 	if b := all[*event.Budget](r); len(b) != 1 || b[0].Budget != "timeout" {
 		t.Errorf("budget events %+v, want timeout", b)
+	}
+	r.assertNoneLeft(t)
+
+	// Under the default flags (no limit on vforks or time), the run ends
+	// by itself: every restart is a violating story, and the 100th stops it.
+	r = trace(t, prog)
+	if b := all[*event.Budget](r); len(b) != 1 || b[0].Budget != "max_violations" || b[0].Limit != "100" {
+		t.Errorf("budget events %+v, want max_violations 100", b)
+	}
+	if v := r.verdict(); v.Violations != 100 {
+		t.Errorf("verdict %+v, want 100 violations", v)
 	}
 	r.assertNoneLeft(t)
 }
@@ -304,5 +320,30 @@ func checkSeedI386(t *testing.T, r *traced) {
 	}
 	if v := r.verdict(); v.Verdict != "violation" || v.Vforks != 1 {
 		t.Errorf("verdict %+v, want violation over 1 vfork", v)
+	}
+}
+
+// vtrace waits only for the tasks it traces: a child it inherited and
+// never traced (bash's `sleep &` before `exec vtrace`) does not keep the
+// run open. (The sleep is 600 s; the test would time out after 60.)
+func TestInheritedChildNotWaited(t *testing.T) {
+	bin := vtraceBin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/bash", "-c", `sleep 600 >/dev/null 2>&1 & echo $! > "$1"; exec "$2" run -q /bin/true`, "_",
+		filepath.Join(t.TempDir(), "sleep.pid"), bin)
+	pidFile := cmd.Args[len(cmd.Args)-2]
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	if b, rerr := os.ReadFile(pidFile); rerr == nil {
+		if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("vtrace waited for a child it never traced (still running after 60 s)")
+	}
+	if err != nil || strings.TrimSpace(string(out)) != "clean" {
+		t.Errorf("vtrace run -q /bin/true: %v, output %q", err, out)
 	}
 }

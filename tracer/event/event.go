@@ -153,8 +153,11 @@ type Start struct {
 // Exec reports a successful execve of a traced process.
 type Exec struct {
 	Header
-	Path string `json:"path"`
+	Path string `json:"path"` // the program the process runs now (/proc/PID/exe)
 	Arch string `json:"arch"`
+	// Script is the #! script vtrace was asked to run, when Path is its
+	// interpreter.
+	Script string `json:"script,omitempty"`
 }
 
 // Vfork opens the story of one vfork: who called it, how, and the parent's
@@ -381,6 +384,7 @@ type Verdict struct {
 	Vforks      int       `json:"vforks"`
 	Violations  int       `json:"violations"`
 	Warnings    int       `json:"warnings"`
+	Unchecked   int       `json:"unchecked,omitempty"` // stories vtrace could not follow (notes say why)
 	Explanation string    `json:"explanation"`
 	Incomplete  string    `json:"incomplete,omitempty"` // why the run did not end on its own
 }

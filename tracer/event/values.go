@@ -12,6 +12,10 @@ const (
 	Violation Judgement = "violation"
 	Warning   Judgement = "warning"
 	Clean     Judgement = "clean"
+	// Unchecked: vtrace could not follow the story at all (the parent's
+	// registers or stack were unreadable); a note says why. It makes a
+	// run no worse than clean, and is counted apart.
+	Unchecked Judgement = "unchecked"
 )
 
 // Rank orders verdicts: 2 violation, 1 warning, 0 clean.
@@ -120,6 +124,8 @@ type NoteCode string
 const (
 	NoteStoryAbandoned    NoteCode = "story_abandoned"    // a story could not go on (msg: why)
 	NoteUnwindFailed      NoteCode = "unwind_failed"      // not even the vfork frame unwound: callers unknown
+	NoteUnwindTruncated   NoteCode = "unwind_truncated"   // the parent has more frames than vtrace unwinds
+	NoteRegionTruncated   NoteCode = "region_truncated"   // the live stack is larger than vtrace snapshots
 	NoteStackUnreadable   NoteCode = "stack_unreadable"   // the parent's stack could not be read back
 	NoteBreakpointRestore NoteCode = "breakpoint_restore" // removing an int3 failed
 	NoteInt3Left          NoteCode = "int3_left"          // a read-back found an int3 byte still in the code

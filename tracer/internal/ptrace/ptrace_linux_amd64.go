@@ -140,6 +140,24 @@ func (t *Thread) Wait() (Stop, error) {
 	}
 }
 
+// ReapDead reaps, without blocking, every child that has already ended —
+// the zombies a subreaper adopts when the program dies before its own
+// children — and returns how many it reaped.
+func (t *Thread) ReapDead() int {
+	n := 0
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WALL|unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return n
+		}
+		n++
+	}
+}
+
 // SetOptions sets Options on a tracee in a ptrace-stop.
 func (t *Thread) SetOptions(pid int) error {
 	return wrap("PTRACE_SETOPTIONS", pid, unix.PtraceSetOptions(pid, Options))
@@ -155,6 +173,16 @@ func (t *Thread) Step(pid, sig int) error {
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SINGLESTEP, uintptr(pid), 0, uintptr(sig), 0, 0)
 	if errno != 0 {
 		return wrap("PTRACE_SINGLESTEP", pid, errno)
+	}
+	return nil
+}
+
+// Detach lets a tracee in a ptrace-stop go, delivering sig (0: none — at a
+// signal-delivery stop, the signal is then suppressed).
+func (t *Thread) Detach(pid, sig int) error {
+	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(pid), 0, uintptr(sig), 0, 0)
+	if errno != 0 {
+		return wrap("PTRACE_DETACH", pid, errno)
 	}
 	return nil
 }
@@ -219,6 +247,12 @@ const offsetDebugReg = 848
 // processes or single tids it knows). Safe from any goroutine.
 func Kill(pid int, sig unix.Signal) error {
 	return unix.Kill(pid, sig)
+}
+
+// Tgkill sends sig to one thread (tid) of a thread group. Safe from any
+// goroutine.
+func Tgkill(tgid, tid int, sig unix.Signal) error {
+	return unix.Tgkill(tgid, tid, sig)
 }
 
 // BecomeSubreaper makes this process the reaper of orphans among its
