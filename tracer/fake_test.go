@@ -142,9 +142,9 @@ type fakeTask struct {
 	// user mode), executing nothing.
 	vforkDone   bool
 	syscallTrap bool
-	zf          bool // the zero flag (test, je/jne)
-	exitStatus  int  // set by an exit syscall, for the exit event and the end
-	exiting     bool // stopped at PTRACE_EVENT_EXIT
+	zf          bool        // the zero flag (test, je/jne)
+	exitStatus  int         // set by an exit syscall, for the exit event and the end
+	exiting     bool        // stopped at PTRACE_EVENT_EXIT
 	sigpending  unix.Signal // a signal sent to it, reported at its next resume
 	detached    bool
 }
@@ -680,7 +680,7 @@ func (a *asm) rel32n(label string) *asm {
 	a.buf = append(a.buf, 0, 0, 0, 0)
 	return a
 }
-func (a *asm) jmp(label string) *asm  { return a.rel32(0xe9, label) }
+func (a *asm) jmp(label string) *asm { return a.rel32(0xe9, label) }
 
 // jnzParent branches to label when %eax is not 0: after vfork, the parent.
 func (a *asm) jnzParent(label string) *asm {

@@ -187,7 +187,7 @@ func TestTaskStateMoves(t *testing.T) {
 func TestStoryStepBudget(t *testing.T) {
 	a := startMain()
 	a.fn("main").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
-	a.raw(0x48, 0xc7, 0xc1, 200, 0, 0, 0) // mov $200,%rcx
+	a.raw(0x48, 0xc7, 0xc1, 200, 0, 0, 0)       // mov $200,%rcx
 	a.label("spin").raw(0x48, 0x83, 0xe9, 0x01) // sub $1,%rcx
 	a.raw(0x0f, 0x85).rel32n("spin")            // jne spin
 	a.exitWith(0)
