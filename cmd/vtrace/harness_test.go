@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/event/logcheck"
 )
 
 // The integration tests run the real vtrace binary (VTRACE_BIN, or built
@@ -138,15 +139,65 @@ func trace(t *testing.T, args ...string) *traced {
 	if ctx.Err() != nil {
 		t.Fatalf("vtrace %v did not finish in time", full)
 	}
-	f, err := os.Open(log)
+	raw, err := os.ReadFile(log)
 	if err != nil {
 		t.Fatalf("vtrace %v wrote no log (exit %d): %v\nstderr: %s", full, r.exit, err, r.stderr)
 	}
-	defer f.Close()
-	if r.events, err = event.ReadLog(f); err != nil {
+	if r.events, err = event.ReadLog(bytes.NewReader(raw)); err != nil {
 		t.Fatalf("vtrace %v (exit %d): %v\nstderr: %s", full, r.exit, err, r.stderr)
 	}
+	checkLog(t, strings.Join(full, " "), raw)
 	return r
+}
+
+// checkLog validates a log the suite produced against docs/log.schema.json
+// and the documented event order (tracer/event/logcheck). Every test that
+// traces goes through here (trace, the VM jobs), so every target, build and
+// mode the suite runs is checked. A known engine issue is logged, not
+// failed: TestLogKnownEngineIssues asserts that it still happens, and
+// fails once the engine is fixed, so that the exemption is then removed.
+func checkLog(t *testing.T, what string, raw []byte) {
+	t.Helper()
+	problems, err := logcheck.Check(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	for _, p := range problems {
+		if p.Known != "" {
+			t.Logf("%s: log %v", what, p)
+			continue
+		}
+		t.Errorf("%s: the log breaks its contract: %v", what, p)
+	}
+}
+
+// TestLogKnownEngineIssues runs the case where the engine is known to
+// break the documented event order, and checks that the log check still
+// finds exactly that: glibc's i386 clone (posix_spawn) has no CFI at its
+// syscall and %ebp = 0, so the vfork frame does not unwind, and capture()
+// (tracer/story.go) emits its "unwinding the parent" note before the
+// story's vfork event. When this test fails because the problem is gone,
+// the engine is fixed: delete KnownNoteBeforeVfork and this test.
+func TestLogKnownEngineIssues(t *testing.T) {
+	requireI386(t)
+	bin := vtraceBin(t)
+	log := filepath.Join(t.TempDir(), "log.jsonl")
+	cmd := exec.Command(bin, "run", "-q", "-o", log, "--", targetPath(t, "gcc-O0-m32", "spawn"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("vtrace: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := logcheck.Check(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 1 || problems[0].Known != logcheck.KnownNoteBeforeVfork {
+		t.Fatalf("want exactly the known engine issue (%s), got %v", logcheck.KnownNoteBeforeVfork, problems)
+	}
+	t.Logf("still there: %v", problems[0])
 }
 
 func (r *traced) verdict() *event.Verdict { return r.events[len(r.events)-1].(*event.Verdict) }

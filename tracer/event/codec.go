@@ -2,6 +2,7 @@ package event
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,4 +98,70 @@ func ReadLog(r io.Reader) ([]Event, error) {
 		return evs, fmt.Errorf("log does not end with a verdict: last event %q", evs[len(evs)-1].Head().Event)
 	}
 	return evs, nil
+}
+
+// The log writes a list as [] when it is empty, never as null: readers
+// (jq, JavaScript, the JSON Schema) can then take a list as a list. Go
+// leaves a nil slice nil, so the events with a list field encode through
+// a copy whose nil lists are made empty; the copy's type (plain) has no
+// MarshalJSON of its own, so the encoding does not recurse.
+
+// MarshalJSON writes argv as a list.
+func (e *Start) MarshalJSON() ([]byte, error) {
+	type plain Start
+	p := plain(*e)
+	p.Argv = list(p.Argv)
+	return marshal(&p)
+}
+
+// MarshalJSON writes frames as a list.
+func (e *Vfork) MarshalJSON() ([]byte, error) {
+	type plain Vfork
+	p := plain(*e)
+	p.Frames = list(p.Frames)
+	return marshal(&p)
+}
+
+// MarshalJSON writes saved as a list.
+func (f Frame) MarshalJSON() ([]byte, error) {
+	type plain Frame
+	p := plain(f)
+	p.Saved = list(p.Saved)
+	return marshal(&p)
+}
+
+// MarshalJSON writes slots and changed as lists.
+func (e *SlotDiff) MarshalJSON() ([]byte, error) {
+	type plain SlotDiff
+	p := plain(*e)
+	p.Slots, p.Changed = list(p.Slots), list(p.Changed)
+	return marshal(&p)
+}
+
+// MarshalJSON writes reasons as a list.
+func (e *VforkVerdict) MarshalJSON() ([]byte, error) {
+	type plain VforkVerdict
+	p := plain(*e)
+	p.Reasons = list(p.Reasons)
+	return marshal(&p)
+}
+
+func list[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// marshal encodes v as the log's encoder does, without HTML escaping (an
+// instruction's `<printf@plt>` stays readable); the outer encoder keeps or
+// escapes it according to its own setting.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
