@@ -165,3 +165,57 @@ func marshal(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
+
+// LogReader reads a log one event at a time, so that a log of any size
+// (--trace-insns writes one line per child instruction) is rendered in
+// constant memory, and so that a log cut short can still be read.
+type LogReader struct {
+	br   *bufio.Reader
+	line int
+	// Truncated describes the last line when the log ended in the middle
+	// of it (a job killed while vtrace was writing): no newline and not a
+	// whole JSON object. Next then returns io.EOF; the events before it
+	// are all there.
+	Truncated string
+}
+
+// NewLogReader reads the log r.
+func NewLogReader(r io.Reader) *LogReader {
+	return &LogReader{br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// Line is the number of the last line read.
+func (l *LogReader) Line() int { return l.line }
+
+// Next returns the next event, or io.EOF at the end of the log. A line that
+// does not decode is an error, unless it is the last one and has no
+// newline: then the log was cut while it was being written (Truncated).
+func (l *LogReader) Next() (Event, error) {
+	for {
+		b, err := l.br.ReadBytes('\n')
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("read log: %w", err)
+		}
+		if len(b) == 0 && err == io.EOF {
+			return nil, io.EOF
+		}
+		l.line++
+		whole := len(b) > 0 && b[len(b)-1] == '\n'
+		b = bytes.TrimSpace(b)
+		if len(b) == 0 {
+			if !whole {
+				return nil, io.EOF
+			}
+			continue
+		}
+		ev, derr := Decode(b)
+		switch {
+		case derr == nil:
+			return ev, nil
+		case !whole:
+			l.Truncated = fmt.Sprintf("line %d is cut short after %d bytes (%v)", l.line, len(b), derr)
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("line %d: %w", l.line, derr)
+	}
+}
