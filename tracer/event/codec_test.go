@@ -62,3 +62,41 @@ func TestListEncodingRoundTrip(t *testing.T) {
 		t.Errorf("round trip:\n in %+v\nout %+v", in, out)
 	}
 }
+
+// LogReader reads a log to its end; a last line without its newline that
+// is not a whole event (a writer killed mid-line) ends the log and is
+// reported, while a bad line with its newline is an error.
+func TestLogReader(t *testing.T) {
+	start := `{"v":1,"event":"start","t":1,"pid":5,"argv":["x"],"mode":"fast","vtrace":"t","cpu":-1,"watchpoints":"off"}` + "\n"
+	exit := `{"v":1,"event":"exit","t":2,"pid":5,"status":"exited","code":0,"main":true}`
+	read := func(log string) (n int, truncated string, err error) {
+		lr := NewLogReader(strings.NewReader(log))
+		for {
+			_, err := lr.Next()
+			if err != nil {
+				if err.Error() == "EOF" {
+					err = nil
+				}
+				return n, lr.Truncated, err
+			}
+			n++
+		}
+	}
+	for _, c := range []struct {
+		name, log string
+		n         int
+		truncated bool
+		err       bool
+	}{
+		{"whole", start + exit + "\n", 2, false, false},
+		{"last newline missing, line whole", start + exit, 2, false, false},
+		{"cut in the last line", start + exit[:30], 1, true, false},
+		{"bad line inside", start + exit[:30] + "\n" + exit + "\n", 1, false, true},
+		{"blank lines", start + "\n\n" + exit + "\n", 2, false, false},
+	} {
+		n, tr, err := read(c.log)
+		if n != c.n || (tr != "") != c.truncated || (err != nil) != c.err {
+			t.Errorf("%s: %d events, truncated %q, err %v", c.name, n, tr, err)
+		}
+	}
+}
