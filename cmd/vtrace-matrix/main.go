@@ -1,7 +1,8 @@
 // Command vtrace-matrix traces every build of every target with vtrace and
 // prints one table: target × build → slot before/after, writer, parent
 // landing, the program's fate and the verdict, checked against what
-// targets/expect says it must be. `make matrix` runs it.
+// targets/expect says it must be, with every row's log validated against
+// docs/log.schema.json and the documented event order. `make matrix` runs it.
 //
 //	vtrace-matrix [-vtrace build/vtrace] [-targets build/targets] [-j 2] [-build B] [-target T] [-i386 auto|native|vm]
 //
@@ -33,6 +34,7 @@ import (
 	"github.com/vtrace/vtrace/cmd/internal/vmharness"
 	"github.com/vtrace/vtrace/targets/expect"
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/event/logcheck"
 )
 
 type row struct {
@@ -189,6 +191,7 @@ func traceInVM(root, bin, dir string, rows []*row) {
 		}
 		r.sum = expect.Summarize(run.Events)
 		r.bad = expect.For(r.c, r.build).Check(r.sum)
+		r.checkLog(run.Files["log.jsonl"])
 		for _, l := range run.Leftovers {
 			r.bad = append(r.bad, "left behind in the VM: "+l)
 		}
@@ -220,22 +223,31 @@ func (r *row) trace(bin, dir string) {
 		r.err = err
 		return
 	}
-	evs, err := readLog(logf.Name())
+	raw, err := os.ReadFile(logf.Name())
+	if err != nil {
+		r.err = err
+		return
+	}
+	evs, err := event.ReadLog(bytes.NewReader(raw))
 	if err != nil {
 		r.err = fmt.Errorf("%v; vtrace said: %s", err, strings.TrimSpace(stderr.String()))
 		return
 	}
 	r.sum = expect.Summarize(evs)
 	r.bad = expect.For(r.c, r.build).Check(r.sum)
+	r.checkLog(raw)
 }
 
-func readLog(path string) ([]event.Event, error) {
-	f, err := os.Open(path)
+// checkLog validates the row's log against docs/log.schema.json and the
+// documented event order: a log that breaks its contract fails the row.
+func (r *row) checkLog(raw []byte) {
+	problems, err := logcheck.Check(bytes.NewReader(raw))
 	if err != nil {
-		return nil, err
+		r.bad = append(r.bad, "log: "+err.Error())
 	}
-	defer f.Close()
-	return event.ReadLog(f)
+	for _, p := range problems {
+		r.bad = append(r.bad, "log: "+p.String())
+	}
 }
 
 func print(w io.Writer, rows []*row, took time.Duration) int {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/event/logcheck"
 )
 
 // The integration tests run the real vtrace binary (VTRACE_BIN, or built
@@ -138,15 +139,30 @@ func trace(t *testing.T, args ...string) *traced {
 	if ctx.Err() != nil {
 		t.Fatalf("vtrace %v did not finish in time", full)
 	}
-	f, err := os.Open(log)
+	raw, err := os.ReadFile(log)
 	if err != nil {
 		t.Fatalf("vtrace %v wrote no log (exit %d): %v\nstderr: %s", full, r.exit, err, r.stderr)
 	}
-	defer f.Close()
-	if r.events, err = event.ReadLog(f); err != nil {
+	if r.events, err = event.ReadLog(bytes.NewReader(raw)); err != nil {
 		t.Fatalf("vtrace %v (exit %d): %v\nstderr: %s", full, r.exit, err, r.stderr)
 	}
+	checkLog(t, strings.Join(full, " "), raw)
 	return r
+}
+
+// checkLog validates a log the suite produced against docs/log.schema.json
+// and the documented event order (tracer/event/logcheck). Every test that
+// traces goes through here (trace, the VM jobs), so every target, build and
+// mode the suite runs is checked.
+func checkLog(t *testing.T, what string, raw []byte) {
+	t.Helper()
+	problems, err := logcheck.Check(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: the log breaks its contract: %v", what, p)
+	}
 }
 
 func (r *traced) verdict() *event.Verdict { return r.events[len(r.events)-1].(*event.Verdict) }

@@ -69,6 +69,7 @@ type runOptions struct {
 	maxVforks, maxViolations       int
 	timeout                        time.Duration
 	onBudget                       string
+	evidence                       evidenceFiles // --sarif, --junit, --html (report.go)
 }
 
 // run is the whole CLI: it parses args (without the program name) and runs
@@ -97,6 +98,8 @@ the child instruction that overwrote each, and where the parent lands.`,
 	root.SetVersionTemplate("vtrace {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(newRunCmd(stdout, stderr), newVersionCmd(stdout))
+	root.AddCommand(newReportCmd(stdout, stderr))
+	root.AddCommand(newDiffCmd(stdout, stderr))
 	return root
 }
 
@@ -145,6 +148,7 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&o.cpu, "cpu", "auto", "pin vtrace and the traced program to `CPU` (a number), auto (one CPU of the allowed set) or none")
 	f.StringVar(&o.watch, "watchpoints", "auto", "hardware watchpoints: auto (probe; where they fire, fast mode arms DR0-DR3 in each vfork child to name writers inside callees) or off")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the verdict")
+	o.evidence.addFlags(f)
 	return cmd
 }
 
@@ -173,6 +177,7 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	}
 
 	sinks := report.Multi{&report.Narrator{}}
+	sinks = append(sinks, o.evidence.sinks()...)
 	var jsonl *report.JSONL
 	if o.outFile != "" || o.jsonOut {
 		w := stdout
@@ -211,6 +216,9 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 		_ = jsonl.Flush()
 	}
 	if err != nil {
+		return err
+	}
+	if err := o.evidence.write(); err != nil {
 		return err
 	}
 	if res.Verdict == event.Violation {

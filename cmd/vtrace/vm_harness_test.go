@@ -56,6 +56,14 @@ func bootVM(t *testing.T, appendArgs string, jobs []*vmJob) *vmBoot {
 	return b
 }
 
+// checkVMLog validates a VM job's log as trace() does the host's.
+func checkVMLog(t *testing.T, j *vmJob, r *vmRun) {
+	t.Helper()
+	if raw, ok := r.Files["log.jsonl"]; ok {
+		checkLog(t, "VM job "+j.Key(), raw)
+	}
+}
+
 // get returns a job's run, failing the test when the VM did not bring a
 // usable log back, and checks that nothing was left behind.
 func (b *vmBoot) get(t *testing.T, j *vmJob) *vmRun {
@@ -72,6 +80,7 @@ func (b *vmBoot) get(t *testing.T, j *vmJob) *vmRun {
 	for _, l := range r.Leftovers {
 		t.Errorf("left behind in the VM after vtrace exited: %s", l)
 	}
+	checkVMLog(t, j, r)
 	return r
 }
 

@@ -2,6 +2,7 @@ package event
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,4 +98,124 @@ func ReadLog(r io.Reader) ([]Event, error) {
 		return evs, fmt.Errorf("log does not end with a verdict: last event %q", evs[len(evs)-1].Head().Event)
 	}
 	return evs, nil
+}
+
+// The log writes a list as [] when it is empty, never as null: readers
+// (jq, JavaScript, the JSON Schema) can then take a list as a list. Go
+// leaves a nil slice nil, so the events with a list field encode through
+// a copy whose nil lists are made empty; the copy's type (plain) has no
+// MarshalJSON of its own, so the encoding does not recurse.
+
+// MarshalJSON writes argv as a list.
+func (e *Start) MarshalJSON() ([]byte, error) {
+	type plain Start
+	p := plain(*e)
+	p.Argv = list(p.Argv)
+	return marshal(&p)
+}
+
+// MarshalJSON writes frames as a list.
+func (e *Vfork) MarshalJSON() ([]byte, error) {
+	type plain Vfork
+	p := plain(*e)
+	p.Frames = list(p.Frames)
+	return marshal(&p)
+}
+
+// MarshalJSON writes saved as a list.
+func (f Frame) MarshalJSON() ([]byte, error) {
+	type plain Frame
+	p := plain(f)
+	p.Saved = list(p.Saved)
+	return marshal(&p)
+}
+
+// MarshalJSON writes slots and changed as lists.
+func (e *SlotDiff) MarshalJSON() ([]byte, error) {
+	type plain SlotDiff
+	p := plain(*e)
+	p.Slots, p.Changed = list(p.Slots), list(p.Changed)
+	return marshal(&p)
+}
+
+// MarshalJSON writes reasons as a list.
+func (e *VforkVerdict) MarshalJSON() ([]byte, error) {
+	type plain VforkVerdict
+	p := plain(*e)
+	p.Reasons = list(p.Reasons)
+	return marshal(&p)
+}
+
+func list[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// marshal encodes v as the log's encoder does, without HTML escaping (an
+// instruction's `<printf@plt>` stays readable); the outer encoder keeps or
+// escapes it according to its own setting.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// LogReader reads a log one event at a time, so that a log of any size
+// (--trace-insns writes one line per child instruction) is rendered in
+// constant memory, and so that a log cut short can still be read.
+type LogReader struct {
+	br   *bufio.Reader
+	line int
+	// Truncated describes the last line when the log ended in the middle
+	// of it (a job killed while vtrace was writing): no newline and not a
+	// whole JSON object. Next then returns io.EOF; the events before it
+	// are all there.
+	Truncated string
+}
+
+// NewLogReader reads the log r.
+func NewLogReader(r io.Reader) *LogReader {
+	return &LogReader{br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// Line is the number of the last line read.
+func (l *LogReader) Line() int { return l.line }
+
+// Next returns the next event, or io.EOF at the end of the log. A line that
+// does not decode is an error, unless it is the last one and has no
+// newline: then the log was cut while it was being written (Truncated).
+func (l *LogReader) Next() (Event, error) {
+	for {
+		b, err := l.br.ReadBytes('\n')
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("read log: %w", err)
+		}
+		if len(b) == 0 && err == io.EOF {
+			return nil, io.EOF
+		}
+		l.line++
+		whole := len(b) > 0 && b[len(b)-1] == '\n'
+		b = bytes.TrimSpace(b)
+		if len(b) == 0 {
+			if !whole {
+				return nil, io.EOF
+			}
+			continue
+		}
+		ev, derr := Decode(b)
+		switch {
+		case derr == nil:
+			return ev, nil
+		case !whole:
+			l.Truncated = fmt.Sprintf("line %d is cut short after %d bytes (%v)", l.line, len(b), derr)
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("line %d: %w", l.line, derr)
+	}
 }

@@ -1,12 +1,16 @@
 // Package event defines the typed events a vtrace run produces. They are the
 // contract between the tracing engine and everything that reads its output:
-// the text renderer, the JSON Lines log, and later `vtrace report`/`diff`.
+// the text renderer, the JSON Lines log, `vtrace report` and `vtrace diff`.
 //
 // Every event embeds Header, so each JSON line carries "v" (schema version),
 // "event" (its kind), "t" (monotonic nanoseconds since the run started) and
 // "pid". Addresses are hex strings ("0x7ffd5a1c2e48"); symbols are
-// {"sym":"main","off":18,...}. The schema is documented in docs/log-format.md
-// and checked by tests; add fields freely, but never rename or retype one.
+// {"sym":"main","off":18,...}. A field tagged omitempty is optional (present
+// when it applies or is known); every other field is always present, and a
+// list is [] when empty, never null (see codec.go). docs/log.schema.json is
+// the machine-readable schema and docs/log-format.md the prose; tests check
+// both against these types. Add fields freely, but never rename or retype
+// one without bumping Version.
 package event
 
 import (
@@ -120,7 +124,7 @@ type Frame struct {
 	RetReg  string       `json:"ret_reg,omitempty"`
 	Ret     Addr         `json:"ret"`
 	RetSym  *Sym         `json:"ret_sym,omitempty"`
-	Saved   []SavedSlot  `json:"saved,omitempty"`
+	Saved   []SavedSlot  `json:"saved"` // [] when the frame saved no register
 	Method  UnwindMethod `json:"method"`
 }
 

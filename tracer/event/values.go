@@ -39,6 +39,11 @@ const (
 	ReasonClobberedSlot  Reason = "child_clobbered_slot"           // warning: the parent did not use it
 	ReasonReadChildWrite Reason = "parent_read_child_write"        // warning: a local the child changed
 	ReasonCalledExit     Reason = "child_called_exit"              // warning: exit() not _exit()
+	// Writes to memory other than the stack (the engine does not watch
+	// globals yet: the schema and the SARIF rules know these names so that
+	// logs and code-scanning results keep them when it does).
+	ReasonWroteGlobal Reason = "child_wrote_global"       // warning: the child wrote a global the parent shares
+	ReasonReadGlobal  Reason = "parent_read_child_global" // warning: the parent read a global the child wrote
 )
 
 // Severity is the verdict a reason raises a story to.

@@ -201,3 +201,7 @@ func Headline(st *Story) string {
 	}
 	return fmt.Sprintf("the child ran %s and %s", where, end)
 }
+
+// InOrder returns the sites in the order they first vforked: a listing
+// that does not reorder when a verdict changes (JUnit test cases, diffs).
+func (s *Sites) InOrder() []*Site { return append([]*Site(nil), s.list...) }
