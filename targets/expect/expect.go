@@ -143,6 +143,9 @@ type Expect struct {
 	// does not (frame 0 method "none") must say so with frames_unknown in
 	// its vfork_verdict.
 	Frame0Ret string
+	// FrameRets: the functions the parent's frames at the vfork return
+	// into, innermost first, as far as listed (each frame's ret_sym).
+	FrameRets []string
 	// CloneFlags: the vfork event's flags, as strace -f decodes the same
 	// call (compared as a set of names).
 	CloneFlags string
@@ -406,9 +409,12 @@ func forCatalogue(c Case, build string) (Expect, bool) {
 		// gdb, parent stopped at hook_vfork's ret: i386 0x5655xxxx →
 		// 0x0000xxxx (the child's pushw of saved_flags = 0 over the upper
 		// half); amd64 unchanged (those two bytes were already 0).
+		// gdb unwinds the parent at the vfork as hook_vfork (return slot
+		// on the stack) → tramp_vfork (return address in %rdi / %ecx,
+		// CFI DW_CFA_register) → main.
 		e := Expect{Verdict: "violation", Vforks: 1, ChildEnd: "exit", ReturnsPast: 1, Landing: "ret_clobbered",
 			Reasons: []string{"child_returned_past_frame", "parent_consumed_clobbered_slot"}, Slots: []string{"ret"},
-			SlotBy: "pushw"}
+			SlotBy: "pushw", FrameRets: []string{"tramp_vfork", "main"}}
 		if !i386 {
 			e.Reasons, e.Slots, e.NoSlots, e.SlotBy, e.Landing, e.Exit = []string{"child_returned_past_frame"}, nil, []string{"ret"}, "", "returned", code(0)
 			e.Why = "amd64: the 2-byte push lands on the top two bytes of a 64-bit user address, which are zero already: the slot does not change"
@@ -542,6 +548,12 @@ func (e Expect) Check(s Summary) []string {
 			miss("frame 0 did not unwind (method none), but the story does not say frames_unknown")
 		case s.Frame0Method != "none" && s.Frame0Ret != e.Frame0Ret:
 			miss("frame 0 returns into %q (method %s), want %s (or frames unknown)", s.Frame0Ret, s.Frame0Method, e.Frame0Ret)
+		}
+	}
+	for i, fn := range e.FrameRets {
+		if i >= len(s.FrameRets) || s.FrameRets[i] != fn {
+			miss("the parent's frames return into %q, want %q first", s.FrameRets, e.FrameRets)
+			break
 		}
 	}
 	if e.CloneFlags != "" && !sameFlags(s.Flags, e.CloneFlags) {

@@ -44,7 +44,8 @@ type Summary struct {
 	Flags         string
 	Frame0Method  string
 	Frame0Ret     string
-	FramesUnknown bool // its vfork_verdict says the parent's frames were unknown (frames_unknown)
+	FrameRets     []string // every frame's ret_sym function ("" when unknown)
+	FramesUnknown bool     // its vfork_verdict says the parent's frames were unknown (frames_unknown)
 	// Across the whole run: stories cut short (incomplete), and stories
 	// that began while another story of the same process was still open
 	// (a process cannot vfork while it is suspended in a vfork: such
@@ -135,6 +136,13 @@ func Summarize(evs []event.Event) Summary {
 				continue
 			}
 			s.Flags = e.Flags
+			for _, f := range e.Frames {
+				fn := ""
+				if f.RetSym != nil {
+					fn = f.RetSym.Sym
+				}
+				s.FrameRets = append(s.FrameRets, fn)
+			}
 			if len(e.Frames) > 0 {
 				s.Frame0Method = e.Frames[0].Method
 				if e.Frames[0].RetSym != nil {
