@@ -111,11 +111,49 @@ func TestIssue11Step(t *testing.T) {
 					targetPath(t, build, c.Target))
 				e := expect.For(c, build)
 				e.Pending = expect.PendingTest("step/" + c.Name())
+				// In --step mode the return past the frame is the
+				// stack-pointer load inside glibc's __longjmp, a hidden
+				// function: only libc's debug file names it.
+				if c.Target == "longjmpvfork" && !strings.Contains(build, "static") && !strings.HasPrefix(build, "musl") {
+					if why := libcUnnamed(t, expect.I386(build)); why != "" {
+						t.Logf("the writer's name is not checked: %s", why)
+						e.PastBy = ""
+					}
+				}
 				checkExpect(t, e, e.Check(expect.Summarize(r.events)))
 				r.assertNoneLeft(t)
 			})
 		}
 	}
+}
+
+// libcUnnamed says why the C library of the given arch cannot name its
+// hidden functions here (no build-id debug file), or "".
+func libcUnnamed(t *testing.T, i386 bool) string {
+	t.Helper()
+	lib := "/lib/x86_64-linux-gnu/libc.so.6"
+	if i386 {
+		lib = "/lib32/libc.so.6"
+	}
+	f, err := elf.Open(lib)
+	if err != nil {
+		return fmt.Sprintf("%s: %v", lib, err)
+	}
+	defer f.Close()
+	note := f.Section(".note.gnu.build-id")
+	if note == nil {
+		return lib + " has no build id"
+	}
+	b, err := note.Data()
+	if err != nil || len(b) < 16 {
+		return fmt.Sprintf("%s: build id unreadable (%v)", lib, err)
+	}
+	id := fmt.Sprintf("%x", b[16:]) // after namesz, descsz, type and "GNU\0"
+	debug := filepath.Join("/usr/lib/debug/.build-id", id[:2], id[2:]+".debug")
+	if _, err := os.Stat(debug); err != nil {
+		return fmt.Sprintf("%s has no debug file (%s; Debian: libc6-dbg)", lib, debug)
+	}
+	return ""
 }
 
 // Item 4 on the seed itself: with glibc's AVX-512/EVEX string functions

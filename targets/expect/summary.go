@@ -38,6 +38,7 @@ type Summary struct {
 	StackWrites int      // its stack_write events
 	Channels    []string // kinds of its libc_channel events ("spawn_error")
 	Globals     []string // mappings of its global_write events, base names ("[heap]", the program's name, "libc.so.6")
+	GlobalBy    string   // its first global_write: the sym and text of `by`, and of `during`
 	PastBy      string   // its first child_return_past_frame: the sym and text of `by`, and of `during`
 	// Its vfork event: clone flags, frame 0's unwind method and the
 	// function frame 0 returns into.
@@ -200,8 +201,13 @@ func Summarize(evs []event.Event) Summary {
 			}
 			if ev.Head().Event == "libc_channel" {
 				s.Channels = append(s.Channels, str(f, "kind"))
-			} else if m := path.Base(str(f, "mapping")); !slices.Contains(s.Globals, m) {
-				s.Globals = append(s.Globals, m)
+			} else {
+				if m := path.Base(str(f, "mapping")); !slices.Contains(s.Globals, m) {
+					s.Globals = append(s.Globals, m)
+				}
+				if s.GlobalBy == "" {
+					s.GlobalBy = strings.TrimSpace(insnText(obj(f, "by")) + " " + insnText(obj(f, "during")))
+				}
 			}
 		}
 	}
