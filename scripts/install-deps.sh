@@ -8,6 +8,8 @@ set -euo pipefail
 # package → a file it provides (checked instead of dpkg, which is slow)
 declare -A need=(
   [gcc-multilib]=/usr/lib/gcc/x86_64-linux-gnu/12/32/crtbegin.o
+  [g++]=/usr/bin/g++
+  [g++-multilib]=/usr/include/x86_64-linux-gnu/c++/12/32/bits/c++config.h
   [libc6-i386]=/lib/ld-linux.so.2
   [musl-tools]=/usr/bin/musl-gcc
   [clang]=/usr/bin/clang
@@ -32,6 +34,8 @@ for pkg in "${!need[@]}"; do
   # gcc-multilib's path depends on the gcc version: accept any
   if [[ $pkg == gcc-multilib ]]; then
     compgen -G '/usr/lib/gcc/x86_64-linux-gnu/*/32/crtbegin.o' >/dev/null && continue
+  elif [[ $pkg == g++-multilib ]]; then
+    compgen -G '/usr/include/x86_64-linux-gnu/c++/*/32/bits/c++config.h' >/dev/null && continue
   elif [[ -e ${need[$pkg]} ]]; then
     continue
   fi

@@ -27,7 +27,18 @@ TARGETS_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 
 TARGETS := badvfork rawvfork deepvfork fnptrvfork writelocal exitvfork \
            sigchild nestedvfork goodvfork_exec goodvfork_exit spawn system \
-           popen clonevfork clone3vfork threadvfork spin spawnloop stepref
+           popen clonevfork clone3vfork threadvfork spin spawnloop stepref \
+           spawnfail vforkwait memsetread printchild vzeroret longjmpvfork \
+           vforkloop vforkcompute cloneflags vforkattrs jitvfork
+
+# Reproductions of real, documented vfork bugs (targets/catalogue/*.c,
+# docs/catalogue.md); built like the others, into the same directories.
+TARGETS_CATALOGUE := rr3270_popfw fastio1141_helper embox2050_slot \
+                     go20427_signal nix16119_global rr1595_stack
+
+# C++ targets (targets/*.cc), built with the C++ compiler of the build's
+# family and the same flags.
+TARGETS_CXX := throwvfork
 
 BUILDS := gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-O0-nopie clang-O2-nopie \
           gcc-O0-static gcc-O2-static musl-O0 musl-O2 \
@@ -65,26 +76,42 @@ CFLAGS_gcc-O0-m32-static := -m32 -O0 -g -static
 CC_gcc-O2-m32-static := gcc
 CFLAGS_gcc-O2-m32-static := -m32 -O2 -g -static
 
+# The C++ compiler of each build (none for musl: musl-gcc has no C++
+# library here, so the C++ targets are left out of the musl builds).
+$(foreach b,$(filter gcc-%,$(BUILDS)),$(eval CXX_$(b) := g++))
+$(foreach b,$(filter clang-%,$(BUILDS)),$(eval CXX_$(b) := clang++))
+
 # Per-target extras.
 LDLIBS_threadvfork := -pthread
 DEPS_spin          := $(TARGETS_DIR)/spin.h
 DEPS_stepref       := $(TARGETS_DIR)/spin.h
 
-# Targets left out of a build, with the reason. Currently none: every
-# target builds, and was run, in every build (Debian 12: gcc 12, clang 14,
-# musl 1.2.3, glibc 2.36). clone3vfork declares its own struct clone_args
-# because musl has no <linux/sched.h>, and has its own i386 int $0x80 path
-# for the -m32 builds; threadvfork links with -pthread everywhere, musl too.
+# Targets left out of a build, with the reason. Every C target builds, and
+# was run, in every build (Debian 12: gcc 12, clang 14, musl 1.2.3, glibc
+# 2.36). clone3vfork declares its own struct clone_args because musl has no
+# <linux/sched.h>, and has its own i386 int $0x80 path for the -m32 builds;
+# threadvfork links with -pthread everywhere, musl too. The C++ targets need
+# a C++ compiler of the build's family: none for musl (CXX_musl-* unset).
+# The -m32 C++ builds need g++-multilib (scripts/install-deps.sh).
 # Example:  TARGETS_EXCLUDE_musl-O0 := clone3vfork   # why it cannot build
-TARGETS_OF = $(filter-out $(TARGETS_EXCLUDE_$(1)),$(TARGETS))
+TARGETS_OF = $(filter-out $(TARGETS_EXCLUDE_$(1)),$(TARGETS) $(TARGETS_CATALOGUE) \
+               $(if $(CXX_$(1)),$(TARGETS_CXX)))
 
 # $(call TARGETS_BUILD_RULES,<build>)
 define TARGETS_BUILD_RULES
 TARGETS_BINS_$(1) := $$(addprefix $$(BUILD)/targets/$(1)/,$$(call TARGETS_OF,$(1)))
 
-$$(TARGETS_BINS_$(1)): $$(BUILD)/targets/$(1)/%: $$(TARGETS_DIR)/%.c $$(TARGETS_DIR)/targets.mk
+$$(addprefix $$(BUILD)/targets/$(1)/,$$(filter $$(TARGETS),$$(call TARGETS_OF,$(1)))): $$(BUILD)/targets/$(1)/%: $$(TARGETS_DIR)/%.c $$(TARGETS_DIR)/targets.mk
 	@mkdir -p $$(@D)
 	$$(TARGETS_Q)$$(CC_$(1)) $$(CFLAGS_$(1)) -o $$@ $$< $$(LDLIBS_$$*)
+
+$$(addprefix $$(BUILD)/targets/$(1)/,$$(filter $$(TARGETS_CATALOGUE),$$(call TARGETS_OF,$(1)))): $$(BUILD)/targets/$(1)/%: $$(TARGETS_DIR)/catalogue/%.c $$(TARGETS_DIR)/targets.mk
+	@mkdir -p $$(@D)
+	$$(TARGETS_Q)$$(CC_$(1)) $$(CFLAGS_$(1)) -o $$@ $$< $$(LDLIBS_$$*)
+
+$$(addprefix $$(BUILD)/targets/$(1)/,$$(filter $$(TARGETS_CXX),$$(call TARGETS_OF,$(1)))): $$(BUILD)/targets/$(1)/%: $$(TARGETS_DIR)/%.cc $$(TARGETS_DIR)/targets.mk
+	@mkdir -p $$(@D)
+	$$(TARGETS_Q)$$(CXX_$(1)) $$(CFLAGS_$(1)) -o $$@ $$< $$(LDLIBS_$$*)
 
 .PHONY: targets-$(1)
 targets-$(1): $$(TARGETS_BINS_$(1))

@@ -42,10 +42,9 @@ func (s *session) capture(st *story) error {
 		// exit_signal, stack, stack_size, ... (all 64-bit).
 		var args [64]byte
 		if err := s.p.ReadMem(p.pid, regs.SyscallArg(0), args[:]); err == nil {
+			// Only the flags, as strace prints clone3's flags= (its
+			// exit_signal is a field of its own).
 			ev.Flags = cloneFlags(binary.LittleEndian.Uint64(args[0:]), false)
-			if sig := binary.LittleEndian.Uint64(args[32:]); sig != 0 {
-				ev.Flags += "|" + unix.SignalName(unix.Signal(sig))
-			}
 			if base := binary.LittleEndian.Uint64(args[40:]); base != 0 {
 				childSP = base + binary.LittleEndian.Uint64(args[48:])
 			}

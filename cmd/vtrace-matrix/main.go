@@ -73,6 +73,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var rows []*row
 	for _, c := range expect.Cases {
 		for _, b := range expect.Builds {
+			if !expect.Built(c.Target, b) {
+				continue // targets.mk has no C++ compiler for this build
+			}
 			if (*onlyBuild == "" || b == *onlyBuild) && (*onlyTarget == "" || c.Target == *onlyTarget) {
 				rows = append(rows, &row{c: c, build: b})
 			}
@@ -156,7 +159,7 @@ func traceInVM(root, bin, dir string, rows []*row) {
 	var jobs []*vmharness.Job
 	for _, r := range rows {
 		jobs = append(jobs, &vmharness.Job{Build: r.build, Name: r.c.Target, Args: r.c.Args,
-			Flags: append([]string{"-q"}, runFlags()...)})
+			Flags: append(append([]string{"-q"}, runFlags()...), r.c.Flags...)})
 	}
 	boot := vmharness.Start(vmharness.Config{
 		Root: root, Vtrace: bin,
@@ -211,7 +214,7 @@ func (r *row) trace(bin, dir string) {
 	}
 	logf.Close()
 	defer os.Remove(logf.Name())
-	args := append(append(append([]string{"run", "-q", "-o", logf.Name()}, runFlags()...), "--", prog), r.c.Args...)
+	args := append(append(append(append([]string{"run", "-q", "-o", logf.Name()}, runFlags()...), r.c.Flags...), "--", prog), r.c.Args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -253,7 +256,7 @@ func (r *row) checkLog(raw []byte) {
 func print(w io.Writer, rows []*row, took time.Duration) int {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tBUILD\tWHERE\tVFORKS\tSLOT (BEFORE → AFTER)\tWRITER\tPARENT LANDING\tFATE\tVERDICT\tOK")
-	var failed, notRun int
+	var failed, notRun, pending int
 	type whyKey struct{ name, why string }
 	whys := map[whyKey][]string{} // case and reason → builds
 	var whyOrder []whyKey
@@ -261,11 +264,19 @@ func print(w io.Writer, rows []*row, took time.Duration) int {
 	for _, r := range rows {
 		s := r.sum
 		ok := "✓"
+		e := expect.For(r.c, r.build)
 		switch {
 		case r.notRun():
 			ok, notRun = "-", notRun+1
+		case r.err == nil && len(r.bad) > 0 && e.Pending != "":
+			// The true expectation, which today's engine does not meet
+			// yet: reported, not failed (targets/expect, Pending).
+			ok, pending = "…", pending+1
 		case r.err != nil || len(r.bad) > 0:
 			ok, failed = "✗", failed+1
+		case e.Pending != "":
+			ok, failed = "✗", failed+1
+			r.bad = []string{"as expected although marked pending: remove Pending (" + e.Pending + ")"}
 		}
 		verdict := s.Verdict
 		if s.Incomplete != "" {
@@ -281,9 +292,9 @@ func print(w io.Writer, rows []*row, took time.Duration) int {
 			notes = append(notes, fmt.Sprintf("✗ %s %s: %v", r.c.Name(), r.build, r.err))
 		}
 		for _, b := range r.bad {
-			notes = append(notes, fmt.Sprintf("✗ %s %s: %s", r.c.Name(), r.build, b))
+			notes = append(notes, fmt.Sprintf("%s %s %s: %s", ok, r.c.Name(), r.build, b))
 		}
-		if why := expect.For(r.c, r.build).Why; why != "" {
+		if why := e.Why; why != "" {
 			k := whyKey{r.c.Name(), why}
 			if whys[k] == nil {
 				whyOrder = append(whyOrder, k)
@@ -309,8 +320,8 @@ func print(w io.Writer, rows []*row, took time.Duration) int {
 	for _, n := range notes {
 		fmt.Fprintln(w, n)
 	}
-	fmt.Fprintf(w, "\n%d rows, %d as expected, %d not, %d not run here (%s)\n", len(rows),
-		len(rows)-failed-notRun, failed, notRun, took.Round(time.Second))
+	fmt.Fprintf(w, "\n%d rows, %d as expected, %d not, %d pending (… an engine fix they wait for, targets/expect), %d not run here (%s)\n", len(rows),
+		len(rows)-failed-notRun-pending, failed, pending, notRun, took.Round(time.Second))
 	if failed > 0 || notRun > 0 { // a table with holes is no pass either
 		return 1
 	}
