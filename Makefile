@@ -28,9 +28,13 @@ demo: deps build $(BUILD)/targets/gcc-O0/badvfork
 
 # Unit tests, integration tests on every target build, and the VM harness
 # where the machine can run it.
+# The output is summarised (cmd/internal/testsummary): each package's
+# result, the output of every failed test, and every skipped test with its
+# reason; the full test2json stream is kept in $(BUILD)/test.json.
 test: deps build targets
-	VTRACE_BIN=$(abspath $(VTRACE)) VTRACE_TARGETS=$(abspath $(BUILD)/targets) \
-	  $(GO) test -count=1 -timeout 20m ./...
+	@$(GO) build -o $(BUILD)/testsummary ./cmd/internal/testsummary
+	set -o pipefail; VTRACE_BIN=$(abspath $(VTRACE)) VTRACE_TARGETS=$(abspath $(BUILD)/targets) \
+	  $(GO) test -json -count=1 -timeout 20m ./... | tee $(BUILD)/test.json | $(BUILD)/testsummary
 
 # Only the tests that run inside the qemu VM (scripts/vm/; README "Tests in
 # a VM"): the i386 seed, dynamic and static, and every target of the -m32

@@ -149,17 +149,12 @@ func i386Refused(dir string) string {
 	return ""
 }
 
-// runFlags bound every run: the -O2 seed builds restart themselves forever.
-func runFlags() []string {
-	return []string{"--max-vforks", strconv.Itoa(expect.MaxVforks), "--timeout", "60s"}
-}
-
 // traceInVM runs rows in one boot of the qemu VM.
 func traceInVM(root, bin, dir string, rows []*row) {
 	var jobs []*vmharness.Job
 	for _, r := range rows {
 		jobs = append(jobs, &vmharness.Job{Build: r.build, Name: r.c.Target, Args: r.c.Args,
-			Flags: append(append([]string{"-q"}, runFlags()...), r.c.Flags...)})
+			Flags: append([]string{"-q"}, expect.RunFlags(r.c)...)})
 	}
 	boot := vmharness.Start(vmharness.Config{
 		Root: root, Vtrace: bin,
@@ -214,7 +209,7 @@ func (r *row) trace(bin, dir string) {
 	}
 	logf.Close()
 	defer os.Remove(logf.Name())
-	args := append(append(append(append([]string{"run", "-q", "-o", logf.Name()}, runFlags()...), r.c.Flags...), "--", prog), r.c.Args...)
+	args := append(append(append([]string{"run", "-q", "-o", logf.Name()}, expect.RunFlags(r.c)...), "--", prog), r.c.Args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strconv"
 	"testing"
 
 	"github.com/vtrace/vtrace/targets/expect"
@@ -24,8 +23,7 @@ func TestMatrix(t *testing.T) {
 					continue // targets.mk has no C++ compiler for this build
 				}
 				t.Run(c.Name(), func(t *testing.T) {
-					args := append([]string{"--max-vforks", strconv.Itoa(expect.MaxVforks), "--timeout", "60s"}, c.Flags...)
-					args = append(append(args, targetPath(t, build, c.Target)), c.Args...)
+					args := append(append(expect.RunFlags(c), targetPath(t, build, c.Target)), c.Args...)
 					r := trace(t, args...)
 					e := expect.For(c, build)
 					checkExpect(t, e, e.Check(expect.Summarize(r.events)))

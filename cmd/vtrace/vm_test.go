@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vtrace/vtrace/cmd/internal/vmharness"
+	"github.com/vtrace/vtrace/targets/expect"
 	"github.com/vtrace/vtrace/tracer/event"
 )
 
@@ -44,35 +45,10 @@ var vmGood = []struct {
 // builds of every target, traced in the VM).
 var vmMatrixBuilds = []string{"gcc-O0-m32-static", "gcc-O2-m32-static"}
 
-// vmMatrix is every target with the verdict targets/README.md gives it.
-// stepref is left out (not a vfork target); spin and spawnloop get small
-// counts (the VM single-steps at ≈3k steps/s).
-var vmMatrix = []struct {
-	name    string
-	args    []string
-	verdict string
-}{
-	{"badvfork", nil, "violation"},
-	{"fnptrvfork", nil, "violation"},
-	{"deepvfork", nil, "violation"},
-	{"rawvfork", nil, "violation"},
-	{"writelocal", nil, "warning"},
-	{"exitvfork", nil, "warning"},
-	{"sigchild", nil, "clean"},
-	{"sigchild", []string{"raise"}, "clean"},
-	{"nestedvfork", nil, "clean"},
-	{"goodvfork_exec", nil, "clean"},
-	{"goodvfork_exit", nil, "clean"},
-	{"spawn", nil, "clean"},
-	{"system", nil, "clean"},
-	{"popen", nil, "clean"},
-	{"clonevfork", nil, "clean"},
-	{"clonevfork", []string{"exit"}, "clean"},
-	{"clone3vfork", nil, "clean"},
-	{"clone3vfork", []string{"exit"}, "clean"},
-	{"threadvfork", nil, "clean"},
-	{"spin", []string{"1000"}, "clean"},
-	{"spawnloop", []string{"3"}, "clean"},
+// vmMatrixJob is the VM job of a matrix case: traced with the flags the
+// expectations assume (expect.RunFlags), as make matrix does.
+func vmMatrixJob(build string, c expect.Case) *vmJob {
+	return &vmJob{Build: build, Name: c.Target, Args: c.Args, Flags: expect.RunFlags(c)}
 }
 
 // vmKnownBad lists the checks that fail in the VM because of a vtrace bug
@@ -121,8 +97,10 @@ func vmSuiteJobs() []*vmJob {
 		}
 	}
 	for _, b := range vmMatrixBuilds {
-		for _, m := range vmMatrix {
-			add(vmJobOf(b, m.name, m.args...))
+		for _, c := range expect.Cases {
+			if expect.Built(c.Target, b) {
+				add(vmMatrixJob(b, c))
+			}
 		}
 	}
 	return jobs
@@ -327,36 +305,22 @@ func noFalseCorruption(t *testing.T, r *vmRun) {
 	vmExpect(t, r.Job, "no false corruption note", len(notes) == 0, "notes on a correct program: %q", notes)
 }
 
-// Issue 5: every target of the -m32 -static builds, traced in the VM, gets
-// the verdict targets/README.md states, within vtrace's budgets.
+// Every case of targets/expect in the -m32 -static builds, traced in the
+// VM, tells the story targets/expect gives it (pending rows as the matrix
+// treats them).
 func TestVMI386Matrix(t *testing.T) {
 	b := vmSuite(t)
 	for _, build := range vmMatrixBuilds {
-		for _, m := range vmMatrix {
-			j := vmJobOf(build, m.name, m.args...)
-			t.Run(strings.Join(append([]string{build, m.name}, m.args...), "/"), func(t *testing.T) {
-				r := b.runs[j.Key()]
-				if _, known := vmKnownBad[j.Key()+": verdict"]; r != nil && r.Err != "" && known {
-					// No verdict at all: the known bug, shown as such.
-					vmExpect(t, j, "verdict", false, "%s (vtrace exit %d)\nstderr tail:\n%s", r.Err, r.exit, tail(r.stderr, 1500))
-					return
-				}
-				r = b.get(t, j)
-				v := r.verdict()
-				got := fmt.Sprintf("%s (%d vforks, %d violations, %d warnings, incomplete %q)", v.Verdict, v.Vforks, v.Violations, v.Warnings, v.Incomplete)
-				vmExpect(t, j, "verdict", string(v.Verdict) == m.verdict && v.Vforks > 0,
-					"verdict %s, want %s\nstderr:\n%s", got, m.verdict, tail(r.stderr, 4000))
-				if v.Incomplete != "" {
-					t.Errorf("run stopped by a budget: %s (none of these targets loops in an -m32 build)", got)
-				}
-				want := exitOK
-				if m.verdict == "violation" {
-					want = exitViolation
-				}
-				if r.exit != want {
-					t.Errorf("vtrace exit code %d, want %d", r.exit, want)
-				}
-				if m.verdict == "clean" {
+		for _, c := range expect.Cases {
+			if !expect.Built(c.Target, build) {
+				continue
+			}
+			j := vmMatrixJob(build, c)
+			t.Run(build+"/"+c.Name(), func(t *testing.T) {
+				r := b.get(t, j)
+				e := expect.For(c, build)
+				checkExpect(t, e, e.Check(expect.Summarize(r.events)))
+				if e.Verdict == "clean" && e.Pending == "" {
 					noFalseCorruption(t, r)
 				}
 			})

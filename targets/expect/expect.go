@@ -20,6 +20,7 @@ package expect
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -40,6 +41,10 @@ type Case struct {
 	Target string
 	Args   []string
 	Flags  []string
+	// Workload marks a benchmark workload (spin, spawnloop): traced in
+	// the matrix, but its story is not compared between fast mode and
+	// --step (stepping 20 glibc spawn children proves nothing more).
+	Workload bool
 }
 
 // Name is "target" or "target arg...".
@@ -57,8 +62,8 @@ var Cases = []Case{
 	{Target: "clonevfork"}, {Target: "clonevfork", Args: []string{"exit"}},
 	{Target: "clone3vfork"}, {Target: "clone3vfork", Args: []string{"exit"}},
 	{Target: "threadvfork"},
-	{Target: "spin", Args: []string{"1000"}},    // a short child: the default 1M steps is the benchmark's
-	{Target: "spawnloop", Args: []string{"20"}}, // 20 posix_spawns instead of 10,000
+	{Target: "spin", Args: []string{"1000"}, Workload: true},    // a short child: the default 1M steps is the benchmark's
+	{Target: "spawnloop", Args: []string{"20"}, Workload: true}, // 20 posix_spawns instead of 10,000
 
 	// Issue 11: wrong results on programs nobody wrote for vtrace.
 	{Target: "spawnfail"}, {Target: "spawnfail", Args: []string{"addopen"}},
@@ -93,6 +98,13 @@ func Built(target, build string) bool { return !(Cxx(target) && strings.HasPrefi
 // MaxVforks is the --max-vforks budget the matrix runs with: the -O2 seed
 // builds that restart themselves forever end there.
 const MaxVforks = 20
+
+// RunFlags are the vtrace run flags a case is traced with wherever its
+// expectation is checked (the matrix, its test, the VM): the budgets the
+// expectations assume, then the case's own flags.
+func RunFlags(c Case) []string {
+	return append([]string{"--max-vforks", strconv.Itoa(MaxVforks), "--timeout", "60s"}, c.Flags...)
+}
 
 // Expect is what vtrace must report for one case in one build. Zero values
 // are not checked.
