@@ -680,7 +680,6 @@ func (a *asm) rel32n(label string) *asm {
 	a.buf = append(a.buf, 0, 0, 0, 0)
 	return a
 }
-func (a *asm) jmp(label string) *asm { return a.rel32(0xe9, label) }
 
 // jnzParent branches to label when %eax is not 0: after vfork, the parent.
 func (a *asm) jnzParent(label string) *asm {
@@ -697,7 +696,6 @@ func (a *asm) ret() *asm          { return a.raw(0xc3) }
 func (a *asm) popRDI() *asm       { return a.raw(0x5f) }
 func (a *asm) pushRDI() *asm      { return a.raw(0x57) }
 func (a *asm) syscall() *asm      { return a.raw(0x0f, 0x05) }
-func (a *asm) nop() *asm          { return a.raw(0x90) }
 func (a *asm) movEAX(v byte) *asm { return a.raw(0xb8, v, 0, 0, 0) }
 func (a *asm) movEDI(v byte) *asm { return a.raw(0xbf, v, 0, 0, 0) }
 

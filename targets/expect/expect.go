@@ -386,8 +386,6 @@ func forIssue11(c Case, build string) (Expect, bool) {
 		}
 		e := clean("exec", n)
 		e.Complete = true
-		if !o2 {
-		}
 		return e, true
 	case "cloneflags", "cloneflags clone3":
 		// Flags as `strace -f -e trace=clone,clone3` decodes the same
