@@ -6,6 +6,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer"
 )
@@ -17,13 +20,18 @@ func main() {
 	if self, err := os.Executable(); err == nil {
 		tracer.WakeCommand = []string{self}
 	}
+	// A write to a closed pipe must fail with EPIPE (a log on a stdout
+	// whose reader is gone: "log write failed", exit 74), not kill vtrace
+	// with SIGPIPE as Go does for fds 1 and 2 by default. A handler, not
+	// SIG_IGN: execve resets handlers, so the traced program still gets
+	// the default SIGPIPE it would get without vtrace.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
-	code := exitCode(err)
-	if err != nil && code != exitViolation && code != exitIncomplete {
+	if !silent(err) {
 		fmt.Fprintf(os.Stderr, "vtrace: %v\n", err)
 	}
 	stopProfile()
-	os.Exit(code)
+	os.Exit(exitCode(err))
 }
 
 // stopProfile ends the CPU profile of a build with -tags vtraceprof

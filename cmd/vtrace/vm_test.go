@@ -306,8 +306,8 @@ func TestVMGoodTargetsClean(t *testing.T) {
 				if ex := r.mainExit(t); ex.Status != "exited" || ex.Code == nil || *ex.Code != g.code {
 					t.Errorf("exit %+v, want exited with %d", ex, g.code)
 				}
-				if r.exit != exitOK {
-					t.Errorf("vtrace exit %d, want 0\nstderr: %s", r.exit, r.stderr)
+				if r.exit != g.code {
+					t.Errorf("vtrace exit %d, want the program's %d\nstderr: %s", r.exit, g.code, r.stderr)
 				}
 				noFalseCorruption(t, r)
 			})
@@ -349,12 +349,8 @@ func TestVMI386Matrix(t *testing.T) {
 				if v.Incomplete != "" {
 					t.Errorf("run stopped by a budget: %s (none of these targets loops in an -m32 build)", got)
 				}
-				want := exitOK
-				if m.verdict == "violation" {
-					want = exitViolation
-				}
-				if r.exit != want {
-					t.Errorf("vtrace exit code %d, want %d", r.exit, want)
+				if want := r.wantExit(t); r.exit != want {
+					t.Errorf("vtrace exit code %d, want %d (README \"Exit status\", from the log)", r.exit, want)
 				}
 				if m.verdict == "clean" {
 					noFalseCorruption(t, r)
@@ -366,7 +362,7 @@ func TestVMI386Matrix(t *testing.T) {
 
 // ia32_emulation=0 on the kernel command line (upstream Linux 6.7+) makes a
 // kernel refuse i386 programs, as some hypervisors do (FACTS.md); vtrace
-// must then say so in one line and exit 3. Debian's 6.1 kernel does not
+// must then say so in one line and exit 126. Debian's 6.1 kernel does not
 // know the parameter: it logs "Unknown kernel command line parameters
 // \"ia32_emulation=0\"" and runs i386 programs as before — then this test
 // checks exactly that, so the harness notices when a kernel that does
@@ -396,7 +392,7 @@ func TestVMIA32EmulationParam(t *testing.T) {
 		}
 		return
 	}
-	// The kernel honours it: vtrace must refuse in one line, exit 3.
+	// The kernel honours it: vtrace must refuse in one line, exit 126.
 	if r.exit != exitCannotRun {
 		t.Errorf("vtrace exit %d, want %d on a kernel that refuses i386", r.exit, exitCannotRun)
 	}
