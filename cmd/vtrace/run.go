@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -267,6 +268,9 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	if err := o.check(); err != nil {
 		return err
 	}
+	// Writers that are not files (tests) get the program's output through
+	// pipes copied by goroutines, while the report writes to them too.
+	stdout, stderr = lockedWriter(stdout), lockedWriter(stderr)
 	colored, err := wantColor(o.colorMode, stderr)
 	if err != nil {
 		return err
@@ -534,6 +538,27 @@ func parseCPU(s string, step bool) (int, error) {
 		return 0, usageError{fmt.Sprintf("--cpu %d: not a CPU this process may run on", n)}
 	}
 	return n, nil
+}
+
+// syncWriter serialises the writes of several goroutines to one writer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// lockedWriter returns w itself if it is a file (the kernel orders the
+// writes), else w behind a lock.
+func lockedWriter(w io.Writer) io.Writer {
+	if _, ok := w.(*os.File); ok {
+		return w
+	}
+	return &syncWriter{w: w}
 }
 
 // targetFiles gives the traced program real file descriptors for stdin,

@@ -66,7 +66,7 @@ func wrapLine(line string, width int) string {
 	cont := strings.Repeat(" ", min(indent+4, width/2))
 	var b strings.Builder
 	col, words := 0, 0 // columns and words on the current line
-	pending := "" // the spaces before the next word, written only if it fits
+	pending := ""      // the spaces before the next word, written only if it fits
 	pendingW := 0
 	for i, t := range toks {
 		if t.space {
