@@ -26,7 +26,18 @@ func main() {
 	// SIG_IGN: execve resets handlers, so the traced program still gets
 	// the default SIGPIPE it would get without vtrace.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
-	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	// SIGINT, SIGTERM and SIGHUP stop the run (the program is killed, the
+	// log closed with its verdict) from the moment vtrace starts, not only
+	// once the engine watches for them; the exit status then names the
+	// signal (128+N).
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	go func() {
+		sig := <-sigs
+		cancel(interrupted{sig.(unix.Signal)})
+	}()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	if !silent(err) {
 		fmt.Fprintf(os.Stderr, "vtrace: %v\n", err)
 	}

@@ -89,6 +89,11 @@ type exitStatus int
 
 func (e exitStatus) Error() string { return "exit status " + strconv.Itoa(int(e)) }
 
+// interrupted is the cause of a run's context cancelled by a signal (main).
+type interrupted struct{ sig unix.Signal }
+
+func (e interrupted) Error() string { return "interrupted by " + unix.SignalName(e.sig) }
+
 // exitCode maps run's error to vtrace's exit status. An error that is none
 // of the above came from the command line parser (an unknown command, a
 // missing argument): a usage error.
@@ -317,6 +322,10 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	if log != nil && log.f == nil {
 		progOut = stderr
 	}
+	if ctx.Err() != nil { // interrupted before the program started
+		_ = log.fail(fmt.Errorf("before the program started: %w", context.Cause(ctx)), &sum)
+		return exitStatus(exitSignal + interruptSignal(ctx, nil))
+	}
 	files, closeFiles, err := targetFiles(progOut, stderr)
 	if err != nil {
 		return log.fail(traceError{err: err}, &sum)
@@ -341,19 +350,19 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	if err := log.close(); err != nil {
 		return err
 	}
-	return runStatus(&sum, res, o.errorExitcode)
+	return runStatus(ctx, &sum, res, o.errorExitcode)
 }
 
 // runStatus is vtrace's exit status for a run that went to its end
 // (README.md "Exit status").
-func runStatus(sum *report.Summary, res tracer.Result, errorExitcode int) error {
+func runStatus(ctx context.Context, sum *report.Summary, res tracer.Result, errorExitcode int) error {
 	if res.Verdict == event.Violation && errorExitcode != 0 {
 		return exitStatus(errorExitcode)
 	}
 	switch res.Incomplete {
 	case "":
 	case "interrupt":
-		return exitStatus(exitSignal + interruptSignal(sum.Run.Budget))
+		return exitStatus(exitSignal + interruptSignal(ctx, sum.Run.Budget))
 	default:
 		return exitStatus(exitBudget)
 	}
@@ -372,10 +381,15 @@ func runStatus(sum *report.Summary, res tracer.Result, errorExitcode int) error 
 	return exitStatus(exitSignal + int(unix.SignalNum(e.Signal)))
 }
 
-// interruptSignal is the number of the signal that interrupted the run,
-// from the budget event's limit (the engine writes the signal's
-// description there); SIGINT when the run was cancelled otherwise.
-func interruptSignal(b *event.Budget) int {
+// interruptSignal is the number of the signal that interrupted the run:
+// the cause of the context's end (main), else the budget event's limit
+// (the engine writes the signal's description there); SIGINT when the run
+// was cancelled otherwise.
+func interruptSignal(ctx context.Context, b *event.Budget) int {
+	var in interrupted
+	if errors.As(context.Cause(ctx), &in) {
+		return int(in.sig)
+	}
 	if b != nil {
 		for _, sig := range []unix.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP} {
 			if b.Limit == sig.String() {
@@ -430,10 +444,15 @@ func (l *runLog) fail(err error, sum *report.Summary) error {
 		return err
 	}
 	kind := "cannot_trace"
-	var te traceError
+	var (
+		te traceError
+		in interrupted
+	)
 	switch {
 	case errors.As(err, &te) && te.notFound:
 		kind = "not_found"
+	case errors.As(err, &in):
+		kind = "interrupted"
 	case !errors.Is(err, tracer.ErrCannotTrace):
 		kind = "internal"
 	}

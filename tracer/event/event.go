@@ -379,7 +379,7 @@ type Note struct {
 // ends with a verdict: the verdict follows with incomplete "error".
 type Error struct {
 	Header
-	Kind string `json:"kind"` // "not_found", "cannot_trace" or "internal"
+	Kind string `json:"kind"` // "not_found", "cannot_trace", "interrupted" or "internal"
 	Msg  string `json:"msg"`
 }
 
