@@ -152,5 +152,10 @@ func lineFile(bin string, y *event.Sym) (string, error) {
 	if le.File == nil {
 		return "", errors.New("no file")
 	}
-	return le.File.Name, nil
+	name := le.File.Name
+	if dir, ok := cu.Val(dwarf.AttrCompDir).(string); ok && !filepath.IsAbs(name) {
+		// DWARF 5 names files relative to the compilation directory.
+		name = filepath.Join(dir, name)
+	}
+	return name, nil
 }
