@@ -299,7 +299,7 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	// What is said at the end (the exit status, the GitHub summary) comes
 	// from this summary; the text renderer keeps its own.
 	var sum report.Summary
-	sinks := report.Multi{&report.Narrator{}, &sum}
+	sinks := report.Multi{storyNarrator{&report.Narrator{}}, &sum}
 	if log != nil {
 		sinks = append(sinks, log.jsonl)
 	}
@@ -351,6 +351,20 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 		return err
 	}
 	return runStatus(ctx, &sum, res, o.errorExitcode)
+}
+
+// storyNarrator passes a Narrator only what it narrates from: the events
+// of stories and the run's verdict. Its Collector would otherwise keep
+// every exec and exit event of the run (two per spawned process: 6 MB
+// over 20,000 spawns), and vtrace's memory must stay flat however many
+// processes a build starts.
+type storyNarrator struct{ n *report.Narrator }
+
+func (s storyNarrator) Emit(ev event.Event) error {
+	if _, ok := ev.(*event.Verdict); ok || report.StoryOf(ev) != 0 {
+		return s.n.Emit(ev)
+	}
+	return nil
 }
 
 // runStatus is vtrace's exit status for a run that went to its end
