@@ -222,6 +222,16 @@ func (r *Text) story(st *Story, site *Site) {
 	}
 }
 
+// quoteArg quotes an argument the way a shell would need it, when it
+// holds a space or a character a shell treats specially, so that the
+// start line shows where each argument begins and ends.
+func quoteArg(a string) string {
+	if a != "" && !strings.ContainsAny(a, " \t'\"\\$`;&|<>()*?[]{}~#!") {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+}
+
 // siteName is "createproc (badvfork.c:28)", or the site's symbol.
 func siteName(s *Site) string {
 	fn := siteFunc(s)
@@ -245,7 +255,7 @@ func (r *Text) render(ev event.Event) {
 	case *event.Start:
 		argv := make([]string, len(e.Argv))
 		for i, a := range e.Argv {
-			argv[i] = Printable(a)
+			argv[i] = quoteArg(Printable(a))
 		}
 		r.printf("%s %s — %s, %s mode, watchpoints %s", r.bold.Sprint("vtrace"), Printable(e.Version),
 			strings.Join(argv, " "), e.Mode, e.Watchpoints)
