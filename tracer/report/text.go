@@ -321,7 +321,11 @@ func (r *Text) render(ev event.Event) {
 		}
 		r.printf("\n")
 		if e.Explanation != "" {
-			r.printf("  %s\n", wrap(Printable(e.Explanation), 100, "  "))
+			width := 100 // a paragraph reads best at most this wide
+			if w := r.opts.Width - 2; w > 20 && w < width {
+				width = w // a narrower terminal: wrapped here, not twice
+			}
+			r.printf("  %s\n", wrap(Printable(e.Explanation), width, "  "))
 		}
 		r.printf("\n")
 	case *event.Exit:
