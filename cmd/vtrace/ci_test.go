@@ -23,7 +23,7 @@ func TestCIRunsTheREADMETestCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	// "## Two commands": the line `make test    # ...` in its code block.
-	m := regexp.MustCompile("(?m)^(make test)\\s+#").FindSubmatch(readme)
+	m := regexp.MustCompile(`(?m)^(make test)\s+#`).FindSubmatch(readme)
 	if m == nil {
 		t.Fatalf("README.md gives no `make test` command")
 	}
