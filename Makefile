@@ -24,7 +24,7 @@ include targets/targets.mk
 demo: deps build $(BUILD)/targets/gcc-O0/badvfork
 	@echo "+ vtrace run -- $(BUILD)/targets/gcc-O0/badvfork"
 	@$(VTRACE) run -- $(BUILD)/targets/gcc-O0/badvfork; rc=$$?; \
-	 echo "(vtrace exit code $$rc: 0 no violation, 1 violation, 2 usage, 3 could not trace)"
+	 echo "(vtrace exit status $$rc: 1 violation; with none, the program's own status; README \"Exit status\")"
 
 # Unit tests, integration tests on every target build, and the VM harness
 # where the machine can run it.

@@ -147,6 +147,10 @@ type fakeTask struct {
 	exiting     bool        // stopped at PTRACE_EVENT_EXIT
 	sigpending  unix.Signal // a signal sent to it, reported at its next resume
 	detached    bool
+	// atStop: the engine has been told of the task's latest stop (Wait)
+	// and has not resumed it since — the kernel's condition for every
+	// ptrace request but the signals; anything else answers ESRCH.
+	atStop bool
 }
 
 // fakeProcs implements procs over simulated processes.
@@ -171,7 +175,7 @@ const fakeStackTop = 0x7ff000
 // spawn creates the main task, stopped at its exec stop, at entry.
 func (f *fakeProcs) spawn(img *fakeImage, entry uint64) int {
 	f.nextPID++
-	t := &fakeTask{pid: f.nextPID, img: img}
+	t := &fakeTask{pid: f.nextPID, img: img, atStop: true}
 	t.regs.Arch = arch.AMD64
 	t.regs.SetPC(entry)
 	t.regs.Set(arch.AMD64.SP, fakeStackTop-16) // [sp] = 0: main's return address
@@ -200,6 +204,9 @@ func (f *fakeProcs) Wait() (ptrace.Stop, error) {
 	}
 	st := f.stops[0]
 	f.stops = f.stops[1:]
+	if t := f.tasks[st.PID]; t != nil && st.Status.Stopped() {
+		t.atStop = true
+	}
 	return st, nil
 }
 
@@ -213,17 +220,28 @@ func (f *fakeProcs) task(pid int) (*fakeTask, error) {
 	return t, nil
 }
 
+// stoppedTask is a task the engine may make a ptrace request of: one in a
+// ptrace-stop it has been told of.
+func (f *fakeProcs) stoppedTask(pid int) (*fakeTask, error) {
+	t, err := f.task(pid)
+	if err == nil && !t.atStop {
+		err = fmt.Errorf("fake %d is not in a ptrace-stop: %w", pid, unix.ESRCH)
+	}
+	return t, err
+}
+
 func (f *fakeProcs) Step(pid, sig int) error { return f.resume(pid, sig, true) }
 func (f *fakeProcs) Cont(pid, sig int) error { return f.resume(pid, sig, false) }
 
 func (f *fakeProcs) resume(pid, sig int, step bool) error {
-	t, err := f.task(pid)
+	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
 	}
+	t.atStop = false
 	if t.vforkChild != nil {
 		// Blocked in vfork until the child releases it.
-		t.pending = func() { _ = f.resume(pid, sig, step) }
+		t.pending = func() { t.atStop = true; _ = f.resume(pid, sig, step) }
 		return nil
 	}
 	delete(f.info, pid)
@@ -520,9 +538,17 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 	return 0
 }
 
-func (f *fakeProcs) EventMsg(pid int) (uint64, error) { return f.msg[pid], nil }
+func (f *fakeProcs) EventMsg(pid int) (uint64, error) {
+	if _, err := f.stoppedTask(pid); err != nil {
+		return 0, err
+	}
+	return f.msg[pid], nil
+}
 
 func (f *fakeProcs) SigInfo(pid int) (ptrace.SigInfo, error) {
+	if _, err := f.stoppedTask(pid); err != nil {
+		return ptrace.SigInfo{}, err
+	}
 	if i, ok := f.info[pid]; ok {
 		return i, nil
 	}
@@ -530,7 +556,7 @@ func (f *fakeProcs) SigInfo(pid int) (ptrace.SigInfo, error) {
 }
 
 func (f *fakeProcs) Regs(pid int, r *arch.Regs) error {
-	t, err := f.task(pid)
+	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
 	}
@@ -539,7 +565,7 @@ func (f *fakeProcs) Regs(pid int, r *arch.Regs) error {
 }
 
 func (f *fakeProcs) SetRegs(pid int, r *arch.Regs) error {
-	t, err := f.task(pid)
+	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
 	}
@@ -559,7 +585,7 @@ func (f *fakeProcs) ReadMem(pid int, addr uint64, buf []byte) error {
 }
 
 func (f *fakeProcs) WriteMem(pid int, addr uint64, data []byte) error {
-	t, err := f.task(pid)
+	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
 	}
@@ -594,7 +620,7 @@ func (f *fakeProcs) Tgkill(tgid, tid int, sig unix.Signal) error {
 
 // Detach lets a task go: the fake forgets it (it runs on untraced).
 func (f *fakeProcs) Detach(pid, sig int) error {
-	t, err := f.task(pid)
+	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
 	}
@@ -750,6 +776,24 @@ func trueImage() (*fakeImage, uint64, uint64) {
 		},
 		syms: []fakeSym{{name: "_start", start: 0x900000, end: 0x900000 + uint64(len(code))}},
 	}, 0x900000, 0xa00000 - 64
+}
+
+// vforkingImage makes the image of an exec'd program that vforks (a raw
+// vfork syscall at its entry); its child _exits, then it _exits; a second
+// exec of it runs /fake/true.
+func vforkingImage(t *testing.T) func() (*fakeImage, uint64, uint64) {
+	n := 0
+	return func() (*fakeImage, uint64, uint64) {
+		if n++; n > 1 {
+			return trueImage()
+		}
+		a := newAsm(0x800000)
+		a.fn("_start").movEAX(58).syscall().jnzParent("parent").exitWith(0)
+		a.label("parent").exitWith(0)
+		im := a.image(t)
+		im.path = "/fake/vforking"
+		return im, 0x800000, fakeStackTop - 64
+	}
 }
 
 // recorder keeps a run's events.

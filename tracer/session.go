@@ -246,6 +246,12 @@ func (s *session) dispatch(st ptrace.Stop) {
 		s.gone(t, ws)
 	case s.detaching():
 		s.detach(t, stopSignal(st))
+	case s.stopping():
+		// The run is ending: no stop may hold a task, whatever state
+		// vtrace had it in (a vfork child whose first stop came after the
+		// sweep would otherwise wait there forever, and vtrace with it).
+		_ = s.p.Kill(t.pid, unix.SIGKILL)
+		s.cont(t, 0)
 	case !ws.Stopped():
 		s.cont(t, 0)
 	case st.Event() != 0:

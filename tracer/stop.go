@@ -28,6 +28,12 @@ func (s *session) stopRun(reason, limit string) {
 	s.stopMu.Lock()
 	defer s.stopMu.Unlock()
 	if s.stopReason != "" {
+		if !s.detachingLocked() {
+			// Asked again (a second SIGTERM): kill whatever is left.
+			for tid := range s.live {
+				_ = s.p.Kill(tid, unix.SIGKILL)
+			}
+		}
 		return
 	}
 	s.stopReason, s.stopLimit = reason, limit

@@ -138,8 +138,10 @@ func (s *session) story(p *task) error {
 // "unchecked". The run goes on.
 func (s *session) unchecked(st *story, err error) {
 	if !st.captured {
-		ev := &event.Vfork{Header: s.hdr("vfork", st.parent.pid), Vfork: st.id, SP: event.Addr(st.regs0.SP()),
-			Frames: []event.Frame{}}
+		ev := &event.Vfork{Header: s.hdr("vfork", st.parent.pid), Vfork: st.id, Frames: []event.Frame{}}
+		if st.regs0.Arch != nil {
+			ev.SP = event.Addr(st.regs0.SP())
+		}
 		if st.child != nil {
 			ev.Child = st.child.pid
 		}
@@ -179,7 +181,10 @@ func (s *session) begin(st *story) error {
 // still held — its end never came, the story was cut — runs free.
 func (s *session) letGo(st *story, prev taskState) {
 	detach := s.detaching()
-	if c := st.child; c != nil && s.byPID[c.pid] == c {
+	// Only a child whose end the story did not see is still the story's
+	// to release: once it exec'd it is an ordinary task (it may even be
+	// held now as the parent of a vfork of its own).
+	if c := st.child; c != nil && st.kid.end == nil && s.byPID[c.pid] == c {
 		switch {
 		case c.state == taskNewHeld:
 			c.set(taskNew) // its first stop, when it comes, resumes (or detaches) it

@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -234,5 +235,39 @@ func TestMaxViolations(t *testing.T) {
 				t.Errorf("the program was not killed:\n  %s", strings.Join(lines, "\n  "))
 			}
 		})
+	}
+}
+
+// A vfork child execs a program that vforks in turn while the first story
+// still follows its parent: that second vfork waits (its parent held) and
+// its story runs once the first one is over. The first story must not let
+// go of a child it no longer owns: the exec'd program, held for its own
+// story, stays stopped (were it resumed, its story could not read it: an
+// "unchecked" story, and the real kernel's ESRCH).
+func TestStoryHeldAfterExec(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.movEAX(59).syscall() // execve: the fake runs vforkingImage
+	a.label("parent").leave().ret()
+	a.glibcVfork()
+	f := newFakeProcs(t)
+	f.execImage = vforkingImage(t)
+	img := a.image(t)
+	pid := f.spawn(img, codeBase)
+	rec := &recorder{}
+	s := newSession(Config{Path: img.path, Argv: []string{img.path}, Mode: Fast, Watchpoints: "off", CPU: -1, Sink: rec}, f)
+	if _, err := s.follow(context.Background(), pid); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range storyLines(rec) {
+		if strings.HasPrefix(l, "#") && strings.Contains(l, "[]") || strings.HasPrefix(l, "verdict") {
+			got = append(got, l)
+		}
+	}
+	want := []string{"#1 clean []", "#2 clean []", "verdict clean vforks=2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("verdicts %q, want %q\n  %s", got, want, strings.Join(storyLines(rec), "\n  "))
 	}
 }

@@ -31,6 +31,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vtrace/vtrace/cmd/internal/vmharness"
 	"github.com/vtrace/vtrace/targets/expect"
 	"github.com/vtrace/vtrace/tracer/event"
@@ -190,6 +192,9 @@ func traceInVM(root, bin, dir string, rows []*row) {
 		r.sum = expect.Summarize(run.Events)
 		r.bad = expect.For(r.c, r.build).Check(r.sum)
 		r.checkLog(run.Files["log.jsonl"])
+		if want := wantExit(run.Events); run.Exit != want {
+			r.bad = append(r.bad, fmt.Sprintf("vtrace exit status %d, want %d (README \"Exit status\", from the log)", run.Exit, want))
+		}
 		for _, l := range run.Leftovers {
 			r.bad = append(r.bad, "left behind in the VM: "+l)
 		}
@@ -234,6 +239,38 @@ func (r *row) trace(bin, dir string) {
 	r.sum = expect.Summarize(evs)
 	r.bad = expect.For(r.c, r.build).Check(r.sum)
 	r.checkLog(raw)
+	code := 0
+	if ee != nil {
+		code = ee.ExitCode()
+	}
+	if want := wantExit(evs); code != want {
+		r.bad = append(r.bad, fmt.Sprintf("vtrace exit status %d, want %d (README \"Exit status\", from the log)", code, want))
+	}
+}
+
+// wantExit is vtrace's exit status by the README's contract for the run a
+// complete log tells: 1 for a violation, 124 when a budget stopped the
+// run, 128+N when signal N interrupted it, else the program's own status
+// (128+N for a death by signal N).
+func wantExit(evs []event.Event) int {
+	v := evs[len(evs)-1].(*event.Verdict)
+	switch {
+	case v.Verdict == event.Violation:
+		return 1
+	case v.Incomplete == "interrupt":
+		return 128 + int(unix.SIGINT)
+	case v.Incomplete != "":
+		return 124
+	}
+	for _, ev := range evs {
+		if e, ok := ev.(*event.Exit); ok && e.Main {
+			if e.Status == "exited" && e.Code != nil {
+				return *e.Code
+			}
+			return 128 + int(unix.SignalNum(e.Signal))
+		}
+	}
+	return -1 // no exit of the program: no status vtrace could pass on
 }
 
 // checkLog validates the row's log against docs/log.schema.json and the

@@ -13,7 +13,7 @@ import (
 )
 
 // errDiffer makes `diff` exit 1 without printing more: the runs differ.
-var errDiffer = fmt.Errorf("the runs differ in meaning: %w", errViolation)
+var errDiffer = exitStatus(1)
 
 func newDiffCmd(stdout, stderr io.Writer) *cobra.Command {
 	return &cobra.Command{
@@ -26,7 +26,7 @@ kind) and the instructions that wrote them (symbol+offset), how the child
 ended, what the parent used and where it landed; and the run's verdict,
 its number of vforks and the program's fate. Pids, addresses (ASLR),
 timestamps and written values are left out. Exit 0 when the runs mean the
-same, 1 when they differ (the differences on stdout), 2 usage, 3 a log
+same, 1 when they differ (the differences on stdout), 125 usage, 126 a log
 cannot be read.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 2 {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/event/logcheck"
 )
@@ -210,6 +212,28 @@ func (r *traced) mainExit(t *testing.T) *event.Exit {
 	}
 	t.Fatalf("no exit event for the main program")
 	return nil
+}
+
+// wantExit is the exit status the README's contract gives for the run the
+// log tells: 1 for a violation, 124 for a run a budget stopped, 128+N for
+// one signal N interrupted, else the program's own status (128+N for a
+// death by signal N).
+func (r *traced) wantExit(t *testing.T) int {
+	t.Helper()
+	v := r.verdict()
+	switch {
+	case v.Verdict == event.Violation:
+		return exitViolation
+	case v.Incomplete == "interrupt":
+		return exitSignal + int(unix.SIGINT)
+	case v.Incomplete != "":
+		return exitBudget
+	}
+	ex := r.mainExit(t)
+	if ex.Status == "exited" && ex.Code != nil {
+		return *ex.Code
+	}
+	return exitSignal + int(unix.SignalNum(ex.Signal))
 }
 
 // assertNoneLeft checks that no process the log mentions is still alive

@@ -6,19 +6,38 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
 	if os.Getenv("VTRACE_WAKE") != "" {
 		return // tracer.Config.WakeCommand: exit at once
 	}
-	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
-	code := exitCode(err)
-	if err != nil && code != exitViolation && code != exitIncomplete {
+	// A write to a closed pipe must fail with EPIPE (a log on a stdout
+	// whose reader is gone: "log write failed", exit 74), not kill vtrace
+	// with SIGPIPE as Go does for fds 1 and 2 by default. A handler, not
+	// SIG_IGN: execve resets handlers, so the traced program still gets
+	// the default SIGPIPE it would get without vtrace.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+	// SIGINT, SIGTERM and SIGHUP stop the run (the program is killed, the
+	// log closed with its verdict) from the moment vtrace starts, not only
+	// once the engine watches for them; the exit status then names the
+	// signal (128+N).
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	go func() {
+		sig := <-sigs
+		cancel(interrupted{sig.(unix.Signal)})
+	}()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if !silent(err) {
 		fmt.Fprintf(os.Stderr, "vtrace: %v\n", err)
 	}
 	stopProfile()
-	os.Exit(code)
+	os.Exit(exitCode(err))
 }
 
 // stopProfile ends the CPU profile of a build with -tags vtraceprof

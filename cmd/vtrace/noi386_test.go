@@ -14,7 +14,7 @@ import (
 // refusal is reproduced where vtrace meets it — execve's answer — by
 // testdata/noexecve.c, a seccomp filter under which every execve fails
 // with ENOEXEC. vtrace must say in one line that this kernel cannot run
-// 32-bit programs, and exit 3; a 64-bit program refused the same way gets
+// 32-bit programs, and exit 126 (could not trace); a 64-bit program refused the same way gets
 // its own one-line reason. (TestVMIA32EmulationParam tries a real kernel
 // that refuses them, when the VM's kernel honours ia32_emulation=0.)
 func TestI386Refused(t *testing.T) {

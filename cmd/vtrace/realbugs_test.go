@@ -180,7 +180,7 @@ func TestIssue11StepAVX2Libc(t *testing.T) {
 // the run must not need them.
 func TestIssue11VforkLoop500(t *testing.T) {
 	requirePtrace(t)
-	r := trace(t, "--max-vforks", "0", "--timeout", "120s", targetPath(t, "gcc-O0", "vforkloop"), "500")
+	r := trace(t, "--timeout", "120s", targetPath(t, "gcc-O0", "vforkloop"), "500")
 	e := expect.Expect{Verdict: "clean", Vforks: 500, ChildEnd: "exec", ReturnsPast: -1, Exit: intp(0), Complete: true,
 		Pending: expect.PendingTest("loop500")}
 	checkExpect(t, e, e.Check(expect.Summarize(r.events)))

@@ -189,14 +189,15 @@ func checkRealRun(t *testing.T, r *traced, p realProg, ref *straceRun, mode stri
 		t.Errorf("start events %+v, want one in %s mode", st, mode)
 	}
 
-	// Clean, and vtrace says so with its exit code.
+	// Clean, and vtrace says so with its exit code: the program's own
+	// status (README "Exit status"), the one strace's reference run saw.
 	v := r.verdict()
 	if v.Verdict != "clean" || v.Violations != 0 || v.Warnings != 0 || v.Incomplete != "" {
 		t.Errorf("verdict %s (%d violation(s), %d warning(s), incomplete %q): %s\n%s",
 			v.Verdict, v.Violations, v.Warnings, v.Incomplete, v.Explanation, whyNotClean(r))
 	}
-	if r.exit != exitOK {
-		t.Errorf("vtrace exit code %d, want %d\nstderr: %s", r.exit, exitOK, r.stderr)
+	if r.exit != p.code {
+		t.Errorf("vtrace exit code %d, want the program's %d\nstderr: %s", r.exit, p.code, r.stderr)
 	}
 	for _, b := range all[*event.Budget](r) {
 		t.Errorf("a budget stopped the run: %s (limit %s)", b.Budget, b.Limit)

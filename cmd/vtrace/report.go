@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/report"
@@ -22,7 +24,8 @@ import (
 // end of a live run: one set of renderers over events, whether the events
 // come from the engine or from a file.
 
-// errBadLog makes `report` exit 3: the log cannot be read.
+// errBadLog: the log cannot be read (exit 126, like a program vtrace cannot
+// trace).
 var errBadLog = errors.New("cannot read the log")
 
 // documentFormats are the formats that are written once the run is over.
@@ -34,16 +37,18 @@ var documentFormats = map[string]func(opts report.SARIFOptions) report.Document{
 
 func newReportCmd(stdout, stderr io.Writer) *cobra.Command {
 	var format, out, colorMode, srcRoot string
-	var quiet bool
+	var quiet, verbose bool
 	cmd := &cobra.Command{
 		Use:   "report [flags] LOG.jsonl",
 		Short: "render a saved log: text (as the live run printed it), sarif, junit or html",
 		Long: `report renders a JSON Lines log written by vtrace run -o/--json with the same
 renderers the live run uses. The text is what the live run printed on stderr.
 A log whose last line was cut short (a job killed while vtrace wrote it) is
-rendered up to that line, with a warning. The exit code is the run's: 0 no
-violation, 1 violation, 4 stopped by a budget (or the log ends before the
-run's verdict) with no violation seen; 2 usage, 3 the log cannot be read.`,
+rendered up to that line, with a warning. The exit status is the run's, as
+vtrace run gave it: 1 for a violation, 124 when a budget stopped the run
+(or the log ends before the run's verdict) with no violation seen, 128+N
+when signal N interrupted it, else the program's own status; 125 usage,
+126 the log cannot be read.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{"report: want one log file"}
@@ -51,25 +56,33 @@ run's verdict) with no violation seen; 2 usage, 3 the log cannot be read.`,
 			return nil
 		},
 		RunE: func(_ *cobra.Command, args []string) error {
-			return runReport(args[0], format, out, colorMode, srcRoot, quiet, stdout, stderr)
+			if quiet && verbose {
+				return usageError{"-q and -v together: choose one"}
+			}
+			detail := report.Default
+			switch {
+			case quiet:
+				detail = report.Quiet
+			case verbose:
+				detail = report.Verbose
+			}
+			return runReport(args[0], format, out, colorMode, srcRoot, detail, stdout, stderr)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&format, "format", "text", "text|sarif|junit|html")
 	f.StringVarP(&out, "output", "o", "", "write to `FILE` instead of stdout")
 	f.StringVar(&colorMode, "color", "auto", "colour the text: auto|always|never")
-	f.BoolVarP(&quiet, "quiet", "q", false, "text: print only the verdict")
+	f.BoolVarP(&quiet, "quiet", "q", false, "text: print only the verdict line")
+	f.BoolVarP(&verbose, "verbose", "v", false, "text: tell every story in full, clean ones too")
 	f.StringVar(&srcRoot, "source-root", "", "sarif: the repository `DIR` source paths are made relative to (default: the git work tree around the current directory)")
 	return cmd
 }
 
-func runReport(logPath, format, out, colorMode, srcRoot string, quiet bool, stdout, stderr io.Writer) error {
+func runReport(logPath, format, out, colorMode, srcRoot string, detail report.Detail, stdout, stderr io.Writer) error {
 	mk, document := documentFormats[format]
-	if !document && format != "text" {
-		if format == "markdown" {
-			return usageError{"--format markdown: not in this build (it comes with report.Markdown, the run summary's renderer)"}
-		}
-		return usageError{fmt.Sprintf("--format %q: want text, sarif, junit or html", format)}
+	if !document && format != "text" && format != "markdown" {
+		return usageError{fmt.Sprintf("--format %q: want text, markdown, sarif, junit or html", format)}
 	}
 	in, err := os.Open(logPath)
 	if err != nil {
@@ -87,17 +100,21 @@ func runReport(logPath, format, out, colorMode, srcRoot string, quiet bool, stdo
 	}
 	// The Narrator tells each story again from its events, as in a live
 	// run: the words are the current renderer's, whatever wrote the log.
-	sinks := report.Multi{&report.Narrator{}}
+	var sum report.Summary
+	sinks := report.Multi{storyNarrator{&report.Narrator{}}, &sum}
 	var doc report.Document
-	if document {
+	var text *report.Text
+	switch {
+	case document:
 		doc = mk(sarifOptions(srcRoot))
 		sinks = append(sinks, doc)
-	} else {
+	case format == "text":
 		colored, err := wantColor(colorMode, w)
 		if err != nil {
 			return err
 		}
-		sinks = append(sinks, report.NewText(w, colored, quiet))
+		text = report.NewTextOptions(w, report.TextOptions{Color: colored, Detail: detail, Width: termWidth(w)})
+		sinks = append(sinks, text)
 	}
 	var end outcome
 	sinks = append(sinks, &end)
@@ -112,6 +129,9 @@ func runReport(logPath, format, out, colorMode, srcRoot string, quiet bool, stdo
 		}
 		_ = sinks.Emit(ev)
 	}
+	if text != nil {
+		text.Finish()
+	}
 	if lr.Truncated != "" {
 		fmt.Fprintf(stderr, "vtrace: warning: %s: the log ends in the middle of a line (%s): rendered up to the line before\n", logPath, lr.Truncated)
 	}
@@ -120,13 +140,18 @@ func runReport(logPath, format, out, colorMode, srcRoot string, quiet bool, stdo
 	}
 	if doc != nil {
 		if err := doc.Render(w); err != nil {
-			return fmt.Errorf("%w: %v", errBadLog, err)
+			return logError{err}
+		}
+	}
+	if format == "markdown" {
+		if err := report.Markdown(w, &sum.Run, &sum.Sites, 0); err != nil {
+			return logError{err}
 		}
 	}
 	if end.verdict == nil {
 		fmt.Fprintf(stderr, "vtrace: warning: %s: the log ends before the run's verdict: the run did not finish\n", logPath)
 	}
-	return end.err()
+	return end.status(&sum)
 }
 
 // outcome follows a run's events to its exit code.
@@ -145,17 +170,31 @@ func (o *outcome) Emit(ev event.Event) error {
 	return nil
 }
 
-// err is the run's exit status as `vtrace run` gives it; a log without
-// its verdict (the run did not finish) is incomplete unless a story was
-// already a violation.
-func (o *outcome) err() error {
+// status is the run's exit status as `vtrace run` gave it (README "Exit
+// status"); a log without its verdict (the run did not finish) counts as
+// stopped, unless a story was already a violation.
+func (o *outcome) status(sum *report.Summary) error {
 	switch {
 	case o.violation || (o.verdict != nil && o.verdict.Verdict == event.Violation):
-		return errViolation
-	case o.verdict == nil || o.verdict.Incomplete != "":
-		return errIncomplete
+		return exitStatus(exitViolation)
+	case o.verdict == nil:
+		return exitStatus(exitBudget)
+	case o.verdict.Incomplete == "interrupt":
+		return exitStatus(exitSignal + interruptSignal(context.Background(), sum.Run.Budget))
+	case o.verdict.Incomplete != "":
+		return exitStatus(exitBudget)
 	}
-	return nil
+	e := sum.Run.MainExit()
+	switch {
+	case e == nil:
+		return traceError{err: fmt.Errorf("%w: the program's end is not in the log", errBadLog)}
+	case e.Status == "exited" && e.Code != nil:
+		if *e.Code == 0 {
+			return nil
+		}
+		return exitStatus(*e.Code)
+	}
+	return exitStatus(exitSignal + int(unix.SignalNum(e.Signal)))
 }
 
 // sarifOptions place SARIF results in the repository: the source root is
@@ -278,14 +317,14 @@ func (e *evidenceFiles) write() error {
 	for _, d := range e.docs {
 		f, err := os.Create(d.path)
 		if err != nil {
-			return fmt.Errorf("%w: %v", errWriteEvidence, err)
+			return logError{fmt.Errorf("%w: %v", errWriteEvidence, err)}
 		}
 		err = d.doc.Render(f)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %s: %v", errWriteEvidence, d.path, err)
+			return logError{fmt.Errorf("%w: %s: %v", errWriteEvidence, d.path, err)}
 		}
 	}
 	return nil

@@ -89,7 +89,7 @@ func TestReportTextMatchesLive(t *testing.T) {
 // half a JSON object. report renders everything before it, warns, and
 // exits as the events say: 1 when a story was already a violation, 4 (not
 // a pass) when none was — the run never reached its verdict. A broken line
-// in the middle of a log is no cut: exit 3.
+// in the middle of a log is no cut: exit 126.
 func TestReportTruncatedLog(t *testing.T) {
 	requirePtrace(t)
 	log, live, code := liveRun(t, "--", targetPath(t, "gcc-O0", "badvfork"))
@@ -120,7 +120,7 @@ func TestReportTruncatedLog(t *testing.T) {
 		// Killed while writing the run's verdict: story 1 was a violation.
 		{"in the verdict", cutAt("verdict", 1), exitViolation, "VIOLATION child_returned_past_frame"},
 		// Killed while writing story 1's verdict: no story judged yet.
-		{"in the first story's verdict", cutAt("vfork_verdict", 1), exitIncomplete, "lands at createproc"},
+		{"in the first story's verdict", cutAt("vfork_verdict", 1), exitBudget, "lands at createproc"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "cut.jsonl")

@@ -183,12 +183,13 @@ func TestSeedO2Budget(t *testing.T) {
 
 // A budget that stops the run while a vfork child is still running: the
 // story in progress is judged on what was seen and marked cut short, the
-// run is not called clean-and-complete, and the exit code says so (4).
+// run is not called clean-and-complete, and the exit code says so (124,
+// as timeout(1) does: the run was stopped, not passed).
 func TestBudgetMidStory(t *testing.T) {
 	prog := targetPath(t, "gcc-O0", "badvfork")
 	r := trace(t, "--step", "--max-steps", "100", prog)
-	if r.exit != exitIncomplete {
-		t.Errorf("exit code %d, want %d (no violation seen, run stopped)", r.exit, exitIncomplete)
+	if r.exit != exitBudget {
+		t.Errorf("exit code %d, want %d (no violation seen, run stopped)", r.exit, exitBudget)
 	}
 	vv := all[*event.VforkVerdict](r)
 	if len(vv) != 1 || vv[0].Incomplete != "max_steps" || vv[0].Verdict != "clean" {
@@ -201,15 +202,16 @@ func TestBudgetMidStory(t *testing.T) {
 
 	// -q still says the run was cut.
 	out, err := exec.Command(vtraceBin(t), "run", "-q", "--step", "--max-steps", "100", prog).CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitIncomplete {
-		t.Errorf("-q run: %v, want exit %d", err, exitIncomplete)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitBudget {
+		t.Errorf("-q run: %v, want exit %d", err, exitBudget)
 	}
 	if got := strings.TrimSpace(string(out)); got != "clean (incomplete: max_steps)" {
 		t.Errorf("-q output %q, want %q", got, "clean (incomplete: max_steps)")
 	}
 }
 
-// Correct vfork users: clean, with the target's real exit status.
+// Correct vfork users: clean, with the target's real exit status, which is
+// vtrace's own (README "Exit status").
 func TestGoodTargetsClean(t *testing.T) {
 	requirePtrace(t)
 	cases := []struct {
@@ -241,8 +243,8 @@ func TestGoodTargetsClean(t *testing.T) {
 				if ex.Status != "exited" || ex.Code == nil || *ex.Code != c.code {
 					t.Errorf("exit %+v, want exited with %d", ex, c.code)
 				}
-				if r.exit != exitOK {
-					t.Errorf("vtrace exit %d, want 0", r.exit)
+				if r.exit != c.code {
+					t.Errorf("vtrace exit %d, want the program's %d", r.exit, c.code)
 				}
 				r.assertNoneLeft(t)
 			})

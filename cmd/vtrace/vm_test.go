@@ -284,8 +284,8 @@ func TestVMGoodTargetsClean(t *testing.T) {
 				if ex := r.mainExit(t); ex.Status != "exited" || ex.Code == nil || *ex.Code != g.code {
 					t.Errorf("exit %+v, want exited with %d", ex, g.code)
 				}
-				if r.exit != exitOK {
-					t.Errorf("vtrace exit %d, want 0\nstderr: %s", r.exit, r.stderr)
+				if r.exit != g.code {
+					t.Errorf("vtrace exit %d, want the program's %d\nstderr: %s", r.exit, g.code, r.stderr)
 				}
 				noFalseCorruption(t, r)
 			})
@@ -320,6 +320,9 @@ func TestVMI386Matrix(t *testing.T) {
 				r := b.get(t, j)
 				e := expect.For(c, build)
 				checkExpect(t, e, e.Check(expect.Summarize(r.events)))
+				if want := r.wantExit(t); r.exit != want {
+					t.Errorf("vtrace exit code %d, want %d (README \"Exit status\", from the log)", r.exit, want)
+				}
 				if e.Verdict == "clean" && e.Pending == "" {
 					noFalseCorruption(t, r)
 				}
@@ -330,7 +333,7 @@ func TestVMI386Matrix(t *testing.T) {
 
 // ia32_emulation=0 on the kernel command line (upstream Linux 6.7+) makes a
 // kernel refuse i386 programs, as some hypervisors do (FACTS.md); vtrace
-// must then say so in one line and exit 3. Debian's 6.1 kernel does not
+// must then say so in one line and exit 126. Debian's 6.1 kernel does not
 // know the parameter: it logs "Unknown kernel command line parameters
 // \"ia32_emulation=0\"" and runs i386 programs as before — then this test
 // checks exactly that, so the harness notices when a kernel that does
@@ -360,7 +363,7 @@ func TestVMIA32EmulationParam(t *testing.T) {
 		}
 		return
 	}
-	// The kernel honours it: vtrace must refuse in one line, exit 3.
+	// The kernel honours it: vtrace must refuse in one line, exit 126.
 	if r.exit != exitCannotRun {
 		t.Errorf("vtrace exit %d, want %d on a kernel that refuses i386", r.exit, exitCannotRun)
 	}

@@ -29,6 +29,7 @@ var kinds = map[string]func() Event{
 	"exit":                    func() Event { return new(Exit) },
 	"budget":                  func() Event { return new(Budget) },
 	"note":                    func() Event { return new(Note) },
+	"error":                   func() Event { return new(Error) },
 	"verdict":                 func() Event { return new(Verdict) },
 }
 

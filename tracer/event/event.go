@@ -381,6 +381,16 @@ type Note struct {
 	Msg   string   `json:"msg"`
 }
 
+// Error says why vtrace could not trace the program (not found, not
+// executable, ptrace refused) or had to give up on it. The CLI writes it,
+// not the engine, so that a log that was asked for always exists and
+// ends with a verdict: the verdict follows with incomplete "error".
+type Error struct {
+	Header
+	Kind string `json:"kind"` // "not_found", "cannot_trace", "interrupted" or "internal"
+	Msg  string `json:"msg"`
+}
+
 // Verdict is the last line of every complete log.
 type Verdict struct {
 	Header

@@ -15,11 +15,14 @@ import (
 // JSONL writes one JSON object per line. Every event is flushed as it is
 // written, so a killed run leaves a valid prefix; only child_step lines
 // (--trace-insns, one per instruction) are flushed in batches of up to
-// stepBatch lines, and always before any other event.
+// stepBatch lines, and always before any other event. After the first
+// write error (a full disk, a closed pipe) it writes nothing more and
+// Err says what happened: the run goes on, only its log is lost.
 type JSONL struct {
 	w       *bufio.Writer
 	enc     *json.Encoder
 	pending int
+	err     error
 }
 
 const stepBatch = 256
@@ -34,8 +37,11 @@ func NewJSONL(w io.Writer) *JSONL {
 
 // Emit writes ev as one line.
 func (j *JSONL) Emit(ev event.Event) error {
+	if j.err != nil {
+		return j.err
+	}
 	if err := j.enc.Encode(ev); err != nil {
-		return err
+		return j.fail(err)
 	}
 	if ev.Head().Event == "child_step" {
 		j.pending++
@@ -44,11 +50,26 @@ func (j *JSONL) Emit(ev event.Event) error {
 		}
 	}
 	j.pending = 0
-	return j.w.Flush()
+	return j.fail(j.w.Flush())
 }
 
 // Flush writes any batched lines.
-func (j *JSONL) Flush() error { return j.w.Flush() }
+func (j *JSONL) Flush() error {
+	if j.err != nil {
+		return j.err
+	}
+	return j.fail(j.w.Flush())
+}
+
+// Err is the first write error, or nil.
+func (j *JSONL) Err() error { return j.err }
+
+func (j *JSONL) fail(err error) error {
+	if err != nil && j.err == nil {
+		j.err = err
+	}
+	return err
+}
 
 // Multi sends each event to several sinks.
 type Multi []interface{ Emit(event.Event) error }

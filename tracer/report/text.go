@@ -10,31 +10,94 @@ import (
 	"github.com/vtrace/vtrace/tracer/event"
 )
 
-// Text renders the run as a readable story, one block per vfork.
-type Text struct {
-	w     io.Writer
-	quiet bool // verdict only
+// Detail is how much of a run the text report shows.
+type Detail int
 
-	bad, warn, good, dim, bold, addr, sym *color.Color
-	stories                               map[int]*event.Vfork
+const (
+	// Default tells each warning and violation in full (the first at each
+	// call site and verdict; later ones there in one line, up to
+	// maxSiteLines, then only counted), counts clean stories per call site,
+	// and ends with the per-site summary table and the verdict: a clean
+	// run of any size fits in a few lines.
+	Default Detail = iota
+	// Quiet prints only the verdict line.
+	Quiet
+	// Verbose tells every story in full as it happens (child_step lines
+	// of --trace-insns included), every exec and exit, the summary table
+	// and the verdict.
+	Verbose
+)
+
+// TextOptions configure a Text renderer.
+type TextOptions struct {
+	Color  bool
+	Detail Detail
+	// Width wraps lines to this many columns (a terminal's); 0 leaves
+	// them whole (a CI log or a file wraps, or not, by itself).
+	Width int
 }
 
-// NewText returns a text renderer. colored forces colour on or off (the
-// CLI decides from --color, NO_COLOR and whether w is a terminal).
+// Text renders the run as a readable story. Everything it prints that came
+// from the traced program (symbols, paths, argv, instructions quoting
+// symbols) goes through Printable.
+type Text struct {
+	w    io.Writer
+	ww   *wrapWriter
+	opts TextOptions
+	sum  Summary
+	// shown is, per call site, what the default detail already printed.
+	shown map[*Site]*siteShown
+
+	bad, warn, good, dim, bold, addr, sym *color.Color
+}
+
+type siteShown struct {
+	rank   int // worst verdict told in full at this site
+	lines  int // later stories told in one line
+	folded bool
+}
+
+// maxSiteLines is how many warning or violation stories of one call site
+// the default detail tells in one line each, after the first in full.
+const maxSiteLines = 10
+
+// maxDefaultSites is how many call sites the default summary table lists
+// (all with -v).
+const maxDefaultSites = 20
+
+// NewText returns a text renderer at the default detail (quiet: the
+// verdict only). colored forces colour on or off (the CLI decides from
+// --color, NO_COLOR and whether w is a terminal).
 func NewText(w io.Writer, colored, quiet bool) *Text {
+	d := Default
+	if quiet {
+		d = Quiet
+	}
+	return NewTextOptions(w, TextOptions{Color: colored, Detail: d})
+}
+
+// NewTextOptions returns a text renderer configured by o.
+func NewTextOptions(w io.Writer, o TextOptions) *Text {
 	mk := func(attrs ...color.Attribute) *color.Color {
 		c := color.New(attrs...)
-		if colored {
+		if o.Color {
 			c.EnableColor()
 		} else {
 			c.DisableColor()
 		}
 		return c
 	}
-	return &Text{w: w, quiet: quiet,
+	r := &Text{w: w, opts: o, shown: map[*Site]*siteShown{},
 		bad: mk(color.FgRed, color.Bold), warn: mk(color.FgYellow, color.Bold), good: mk(color.FgGreen, color.Bold),
-		dim: mk(color.Faint), bold: mk(color.Bold), addr: mk(color.FgCyan), sym: mk(color.FgMagenta),
-		stories: map[int]*event.Vfork{}}
+		dim: mk(color.Faint), bold: mk(color.Bold), addr: mk(color.FgCyan), sym: mk(color.FgMagenta)}
+	if o.Width > 0 {
+		r.ww = &wrapWriter{w: w, width: o.Width}
+		r.w = r.ww
+	}
+	if o.Detail == Default {
+		r.sum.OnStory = r.story
+	}
+	return r
 }
 
 func (r *Text) printf(format string, args ...any) { fmt.Fprintf(r.w, format, args...) }
@@ -47,16 +110,16 @@ func (r *Text) fn(y *event.Sym) string {
 	if y == nil || y.Sym == "" {
 		return r.s(y)
 	}
-	return r.sym.Sprint(y.Sym + "()")
+	return r.sym.Sprint(Printable(y.Sym) + "()")
 }
 
 func (r *Text) s(y *event.Sym) string {
 	if y == nil {
 		return r.dim.Sprint("?")
 	}
-	out := r.sym.Sprint(y.String())
+	out := r.sym.Sprint(Printable(y.String()))
 	if y.Module != "" && y.Sym != "" && !strings.HasPrefix(y.Sym, y.Module) && isLib(y.Module) {
-		out += r.dim.Sprintf(" (%s)", y.Module)
+		out += r.dim.Sprintf(" (%s)", Printable(y.Module))
 	}
 	return out
 }
@@ -66,7 +129,7 @@ func isLib(module string) bool { return strings.Contains(module, ".so") }
 // as renders a value that may be a code address: "main+18" or the hex.
 func (r *Text) as(a event.Addr, y *event.Sym) string {
 	if y != nil && y.Sym != "" {
-		return r.sym.Sprint(y.String())
+		return r.sym.Sprint(Printable(y.String()))
 	}
 	return r.a(a)
 }
@@ -77,19 +140,19 @@ func (r *Text) in(i *event.Insn) string {
 	}
 	s := r.s(i.Sym)
 	if i.Insn != "" {
-		s += " " + r.dim.Sprint("`"+strings.Join(strings.Fields(i.Insn), " ")+"`")
+		s += " " + r.dim.Sprint("`"+Printable(Squeeze(i.Insn))+"`")
 	}
 	if i.Sym != nil && i.Sym.File != "" {
-		s += r.dim.Sprintf(" [%s:%d]", i.Sym.File, i.Sym.Line)
+		s += r.dim.Sprintf(" [%s:%d]", Printable(i.Sym.File), i.Sym.Line)
 	}
 	return s
 }
 
 func (r *Text) verdictWord(v event.Judgement) string {
 	switch v {
-	case "violation":
+	case event.Violation:
 		return r.bad.Sprint("VIOLATION")
-	case "warning":
+	case event.Warning:
 		return r.warn.Sprint("WARNING")
 	}
 	return r.good.Sprint("CLEAN")
@@ -97,7 +160,9 @@ func (r *Text) verdictWord(v event.Judgement) string {
 
 // Emit renders one event.
 func (r *Text) Emit(ev event.Event) error {
-	if r.quiet {
+	_ = r.sum.Emit(ev) // Default: tells finished stories (r.story)
+	switch r.opts.Detail {
+	case Quiet:
 		if v, ok := ev.(*event.Verdict); ok {
 			if v.Incomplete != "" {
 				r.printf("%s (incomplete: %s)\n", v.Verdict, v.Incomplete)
@@ -105,22 +170,122 @@ func (r *Text) Emit(ev event.Event) error {
 				r.printf("%s\n", v.Verdict)
 			}
 		}
-		return nil
+	case Verbose:
+		r.render(ev)
+	default:
+		switch e := ev.(type) {
+		case *event.Start, *event.Budget, *event.Error, *event.Verdict:
+			r.render(ev)
+		case *event.Exit:
+			if e.Main {
+				r.render(ev)
+			}
+		case *event.Note:
+			if e.Vfork == 0 {
+				r.render(ev)
+			}
+		}
 	}
+	if _, ok := ev.(*event.Verdict); ok && r.ww != nil {
+		_ = r.ww.Flush()
+	}
+	return nil
+}
+
+// Finish ends a text whose log stopped before the run's verdict (a run
+// killed while vtrace wrote it): at the default detail, the stories still
+// open are told in full, as far as they go (the verbose detail told them as
+// they came).
+func (r *Text) Finish() {
+	if r.opts.Detail == Default && r.sum.Run.Verdict == nil {
+		for _, st := range r.sum.Open() {
+			for _, ev := range StoryEvents(st) {
+				r.render(ev)
+			}
+		}
+	}
+	if r.ww != nil {
+		_ = r.ww.Flush()
+	}
+}
+
+// story decides, at the default detail, how a finished story is told: a
+// clean one only counts in the summary; the first warning or violation at
+// a call site (or one worse than any told there) in full; later ones at
+// that site in one line, then only counted.
+func (r *Text) story(st *Story, site *Site) {
+	v := st.Judgement()
+	if v == event.Clean {
+		return
+	}
+	sh := r.shown[site]
+	if sh == nil {
+		sh = &siteShown{rank: event.Clean.Rank()}
+		r.shown[site] = sh
+	}
+	switch {
+	case v.Rank() > sh.rank:
+		sh.rank = v.Rank()
+		for _, ev := range StoryEvents(st) {
+			r.render(ev)
+		}
+	case sh.lines < maxSiteLines:
+		sh.lines++
+		r.printf("%s %s at %s: %s\n", r.bold.Sprintf("━━ vfork #%d", st.ID()), r.verdictWord(v),
+			Printable(siteName(site)), Printable(Headline(st)))
+	case !sh.folded:
+		sh.folded = true
+		r.printf("%s\n", r.dim.Sprintf("   (more stories at %s are only counted in the summary below; -v tells each)", Printable(siteName(site))))
+	}
+}
+
+// quoteArg quotes an argument the way a shell would need it, when it
+// holds a space or a character a shell treats specially, so that the
+// start line shows where each argument begins and ends.
+func quoteArg(a string) string {
+	if a != "" && !strings.ContainsAny(a, " \t'\"\\$`;&|<>()*?[]{}~#!") {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+}
+
+// siteName is "createproc (badvfork.c:28)", or the site's symbol.
+func siteName(s *Site) string {
+	fn := siteFunc(s)
+	if w := s.Where(); w != s.Key && fn != "" {
+		return fn + " (" + w + ")"
+	}
+	return s.Where()
+}
+
+// siteFunc is the function that made the vfork-like call of a site.
+func siteFunc(s *Site) string {
+	if s.Call.Sym != nil && s.Call.Sym.Sym != "" {
+		return s.Call.Sym.Sym
+	}
+	return ""
+}
+
+// render prints one event in full.
+func (r *Text) render(ev event.Event) {
 	switch e := ev.(type) {
 	case *event.Start:
-		r.printf("%s %s — %s, %s mode, watchpoints %s", r.bold.Sprint("vtrace"), e.Version,
-			strings.Join(e.Argv, " "), e.Mode, e.Watchpoints)
-		if e.WatchpointProbe != "" {
-			r.printf(" %s", r.dim.Sprintf("(probe: %s)", e.WatchpointProbe))
+		argv := make([]string, len(e.Argv))
+		for i, a := range e.Argv {
+			argv[i] = quoteArg(Printable(a))
+		}
+		r.printf("%s %s — %s, %s mode, watchpoints %s", r.bold.Sprint("vtrace"), Printable(e.Version),
+			strings.Join(argv, " "), e.Mode, e.Watchpoints)
+		if e.WatchpointProbe != "" && r.opts.Detail == Verbose {
+			r.printf(" %s", r.dim.Sprintf("(probe: %s)", Printable(e.WatchpointProbe)))
 		}
 		r.printf("\n")
 	case *event.Exec:
-		r.printf("%s exec %s (%s)\n", r.dim.Sprintf("[%d]", e.PID), e.Path, e.Arch)
+		r.printf("%s exec %s (%s)\n", r.dim.Sprintf("[%d]", e.PID), Printable(e.Path), e.Arch)
 	case *event.Vfork:
 		r.vfork(e)
 	case *event.ChildStep:
-		r.printf("      %s %s %s %s\n", r.dim.Sprintf("%6d", e.N), r.a(e.PC), r.s(e.Sym), r.dim.Sprint(e.Insn))
+		r.printf("      %s %s %s %s\n", r.dim.Sprintf("%6d", e.N), r.a(e.PC), r.s(e.Sym), r.dim.Sprint(Printable(e.Insn)))
 	case *event.ChildCall:
 		r.printf("    call  %s → %s\n", r.in(&e.By), r.as(e.Target, e.TargetSym))
 	case *event.ChildReturnPastFrame:
@@ -128,7 +293,7 @@ func (r *Text) Emit(ev event.Event) error {
 			e.Frame, r.fn(e.FrameFn), r.as(e.To, e.ToSym))
 	case *event.SlotWrite:
 		what := "return address of"
-		if e.Kind == "saved_reg" {
+		if e.Kind == event.SlotSavedReg {
 			what = "saved %" + e.Reg + " of"
 		}
 		r.printf("    %s %s %s #%d %s: %s → %s\n", r.bad.Sprint("✗ slot"), r.a(e.Slot), what, e.Frame, r.fn(e.FrameFn),
@@ -137,7 +302,7 @@ func (r *Text) Emit(ev event.Event) error {
 		if len(e.Backtrace) > 0 {
 			var bt []string
 			for _, y := range e.Backtrace {
-				bt = append(bt, y.String())
+				bt = append(bt, Printable(y.String()))
 			}
 			r.printf("          %s\n", r.dim.Sprint("child backtrace: "+strings.Join(bt, " ← ")))
 		}
@@ -153,14 +318,14 @@ func (r *Text) Emit(ev event.Event) error {
 		r.printf("  %s %d resumes at %s\n", r.bold.Sprint("parent"), e.PID, r.as(e.PC, e.Sym))
 	case *event.ParentConsume:
 		mark := r.bad.Sprint("✗ uses")
-		if e.Kind == "local" {
+		if e.Kind == event.SlotLocal {
 			mark = r.warn.Sprint("• reads")
 		}
 		what := "a local"
 		switch e.Kind {
-		case "ret":
+		case event.SlotRet:
 			what = "return slot"
-		case "saved_reg":
+		case event.SlotSavedReg:
 			what = "saved %" + e.Reg
 		}
 		r.printf("    %s %s %s = %s (was %s) at %s\n", mark, what, r.a(e.Addr), r.a(e.Value), r.a(e.Was), r.in(&e.By))
@@ -173,16 +338,23 @@ func (r *Text) Emit(ev event.Event) error {
 		}
 		r.printf("\n")
 		if e.Explanation != "" {
-			r.printf("  %s\n", wrap(e.Explanation, 100, "  "))
+			width := 100 // a paragraph reads best at most this wide
+			if w := r.opts.Width - 2; w > 20 && w < width {
+				width = w // a narrower terminal: wrapped here, not twice
+			}
+			r.printf("  %s\n", wrap(Printable(e.Explanation), width, "  "))
 		}
 		r.printf("\n")
 	case *event.Exit:
 		r.exit(e)
 	case *event.Budget:
-		r.printf("%s budget %s (%s) reached: stopping every traced process\n", r.warn.Sprint("!"), e.Budget, e.Limit)
+		r.printf("%s budget %s (%s) reached: stopping every traced process\n", r.warn.Sprint("!"), e.Budget, Printable(e.Limit))
 	case *event.Note:
-		r.printf("%s %s\n", r.dim.Sprint("note:"), e.Msg)
+		r.printf("%s %s\n", r.dim.Sprint("note:"), Printable(e.Msg))
+	case *event.Error:
+		r.printf("%s %s\n", r.bad.Sprint("error:"), Printable(e.Msg))
 	case *event.Verdict:
+		r.table()
 		r.printf("%s %s — %d vfork(s), %d violation(s), %d warning(s)", r.bold.Sprint("verdict:"), r.verdictWord(e.Verdict),
 			e.Vforks, e.Violations, e.Warnings)
 		if e.Incomplete != "" {
@@ -190,7 +362,102 @@ func (r *Text) Emit(ev event.Event) error {
 		}
 		r.printf("\n")
 	}
-	return nil
+}
+
+// table prints the stories counted per vfork call site, worst first, like
+// strace -c: count, verdict, the function that made the call, its source
+// line, and the worst finding there.
+func (r *Text) table() {
+	sites := r.sum.Sites.List()
+	if len(sites) == 0 {
+		return
+	}
+	more := 0
+	if r.opts.Detail != Verbose && len(sites) > maxDefaultSites {
+		more = len(sites) - maxDefaultSites
+		sites = sites[:maxDefaultSites]
+	}
+	rows := [][]string{{"count", "verdict", "function", "source", "worst finding"}}
+	for _, s := range sites {
+		verdict := string(s.Verdict)
+		if n := worstCount(s); n < s.Count {
+			verdict += fmt.Sprintf(" (%d of %d)", n, s.Count)
+		}
+		if s.Incomplete > 0 {
+			verdict += "*"
+		}
+		fn := siteFunc(s)
+		if fn == "" {
+			fn = "?"
+		}
+		finding := ""
+		if s.Worst != nil {
+			finding = Headline(s.Worst)
+		}
+		rows = append(rows, []string{fmt.Sprint(s.Count), verdict, Printable(fn), Printable(s.Where()), Printable(finding)})
+	}
+	widths := make([]int, len(rows[0])-1)
+	for _, row := range rows {
+		for i := range widths {
+			widths[i] = max(widths[i], visibleWidth(row[i]))
+		}
+	}
+	r.printf("%s\n", r.bold.Sprint("vfork call sites:"))
+	for i, row := range rows {
+		var b strings.Builder
+		b.WriteString(" ")
+		for c, cell := range row {
+			pad := 0
+			if c < len(widths) {
+				pad = widths[c] - visibleWidth(cell)
+			}
+			switch {
+			case i == 0:
+				cell = r.dim.Sprint(strings.ToUpper(cell))
+			case c == 1:
+				cell = r.colorVerdict(sites[i-1].Verdict, cell)
+			}
+			if c == 0 {
+				b.WriteString(" " + strings.Repeat(" ", pad) + cell) // numbers to the right
+			} else {
+				b.WriteString("  " + cell)
+				if c < len(widths) {
+					b.WriteString(strings.Repeat(" ", pad))
+				}
+			}
+		}
+		r.printf("%s\n", strings.TrimRight(b.String(), " "))
+	}
+	if more > 0 {
+		r.printf("  %s\n", r.dim.Sprintf("… %d more call sites (-v lists every one)", more))
+	}
+	for _, s := range sites {
+		if s.Incomplete > 0 {
+			r.printf("  %s\n", r.dim.Sprint("* some stories there were cut short by the end of the run"))
+			break
+		}
+	}
+}
+
+func (r *Text) colorVerdict(v event.Judgement, s string) string {
+	switch v {
+	case event.Violation:
+		return r.bad.Sprint(s)
+	case event.Warning:
+		return r.warn.Sprint(s)
+	}
+	return r.good.Sprint(s)
+}
+
+// worstCount is how many of the site's stories have its worst verdict.
+func worstCount(s *Site) int {
+	switch s.Verdict {
+	case event.Violation:
+		return s.Violations
+	case event.Warning:
+		return s.Warnings
+	}
+	return s.Count - s.Violations - s.Warnings
 }
 
 func joinReasons(rs []event.Reason) string {
@@ -203,7 +470,7 @@ func joinReasons(rs []event.Reason) string {
 
 func plain(a event.Addr, y *event.Sym) string {
 	if y != nil && y.Sym != "" {
-		return y.String()
+		return Printable(y.String())
 	}
 	return a.String()
 }
@@ -223,7 +490,6 @@ func (r *Text) by(by, during *event.Insn) {
 }
 
 func (r *Text) vfork(e *event.Vfork) {
-	r.stories[e.Vfork] = e
 	r.printf("\n%s pid %d → child %d, %s", r.bold.Sprintf("━━ vfork #%d ━━", e.Vfork), e.PID, e.Child, e.Syscall)
 	if e.Flags != "" {
 		r.printf("(%s)", e.Flags)
@@ -260,11 +526,11 @@ func (r *Text) vfork(e *event.Vfork) {
 func (r *Text) childEnd(e *event.ChildEnd) {
 	var how string
 	switch e.How {
-	case "exec":
-		how = "exec'd " + e.Path
-	case "exit":
+	case event.EndExec:
+		how = "exec'd " + Printable(e.Path)
+	case event.EndExit:
 		how = fmt.Sprintf("exited with status %d", *e.Code)
-	case "signal":
+	case event.EndSignal:
 		how = "killed by " + e.Signal
 		if e.SiCode != "" {
 			how += " (" + e.SiCode + ")"
@@ -288,7 +554,7 @@ func (r *Text) slotDiff(e *event.SlotDiff) {
 	r.printf("  slots before → after the child:\n")
 	for _, s := range e.Slots {
 		name := "ret"
-		if s.Kind == "saved_reg" {
+		if s.Kind == event.SlotSavedReg {
 			name = "%" + s.Reg
 		}
 		line := fmt.Sprintf("    #%-2d %-5s %s  %s → %s", s.Frame, name, r.a(s.Slot), r.as(s.Before, s.BeforeSym), r.as(s.After, s.AfterSym))
@@ -314,10 +580,10 @@ func (r *Text) slotDiff(e *event.SlotDiff) {
 
 func (r *Text) landing(e *event.ParentLanding) {
 	switch e.How {
-	case "ret_clobbered":
+	case event.LandRetClobbered:
 		r.printf("    %s at %s (%s) through the clobbered slot %s — it should have returned to %s (%d steps)\n",
 			r.bad.Sprint("✗ lands"), r.as(e.PC, e.Sym), r.a(e.PC), r.a(*e.Slot), r.as(*e.Expected, e.ExpectedSym), e.Steps)
-	case "returned":
+	case event.LandReturned:
 		r.printf("    %s at %s, above every word the child changed (%d steps)\n", r.good.Sprint("✓ returns"),
 			r.as(e.PC, e.Sym), e.Steps)
 	default:
@@ -330,7 +596,7 @@ func (r *Text) exit(e *event.Exit) {
 	if e.Main {
 		who = fmt.Sprintf("program (pid %d)", e.PID)
 	}
-	if e.Status == "exited" {
+	if e.Status == "exited" && e.Code != nil {
 		r.printf("%s %s exited with status %d\n", r.dim.Sprint("●"), who, *e.Code)
 		return
 	}

@@ -360,7 +360,10 @@ func decodeRun(j *Job, blob []byte) *Run {
 	r.Seconds, r.InitAt = t1-t0, t0
 	r.Leftovers = leftovers(string(r.Files["procs"]), j.Name)
 	r.Err = decodeLog(r)
-	if r.Exit == 137 { // vtrace itself exits 0-4: this is the guard's SIGKILL
+	// 137 is 128+SIGKILL: the guard's SIGKILL when vtrace left its log
+	// without a verdict (vtrace always ends its log with one), otherwise
+	// the program's own death by SIGKILL, passed on by vtrace.
+	if r.Exit == 137 && r.Err != "" {
 		r.Err = strings.TrimSuffix(fmt.Sprintf("vtrace killed by the VM's %d s guard; %s", j.Guard(), r.Err), "; ")
 	}
 	return r

@@ -43,6 +43,14 @@ func TestVMHarnessParse(t *testing.T) {
 		marker + "BEGIN 001",
 		"!!!not base64",
 		marker + "END 001",
+		// vtrace passes on a program's death by SIGKILL (137) with a
+		// complete log; the guard's SIGKILL of vtrace leaves no verdict.
+		marker + "BEGIN 003",
+		pack(map[string]string{"rc": "137\n", "log.jsonl": log}),
+		marker + "END 003",
+		marker + "BEGIN 004",
+		pack(map[string]string{"rc": "137\n", "log.jsonl": strings.SplitAfter(log, "\n")[0]}),
+		marker + "END 004",
 		marker + "BEGIN 002",
 		pack(map[string]string{"rc": "0\n"})[:20],
 	}, "\r\n")
@@ -62,6 +70,12 @@ func TestVMHarnessParse(t *testing.T) {
 	}
 	if r := decodeRun(j, blobs["001"]); !strings.HasPrefix(r.Err, "damaged result") {
 		t.Errorf("job 001: err %q, want a damaged result", r.Err)
+	}
+	if r := decodeRun(j, blobs["003"]); r.Err != "" || r.Exit != 137 || len(r.Events) != 2 {
+		t.Errorf("job 003 (program killed by SIGKILL): exit %d, err %q, %d events; want 137, no error, the log", r.Exit, r.Err, len(r.Events))
+	}
+	if r := decodeRun(j, blobs["004"]); !strings.HasPrefix(r.Err, "vtrace killed by the VM's") {
+		t.Errorf("job 004 (vtrace killed, log cut): err %q, want the guard named", r.Err)
 	}
 	if r := decodeRun(j, blobs["002"]); !strings.HasPrefix(r.Err, "no result") {
 		t.Errorf("job 002 (cut short): err %q, want no result", r.Err)
