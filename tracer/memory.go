@@ -406,8 +406,15 @@ func (s *session) diffGlobals(st *story, in *disasm.Insn, during *event.Insn) {
 
 // describe names a watched word: its area and mapping, the variable, and
 // whether it is libc's bookkeeping.
-func (s *session) describe(st *story, r *memRange, a uint64) (area event.MemArea, mapping string, sym *event.Sym, libc event.LibcUse) {
+func (s *session) describe(st *story, r *memRange, a uint64, mask uint8) (area event.MemArea, mapping string, sym *event.Sym, libc event.LibcUse) {
 	m := st.mem
+	// Named by its first changed byte: a word can hold two variables.
+	for i := 0; i < m.word; i++ {
+		if mask&(1<<i) != 0 {
+			a += uint64(i)
+			break
+		}
+	}
 	area, mapping = r.area, r.mapping
 	var y symbols.Sym
 	switch area {
@@ -462,8 +469,15 @@ var libcBookkeeping = map[string]event.LibcUse{
 }
 
 // classifyLibc tells libc's bookkeeping by the variable a word is in: one
-// of libc's (or, in a static program, named so) from libcBookkeeping.
+// of libc's (or, in a static program, named so) from libcBookkeeping, a
+// GOT slot, or the dynamic linker's state.
 func classifyLibc(y symbols.Sym, libcDynamic bool) event.LibcUse {
+	if symbols.IsGOT(y.Name) {
+		return event.LibcBinding
+	}
+	if (y.Name == "_rtld_global" || y.Name == "_rtld_local") && strings.HasPrefix(y.Module, "ld-") {
+		return event.LibcBinding
+	}
 	use, ok := libcBookkeeping[y.Name]
 	if !ok {
 		return ""
@@ -476,7 +490,7 @@ func classifyLibc(y symbols.Sym, libcDynamic bool) event.LibcUse {
 
 // emitGlobalWrite reports one changed word outside the stack.
 func (s *session) emitGlobalWrite(st *story, r *memRange, a, old, cur uint64, by, during *event.Insn) {
-	area, mapping, sym, libc := s.describe(st, r, a)
+	area, mapping, sym, libc := s.describe(st, r, a, changedBytes(old, cur, st.word))
 	if libc == "" {
 		st.mem.wrote = true
 	}
@@ -502,7 +516,7 @@ func (s *session) emitGlobalDiff(st *story) {
 			if before == after {
 				continue
 			}
-			area, mapping, sym, libc := s.describe(st, r, a)
+			area, mapping, sym, libc := s.describe(st, r, a, changedBytes(before, after, m.word))
 			if libc == "" {
 				m.poisoned[a] = childWord{val: after, bytes: changedBytes(before, after, m.word)}
 			}
@@ -660,7 +674,7 @@ func (s *session) checkGlobalReads(st *story, in *disasm.Insn, acc []disasm.Acce
 				return
 			}
 			r, _ := m.rangeOf(x)
-			area, mapping, sym, libc := s.describe(st, r, x)
+			area, mapping, sym, libc := s.describe(st, r, x, c.bytes)
 			m.reads++
 			found = true
 			s.emit(&event.GlobalRead{Header: s.hdr("global_read", st.parent.pid), Vfork: st.id, Addr: event.Addr(x),

@@ -171,4 +171,8 @@ const (
 	LibcStdioLock      LibcUse = "stdio_lock"      // a stdio FILE lock taken and released
 	LibcSingleThreaded LibcUse = "single_threaded" // __libc_single_threaded and similar thread-state flags
 	LibcMalloc         LibcUse = "malloc_state"    // malloc's arena and thread cache state
+	// LibcBinding: lazy binding by the dynamic linker — the first call
+	// through a PLT stub fills its GOT slot with the function's address
+	// (the value the parent's own first call would write) and counts it.
+	LibcBinding LibcUse = "plt_binding"
 )

@@ -35,6 +35,10 @@ type dataSyms struct {
 	tpoffOff    int64
 	tpoffInFile bool // REL (i386): the word's addend is in the file; tpoffOff holds the symbol's value
 	hasTpoff    bool
+	// got are the link-time ranges of .got and .got.plt; gotNames names
+	// their slots by the symbol the dynamic linker fills them with.
+	got      [][2]uint64
+	gotNames map[uint64]string
 }
 
 func (b *Binary) data() *dataSyms {
@@ -53,6 +57,12 @@ func (b *Binary) data() *dataSyms {
 			}
 		}
 		readDataSyms(img, d)
+		for _, sec := range img.Sections {
+			if sec.Name == ".got" || sec.Name == ".got.plt" {
+				d.got = append(d.got, [2]uint64{sec.Addr, sec.Addr + sec.Size})
+			}
+		}
+		d.gotNames = b.gotNames(img)
 		if dbg := b.debugFile(); dbg != nil {
 			readDataSyms(dbg, d)
 			dbg.close()
@@ -218,6 +228,13 @@ func (b *Binary) fileWord(a uint64, size int) (uint64, bool) {
 	return 0, false
 }
 
+// GOTName names a GOT word that no symbol fills (its reserved slots).
+const GOTName = "_GLOBAL_OFFSET_TABLE_"
+
+// IsGOT reports whether a data symbol's name is a GOT slot's
+// (DataSymbolize).
+func IsGOT(name string) bool { return strings.HasSuffix(name, "@got") || name == GOTName }
+
 // DataRange is a range of a process's writable memory outside the stack.
 type DataRange struct {
 	Start, End uint64
@@ -270,7 +287,21 @@ func (sp *Space) DataSymbolize(addr uint64) Sym {
 				continue
 			}
 			y := Sym{Module: mod.name, Off: addr - mod.start}
-			if name, off, ok := lookupData(bin.data().objs, addr-mod.bias); ok {
+			link := addr - mod.bias
+			for _, g := range bin.data().got {
+				if link >= g[0] && link < g[1] {
+					// A GOT slot: named by what fills it ("execl@got"),
+					// else by the section.
+					slot := link &^ uint64(bin.Arch.PtrSize-1)
+					if n := bin.data().gotNames[slot]; n != "" {
+						y.Name, y.Off = n+"@got", link-slot
+					} else {
+						y.Name, y.Off = GOTName, link-g[0]
+					}
+					return y
+				}
+			}
+			if name, off, ok := lookupData(bin.data().objs, link); ok {
 				y.Name, y.Off = name, off
 			}
 			return y
