@@ -37,9 +37,10 @@ import (
 // exec, a stdio lock taken and released, malloc's state) is told by the
 // variable it is in and reported with its kind (global_write "libc"),
 // without a warning. Any other changed word gives child_wrote_global; the
-// parent is then followed on (watchGlobalReads) until it reads one of them
-// (global_read, parent_read_child_global), overwrites them all, makes its
-// next vfork, or has run maxGlobalWatch instructions.
+// parent is then followed on (watchGlobalReads) until its own frames read
+// one of them (global_read; child_wrote_global and
+// parent_read_child_global), it overwrites them all, makes its next vfork,
+// or has run maxGlobalWatch instructions.
 //
 // The buffers are pooled: memory stays flat in the number of vforks.
 
@@ -561,16 +562,18 @@ func changedBytes(a, b uint64, word int) uint8 {
 	return mask
 }
 
-// globalReasons are the story's reasons from memory outside the stack.
+// globalReasons are the story's reasons from memory outside the stack:
+// both when the parent read a word the child changed (and that is not
+// libc's bookkeeping). A changed global the parent is not seen reading is
+// reported (global_write, global_diff) but, like a stack word the child
+// changed, raises no warning by itself: dash's vfork child allocates from
+// the shell's own allocator (its stack blocks, malloc) and the parent
+// takes the allocation back by overwriting those words.
 func (st *story) globalReasons() []event.Reason {
-	var r []event.Reason
-	if st.mem != nil && st.mem.wrote {
-		r = append(r, event.ReasonWroteGlobal)
+	if st.mem == nil || st.mem.reads == 0 {
+		return nil
 	}
-	if st.mem != nil && st.mem.reads > 0 {
-		r = append(r, event.ReasonReadGlobal)
-	}
-	return r
+	return []event.Reason{event.ReasonWroteGlobal, event.ReasonReadGlobal}
 }
 
 // watchGlobalReads follows the parent on after its landing when the child
@@ -587,8 +590,12 @@ func (s *session) watchGlobalReads(st *story) error {
 		return nil
 	}
 	p, mm := st.parent, st.mm
-	var regs arch.Regs
+	var regs, now arch.Regs
 	var acc []disasm.Access
+	// own is the stack pointer of the parent's own frames (as in the
+	// parent phase): reads are checked there only, in both modes alike —
+	// fast mode runs the callees at full speed.
+	var own uint64
 	for n := 0; n < maxGlobalWatch; n++ {
 		if err := s.countStep(st); err != nil {
 			return err
@@ -606,8 +613,12 @@ func (s *session) watchGlobalReads(st *story) error {
 				return nil
 			}
 		}
+		if own == 0 {
+			own = regs.SP()
+		}
+		atOwn := regs.SP() >= own
 		acc, _ = in.Effects(&regs, acc[:0])
-		if s.checkGlobalReads(st, in, acc) {
+		if atOwn && s.checkGlobalReads(st, in, acc) {
 			return nil
 		}
 		var out outcome
@@ -653,6 +664,12 @@ func (s *session) watchGlobalReads(st *story) error {
 		}
 		if len(m.poisoned) == 0 {
 			return nil
+		}
+		if atOwn && (in.Class != disasm.Call || out.ranCall) {
+			if err := s.p.Regs(p.pid, &now); err != nil {
+				return err
+			}
+			own = now.SP()
 		}
 	}
 	return nil
