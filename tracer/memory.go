@@ -69,6 +69,7 @@ type memWatch struct {
 	tp                    uint64
 	tls                   []symbols.TLSBlock
 	libcDynamic           bool // libc is a shared library (else its symbols are the program's)
+	musl                  bool // the thread pointer is musl's struct pthread
 	method                event.MemMethod
 	leftOut               []string // what did not fit, for the globals_capped note
 	unread                []string // ranges that could not be read
@@ -110,6 +111,11 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 		}
 		if tm, ok := st.mm.syms().MappingAt(tp); ok {
 			lo, hi = max(lo, tm.Start), min(hi, tm.End)
+		}
+		// musl's main thread descriptor is its builtin_tls (in libc's
+		// or, static, the program's bss).
+		if ds, ok := st.mm.syms().(interface{ DataSymbolize(uint64) symbols.Sym }); ok {
+			m.musl = ds.DataSymbolize(tp).Name == "builtin_tls"
 		}
 		cands = append(cands, symbols.DataRange{Start: lo, End: hi, Area: string(event.AreaTLS), Path: "[tls]"})
 	}
@@ -424,6 +430,11 @@ func (s *session) describe(st *story, r *memRange, a uint64, mask uint8) (area e
 			y = t
 		} else if a >= m.tp {
 			y = symbols.Sym{Name: "(thread control block)", Off: a - m.tp}
+			if m.musl && a-m.tp == muslErrnoOff[m.word] {
+				// musl keeps errno in its struct pthread: self, dtv,
+				// prev, next, sysinfo, canary, tid, errno_val.
+				return area, mapping, &event.Sym{Sym: "errno_val", Module: "musl struct pthread"}, event.LibcErrno
+			}
 		}
 	case event.AreaData:
 		if ds, ok := st.mm.syms().(interface{ DataSymbolize(uint64) symbols.Sym }); ok {
@@ -436,6 +447,10 @@ func (s *session) describe(st *story, r *memRange, a uint64, mask uint8) (area e
 	libc = classifyLibc(y, m.libcDynamic)
 	return area, mapping, sym, libc
 }
+
+// muslErrnoOff is the offset of errno_val in musl's struct pthread (musl
+// 1.2, x86: the descriptor is at the thread pointer), by word size.
+var muslErrnoOff = map[int]uint64{8: 52, 4: 28}
 
 // libcModule reports whether a file's base name is the C library's or its
 // dynamic linker's (glibc, musl).
@@ -618,7 +633,7 @@ func (s *session) watchGlobalReads(st *story) error {
 		}
 		atOwn := regs.SP() >= own
 		acc, _ = in.Effects(&regs, acc[:0])
-		if atOwn && s.checkGlobalReads(st, in, acc) {
+		if s.parentGlobals(st, in, acc, atOwn) {
 			return nil
 		}
 		var out outcome
@@ -647,21 +662,6 @@ func (s *session) watchGlobalReads(st *story) error {
 			}
 			return nil
 		}
-		for _, a := range acc {
-			addr, ok := m.accessAddr(a)
-			if !a.Write || !ok {
-				continue
-			}
-			words(addr, a.Size, m.word, func(x uint64) {
-				if c, ok := m.poisoned[x]; ok {
-					if c.bytes &^= touched(x, m.word, addr, a.Size); c.bytes == 0 {
-						delete(m.poisoned, x)
-					} else {
-						m.poisoned[x] = c
-					}
-				}
-			})
-		}
 		if len(m.poisoned) == 0 {
 			return nil
 		}
@@ -673,6 +673,34 @@ func (s *session) watchGlobalReads(st *story) error {
 		}
 	}
 	return nil
+}
+
+// parentGlobals checks an instruction the parent is about to execute
+// (followParent, watchGlobalReads): in its own frames, its reads of words
+// outside the stack the child changed (global_read); anywhere, its stores,
+// after which those words are its own again. true when it read one.
+func (s *session) parentGlobals(st *story, in *disasm.Insn, acc []disasm.Access, own bool) bool {
+	m := st.mem
+	if m == nil || len(m.poisoned) == 0 {
+		return false
+	}
+	found := own && s.checkGlobalReads(st, in, acc)
+	for _, a := range acc {
+		addr, ok := m.accessAddr(a)
+		if !a.Write || !ok {
+			continue
+		}
+		words(addr, a.Size, m.word, func(x uint64) {
+			if c, ok := m.poisoned[x]; ok {
+				if c.bytes &^= touched(x, m.word, addr, a.Size); c.bytes == 0 {
+					delete(m.poisoned, x)
+				} else {
+					m.poisoned[x] = c
+				}
+			}
+		})
+	}
+	return found
 }
 
 // checkGlobalReads reports the parent's reads of words the child changed;

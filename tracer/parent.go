@@ -84,6 +84,7 @@ func (s *session) followParent(st *story) error {
 				// seen the same way in both modes only here.
 				s.checkConsume(st, in, acc, changed)
 			}
+			s.parentGlobals(st, in, acc, atOwn) // memory.go
 		}
 		var out outcome
 		var err error
