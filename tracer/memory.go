@@ -70,6 +70,7 @@ type memWatch struct {
 	tls                   []symbols.TLSBlock
 	libcDynamic           bool // libc is a shared library (else its symbols are the program's)
 	musl                  bool // the thread pointer is musl's struct pthread
+	storesOnly            bool // other tasks share the memory: no diffs, only stepped stores
 	method                event.MemMethod
 	leftOut               []string // what did not fit, for the globals_capped note
 	unread                []string // ranges that could not be read
@@ -90,6 +91,13 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 	m := &memWatch{word: st.word, method: event.MemSnapshotDiff}
 	if s.cfg.Mode == Step {
 		m.method = event.MemSnapshotStep
+	}
+	if s.sharedWithOthers(st) {
+		// Other threads of the parent (a Go program's sysmon and
+		// scheduler) run on while the vforking one is suspended, and
+		// write memory too: a diff cannot tell their writes from the
+		// child's. Only the stores vtrace steps in the child are checked.
+		m.method, m.storesOnly = event.MemStores, true
 	}
 	st.mem = m
 	sp, ok := st.mm.syms().(interface {
@@ -144,6 +152,18 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 	m.plan(cands)
 	m.read(s, st)
 	return &event.MemoryWatch{Method: m.method, Bytes: len(m.orig), Ranges: len(m.ranges), Capped: len(m.leftOut) > 0}
+}
+
+// sharedWithOthers reports whether a live task other than the story's
+// parent and child runs in the same memory (another thread of the parent,
+// or another CLONE_VM child).
+func (s *session) sharedWithOthers(st *story) bool {
+	for _, t := range s.byPID {
+		if t != st.parent && t != st.child && t.state != taskEnded && t.proc != nil && t.proc.mm == st.mm {
+			return true
+		}
+	}
+	return false
 }
 
 // plan turns candidate ranges, by priority, into disjoint word-aligned
@@ -337,7 +357,9 @@ func (s *session) checkGlobalStores(st *story, pre *arch.Regs, in *disasm.Insn, 
 		return
 	}
 	if unknown || in != nil && in.Class == disasm.Syscall {
-		s.diffGlobals(st, in, nil)
+		if !m.storesOnly {
+			s.diffGlobals(st, in, nil)
+		}
 		return
 	}
 	var by *event.Insn
@@ -376,7 +398,7 @@ func (s *session) checkGlobalStores(st *story, pre *arch.Regs, in *disasm.Insn, 
 // call, or found at the child's end (both nil).
 func (s *session) diffGlobals(st *story, in *disasm.Insn, during *event.Insn) {
 	m := st.mem
-	if m == nil || len(m.ranges) == 0 {
+	if m == nil || len(m.ranges) == 0 || m.storesOnly {
 		return
 	}
 	if failed := m.readInto(s, st, m.scratch); len(failed) > 0 {
@@ -601,7 +623,9 @@ func (st *story) globalReasons() []event.Reason {
 // or has run maxGlobalWatch instructions.
 func (s *session) watchGlobalReads(st *story) error {
 	m := st.mem
-	if m == nil || len(m.poisoned) == 0 || st.par.landing == nil || st.par.landing.How != event.LandReturned {
+	if m == nil || len(m.poisoned) == 0 || st.par.landing == nil || st.par.landing.How != event.LandReturned || m.storesOnly {
+		// (A parent with other threads is not followed further: its
+		// calls may return on another thread.)
 		return nil
 	}
 	p, mm := st.parent, st.mm

@@ -148,6 +148,7 @@ type MemMethod string
 const (
 	MemSnapshotDiff MemMethod = "snapshot_diff" // a snapshot, diffed after each call the child makes from a shared frame and at its end; stores it steps are checked at once
 	MemSnapshotStep MemMethod = "snapshot_step" // --step: every store checked against the snapshot, which is also diffed after syscalls and at the end
+	MemStores       MemMethod = "stores"        // other threads share the memory and run on: only the stores vtrace steps in the child are checked, nothing is diffed
 	MemNone         MemMethod = "none"          // nothing could be read
 )
 
