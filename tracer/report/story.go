@@ -18,9 +18,14 @@ type Story struct {
 	Diff        *event.SlotDiff
 	Resume      *event.ParentResume
 	Consumes    []*event.ParentConsume
-	Landing     *event.ParentLanding
-	Verdict     *event.VforkVerdict
-	Notes       []*event.Note
+	// Memory outside the stack: the child's writes, the words it left
+	// changed, the parent's reads of them.
+	GlobalWrites []*event.GlobalWrite
+	GlobalDiff   *event.GlobalDiff
+	GlobalReads  []*event.GlobalRead
+	Landing      *event.ParentLanding
+	Verdict      *event.VforkVerdict
+	Notes        []*event.Note
 }
 
 // ID is the story's number (its vfork).
@@ -143,6 +148,12 @@ func (c *Collector) Add(ev event.Event) *Story {
 		st.Resume = e
 	case *event.ParentConsume:
 		st.Consumes = append(st.Consumes, e)
+	case *event.GlobalWrite:
+		st.GlobalWrites = append(st.GlobalWrites, e)
+	case *event.GlobalDiff:
+		st.GlobalDiff = e
+	case *event.GlobalRead:
+		st.GlobalReads = append(st.GlobalReads, e)
 	case *event.ParentLanding:
 		st.Landing = e
 	case *event.VforkVerdict:
@@ -195,6 +206,12 @@ func StoryOf(ev event.Event) int {
 	case *event.ParentResume:
 		return e.Vfork
 	case *event.ParentConsume:
+		return e.Vfork
+	case *event.GlobalWrite:
+		return e.Vfork
+	case *event.GlobalDiff:
+		return e.Vfork
+	case *event.GlobalRead:
 		return e.Vfork
 	case *event.ParentLanding:
 		return e.Vfork
