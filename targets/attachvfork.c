@@ -1,0 +1,72 @@
+/*
+ * attachvfork.c - a running process for `vtrace attach` to seize (the
+ * tests in cmd/vtrace/attach_test.go). Not a matrix row: it waits.
+ *
+ *   attachvfork FILE [NTHREADS]
+ *
+ * It starts NTHREADS extra threads (default 0) that sleep until the
+ * process ends, prints "ready" on stdout, waits until FILE exists
+ * (polling every 10 ms), then makes the seed's bad vfork: createproc() and
+ * go() is badvfork.c's main() (the child returns from createproc() and
+ * main's printf and exit calls overwrite createproc's return-address slot).
+ * At -O0 with glibc it ends as the seed does: "child proc:0", "0", and
+ * death by SIGSEGV (shell status 139), whether traced or not.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int createproc();
+int go();
+
+static void *sleeper(void *unused)
+{
+	(void)unused;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void waitfor(const char *file)
+{
+	while (access(file, F_OK) != 0)
+		usleep(10000);
+}
+
+int main(int argc, char **argv)
+{
+	int i, n;
+	pthread_t t;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: attachvfork FILE [NTHREADS]\n");
+		return 2;
+	}
+	n = argc > 2 ? atoi(argv[2]) : 0;
+	for (i = 0; i < n; i++)
+		if (pthread_create(&t, NULL, sleeper, NULL) != 0) {
+			fprintf(stderr, "pthread_create failed\n");
+			return 2;
+		}
+	printf("ready\n");
+	fflush(stdout);
+	waitfor(argv[1]);
+	go();
+}
+
+int go()
+{
+pid_t pid=createproc();
+printf("%d\n", pid);
+exit(0);
+}
+int createproc()
+{
+pid_t pid;
+if(!(pid=vfork())) {
+printf("child proc:%d\n", pid);
+return pid;
+}
+else return -1;
+}
