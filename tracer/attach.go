@@ -467,6 +467,10 @@ func attachError(tgid, tid int, err error) error {
 	}
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", tid))
 	if tracer, _ := strconv.Atoi(statusField(status, "TracerPid")); tracer != 0 {
+		// TracerPid is the tracing thread; name its process.
+		if tg, err := threadGroup(tracer); err == nil {
+			tracer = tg
+		}
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", tracer))
 		return fmt.Errorf("%w: attach %d: ptrace refused (EPERM): it is already traced by pid %d (%s); one tracer at a time",
 			ErrCannotTrace, tgid, tracer, strings.TrimSpace(string(comm)))
