@@ -28,7 +28,7 @@ import (
 // attachTarget is a running attachvfork, started by the test (its parent).
 type attachTarget struct {
 	cmd  *exec.Cmd
-	file string // its go-ahead
+	file string       // its go-ahead
 	out  bytes.Buffer // its stdout after "ready" (complete once done is closed)
 	errs bytes.Buffer // its stderr
 	done chan struct{}
