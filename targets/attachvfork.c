@@ -2,7 +2,7 @@
  * attachvfork.c - a running process for `vtrace attach` to seize (the
  * tests in cmd/vtrace/attach_test.go). Not a matrix row: it waits.
  *
- *   attachvfork FILE [NTHREADS]
+ *   attachvfork FILE [NTHREADS [CHILDFILE]]
  *
  * It starts NTHREADS extra threads (default 0) that sleep until the
  * process ends, prints "ready" on stdout, waits until FILE exists
@@ -11,6 +11,11 @@
  * main's printf and exit calls overwrite createproc's return-address slot).
  * At -O0 with glibc it ends as the seed does: "child proc:0", "0", and
  * death by SIGSEGV (shell status 139), whether traced or not.
+ *
+ * With CHILDFILE, the vfork is a harmless one that takes its time instead:
+ * the child waits until CHILDFILE exists (vtrace's story is in flight
+ * meanwhile, the parent held), then calls _exit(0); the parent prints 1
+ * and exits 0.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -19,6 +24,7 @@
 
 int createproc();
 int go();
+static int createproc_hold(const char *childfile);
 
 static void *sleeper(void *unused)
 {
@@ -52,7 +58,22 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	waitfor(argv[1]);
+	if (argc > 3) {
+		printf("%d\n", createproc_hold(argv[3]) > 0);
+		exit(0);
+	}
 	go();
+}
+
+static int createproc_hold(const char *childfile)
+{
+	pid_t pid = vfork();
+
+	if (pid == 0) {
+		waitfor(childfile);
+		_exit(0);
+	}
+	return pid;
 }
 
 int go()
