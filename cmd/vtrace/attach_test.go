@@ -135,6 +135,16 @@ func startAttach(t *testing.T, pid int, args ...string) *attachRun {
 	}
 }
 
+// assertReportSame checks that `vtrace report LOG` tells what the live
+// attach told on stderr, and exits as it did.
+func (r *attachRun) assertReportSame(t *testing.T, code int) {
+	t.Helper()
+	out, stderr, rcode := vtraceCmd(t, "report", "--color", "never", r.log)
+	if rcode != code || out != r.stderr.String() || stderr != "" {
+		t.Errorf("vtrace report: exit %d (live %d), stderr %q; text equal to the live one: %v\n%s", rcode, code, stderr, out == r.stderr.String(), out)
+	}
+}
+
 // finish waits for vtrace's end: its exit code and its log (validated).
 func (r *attachRun) finish(t *testing.T) (int, []event.Event) {
 	t.Helper()
@@ -312,6 +322,7 @@ func TestAttachViolation(t *testing.T) {
 	if !strings.Contains(r.stderr.String(), "createproc+58 `ret`") || !strings.Contains(r.stderr.String(), "attached to pid") {
 		t.Errorf("the story is not told:\n%s", r.stderr.String())
 	}
+	r.assertReportSame(t, code)
 
 	// The same program run from the start, its file already there.
 	runLog := filepath.Join(dir, "run.jsonl")
@@ -380,6 +391,7 @@ func TestAttachDetach(t *testing.T) {
 			if !strings.Contains(r.stderr.String(), "detached from pid") {
 				t.Errorf("no detach line:\n%s", r.stderr.String())
 			}
+			r.assertReportSame(t, code)
 			assertRunningUntraced(t, a.pid())
 			a.proceed(t)
 			if got := a.status(t); got != want {
