@@ -228,7 +228,11 @@ a markdown summary to $GITHUB_STEP_SUMMARY and prints up to 10 ::error /
 // attached process is always let go).
 func (o *runOptions) addFlags(f *pflag.FlagSet, attach bool) {
 	f.StringVarP(&o.outFile, "output", "o", "", "write the JSON Lines log to `FILE` (- for stdout)")
-	f.BoolVar(&o.jsonOut, "json", false, "write the JSON Lines log to stdout (the program's stdout then goes to stderr); with -o, to FILE")
+	jsonHelp := "write the JSON Lines log to stdout (the program's stdout then goes to stderr); with -o, to FILE"
+	if attach {
+		jsonHelp = "write the JSON Lines log to stdout; with -o, to FILE"
+	}
+	f.BoolVar(&o.jsonOut, "json", false, jsonHelp)
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the verdict line")
 	o.evidence.addFlags(f)
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "tell every vfork story in full, with every exec and exit")
