@@ -12,12 +12,18 @@
  * At -O0 with glibc it ends as the seed does: "child proc:0", "0", and
  * death by SIGSEGV (shell status 139), whether traced or not.
  *
+ * With ATTACHVFORK_USR1=1 in its environment it blocks SIGUSR1 from the
+ * start and unblocks it once FILE exists: a SIGUSR1 sent meanwhile is
+ * pending (when vtrace attaches, say) until then; its handler writes
+ * "usr1" on stdout.
+ *
  * With CHILDFILE, the vfork is a harmless one that takes its time instead:
  * the child waits until CHILDFILE exists (vtrace's story is in flight
  * meanwhile, the parent held), then calls _exit(0); the parent prints 1
  * and exits 0.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -34,6 +40,12 @@ static void *sleeper(void *unused)
 	return NULL;
 }
 
+static void usr1(int sig)
+{
+	(void)sig;
+	write(1, "usr1\n", 5);
+}
+
 static void waitfor(const char *file)
 {
 	while (access(file, F_OK) != 0)
@@ -42,14 +54,22 @@ static void waitfor(const char *file)
 
 int main(int argc, char **argv)
 {
-	int i, n;
+	int i, n, blocked;
 	pthread_t t;
+	sigset_t set;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: attachvfork FILE [NTHREADS]\n");
+		fprintf(stderr, "usage: attachvfork FILE [NTHREADS [CHILDFILE]]\n");
 		return 2;
 	}
+	blocked = getenv("ATTACHVFORK_USR1") != NULL;
 	n = argc > 2 ? atoi(argv[2]) : 0;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	if (blocked) {
+		signal(SIGUSR1, usr1);
+		sigprocmask(SIG_BLOCK, &set, NULL); /* inherited by the threads */
+	}
 	for (i = 0; i < n; i++)
 		if (pthread_create(&t, NULL, sleeper, NULL) != 0) {
 			fprintf(stderr, "pthread_create failed\n");
@@ -58,6 +78,8 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	waitfor(argv[1]);
+	if (blocked)
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
 	if (argc > 3) {
 		printf("%d\n", createproc_hold(argv[3]) > 0);
 		exit(0);

@@ -570,3 +570,44 @@ func TestAttachDetachMidStory(t *testing.T) {
 		t.Errorf("after the detach: status %d, stdout %q; want 0 and \"1\" as untraced", got, a.out.String())
 	}
 }
+
+// A signal pending when vtrace attaches (blocked by the process until its
+// file exists) is delivered, not swallowed: its handler runs, while
+// attached, before the bad vfork that vtrace then reports.
+func TestAttachPendingSignal(t *testing.T) {
+	vtraceBin(t)
+	file := filepath.Join(t.TempDir(), "go")
+	cmd := exec.Command(targetPath(t, "gcc-O0", "attachvfork"), file, "1")
+	cmd.Env = append(os.Environ(), "ATTACHVFORK_USR1=1")
+	a := startAttachTargetCmd(t, file, cmd)
+	if err := unix.Kill(a.pid(), unix.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitSigPnd(t, a.pid(), unix.SIGUSR1)
+	r := startAttach(t, a.pid())
+	a.proceed(t)
+	code, evs := r.finish(t)
+	if got := a.status(t); got != 128+int(unix.SIGSEGV) || !strings.HasPrefix(a.out.String(), "usr1\n") {
+		t.Errorf("status %d, stdout %q: want the handler's usr1 first, then the seed's end (139)", got, a.out.String())
+	}
+	if v := evs[len(evs)-1].(*event.Verdict); code != exitViolation || v.Verdict != event.Violation {
+		t.Errorf("exit %d, verdict %+v: want the violation", code, v)
+	}
+}
+
+// waitSigPnd waits until sig is pending for process pid (ShdPnd).
+func waitSigPnd(t *testing.T, pid int, sig unix.Signal) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "ShdPnd:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && m&(1<<(uint(sig)-1)) != 0 {
+					return
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%v never pending for %d", sig, pid)
+}
