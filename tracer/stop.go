@@ -198,7 +198,16 @@ func (s *session) watchStops(ctx context.Context) func() {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			s.stopRun("interrupt", "context canceled")
+			// A signal cancels the CLI's context too, maybe first: name
+			// the signal if it comes with it (the budget's limit, the
+			// detach event's signal).
+			limit := "context canceled"
+			select {
+			case sig := <-sigc:
+				limit = sig.String()
+			case <-time.After(50 * time.Millisecond):
+			}
+			s.stopRun("interrupt", limit)
 			s.wakeTracer()
 		case sig := <-sigc:
 			s.stopRun("interrupt", sig.String())
