@@ -1,10 +1,13 @@
 package tracer
 
 import (
+	"encoding/binary"
 	"strings"
 	"testing"
 
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
 	"github.com/vtrace/vtrace/tracer/internal/symbols"
 )
 
@@ -107,5 +110,89 @@ func TestClassifyLibc(t *testing.T) {
 		if got := classifyLibc(c.y, c.libcDynamic); got != c.want {
 			t.Errorf("classifyLibc(%+v, dynamic %v) = %q, want %q", c.y, c.libcDynamic, got, c.want)
 		}
+	}
+}
+
+// The snapshot and its diffs on a scripted process: a change found after a
+// call is a global_write during that call, a stepped store one by the
+// store; the end's global_diff lists what stays changed; the parent's read
+// counts only where it touches the child's bytes, and its own store takes
+// a word back.
+func TestGlobalsDiffAndRead(t *testing.T) {
+	f := newFakeProcs(t)
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"}}}
+	f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
+	f.tasks[2] = &fakeTask{pid: 2, img: img, atStop: true}
+	rec := &recorder{}
+	s := newSession(Config{Mode: Fast, Sink: rec}, f)
+	st := &story{id: 1, parent: &task{pid: 1}, child: &task{pid: 2},
+		mm: &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}}}
+	st.word = 8
+	st.mem = &memWatch{word: 8}
+	st.mem.plan([]symbols.DataRange{{Start: 0x5000, End: 0x5100, Area: "data", Path: "/prog"}})
+	st.mem.read(s, st)
+	defer st.dropGlobals()
+	mem := img.regions[0].data
+
+	// The child's callee changes the word at 0x5010 (its low two bytes).
+	binary.LittleEndian.PutUint64(mem[0x10:], 0xbeef)
+	call := &event.Insn{PID: 2, PC: 0x401000, Insn: "call 401100 <reset>"}
+	s.diffGlobals(st, nil, call)
+	// A store the child steps: 8 bytes at 0x5020.
+	binary.LittleEndian.PutUint64(mem[0x20:], 7)
+	store, err := disasm.Decode([]byte{0x48, 0x89, 0x05, 0, 0, 0, 0}, 0x401010, arch.AMD64) // mov %rax,0x0(%rip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkGlobalStores(st, nil, store, []disasm.Access{{Addr: 0x5020, Size: 8, Write: true}}, false)
+	ws := all[*event.GlobalWrite](rec)
+	if len(ws) != 2 {
+		t.Fatalf("global_writes %+v, want 2", ws)
+	}
+	if w := ws[0]; w.Addr != 0x5010 || w.Old != 0 || w.New != 0xbeef || w.During != call || w.By != nil || w.FoundBy != event.FoundDiff ||
+		w.Area != event.AreaData || w.Mapping != "/prog" || w.Libc != "" {
+		t.Errorf("write during the call: %+v", w)
+	}
+	if w := ws[1]; w.Addr != 0x5020 || w.New != 7 || w.By == nil || w.By.PC != 0x401010 || w.FoundBy != event.FoundStep {
+		t.Errorf("stepped store: %+v", w)
+	}
+	if !st.mem.wrote {
+		t.Error("the child's writes do not count as writes")
+	}
+	// Nothing changed since: a diff finds nothing new.
+	s.diffGlobals(st, nil, nil)
+	if n := len(all[*event.GlobalWrite](rec)); n != 2 {
+		t.Errorf("a diff with nothing new reported %d writes in all", n)
+	}
+
+	s.emitGlobalDiff(st)
+	d := all[*event.GlobalDiff](rec)
+	if len(d) != 1 || d[0].Watched != 0x100 || len(d[0].Changed) != 2 || d[0].Changed[0].Before != 0 || d[0].Changed[0].After != 0xbeef {
+		t.Fatalf("global_diff %+v", d)
+	}
+	in := &disasm.Insn{PC: 0x402000}
+	// The parent reads bytes 4-7 of 0x5010: not the child's bytes.
+	if s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5014, Size: 4}}, true) {
+		t.Error("a read of bytes the child did not change counts")
+	}
+	// It stores over 0x5020 itself: that word is its own again.
+	s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5020, Size: 8, Write: true}}, true)
+	if s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5020, Size: 8}}, true) {
+		t.Error("a read of a word the parent overwrote counts")
+	}
+	// A read in a callee (not its own frames) does not count ...
+	if s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5010, Size: 2}}, false) {
+		t.Error("a read inside a callee counts")
+	}
+	// ... one in its own frames of the child's bytes does.
+	if !s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5010, Size: 2}}, true) {
+		t.Error("the parent's read of the child's bytes is not seen")
+	}
+	rs := all[*event.GlobalRead](rec)
+	if len(rs) != 1 || rs[0].Addr != 0x5010 || rs[0].Value != 0xbeef || rs[0].Was != 0 {
+		t.Errorf("global_reads %+v", rs)
+	}
+	if r := st.globalReasons(); len(r) != 2 || r[0] != event.ReasonWroteGlobal || r[1] != event.ReasonReadGlobal {
+		t.Errorf("reasons %v", r)
 	}
 }
