@@ -24,8 +24,8 @@ import (
 // vfork capture vtrace takes a bounded snapshot (maxGlobals, 1 MiB) of the
 // parent's writable memory outside the stack: the TLS block and thread
 // control block (the thread pointer: amd64 fs_base, i386 the base of the
-// %gs descriptor), the data and bss of the program, then of libc, then of
-// the other libraries, then the brk heap from its start — read in one
+// %gs descriptor), the data and bss of libc and the dynamic linker, of the
+// program, of the other libraries, then the brk heap from its start — read in one
 // process_vm_readv batch. Stores the engine steps (every store in --step
 // mode, those of the shared frames in fast mode) are checked against it at
 // once (global_write with `by`); after each call the child makes from a
@@ -130,11 +130,14 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 	if ok {
 		exe := s.p.ExePath(st.parent.pid)
 		data := sp.DataRanges()
+		// libc and the dynamic linker first (small: ~70 KiB; where a
+		// correct child's bookkeeping goes), then the program (a large
+		// one, python3's 1.5 MiB, is cut), the other libraries, the heap.
 		rank := func(r symbols.DataRange) int {
 			switch b := path.Base(r.Path); {
-			case r.Path == exe:
-				return 0
 			case libcModule(b):
+				return 0
+			case r.Path == exe:
 				return 1
 			case r.Area == string(event.AreaHeap):
 				return 3
