@@ -25,6 +25,7 @@ var kinds = map[string]func() Event{
 	"slot_diff":               func() Event { return new(SlotDiff) },
 	"parent_consume":          func() Event { return new(ParentConsume) },
 	"parent_landing":          func() Event { return new(ParentLanding) },
+	"libc_channel":            func() Event { return new(LibcChannel) },
 	"vfork_verdict":           func() Event { return new(VforkVerdict) },
 	"exit":                    func() Event { return new(Exit) },
 	"budget":                  func() Event { return new(Budget) },
@@ -136,6 +137,14 @@ func (e *SlotDiff) MarshalJSON() ([]byte, error) {
 	type plain SlotDiff
 	p := plain(*e)
 	p.Slots, p.Changed = list(p.Slots), list(p.Changed)
+	return marshal(&p)
+}
+
+// MarshalJSON writes words as a list.
+func (e *ParentLanding) MarshalJSON() ([]byte, error) {
+	type plain ParentLanding
+	p := plain(*e)
+	p.Words = list(p.Words)
 	return marshal(&p)
 }
 

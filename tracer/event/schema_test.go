@@ -80,7 +80,7 @@ var objectDefs = map[reflect.Type]string{
 var enumDefs = map[string]string{
 	"Judgement": "judgement", "Reason": "reason", "SlotKind": "slot_kind", "EndKind": "end_kind",
 	"LandingKind": "landing_kind", "FoundBy": "found_by", "Mechanism": "mechanism", "UnwindMethod": "unwind_method",
-	"NoteCode": "note_code",
+	"NoteCode": "note_code", "FateKind": "fate_kind", "ChannelKind": "channel_kind",
 }
 
 func TestSchemaHasEveryEvent(t *testing.T) {
