@@ -57,10 +57,10 @@ func (s *session) libcChannel(st *story, x, val uint64, reader *event.Insn) *eve
 	if !isFn(wfn, spawnChildFns) || wfn.Module != reader.Sym.Module {
 		return nil
 	}
-	fn := &event.Sym{Sym: reader.Sym.Sym, Module: reader.Sym.Module}
+	fn := event.Sym{Sym: reader.Sym.Sym, Module: reader.Sym.Module}
 	return &event.LibcChannel{Header: s.hdr("libc_channel", st.parent.pid), Vfork: st.id,
 		Kind: event.ChannelSpawnError, Addr: event.Addr(x), Value: event.Addr(val),
-		Was: event.Addr(st.wordAt(st.orig, x)), Writer: writer, WriterFn: wfn, Reader: *reader, Fn: fn}
+		Was: event.Addr(st.wordAt(st.orig, x)), Writer: writer, WriterFn: *wfn, Reader: *reader, Fn: fn}
 }
 
 func isFn(y *event.Sym, names []string) bool {

@@ -140,14 +140,6 @@ func (e *SlotDiff) MarshalJSON() ([]byte, error) {
 	return marshal(&p)
 }
 
-// MarshalJSON writes words as a list.
-func (e *ParentLanding) MarshalJSON() ([]byte, error) {
-	type plain ParentLanding
-	p := plain(*e)
-	p.Words = list(p.Words)
-	return marshal(&p)
-}
-
 // MarshalJSON writes reasons as a list.
 func (e *VforkVerdict) MarshalJSON() ([]byte, error) {
 	type plain VforkVerdict

@@ -355,9 +355,9 @@ type LibcChannel struct {
 	// child's frames that the write happened in, from its backtrace at
 	// its end).
 	Writer   *Insn `json:"writer,omitempty"`
-	WriterFn *Sym  `json:"writer_fn"`
+	WriterFn Sym   `json:"writer_fn"`
 	Reader   Insn  `json:"reader"`  // the parent's read
-	Fn       *Sym  `json:"libc_fn"` // the libc function that read it (the spawning function)
+	Fn       Sym   `json:"libc_fn"` // the libc function that read it (the spawning function)
 }
 
 // ParentLanding is where the parent went after waking: the target of the
@@ -373,8 +373,8 @@ type ParentLanding struct {
 	ExpectedSym *Sym        `json:"expected_sym,omitempty"`
 	Steps       int64       `json:"steps"`
 	// Words says what became of each word the child changed, as far as
-	// the parent was followed ([] when the child changed none).
-	Words []WordFate `json:"words"`
+	// the parent was followed (absent when the child changed none).
+	Words []WordFate `json:"words,omitempty"`
 }
 
 // WordFate is what became of one word the child changed, once the parent

@@ -73,6 +73,7 @@ var objectDefs = map[reflect.Type]string{
 	reflect.TypeOf(CorruptFrame{}): "corrupt_frame",
 	reflect.TypeOf(Region{}):       "region",
 	reflect.TypeOf(SlotState{}):    "slot_state",
+	reflect.TypeOf(WordFate{}):     "word_fate",
 	reflect.TypeOf(WordChange{}):   "word_change",
 }
 
