@@ -245,6 +245,18 @@ func (s *session) followParent(st *story) error {
 				r.drop(x, event.FatePopped, ret)
 			}
 		}
+		if r.hold() {
+			// The parent restored a saved register from a slot the child
+			// changed: the child's value lives on in that register, where
+			// words cannot follow it. It is followed, as before any word
+			// went, until it returns above every word the child changed
+			// (or faults, exits, ...).
+			if class == disasm.Ret && r.order[len(r.order)-1] < r.own {
+				land(event.LandReturned, now.PC())
+				return nil
+			}
+			continue
+		}
 		if len(r.changed) == 0 {
 			how := event.LandOverwritten
 			if r.last == event.FatePopped {
@@ -254,6 +266,17 @@ func (s *session) followParent(st *story) error {
 			return nil
 		}
 	}
+}
+
+// hold reports whether the parent consumed a saved-register slot the child
+// changed.
+func (r *parentRun) hold() bool {
+	for _, c := range r.st.par.consumes {
+		if c.Kind == event.SlotSavedReg {
+			return true
+		}
+	}
+	return false
 }
 
 // clear marks bytes of a live word as no longer the child's; when none is
