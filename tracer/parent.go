@@ -120,6 +120,12 @@ func (s *session) followParent(st *story) error {
 		atOwn := regs.SP() >= r.own
 		if atOwn {
 			r.during = nil
+			if len(r.changed) == 0 && !r.hold() {
+				// A callee rewrote the last live word: back in the
+				// parent's own frames, nothing is left to follow.
+				land(event.LandOverwritten, pc)
+				return nil
+			}
 		}
 		in, derr := s.insnAt(mm, p.pid, pc)
 		class := disasm.Other
