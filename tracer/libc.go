@@ -33,14 +33,23 @@ import (
 var (
 	spawnChildFns  = []string{"__spawni_child"}
 	spawnParentFns = []string{"__spawnix", "__spawni"}
+	// spawnEntries are the libc's exported spawn functions: always named
+	// (dynamic symbols), even in a libc without its symbol table.
+	spawnEntries = []string{"posix_spawn", "posix_spawnp"}
 )
 
 // libcChannel returns the libc_channel event for the parent's read of the
 // changed word x (the child left val there) by the instruction reader, or
 // nil when the read is not a libc's channel.
 func (s *session) libcChannel(st *story, x, val uint64, reader *event.Insn) *event.LibcChannel {
-	if st.shared || reader == nil || !isFn(reader.Sym, spawnParentFns) {
+	if st.shared || reader == nil || reader.Sym == nil {
 		return nil // glibc's spawn child has a stack of its own
+	}
+	if reader.Sym.Sym == "" {
+		return s.unnamedChannel(st, x, val, reader)
+	}
+	if !isFn(reader.Sym, spawnParentFns) {
+		return nil
 	}
 	writer := st.kid.writers[x]
 	var wfn *event.Sym
@@ -61,6 +70,74 @@ func (s *session) libcChannel(st *story, x, val uint64, reader *event.Insn) *eve
 	return &event.LibcChannel{Header: s.hdr("libc_channel", st.parent.pid), Vfork: st.id,
 		Kind: event.ChannelSpawnError, Addr: event.Addr(x), Value: event.Addr(val),
 		Was: event.Addr(st.wordAt(st.orig, x)), Writer: writer, WriterFn: *wfn, Reader: *reader, Fn: fn}
+}
+
+// unnamedChannel recognises the spawn channel in a libc whose internal
+// functions have no names (Debian's i386 libc has no symbol table and, here,
+// no debug file): the parent reads the word in the libc's own code, called
+// — through the libc's frames only — by its exported posix_spawn or
+// posix_spawnp, and the child that wrote it ran the libc's code: the
+// child of a clone the libc made inside posix_spawn is the libc's spawn
+// child (until it execs it runs nothing but the libc's code). WriterFn then
+// names the child's function by module and offset only.
+func (s *session) unnamedChannel(st *story, x, val uint64, reader *event.Insn) *event.LibcChannel {
+	mod := reader.Sym.Module
+	if mod == "" {
+		return nil
+	}
+	var regs arch.Regs
+	if s.p.Regs(st.parent.pid, &regs) != nil {
+		return nil
+	}
+	frames, _ := unwind.Unwind(&regs, taskMemory{s, st.parent.pid}, st.mm.syms(), 16)
+	var entry *event.Sym
+	for i, f := range frames {
+		pc := f.PC
+		if i > 0 {
+			pc--
+		}
+		y := s.sym(st.mm, pc)
+		if y == nil || y.Module != mod {
+			return nil // left the libc before reaching posix_spawn
+		}
+		if isFn(y, spawnEntries) {
+			entry = y
+			break
+		}
+	}
+	if entry == nil {
+		return nil
+	}
+	writer := st.kid.writers[x]
+	var wfn *event.Sym
+	switch {
+	case writer != nil && writer.Sym != nil && writer.Sym.Module == mod:
+		wfn = writer.Sym
+	case writer == nil:
+		// The child's own frames at its end that are the libc's (the
+		// vDSO's __kernel_vsyscall, innermost, is not): the outermost is
+		// the clone wrapper, the one it called is the function the clone
+		// ran (named by its call to _exit).
+		var fns []*event.Sym
+		for _, y := range st.kid.endFns {
+			if y != nil && y.Module == mod {
+				fns = append(fns, y)
+			}
+		}
+		switch n := len(fns); {
+		case n >= 2:
+			wfn = fns[n-2]
+		case n == 1:
+			wfn = fns[0]
+		}
+	}
+	if wfn == nil {
+		return nil
+	}
+	return &event.LibcChannel{Header: s.hdr("libc_channel", st.parent.pid), Vfork: st.id,
+		Kind: event.ChannelSpawnError, Addr: event.Addr(x), Value: event.Addr(val),
+		Was: event.Addr(st.wordAt(st.orig, x)), Writer: writer, WriterFn: *wfn, Reader: *reader,
+		Fn: event.Sym{Sym: entry.Sym, Module: mod}}
 }
 
 func isFn(y *event.Sym, names []string) bool {

@@ -16,11 +16,6 @@ type pendingRow struct {
 
 // Fixes the rows wait for (issue 11, "right on real programs").
 const (
-	// item1i386: the channel is recognised by the libc's own symbols
-	// (__spawni_child wrote it, __spawnix read it); Debian's i386 libc
-	// (libc6-i386) has no symbol table and no debug file here, so nothing
-	// names the writer or the reader.
-	item1i386    = "issue 11 item 1: i386 glibc without symbols (no debug file for libc6-i386): the spawn error channel's writer and reader cannot be named, so it is reported as parent_read_child_write"
 	item4        = "issue 11 item 4: vzeroupper is decoded 1-2 bytes too long; the child's ret after it is never seen"
 	item5        = "issue 11 item 5: leaving the frame without a ret (longjmp, C++ unwinding) is not seen"
 	item10frames = "issue 11 item 10: the parent's frames at a vfork from generated code are wrongly unwound by frame pointer, or unknown without saying so"
@@ -33,19 +28,15 @@ const (
 const (
 	o0builds = "gcc-O0 clang-O0 gcc-O0-nopie gcc-O0-static musl-O0 gcc-O0-m32 gcc-O0-m32-static"
 	o2builds = "gcc-O2 clang-O2 clang-O2-nopie gcc-O2-static musl-O2 gcc-O2-m32 gcc-O2-m32-static"
-	i386dyn  = "gcc-O0-m32 gcc-O2-m32" // i386, glibc from libc6-i386
 )
 
 var pendingToday = map[string][]pendingRow{
 	"rawvfork": {{"*", item11}},
 
-	"spawnfail":         {{i386dyn, item1i386}}, // musl: no channel, as expected
-	"spawnfail addopen": {{i386dyn, item1i386}},
-	"spawnfail spawn2":  {{i386dyn, item1i386}},
-	"vzeroret":          {{"*", item4}},
-	"longjmpvfork":      {{"*", item5}},
-	"throwvfork":        {{"*", item5}},
-	"jitvfork":          {{"*", item10frames}},
+	"vzeroret":     {{"*", item4}},
+	"longjmpvfork": {{"*", item5}},
+	"throwvfork":   {{"*", item5}},
+	"jitvfork":     {{"*", item10frames}},
 
 	"rr3270_popfw":      {{"*", rr3270}},
 	"fastio1141_helper": {{o0builds, item11}},

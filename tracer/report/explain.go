@@ -136,8 +136,12 @@ func cleanStory(st *Story, child, caller string) string {
 func channelSentence(c *event.LibcChannel) string {
 	switch c.Kind {
 	case event.ChannelSpawnError:
+		who := Fn(&c.WriterFn)
+		if c.WriterFn.Sym == "" {
+			who = "the libc's spawn child (" + c.WriterFn.String() + ")"
+		}
 		return fmt.Sprintf("The child reported its failure through glibc's posix_spawn error channel: %s stored the error in the argument block at %s on the parent's stack (%s, was %s), and the parent read it back at %s — the libc's own channel, by design, not a finding. ",
-			Fn(&c.WriterFn), c.Addr, c.Value, c.Was, At(c.Reader))
+			who, c.Addr, c.Value, c.Was, At(c.Reader))
 	}
 	return fmt.Sprintf("The word at %s is the libc's own channel (%s), read by %s. ", c.Addr, c.Kind, At(c.Reader))
 }
