@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -291,4 +292,60 @@ func TestLibcChannel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runFakeHW traces a fake program in fast mode with watchpoints probed
+// ("auto"): the fake's debug registers fire as the hardware's do.
+func runFakeHW(t *testing.T, img *fakeImage, entry uint64) *recorder {
+	t.Helper()
+	f := newFakeProcs(t)
+	f.execImage = trueImage
+	pid := f.spawn(img, entry)
+	rec := &recorder{}
+	s := newSession(Config{Mode: Fast, Path: img.path, Argv: []string{img.path}, Watchpoints: "auto", CPU: -1, Sink: rec}, f)
+	if _, err := s.follow(context.Background(), pid); err != nil {
+		t.Fatalf("follow: %v", err)
+	}
+	if st := all[*event.Start](rec); len(st) != 1 || st[0].Watchpoints != "hw" {
+		t.Fatalf("the probe did not find the fake's watchpoints firing: %+v", st)
+	}
+	return rec
+}
+
+// Issue 11 item 6 in fast mode where watchpoints fire: the call runs at
+// full speed with a read/write watchpoint on the live word; the callee's
+// read through the pointer traps and is named exactly (found_by hw), and
+// a callee's store is a rewrite, named by the store.
+func TestParentCalleeWatched(t *testing.T) {
+	build := func(parent []byte, callee string, body []byte) *asm {
+		a := startMain()
+		a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+		a.fn("spawn").pushRBP().movRSPtoRBP().raw(0x48, 0x83, 0xec, 0x10)
+		a.call("vfork").jnzParent("parent")
+		a.raw(childStoresRDI...).exitWith(0)
+		a.label("parent").raw(leaRDI...).call(callee).raw(parent...).leave().ret()
+		a.fn(callee).raw(0x90).raw(body...).ret() // nop; the access
+		a.glibcVfork()
+		return a
+	}
+	t.Run("read", func(t *testing.T) {
+		rec := runFakeHW(t, build(nil, "peek", []byte{0x48, 0x8b, 0x07}).image(t), codeBase) // mov (%rdi),%rax
+		c := all[*event.ParentConsume](rec)
+		if len(c) != 1 || c[0].FoundBy != event.FoundHW || c[0].By.Sym.String() != "peek+1" || c[0].During == nil || c[0].During.Sym.String() != "spawn+41" {
+			t.Fatalf("want one read by peek+1 found by hw during the call at spawn+41: %+v", c)
+		}
+		if v := all[*event.VforkVerdict](rec); len(v) != 1 || v[0].Verdict != event.Warning {
+			t.Errorf("verdicts %+v", v)
+		}
+	})
+	t.Run("rewrite", func(t *testing.T) {
+		rec := runFakeHW(t, build(parentReads, "clear", []byte{0x48, 0xc7, 0x07, 0x01, 0x00, 0x00, 0x00}).image(t), codeBase)
+		if c := all[*event.ParentConsume](rec); len(c) != 0 {
+			t.Errorf("the parent read clear's value, not the child's: %+v", c)
+		}
+		l := landingOf(t, rec, 1)
+		if got := fates(l); l.How != event.LandOverwritten || !slices.Equal(got, []string{"callee by clear+1"}) {
+			t.Errorf("landing %s, fates %v: want overwritten, the word rewritten by clear+1", l.How, got)
+		}
+	})
 }
