@@ -622,15 +622,26 @@ func (st *story) globalReasons() []event.Reason {
 // parent's first read of it may come much later. It is followed as in the
 // parent phase (fast mode: its calls run at full speed; --step: every
 // instruction) until it reads such a word (global_read), has overwritten
-// them all, is about to make its next vfork (which is a story of its own),
-// or has run maxGlobalWatch instructions.
+// them all, makes its next vfork (the story ends there and the next one
+// starts from that event stop, as in the parent phase), or has run
+// maxGlobalWatch instructions.
 func (s *session) watchGlobalReads(st *story) error {
 	m := st.mem
-	if m == nil || len(m.poisoned) == 0 || st.par.landing == nil || st.par.landing.How != event.LandReturned || m.storesOnly {
+	if m == nil || len(m.poisoned) == 0 || st.par.landing == nil || m.storesOnly {
 		// (A parent with other threads is not followed further: its
 		// calls may return on another thread.)
 		return nil
 	}
+	switch st.par.landing.How {
+	case event.LandReturned, event.LandOverwritten, event.LandUntouched, event.LandUnchecked:
+		// stopped in its own code, followable
+	default:
+		return nil // it faulted, exited, exec'd, vforked again, or a budget stopped it
+	}
+	// As in the parent phase: a vfork of the parent ends the story here
+	// and the next one starts from that event stop (story.go).
+	st.par.following = true
+	defer func() { st.par.following = false }()
 	p, mm := st.parent, st.mm
 	var regs, now arch.Regs
 	var acc []disasm.Access
@@ -649,11 +660,6 @@ func (s *session) watchGlobalReads(st *story) error {
 		in, derr := s.insnAt(mm, p.pid, pc)
 		if derr != nil {
 			return nil
-		}
-		if in.Class == disasm.Syscall {
-			if _, vfork := vforkSyscalls[st.arch][regs.R[0]]; vfork {
-				return nil
-			}
 		}
 		if own == 0 {
 			own = regs.SP()
@@ -677,6 +683,9 @@ func (s *session) watchGlobalReads(st *story) error {
 		case outTrap:
 		case outNested:
 			continue
+		case outVfork:
+			st.par.vforked = true
+			return nil
 		case outSignal:
 			st.par.resumeSig = int(out.sig)
 			return nil

@@ -18,6 +18,7 @@ type Story struct {
 	Diff        *event.SlotDiff
 	Resume      *event.ParentResume
 	Consumes    []*event.ParentConsume
+	Channels    []*event.LibcChannel
 	// Memory outside the stack: the child's writes, the words it left
 	// changed, the parent's reads of them.
 	GlobalWrites []*event.GlobalWrite
@@ -158,6 +159,8 @@ func (c *Collector) Add(ev event.Event) *Story {
 		st.Resume = e
 	case *event.ParentConsume:
 		st.Consumes = append(st.Consumes, e)
+	case *event.LibcChannel:
+		st.Channels = append(st.Channels, e)
 	case *event.GlobalWrite:
 		st.GlobalWrites = append(st.GlobalWrites, e)
 	case *event.GlobalDiff:
@@ -216,6 +219,8 @@ func StoryOf(ev event.Event) int {
 	case *event.ParentResume:
 		return e.Vfork
 	case *event.ParentConsume:
+		return e.Vfork
+	case *event.LibcChannel:
 		return e.Vfork
 	case *event.GlobalWrite:
 		return e.Vfork
