@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+
+	"github.com/vtrace/vtrace/tracer"
 )
 
 // With -tags vtraceprof, VTRACE_CPUPROFILE=FILE writes a CPU profile of the
@@ -16,7 +18,13 @@ import (
 // short for pprof's default 100 Hz). Profiles of several runs add up:
 // go tool pprof -top vtrace FILE1 FILE2 .... Not in normal builds: package
 // runtime/pprof would be linked and initialised in every run.
+//
+// VTRACE_CALLS=1 prints, at the end, how many kernel calls of each kind the
+// ptrace thread made (ptrace.Calls) on stderr.
 func init() {
+	if os.Getenv("VTRACE_CALLS") != "" {
+		stopProfile = printCalls
+	}
 	path := os.Getenv("VTRACE_CPUPROFILE")
 	if path == "" {
 		return
@@ -35,8 +43,14 @@ func init() {
 		fmt.Fprintf(os.Stderr, "vtrace: VTRACE_CPUPROFILE: %v\n", err)
 		return
 	}
+	prev := stopProfile
 	stopProfile = func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		prev()
 	}
+}
+
+func printCalls() {
+	fmt.Fprintf(os.Stderr, "vtrace: kernel calls: %s\n", tracer.KernelCalls())
 }
