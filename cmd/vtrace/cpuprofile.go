@@ -19,11 +19,25 @@ import (
 // go tool pprof -top vtrace FILE1 FILE2 .... Not in normal builds: package
 // runtime/pprof would be linked and initialised in every run.
 //
+// VTRACE_MEMPROFILE=FILE writes the allocation profile at the end (go tool
+// pprof -sample_index=alloc_space FILE).
+//
 // VTRACE_CALLS=1 prints, at the end, how many kernel calls of each kind the
 // ptrace thread made (ptrace.Calls) on stderr.
 func init() {
 	if os.Getenv("VTRACE_CALLS") != "" {
 		stopProfile = printCalls
+	}
+	if path := os.Getenv("VTRACE_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 4096
+		prev := stopProfile
+		stopProfile = func() {
+			prev()
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}
 	}
 	path := os.Getenv("VTRACE_CPUPROFILE")
 	if path == "" {
