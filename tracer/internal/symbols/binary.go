@@ -100,7 +100,7 @@ type Binary struct {
 	// would cost half a second per run).
 	dwOnce  sync.Once
 	dw      *dwarf.Data // read through dwarfData
-	cus     []cuRange // sorted by lo; nil until first Line
+	cus     []cuRange   // sorted by lo; nil until first Line
 	cusDone bool
 	cuLines map[dwarf.Offset][]lineRow
 
