@@ -70,7 +70,7 @@ when signal N interrupted it, else the program's own status; 125 usage,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&format, "format", "text", "text|sarif|junit|html")
+	f.StringVar(&format, "format", "text", "text|markdown|sarif|junit|html")
 	f.StringVarP(&out, "output", "o", "", "write to `FILE` instead of stdout")
 	f.StringVar(&colorMode, "color", "auto", "colour the text: auto|always|never")
 	f.BoolVarP(&quiet, "quiet", "q", false, "text: print only the verdict line")
