@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"syscall"
 
 	"github.com/vtrace/vtrace/tracer"
 )
@@ -67,4 +68,10 @@ func init() {
 
 func printCalls() {
 	fmt.Fprintf(os.Stderr, "vtrace: kernel calls: %s\n", tracer.KernelCalls())
+	var self, kids syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) == nil && syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids) == nil {
+		us := func(t syscall.Timeval) int64 { return t.Sec*1e6 + t.Usec }
+		fmt.Fprintf(os.Stderr, "vtrace: CPU: vtrace user %d µs, system %d µs; its reaped children user %d µs, system %d µs\n",
+			us(self.Utime), us(self.Stime), us(kids.Utime), us(kids.Stime))
+	}
 }
