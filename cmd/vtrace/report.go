@@ -179,6 +179,8 @@ func (o *outcome) status(sum *report.Summary) error {
 		return exitStatus(exitViolation)
 	case o.verdict == nil:
 		return exitStatus(exitBudget)
+	case sum.Run.Attach != nil && (o.verdict.Incomplete == "interrupt" || o.verdict.Incomplete == "timeout"):
+		return nil // vtrace attach let the process go, with no violation
 	case o.verdict.Incomplete == "interrupt":
 		return exitStatus(exitSignal + interruptSignal(context.Background(), sum.Run.Budget))
 	case o.verdict.Incomplete != "":
