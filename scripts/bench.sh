@@ -45,7 +45,8 @@
 #   BENCH_RSS_N=1000000 instructions traced for (4b); BENCH_RSS_SMALL=100 spawns for (4a)
 #   BENCH_OUT=build/bench  logs and raw numbers; BENCH_KEEP=1 keeps the big trace file
 #   VTRACE=build/vtrace  TARGETS=build/targets/gcc-O0
-# Run time: 5-8 minutes on a 2-vCPU VM, depending on its load. Exit status:
+# Run time: about 5 minutes on an idle 2-vCPU VM (the step rate and the
+# 1M-step trace are most of it), 9-13 minutes on one loaded by other jobs. Exit status:
 # 0 when every goal passes, 1 when one falls short, 2 when a measurement
 # could not be made.
 set -uo pipefail
