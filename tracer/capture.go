@@ -67,7 +67,7 @@ func (s *session) capture(st *story) error {
 	ev.Site = site
 
 	var unwindErr error
-	st.frames, unwindErr = unwind.Unwind(regs, taskMemory{s, p.pid}, st.mm.syms(), maxFrames)
+	st.frames, unwindErr = unwind.Unwind(regs, &pageMemory{s: s, pid: p.pid}, st.mm.syms(), maxFrames)
 	if len(st.frames) == 0 {
 		// Not even the vfork frame unwinds (no CFI, no frame pointer):
 		// keep a frame 0 made of the registers, so that every write still

@@ -116,3 +116,12 @@ func (livePtrace) SameThreadGroup(tgid, pid int) bool {
 	}
 	return false
 }
+
+// KernelCalls tells how many kernel calls of each kind vtrace's ptrace
+// threads have made so far in this process (vtrace's profiling build
+// prints it: cmd/vtrace/cpuprofile.go).
+func KernelCalls() string {
+	c := &ptrace.Calls
+	return fmt.Sprintf("wait %d step %d cont %d getregs %d setregs %d readmem %d (%d bytes, %d by peek) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d",
+		c.Wait, c.Step, c.Cont, c.GetRegs, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg)
+}

@@ -28,6 +28,7 @@ func (t *Thread) Regs(pid int, regs *arch.Regs) error {
 }
 
 func (t *Thread) getRegset(pid int) (int, error) {
+	Calls.GetRegs++
 	t.iov[0].Base = &t.regBuf[0]
 	t.iov[0].SetLen(len(t.regBuf))
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGSET, uintptr(pid),
@@ -41,6 +42,7 @@ func (t *Thread) getRegset(pid int) (int, error) {
 // SetRegs writes regs back to a stopped tracee (segment registers and flags
 // are preserved from a fresh read).
 func (t *Thread) SetRegs(pid int, regs *arch.Regs) error {
+	Calls.SetRegs++
 	n, err := t.getRegset(pid)
 	if err != nil {
 		return err
@@ -62,6 +64,7 @@ func (t *Thread) SetRegs(pid int, regs *arch.Regs) error {
 // SigInfo reads PTRACE_GETSIGINFO. At a group-stop (not a signal-delivery
 // stop) the kernel answers EINVAL.
 func (t *Thread) SigInfo(pid int) (SigInfo, error) {
+	Calls.SigInfo++
 	var raw [128]byte
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(pid), 0,
 		uintptr(unsafe.Pointer(&raw[0])), 0, 0)
@@ -78,6 +81,7 @@ func (t *Thread) SigInfo(pid int) (SigInfo, error) {
 
 // SetDebugReg writes debug register n (0–7) of a stopped tracee.
 func (t *Thread) SetDebugReg(pid, n int, v uint64) error {
+	Calls.SetDebugReg++
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_POKEUSR, uintptr(pid),
 		uintptr(offsetDebugReg+8*n), uintptr(v), 0, 0)
 	if errno != 0 {
@@ -88,6 +92,7 @@ func (t *Thread) SetDebugReg(pid, n int, v uint64) error {
 
 // DebugReg reads debug register n (0–7) of a stopped tracee.
 func (t *Thread) DebugReg(pid, n int) (uint64, error) {
+	Calls.DebugReg++
 	var v uint64
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_PEEKUSR, uintptr(pid),
 		uintptr(offsetDebugReg+8*n), uintptr(unsafe.Pointer(&v)), 0, 0)
