@@ -1,8 +1,11 @@
 package tracer
 
 import (
+	"encoding/binary"
 	"fmt"
+	"strings"
 
+	"golang.org/x/arch/x86/x86asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer/event"
@@ -31,13 +34,35 @@ type childRun struct {
 	regs arch.Regs
 	acc  []disasm.Access
 	sig  int // a signal to deliver with the next step
-	// depth is the number of calls the child is inside, below the
-	// shared frames (step mode steps through callees).
-	depth int
+	// calls are the stack pointers at the calls the child is inside,
+	// below the shared frames (step mode steps through callees; fast mode
+	// through a call that does not return): it is in one while its stack
+	// pointer is below the call's. Counting calls and rets would not do:
+	// longjmp and the unwinder leave several at once, and i386's
+	// lazy-binding resolver enters the function with a `ret $n`.
+	calls []uint64
 	// pendingCall is a call stepped from a shared frame whose target is
 	// read at the next step (step mode).
 	pendingCall *event.Insn
-	predict     silentPredictor
+	// prev is the instruction stepped last; when the registers are next
+	// read, a stack pointer above a live frame's return slot is its doing.
+	prev *disasm.Insn
+	// outer is the call from a shared frame the child is inside, stepped
+	// (step mode, or fast mode's call that does not return: longjmp, a
+	// throw).
+	outer   *event.Insn
+	predict silentPredictor
+}
+
+// depth is the number of calls the child is inside below the shared frames.
+func (r *childRun) depth() int { return len(r.calls) }
+
+// popCalls forgets the calls the child has left: its stack pointer is back
+// at or above theirs (a ret, or a longjmp past several).
+func (r *childRun) popCalls(sp uint64) {
+	for n := len(r.calls); n > 0 && sp >= r.calls[n-1]; n-- {
+		r.calls = r.calls[:n-1]
+	}
 }
 
 func (s *session) followChild(st *story) error {
@@ -95,6 +120,11 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 			return false, fmt.Errorf("read child registers: %w", err)
 		}
 		pc = r.regs.PC()
+		r.popCalls(r.regs.SP())
+		s.checkLeftFrames(st, r)
+		if r.depth() == 0 {
+			r.outer = nil
+		}
 		if r.pendingCall != nil {
 			s.emitChildCall(st, r.pendingCall, pc)
 			r.pendingCall = nil
@@ -115,7 +145,12 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 	if derr == nil {
 		class = in.Class
 	}
-	throughCall := class == disasm.Call && r.depth == 0 && s.cfg.Mode == Fast
+	throughCall := class == disasm.Call && r.depth() == 0 && s.cfg.Mode == Fast
+	if throughCall && s.noReturnCall(st, in, &r.regs) {
+		// longjmp or a throw: it leaves the shared frames by moving the
+		// stack pointer, which only a step sees.
+		throughCall = false
+	}
 	var out outcome
 	if throughCall {
 		out, err = s.callThrough(st, &r.regs, in, r.acc, r.sig)
@@ -124,6 +159,10 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 	}
 	r.predict.after(pc, in, derr, r.sig, out, err)
 	r.sig = 0
+	r.prev = nil
+	if derr == nil {
+		r.prev = in
+	}
 	st.kid.steps++
 	if err != nil {
 		return false, err
@@ -142,18 +181,12 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		return false, nil // callThrough checked the push and the callee's writes
 	}
 	s.checkWrites(st, &r.regs, in, r.acc, unknown)
-	switch class {
-	case disasm.Call:
-		if r.depth == 0 {
+	if class == disasm.Call {
+		if r.depth() == 0 {
 			r.pendingCall = s.insnEvent(mm, c.pid, in)
+			r.outer = r.pendingCall
 		}
-		r.depth++
-	case disasm.Ret:
-		if r.depth > 0 {
-			r.depth--
-		} else {
-			s.checkReturnPast(st, &r.regs, in)
-		}
+		r.calls = append(r.calls, r.regs.SP())
 	}
 	return false, nil
 }
@@ -190,7 +223,9 @@ func (p *silentPredictor) insn(s *session, r *childRun) (uint64, *disasm.Insn, e
 // after records what the step of the instruction at pc makes certain.
 func (p *silentPredictor) after(pc uint64, in *disasm.Insn, derr error, sig int, out outcome, err error) {
 	p.next = 0
-	if derr == nil && in.Silent() && sig == 0 && err == nil && out.kind == outTrap && !out.delivered {
+	// After an instruction that may move the stack pointer the registers
+	// are read: a stack pointer above a live frame is the child leaving it.
+	if derr == nil && in.Silent() && !namesSP(in) && sig == 0 && err == nil && out.kind == outTrap && !out.delivered {
 		p.next = pc + uint64(in.Len)
 	}
 }
@@ -322,24 +357,102 @@ func (s *session) backtrace(st *story, regs *arch.Regs) []*event.Sym {
 	return bt
 }
 
-// checkReturnPast notices a ret, executed in a shared frame, that popped a
-// live parent frame's return slot: the child has left the function that
-// called vfork, and its next calls reuse the parent's frames.
-func (s *session) checkReturnPast(st *story, pre *arch.Regs, in *disasm.Insn) {
-	slot := pre.SP()
-	for i := 1; i < len(st.frames); i++ {
-		if st.frames[i].RetSlot != slot {
-			continue
+// namesSP reports whether an instruction has the stack pointer as a
+// register operand (it may move it: mov, lea, add, and, xchg...).
+func namesSP(in *disasm.Insn) bool {
+	for _, a := range in.Inst.Args {
+		switch a {
+		case x86asm.RSP, x86asm.ESP, x86asm.SP:
+			return true
 		}
-		var now arch.Regs
-		_ = s.p.Regs(st.child.pid, &now)
-		ev := &event.ChildReturnPastFrame{Header: s.hdr("child_return_past_frame", st.child.pid), Vfork: st.id,
-			Frame: i, FrameFn: st.frameFns[i], By: *s.insnEvent(st.mm, st.child.pid, in),
-			To: event.Addr(now.PC()), ToSym: s.sym(st.mm, now.PC())}
-		st.kid.returns = append(st.kid.returns, ev)
-		s.emit(ev)
+	}
+	return false
+}
+
+// checkLeftFrames notices the child's stack pointer above the return slot
+// of a live parent frame, after the instruction stepped last (r.prev): the
+// child has left that frame — by its ret, or by any instruction that moved
+// the stack pointer (longjmp, the C++ unwinder) — and its next calls reuse
+// the slot. Each frame is counted once, innermost first. Frames whose
+// return address is in a register (glibc's vfork wrapper) are not at
+// stake; frame 0 counts when its return address is on the stack (the vfork
+// syscall made by an ordinary function: syscall(), a helper).
+func (s *session) checkLeftFrames(st *story, r *childRun) {
+	if !st.shared || r.prev == nil {
 		return
 	}
+	sp := r.regs.SP()
+	if sp > st.hi {
+		return // not on the parent's stack at all
+	}
+	for i := st.kid.left; i < len(st.frames); i++ {
+		f := st.frames[i]
+		untrusted := f.Method == string(event.MethodFP) || f.Method == string(event.MethodNone)
+		if f.RetSlot == 0 || i == 0 && untrusted {
+			if sp < f.CFA {
+				return
+			}
+			st.kid.left = i + 1
+			continue
+		}
+		if sp <= f.RetSlot {
+			return
+		}
+		st.kid.left = i + 1
+		how := event.LeaveSP
+		if r.prev.Class == disasm.Ret {
+			how = event.LeaveRet
+		}
+		pc := r.regs.PC()
+		ev := &event.ChildReturnPastFrame{Header: s.hdr("child_return_past_frame", st.child.pid), Vfork: st.id,
+			Frame: i, FrameFn: st.frameFns[i], How: how, By: *s.insnEvent(st.mm, st.child.pid, r.prev),
+			During: r.outer, To: event.Addr(pc), ToSym: s.sym(st.mm, pc)}
+		st.kid.returns = append(st.kid.returns, ev)
+		s.emit(ev)
+	}
+}
+
+// noReturnFuncs are the functions that leave their caller's frame without
+// returning to it: the longjmp family and the C++ unwinder's entries.
+var noReturnFuncs = map[string]bool{
+	"longjmp": true, "_longjmp": true, "siglongjmp": true, "__longjmp_chk": true,
+	"__libc_longjmp": true, "__libc_siglongjmp": true, "__longjmp": true,
+	"__cxa_throw": true, "__cxa_rethrow": true, "_Unwind_RaiseException": true,
+	"_Unwind_Resume": true, "_Unwind_Resume_or_Rethrow": true, "_Unwind_ForcedUnwind": true,
+}
+
+// noReturnCall reports whether a call (about to be made from a shared
+// frame, registers regs) goes to one of noReturnFuncs, directly, through
+// its PLT entry or through a pointer (a GOT entry, a register).
+func (s *session) noReturnCall(st *story, in *disasm.Insn, regs *arch.Regs) bool {
+	target := in.Target
+	if target == 0 && len(in.Inst.Args) > 0 {
+		switch a := in.Inst.Args[0].(type) {
+		case x86asm.Reg:
+			if n, ok := disasm.DWARFReg(a, st.arch); ok {
+				target = regs.R[n]
+			}
+		case x86asm.Mem:
+			acc, _ := in.Effects(regs, nil)
+			for _, m := range acc {
+				if !m.Write && !m.Seg && m.Size == st.word {
+					var b [8]byte
+					if s.p.ReadMem(st.child.pid, m.Addr, b[:st.word]) == nil {
+						target = binary.LittleEndian.Uint64(b[:])
+					}
+					break
+				}
+			}
+		}
+	}
+	if target == 0 {
+		return false
+	}
+	y := s.sym(st.mm, target)
+	if y == nil || y.Off != 0 {
+		return false
+	}
+	return noReturnFuncs[strings.TrimSuffix(y.Sym, "@plt")]
 }
 
 func (s *session) emitChildCall(st *story, by *event.Insn, target uint64) {

@@ -857,7 +857,11 @@ func storyLines(r *recorder) []string {
 		case *event.Vfork:
 			out = append(out, fmt.Sprintf("vfork #%d caller %s frames %d", e.Vfork, name(e.Caller), len(e.Frames)))
 		case *event.ChildReturnPastFrame:
-			out = append(out, fmt.Sprintf("#%d child returned past frame %d %s to %s by %s", e.Vfork, e.Frame, name(e.FrameFn), name(e.ToSym), name(e.By.Sym)))
+			line := fmt.Sprintf("#%d child left frame %d %s to %s by %s %s", e.Vfork, e.Frame, name(e.FrameFn), name(e.ToSym), e.How, name(e.By.Sym))
+			if e.During != nil {
+				line += " during " + name(e.During.Sym)
+			}
+			out = append(out, line)
 		case *event.SlotWrite:
 			by := "?"
 			if e.By != nil {

@@ -56,6 +56,7 @@ type slotInfo struct {
 // childFacts is what the child did, as the story reports it.
 type childFacts struct {
 	returns     []*event.ChildReturnPastFrame
+	left        int // frames the child has left (checkLeftFrames), innermost first
 	writes      []*event.SlotWrite
 	stackWrites int
 	calledExit  bool

@@ -99,6 +99,19 @@ const (
 	FoundDiff FoundBy = "diff" // a diff of the snapshot after a call or at the child's end
 )
 
+// LeaveKind says how the vfork child left a live parent frame
+// (child_return_past_frame "how").
+type LeaveKind string
+
+// Ways of leaving a frame.
+const (
+	LeaveRet LeaveKind = "ret" // a ret popped the frame's return slot
+	// LeaveSP: another instruction moved the stack pointer above the
+	// frame's return slot (longjmp's load of %rsp, the C++ unwinder
+	// installing a handler's context).
+	LeaveSP LeaveKind = "sp"
+)
+
 // Mechanism is how a story finds the child's writes (vfork "mechanism").
 type Mechanism string
 
@@ -137,4 +150,5 @@ const (
 	NoteWatchpointsArmed  NoteCode = "watchpoints_armed"  // the child's DR0–DR3 (msg: which slots)
 	NoteWatchpointsFailed NoteCode = "watchpoints_failed" // arming them failed: diffing only
 	NoteExecUnreadable    NoteCode = "exec_unreadable"    // an exec'd program's image could not be read
+	NoteWritesCapped      NoteCode = "writes_capped"      // a story reached its cap of write events: later writes only counted
 )
