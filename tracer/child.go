@@ -50,7 +50,11 @@ type childRun struct {
 	// outer is the call from a shared frame the child is inside, stepped
 	// (step mode, or fast mode's call that does not return: longjmp, a
 	// throw).
-	outer   *event.Insn
+	outer *event.Insn
+	// escaped: the child left calls without a ret (longjmp, the
+	// unwinder); until it runs in a live frame's function again, its pc
+	// tells which frame it jumped into.
+	escaped bool
 	predict silentPredictor
 }
 
@@ -60,9 +64,14 @@ func (r *childRun) depth() int { return len(r.calls) }
 // popCalls forgets the calls the child has left: its stack pointer is back
 // at or above theirs (a ret, or a longjmp past several).
 func (r *childRun) popCalls(sp uint64) {
-	for n := len(r.calls); n > 0 && sp >= r.calls[n-1]; n-- {
-		r.calls = r.calls[:n-1]
+	n := len(r.calls)
+	for n > 0 && sp >= r.calls[n-1] {
+		n--
 	}
+	if n < len(r.calls) && r.prev != nil && r.prev.Class != disasm.Ret {
+		r.escaped = true // a non-local exit: longjmp, the unwinder
+	}
+	r.calls = r.calls[:n]
 }
 
 func (s *session) followChild(st *story) error {
@@ -122,7 +131,8 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		pc = r.regs.PC()
 		r.popCalls(r.regs.SP())
 		s.checkLeftFrames(st, r)
-		if r.depth() == 0 {
+		s.checkJumpedOut(st, r)
+		if r.depth() == 0 && !r.escaped {
 			r.outer = nil
 		}
 		if r.pendingCall != nil {
@@ -398,17 +408,57 @@ func (s *session) checkLeftFrames(st *story, r *childRun) {
 		if sp <= f.RetSlot {
 			return
 		}
-		st.kid.left = i + 1
 		how := event.LeaveSP
 		if r.prev.Class == disasm.Ret {
 			how = event.LeaveRet
 		}
-		pc := r.regs.PC()
-		ev := &event.ChildReturnPastFrame{Header: s.hdr("child_return_past_frame", st.child.pid), Vfork: st.id,
-			Frame: i, FrameFn: st.frameFns[i], How: how, By: *s.insnEvent(st.mm, st.child.pid, r.prev),
-			During: r.outer, To: event.Addr(pc), ToSym: s.sym(st.mm, pc)}
-		st.kid.returns = append(st.kid.returns, ev)
-		s.emit(ev)
+		s.leftFrame(st, r, i, how)
+	}
+}
+
+// leftFrame reports that the child left live frame i.
+func (s *session) leftFrame(st *story, r *childRun, i int, how event.LeaveKind) {
+	st.kid.left = i + 1
+	r.escaped = false
+	pc := r.regs.PC()
+	ev := &event.ChildReturnPastFrame{Header: s.hdr("child_return_past_frame", st.child.pid), Vfork: st.id,
+		Frame: i, FrameFn: st.frameFns[i], How: how, By: *s.insnEvent(st.mm, st.child.pid, r.prev),
+		During: r.outer, To: event.Addr(pc), ToSym: s.sym(st.mm, pc)}
+	st.kid.returns = append(st.kid.returns, ev)
+	s.emit(ev)
+}
+
+// checkJumpedOut follows a child that left calls without a ret (longjmp,
+// the unwinder) while its stack pointer is still below the next live
+// frame's return slot (i386's longjmp lands in main with setjmp's
+// arguments still pushed): once its pc is in the function of an outer
+// live frame j, at a stack pointer inside that frame, it has left every
+// frame below j — by the jump that took it there.
+func (s *session) checkJumpedOut(st *story, r *childRun) {
+	if !r.escaped || r.depth() > 0 || !st.shared || r.prev == nil {
+		return
+	}
+	sp, pc := r.regs.SP(), r.regs.PC()
+	y := s.sym(st.mm, pc)
+	if y == nil || y.Sym == "" {
+		return
+	}
+	for j := st.kid.left + 1; j < len(st.frames); j++ {
+		f := st.frames[j]
+		fn := st.frameFns[j]
+		if fn == nil || fn.Sym != y.Sym || fn.Module != y.Module || sp >= f.CFA {
+			continue
+		}
+		r.escaped = false
+		for i := st.kid.left; i < j; i++ {
+			g := st.frames[i]
+			if g.RetSlot == 0 || i == 0 && (g.Method == string(event.MethodFP) || g.Method == string(event.MethodNone)) {
+				continue
+			}
+			s.leftFrame(st, r, i, event.LeaveJump)
+		}
+		st.kid.left = j
+		return
 	}
 }
 

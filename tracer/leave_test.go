@@ -26,8 +26,8 @@ func longjmpProgram(t *testing.T) (*fakeImage, uint64) {
 	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
 	a.call("longjmp")
 	a.label("parent").leave().ret()
-	a.fn("longjmp").raw(0x90)         // nop
-	a.raw(0x48, 0x89, 0xdc)           // mov %rbx,%rsp: leaves spawn's frame
+	a.fn("longjmp").raw(0x90)          // nop
+	a.raw(0x48, 0x89, 0xdc)            // mov %rbx,%rsp: leaves spawn's frame
 	a.raw(0x90).rel32(0xe9, "landing") // nop; jmp landing
 	a.fn("finish").exitWith(0)
 	a.glibcVfork()

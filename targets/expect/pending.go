@@ -38,23 +38,18 @@ const (
 )
 
 var pendingToday = map[string][]pendingRow{
-	"rawvfork": {{"*", item11}},
-
 	"spawnfail":         {{glibc, item1}}, // musl: no channel, as expected
 	"spawnfail addopen": {{glibc, item1}},
 	"spawnfail spawn2":  {{glibc, item1}},
 	"vforkwait":         {{"clang-O2 clang-O2-nopie", item2}},
 	"memsetread":        {{"*", item3}},
 	"vzeroret":          {{"*", item4}},
-	"longjmpvfork":      {{"*", item5}},
-	"throwvfork":        {{"*", item5}},
 	"printchild":        {{"*", item6}},
 	"vforkloop 20":      {{o0builds, item7}},
 	"vforkcompute":      {{o0builds, item7}},
 	"jitvfork":          {{"*", item10frames}},
 
 	"rr3270_popfw":      {{"*", rr3270}},
-	"fastio1141_helper": {{o0builds, item11}},
 	"go20427_signal":    {{"*", globals}},
 	"nix16119_global":   {{"*", globals}},
 	"rr1595_stack":      {{"*", rr1595}},

@@ -110,6 +110,11 @@ const (
 	// frame's return slot (longjmp's load of %rsp, the C++ unwinder
 	// installing a handler's context).
 	LeaveSP LeaveKind = "sp"
+	// LeaveJump: a non-local jump (longjmp, the unwinder) took the child
+	// out of the calls it was in into the function of an outer live
+	// frame, with its stack pointer still below the left frame's return
+	// slot (i386's longjmp lands with setjmp's arguments still pushed).
+	LeaveJump LeaveKind = "jump"
 )
 
 // Mechanism is how a story finds the child's writes (vfork "mechanism").
