@@ -104,7 +104,17 @@ func (s *session) runChildFree(st *story) error {
 		sig = 0
 		switch out.kind {
 		case outTrap:
-			sig = int(unix.SIGTRAP) // the program's own SIGTRAP
+			// An int3 of vtrace's (another story's, in code this child
+			// shares): run the original instruction and go on.
+			out, err = s.stepOverInt3(st.child)
+			switch {
+			case err != nil:
+				return err
+			case out.kind == outSignal:
+				sig = int(out.sig)
+			case out.kind != outTrap && out.kind != outNested:
+				return s.childEnded(st, out)
+			}
 		case outNested:
 		case outSignal:
 			sig = int(out.sig)

@@ -248,6 +248,7 @@ func (f *fakeProcs) resume(pid, sig int, step bool) error {
 	if sig := t.sigpending; sig != 0 {
 		t.sigpending = 0
 		f.queue(t.pid, stopped(sig))
+		f.info[t.pid] = ptrace.SigInfo{Signo: int32(sig), Code: -6} // SI_TKILL
 		return nil
 	}
 	if t.vforkDone {
@@ -259,6 +260,7 @@ func (f *fakeProcs) resume(pid, sig int, step bool) error {
 		t.syscallTrap = false
 		if step {
 			f.queue(t.pid, stopped(unix.SIGTRAP))
+			f.info[t.pid] = ptrace.SigInfo{Signo: int32(unix.SIGTRAP), Code: 1} // TRAP_BRKPT, as x86 reports it
 			return nil
 		}
 	}
@@ -337,6 +339,7 @@ func (f *fakeProcs) step(t *fakeTask, trap bool) (stop bool) {
 	case ev == 0:
 		if trap {
 			f.queue(t.pid, stopped(unix.SIGTRAP))
+			f.info[t.pid] = ptrace.SigInfo{Signo: int32(unix.SIGTRAP), Code: 2} // TRAP_TRACE
 		}
 		return false
 	}
@@ -524,6 +527,10 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 		f.msg[t.pid] = uint64(t.exitStatus << 8)
 		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_EXIT))
 		return unix.PTRACE_EVENT_EXIT
+	case 200: // tkill(tid, sig): to itself
+		t.sigpending = unix.Signal(r.R[4])
+		r.R[0] = 0
+		return 0
 	case 59: // execve: a new image
 		img, entry, sp := f.execImage()
 		t.img = img

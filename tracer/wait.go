@@ -129,7 +129,13 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 		}
 		stop := ws.StopSignal()
 		if stop == unix.SIGTRAP {
-			return outcome{kind: outTrap, delivered: delivered}, nil
+			switch s.classifyTrap(t, step) {
+			case trapOurs:
+				return outcome{kind: outTrap, delivered: delivered}, nil
+			case trapRemoved:
+				continue // rewound onto the restored instruction: run it
+			}
+			// The program's own SIGTRAP: delivered, as without vtrace.
 		}
 		info, err := s.p.SigInfo(t.pid)
 		if err != nil {

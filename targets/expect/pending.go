@@ -49,10 +49,10 @@ var pendingToday = map[string][]pendingRow{
 	"vforkcompute":      {{o0builds, item7}},
 	"jitvfork":          {{"*", item10frames}},
 
-	"rr3270_popfw":      {{"*", rr3270}},
-	"go20427_signal":    {{"*", globals}},
-	"nix16119_global":   {{"*", globals}},
-	"rr1595_stack":      {{"*", rr1595}},
+	"rr3270_popfw":    {{"*", rr3270}},
+	"go20427_signal":  {{"*", globals}},
+	"nix16119_global": {{"*", globals}},
+	"rr1595_stack":    {{"*", rr1595}},
 }
 
 // pending returns the fix c's row in build waits for, or "".
