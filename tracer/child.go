@@ -337,6 +337,12 @@ func (s *session) emitWrite(st *story, a, old, cur uint64, by, during *event.Ins
 		if info.kind == event.SlotRet {
 			ev.OldSym, ev.NewSym = s.codeSym(st.mm, old), s.codeSym(st.mm, cur)
 		}
+		if !s.countWriteEvent(st) {
+			if len(st.kid.writes) == 0 {
+				st.kid.writes = append(st.kid.writes, ev) // judged, not logged
+			}
+			return
+		}
 		if by != nil && pre != nil {
 			ev.Backtrace = s.backtrace(st, pre)
 		}
@@ -344,10 +350,64 @@ func (s *session) emitWrite(st *story, a, old, cur uint64, by, during *event.Ins
 		s.emit(ev)
 		return
 	}
-	st.kid.stackWrites++
-	s.emit(&event.StackWrite{Header: s.hdr("stack_write", st.child.pid), Vfork: st.id, Addr: event.Addr(a),
+	k := &st.kid
+	if ev, ok := k.byWord[a]; ok {
+		// The same word again: one event for all, first and last writer.
+		k.counts[a]++
+		ev.New, ev.LastBy, ev.LastDuring = event.Addr(cur), by, during
+		return
+	}
+	if !s.countWriteEvent(st) {
+		return
+	}
+	if k.byWord == nil {
+		k.byWord, k.counts = map[uint64]*event.StackWrite{}, map[uint64]int{}
+	}
+	k.stackWrites++
+	k.byWord[a], k.counts[a] = &event.StackWrite{Header: s.hdr("stack_write", st.child.pid), Vfork: st.id, Addr: event.Addr(a),
 		Size: st.word, Frame: frame, FrameFn: st.frameFns[frame], Old: event.Addr(old), New: event.Addr(cur),
-		By: by, During: during, FoundBy: foundBy(by, during)})
+		By: by, During: during, FoundBy: foundBy(by, during)}, 1
+	k.order = append(k.order, a)
+}
+
+// maxWriteEvents caps the slot_write and stack_write events of one story
+// (docs/log-format.md): past it, writes are only counted.
+const maxWriteEvents = 1000
+
+// countWriteEvent counts one more write event of the story; false when the
+// cap is reached (the first time, a note says so).
+func (s *session) countWriteEvent(st *story) bool {
+	if st.kid.events >= maxWriteEvents {
+		if !st.kid.capped {
+			st.kid.capped = true
+			s.note(st.id, event.NoteWritesCapped, fmt.Sprintf("more than %d words of the parent's stack changed: later ones are counted in slot_diff, not logged one by one", maxWriteEvents))
+		}
+		return false
+	}
+	st.kid.events++
+	return true
+}
+
+// flushWrites emits the story's stack_write events, one per word, in the
+// order the words were first changed (once: at the child's end, or when
+// the story stops without one).
+func (s *session) flushWrites(st *story) {
+	k := &st.kid
+	if k.flushed {
+		return
+	}
+	k.flushed = true
+	for _, a := range k.order {
+		ev := k.byWord[a]
+		if n := k.counts[a]; n > 1 {
+			ev.Count = n
+		} else {
+			ev.LastBy, ev.LastDuring = nil, nil
+		}
+		ev.T = s.hdr("", 0).T
+		s.emit(ev)
+	}
+	k.byWord, k.order, k.counts = nil, nil, nil
 }
 
 // foundBy names how a write was found: the stepped instruction itself, a
@@ -535,6 +595,7 @@ func (s *session) insnEvent(mm *addrSpace, pid int, in *disasm.Insn) *event.Insn
 func (s *session) childEnded(st *story, out outcome) error {
 	c := st.child
 	s.diffRegion(st, nil, st.kid.hw.during)
+	s.flushWrites(st)
 	ev := &event.ChildEnd{Header: s.hdr("child_end", c.pid), Vfork: st.id, Steps: st.kid.steps, Hits: st.kid.bpHits,
 		HWHits: st.kid.hw.hits}
 	if st.kid.calledExit {

@@ -59,6 +59,15 @@ type childFacts struct {
 	left        int // frames the child has left (checkLeftFrames), innermost first
 	writes      []*event.SlotWrite
 	stackWrites int
+	// Stack writes are reported once per word, when the child ends
+	// (flushWrites): byWord holds each word's event, order the words in
+	// the order they were first changed, counts the changes of each.
+	byWord  map[uint64]*event.StackWrite
+	order   []uint64
+	counts  map[uint64]int
+	events  int  // slot_write and stack_write events of the story (maxWriteEvents)
+	capped  bool // the cap was reached (a writes_capped note said so)
+	flushed bool
 	calledExit  bool
 	end         *event.ChildEnd
 	steps       int64
@@ -103,6 +112,7 @@ func (s *session) story(p *task) error {
 	}
 	if err == nil {
 		err = s.followChild(st)
+		s.flushWrites(st) // a child followed to its end has flushed them already
 		// No int3 may outlive the child: the parent runs the same bytes.
 		s.release(st, err == nil)
 	}
