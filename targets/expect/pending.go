@@ -79,7 +79,6 @@ var pendingTests = map[string]string{
 	"step/throwvfork":       item5,
 	"step/printchild":       item6,
 	"loop500":               item7,
-	"hw-call-writer":        item8,
 }
 
 // PendingTest returns the fix the named check outside the matrix waits
