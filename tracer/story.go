@@ -62,17 +62,17 @@ type childFacts struct {
 	// Stack writes are reported once per word, when the child ends
 	// (flushWrites): byWord holds each word's event, order the words in
 	// the order they were first changed, counts the changes of each.
-	byWord  map[uint64]*event.StackWrite
-	order   []uint64
-	counts  map[uint64]int
-	events  int  // slot_write and stack_write events of the story (maxWriteEvents)
-	capped  bool // the cap was reached (a writes_capped note said so)
-	flushed bool
-	calledExit  bool
-	end         *event.ChildEnd
-	steps       int64
-	bpHits      int
-	hw          watchSet
+	byWord     map[uint64]*event.StackWrite
+	order      []uint64
+	counts     map[uint64]int
+	events     int  // slot_write and stack_write events of the story (maxWriteEvents)
+	capped     bool // the cap was reached (a writes_capped note said so)
+	flushed    bool
+	calledExit bool
+	end        *event.ChildEnd
+	steps      int64
+	bpHits     int
+	hw         watchSet
 }
 
 // parentFacts is what the parent did after it woke.
