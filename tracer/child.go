@@ -644,3 +644,4 @@ func (s *session) childEnded(st *story, out outcome) error {
 	}
 	return nil
 }
+

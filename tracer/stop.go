@@ -132,6 +132,7 @@ func (s *session) sweep() {
 // kill it with SIGTRAP once nobody traces it.
 func (s *session) detach(t *task, sig int) {
 	_ = s.disarmDR(t.pid)
+	s.unclobberTF(t)
 	_ = s.p.Detach(t.pid, sig)
 	delete(s.byPID, t.pid)
 	s.setGone(t.pid)

@@ -86,7 +86,9 @@ var Cases = []Case{
 	// Issue 13: the program's own SIGTRAPs delivered as natively; a log
 	// bounded however often the child writes one word.
 	{Target: "trapchild"}, {Target: "trapchild", Args: []string{"kill"}}, {Target: "traphandler"},
-	{Target: "spinwrite"},
+	// A workload: its child's 100,000-iteration loop is stepped in both
+	// modes, which TestFastMatchesStep would pay for in every build.
+	{Target: "spinwrite", Workload: true},
 
 	// The catalogue of real vfork bugs (targets/catalogue/, docs/catalogue.md).
 	{Target: "rr3270_popfw"}, {Target: "fastio1141_helper"}, {Target: "embox2050_slot"},

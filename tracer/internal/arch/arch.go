@@ -145,7 +145,14 @@ type Regs struct {
 	// which threads other than the main one keep just above their stack.
 	// 0 on i386 (its %gs base is not in NT_PRSTATUS).
 	TP uint64
+	// Flags is rflags / eflags. Written back by EncodePrStatus only when
+	// nonzero: a value the kernel gave always has bit 1 set, so Regs made
+	// by hand leave the task's flags alone.
+	Flags uint64
 }
+
+// FlagTF is the trap flag in Flags.
+const FlagTF = 1 << 8
 
 // PC returns the program counter.
 func (r *Regs) PC() uint64 { return r.R[r.Arch.PC] }
@@ -212,8 +219,10 @@ func DecodePrStatus(buf []byte, regs *Regs) error {
 	if a == AMD64 {
 		regs.OrigAX = word(15)
 		regs.TP = word(21)
+		regs.Flags = word(18)
 	} else {
 		regs.OrigAX = uint64(int64(int32(word(11))))
+		regs.Flags = word(14)
 	}
 	return nil
 }
@@ -229,5 +238,12 @@ func EncodePrStatus(regs *Regs, buf []byte) {
 		} else {
 			binary.LittleEndian.PutUint32(buf[i*4:], uint32(regs.R[n]))
 		}
+	}
+	switch {
+	case regs.Flags == 0:
+	case a == AMD64:
+		binary.LittleEndian.PutUint64(buf[18*8:], regs.Flags)
+	default:
+		binary.LittleEndian.PutUint32(buf[14*4:], uint32(regs.Flags))
 	}
 }
