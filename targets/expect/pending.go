@@ -27,7 +27,7 @@ const (
 	item10frames = "issue 11 item 10: the parent's frames at a vfork from generated code are wrongly unwound by frame pointer, or unknown without saying so"
 	item11       = "issue 11 item 11: the child's return from frame 0 (syscall(), __kernel_vsyscall: a return slot on the stack) is not counted"
 	globals      = "issue 11: child stores to the parent's globals, heap and TLS are not followed (global_write, child_wrote_global, parent_read_child_global)"
-	rr3270       = "catalogue rr#3270: single-stepping the child's pushw/popfw kills it with SIGTRAP (on amd64 the program too); its return from hook_vfork (frame 0) is not counted; objdump's `pushw` is printed `push`"
+	rr3270       = "catalogue rr#3270: the unwinder forgets the caller-saved %rdi/%ecx across hook_vfork's frame, so tramp_vfork's return address (kept in that register, CFI DW_CFA_register) is unknown; gdb takes an unspecified register as the same value and names main"
 	rr1595       = "catalogue rr#1595: clone()'s return slot, rewritten by a child whose stack lies in the parent's, is reported as a plain stack word or missed"
 )
 
