@@ -320,6 +320,10 @@ func (s *session) diffRange(st *story, lo, hi uint64, pre *arch.Regs, in *disasm
 			continue
 		}
 		st.putWord(st.shadow, a, cur)
+		if _, slot := st.slots[a]; !slot && a < st.ownHi {
+			st.putWord(st.orig, a, cur) // the child's own stack: not a change to the parent's
+			continue
+		}
 		if in != nil && by == nil {
 			by = s.insnEvent(st.mm, st.child.pid, in)
 		}
@@ -644,4 +648,3 @@ func (s *session) childEnded(st *story, out outcome) error {
 	}
 	return nil
 }
-

@@ -38,7 +38,11 @@ type snapshot struct {
 	// The parent's live stack region [lo, hi): from its stack pointer at
 	// the vfork to the outermost frame it unwound. orig is its content at
 	// the vfork; shadow what vtrace last saw there (scratch: a read buffer).
-	lo, hi                uint64
+	lo, hi uint64
+	// ownHi: [lo, ownHi) is the child's own stack, placed inside the
+	// parent's live region (clone with a stack there); its plain words
+	// are the child's, the parent's slots there are watched (0: none).
+	ownHi                 uint64
 	orig, shadow, scratch []byte
 	slots                 map[uint64]slotInfo
 	shared                bool // the child runs on the parent's stack
