@@ -89,6 +89,7 @@ var Cases = []Case{
 	// A workload: its child's 100,000-iteration loop is stepped in both
 	// modes, which TestFastMatchesStep would pay for in every build.
 	{Target: "spinwrite", Workload: true},
+	{Target: "hwcallwriter"}, // issue 11 item 8 (the writer named by a watchpoint)
 
 	// The catalogue of real vfork bugs (targets/catalogue/, docs/catalogue.md).
 	{Target: "rr3270_popfw"}, {Target: "fastio1141_helper"}, {Target: "embox2050_slot"},
@@ -282,6 +283,18 @@ func truth(c Case, build string) Expect {
 		return e
 	case "nestedvfork":
 		return clean("exit", 2)
+	case "hwcallwriter":
+		if i386 {
+			e := clean("exit", 1)
+			e.Why = "i386: a correct vfork (the target's assembly is amd64's)"
+			return e
+		}
+		// The child returns from spawn() (asm) into main; main's `call
+		// inner`, inner's `call leaf` and `push %rax` rewrite spawn's
+		// return slot, the child's `call _exit` last; the parent returns
+		// through it.
+		return Expect{Verdict: "violation", Vforks: 1, ChildEnd: "exit", ReturnsPast: 1, Landing: "ret_clobbered",
+			Reasons: []string{"child_returned_past_frame", "parent_consumed_clobbered_slot"}, Slots: []string{"ret"}}
 	case "trapchild", "trapchild kill":
 		// The child's int3 / kill(getpid(), SIGTRAP) kills it natively
 		// (no handler): so under vtrace, in every mode.

@@ -75,8 +75,6 @@ var pendingTests = map[string]string{
 	"python/os.posix_spawn": item1,
 	"python/subprocess.run": item1,
 	"step/vzeroret":         item4,
-	"step/longjmpvfork":     item5,
-	"step/throwvfork":       item5,
 	"step/printchild":       item6,
 	"loop500":               item7,
 }
