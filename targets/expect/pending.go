@@ -19,7 +19,6 @@ const (
 	item1        = "issue 11 item 1: glibc's posix_spawn error channel (args.err) is reported as parent_read_child_write, with no libc_channel event"
 	item2        = "issue 11 item 2: a word the kernel rewrote (wait4's status) before the parent read it still counts as the child's"
 	item3        = "issue 11 item 3: a word a callee (memset) rewrote before the parent read it still counts as the child's"
-	item4        = "issue 11 item 4: vzeroupper is decoded 1-2 bytes too long; the child's ret after it is never seen"
 	item5        = "issue 11 item 5: leaving the frame without a ret (longjmp, C++ unwinding) is not seen"
 	item5static  = "issue 11 item 5, static builds: fast mode steps __cxa_throw to see the unwinder's stack switch, and static libgcc's FDE search (init_object sorts every FDE) takes more than --max-story-steps (2,000,000): the story is cut short"
 	item6        = "issue 11 item 6: the parent's reads through pointers inside callees (printf, strlen) are not seen"
@@ -44,7 +43,6 @@ var pendingToday = map[string][]pendingRow{
 	"spawnfail spawn2":  {{glibc, item1}},
 	"vforkwait":         {{"clang-O2 clang-O2-nopie", item2}},
 	"memsetread":        {{"*", item3}},
-	"vzeroret":          {{"*", item4}},
 	"throwvfork":        {{"gcc-O0-static gcc-O2-static gcc-O0-m32-static gcc-O2-m32-static", item5static}},
 	"printchild":        {{"*", item6}},
 	"vforkloop 20":      {{o0builds, item7}},
@@ -74,7 +72,6 @@ const item8 = "issue 11 item 8: with watchpoints, the writer of a pushed return 
 var pendingTests = map[string]string{
 	"python/os.posix_spawn": item1,
 	"python/subprocess.run": item1,
-	"step/vzeroret":         item4,
 	"step/printchild":       item6,
 	"loop500":               item7,
 }
