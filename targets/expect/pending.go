@@ -67,7 +67,6 @@ func pending(c Case, build string) string {
 
 // Checks outside the matrix (cmd/vtrace/realbugs_test.go), by name, that
 // today's engine fails (measured on 43da3b8 like the rows above).
-const item8 = "issue 11 item 8: with watchpoints, the writer of a pushed return address is named as the instruction ending where the callee starts (a PLT entry's `jmp`), not the call"
 
 var pendingTests = map[string]string{
 	"python/os.posix_spawn": item1,
