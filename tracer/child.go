@@ -166,10 +166,30 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		class = in.Class
 	}
 	throughCall := class == disasm.Call && r.depth() == 0 && s.cfg.Mode == Fast
-	if throughCall && s.noReturnCall(st, in, &r.regs) {
+	if throughCall && noReturnFuncs[s.callTarget(st, in, &r.regs)] {
 		// longjmp or a throw: it leaves the shared frames by moving the
 		// stack pointer, which only a step sees.
 		throughCall = false
+	}
+	if class == disasm.Call && r.outer != nil && s.cfg.Mode == Fast && unwinderHelpers[s.callTarget(st, in, &r.regs)] {
+		// Inside a stepped throw: the unwinder's own searches (the FDE
+		// lookup, the frame interpreter, the personality routine) return
+		// normally and run at full speed; static libgcc's first FDE
+		// search sorts every FDE of the program (millions of steps).
+		out, err := s.runCall(st, c, &r.regs, in, r.sig, nil)
+		r.predict.after(pc, in, derr, r.sig, outcome{}, err)
+		r.sig, r.prev = 0, in
+		st.kid.steps++
+		switch {
+		case err != nil:
+			return false, err
+		case out.kind == outSignal:
+			r.sig = int(out.sig)
+		case out.kind != outTrap && out.kind != outNested:
+			return true, s.childEnded(st, out)
+		}
+		s.diffRegion(st, nil, r.outer)
+		return false, nil
 	}
 	var out outcome
 	if throughCall {
@@ -545,10 +565,21 @@ var noReturnFuncs = map[string]bool{
 	"_Unwind_Resume": true, "_Unwind_Resume_or_Rethrow": true, "_Unwind_ForcedUnwind": true,
 }
 
-// noReturnCall reports whether a call (about to be made from a shared
-// frame, registers regs) goes to one of noReturnFuncs, directly, through
-// its PLT entry or through a pointer (a GOT entry, a register).
-func (s *session) noReturnCall(st *story, in *disasm.Insn, regs *arch.Regs) bool {
+// unwinderHelpers are functions the C++ unwinder calls that return
+// normally (fast mode runs them at full speed inside a stepped throw).
+var unwinderHelpers = map[string]bool{
+	"_Unwind_Find_FDE": true, "_dl_find_object": true, "dl_iterate_phdr": true, "__dl_iterate_phdr": true,
+	"uw_frame_state_for": true, "uw_init_context_1": true, "uw_update_context": true, "uw_update_context_1": true,
+	"execute_cfa_program": true, "execute_stack_op": true, "__gxx_personality_v0": true,
+	"search_object": true, "init_object": true, "linear_search_fdes": true,
+	"malloc": true, "free": true, "__cxa_get_globals": true, "__cxa_get_globals_fast": true,
+}
+
+// callTarget names the function a call (registers regs, before it) goes
+// to — directly, through its PLT entry or through a pointer (a GOT entry,
+// a register) —, without a "@plt" or a compiler's ".cold"/".isra" suffix;
+// "" when not at a function's start or unknown.
+func (s *session) callTarget(st *story, in *disasm.Insn, regs *arch.Regs) string {
 	target := in.Target
 	if target == 0 && len(in.Inst.Args) > 0 {
 		switch a := in.Inst.Args[0].(type) {
@@ -570,13 +601,14 @@ func (s *session) noReturnCall(st *story, in *disasm.Insn, regs *arch.Regs) bool
 		}
 	}
 	if target == 0 {
-		return false
+		return ""
 	}
 	y := s.sym(st.mm, target)
 	if y == nil || y.Off != 0 {
-		return false
+		return ""
 	}
-	return noReturnFuncs[strings.TrimSuffix(y.Sym, "@plt")]
+	name, _, _ := strings.Cut(strings.TrimSuffix(y.Sym, "@plt"), ".")
+	return name
 }
 
 func (s *session) emitChildCall(st *story, by *event.Insn, target uint64) {

@@ -19,8 +19,6 @@ const (
 	item1        = "issue 11 item 1: glibc's posix_spawn error channel (args.err) is reported as parent_read_child_write, with no libc_channel event"
 	item2        = "issue 11 item 2: a word the kernel rewrote (wait4's status) before the parent read it still counts as the child's"
 	item3        = "issue 11 item 3: a word a callee (memset) rewrote before the parent read it still counts as the child's"
-	item5        = "issue 11 item 5: leaving the frame without a ret (longjmp, C++ unwinding) is not seen"
-	item5static  = "issue 11 item 5, static builds: fast mode steps __cxa_throw to see the unwinder's stack switch, and static libgcc's FDE search (init_object sorts every FDE) takes more than --max-story-steps (2,000,000): the story is cut short"
 	item6        = "issue 11 item 6: the parent's reads through pointers inside callees (printf, strlen) are not seen"
 	item7        = "issue 11 item 7: the parent of a vfork in main() is followed until main returns (never): stories nest, are cut short"
 	item10frames = "issue 11 item 10: the parent's frames at a vfork from generated code are wrongly unwound by frame pointer, or unknown without saying so"
@@ -43,7 +41,6 @@ var pendingToday = map[string][]pendingRow{
 	"spawnfail spawn2":  {{glibc, item1}},
 	"vforkwait":         {{"clang-O2 clang-O2-nopie", item2}},
 	"memsetread":        {{"*", item3}},
-	"throwvfork":        {{"gcc-O0-static gcc-O2-static gcc-O0-m32-static gcc-O2-m32-static", item5static}},
 	"printchild":        {{"*", item6}},
 	"vforkloop 20":      {{o0builds, item7}},
 	"vforkcompute":      {{o0builds, item7}},
