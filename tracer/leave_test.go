@@ -96,3 +96,48 @@ func TestStoryFrame0Return(t *testing.T) {
 		})
 	}
 }
+
+// A throw: fast mode steps __cxa_throw (it leaves the frame by moving the
+// stack pointer) but runs the unwinder's own searches it calls at full
+// speed (here _Unwind_Find_FDE, a 1,000-round loop): the same story as
+// --step, in a few dozen steps.
+func TestStoryThrowFastUnwinder(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP()
+	a.raw(0x48, 0x89, 0xe3) // mov %rsp,%rbx
+	a.call("spawn")
+	a.label("after_spawn").exitWith(3)
+	a.label("landing").call("finish")
+	a.label("after_finish").exitWith(7)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.call("__cxa_throw")
+	a.label("parent").leave().ret()
+	a.fn("__cxa_throw").call("_Unwind_Find_FDE")
+	a.raw(0x48, 0x89, 0xdc).rel32(0xe9, "landing")                   // mov %rbx,%rsp; jmp landing
+	a.fn("_Unwind_Find_FDE").raw(0x48, 0xc7, 0xc1, 0xe8, 0x03, 0, 0) // mov $1000,%rcx
+	a.label("search").raw(0x48, 0x83, 0xe9, 0x01).raw(0x0f, 0x85).rel32n("search")
+	a.ret()
+	a.fn("finish").exitWith(0)
+	a.glibcVfork()
+	steps := map[Mode]int64{}
+	for _, mode := range []Mode{Fast, Step} {
+		rec, _, _ := runFake(t, a.image(t), codeBase, mode)
+		var left []string
+		for _, l := range storyLines(rec) {
+			if strings.Contains(l, "left frame") || strings.HasPrefix(l, "#1 violation") {
+				left = append(left, l)
+			}
+		}
+		want := []string{
+			"#1 child left frame 1 spawn+8 to __cxa_throw+8 by sp __cxa_throw+5 during spawn+17",
+			"#1 violation [child_returned_past_frame parent_consumed_clobbered_slot child_clobbered_slot]",
+		}
+		if !slices.Equal(left, want) {
+			t.Errorf("%s: %q, want %q", mode, left, want)
+		}
+		steps[mode] = all[*event.ChildEnd](rec)[0].Steps
+	}
+	if steps[Fast] > 50 || steps[Step] < 2000 {
+		t.Errorf("child steps: fast %d (want the search run at full speed), step %d", steps[Fast], steps[Step])
+	}
+}
