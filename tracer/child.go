@@ -371,9 +371,11 @@ func (s *session) emitWrite(st *story, a, old, cur uint64, by, during *event.Ins
 			ev.Backtrace = s.backtrace(st, pre)
 		}
 		st.kid.writes = append(st.kid.writes, ev)
+		st.kid.noteWriter(a, by)
 		s.emit(ev)
 		return
 	}
+	st.kid.noteWriter(a, by)
 	k := &st.kid
 	if ev, ok := k.byWord[a]; ok {
 		// The same word again: one event for all, first and last writer.
@@ -642,6 +644,9 @@ func (s *session) childEnded(st *story, out outcome) error {
 		ev.How = event.EndExec
 		ev.Path = s.p.ExePath(c.pid)
 	case outExit, outGone:
+		if out.kind == outExit {
+			s.recordChildEnd(st)
+		}
 		ws := out.status
 		switch {
 		case ws.Exited():

@@ -16,13 +16,7 @@ type pendingRow struct {
 
 // Fixes the rows wait for (issue 11, "right on real programs").
 const (
-	item1        = "issue 11 item 1: glibc's posix_spawn error channel (args.err) is reported as parent_read_child_write, with no libc_channel event"
-	item2        = "issue 11 item 2: a word the kernel rewrote (wait4's status) before the parent read it still counts as the child's"
-	item3        = "issue 11 item 3: a word a callee (memset) rewrote before the parent read it still counts as the child's"
-	item6        = "issue 11 item 6: the parent's reads through pointers inside callees (printf, strlen) are not seen"
-	item7        = "issue 11 item 7: the parent of a vfork in main() is followed until main returns (never): stories nest, are cut short"
 	item10frames = "issue 11 item 10: the parent's frames at a vfork from generated code are wrongly unwound by frame pointer, or unknown without saying so"
-	item11       = "issue 11 item 11: the child's return from frame 0 (syscall(), __kernel_vsyscall: a return slot on the stack) is not counted"
 	globals      = "issue 11: child stores to the parent's globals, heap and TLS are not followed (global_write, child_wrote_global, parent_read_child_global)"
 	rr3270       = "catalogue rr#3270: the unwinder forgets the caller-saved %rdi/%ecx across hook_vfork's frame, so tramp_vfork's return address (kept in that register, CFI DW_CFA_register) is unknown; gdb takes an unspecified register as the same value and names main"
 	rr1595       = "catalogue rr#1595: where clone() stored its own argument over its return slot before the syscall (amd64 -O2, clang, i386), the slot holds no code address at the vfork, glibc's clone has no CFI after its syscall and the machine-code unwinder gives up: the child's rewrite of it is reported as a stack word of frame 0, not as the return slot it is (the parent's ret still consumes it: ret_clobbered)"
@@ -31,20 +25,10 @@ const (
 const (
 	o0builds = "gcc-O0 clang-O0 gcc-O0-nopie gcc-O0-static musl-O0 gcc-O0-m32 gcc-O0-m32-static"
 	o2builds = "gcc-O2 clang-O2 clang-O2-nopie gcc-O2-static musl-O2 gcc-O2-m32 gcc-O2-m32-static"
-	glibc    = "gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-O0-nopie clang-O2-nopie gcc-O0-static gcc-O2-static " +
-		"gcc-O0-m32 gcc-O2-m32 gcc-O0-m32-static gcc-O2-m32-static"
 )
 
 var pendingToday = map[string][]pendingRow{
-	"spawnfail":         {{glibc, item1}}, // musl: no channel, as expected
-	"spawnfail addopen": {{glibc, item1}},
-	"spawnfail spawn2":  {{glibc, item1}},
-	"vforkwait":         {{"clang-O2 clang-O2-nopie", item2}},
-	"memsetread":        {{"*", item3}},
-	"printchild":        {{"*", item6}},
-	"vforkloop 20":      {{o0builds, item7}},
-	"vforkcompute":      {{o0builds, item7}},
-	"jitvfork":          {{"*", item10frames}},
+	"jitvfork": {{"*", item10frames}},
 
 	"rr3270_popfw":    {{"*", rr3270}},
 	"rr1595_stack":    {{"gcc-O2 clang-O0 clang-O2 clang-O2-nopie gcc-O2-static gcc-O0-m32 gcc-O2-m32 gcc-O0-m32-static gcc-O2-m32-static", rr1595}},
@@ -63,14 +47,9 @@ func pending(c Case, build string) string {
 }
 
 // Checks outside the matrix (cmd/vtrace/realbugs_test.go), by name, that
-// today's engine fails (measured on 43da3b8 like the rows above).
-
-var pendingTests = map[string]string{
-	"python/os.posix_spawn": item1,
-	"python/subprocess.run": item1,
-	"step/printchild":       item6,
-	"loop500":               item7,
-}
+// today's engine fails (measured on 43da3b8 like the rows above). None
+// today: each one's fix has landed.
+var pendingTests = map[string]string{}
 
 // PendingTest returns the fix the named check outside the matrix waits
 // for, or "" when today's engine meets it.
