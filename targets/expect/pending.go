@@ -22,11 +22,6 @@ const (
 	rr1595       = "catalogue rr#1595: where clone() stored its own argument over its return slot before the syscall (amd64 -O2, clang, i386), the slot holds no code address at the vfork, glibc's clone has no CFI after its syscall and the machine-code unwinder gives up: the child's rewrite of it is reported as a stack word of frame 0, not as the return slot it is (the parent's ret still consumes it: ret_clobbered)"
 )
 
-const (
-	o0builds = "gcc-O0 clang-O0 gcc-O0-nopie gcc-O0-static musl-O0 gcc-O0-m32 gcc-O0-m32-static"
-	o2builds = "gcc-O2 clang-O2 clang-O2-nopie gcc-O2-static musl-O2 gcc-O2-m32 gcc-O2-m32-static"
-)
-
 var pendingToday = map[string][]pendingRow{
 	"jitvfork": {{"*", item10frames}},
 
