@@ -110,8 +110,10 @@ func (s *session) capture(st *story) error {
 	default:
 		ev.Mechanism = event.MechDiff
 	}
+	ev.Memory = s.watchGlobals(st)
 	s.emit(ev)
 	st.captured = true
+	s.globalsNotes(st)
 	if unwindErr != nil && st.frames[0].Method == string(event.MethodNone) {
 		s.note(st.id, event.NoteUnwindFailed, fmt.Sprintf("unwinding the parent: %v; its callers and their return slots are unknown", unwindErr))
 	}

@@ -149,6 +149,9 @@ type Regs struct {
 	// nonzero: a value the kernel gave always has bit 1 set, so Regs made
 	// by hand leave the task's flags alone.
 	Flags uint64
+	// GS is the i386 %gs selector: the base of its TLS descriptor (entry
+	// GS>>3, PTRACE_GET_THREAD_AREA) is the thread pointer. 0 on amd64.
+	GS uint64
 }
 
 // FlagTF is the trap flag in Flags.
@@ -223,6 +226,7 @@ func DecodePrStatus(buf []byte, regs *Regs) error {
 	} else {
 		regs.OrigAX = uint64(int64(int32(word(11))))
 		regs.Flags = word(14)
+		regs.GS = word(10) & 0xffff
 	}
 	return nil
 }

@@ -105,6 +105,10 @@ type Binary struct {
 
 	loads []elf.ProgHeader
 
+	// Data and TLS symbols, writable segments (data.go), read on first use.
+	dataOnce    sync.Once
+	dataSymbols *dataSyms
+
 	debugOnce   sync.Once // separate debug file's symbols, read on the first miss
 	debugLoaded bool      // they were found and added
 
