@@ -1,6 +1,6 @@
 /*
- * spinwrite.c - the vfork child writes one local of its parent 100,000
- * times before it execs (issue 13, "bounded logs").
+ * spinwrite.c [N] - the vfork child writes one local of its parent N
+ * (default 100,000) times before it execs (issue 13, "bounded logs").
  * Expected verdict: CLEAN (the parent never reads the word again); the
  * log stays small: the 100,000 writes to one word are one stack_write
  * event with a count, not 100,000 events.
@@ -11,10 +11,11 @@
  * /bin/true. The parent waits and exits with the child's status.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-__attribute__((noinline)) static pid_t spawn(void)
+__attribute__((noinline)) static pid_t spawn(long n)
 {
 	/* An array: a single 8-byte local is kept with push/pop at clang -O2,
 	 * and the parent's `pop %rcx` would read it back. */
@@ -22,7 +23,7 @@ __attribute__((noinline)) static pid_t spawn(void)
 	pid_t pid = vfork();
 
 	if (pid == 0) {
-		for (long i = 0; i < 100000; i++)
+		for (long i = 0; i < n; i++)
 			spins[0] = i;
 		execl("/bin/true", "true", (char *)NULL);
 		_exit(127);
@@ -30,13 +31,14 @@ __attribute__((noinline)) static pid_t spawn(void)
 	return pid;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	int status;
 	pid_t pid;
+	long n = argc > 1 ? atol(argv[1]) : 100000;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
-	pid = spawn();
+	pid = spawn(n);
 	if (pid < 0 || waitpid(pid, &status, 0) < 0) {
 		perror("vfork/waitpid");
 		return 1;

@@ -88,7 +88,7 @@ var Cases = []Case{
 	{Target: "trapchild"}, {Target: "trapchild", Args: []string{"kill"}}, {Target: "traphandler"},
 	// A workload: its child's 100,000-iteration loop is stepped in both
 	// modes, which TestFastMatchesStep would pay for in every build.
-	{Target: "spinwrite", Workload: true},
+	{Target: "spinwrite", Args: []string{"1000"}, Workload: true}, // 100,000 in TestBoundedLogSpinWrite: 12 s per build
 	{Target: "hwcallwriter"}, // issue 11 item 8 (the writer named by a watchpoint)
 
 	// The catalogue of real vfork bugs (targets/catalogue/, docs/catalogue.md).
@@ -309,8 +309,8 @@ func truth(c Case, build string) Expect {
 	case "traphandler":
 		// The handler runs 4 times natively; the program exits 0 then.
 		return clean("exec", 1)
-	case "spinwrite":
-		// 100,000 writes to one local of spawn(): one stack_write.
+	case "spinwrite 1000":
+		// 1,000 writes to one local of spawn(): one stack_write.
 		e := clean("exec", 1)
 		e.MinStackWrites = 1
 		return e
