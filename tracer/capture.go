@@ -118,6 +118,15 @@ func (s *session) capture(st *story) error {
 	if len(st.frames) == maxFrames {
 		s.note(st.id, event.NoteUnwindTruncated, fmt.Sprintf("the parent has more than %d frames: the slots of the outer ones are not known", maxFrames))
 	}
+	for i, f := range st.frames {
+		if f.CFIErr != "" {
+			fn := "?"
+			if sym := st.frameFns[i]; sym != nil && sym.Sym != "" {
+				fn = sym.Sym
+			}
+			s.note(st.id, event.NoteCFIUnreadable, fmt.Sprintf("CFI unreadable for %s(), using %s: %s", fn, f.Method, f.CFIErr))
+		}
+	}
 	if capped {
 		s.note(st.id, event.NoteRegionTruncated, fmt.Sprintf("the parent's live stack is larger than %d bytes: only [%#x, %#x) is watched", maxRegion, st.lo, st.hi))
 	}

@@ -46,6 +46,8 @@ type session struct {
 
 	tally tally
 
+	goErr error // a panic in one of the session's goroutines (guarded by stopMu)
+
 	stopMu     sync.Mutex
 	stopReason string // set once: "timeout", "interrupt", "max_steps", "max_vforks"
 	stopLimit  string
@@ -128,7 +130,7 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 	if s.cfg.Prefetch {
 		// The program's and its libraries' symbols are read while it
 		// runs to its first vfork, not when that vfork holds it.
-		offCPU(s.cfg.CPU, func() { symbols.PrefetchProgram(s.cfg.Path) })
+		s.goOffCPU(func() { prefetchProgram(s.cfg.Path) })
 	}
 
 	if s.hw == hwAuto {
@@ -153,6 +155,9 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 
 	s.cont(main, 0)
 	s.loop()
+	if err := s.goroutineErr(); err != nil {
+		return Result{}, err // no verdict: the caller reports the error, then one
+	}
 	return s.finish(), nil
 }
 
@@ -452,6 +457,41 @@ func (s *session) finish() Result {
 	v.Incomplete = reason
 	s.emit(v)
 	return Result{Verdict: v.Verdict, Vforks: v.Vforks, Incomplete: reason, Steps: s.steps}
+}
+
+// prefetchProgram reads the program's symbols ahead (a variable: a test
+// makes it panic).
+var prefetchProgram = symbols.PrefetchProgram
+
+// goOffCPU runs fn on its own goroutine (see offCPU). A panic there is a
+// bug in vtrace, not the end of vtrace: it is recovered, the run is
+// stopped (every tracee killed) and Run returns it as an internal error,
+// which the log records as its error event before the verdict.
+func (s *session) goOffCPU(fn func()) {
+	offCPU(s.cfg.CPU, func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if s.cfg.Debug {
+					fmt.Fprintf(os.Stderr, "%v\n%s", r, debug.Stack())
+				}
+				s.stopMu.Lock()
+				if s.goErr == nil {
+					s.goErr = fmt.Errorf("internal error: %v (in a background goroutine; tracees killed; --debug shows the stack)", r)
+				}
+				s.stopMu.Unlock()
+				s.stopRun("interrupt", "internal error")
+				s.wakeTracer()
+			}
+		}()
+		fn()
+	})
+}
+
+// goroutineErr is the panic a goroutine of the session recovered, if any.
+func (s *session) goroutineErr() error {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	return s.goErr
 }
 
 // offCPU runs fn on a goroutine whose thread is kept off cpu, the one the

@@ -137,4 +137,5 @@ const (
 	NoteWatchpointsArmed  NoteCode = "watchpoints_armed"  // the child's DR0–DR3 (msg: which slots)
 	NoteWatchpointsFailed NoteCode = "watchpoints_failed" // arming them failed: diffing only
 	NoteExecUnreadable    NoteCode = "exec_unreadable"    // an exec'd program's image could not be read
+	NoteCFIUnreadable     NoteCode = "cfi_unreadable"     // a frame's CFI was malformed: it was unwound another way
 )

@@ -113,6 +113,10 @@ func (b *Binary) FDEForPC(pc, bias uint64) (*frame.FrameDescriptionEntry, error)
 func (b *Binary) fdeAt(off, bias uint64) (*frame.FrameDescriptionEntry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.fdeAtLocked(off, bias)
+}
+
+func (b *Binary) fdeAtLocked(off, bias uint64) (*frame.FrameDescriptionEntry, error) {
 	key := fdeKey{bias, off}
 	if fde, ok := b.fdeCache[key]; ok {
 		return fde, nil
@@ -149,7 +153,7 @@ func (b *Binary) fdeAt(off, bias uint64) (*frame.FrameDescriptionEntry, error) {
 	if base == 0 {
 		return nil, errBad // delve reads a section at address 0 as .debug_frame
 	}
-	fdes, err := frame.Parse(buf, binary.LittleEndian, bias, b.Arch.PtrSize, base)
+	fdes, err := b.parseCFI(buf, bias, base, off)
 	if err != nil {
 		return nil, err
 	}
