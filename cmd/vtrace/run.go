@@ -285,7 +285,7 @@ func (o *runOptions) check() error {
 	return nil
 }
 
-func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr io.Writer) error {
+func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr io.Writer) (err error) {
 	if err := o.check(); err != nil {
 		return err
 	}
@@ -315,6 +315,14 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	// What is said at the end (the exit status, the GitHub summary) comes
 	// from this summary; the text renderer keeps its own.
 	var sum report.Summary
+	// A bug in vtrace (a renderer, a sink) must still end the log with
+	// its error event and a verdict, and exit with the documented code
+	// (126, an internal error), not Go's crash status 2 (usage).
+	defer func() {
+		if r := recover(); r != nil {
+			err = log.fail(traceError{err: fmt.Errorf("internal error: %v", r)}, &sum)
+		}
+	}()
 	sinks := report.Multi{storyNarrator{&report.Narrator{}}, &sum}
 	sinks = append(sinks, o.evidence.sinks()...)
 	if log != nil {

@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/vtrace/vtrace/tracer/internal/elfpatch"
+	"github.com/vtrace/vtrace/internal/elfpatch"
 )
 
 // Crafted files (issue 13): the parsers never trust a size, count or

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/internal/elfpatch"
+)
+
+// Hostile inputs (issue 13, docs/reliability.md): crafted binaries,
+// hostile targets, a log that cannot be written. Each test is a row of
+// the table in docs/reliability.md.
+
+// crafted writes a patched copy of a target binary.
+func crafted(t *testing.T, build, name string, patch func([]byte) ([]byte, error)) string {
+	t.Helper()
+	orig, err := os.ReadFile(targetPath(t, build, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := patch(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A malformed FDE (its augmentation length changed: the program still
+// runs natively) was an internal error, exit 126, in delve's parser. Now
+// the frame is unwound from its code, a note says so, and the run ends as
+// natively.
+func TestCraftedFDE(t *testing.T) {
+	prog := crafted(t, "gcc-O0", "goodvfork_exec", func(d []byte) ([]byte, error) { return elfpatch.BreakFDEAugmentation(d, 0x7f) })
+	native := shellStatus(t, prog)
+	r := trace(t, "-q", prog)
+	if r.exit != native {
+		t.Errorf("exit %d, want the program's own %d\nstderr: %s", r.exit, native, r.stderr)
+	}
+	var noted bool
+	for _, n := range all[*event.Note](r) {
+		if n.Code == event.NoteCFIUnreadable && strings.Contains(n.Msg, "CFI unreadable for main(), using ") {
+			noted = true
+		}
+	}
+	if !noted {
+		t.Errorf("no cfi_unreadable note for main: %v", all[*event.Note](r))
+	}
+	if v := r.verdict(); v.Verdict != event.Clean || v.Vforks != 1 {
+		t.Errorf("verdict %s with %d vforks, want clean with 1", v.Verdict, v.Vforks)
+	}
+	r.assertNoneLeft(t)
+}
+
+// A .symtab with a bogus sh_size: 0x7fffffffffffff00 crashed the prefetch
+// goroutine (a goroutine dump, exit 2), 1 GiB cost 1 GB of RSS. Now the
+// table is read as far as the file holds it.
+func TestCraftedSymtabSize(t *testing.T) {
+	for _, size := range []uint64{0x7fffffffffffff00, 1 << 30} {
+		prog := crafted(t, "gcc-O0", "goodvfork_exec", func(d []byte) ([]byte, error) { return elfpatch.SetSectionSize(d, ".symtab", size) })
+		bin := vtraceBin(t)
+		cmd := exec.Command(bin, "run", "-q", prog)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf(".symtab sh_size %#x: %v\n%s", size, err, out)
+			continue
+		}
+		if kb := maxRSSKB(cmd.ProcessState); kb > 100<<10 {
+			t.Errorf(".symtab sh_size %#x: vtrace's max RSS %d MB", size, kb>>10)
+		}
+	}
+}
+
+// maxRSSKB is a finished process's peak resident set, in KiB (getrusage:
+// of vtrace itself; the program's is not counted, it is vtrace's child's).
+func maxRSSKB(ps *os.ProcessState) int64 {
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss
+	}
+	return 0
+}
