@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/internal/elfpatch"
+	"github.com/vtrace/vtrace/tracer/event"
 )
 
 // Hostile inputs (issue 13, docs/reliability.md): crafted binaries,
