@@ -123,7 +123,7 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 	mm, err := s.newAddrSpace(pid)
 	if err != nil {
 		s.abortStart(pid)
-		return Result{}, err
+		return Result{}, fmt.Errorf("%w: %v", ErrCannotTrace, err)
 	}
 	main := &task{pid: pid, proc: &process{tgid: pid, mm: mm, main: true}, state: taskRunning}
 	s.byPID[pid] = main
@@ -173,12 +173,23 @@ func isScript(path string) bool {
 	return n == 2 && string(b[:]) == "#!"
 }
 
-// abortStart kills the program after a failed start and reaps it.
+// abortStart kills the program after a failed start and reaps it. Once
+// its options are set, the SIGKILLed program stops once more, at its exit
+// (PTRACE_O_TRACEEXIT: an exit stop survives SIGKILL), and must be resumed
+// from there to die; the wait ends when it is reaped (a child vtrace
+// inherited and never traced is not waited for).
 func (s *session) abortStart(pid int) {
 	_ = s.p.Kill(pid, unix.SIGKILL)
 	for {
-		if _, err := s.p.Wait(); err != nil {
+		st, err := s.p.Wait()
+		if err != nil {
 			return
+		}
+		switch {
+		case st.PID == pid && (st.Status.Exited() || st.Status.Signaled()):
+			return
+		case st.Status.Stopped():
+			_ = s.p.Cont(st.PID, 0)
 		}
 	}
 }

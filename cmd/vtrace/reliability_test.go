@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vtrace/vtrace/internal/elfpatch"
 	"github.com/vtrace/vtrace/tracer/event"
@@ -86,4 +90,36 @@ func maxRSSKB(ps *os.ProcessState) int64 {
 		return ru.Maxrss
 	}
 	return 0
+}
+
+// An ELF header byte the kernel ignores (EI_DATA says big-endian) but
+// vtrace reads: the program runs natively; vtrace cannot read it and says
+// so (126, cannot_trace). Found by the mutation test: vtrace killed the
+// program at its exec stop and waited for it forever, the program held in
+// the exit stop that PTRACE_O_TRACEEXIT adds after a SIGKILL.
+func TestCraftedUnreadableHeader(t *testing.T) {
+	prog := crafted(t, "musl-O0", "goodvfork_exec", func(d []byte) ([]byte, error) {
+		d = bytes.Clone(d)
+		d[5] = 2 // EI_DATA: ELFDATA2MSB
+		return d, nil
+	})
+	if got := shellStatus(t, prog); got != 0 {
+		t.Skipf("the kernel refuses the crafted file here (status %d)", got)
+	}
+	bin := vtraceBin(t)
+	log := filepath.Join(t.TempDir(), "log.jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "run", "-q", "-o", log, prog).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("vtrace hung on a program it cannot read\n%s", out)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitCannotRun {
+		t.Errorf("vtrace: %v, want exit %d\n%s", err, exitCannotRun, out)
+	}
+	evs := readLogFile(t, log)
+	if e, ok := evs[0].(*event.Error); !ok || e.Kind != "cannot_trace" {
+		t.Errorf("log starts with %#v, want a cannot_trace error", evs[0])
+	}
 }
