@@ -91,12 +91,6 @@ func (s *session) capture(st *story) error {
 
 	var capped bool
 	st.lo, st.hi, capped = liveRegion(st, childSP)
-	st.orig = make([]byte, st.hi-st.lo)
-	if err := s.p.ReadMem(p.pid, st.lo, st.orig); err != nil {
-		return fmt.Errorf("snapshot parent stack [%#x,%#x): %w", st.lo, st.hi, err)
-	}
-	st.shadow = append([]byte(nil), st.orig...)
-	st.scratch = make([]byte, len(st.orig))
 	ev.Live = event.Region{Lo: event.Addr(st.lo), Hi: event.Addr(st.hi)}
 
 	st.stepChild = st.shared || s.cfg.Mode == Step
@@ -110,6 +104,16 @@ func (s *session) capture(st *story) error {
 	default:
 		ev.Mechanism = event.MechDiff
 	}
+	st.orig = make([]byte, st.hi-st.lo)
+	if err := s.p.ReadMem(p.pid, st.lo, st.orig); err != nil {
+		// The stack cannot be read (%rsp in unmapped memory): the story
+		// is unchecked (story), told from what was seen — this event.
+		s.emit(ev)
+		st.captured = true
+		return fmt.Errorf("snapshot parent stack [%#x,%#x): %w", st.lo, st.hi, err)
+	}
+	st.shadow = append([]byte(nil), st.orig...)
+	st.scratch = make([]byte, len(st.orig))
 	s.emit(ev)
 	st.captured = true
 	if unwindErr != nil && st.frames[0].Method == string(event.MethodNone) {

@@ -123,3 +123,60 @@ func TestCraftedUnreadableHeader(t *testing.T) {
 		t.Errorf("log starts with %#v, want a cannot_trace error", evs[0])
 	}
 }
+
+// buildC compiles a test program of testdata with the system's C compiler.
+func buildC(t *testing.T, src string, flags ...string) string {
+	t.Helper()
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("no C compiler (cc) on PATH")
+	}
+	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(src), ".c"))
+	args := append(append([]string{"-O0", "-o", out}, flags...), filepath.Join("testdata", src))
+	if b, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+		t.Fatalf("cc %v: %v\n%s", args, err, b)
+	}
+	return out
+}
+
+// A vfork made with %rsp in unmapped memory: vtrace cannot read the
+// parent's stack. The story is reported unchecked with the reason, both
+// tasks are let go (the issue saw them held until --timeout, forever with
+// none), and the run ends as natively — in both modes.
+func TestAbandonedStoryBadRSP(t *testing.T) {
+	prog := buildC(t, "badrsp.c")
+	want, err := exec.Command(prog).Output()
+	if err != nil {
+		t.Fatalf("natively: %v", err)
+	}
+	for _, mode := range [][]string{nil, {"--step"}} {
+		start := time.Now()
+		r := trace(t, append(append([]string{"-q"}, mode...), prog)...)
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("%v: the run took %v", mode, d)
+		}
+		if r.exit != 0 || r.stdout != string(want) {
+			t.Errorf("%v: exit %d, output %q; natively 0, %q\n%s", mode, r.exit, r.stdout, want, r.stderr)
+		}
+		vv := all[*event.VforkVerdict](r)
+		if len(vv) != 1 || vv[0].Verdict != event.Unchecked {
+			t.Fatalf("%v: story verdicts %v, want one unchecked", mode, vv)
+		}
+		var why string
+		for _, n := range all[*event.Note](r) {
+			if n.Code == event.NoteStoryAbandoned {
+				why = n.Msg
+			}
+		}
+		if !strings.Contains(why, "bad address") {
+			t.Errorf("%v: no story_abandoned note giving the reason (%q)", mode, why)
+		}
+		if v := r.verdict(); v.Unchecked != 1 || v.Incomplete != "" {
+			t.Errorf("%v: run verdict %+v, want 1 unchecked story and a complete run", mode, v)
+		}
+		if len(all[*event.Exit](r)) != 2 {
+			t.Errorf("%v: %d exit events, want the parent's and the child's", mode, len(all[*event.Exit](r)))
+		}
+		r.assertNoneLeft(t)
+	}
+}
