@@ -427,7 +427,7 @@ func (s *session) gone(t *task, ws unix.WaitStatus) {
 		code := ws.ExitStatus()
 		ev.Status, ev.Code = "exited", &code
 	} else {
-		ev.Status, ev.Signal = "signaled", unix.SignalName(ws.Signal())
+		ev.Status, ev.Signal = "signaled", event.SignalName(int(ws.Signal()))
 		if f, ok := s.faultOf(t.proc, ws.Signal(), t.proc.mm); ok {
 			ev.SiCode, ev.Addr, ev.PC, ev.Sym = f.siCode, f.addr, f.pc, f.sym
 		}

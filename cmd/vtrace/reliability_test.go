@@ -180,3 +180,21 @@ func TestAbandonedStoryBadRSP(t *testing.T) {
 		r.assertNoneLeft(t)
 	}
 }
+
+// A program killed by a real-time signal: the exit event names it
+// SIGRTMIN+N (the C library has no name for it) and vtrace exits 128+N as
+// a shell reports it. Before, the name was empty and the status 128.
+func TestRealtimeSignalExit(t *testing.T) {
+	argv := []string{"bash", "-c", "kill -s RTMIN+2 $$"}
+	native := shellStatus(t, argv...)
+	if native != 128+36 {
+		t.Fatalf("bash killing itself with SIGRTMIN+2: status %d, want %d", native, 128+36)
+	}
+	r := trace(t, append([]string{"-q", "--"}, argv...)...)
+	if ex := r.mainExit(t); ex.Signal != "SIGRTMIN+2" {
+		t.Errorf("exit event signal %q, want SIGRTMIN+2", ex.Signal)
+	}
+	if r.exit != native {
+		t.Errorf("vtrace exit %d, want %d as natively", r.exit, native)
+	}
+}

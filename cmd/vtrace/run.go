@@ -419,9 +419,8 @@ func runStatus(ctx context.Context, sum *report.Summary, res tracer.Result, erro
 		}
 		return exitStatus(*e.Code)
 	}
-	// A signal the C library has no name for (a real-time one) cannot be
-	// numbered from the log: 128 alone says "killed by a signal".
-	return exitStatus(exitSignal + int(unix.SignalNum(e.Signal)))
+	// A real-time signal is named SIGRTMIN+N in the log (event.SignalName).
+	return exitStatus(exitSignal + event.SignalNum(e.Signal))
 }
 
 // interruptSignal is the number of the signal that interrupted the run:
