@@ -486,3 +486,54 @@ func alive(pid int) bool {
 	f := strings.Fields(string(b))
 	return len(f) > 2 && f[2] != "Z" && f[2] != "X"
 }
+
+// A setuid program traced by an unprivileged user runs without its
+// privilege: the kernel does not honour the set-user-ID bit of a program
+// exec'd under ptrace by a tracer that could not trace the result (as
+// under strace and gdb). vtrace traces it to its end; its output says
+// whose it ran as.
+func TestSetuidRunsUnprivileged(t *testing.T) {
+	bin := vtraceBin(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and setpriv(1) to make a setuid-root program and run vtrace as nobody")
+	}
+	// Not t.TempDir: its parent is private to root, and nobody must reach
+	// the program.
+	dir, err := os.MkdirTemp("", "vtrace-setuid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	id := filepath.Join(dir, "id")
+	data, err := os.ReadFile("/usr/bin/id")
+	if err != nil {
+		t.Skipf("no /usr/bin/id: %v", err)
+	}
+	if err := os.WriteFile(id, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(id, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
+	native, err := exec.Command(setpriv, append(asNobody, id, "-u")...).Output()
+	if err != nil || strings.TrimSpace(string(native)) != "0" {
+		t.Skipf("the set-user-ID bit is not honoured here (nosuid mount?): %q %v", native, err)
+	}
+	cmd := exec.Command(setpriv, append(asNobody, bin, "run", "-q", "--", id, "-u")...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("vtrace as nobody: %v\n%s", err, stderr.String())
+	}
+	if got := strings.TrimSpace(stdout.String()); got != "65534" {
+		t.Errorf("the setuid program under vtrace ran as uid %s, want 65534 (without its privilege)", got)
+	}
+	if !strings.Contains(stderr.String(), "clean") {
+		t.Errorf("no verdict on stderr: %q", stderr.String())
+	}
+}
