@@ -628,6 +628,9 @@ func (b *Binary) FDEs(bias uint64) (frame.FrameDescriptionEntries, error) {
 		}
 	}
 	sort.Slice(f, func(i, j int) bool { return f[i].Begin() < f[j].Begin() })
+	if len(b.fdes) >= maxCachedBiases {
+		clear(b.fdes) // one parse per load bias: see maxCachedFDEs
+	}
 	b.fdes[bias] = f
 	return f, nil
 }

@@ -75,6 +75,13 @@ func (ix *ehIndex) fdeAddr(i int) uint64 { return ix.field(i, 1) }
 
 type fdeKey struct{ bias, off uint64 }
 
+// Bounds of the CFI caches of one Binary: FDEs found through
+// .eh_frame_hdr, and whole-section parses (one per load bias).
+const (
+	maxCachedFDEs   = 1024
+	maxCachedBiases = 4
+)
+
 // FDEForPC returns the call-frame information entry covering a runtime pc
 // of this file mapped with load bias bias.
 func (b *Binary) FDEForPC(pc, bias uint64) (*frame.FrameDescriptionEntry, error) {
@@ -160,7 +167,10 @@ func (b *Binary) fdeAtLocked(off, bias uint64) (*frame.FrameDescriptionEntry, er
 	if len(fdes) != 1 {
 		return nil, errBad
 	}
-	if b.fdeCache == nil {
+	if b.fdeCache == nil || len(b.fdeCache) >= maxCachedFDEs {
+		// Entries are per load bias, and under ASLR every process has
+		// its own: a vtrace that follows thousands of processes would
+		// keep a few FDEs of each for good (TestSoak). Start afresh.
 		b.fdeCache = map[fdeKey]*frame.FrameDescriptionEntry{}
 	}
 	b.fdeCache[key] = fdes[0]
