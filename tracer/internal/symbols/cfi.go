@@ -135,8 +135,10 @@ func (b *Binary) fdeAtLocked(off, bias uint64) (*frame.FrameDescriptionEntry, er
 			return nil, false
 		}
 		n := uint64(binary.LittleEndian.Uint32(sec[at:]))
-		if n == 0 || n == 0xffffffff || n > uint64(len(sec))-at-4 {
-			return nil, false // a terminator, or 64-bit DWARF (delve reads neither)
+		if n < 4 || n == 0xffffffff || n > uint64(len(sec))-at-4 {
+			// A terminator (0), 64-bit DWARF (delve reads neither), or
+			// too short to hold its CIE id or pointer.
+			return nil, false
 		}
 		return sec[at : at+4+n], true
 	}

@@ -1,6 +1,7 @@
 package symbols
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -115,5 +116,34 @@ func TestCraftedFDEAugmentation(t *testing.T) {
 	got, err := b1.FDEs(0x1000)
 	if err != nil || len(got) != len(all)-1 {
 		t.Errorf("one broken FDE of %d: the section parse kept %d (%v), want %d", len(all), len(got), err, len(all)-1)
+	}
+}
+
+// An FDE whose length says 2 bytes (too short for its CIE pointer): found
+// by the mutation test, an index out of range in fdeAt.
+func TestCraftedFDELength(t *testing.T) {
+	orig, err := os.ReadFile("testdata/gcc-O2-g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fdes, err := elfpatch.FDEs(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := openT(t, "testdata/gcc-O2-g")
+	for _, n := range []uint32{1, 2, 3, 4} {
+		data := append([]byte(nil), orig...)
+		for _, off := range fdes {
+			binary.LittleEndian.PutUint32(data[off:], n)
+		}
+		b, err := OpenBinary(writeCrafted(t, data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < b.ehHdr.n; i++ {
+			b.FDEForPC(good.ehHdr.loc(i), 0) // an error, not a panic
+		}
+		b.ehHdrOK = false
+		b.FDEs(0)
 	}
 }
