@@ -46,7 +46,8 @@ type session struct {
 
 	tally tally
 
-	goErr error // a panic in one of the session's goroutines (guarded by stopMu)
+	goErr error         // a panic in one of the session's goroutines (guarded by stopMu)
+	wakes []*os.Process // wake commands started (guarded by stopMu)
 
 	stopMu     sync.Mutex
 	stopReason string // set once: "timeout", "interrupt", "max_steps", "max_vforks"
@@ -78,6 +79,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				err = fmt.Errorf("internal error: %v (tracees killed; --debug shows the stack)", r)
 			}
 		}()
+		defer s.reapWakes()
 		res, err = s.run(ctx, t)
 		return err
 	})

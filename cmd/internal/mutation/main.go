@@ -305,9 +305,9 @@ func runOne(vtrace, dir, name string, data []byte, cg *cgroup, timeout, grace ti
 		}
 	}
 	if cg != nil {
-		if left := cg.killAll(); left > 0 && res.exit >= 0 {
+		if left, what := cg.killAll(); left > 0 && res.exit >= 0 {
 			res.problems = append(res.problems, "left")
-			res.detail += fmt.Sprintf(" %d processes left in the cgroup", left)
+			res.detail += fmt.Sprintf(" exit %d, %d processes left in the cgroup:%s", res.exit, left, what)
 		}
 	}
 	return res
@@ -347,20 +347,25 @@ func newCgroup(name string, max int) (*cgroup, error) {
 }
 
 // killAll SIGKILLs every process left in the cgroup and returns how many
-// there were.
-func (c *cgroup) killAll() int {
-	left := 0
+// there were, and their command lines.
+func (c *cgroup) killAll() (int, string) {
+	left, what := 0, ""
 	for try := 0; try < 20; try++ {
 		b, err := os.ReadFile(filepath.Join(c.dir, "cgroup.procs"))
 		if err != nil {
-			return left
+			return left, what
 		}
 		fs := strings.Fields(string(b))
 		if len(fs) == 0 {
-			return left
+			return left, what
 		}
 		if try == 0 {
 			left = len(fs)
+			for _, f := range fs {
+				cmdline, _ := os.ReadFile("/proc/" + f + "/cmdline")
+				stat, _ := os.ReadFile("/proc/" + f + "/stat")
+				what += fmt.Sprintf(" [%s %q %.40s]", f, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}), stat)
+			}
 		}
 		for _, f := range fs {
 			if pid, err := strconv.Atoi(f); err == nil {
@@ -369,7 +374,7 @@ func (c *cgroup) killAll() int {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return left
+	return left, what
 }
 
 func (c *cgroup) remove() {
