@@ -128,3 +128,10 @@ targets: $(foreach b,$(BUILDS),targets-$(b))
 targets-default: $(foreach b,$(TARGETS_DEFAULT_BUILDS),targets-$(b))
 targets-clean:
 	rm -rf $(BUILD)/targets
+
+# attachvfork (vtrace attach's tests) waits for a file before its vfork:
+# not a matrix row (targets/expect), built in gcc-O0 only.
+$(BUILD)/targets/gcc-O0/attachvfork: $(TARGETS_DIR)/attachvfork.c $(TARGETS_DIR)/targets.mk
+	@mkdir -p $(@D)
+	$(TARGETS_Q)gcc -O0 -g -o $@ $< -pthread
+targets-gcc-O0: $(BUILD)/targets/gcc-O0/attachvfork

@@ -40,6 +40,11 @@ type Config struct {
 	Env   []string
 	Files []*os.File // the target's stdin, stdout, stderr
 
+	// AttachPID, if set, is a running process to attach to (vtrace
+	// attach) instead of starting Path: it is let go, never killed, when
+	// the run is stopped.
+	AttachPID int
+
 	Mode       Mode
 	TraceInsns bool // --trace-insns: a child_step event per child instruction (step mode)
 	NoASLR     bool

@@ -11,7 +11,8 @@ import (
 )
 
 // ErrCannotTrace wraps every reason a run could not start: the CLI maps it
-// to exit code 3.
+// to exit code 126 (127 when the program does not exist; README "Exit
+// status").
 var ErrCannotTrace = errors.New("cannot trace")
 
 // ErrNotPermitted is ptrace being refused by the system.

@@ -49,6 +49,8 @@ type session struct {
 	goErr error         // a panic in one of the session's goroutines (guarded by stopMu)
 	wakes []*os.Process // wake commands started (guarded by stopMu)
 
+	attachState // vtrace attach (attach.go); zero when vtrace started the program
+
 	stopMu     sync.Mutex
 	stopReason string // set once: "timeout", "interrupt", "max_steps", "max_vforks"
 	stopLimit  string
@@ -88,6 +90,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 // run starts the program and follows it to the end.
 func (s *session) run(ctx context.Context, t *ptrace.Thread) (Result, error) {
+	if s.cfg.AttachPID != 0 {
+		return s.attach(ctx) // attach.go
+	}
 	if err := ptrace.BecomeSubreaper(); err != nil {
 		return Result{}, fmt.Errorf("become child subreaper: %w", err)
 	}
@@ -246,6 +251,9 @@ func (s *session) takePostponed() (ptrace.Stop, bool) {
 func (s *session) dispatch(st ptrace.Stop) {
 	t := s.byPID[st.PID]
 	if t == nil {
+		if s.attachedUnknown(st) { // attach.go: let go, not killed
+			return
+		}
 		if st.Status.Stopped() {
 			if s.stopping() {
 				// A new task of a run that is ending: kill it, and let it go
@@ -263,7 +271,7 @@ func (s *session) dispatch(st ptrace.Stop) {
 	case ws.Exited() || ws.Signaled():
 		s.gone(t, ws)
 	case s.detaching():
-		s.detach(t, stopSignal(st))
+		s.detach(t, s.letGoSignal(t, st))
 	case s.stopping():
 		// The run is ending: no stop may hold a task, whatever state
 		// vtrace had it in (a vfork child whose first stop came after the
@@ -272,6 +280,8 @@ func (s *session) dispatch(st ptrace.Stop) {
 		s.cont(t, 0)
 	case !ws.Stopped():
 		s.cont(t, 0)
+	case st.Seized():
+		s.seizedStop(t, st) // attach.go: tasks of an attached process
 	case st.Event() != 0:
 		s.eventStop(t, st.Event())
 	case ws.StopSignal() == unix.SIGSTOP && !t.firstStopSeen():
@@ -462,6 +472,7 @@ func (s *session) note(story int, code event.NoteCode, detail string) {
 // finish emits the budget event (if any) and the run's verdict.
 func (s *session) finish() Result {
 	reason, limit := s.stopState()
+	s.emitDetach(reason, limit) // attach.go
 	if reason != "" {
 		s.emit(&event.Budget{Header: s.hdr("budget", s.mainPID), Budget: reason, Limit: limit})
 	}

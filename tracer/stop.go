@@ -37,6 +37,9 @@ func (s *session) stopRun(reason, limit string) {
 		return
 	}
 	s.stopReason, s.stopLimit = reason, limit
+	if s.attachPID != 0 {
+		return // the tracer thread interrupts every task (attach.go)
+	}
 	for tid, tgid := range s.live {
 		if s.detachingLocked() {
 			_ = s.p.Tgkill(tgid, tid, unix.SIGSTOP)
@@ -56,6 +59,9 @@ func (s *session) detaching() bool {
 }
 
 func (s *session) detachingLocked() bool {
+	if s.attachPID != 0 {
+		return s.stopReason != "" // an attached process is always let go
+	}
 	return s.cfg.OnBudget == "detach" && s.stopReason != "" && s.stopReason != "interrupt"
 }
 
@@ -78,6 +84,8 @@ func (s *session) setLive(tid, tgid int) {
 	defer s.stopMu.Unlock()
 	s.live[tid] = tgid
 	switch {
+	case s.attachPID != 0:
+		// an attached run's tasks are interrupted by the tracer thread
 	case s.detachingLocked():
 		_ = s.p.Tgkill(tgid, tid, unix.SIGSTOP)
 	case s.stopReason != "":
@@ -112,6 +120,7 @@ func (s *session) sweep() {
 	}
 	s.swept = true
 	if s.detaching() {
+		s.interruptAll() // attach.go
 		for _, t := range s.byPID {
 			switch t.state {
 			case taskHeld, taskParked:
@@ -131,6 +140,7 @@ func (s *session) sweep() {
 // Its debug registers are cleared first: a watchpoint left armed would
 // kill it with SIGTRAP once nobody traces it.
 func (s *session) detach(t *task, sig int) {
+	s.beforeDetach(t) // attach.go
 	_ = s.disarmDR(t.pid)
 	_ = s.p.Detach(t.pid, sig)
 	delete(s.byPID, t.pid)
@@ -189,7 +199,16 @@ func (s *session) watchStops(ctx context.Context) func() {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			s.stopRun("interrupt", "context canceled")
+			// A signal cancels the CLI's context too, maybe first: name
+			// the signal if it comes with it (the budget's limit, the
+			// detach event's signal).
+			limit := "context canceled"
+			select {
+			case sig := <-sigc:
+				limit = sig.String()
+			case <-time.After(50 * time.Millisecond):
+			}
+			s.stopRun("interrupt", limit)
 			s.wakeTracer()
 		case sig := <-sigc:
 			s.stopRun("interrupt", sig.String())

@@ -69,7 +69,7 @@ when signal N interrupted it, else the program's own status; 125 usage,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&format, "format", "text", "text|sarif|junit|html")
+	f.StringVar(&format, "format", "text", "text|markdown|sarif|junit|html")
 	f.StringVarP(&out, "output", "o", "", "write to `FILE` instead of stdout")
 	f.StringVar(&colorMode, "color", "auto", "colour the text: auto|always|never")
 	f.BoolVarP(&quiet, "quiet", "q", false, "text: print only the verdict line")
@@ -178,6 +178,8 @@ func (o *outcome) status(sum *report.Summary) error {
 		return exitStatus(exitViolation)
 	case o.verdict == nil:
 		return exitStatus(exitBudget)
+	case sum.Run.Attach != nil && (o.verdict.Incomplete == "interrupt" || o.verdict.Incomplete == "timeout"):
+		return nil // vtrace attach let the process go, with no violation
 	case o.verdict.Incomplete == "interrupt":
 		return exitStatus(exitSignal + interruptSignal(context.Background(), sum.Run.Budget))
 	case o.verdict.Incomplete != "":

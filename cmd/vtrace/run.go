@@ -16,6 +16,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
@@ -168,6 +169,7 @@ the child instruction that overwrote each, and where the parent lands.`,
 	root.AddCommand(newRunCmd(stdout, stderr), newVersionCmd(stdout))
 	root.AddCommand(newReportCmd(stdout, stderr))
 	root.AddCommand(newDiffCmd(stdout, stderr))
+	root.AddCommand(newAttachCmd(stdout, stderr))
 	return root
 }
 
@@ -217,8 +219,20 @@ a markdown summary to $GITHUB_STEP_SUMMARY and prints up to 10 ::error /
 	f := cmd.Flags()
 	// Flags stop at the program: `vtrace run ls -l` passes -l to ls.
 	f.SetInterspersed(false)
+	o.addFlags(f, false)
+	return cmd
+}
+
+// addFlags registers the flags of run; attach shares them all but those
+// about starting the program (--no-aslr, --cpu) and --on-budget (an
+// attached process is always let go).
+func (o *runOptions) addFlags(f *pflag.FlagSet, attach bool) {
 	f.StringVarP(&o.outFile, "output", "o", "", "write the JSON Lines log to `FILE` (- for stdout)")
-	f.BoolVar(&o.jsonOut, "json", false, "write the JSON Lines log to stdout (the program's stdout then goes to stderr); with -o, to FILE")
+	jsonHelp := "write the JSON Lines log to stdout (the program's stdout then goes to stderr); with -o, to FILE"
+	if attach {
+		jsonHelp = "write the JSON Lines log to stdout; with -o, to FILE"
+	}
+	f.BoolVar(&o.jsonOut, "json", false, jsonHelp)
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the verdict line")
 	o.evidence.addFlags(f)
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "tell every vfork story in full, with every exec and exit")
@@ -231,12 +245,13 @@ a markdown summary to $GITHUB_STEP_SUMMARY and prints up to 10 ::error /
 	f.IntVar(&o.maxVforks, "max-vforks", tracer.DefaultMaxVforks, "stop the run at the `N`+1th vfork (0 = no limit)")
 	f.IntVar(&o.maxViolations, "max-violations", tracer.DefaultMaxViolations, "stop the run after `N` violating stories (0 = no limit): a program that keeps violating (restarting through a clobbered return address) ends")
 	f.Int64Var(&o.maxStorySteps, "max-story-steps", tracer.DefaultMaxStorySteps, "cut one story short after `N` single-steps; its tasks run on and the run goes on (0 = no limit)")
-	f.StringVar(&o.onBudget, "on-budget", "kill", "when a budget stops the run: `kill` the traced processes, or detach and let them run on untraced")
 	f.Var(durationFlag{&o.timeout}, "timeout", "stop the run after this `duration`, e.g. 90s or 10m (0 = none)")
-	f.BoolVar(&o.noASLR, "no-aslr", false, "disable address space randomisation for reproducible addresses")
-	f.StringVar(&o.cpu, "cpu", "", "pin vtrace and the traced program to `CPU` (a number), auto (one CPU of the allowed set) or none (default: none; with --step, auto: a measurement mode)")
+	if !attach {
+		f.StringVar(&o.onBudget, "on-budget", "kill", "when a budget stops the run: `kill` the traced processes, or detach and let them run on untraced")
+		f.BoolVar(&o.noASLR, "no-aslr", false, "disable address space randomisation for reproducible addresses")
+		f.StringVar(&o.cpu, "cpu", "", "pin vtrace and the traced program to `CPU` (a number), auto (one CPU of the allowed set) or none (default: none; with --step, auto: a measurement mode)")
+	}
 	f.StringVar(&o.watch, "watchpoints", "auto", "hardware watchpoints: auto (probe; where they fire, fast mode arms DR0-DR3 in each vfork child to name writers inside callees) or off")
-	return cmd
 }
 
 // durationFlag is --timeout: a duration with a unit. A bare number is
@@ -312,21 +327,52 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 		return log.fail(err, nil)
 	}
 
-	// What is said at the end (the exit status, the GitHub summary) comes
-	// from this summary; the text renderer keeps its own.
-	var sum report.Summary
+	ts := o.newSinks(log, colored, stderr)
 	// A bug in vtrace (a renderer, a sink) must still end the log with
 	// its error event and a verdict, and exit with the documented code
 	// (126, an internal error), not Go's crash status 2 (usage).
 	defer func() {
 		if r := recover(); r != nil {
-			err = log.fail(traceError{err: fmt.Errorf("internal error: %v", r)}, &sum)
+			err = log.fail(traceError{err: fmt.Errorf("internal error: %v", r)}, ts.sum)
 		}
 	}()
-	sinks := report.Multi{storyNarrator{&report.Narrator{}}, &sum}
-	sinks = append(sinks, o.evidence.sinks()...)
+
+	// The program's stdout is vtrace's, unless the log takes it.
+	progOut := stdout
+	if log != nil && log.f == nil {
+		progOut = stderr
+	}
+	if ctx.Err() != nil { // interrupted before the program started
+		_ = log.fail(fmt.Errorf("before the program started: %w", context.Cause(ctx)), ts.sum)
+		return exitStatus(exitSignal + interruptSignal(ctx, nil))
+	}
+	files, closeFiles, err := targetFiles(progOut, stderr)
+	if err != nil {
+		return log.fail(traceError{err: err}, ts.sum)
+	}
+	cfg := o.engineConfig(ts, pin)
+	cfg.Path, cfg.Argv, cfg.Env, cfg.Files, cfg.NoASLR = path, args, os.Environ(), files, o.noASLR
+	res, err := tracer.Run(ctx, cfg)
+	closeFiles()
+	return o.end(ctx, ts, log, res, err, stderr)
+}
+
+// traceSinks are the sinks of a run's events: the story narrator, the
+// summary (what is said at the end: the exit status, the GitHub summary),
+// the evidence files, the log, the text report, the GitHub output.
+type traceSinks struct {
+	sum   *report.Summary
+	sinks report.Multi
+	gh    *githubOut
+}
+
+// newSinks sets up the sinks the options ask for (run and attach alike).
+func (o *runOptions) newSinks(log *runLog, colored bool, stderr io.Writer) traceSinks {
+	ts := traceSinks{sum: &report.Summary{}}
+	ts.sinks = report.Multi{storyNarrator{&report.Narrator{}}, ts.sum}
+	ts.sinks = append(ts.sinks, o.evidence.sinks()...)
 	if log != nil {
-		sinks = append(sinks, log.jsonl)
+		ts.sinks = append(ts.sinks, log.jsonl)
 	}
 	detail := report.Default
 	switch {
@@ -335,43 +381,37 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	case o.verbose:
 		detail = report.Verbose
 	}
-	sinks = append(sinks, report.NewTextOptions(stderr, report.TextOptions{Color: colored, Detail: detail, Width: termWidth(stderr)}))
-	var gh *githubOut
+	ts.sinks = append(ts.sinks, report.NewTextOptions(stderr, report.TextOptions{Color: colored, Detail: detail, Width: termWidth(stderr)}))
 	if o.github || os.Getenv("GITHUB_ACTIONS") == "true" {
-		gh = &githubOut{}
-		sinks = append(sinks, gh)
+		ts.gh = &githubOut{}
+		ts.sinks = append(ts.sinks, ts.gh)
 	}
+	return ts
+}
 
-	// The program's stdout is vtrace's, unless the log takes it.
-	progOut := stdout
-	if log != nil && log.f == nil {
-		progOut = stderr
-	}
-	if ctx.Err() != nil { // interrupted before the program started
-		_ = log.fail(fmt.Errorf("before the program started: %w", context.Cause(ctx)), &sum)
-		return exitStatus(exitSignal + interruptSignal(ctx, nil))
-	}
-	files, closeFiles, err := targetFiles(progOut, stderr)
-	if err != nil {
-		return log.fail(traceError{err: err}, &sum)
-	}
-	res, err := tracer.Run(ctx, tracer.Config{
-		Path: path, Argv: args, Env: os.Environ(), Files: files,
+// engineConfig is the engine's configuration from the options run and
+// attach share; the caller adds what to trace.
+func (o *runOptions) engineConfig(ts traceSinks, pin int) tracer.Config {
+	return tracer.Config{
 		Mode: map[bool]tracer.Mode{false: tracer.Fast, true: tracer.Step}[o.step], TraceInsns: o.traceInsns,
-		NoASLR: o.noASLR, CPU: pin, Watchpoints: o.watch,
+		CPU: pin, Watchpoints: o.watch,
 		MaxSteps: o.maxSteps, MaxVforks: o.maxVforks, Timeout: o.timeout,
 		MaxViolations: o.maxViolations, MaxStorySteps: o.maxStorySteps, OnBudget: o.onBudget,
-		Version: version, Sink: sinks, WakeCommand: wakeCommand(), Debug: os.Getenv("VTRACE_DEBUG") != "",
+		Version: version, Sink: ts.sinks, WakeCommand: wakeCommand(), Debug: os.Getenv("VTRACE_DEBUG") != "",
 		// Symbols are read ahead on another CPU; with one, that would
 		// only slow the program down.
 		Prefetch: runtime.NumCPU() > 1,
-	})
-	closeFiles()
-	if err != nil {
-		return log.fail(traceError{err: err}, &sum)
 	}
-	if gh != nil {
-		gh.finish(&sum, stderr)
+}
+
+// end finishes a traced run (run and attach): the GitHub output, the log,
+// the evidence files, and vtrace's exit status.
+func (o *runOptions) end(ctx context.Context, ts traceSinks, log *runLog, res tracer.Result, err error, stderr io.Writer) error {
+	if err != nil {
+		return log.fail(traceError{err: err, notFound: errors.Is(err, tracer.ErrNoProcess)}, ts.sum)
+	}
+	if ts.gh != nil {
+		ts.gh.finish(ts.sum, stderr)
 	}
 	if err := log.close(); err != nil {
 		return err
@@ -379,7 +419,7 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	if err := o.evidence.write(); err != nil {
 		return err
 	}
-	return runStatus(ctx, &sum, res, o.errorExitcode)
+	return runStatus(ctx, ts.sum, res, o.errorExitcode)
 }
 
 // storyNarrator passes a Narrator only what it narrates from: the events
@@ -404,7 +444,13 @@ func runStatus(ctx context.Context, sum *report.Summary, res tracer.Result, erro
 	}
 	switch res.Incomplete {
 	case "":
-	case "interrupt":
+	case "interrupt", "timeout":
+		if sum.Run.Attach != nil {
+			return nil // attach: let go, with no violation: the process runs on (attach.go)
+		}
+		if res.Incomplete == "timeout" {
+			return exitStatus(exitBudget)
+		}
 		return exitStatus(exitSignal + interruptSignal(ctx, sum.Run.Budget))
 	default:
 		return exitStatus(exitBudget)

@@ -28,6 +28,8 @@ var kinds = map[string]func() Event{
 	"vfork_verdict":           func() Event { return new(VforkVerdict) },
 	"exit":                    func() Event { return new(Exit) },
 	"budget":                  func() Event { return new(Budget) },
+	"attach":                  func() Event { return new(Attach) },
+	"detach":                  func() Event { return new(Detach) },
 	"note":                    func() Event { return new(Note) },
 	"error":                   func() Event { return new(Error) },
 	"verdict":                 func() Event { return new(Verdict) },
@@ -144,6 +146,22 @@ func (e *VforkVerdict) MarshalJSON() ([]byte, error) {
 	type plain VforkVerdict
 	p := plain(*e)
 	p.Reasons = list(p.Reasons)
+	return marshal(&p)
+}
+
+// MarshalJSON writes threads as a list.
+func (e *Attach) MarshalJSON() ([]byte, error) {
+	type plain Attach
+	p := plain(*e)
+	p.Threads = list(p.Threads)
+	return marshal(&p)
+}
+
+// MarshalJSON writes threads as a list.
+func (e *Detach) MarshalJSON() ([]byte, error) {
+	type plain Detach
+	p := plain(*e)
+	p.Threads = list(p.Threads)
 	return marshal(&p)
 }
 

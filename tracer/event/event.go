@@ -366,6 +366,32 @@ type Exit struct {
 	Main   bool   `json:"main"` // the program vtrace started
 }
 
+// Attach reports that vtrace seized a running process (vtrace attach)
+// instead of starting one: every thread it had, each brought to a stop
+// (PTRACE_INTERRUPT) and let go on. It follows the start event.
+type Attach struct {
+	Header        // pid: the process (its thread group id)
+	Threads []int `json:"threads"` // the threads seized, ascending
+	// Exe is the program the process runs (/proc/PID/exe).
+	Exe string `json:"exe"`
+	// Stopped: the process was stopped (job control) when seized; it was
+	// left stopped.
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// Detach reports that vtrace let an attached process go on untraced, every
+// breakpoint and watchpoint removed, a story in progress cut short. It
+// comes before the budget event and the verdict; a process that ended
+// while attached has its exit event instead.
+type Detach struct {
+	Header
+	Threads []int  `json:"threads"` // the threads let go, ascending
+	Why     string `json:"why"`     // what ended the trace: a budget name ("interrupt", "timeout", "max_violations"...)
+	// Signal is the signal that interrupted vtrace (why "interrupt"):
+	// "SIGINT", "SIGTERM" or "SIGHUP"; empty otherwise.
+	Signal string `json:"signal,omitempty"`
+}
+
 // Budget reports that a budget stopped the run (every task is then killed).
 type Budget struct {
 	Header

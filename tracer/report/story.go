@@ -55,6 +55,10 @@ type Run struct {
 	Notes   []*event.Note // notes about no story
 	Budget  *event.Budget
 	Verdict *event.Verdict
+	// Attach and Detach: the run attached to a running process (vtrace
+	// attach), and let it go.
+	Attach *event.Attach
+	Detach *event.Detach
 }
 
 // MainExit is the exit event of the program vtrace started, if it came.
@@ -102,6 +106,12 @@ func (c *Collector) Add(ev event.Event) *Story {
 		return nil
 	case *event.Budget:
 		c.Budget = e
+		return nil
+	case *event.Attach:
+		c.Attach = e
+		return nil
+	case *event.Detach:
+		c.Detach = e
 		return nil
 	case *event.Verdict:
 		c.Verdict = e

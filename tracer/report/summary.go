@@ -42,6 +42,10 @@ func (s *Summary) Emit(ev event.Event) error {
 		}
 	case *event.Budget:
 		s.Run.Budget = e
+	case *event.Attach:
+		s.Run.Attach = e
+	case *event.Detach:
+		s.Run.Detach = e
 	case *event.Verdict:
 		s.Run.Verdict = e
 	case *event.Error:

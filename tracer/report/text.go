@@ -174,7 +174,7 @@ func (r *Text) Emit(ev event.Event) error {
 		r.render(ev)
 	default:
 		switch e := ev.(type) {
-		case *event.Start, *event.Budget, *event.Error, *event.Verdict:
+		case *event.Start, *event.Attach, *event.Detach, *event.Budget, *event.Error, *event.Verdict:
 			r.render(ev)
 		case *event.Exit:
 			if e.Main {
@@ -347,7 +347,23 @@ func (r *Text) render(ev event.Event) {
 		r.printf("\n")
 	case *event.Exit:
 		r.exit(e)
+	case *event.Attach:
+		r.printf("%s attached to pid %d, %s (%s)", r.bold.Sprint("●"), e.PID, Printable(e.Exe), threads(e.Threads))
+		if e.Stopped {
+			r.printf(", stopped (job control): left stopped")
+		}
+		r.printf("\n")
+	case *event.Detach:
+		why := e.Why
+		if e.Signal != "" {
+			why = e.Signal
+		}
+		r.printf("%s detached from pid %d (%s) on %s: every breakpoint removed, it runs on untraced\n",
+			r.warn.Sprint("●"), e.PID, threads(e.Threads), why)
 	case *event.Budget:
+		if r.sum.Run.Detach != nil {
+			return // the detach line said it
+		}
 		r.printf("%s budget %s (%s) reached: stopping every traced process\n", r.warn.Sprint("!"), e.Budget, Printable(e.Limit))
 	case *event.Note:
 		r.printf("%s %s\n", r.dim.Sprint("note:"), Printable(e.Msg))
@@ -628,6 +644,26 @@ func wrap(text string, width int, indent string) string {
 		}
 		b.WriteString(word)
 		n += l
+	}
+	return b.String()
+}
+
+// threads counts a list of thread ids and, up to 8, names them.
+func threads(tids []int) string {
+	if len(tids) == 1 {
+		return fmt.Sprintf("1 thread: %d", tids[0])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d threads", len(tids))
+	for i, t := range tids {
+		if i == 8 {
+			b.WriteString(" …")
+			break
+		}
+		if i == 0 {
+			b.WriteString(":")
+		}
+		fmt.Fprintf(&b, " %d", t)
 	}
 	return b.String()
 }

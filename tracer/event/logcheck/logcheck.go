@@ -77,6 +77,8 @@ type Checker struct {
 	started    bool
 	verdict    *event.Verdict
 	budget     *event.Budget
+	attach     *event.Attach
+	detach     *event.Detach
 	mainExits  int
 	vforks     int
 	stories    map[int]*storyState
@@ -180,7 +182,29 @@ func (c *Checker) order(ev event.Event) {
 		if c.budget != nil {
 			c.add(name, "a second budget event")
 		}
+		if c.detach != nil && c.detach.Why != e.Budget {
+			c.add(name, "budget %q, but the detach event says why %q", e.Budget, c.detach.Why)
+		}
 		c.budget = e
+		return
+	case *event.Attach:
+		if c.line != 2 {
+			c.add(name, "the attach event must come right after the start event")
+		}
+		c.attach = e
+		return
+	case *event.Detach:
+		switch {
+		case c.attach == nil:
+			c.add(name, "a detach event without an attach event")
+		case c.detach != nil:
+			c.add(name, "a second detach event")
+		case c.budget != nil:
+			c.add(name, "the detach event comes after the budget event")
+		case len(c.open) > 0:
+			c.add(name, "the detach event comes while story %d is open", c.open[len(c.open)-1])
+		}
+		c.detach = e
 		return
 	case *event.Exit:
 		if e.Main {
@@ -284,6 +308,9 @@ func (c *Checker) runVerdict(v *event.Verdict) {
 	}
 	if v.Verdict != c.worst {
 		c.add("verdict", "verdict %s; the worst story is %s", v.Verdict, c.worst)
+	}
+	if c.detach != nil && c.budget == nil {
+		c.add("verdict", "a detach event (why %q) without a budget event", c.detach.Why)
 	}
 	switch {
 	case c.budget != nil && v.Incomplete != c.budget.Budget:
