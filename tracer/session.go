@@ -104,12 +104,17 @@ func (s *session) run(ctx context.Context, t *ptrace.Thread) (Result, error) {
 	if err != nil {
 		return Result{}, startError(s.cfg.Path, err)
 	}
-	// The exec SIGTRAP stop comes first (PTRACE_TRACEME).
-	st, err := s.p.Wait()
-	if err != nil {
-		return Result{}, fmt.Errorf("wait for %s to start: %w", s.cfg.Path, err)
+	// The exec SIGTRAP stop comes first (PTRACE_TRACEME). Another child
+	// may end meanwhile — one vtrace inherited, or an orphan it adopted
+	// as a subreaper in an earlier run of this process (tests call run
+	// in-process): not the program, and not waited for.
+	var st ptrace.Stop
+	for st.PID != pid {
+		if st, err = s.p.Wait(); err != nil {
+			return Result{}, fmt.Errorf("wait for %s to start: %w", s.cfg.Path, err)
+		}
 	}
-	if st.PID != pid || !st.Status.Stopped() {
+	if !st.Status.Stopped() {
 		return Result{}, fmt.Errorf("%s did not start under ptrace (status %#x)", s.cfg.Path, int(st.Status))
 	}
 	if err := t.SetOptions(pid); err != nil {
