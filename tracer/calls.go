@@ -45,13 +45,21 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 	if watched {
 		defer s.hwEnable(st, false)
 	}
+	pr := st.par.run
+	pwatched := t == st.parent && pr != nil && len(pr.hw) > 0
 	for {
 		if watched {
 			s.hwEnable(st, true) // DR6 cleared: it then tells this run's traps apart
 		}
+		if pwatched {
+			s.parentHWEnable(pr, true)
+		}
 		out, err := s.advance(t, false, sig, 0)
 		if watched {
 			s.hwEnable(st, false) // advance may step (over an int3) next time
+		}
+		if pwatched && out.kind != outExec && out.kind != outGone {
+			s.parentHWEnable(pr, false)
 		}
 		sig = 0
 		if err != nil {
@@ -106,6 +114,9 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 			continue
 		}
 		if watched && s.hwHit(st, &now) {
+			continue
+		}
+		if pwatched && s.parentHWHit(pr, &now) {
 			continue
 		}
 		sig = int(unix.SIGTRAP) // the program's own SIGTRAP: deliver it

@@ -286,9 +286,11 @@ func (s *session) emitWrite(st *story, a, old, cur uint64, by, during *event.Ins
 			ev.Backtrace = s.backtrace(st, pre)
 		}
 		st.kid.writes = append(st.kid.writes, ev)
+		st.kid.noteWriter(a, by)
 		s.emit(ev)
 		return
 	}
+	st.kid.noteWriter(a, by)
 	st.kid.stackWrites++
 	s.emit(&event.StackWrite{Header: s.hdr("stack_write", st.child.pid), Vfork: st.id, Addr: event.Addr(a),
 		Size: st.word, Frame: frame, FrameFn: st.frameFns[frame], Old: event.Addr(old), New: event.Addr(cur),
@@ -372,6 +374,9 @@ func (s *session) childEnded(st *story, out outcome) error {
 		ev.How = event.EndExec
 		ev.Path = s.p.ExePath(c.pid)
 	case outExit, outGone:
+		if out.kind == outExit {
+			s.recordChildEnd(st)
+		}
 		ws := out.status
 		switch {
 		case ws.Exited():

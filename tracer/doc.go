@@ -46,10 +46,19 @@
 //     exec, exit or a signal (faults.go names it): child_end.
 //  3. release.go: every int3 is removed (the memory is shared) and the slots
 //     are reported before and after the child ran (slot_diff).
-//  4. parent.go: the parent is single-stepped from its wake-up until a ret
-//     consumes a slot the child changed (parent_landing "ret_clobbered") or
-//     it returns above every changed word; its reads of changed words are
-//     parent_consume.
+//  4. parent.go: the parent is followed from its wake-up for as long as a
+//     word the child changed still holds the child's value and can be read:
+//     a word rewritten by the parent's store, by the kernel in one of its
+//     syscalls, or by a callee (read back after each syscall and call), or
+//     left below the stack as the parent returns, no longer counts. Its
+//     reads of live words are parent_consume — in callees too, through
+//     pointers (stepped, or read/write watchpoints in fast mode) — unless
+//     they are a libc's own channel (libc.go: glibc's posix_spawn error,
+//     libc_channel). It ends at a ret that consumes a changed return slot
+//     (parent_landing "ret_clobbered"), when nothing live is left
+//     ("overwritten", "returned"), right away when the child changed
+//     nothing ("untouched"), and at a new vfork of the parent ("vfork":
+//     that story then starts, never nested in this one).
 //  5. verdict.go: the story's verdict and reasons (vfork_verdict); the
 //     run's is the worst.
 //

@@ -147,6 +147,8 @@ type fakeTask struct {
 	exiting     bool        // stopped at PTRACE_EVENT_EXIT
 	sigpending  unix.Signal // a signal sent to it, reported at its next resume
 	detached    bool
+	// dr are the debug registers DR0-DR7 (see watchHit).
+	dr [8]uint64
 	// atStop: the engine has been told of the task's latest stop (Wait)
 	// and has not resumed it since — the kernel's condition for every
 	// ptrace request but the signals; anything else answers ESRCH.
@@ -164,6 +166,7 @@ type fakeProcs struct {
 	// execImage makes the image of a program a task execs.
 	execImage func() (*fakeImage, uint64, uint64)
 	steps     int
+	noDR      bool // debug registers refuse to be written (as with --watchpoints off)
 }
 
 func newFakeProcs(t *testing.T) *fakeProcs {
@@ -329,10 +332,24 @@ func (f *fakeProcs) step(t *fakeTask, trap bool) (stop bool) {
 	if err != nil {
 		f.t.Fatalf("fake: cannot decode at %#x: %v", pc, err)
 	}
+	var hit uint64
+	if t.dr[7] != 0 {
+		acc, _ := in.Effects(&t.regs, nil)
+		if in.Class == disasm.Call {
+			acc = append(acc, disasm.Access{Addr: t.regs.SP() - 8, Size: 8, Write: true})
+		}
+		hit = watchHit(t, acc)
+	}
 	ev, faultAt := f.exec(t, in)
 	switch {
 	case faultAt != 0:
 		f.fault(t, faultAt)
+		return true
+	case ev == 0 && hit != 0:
+		// A data watchpoint traps after the instruction (with the
+		// single-step's trap, if any: one SIGTRAP).
+		t.dr[6] |= hit
+		f.queue(t.pid, stopped(unix.SIGTRAP))
 		return true
 	case ev == 0:
 		if trap {
@@ -524,6 +541,13 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 		f.msg[t.pid] = uint64(t.exitStatus << 8)
 		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_EXIT))
 		return unix.PTRACE_EVENT_EXIT
+	case 61: // wait4(pid, &status, ...): the kernel stores a 4-byte status (0: exited 0)
+		if a := r.R[4]; a != 0 && !t.img.write(a, []byte{0, 0, 0, 0}) {
+			r.R[0] = ^uint64(unix.EFAULT) + 1 // -EFAULT
+			return 0
+		}
+		r.R[0] = 0
+		return 0
 	case 59: // execve: a new image
 		img, entry, sp := f.execImage()
 		t.img = img
@@ -595,8 +619,51 @@ func (f *fakeProcs) WriteMem(pid int, addr uint64, data []byte) error {
 	return nil
 }
 
-func (f *fakeProcs) DebugReg(pid, n int) (uint64, error)    { return 0, unix.EIO }
-func (f *fakeProcs) SetDebugReg(pid, n int, v uint64) error { return unix.EIO }
+// DebugReg and SetDebugReg are the fake's debug registers: unless
+// fakeNoDR, DR7's enabled watchpoints fire as on hardware (watchHit).
+func (f *fakeProcs) DebugReg(pid, n int) (uint64, error) {
+	t, err := f.stoppedTask(pid)
+	if err != nil || f.noDR {
+		return 0, unix.EIO
+	}
+	return t.dr[n], nil
+}
+
+func (f *fakeProcs) SetDebugReg(pid, n int, v uint64) error {
+	t, err := f.stoppedTask(pid)
+	if err != nil {
+		return err
+	}
+	if f.noDR {
+		return unix.EIO
+	}
+	t.dr[n] = v
+	return nil
+}
+
+// watchHit reports the debug-register watchpoints an instruction's memory
+// accesses (effects computed before it ran) trigger, as DR6 bits: a write
+// watchpoint (RW=01) on writes, a read/write one (RW=11) on both.
+func watchHit(t *fakeTask, acc []disasm.Access) uint64 {
+	dr7 := t.dr[7]
+	var hit uint64
+	for i := 0; i < 4; i++ {
+		if dr7&(1<<(2*i)) == 0 {
+			continue
+		}
+		rw := dr7 >> (16 + 4*i) & 3
+		size := map[uint64]uint64{0: 1, 1: 2, 3: 4, 2: 8}[dr7>>(18+4*i)&3]
+		for _, a := range acc {
+			if a.Seg || !a.Write && rw != 3 {
+				continue
+			}
+			if a.Addr < t.dr[i]+size && t.dr[i] < a.Addr+uint64(a.Size) {
+				hit |= 1 << i
+			}
+		}
+	}
+	return hit
+}
 
 func (f *fakeProcs) Kill(pid int, sig unix.Signal) error {
 	t, err := f.task(pid)

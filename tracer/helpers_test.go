@@ -27,10 +27,17 @@ func TestOverlap(t *testing.T) {
 	}
 }
 
-func TestAllBelow(t *testing.T) {
-	changed := map[uint64]poisoned{0x100: {}, 0x108: {}}
-	if !allBelow(changed, 0x110) || allBelow(changed, 0x108) || !allBelow(nil, 0) {
-		t.Error("allBelow: a word at or above sp is still live")
+// The parent's watchpoints watch reads and writes: RW=11 (SDM vol. 3,
+// 18.2.4), 8 bytes LEN=10, 4 bytes LEN=11.
+func TestDR7ForRW(t *testing.T) {
+	if got := dr7ForRW(1, 8); got != 0xb0001 {
+		t.Errorf("dr7ForRW(1, 8) = %#x, want 0xb0001", got)
+	}
+	if got := dr7ForRW(1, 4); got != 0xf0001 {
+		t.Errorf("dr7ForRW(1, 4) = %#x, want 0xf0001", got)
+	}
+	if got := dr7ForRW(2, 8); got != 0xbb0005 {
+		t.Errorf("dr7ForRW(2, 8) = %#x, want 0xbb0005 (L0|L1, both 8-byte read/write)", got)
 	}
 }
 

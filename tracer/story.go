@@ -63,34 +63,83 @@ type childFacts struct {
 	steps       int64
 	bpHits      int
 	hw          watchSet
+	// writers: the exact instruction that last wrote each word, where the
+	// child was stepped; endFns: the functions on the child's own stack at
+	// its end, innermost first (libc.go: who wrote a libc channel).
+	writers map[uint64]*event.Insn
+	endFns  []*event.Sym
 }
 
 // parentFacts is what the parent did after it woke.
 type parentFacts struct {
 	consumed  map[uint64]event.SlotKind // words whose read was reported
 	consumes  []*event.ParentConsume
+	channels  []*event.LibcChannel // reads that were the libc's own channel
 	landing   *event.ParentLanding
 	resumeSig int // a signal the parent stopped with, delivered when it resumes
+	run       *parentRun
+	// following: the parent phase is under way (a vfork of the parent
+	// then ends the story: outVfork); vforked: it did.
+	following, vforked bool
 }
 
 // story traces one vfork from the parent's PTRACE_EVENT_VFORK stop to the
 // parent's landing, phase by phase, and gives it a verdict. It runs on the
-// stack of stories: a vfork made meanwhile by the task it waits for runs
-// nested (wait.go). On return the parent has been resumed, unless an
-// enclosing story follows it, which then goes on stepping it; the child has
-// ended or runs free.
+// stack of stories: a vfork made meanwhile by the child it waits for runs
+// nested (wait.go). When the parent vforks again while it is followed, the
+// story ends there (its verdict given) and the next one runs from that
+// event stop, in this same loop: stories never nest because of following,
+// and a program that vforks in a loop uses no more stack or memory for its
+// thousandth vfork than for its first. On return the parent has been
+// resumed, unless an enclosing story follows it, which then goes on
+// stepping it; the child has ended or runs free.
 func (s *session) story(p *task) error {
+	prev := p.state
+	for {
+		again, err := s.storyOnce(p, prev)
+		if !again {
+			return err
+		}
+		if err == nil && !s.stopping() && s.cfg.MaxVforks > 0 && s.vforks >= s.cfg.MaxVforks {
+			s.stopRun("max_vforks", strconv.Itoa(s.cfg.MaxVforks))
+		}
+		if err != nil || s.stopping() {
+			// As vforkEvent does: the new child is registered so that it
+			// is killed too, and the parent is let go.
+			if msg, err := s.p.EventMsg(p.pid); err == nil && s.byPID[int(msg)] == nil {
+				s.newTask(p, int(msg), false, false)
+			}
+			s.letGoParent(p, prev, 0)
+			return err
+		}
+	}
+}
+
+// following returns the story whose parent phase follows t, if any.
+func (s *session) following(t *task) *story {
+	if n := len(s.stories); n > 0 {
+		if st := s.stories[n-1]; st.parent == t && st.par.following {
+			return st
+		}
+	}
+	return nil
+}
+
+// storyOnce runs one story; again is true when its parent vforked again
+// while it was followed (it is then in that vfork's event stop, still
+// taskFollowed). prev is the parent's state before the first story of the
+// chain.
+func (s *session) storyOnce(p *task, prev taskState) (again bool, err error) {
 	s.vforks++
 	st := &story{id: s.vforks, parent: p, mm: p.proc.mm, par: parentFacts{consumed: map[uint64]event.SlotKind{}}}
 	s.stories = append(s.stories, st)
-	prev := p.state
 	p.set(taskFollowed)
 	defer func() {
 		s.stories = s.stories[:len(s.stories)-1]
 		s.letGo(st, prev)
 	}()
 
-	err := s.begin(st)
+	err = s.begin(st)
 	if err == nil {
 		err = s.capture(st)
 	}
@@ -98,7 +147,7 @@ func (s *session) story(p *task) error {
 		// vtrace could not even look (the parent's registers or stack
 		// are unreadable): the story is unchecked, its tasks let go.
 		s.unchecked(st, err)
-		return nil
+		return false, nil
 	}
 	if err == nil {
 		err = s.followChild(st)
@@ -109,7 +158,7 @@ func (s *session) story(p *task) error {
 		err = s.followParent(st)
 	}
 	if !st.captured {
-		return err // the run stopped before anything was reported
+		return false, err // the run stopped before anything was reported
 	}
 	if err != nil {
 		// Judge what was seen so far: a story cut short by a budget (or
@@ -130,7 +179,7 @@ func (s *session) story(p *task) error {
 	if v == event.Violation && s.cfg.MaxViolations > 0 && s.tally.violations >= s.cfg.MaxViolations {
 		s.stopRun("max_violations", strconv.Itoa(s.cfg.MaxViolations))
 	}
-	return err
+	return st.par.vforked, err
 }
 
 // unchecked reports a story vtrace could not follow at all, with the
@@ -195,16 +244,24 @@ func (s *session) letGo(st *story, prev taskState) {
 			s.cont(c, 0)
 		}
 	}
-	p := st.parent
+	if st.par.vforked {
+		return // the parent's next story runs from its vfork event stop (story)
+	}
+	s.letGoParent(st.parent, prev, st.par.resumeSig)
+}
+
+// letGoParent resumes (or detaches) a story's parent, unless an enclosing
+// story follows it.
+func (s *session) letGoParent(p *task, prev taskState, sig int) {
 	if prev == taskFollowed || s.byPID[p.pid] != p {
 		return
 	}
-	if detach {
-		s.detach(p, st.par.resumeSig)
+	if s.detaching() {
+		s.detach(p, sig)
 		return
 	}
 	p.set(taskRunning)
-	s.cont(p, st.par.resumeSig)
+	s.cont(p, sig)
 }
 
 // awaitFirstStop waits for a new vfork child's first stop (its SIGSTOP),

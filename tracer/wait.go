@@ -21,6 +21,10 @@ const (
 	// the task is stopped wherever that story left it (its registers must
 	// be read again: the request did not simply complete).
 	outNested
+	// outVfork: the task is the parent a story is following, and it
+	// vforked again: it is stopped in that vfork's event stop, whose story
+	// begins once the current one has ended (story.go).
+	outVfork
 )
 
 type outcome struct {
@@ -108,6 +112,9 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 			}
 			continue
 		case ptrace.EventVfork:
+			if st := s.following(t); st != nil {
+				return outcome{kind: outVfork}, nil
+			}
 			out, err := s.vforkEvent(t, true)
 			if err != nil {
 				return outcome{}, err

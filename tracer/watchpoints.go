@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vtrace/vtrace/tracer/event"
@@ -292,4 +293,147 @@ func funcName(y *event.Sym) string {
 		return "?"
 	}
 	return y.Sym + "()"
+}
+
+// The parent's watchpoints (fast mode). While the parent is followed, a
+// call it makes from its own frames runs at full speed only if every word
+// still holding the child's value is watched for reads and writes (RW,
+// one word per register, aligned): a read inside the callee (strlen,
+// printf through a pointer) is then a parent_consume found by "hw", a
+// write rewrites the word. With more live words than registers, or where
+// watchpoints do not fire, the call is single-stepped instead, like
+// --step.
+
+const dr7RW = 0b11
+
+// dr7ForRW enables read/write watchpoints of length size on the first n
+// of DR0–DR3.
+func dr7ForRW(n, size int) uint64 {
+	var v uint64
+	for i := 0; i < n; i++ {
+		v |= 1<<(2*i) | dr7RW<<(16+4*i) | dr7Len(size)<<(18+4*i)
+	}
+	return v
+}
+
+// watchable reports whether the parent's live words can all be watched
+// while a call runs at full speed.
+func (s *session) watchable(r *parentRun) bool {
+	if s.hw != hwWorks || len(r.changed) > maxHWSlots {
+		return false
+	}
+	for x := range r.changed {
+		if x%uint64(r.st.word) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// runWatchedCall runs a call the parent makes from its own frames at full
+// speed with its live words watched; if the watchpoints cannot be set,
+// the call instruction is stepped (the callee is then stepped too).
+func (s *session) runWatchedCall(r *parentRun, regs *arch.Regs, in *disasm.Insn, call *event.Insn, sig int) (outcome, error) {
+	st, p := r.st, r.st.parent
+	r.hw = r.hw[:0]
+	for x := range r.changed {
+		r.hw = append(r.hw, x)
+	}
+	slices.Sort(r.hw)
+	r.during = call
+	for i, x := range r.hw {
+		if err := s.p.SetDebugReg(p.pid, i, x); err != nil {
+			r.hw = r.hw[:0]
+			return s.advance(p, true, sig, regs.PC())
+		}
+	}
+	r.dr7 = dr7ForRW(len(r.hw), st.word)
+	out, err := s.runCall(st, p, regs, in, sig, nil)
+	if out.kind != outExec && out.kind != outGone {
+		_ = s.disarmDR(p.pid)
+	}
+	r.hw = r.hw[:0]
+	return out, err
+}
+
+// parentHWEnable turns the parent's watchpoints on (before a full-speed
+// run: DR6 cleared, DR7 last) or off (before any single-step).
+func (s *session) parentHWEnable(r *parentRun, on bool) {
+	pid := r.st.parent.pid
+	if on {
+		_ = s.p.SetDebugReg(pid, 6, 0)
+		_ = s.p.SetDebugReg(pid, 7, r.dr7)
+		return
+	}
+	_ = s.p.SetDebugReg(pid, 7, 0)
+}
+
+// parentHWHit handles a SIGTRAP the parent got inside a watched call: for
+// each watchpoint that fired, the word is read back — changed from the
+// child's value, a callee rewrote it; unchanged, the instruction that
+// touched it (the one ending at the trap's pc) read it, unless all it does
+// is write. It returns false when no watchpoint fired.
+func (s *session) parentHWHit(r *parentRun, now *arch.Regs) bool {
+	st, pid := r.st, r.st.parent.pid
+	dr6, err := s.p.DebugReg(pid, 6)
+	if err != nil || dr6&0xf == 0 {
+		return false
+	}
+	_ = s.p.SetDebugReg(pid, 6, 0)
+	in := s.insnEndingAt(st.mm, pid, now.PC())
+	var by *event.Insn
+	if in != nil {
+		by = s.insnEvent(st.mm, pid, in)
+	}
+	for i, x := range r.hw {
+		c, live := r.changed[x]
+		if dr6&(1<<i) == 0 || !live {
+			continue
+		}
+		buf := st.scratch[x-st.lo : x-st.lo+uint64(st.word)]
+		if s.p.ReadMem(pid, x, buf) != nil {
+			continue
+		}
+		cur := st.wordAt(st.scratch, x)
+		var gone uint8
+		for b := 0; b < st.word; b++ {
+			if c.bytes&(1<<b) != 0 && byte(cur>>(8*b)) != byte(c.val>>(8*b)) {
+				gone |= 1 << b
+			}
+		}
+		if gone != 0 {
+			fate := by
+			if fate == nil {
+				fate = r.during
+			}
+			r.clear(x, gone, event.FateCallee, fate)
+			continue
+		}
+		if in != nil && writesOnly(in, now) {
+			r.clear(x, c.bytes, event.FateCallee, by) // it wrote the same value
+			continue
+		}
+		s.consume(r, x, in, by, now.PC(), event.FoundHW)
+	}
+	return true
+}
+
+// writesOnly reports whether an instruction only writes memory (its
+// operands' addresses do not matter: registers are read after it ran).
+func writesOnly(in *disasm.Insn, regs *arch.Regs) bool {
+	acc, unknown := in.Effects(regs, nil)
+	if unknown {
+		return false
+	}
+	w := false
+	for _, a := range acc {
+		if a.Seg {
+			continue
+		}
+		if !a.Write {
+			return false
+		}
+		w = true
+	}
+	return w
 }

@@ -16,13 +16,8 @@ type pendingRow struct {
 
 // Fixes the rows wait for (issue 11, "right on real programs").
 const (
-	item1        = "issue 11 item 1: glibc's posix_spawn error channel (args.err) is reported as parent_read_child_write, with no libc_channel event"
-	item2        = "issue 11 item 2: a word the kernel rewrote (wait4's status) before the parent read it still counts as the child's"
-	item3        = "issue 11 item 3: a word a callee (memset) rewrote before the parent read it still counts as the child's"
 	item4        = "issue 11 item 4: vzeroupper is decoded 1-2 bytes too long; the child's ret after it is never seen"
 	item5        = "issue 11 item 5: leaving the frame without a ret (longjmp, C++ unwinding) is not seen"
-	item6        = "issue 11 item 6: the parent's reads through pointers inside callees (printf, strlen) are not seen"
-	item7        = "issue 11 item 7: the parent of a vfork in main() is followed until main returns (never): stories nest, are cut short"
 	item10frames = "issue 11 item 10: the parent's frames at a vfork from generated code are wrongly unwound by frame pointer, or unknown without saying so"
 	item11       = "issue 11 item 11: the child's return from frame 0 (syscall(), __kernel_vsyscall: a return slot on the stack) is not counted"
 	globals      = "issue 11: child stores to the parent's globals, heap and TLS are not followed (global_write, child_wrote_global, parent_read_child_global)"
@@ -33,25 +28,15 @@ const (
 const (
 	o0builds = "gcc-O0 clang-O0 gcc-O0-nopie gcc-O0-static musl-O0 gcc-O0-m32 gcc-O0-m32-static"
 	o2builds = "gcc-O2 clang-O2 clang-O2-nopie gcc-O2-static musl-O2 gcc-O2-m32 gcc-O2-m32-static"
-	glibc    = "gcc-O0 gcc-O2 clang-O0 clang-O2 gcc-O0-nopie clang-O2-nopie gcc-O0-static gcc-O2-static " +
-		"gcc-O0-m32 gcc-O2-m32 gcc-O0-m32-static gcc-O2-m32-static"
 )
 
 var pendingToday = map[string][]pendingRow{
 	"rawvfork": {{"*", item11}},
 
-	"spawnfail":         {{glibc, item1}}, // musl: no channel, as expected
-	"spawnfail addopen": {{glibc, item1}},
-	"spawnfail spawn2":  {{glibc, item1}},
-	"vforkwait":         {{"clang-O2 clang-O2-nopie", item2}},
-	"memsetread":        {{"*", item3}},
-	"vzeroret":          {{"*", item4}},
-	"longjmpvfork":      {{"*", item5}},
-	"throwvfork":        {{"*", item5}},
-	"printchild":        {{"*", item6}},
-	"vforkloop 20":      {{o0builds, item7}},
-	"vforkcompute":      {{o0builds, item7}},
-	"jitvfork":          {{"*", item10frames}},
+	"vzeroret":     {{"*", item4}},
+	"longjmpvfork": {{"*", item5}},
+	"throwvfork":   {{"*", item5}},
+	"jitvfork":     {{"*", item10frames}},
 
 	"rr3270_popfw":      {{"*", rr3270}},
 	"fastio1141_helper": {{o0builds, item11}},
@@ -75,14 +60,10 @@ func pending(c Case, build string) string {
 const item8 = "issue 11 item 8: with watchpoints, the writer of a pushed return address is named as the instruction ending where the callee starts (a PLT entry's `jmp`), not the call"
 
 var pendingTests = map[string]string{
-	"python/os.posix_spawn": item1,
-	"python/subprocess.run": item1,
-	"step/vzeroret":         item4,
-	"step/longjmpvfork":     item5,
-	"step/throwvfork":       item5,
-	"step/printchild":       item6,
-	"loop500":               item7,
-	"hw-call-writer":        item8,
+	"step/vzeroret":     item4,
+	"step/longjmpvfork": item5,
+	"step/throwvfork":   item5,
+	"hw-call-writer":    item8,
 }
 
 // PendingTest returns the fix the named check outside the matrix waits

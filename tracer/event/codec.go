@@ -25,6 +25,7 @@ var kinds = map[string]func() Event{
 	"slot_diff":               func() Event { return new(SlotDiff) },
 	"parent_consume":          func() Event { return new(ParentConsume) },
 	"parent_landing":          func() Event { return new(ParentLanding) },
+	"libc_channel":            func() Event { return new(LibcChannel) },
 	"vfork_verdict":           func() Event { return new(VforkVerdict) },
 	"exit":                    func() Event { return new(Exit) },
 	"budget":                  func() Event { return new(Budget) },

@@ -326,6 +326,38 @@ type ParentConsume struct {
 	Value Addr     `json:"value"`
 	Was   Addr     `json:"was"`
 	By    Insn     `json:"by"`
+	// During is the call the parent made from its own frames when the
+	// read happened inside the callee (through a pointer: strlen, printf);
+	// FoundBy then says how it was seen: "step" (the callee single-
+	// stepped) or "hw" (a read/write watchpoint on the word).
+	During  *Insn   `json:"during,omitempty"`
+	FoundBy FoundBy `json:"found_by,omitempty"`
+}
+
+// LibcChannel is a word the child changed that the libc itself uses as a
+// channel from the child to the parent, by design: glibc's posix_spawn
+// child stores its error (errno of the failed exec or file action) in the
+// argument block on the spawning function's stack, and the parent reads it
+// there when it resumes. Recognised by who wrote it (the child, in libc's
+// spawn child function) and what the parent did with it (read it in libc's
+// spawn function); it is not a finding, and the parent's read is not a
+// parent_consume.
+type LibcChannel struct {
+	Header
+	Vfork int         `json:"vfork"`
+	Kind  ChannelKind `json:"kind"`
+	Addr  Addr        `json:"addr"`
+	Value Addr        `json:"value"` // the word as the child left it
+	Was   Addr        `json:"was"`
+	// Writer is the child's store when it is known exactly (the child was
+	// stepped); WriterFn the libc function the child ran when it wrote
+	// (always known: the writer's function, or the function of the
+	// child's frames that the write happened in, from its backtrace at
+	// its end).
+	Writer   *Insn `json:"writer,omitempty"`
+	WriterFn Sym   `json:"writer_fn"`
+	Reader   Insn  `json:"reader"`  // the parent's read
+	Fn       Sym   `json:"libc_fn"` // the libc function that read it (the spawning function)
 }
 
 // ParentLanding is where the parent went after waking: the target of the
@@ -340,6 +372,22 @@ type ParentLanding struct {
 	Expected    *Addr       `json:"expected,omitempty"`
 	ExpectedSym *Sym        `json:"expected_sym,omitempty"`
 	Steps       int64       `json:"steps"`
+	// Words says what became of each word the child changed, as far as
+	// the parent was followed (absent when the child changed none).
+	Words []WordFate `json:"words,omitempty"`
+}
+
+// WordFate is what became of one word the child changed, once the parent
+// was followed: rewritten (by the parent's own store, by the kernel in one
+// of its syscalls, inside a function it called), read (a parent_consume or
+// a libc_channel), left behind when the parent returned above it, still
+// live when following ended, or unchecked.
+type WordFate struct {
+	Addr Addr     `json:"addr"`
+	Fate FateKind `json:"fate"`
+	// By is the instruction that decided it: the store, the syscall, the
+	// call, the read, the ret.
+	By *Insn `json:"by,omitempty"`
 }
 
 // VforkVerdict closes one vfork story.

@@ -73,6 +73,7 @@ var objectDefs = map[reflect.Type]string{
 	reflect.TypeOf(CorruptFrame{}): "corrupt_frame",
 	reflect.TypeOf(Region{}):       "region",
 	reflect.TypeOf(SlotState{}):    "slot_state",
+	reflect.TypeOf(WordFate{}):     "word_fate",
 	reflect.TypeOf(WordChange{}):   "word_change",
 }
 
@@ -80,7 +81,7 @@ var objectDefs = map[reflect.Type]string{
 var enumDefs = map[string]string{
 	"Judgement": "judgement", "Reason": "reason", "SlotKind": "slot_kind", "EndKind": "end_kind",
 	"LandingKind": "landing_kind", "FoundBy": "found_by", "Mechanism": "mechanism", "UnwindMethod": "unwind_method",
-	"NoteCode": "note_code",
+	"NoteCode": "note_code", "FateKind": "fate_kind", "ChannelKind": "channel_kind",
 }
 
 func TestSchemaHasEveryEvent(t *testing.T) {

@@ -87,6 +87,50 @@ const (
 	LandExit         LandingKind = "exit"
 	LandExec         LandingKind = "exec"
 	LandBudget       LandingKind = "budget"
+	// LandOverwritten: nothing the child changed can be read any more -
+	// every changed word was rewritten (by the parent, the kernel, a
+	// callee) or left behind: following stopped there, wherever the
+	// parent was (a loop in main() never returns).
+	LandOverwritten LandingKind = "overwritten"
+	// LandUntouched: the child changed no word of the parent's live stack:
+	// there was nothing to follow the parent for.
+	LandUntouched LandingKind = "untouched"
+	// LandUnchecked: following stopped with words still holding the
+	// child's values that vtrace could not keep watching (words says
+	// which): whether the parent reads them is not known.
+	LandUnchecked LandingKind = "unchecked"
+	// LandVfork: the parent vforked again while it was followed: this
+	// story ends there (words says what was still live) and the next one
+	// begins; stories never nest because of following.
+	LandVfork LandingKind = "vfork"
+)
+
+// FateKind is what became of a word the child changed (parent_landing
+// words[].fate).
+type FateKind string
+
+// Word fates.
+const (
+	FateStore     FateKind = "store"     // the parent's own store rewrote it
+	FateSyscall   FateKind = "syscall"   // the kernel rewrote it in a syscall of the parent (wait4's status, read's buffer)
+	FateCallee    FateKind = "callee"    // rewritten inside a function the parent called (memset)
+	FateRead      FateKind = "read"      // the parent read it while it held the child's value
+	FateChannel   FateKind = "channel"   // read by the libc as its own channel (libc_channel)
+	FatePopped    FateKind = "popped"    // the parent returned above it: dead stack
+	FateLive      FateKind = "live"      // it still held the child's value when following ended
+	FateUnchecked FateKind = "unchecked" // vtrace could not check it
+)
+
+// ChannelKind is the kind of a libc's own child-to-parent channel
+// (libc_channel "kind").
+type ChannelKind string
+
+// Channel kinds.
+const (
+	// ChannelSpawnError: glibc's posix_spawn child stored its error in the
+	// parent's argument block (posix_spawn_args.err) and the parent read
+	// it.
+	ChannelSpawnError ChannelKind = "spawn_error"
 )
 
 // FoundBy says how a write was found.

@@ -46,9 +46,16 @@ func Explain(st *Story) string {
 			fmt.Fprintf(&b, "When the parent woke, %s restored %%%s from that slot and got %s instead of %s. ",
 				At(c.By), c.Reg, c.Value, c.Was)
 		case event.SlotLocal:
-			fmt.Fprintf(&b, "The parent then read the word at %s that the child had changed (%s, was %s) at %s. ",
-				c.Addr, c.Value, c.Was, At(c.By))
+			inside := ""
+			if c.During != nil {
+				inside = ", inside the function it called at " + At(*c.During)
+			}
+			fmt.Fprintf(&b, "The parent then read the word at %s that the child had changed (%s, was %s) at %s%s. ",
+				c.Addr, c.Value, c.Was, At(c.By), inside)
 		}
+	}
+	for _, c := range st.Channels {
+		b.WriteString(channelSentence(c))
 	}
 	if l := st.Landing; l != nil {
 		switch l.How {
@@ -123,6 +130,20 @@ func cleanStory(st *Story, child, caller string) string {
 			child, how, end)
 	}
 	return fmt.Sprintf("%s ran %s and %s; the parent resumed in %s with its return and saved-register slots intact.", child, how, end, caller)
+}
+
+// channelSentence tells a libc_channel: what the libc did, by design.
+func channelSentence(c *event.LibcChannel) string {
+	switch c.Kind {
+	case event.ChannelSpawnError:
+		who := Fn(&c.WriterFn)
+		if c.WriterFn.Sym == "" {
+			who = "the libc's spawn child (" + c.WriterFn.String() + ")"
+		}
+		return fmt.Sprintf("The child reported its failure through glibc's posix_spawn error channel: %s stored the error in the argument block at %s on the parent's stack (%s, was %s), and the parent read it back at %s — the libc's own channel, by design, not a finding. ",
+			who, c.Addr, c.Value, c.Was, At(c.Reader))
+	}
+	return fmt.Sprintf("The word at %s is the libc's own channel (%s), read by %s. ", c.Addr, c.Kind, At(c.Reader))
 }
 
 // changedWords counts the words of the live stack the child left changed.

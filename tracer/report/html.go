@@ -389,6 +389,12 @@ func landingText(l *event.ParentLanding) string {
 		return fmt.Sprintf("parent lands at %s instead of %s", Val(l.PC, l.Sym), exp)
 	case event.LandReturned:
 		return "parent returns at " + Val(l.PC, l.Sym) + ", above every changed word"
+	case event.LandOverwritten:
+		return "parent rewrote or left every changed word by " + Val(l.PC, l.Sym)
+	case event.LandUntouched:
+		return "parent not followed: the child changed no word of its live stack"
+	case event.LandVfork:
+		return "parent vforked again at " + Val(l.PC, l.Sym)
 	}
 	return fmt.Sprintf("parent stopped at %s: %s", Val(l.PC, l.Sym), l.How)
 }

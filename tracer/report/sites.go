@@ -199,6 +199,9 @@ func Headline(st *Story) string {
 	if v != nil && !v.SharedStack {
 		where = "on its own stack"
 	}
+	if len(st.Channels) > 0 {
+		end += ", reporting its error through the libc's channel (" + string(st.Channels[0].Kind) + ")"
+	}
 	return fmt.Sprintf("the child ran %s and %s", where, end)
 }
 

@@ -18,6 +18,7 @@ type Story struct {
 	Diff        *event.SlotDiff
 	Resume      *event.ParentResume
 	Consumes    []*event.ParentConsume
+	Channels    []*event.LibcChannel
 	Landing     *event.ParentLanding
 	Verdict     *event.VforkVerdict
 	Notes       []*event.Note
@@ -153,6 +154,8 @@ func (c *Collector) Add(ev event.Event) *Story {
 		st.Resume = e
 	case *event.ParentConsume:
 		st.Consumes = append(st.Consumes, e)
+	case *event.LibcChannel:
+		st.Channels = append(st.Channels, e)
 	case *event.ParentLanding:
 		st.Landing = e
 	case *event.VforkVerdict:
@@ -205,6 +208,8 @@ func StoryOf(ev event.Event) int {
 	case *event.ParentResume:
 		return e.Vfork
 	case *event.ParentConsume:
+		return e.Vfork
+	case *event.LibcChannel:
 		return e.Vfork
 	case *event.ParentLanding:
 		return e.Vfork

@@ -329,6 +329,12 @@ func (r *Text) render(ev event.Event) {
 			what = "saved %" + e.Reg
 		}
 		r.printf("    %s %s %s = %s (was %s) at %s\n", mark, what, r.a(e.Addr), r.a(e.Value), r.a(e.Was), r.in(&e.By))
+		if e.During != nil {
+			r.printf("          %s\n", r.dim.Sprintf("inside the call at %s (found by %s)", Printable(At(*e.During)), e.FoundBy))
+		}
+	case *event.LibcChannel:
+		r.printf("    %s %s %s = %s (was %s): written by the child in %s, read at %s\n", r.good.Sprint("✓ libc channel"),
+			e.Kind, r.a(e.Addr), r.a(e.Value), r.a(e.Was), r.fn(&e.WriterFn), r.in(&e.Reader))
 	case *event.ParentLanding:
 		r.landing(e)
 	case *event.VforkVerdict:
@@ -602,6 +608,13 @@ func (r *Text) landing(e *event.ParentLanding) {
 	case event.LandReturned:
 		r.printf("    %s at %s, above every word the child changed (%d steps)\n", r.good.Sprint("✓ returns"),
 			r.as(e.PC, e.Sym), e.Steps)
+	case event.LandOverwritten:
+		r.printf("    %s at %s: every word the child changed was rewritten or left behind (%d steps)\n", r.good.Sprint("✓ done"),
+			r.as(e.PC, e.Sym), e.Steps)
+	case event.LandUntouched:
+		r.printf("    %s: the child changed no word of its live stack\n", r.good.Sprint("✓ not followed"))
+	case event.LandVfork:
+		r.printf("    parent vforked again at %s: this story ends there (%d steps)\n", r.as(e.PC, e.Sym), e.Steps)
 	default:
 		r.printf("    parent stopped following at %s: %s (%d steps)\n", r.as(e.PC, e.Sym), e.How, e.Steps)
 	}

@@ -108,6 +108,7 @@ var phases = map[string]int{
 	"slot_diff":               3,
 	"parent_resume":           4,
 	"parent_consume":          5,
+	"libc_channel":            5,
 	"parent_landing":          6,
 	"vfork_verdict":           7,
 }
@@ -257,7 +258,7 @@ func (c *Checker) order(ev event.Event) {
 	}
 	p := phases[name]
 	if p < st.phase {
-		c.add(name, "in story %d after a later step of the story (order: vfork; child_step, child_call, slot_write, stack_write, child_return_past_frame; child_end; slot_diff; parent_resume; parent_consume; parent_landing; vfork_verdict)", id)
+		c.add(name, "in story %d after a later step of the story (order: vfork; child_step, child_call, slot_write, stack_write, child_return_past_frame; child_end; slot_diff; parent_resume; parent_consume, libc_channel; parent_landing; vfork_verdict)", id)
 	}
 	if once[name] && st.seen[name] {
 		c.add(name, "a second %s in story %d", name, id)
