@@ -44,9 +44,10 @@ test-vm: deps build $(addprefix targets-,$(VM_BUILDS))
 	VTRACE_BIN=$(abspath $(VTRACE)) VTRACE_TARGETS=$(abspath $(BUILD)/targets) \
 	  $(GO) test -count=1 -timeout 20m -run 'TestVM' -v ./cmd/vtrace
 
-# Performance goals, measured in one run against strace -f, a gdb script and
-# the raw C single-step loop (about 3 minutes; see docs/bench.md). Separate
-# from `test`: timings depend on the machine and its load.
+# The performance goals of issue 15, measured in one run against strace -f,
+# the workloads untraced and the raw C single-step loop (about 5 minutes on
+# an idle machine; see docs/bench.md). Separate from `test`: timings depend
+# on the machine and its load.
 bench: deps build targets
 	./scripts/bench.sh
 

@@ -155,3 +155,54 @@ type taskMemory struct {
 func (m taskMemory) ReadWord(addr uint64, size int) (uint64, error) {
 	return m.s.readWord(m.pid, addr, size)
 }
+
+// pageMemory is taskMemory for a task that stays stopped while it is read
+// (the parent held in its vfork event stop while it is unwound): it reads
+// whole pages and answers the words in them from its copy. Unwinding a
+// posix_spawn parent read 25 words one process_vm_readv each; their pages
+// are one or two.
+type pageMemory struct {
+	s     *session
+	pid   int
+	pages []memPage
+}
+
+type memPage struct {
+	base uint64
+	data [memPageSize]byte
+}
+
+const memPageSize = 4096
+
+// maxMemPages bounds the copy (a deep stack is unwound 64 frames at most).
+const maxMemPages = 16
+
+func (m *pageMemory) ReadWord(addr uint64, size int) (uint64, error) {
+	base := addr &^ (memPageSize - 1)
+	off := addr - base
+	if off+uint64(size) > memPageSize {
+		return m.s.readWord(m.pid, addr, size) // straddles two pages
+	}
+	var pg *memPage
+	for i := range m.pages {
+		if m.pages[i].base == base {
+			pg = &m.pages[i]
+			break
+		}
+	}
+	if pg == nil {
+		if len(m.pages) == maxMemPages {
+			return m.s.readWord(m.pid, addr, size)
+		}
+		m.pages = append(m.pages, memPage{base: base})
+		pg = &m.pages[len(m.pages)-1]
+		if err := m.s.p.ReadMem(m.pid, base, pg.data[:]); err != nil {
+			m.pages = m.pages[:len(m.pages)-1]
+			return m.s.readWord(m.pid, addr, size)
+		}
+	}
+	if size == 4 {
+		return uint64(binary.LittleEndian.Uint32(pg.data[off:])), nil
+	}
+	return binary.LittleEndian.Uint64(pg.data[off:]), nil
+}

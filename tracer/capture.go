@@ -67,7 +67,7 @@ func (s *session) capture(st *story) error {
 	ev.Site = site
 
 	var unwindErr error
-	st.frames, unwindErr = unwind.Unwind(regs, taskMemory{s, p.pid}, st.mm.syms(), maxFrames)
+	st.frames, unwindErr = unwind.Unwind(regs, &pageMemory{s: s, pid: p.pid}, st.mm.syms(), maxFrames)
 	if len(st.frames) == 0 {
 		// Not even the vfork frame unwinds (no CFI, no frame pointer):
 		// keep a frame 0 made of the registers, so that every write still
@@ -114,8 +114,10 @@ func (s *session) capture(st *story) error {
 	}
 	st.shadow = append([]byte(nil), st.orig...)
 	st.scratch = make([]byte, len(st.orig))
+	ev.Memory = s.watchGlobals(st)
 	s.emit(ev)
 	st.captured = true
+	s.globalsNotes(st)
 	if unwindErr != nil && st.frames[0].Method == string(event.MethodNone) {
 		s.note(st.id, event.NoteUnwindFailed, fmt.Sprintf("unwinding the parent: %v; its callers and their return slots are unknown", unwindErr))
 	}

@@ -217,6 +217,7 @@ func (s *session) callThrough(st *story, regs *arch.Regs, in *disasm.Insn, acc [
 		return out, err // the child ended inside the callee: childEnded diffs
 	}
 	s.diffRegion(st, nil, callInsn)
+	s.diffGlobals(st, nil, callInsn)
 	st.kid.hw.during = nil
 	return out, nil
 }
@@ -225,6 +226,7 @@ func (s *session) callThrough(st *story, regs *arch.Regs, in *disasm.Insn, acc [
 // live region with what vtrace last saw there. Instructions whose effects
 // cannot be modelled (syscalls, xsave, undecodable) diff the whole region.
 func (s *session) checkWrites(st *story, pre *arch.Regs, in *disasm.Insn, acc []disasm.Access, unknown bool) {
+	s.checkGlobalStores(st, pre, in, acc, unknown)
 	if unknown {
 		s.diffRange(st, st.lo, st.hi, pre, in, nil)
 		return
@@ -364,6 +366,7 @@ func (s *session) insnEvent(mm *addrSpace, pid int, in *disasm.Insn) *event.Insn
 func (s *session) childEnded(st *story, out outcome) error {
 	c := st.child
 	s.diffRegion(st, nil, st.kid.hw.during)
+	s.diffGlobals(st, nil, st.kid.hw.during)
 	ev := &event.ChildEnd{Header: s.hdr("child_end", c.pid), Vfork: st.id, Steps: st.kid.steps, Hits: st.kid.bpHits,
 		HWHits: st.kid.hw.hits}
 	if st.kid.calledExit {

@@ -33,7 +33,11 @@
 //     its return address in %rdi, so frame 0 has no return slot. Every
 //     frame's return-address and callee-saved slots are recorded, the live
 //     stack [sp, outermost frame) is snapshotted, and the vfork event opens
-//     the story.
+//     the story. memory.go snapshots the memory outside the stack too
+//     (data, bss, TLS, heap; 1 MiB at most), checked at stepped stores and
+//     diffed after calls and at the child's end (global_write,
+//     global_diff); the parent's reads of what the child changed there are
+//     global_read, and the parent is followed on until it makes one.
 //  2. child.go: the parent stays in its event stop while the child runs.
 //     The child is single-stepped where it shares frames with the parent
 //     (a silent instruction, one that only changes registers, is stepped

@@ -608,6 +608,17 @@ func (f *fakeProcs) ReadMem(pid int, addr uint64, buf []byte) error {
 	return nil
 }
 
+func (f *fakeProcs) ReadRanges(pid int, addrs []uint64, bufs [][]byte) (failed []int) {
+	for i := range bufs {
+		if f.ReadMem(pid, addrs[i], bufs[i]) != nil {
+			failed = append(failed, i)
+		}
+	}
+	return failed
+}
+
+func (f *fakeProcs) ThreadPointer(pid int, r *arch.Regs) (uint64, error) { return r.TP, nil }
+
 func (f *fakeProcs) WriteMem(pid int, addr uint64, data []byte) error {
 	t, err := f.stoppedTask(pid)
 	if err != nil {

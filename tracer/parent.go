@@ -139,6 +139,7 @@ func (s *session) followParent(st *story) error {
 				found = ""
 			}
 			s.checkConsume(r, in, acc, found)
+			s.parentGlobals(st, in, acc, atOwn) // memory.go
 		}
 		var out outcome
 		var err error

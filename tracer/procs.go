@@ -32,6 +32,12 @@ type procs interface {
 	Regs(pid int, r *arch.Regs) error
 	SetRegs(pid int, r *arch.Regs) error
 	ReadMem(pid int, addr uint64, buf []byte) error
+	// ReadRanges reads bufs[i] at addrs[i], in one batch where it can, and
+	// returns the indexes of the ranges it could not read.
+	ReadRanges(pid int, addrs []uint64, bufs [][]byte) (failed []int)
+	// ThreadPointer is a stopped task's thread pointer (amd64 fs_base;
+	// i386 the base of its %gs descriptor).
+	ThreadPointer(pid int, r *arch.Regs) (uint64, error)
 	WriteMem(pid int, addr uint64, data []byte) error
 	DebugReg(pid, n int) (uint64, error)
 	SetDebugReg(pid, n int, v uint64) error
@@ -72,6 +78,16 @@ func (livePtrace) Kill(pid int, sig unix.Signal) error { return ptrace.Kill(pid,
 
 func (livePtrace) Tgkill(tgid, tid int, sig unix.Signal) error { return ptrace.Tgkill(tgid, tid, sig) }
 
+func (l livePtrace) ThreadPointer(pid int, r *arch.Regs) (uint64, error) {
+	if r.Arch == arch.AMD64 {
+		return r.TP, nil
+	}
+	if r.GS == 0 {
+		return 0, fmt.Errorf("task %d: no %%gs selector", pid)
+	}
+	return l.ThreadArea(pid, int(r.GS>>3))
+}
+
 func (livePtrace) Space(pid int) (space, error) {
 	sp, err := symbols.LoadSpace(pid)
 	if err != nil {
@@ -99,4 +115,13 @@ func (livePtrace) SameThreadGroup(tgid, pid int) bool {
 		}
 	}
 	return false
+}
+
+// KernelCalls tells how many kernel calls of each kind vtrace's ptrace
+// threads have made so far in this process (vtrace's profiling build
+// prints it: cmd/vtrace/cpuprofile.go).
+func KernelCalls() string {
+	c := &ptrace.Calls
+	return fmt.Sprintf("wait %d step %d cont %d getregs %d setregs %d readmem %d (%d bytes, %d by peek) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d",
+		c.Wait, c.Step, c.Cont, c.GetRegs, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg)
 }

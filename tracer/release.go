@@ -17,6 +17,7 @@ func (s *session) release(st *story, childEnded bool) {
 	}
 	if childEnded {
 		s.emitSlotDiff(st)
+		s.emitGlobalDiff(st)
 	}
 }
 

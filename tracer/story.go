@@ -24,6 +24,7 @@ type story struct {
 	captured      bool       // its vfork event is out: the story will be judged
 
 	snapshot
+	mem *memWatch // the parent's memory outside the stack (memory.go)
 	kid childFacts
 	par parentFacts
 }
@@ -136,6 +137,7 @@ func (s *session) storyOnce(p *task, prev taskState) (again bool, err error) {
 	p.set(taskFollowed)
 	defer func() {
 		s.stories = s.stories[:len(s.stories)-1]
+		st.dropGlobals()
 		s.letGo(st, prev)
 	}()
 
@@ -156,6 +158,9 @@ func (s *session) storyOnce(p *task, prev taskState) (again bool, err error) {
 	}
 	if err == nil {
 		err = s.followParent(st)
+	}
+	if err == nil {
+		err = s.watchGlobalReads(st)
 	}
 	if !st.captured {
 		return false, err // the run stopped before anything was reported

@@ -40,6 +40,9 @@ func judge(st *story) (event.Judgement, []event.Reason) {
 	if st.kid.calledExit {
 		add(event.ReasonCalledExit)
 	}
+	for _, r := range st.globalReasons() {
+		add(r)
+	}
 	v := event.Clean
 	for _, r := range reasons {
 		if r.Severity().Rank() > v.Rank() {

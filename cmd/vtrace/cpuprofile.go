@@ -8,6 +8,9 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"syscall"
+
+	"github.com/vtrace/vtrace/tracer"
 )
 
 // With -tags vtraceprof, VTRACE_CPUPROFILE=FILE writes a CPU profile of the
@@ -16,7 +19,27 @@ import (
 // short for pprof's default 100 Hz). Profiles of several runs add up:
 // go tool pprof -top vtrace FILE1 FILE2 .... Not in normal builds: package
 // runtime/pprof would be linked and initialised in every run.
+//
+// VTRACE_MEMPROFILE=FILE writes the allocation profile at the end (go tool
+// pprof -sample_index=alloc_space FILE).
+//
+// VTRACE_CALLS=1 prints, at the end, how many kernel calls of each kind the
+// ptrace thread made (ptrace.Calls) on stderr.
 func init() {
+	if os.Getenv("VTRACE_CALLS") != "" {
+		stopProfile = printCalls
+	}
+	if path := os.Getenv("VTRACE_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 4096
+		prev := stopProfile
+		stopProfile = func() {
+			prev()
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
 	path := os.Getenv("VTRACE_CPUPROFILE")
 	if path == "" {
 		return
@@ -35,8 +58,20 @@ func init() {
 		fmt.Fprintf(os.Stderr, "vtrace: VTRACE_CPUPROFILE: %v\n", err)
 		return
 	}
+	prev := stopProfile
 	stopProfile = func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		prev()
+	}
+}
+
+func printCalls() {
+	fmt.Fprintf(os.Stderr, "vtrace: kernel calls: %s\n", tracer.KernelCalls())
+	var self, kids syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) == nil && syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids) == nil {
+		us := func(t syscall.Timeval) int64 { return t.Sec*1e6 + t.Usec }
+		fmt.Fprintf(os.Stderr, "vtrace: CPU: vtrace user %d µs, system %d µs; its reaped children user %d µs, system %d µs\n",
+			us(self.Utime), us(self.Stime), us(kids.Utime), us(kids.Stime))
 	}
 }

@@ -20,7 +20,6 @@ const (
 	item5        = "issue 11 item 5: leaving the frame without a ret (longjmp, C++ unwinding) is not seen"
 	item10frames = "issue 11 item 10: the parent's frames at a vfork from generated code are wrongly unwound by frame pointer, or unknown without saying so"
 	item11       = "issue 11 item 11: the child's return from frame 0 (syscall(), __kernel_vsyscall: a return slot on the stack) is not counted"
-	globals      = "issue 11: child stores to the parent's globals, heap and TLS are not followed (global_write, child_wrote_global, parent_read_child_global)"
 	rr3270       = "catalogue rr#3270: single-stepping the child's pushw/popfw kills it with SIGTRAP (on amd64 the program too); its return from hook_vfork (frame 0) is not counted; objdump's `pushw` is printed `push`"
 	rr1595       = "catalogue rr#1595: clone()'s return slot, rewritten by a child whose stack lies in the parent's, is reported as a plain stack word or missed"
 )
@@ -40,8 +39,6 @@ var pendingToday = map[string][]pendingRow{
 
 	"rr3270_popfw":      {{"*", rr3270}},
 	"fastio1141_helper": {{o0builds, item11}},
-	"go20427_signal":    {{"*", globals}},
-	"nix16119_global":   {{"*", globals}},
 	"rr1595_stack":      {{"*", rr1595}},
 }
 

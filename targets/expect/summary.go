@@ -40,7 +40,9 @@ type Summary struct {
 	Channels    []string // kinds of its libc_channel events ("spawn_error")
 	Globals     []string // mappings of its global_write events, base names ("[heap]", the program's name, "libc.so.6")
 	GlobalBy    string   // its first global_write: the sym and text of `by`, and of `during`
-	PastBy      string   // its first child_return_past_frame: the sym and text of `by`, and of `during`
+	// (Both leave out libc's bookkeeping: global_write events with a
+	// "libc" field, such as a GOT slot filled by lazy binding.)
+	PastBy string // its first child_return_past_frame: the sym and text of `by`, and of `during`
 	// Its vfork event: clone flags, frame 0's unwind method and the
 	// function frame 0 returns into.
 	Flags         string
@@ -204,7 +206,7 @@ func Summarize(evs []event.Event) Summary {
 			}
 			if ev.Head().Event == "libc_channel" {
 				s.Channels = append(s.Channels, str(f, "kind"))
-			} else {
+			} else if str(f, "libc") == "" {
 				if m := path.Base(str(f, "mapping")); !slices.Contains(s.Globals, m) {
 					s.Globals = append(s.Globals, m)
 				}

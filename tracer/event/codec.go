@@ -21,6 +21,9 @@ var kinds = map[string]func() Event{
 	"stack_write":             func() Event { return new(StackWrite) },
 	"child_return_past_frame": func() Event { return new(ChildReturnPastFrame) },
 	"child_end":               func() Event { return new(ChildEnd) },
+	"global_write":            func() Event { return new(GlobalWrite) },
+	"global_diff":             func() Event { return new(GlobalDiff) },
+	"global_read":             func() Event { return new(GlobalRead) },
 	"parent_resume":           func() Event { return new(ParentResume) },
 	"slot_diff":               func() Event { return new(SlotDiff) },
 	"parent_consume":          func() Event { return new(ParentConsume) },
@@ -143,6 +146,14 @@ func (e *SlotDiff) MarshalJSON() ([]byte, error) {
 }
 
 // MarshalJSON writes reasons as a list.
+// MarshalJSON writes changed as a list.
+func (e *GlobalDiff) MarshalJSON() ([]byte, error) {
+	type plain GlobalDiff
+	p := plain(*e)
+	p.Changed = list(p.Changed)
+	return marshal(&p)
+}
+
 func (e *VforkVerdict) MarshalJSON() ([]byte, error) {
 	type plain VforkVerdict
 	p := plain(*e)

@@ -185,6 +185,86 @@ type Vfork struct {
 	// an address that is not code (the aftermath of an earlier vfork).
 	CorruptBefore *CorruptFrame `json:"corrupt_before,omitempty"`
 	Mechanism     Mechanism     `json:"mechanism"` // how child writes are found
+	// Memory is what vtrace watches of the parent's memory outside the
+	// stack (globals, heap, TLS) and how (memory.go).
+	Memory *MemoryWatch `json:"memory,omitempty"`
+}
+
+// MemoryWatch says how the parent's writable memory outside the stack is
+// watched in one story: a snapshot of at most Bytes bytes in Ranges ranges
+// (data and bss of the program and its libraries, the TLS block, the
+// heap), diffed after the child's calls and at its end, and in --step mode
+// checked at every store.
+type MemoryWatch struct {
+	Method MemMethod `json:"method"`
+	Bytes  int       `json:"bytes"`  // bytes snapshotted
+	Ranges int       `json:"ranges"` // address ranges they make
+	// Capped: the writable memory was larger than the snapshot's bound;
+	// a globals_capped note says what was left out.
+	Capped bool `json:"capped,omitempty"`
+}
+
+// GlobalWrite is a write by the child that changed a word of the parent's
+// memory outside the stack (a global, the heap, TLS). Area, Mapping, Sym
+// and Libc name the word (as in GlobalChange and GlobalRead): Libc is set
+// for libc's own bookkeeping that a correct vfork child does (errno set by
+// a failing exec, a stdio lock taken and released, malloc's state), which
+// is reported but raises no warning.
+type GlobalWrite struct {
+	Header
+	Vfork   int     `json:"vfork"`
+	Addr    Addr    `json:"addr"`
+	Size    int     `json:"size"`
+	Old     Addr    `json:"old"`
+	New     Addr    `json:"new"`
+	Area    MemArea `json:"area"`           // data, heap or tls
+	Mapping string  `json:"mapping"`        // the file whose data it is, "[heap]", or "[tls]"
+	Sym     *Sym    `json:"sym,omitempty"`  // the variable (a data or TLS symbol) and the offset in it
+	Libc    LibcUse `json:"libc,omitempty"` // libc's own bookkeeping (no warning), if it is that
+	By      *Insn   `json:"by,omitempty"`
+	During  *Insn   `json:"during,omitempty"`
+	FoundBy FoundBy `json:"found_by"`
+}
+
+// GlobalChange is one word of the parent's memory outside the stack before
+// and after the child ran.
+type GlobalChange struct {
+	Addr    Addr    `json:"addr"`
+	Before  Addr    `json:"before"`
+	After   Addr    `json:"after"`
+	Area    MemArea `json:"area"`           // data, heap or tls
+	Mapping string  `json:"mapping"`        // the file whose data it is, "[heap]", or "[tls]"
+	Sym     *Sym    `json:"sym,omitempty"`  // the variable (a data or TLS symbol) and the offset in it
+	Libc    LibcUse `json:"libc,omitempty"` // libc's own bookkeeping (no warning), if it is that
+}
+
+// GlobalDiff is, at the child's end, every word of the watched memory
+// outside the stack that the child left changed (at most MaxGlobalChanges
+// listed; More counts the rest).
+type GlobalDiff struct {
+	Header
+	Vfork   int            `json:"vfork"`
+	Watched int            `json:"watched"` // bytes compared
+	Changed []GlobalChange `json:"changed"`
+	More    int            `json:"more,omitempty"`
+}
+
+// MaxGlobalChanges bounds global_diff's list.
+const MaxGlobalChanges = 64
+
+// GlobalRead is the parent reading a word outside the stack that the child
+// changed (and the parent had not overwritten since).
+type GlobalRead struct {
+	Header
+	Vfork   int     `json:"vfork"`
+	Addr    Addr    `json:"addr"`
+	Value   Addr    `json:"value"`
+	Was     Addr    `json:"was"`
+	Area    MemArea `json:"area"`           // data, heap or tls
+	Mapping string  `json:"mapping"`        // the file whose data it is, "[heap]", or "[tls]"
+	Sym     *Sym    `json:"sym,omitempty"`  // the variable (a data or TLS symbol) and the offset in it
+	Libc    LibcUse `json:"libc,omitempty"` // libc's own bookkeeping (no warning), if it is that
+	By      Insn    `json:"by"`
 }
 
 // ChildStep is one instruction executed by the child (--trace-insns).

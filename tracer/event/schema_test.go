@@ -74,6 +74,8 @@ var objectDefs = map[reflect.Type]string{
 	reflect.TypeOf(Region{}):       "region",
 	reflect.TypeOf(SlotState{}):    "slot_state",
 	reflect.TypeOf(WordFate{}):     "word_fate",
+	reflect.TypeOf(MemoryWatch{}):  "memory_watch",
+	reflect.TypeOf(GlobalChange{}): "global_change",
 	reflect.TypeOf(WordChange{}):   "word_change",
 }
 
@@ -82,6 +84,7 @@ var enumDefs = map[string]string{
 	"Judgement": "judgement", "Reason": "reason", "SlotKind": "slot_kind", "EndKind": "end_kind",
 	"LandingKind": "landing_kind", "FoundBy": "found_by", "Mechanism": "mechanism", "UnwindMethod": "unwind_method",
 	"NoteCode": "note_code", "FateKind": "fate_kind", "ChannelKind": "channel_kind",
+	"MemMethod": "mem_method", "MemArea": "mem_area", "LibcUse": "libc_use",
 }
 
 func TestSchemaHasEveryEvent(t *testing.T) {

@@ -39,9 +39,8 @@ const (
 	ReasonClobberedSlot  Reason = "child_clobbered_slot"           // warning: the parent did not use it
 	ReasonReadChildWrite Reason = "parent_read_child_write"        // warning: a local the child changed
 	ReasonCalledExit     Reason = "child_called_exit"              // warning: exit() not _exit()
-	// Writes to memory other than the stack (the engine does not watch
-	// globals yet: the schema and the SARIF rules know these names so that
-	// logs and code-scanning results keep them when it does).
+	// Writes to memory other than the stack (globals, heap, TLS), libc's
+	// own bookkeeping left out (global_write "libc").
 	ReasonWroteGlobal Reason = "child_wrote_global"       // warning: the child wrote a global the parent shares
 	ReasonReadGlobal  Reason = "parent_read_child_global" // warning: the parent read a global the child wrote
 )
@@ -182,4 +181,44 @@ const (
 	NoteWatchpointsFailed NoteCode = "watchpoints_failed" // arming them failed: diffing only
 	NoteExecUnreadable    NoteCode = "exec_unreadable"    // an exec'd program's image could not be read
 	NoteCFIUnreadable     NoteCode = "cfi_unreadable"     // a frame's CFI was malformed: it was unwound another way
+	NoteGlobalsCapped     NoteCode = "globals_capped"     // the writable memory outside the stack is larger than the snapshot (msg: what was left out)
+	NoteGlobalsUnread     NoteCode = "globals_unreadable" // part of it could not be read (msg: which)
+)
+
+// MemMethod is how the parent's memory outside the stack is watched
+// (vfork memory "method").
+type MemMethod string
+
+// Memory watch methods.
+const (
+	MemSnapshotDiff MemMethod = "snapshot_diff" // a snapshot, diffed after each call the child makes from a shared frame and at its end; stores it steps are checked at once
+	MemSnapshotStep MemMethod = "snapshot_step" // --step: every store checked against the snapshot, which is also diffed after syscalls and at the end
+	MemStores       MemMethod = "stores"        // other threads share the memory and run on: only the stores vtrace steps in the child are checked, nothing is diffed
+	MemNone         MemMethod = "none"          // nothing could be read
+)
+
+// MemArea is the kind of memory a global word is in.
+type MemArea string
+
+// Memory areas.
+const (
+	AreaData MemArea = "data" // data and bss of the program or a library
+	AreaHeap MemArea = "heap" // the brk heap
+	AreaTLS  MemArea = "tls"  // the thread's static TLS block and control block
+)
+
+// LibcUse names libc's own bookkeeping in the parent's memory, which a
+// correct vfork child may change (global_write "libc").
+type LibcUse string
+
+// libc bookkeeping.
+const (
+	LibcErrno          LibcUse = "errno"           // errno, set by a failing call (a failed exec before the next PATH entry)
+	LibcStdioLock      LibcUse = "stdio_lock"      // a stdio FILE lock taken and released
+	LibcSingleThreaded LibcUse = "single_threaded" // __libc_single_threaded and similar thread-state flags
+	LibcMalloc         LibcUse = "malloc_state"    // malloc's arena and thread cache state
+	// LibcBinding: lazy binding by the dynamic linker — the first call
+	// through a PLT stub fills its GOT slot with the function's address
+	// (the value the parent's own first call would write) and counts it.
+	LibcBinding LibcUse = "plt_binding"
 )

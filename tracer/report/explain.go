@@ -70,6 +70,7 @@ func Explain(st *Story) string {
 			fmt.Fprintf(&b, "The parent received a signal at %s before it left the affected frames. ", Val(l.PC, l.Sym))
 		}
 	}
+	b.WriteString(explainGlobals(st))
 	if st.CalledExit() {
 		b.WriteString("The child called exit() rather than _exit(): atexit handlers and stdio flushing ran in memory shared with the parent. ")
 	}

@@ -62,8 +62,18 @@ func Finding(st *Story, r event.Reason) string {
 	case event.ReasonCalledExit:
 		return "the vfork child called exit() instead of _exit(): atexit handlers and stdio flushing ran in memory shared with the parent"
 	case event.ReasonWroteGlobal:
+		if ws := programGlobals(st); len(ws) > 0 {
+			w := ws[0]
+			return fmt.Sprintf("the vfork child wrote the parent's %s (%s → %s), %s",
+				GlobalName(w.Area, w.Mapping, w.Sym, w.Addr), w.Old, w.New, globalWriter(w))
+		}
 		return "the vfork child wrote a global variable it shares with the parent"
 	case event.ReasonReadGlobal:
+		if len(st.GlobalReads) > 0 {
+			r := st.GlobalReads[0]
+			return fmt.Sprintf("the parent read %s, which the vfork child changed (%s, was %s), at %s",
+				GlobalName(r.Area, r.Mapping, r.Sym, r.Addr), r.Value, r.Was, At(r.By))
+		}
 		return "the parent read a global variable the vfork child wrote"
 	}
 	return string(r)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/vtrace/vtrace/tracer/event"
 )
@@ -80,7 +81,7 @@ func (h *HTML) Render(w io.Writer) error {
 	for _, st := range h.stories {
 		page.Stories = append(page.Stories, drawStory(st))
 	}
-	if err := htmlTemplate.Execute(w, page); err != nil {
+	if err := htmlTemplate().Execute(w, page); err != nil {
 		return fmt.Errorf("html: %w", err)
 	}
 	return nil
@@ -491,10 +492,15 @@ func clip(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-var htmlTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
-	"add": func(a, b int) int { return a + b },
-	"rem": func(i int) int { return i % 2 },
-}).Parse(`<!DOCTYPE html>
+// htmlTemplate is parsed on first use: parsing it in the package's init
+// cost every run 0.7 ms of CPU, HTML asked for or not.
+var htmlTemplate = sync.OnceValue(parseHTMLTemplate)
+
+func parseHTMLTemplate() *template.Template {
+	return template.Must(template.New("page").Funcs(template.FuncMap{
+		"add": func(a, b int) int { return a + b },
+		"rem": func(i int) int { return i % 2 },
+	}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -557,3 +563,4 @@ svg.stack path.arrow.writer { stroke: #c62828; } svg.stack path.arrow.landing { 
 </body>
 </html>
 `))
+}

@@ -178,6 +178,11 @@ func Headline(st *Story) string {
 			return fmt.Sprintf("the parent read a stack word the vfork child changed (%s, was %s) at %s", c.Value, c.Was, Val(c.By.PC, c.By.Sym))
 		}
 	}
+	if len(st.GlobalReads) > 0 {
+		r := st.GlobalReads[0]
+		return fmt.Sprintf("the parent read %s, which the vfork child changed (%s, was %s), at %s",
+			GlobalName(r.Area, r.Mapping, r.Sym, r.Addr), r.Value, r.Was, Val(r.By.PC, r.By.Sym))
+	}
 	if st.CalledExit() {
 		return "the vfork child called exit() instead of _exit()"
 	}

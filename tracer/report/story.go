@@ -19,9 +19,14 @@ type Story struct {
 	Resume      *event.ParentResume
 	Consumes    []*event.ParentConsume
 	Channels    []*event.LibcChannel
-	Landing     *event.ParentLanding
-	Verdict     *event.VforkVerdict
-	Notes       []*event.Note
+	// Memory outside the stack: the child's writes, the words it left
+	// changed, the parent's reads of them.
+	GlobalWrites []*event.GlobalWrite
+	GlobalDiff   *event.GlobalDiff
+	GlobalReads  []*event.GlobalRead
+	Landing      *event.ParentLanding
+	Verdict      *event.VforkVerdict
+	Notes        []*event.Note
 }
 
 // ID is the story's number (its vfork).
@@ -156,6 +161,12 @@ func (c *Collector) Add(ev event.Event) *Story {
 		st.Consumes = append(st.Consumes, e)
 	case *event.LibcChannel:
 		st.Channels = append(st.Channels, e)
+	case *event.GlobalWrite:
+		st.GlobalWrites = append(st.GlobalWrites, e)
+	case *event.GlobalDiff:
+		st.GlobalDiff = e
+	case *event.GlobalRead:
+		st.GlobalReads = append(st.GlobalReads, e)
 	case *event.ParentLanding:
 		st.Landing = e
 	case *event.VforkVerdict:
@@ -210,6 +221,12 @@ func StoryOf(ev event.Event) int {
 	case *event.ParentConsume:
 		return e.Vfork
 	case *event.LibcChannel:
+		return e.Vfork
+	case *event.GlobalWrite:
+		return e.Vfork
+	case *event.GlobalDiff:
+		return e.Vfork
+	case *event.GlobalRead:
 		return e.Vfork
 	case *event.ParentLanding:
 		return e.Vfork

@@ -132,6 +132,15 @@ func StoryEvents(st *Story) []event.Event {
 	for _, e := range st.StackWrites {
 		add(e)
 	}
+	for _, e := range st.GlobalWrites {
+		add(e)
+	}
+	if st.GlobalDiff != nil {
+		add(st.GlobalDiff)
+	}
+	for _, e := range st.GlobalReads {
+		add(e)
+	}
 	if st.End != nil {
 		add(st.End)
 	}

@@ -310,6 +310,26 @@ func (r *Text) render(ev event.Event) {
 		r.printf("    %s %s in frame #%d %s: %s → %s\n", r.warn.Sprint("• stack"), r.a(e.Addr), e.Frame, r.fn(e.FrameFn),
 			r.a(e.Old), r.a(e.New))
 		r.by(e.By, e.During)
+	case *event.GlobalWrite:
+		name := GlobalName(e.Area, e.Mapping, e.Sym, e.Addr)
+		if e.Libc != "" {
+			r.printf("    %s\n", r.dim.Sprintf("· libc %s %s: %s → %s (%s)", e.Addr, Printable(name), e.Old, e.New, LibcWhat(e.Libc)))
+			break
+		}
+		r.printf("    %s %s %s: %s → %s\n", r.warn.Sprint("• global"), r.a(e.Addr), Printable(name), r.a(e.Old), r.a(e.New))
+		r.by(e.By, e.During)
+	case *event.GlobalDiff:
+		libc := 0
+		for _, c := range e.Changed {
+			if c.Libc != "" {
+				libc++
+			}
+		}
+		r.printf("  %d word(s) outside the stack changed (%d of them libc's bookkeeping; %d bytes compared)\n",
+			len(e.Changed)+e.More, libc, e.Watched)
+	case *event.GlobalRead:
+		r.printf("    %s %s %s = %s (was %s) at %s\n", r.warn.Sprint("• reads global"),
+			Printable(GlobalName(e.Area, e.Mapping, e.Sym, e.Addr)), r.a(e.Addr), r.a(e.Value), r.a(e.Was), r.in(&e.By))
 	case *event.ChildEnd:
 		r.childEnd(e)
 	case *event.SlotDiff:
@@ -542,6 +562,13 @@ func (r *Text) vfork(e *event.Vfork) {
 	}
 	r.printf("  watching the parent's live stack [%s, %s) (%d bytes), mechanism: %s\n", r.a(e.Live.Lo), r.a(e.Live.Hi),
 		uint64(e.Live.Hi-e.Live.Lo), e.Mechanism)
+	if m := e.Memory; m != nil {
+		capped := ""
+		if m.Capped {
+			capped = ", capped (see the note)"
+		}
+		r.printf("  and its memory outside the stack: %d bytes in %d range(s), %s%s\n", m.Bytes, m.Ranges, m.Method, capped)
+	}
 	r.printf("  %s %d:\n", r.bold.Sprint("child"), e.Child)
 }
 

@@ -103,9 +103,11 @@ var phases = map[string]int{
 	"child_call":              1,
 	"slot_write":              1,
 	"stack_write":             1,
+	"global_write":            1,
 	"child_return_past_frame": 1,
 	"child_end":               2,
 	"slot_diff":               3,
+	"global_diff":             3,
 	"parent_resume":           4,
 	"parent_consume":          5,
 	"libc_channel":            5,
@@ -114,7 +116,12 @@ var phases = map[string]int{
 }
 
 // once lists the story events that come at most once per story.
-var once = map[string]bool{"child_end": true, "slot_diff": true, "parent_resume": true, "parent_landing": true, "vfork_verdict": true}
+var once = map[string]bool{"child_end": true, "slot_diff": true, "global_diff": true, "parent_resume": true, "parent_landing": true, "vfork_verdict": true}
+
+// afterResume lists the story events that come after parent_resume, before
+// or after parent_landing (the parent is followed on for its reads of
+// globals after it landed): they check the order, and do not advance it.
+var afterResume = map[string]bool{"global_read": true}
 
 // NewChecker returns a checker for one log.
 func NewChecker() *Checker {
@@ -256,9 +263,15 @@ func (c *Checker) order(ev event.Event) {
 		c.add(name, "event of story %d after the story's vfork_verdict", id)
 		return
 	}
+	if afterResume[name] {
+		if st.phase < phases["parent_resume"] {
+			c.add(name, "in story %d before its parent_resume", id)
+		}
+		return
+	}
 	p := phases[name]
 	if p < st.phase {
-		c.add(name, "in story %d after a later step of the story (order: vfork; child_step, child_call, slot_write, stack_write, child_return_past_frame; child_end; slot_diff; parent_resume; parent_consume, libc_channel; parent_landing; vfork_verdict)", id)
+		c.add(name, "in story %d after a later step of the story (order: vfork; child_step, child_call, slot_write, stack_write, global_write, child_return_past_frame; child_end; slot_diff, global_diff; parent_resume; parent_consume, libc_channel; parent_landing; vfork_verdict; global_read after parent_resume)", id)
 	}
 	if once[name] && st.seen[name] {
 		c.add(name, "a second %s in story %d", name, id)

@@ -145,6 +145,9 @@ type Regs struct {
 	// which threads other than the main one keep just above their stack.
 	// 0 on i386 (its %gs base is not in NT_PRSTATUS).
 	TP uint64
+	// GS is the i386 %gs selector: the base of its TLS descriptor (entry
+	// GS>>3, PTRACE_GET_THREAD_AREA) is the thread pointer. 0 on amd64.
+	GS uint64
 }
 
 // PC returns the program counter.
@@ -214,6 +217,7 @@ func DecodePrStatus(buf []byte, regs *Regs) error {
 		regs.TP = word(21)
 	} else {
 		regs.OrigAX = uint64(int64(int32(word(11))))
+		regs.GS = word(10) & 0xffff
 	}
 	return nil
 }

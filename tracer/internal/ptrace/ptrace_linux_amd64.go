@@ -40,6 +40,14 @@ type Thread struct {
 	rIov   [1]unix.RemoteIovec
 }
 
+// Calls counts the kernel calls of every trace of this process, by kind
+// (vtrace's profiling build prints them; see cmd/vtrace/cpuprofile.go). Only
+// the ptrace thread writes them; read them after Run has returned.
+var Calls struct {
+	Wait, Step, Cont, GetRegs, SetRegs, ReadMem, ReadMemPeek, WriteMem, EventMsg, SigInfo, DebugReg, SetDebugReg uint64
+	ReadMemBytes                                                                                                 uint64
+}
+
 // Run runs fn on a new OS thread that stays locked to it. If cpu >= 0 the
 // thread is pinned to that CPU first, so tracees it starts inherit it.
 // Tracee stops no longer send this process SIGCHLD (QuietStops).
@@ -127,6 +135,7 @@ func (s Stop) Event() int {
 // Wait reaps the next state change of any tracee or child (wait4(-1, __WALL)).
 // It returns unix.ECHILD when there are no children left.
 func (t *Thread) Wait() (Stop, error) {
+	Calls.Wait++
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
@@ -165,11 +174,13 @@ func (t *Thread) SetOptions(pid int) error {
 
 // Cont resumes a tracee, delivering sig (0 for none).
 func (t *Thread) Cont(pid, sig int) error {
+	Calls.Cont++
 	return wrap("PTRACE_CONT", pid, unix.PtraceCont(pid, sig))
 }
 
 // Step single-steps a tracee, delivering sig (0 for none).
 func (t *Thread) Step(pid, sig int) error {
+	Calls.Step++
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SINGLESTEP, uintptr(pid), 0, uintptr(sig), 0, 0)
 	if errno != 0 {
 		return wrap("PTRACE_SINGLESTEP", pid, errno)
@@ -190,6 +201,7 @@ func (t *Thread) Detach(pid, sig int) error {
 // EventMsg returns PTRACE_GETEVENTMSG: the new pid at fork/vfork/clone
 // events, the exit status at an exit event, the former tid at exec.
 func (t *Thread) EventMsg(pid int) (uint64, error) {
+	Calls.EventMsg++
 	msg, err := unix.PtraceGetEventMsg(pid)
 	return uint64(msg), wrap("PTRACE_GETEVENTMSG", pid, err)
 }
@@ -212,6 +224,8 @@ func (t *Thread) ReadMem(pid int, addr uint64, buf []byte) error {
 	if len(buf) == 0 {
 		return nil
 	}
+	Calls.ReadMem++
+	Calls.ReadMemBytes += uint64(len(buf))
 	t.iov[0].Base = &buf[0]
 	t.iov[0].SetLen(len(buf))
 	t.rIov[0] = unix.RemoteIovec{Base: uintptr(addr), Len: len(buf)}
@@ -221,6 +235,7 @@ func (t *Thread) ReadMem(pid int, addr uint64, buf []byte) error {
 	}
 	// process_vm_readv fails on pages it cannot pin (e.g. some special
 	// mappings); PTRACE_PEEKDATA goes through the tracer's FOLL_FORCE path.
+	Calls.ReadMemPeek++
 	if _, perr := unix.PtracePeekData(pid, uintptr(addr), buf); perr != nil {
 		if err == nil {
 			err = perr
@@ -234,6 +249,7 @@ func (t *Thread) ReadMem(pid int, addr uint64, buf []byte) error {
 // read-only text (PTRACE_POKEDATA writes through FOLL_FORCE, which is how
 // breakpoints are planted).
 func (t *Thread) WriteMem(pid int, addr uint64, data []byte) error {
+	Calls.WriteMem++
 	if _, err := unix.PtracePokeData(pid, uintptr(addr), data); err != nil {
 		return fmt.Errorf("write %d bytes of %d at %#x: %w", len(data), pid, addr, err)
 	}

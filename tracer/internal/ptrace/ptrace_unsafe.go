@@ -28,6 +28,7 @@ func (t *Thread) Regs(pid int, regs *arch.Regs) error {
 }
 
 func (t *Thread) getRegset(pid int) (int, error) {
+	Calls.GetRegs++
 	t.iov[0].Base = &t.regBuf[0]
 	t.iov[0].SetLen(len(t.regBuf))
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGSET, uintptr(pid),
@@ -41,6 +42,7 @@ func (t *Thread) getRegset(pid int) (int, error) {
 // SetRegs writes regs back to a stopped tracee (segment registers and flags
 // are preserved from a fresh read).
 func (t *Thread) SetRegs(pid int, regs *arch.Regs) error {
+	Calls.SetRegs++
 	n, err := t.getRegset(pid)
 	if err != nil {
 		return err
@@ -62,6 +64,7 @@ func (t *Thread) SetRegs(pid int, regs *arch.Regs) error {
 // SigInfo reads PTRACE_GETSIGINFO. At a group-stop (not a signal-delivery
 // stop) the kernel answers EINVAL.
 func (t *Thread) SigInfo(pid int) (SigInfo, error) {
+	Calls.SigInfo++
 	var raw [128]byte
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(pid), 0,
 		uintptr(unsafe.Pointer(&raw[0])), 0, 0)
@@ -78,6 +81,7 @@ func (t *Thread) SigInfo(pid int) (SigInfo, error) {
 
 // SetDebugReg writes debug register n (0–7) of a stopped tracee.
 func (t *Thread) SetDebugReg(pid, n int, v uint64) error {
+	Calls.SetDebugReg++
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_POKEUSR, uintptr(pid),
 		uintptr(offsetDebugReg+8*n), uintptr(v), 0, 0)
 	if errno != 0 {
@@ -88,6 +92,7 @@ func (t *Thread) SetDebugReg(pid, n int, v uint64) error {
 
 // DebugReg reads debug register n (0–7) of a stopped tracee.
 func (t *Thread) DebugReg(pid, n int) (uint64, error) {
+	Calls.DebugReg++
 	var v uint64
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_PEEKUSR, uintptr(pid),
 		uintptr(offsetDebugReg+8*n), uintptr(unsafe.Pointer(&v)), 0, 0)
@@ -95,4 +100,54 @@ func (t *Thread) DebugReg(pid, n int) (uint64, error) {
 		return 0, wrap(fmt.Sprintf("PTRACE_PEEKUSER(DR%d)", n), pid, errno)
 	}
 	return v, nil
+}
+
+// ThreadArea returns the base address of TLS descriptor entry of an i386
+// tracee (PTRACE_GET_THREAD_AREA; entry is its %gs selector >> 3): its
+// thread pointer.
+func (t *Thread) ThreadArea(pid, entry int) (uint64, error) {
+	var desc [4]uint32 // struct user_desc: entry_number, base_addr, limit, flags
+	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, ptraceGetThreadArea, uintptr(pid),
+		uintptr(entry), uintptr(unsafe.Pointer(&desc[0])), 0, 0)
+	if errno != 0 {
+		return 0, wrap("PTRACE_GET_THREAD_AREA", pid, errno)
+	}
+	return uint64(desc[1]), nil
+}
+
+// ptraceGetThreadArea is PTRACE_GET_THREAD_AREA (<asm/ptrace-abi.h>).
+const ptraceGetThreadArea = 25
+
+// ReadRanges reads each bufs[i] from the tracee at addrs[i], in one
+// process_vm_readv call per 1024 ranges. A range it cannot read whole is
+// read again alone (ReadMem); failed lists the indexes still unread.
+func (t *Thread) ReadRanges(pid int, addrs []uint64, bufs [][]byte) (failed []int) {
+	const batch = 1024 // IOV_MAX
+	local := make([]unix.Iovec, 0, min(len(bufs), batch))
+	remote := make([]unix.RemoteIovec, 0, min(len(bufs), batch))
+	for start := 0; start < len(bufs); start += batch {
+		end := min(start+batch, len(bufs))
+		local, remote = local[:0], remote[:0]
+		want := 0
+		for i := start; i < end; i++ {
+			if len(bufs[i]) == 0 {
+				continue
+			}
+			var v unix.Iovec
+			v.Base = &bufs[i][0]
+			v.SetLen(len(bufs[i]))
+			local = append(local, v)
+			remote = append(remote, unix.RemoteIovec{Base: uintptr(addrs[i]), Len: len(bufs[i])})
+			want += len(bufs[i])
+		}
+		if n, err := unix.ProcessVMReadv(pid, local, remote, 0); err == nil && n == want {
+			continue
+		}
+		for i := start; i < end; i++ {
+			if t.ReadMem(pid, addrs[i], bufs[i]) != nil {
+				failed = append(failed, i)
+			}
+		}
+	}
+	return failed
 }

@@ -97,12 +97,17 @@ type Binary struct {
 	// ranges on first use, a unit's line table when an address in it is
 	// first asked for (libc's debug file has ~300k rows: reading them all
 	// would cost half a second per run).
-	dw      *dwarf.Data
-	cus     []cuRange // sorted by lo; nil until first Line
+	dwOnce  sync.Once
+	dw      *dwarf.Data // read through dwarfData
+	cus     []cuRange   // sorted by lo; nil until first Line
 	cusDone bool
 	cuLines map[dwarf.Offset][]lineRow
 
 	loads []elf.ProgHeader
+
+	// Data and TLS symbols, writable segments (data.go), read on first use.
+	dataOnce    sync.Once
+	dataSymbols *dataSyms
 
 	debugOnce   sync.Once // separate debug file's symbols, read on the first miss
 	debugLoaded bool      // they were found and added
@@ -170,7 +175,6 @@ func newBinary(path string, f *image) (*Binary, error) {
 	// -g); a separate debug file is read for its symbols alone, and only
 	// when the file's own symbols leave an address unnamed (libc's
 	// internal functions): see symbolAt.
-	b.dw = dwarfOf(f.File)
 	if data, s := f.section(".eh_frame"); data != nil {
 		b.ehFrame, b.ehFrameAddr = data, s.Addr
 		if hdr, hs := f.section(".eh_frame_hdr"); hdr != nil {
@@ -509,21 +513,54 @@ type cuRange struct {
 	cu     *dwarf.Entry
 }
 
-func dwarfOf(f *elf.File) *dwarf.Data {
+func dwarfOf(f *image) *dwarf.Data {
 	if f.Section(".debug_line") == nil || f.Section(".debug_info") == nil {
 		return nil
 	}
-	d, err := f.DWARF()
+	if f.Type == elf.ET_REL || !f.mapped {
+		// relocations to apply (debug/elf does), or no mapping to slice
+		d, err := f.DWARF()
+		if err != nil {
+			return nil
+		}
+		return d
+	}
+	// Slices of the mapping, not copies: debug/elf's DWARF() reads every
+	// .debug_* section into the heap (10 MB for a python3 run's modules),
+	// where a story reads the line tables of a few compile units.
+	sec := func(name string) []byte {
+		d, _ := f.section(name)
+		return d
+	}
+	d, err := dwarf.New(sec(".debug_abbrev"), sec(".debug_aranges"), nil, sec(".debug_info"),
+		sec(".debug_line"), nil, sec(".debug_ranges"), sec(".debug_str"))
 	if err != nil {
 		return nil
 	}
+	for _, name := range []string{".debug_addr", ".debug_line_str", ".debug_str_offsets", ".debug_rnglists"} {
+		if data := sec(name); data != nil {
+			if err := d.AddSection(name, data); err != nil {
+				return nil
+			}
+		}
+	}
 	return d
+}
+
+// dwarfData is the file's DWARF, opened on first use.
+func (b *Binary) dwarfData() *dwarf.Data {
+	b.dwOnce.Do(func() {
+		if b.img != nil {
+			b.dw = dwarfOf(b.img)
+		}
+	})
+	return b.dw
 }
 
 // Line returns the source position of a link-time address, if the binary
 // has DWARF line information.
 func (b *Binary) Line(addr uint64) (string, int) {
-	if b.dw == nil {
+	if b.dwarfData() == nil {
 		return "", 0
 	}
 	b.mu.Lock()

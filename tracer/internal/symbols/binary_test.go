@@ -3,7 +3,9 @@ package symbols
 import (
 	"bufio"
 	"cmp"
+	"debug/dwarf"
 	"debug/elf"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -370,5 +372,61 @@ func TestNameOnlyInside(t *testing.T) {
 		if name, off, past, ok := b.symbolAt(addr); ok {
 			t.Errorf("%#x named %s+%#x (pastEnd %v): it lies in no symbol", addr, name, off, past)
 		}
+	}
+}
+
+// TestDWARFMapped: the DWARF of a mapped file is opened on the first Line,
+// from slices of the mapping, and says what debug/elf's copy says: every
+// compile unit's line table, row by row.
+func TestDWARFMapped(t *testing.T) {
+	b, err := readBinary("testdata/gcc-O2-g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.dw != nil {
+		t.Fatal("DWARF read when the file was opened")
+	}
+	if !b.img.mapped {
+		t.Fatal("testdata/gcc-O2-g is not mapped")
+	}
+	b.Line(0)
+	if b.dw == nil {
+		t.Fatal("no DWARF after Line")
+	}
+	ref, err := b.img.DWARF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := func(d *dwarf.Data) []string {
+		var out []string
+		r := d.Reader()
+		for {
+			e, err := r.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e == nil {
+				return out
+			}
+			if e.Tag != dwarf.TagCompileUnit {
+				r.SkipChildren()
+				continue
+			}
+			lr, err := d.LineReader(e)
+			if err != nil || lr == nil {
+				t.Fatalf("line reader: %v", err)
+			}
+			var le dwarf.LineEntry
+			for lr.Next(&le) == nil {
+				out = append(out, fmt.Sprintf("%#x %s:%d end=%v", le.Address, le.File.Name, le.Line, le.EndSequence))
+			}
+		}
+	}
+	got, want := rows(b.dw), rows(ref)
+	if len(want) < 15 {
+		t.Fatalf("debug/elf gives %d line rows: too few", len(want))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("mapped DWARF gives %d rows, debug/elf %d; first: %q vs %q", len(got), len(want), got[:min(3, len(got))], want[:3])
 	}
 }

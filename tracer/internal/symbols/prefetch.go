@@ -22,7 +22,7 @@ import (
 func (b *Binary) Prefetch() {
 	b.symOnce.Do(b.loadSymbols)
 	b.debugOnce.Do(b.loadDebugSymbols)
-	if b.dw != nil {
+	if b.dwarfData() != nil {
 		b.mu.Lock()
 		if !b.cusDone {
 			b.readUnits()

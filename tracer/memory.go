@@ -1,0 +1,768 @@
+package tracer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
+	"github.com/vtrace/vtrace/tracer/internal/symbols"
+)
+
+// Memory outside the stack (issue 11, "beyond the stack"; NixOS nix#16119:
+// a vfork child overwrote a parent global). The child shares all of the
+// parent's memory: a global, a heap block or a TLS variable it writes is
+// the parent's.
+//
+// Soft-dirty page bits do not work on these kernels (FACTS.md), so at the
+// vfork capture vtrace takes a bounded snapshot (maxGlobals, 1 MiB) of the
+// parent's writable memory outside the stack: the TLS block and thread
+// control block (the thread pointer: amd64 fs_base, i386 the base of the
+// %gs descriptor), the data and bss of libc and the dynamic linker, of the
+// program, of the other libraries, then the brk heap from its start — read in one
+// process_vm_readv batch. Stores the engine steps (every store in --step
+// mode, those of the shared frames in fast mode) are checked against it at
+// once (global_write with `by`); after each call the child makes from a
+// shared frame, after an instruction whose effects are not modelled (a
+// syscall), and at the child's end it is diffed (global_write with
+// `during`, or neither). global_diff lists the words left changed.
+//
+// libc's own bookkeeping that a correct child does (errno set by a failing
+// exec, a stdio lock taken and released, malloc's state) is told by the
+// variable it is in and reported with its kind (global_write "libc"),
+// without a warning. Any other changed word gives child_wrote_global; the
+// parent is then followed on (watchGlobalReads) until its own frames read
+// one of them (global_read; child_wrote_global and
+// parent_read_child_global), it overwrites them all, makes its next vfork,
+// or has run maxGlobalWatch instructions.
+//
+// The buffers are pooled: memory stays flat in the number of vforks.
+
+// Bounds of the memory watch.
+const (
+	maxGlobals     = 1 << 20 // bytes snapshotted per story
+	tcbWatch       = 0x700   // bytes of the thread control block above the thread pointer
+	maxGlobalWatch = 20000   // instructions the parent is followed for its reads of changed globals
+)
+
+// memRange is one watched range; its bytes are buf[off:off+hi-lo] of the
+// snapshot's buffers.
+type memRange struct {
+	lo, hi  uint64
+	off     int
+	area    event.MemArea
+	mapping string
+}
+
+// memWatch is a story's watch of the parent's memory outside the stack.
+type memWatch struct {
+	ranges                []memRange // sorted, disjoint
+	orig, shadow, scratch []byte
+	pooled                *memBufs
+	word                  int
+	tp                    uint64
+	tls                   []symbols.TLSBlock
+	libcDynamic           bool // libc is a shared library (else its symbols are the program's)
+	musl                  bool // the thread pointer is musl's struct pthread
+	storesOnly            bool // other tasks share the memory: no diffs, only stepped stores
+	method                event.MemMethod
+	leftOut               []string // what did not fit, for the globals_capped note
+	unread                []string // ranges that could not be read
+
+	wrote    bool                 // the child changed a word that is not libc's bookkeeping
+	poisoned map[uint64]childWord // such words still holding the child's value
+	reads    int
+}
+
+type memBufs struct{ orig, shadow, scratch []byte }
+
+var memPool = sync.Pool{New: func() any { return &memBufs{} }}
+
+// watchGlobals plans and takes the snapshot of the parent's memory outside
+// the stack (the parent is stopped at its vfork event) and says how it is
+// watched, for the vfork event.
+func (s *session) watchGlobals(st *story) *event.MemoryWatch {
+	m := &memWatch{word: st.word, method: event.MemSnapshotDiff}
+	if s.cfg.Mode == Step {
+		m.method = event.MemSnapshotStep
+	}
+	if s.sharedWithOthers(st) {
+		// Other threads of the parent (a Go program's sysmon and
+		// scheduler) run on while the vforking one is suspended, and
+		// write memory too: a diff cannot tell their writes from the
+		// child's. Only the stores vtrace steps in the child are checked.
+		m.method, m.storesOnly = event.MemStores, true
+	}
+	st.mem = m
+	sp, ok := st.mm.syms().(interface {
+		DataRanges() []symbols.DataRange
+		TLSBlocks(tp uint64, readWord func(uint64, int) (uint64, bool)) []symbols.TLSBlock
+	})
+	var cands []symbols.DataRange
+	if tp, err := s.p.ThreadPointer(st.parent.pid, &st.regs0); err == nil && tp != 0 {
+		m.tp = tp
+		if ok {
+			m.tls = sp.TLSBlocks(tp, func(a uint64, size int) (uint64, bool) {
+				v, err := s.readWord(st.parent.pid, a, size)
+				return v, err == nil
+			})
+		}
+		lo, hi := tp, tp+tcbWatch
+		for _, b := range m.tls {
+			lo = min(lo, b.Start)
+		}
+		if tm, ok := st.mm.syms().MappingAt(tp); ok {
+			lo, hi = max(lo, tm.Start), min(hi, tm.End)
+		}
+		// musl's main thread descriptor is its builtin_tls (in libc's
+		// or, static, the program's bss).
+		if ds, ok := st.mm.syms().(interface{ DataSymbolize(uint64) symbols.Sym }); ok {
+			m.musl = ds.DataSymbolize(tp).Name == "builtin_tls"
+		}
+		cands = append(cands, symbols.DataRange{Start: lo, End: hi, Area: string(event.AreaTLS), Path: "[tls]"})
+	}
+	if ok {
+		exe := s.p.ExePath(st.parent.pid)
+		data := sp.DataRanges()
+		// libc and the dynamic linker first (small: ~70 KiB; where a
+		// correct child's bookkeeping goes), then the program (a large
+		// one, python3's 1.5 MiB, is cut), the other libraries, the heap.
+		rank := func(r symbols.DataRange) int {
+			switch b := path.Base(r.Path); {
+			case libcModule(b):
+				return 0
+			case r.Path == exe:
+				return 1
+			case r.Area == string(event.AreaHeap):
+				return 3
+			}
+			return 2
+		}
+		sort.SliceStable(data, func(i, j int) bool { return rank(data[i]) < rank(data[j]) })
+		for _, r := range data {
+			if libcModule(path.Base(r.Path)) && r.Area == string(event.AreaData) {
+				m.libcDynamic = true
+			}
+		}
+		cands = append(cands, data...)
+	}
+	m.plan(cands)
+	m.read(s, st)
+	return &event.MemoryWatch{Method: m.method, Bytes: len(m.orig), Ranges: len(m.ranges), Capped: len(m.leftOut) > 0}
+}
+
+// sharedWithOthers reports whether a live task other than the story's
+// parent and child runs in the same memory (another thread of the parent,
+// or another CLONE_VM child).
+func (s *session) sharedWithOthers(st *story) bool {
+	for _, t := range s.byPID {
+		if t != st.parent && t != st.child && t.state != taskEnded && t.proc != nil && t.proc.mm == st.mm {
+			return true
+		}
+	}
+	return false
+}
+
+// plan turns candidate ranges, by priority, into disjoint word-aligned
+// ranges within maxGlobals bytes; what does not fit is listed in leftOut.
+func (m *memWatch) plan(cands []symbols.DataRange) {
+	w := uint64(m.word)
+	budget := uint64(maxGlobals)
+	for _, c := range cands {
+		lo, hi := (c.Start+w-1)&^(w-1), c.End&^(w-1)
+		for _, piece := range m.uncovered(lo, hi) {
+			n := piece[1] - piece[0]
+			if n > budget {
+				m.leftOut = append(m.leftOut, fmt.Sprintf("%s [%#x,%#x)", c.Path, piece[0]+budget, piece[1]))
+				n = budget
+			}
+			if n == 0 {
+				continue
+			}
+			budget -= n
+			m.ranges = append(m.ranges, memRange{lo: piece[0], hi: piece[0] + n, area: event.MemArea(c.Area), mapping: c.Path})
+		}
+	}
+	sort.Slice(m.ranges, func(i, j int) bool { return m.ranges[i].lo < m.ranges[j].lo })
+	off := 0
+	for i := range m.ranges {
+		m.ranges[i].off = off
+		off += int(m.ranges[i].hi - m.ranges[i].lo)
+	}
+}
+
+// uncovered returns the parts of [lo, hi) no planned range covers.
+func (m *memWatch) uncovered(lo, hi uint64) [][2]uint64 {
+	out := [][2]uint64{{lo, hi}}
+	for _, r := range m.ranges {
+		var next [][2]uint64
+		for _, p := range out {
+			if r.hi <= p[0] || r.lo >= p[1] {
+				next = append(next, p)
+				continue
+			}
+			if p[0] < r.lo {
+				next = append(next, [2]uint64{p[0], r.lo})
+			}
+			if r.hi < p[1] {
+				next = append(next, [2]uint64{r.hi, p[1]})
+			}
+		}
+		out = next
+	}
+	var keep [][2]uint64
+	for _, p := range out {
+		if p[1] > p[0] {
+			keep = append(keep, p)
+		}
+	}
+	return keep
+}
+
+// read takes the snapshot in one batch; ranges that cannot be read are
+// dropped (globals_unreadable).
+func (m *memWatch) read(s *session, st *story) {
+	n := 0
+	for _, r := range m.ranges {
+		n += int(r.hi - r.lo)
+	}
+	b := memPool.Get().(*memBufs)
+	grow := func(p []byte) []byte {
+		if cap(p) < n {
+			return make([]byte, n)
+		}
+		return p[:n]
+	}
+	b.orig, b.shadow, b.scratch = grow(b.orig), grow(b.shadow), grow(b.scratch)
+	m.pooled, m.orig, m.shadow, m.scratch = b, b.orig, b.shadow, b.scratch
+	failed := m.readInto(s, st, m.orig)
+	if len(failed) > 0 {
+		keep := m.ranges[:0]
+		for i, r := range m.ranges {
+			if contains(failed, i) {
+				m.unread = append(m.unread, fmt.Sprintf("%s [%#x,%#x)", r.mapping, r.lo, r.hi))
+				continue
+			}
+			keep = append(keep, r)
+		}
+		// Compact: the kept ranges' bytes move down to their new offsets.
+		off := 0
+		for i := range keep {
+			sz := int(keep[i].hi - keep[i].lo)
+			copy(m.orig[off:off+sz], m.orig[keep[i].off:keep[i].off+sz])
+			keep[i].off = off
+			off += sz
+		}
+		m.ranges, m.orig, m.shadow, m.scratch = keep, m.orig[:off], m.shadow[:off], m.scratch[:off]
+	}
+	copy(m.shadow, m.orig)
+	if len(m.ranges) == 0 {
+		m.method = event.MemNone
+	}
+}
+
+func contains(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// readInto reads every range into buf (laid out as the snapshot).
+func (m *memWatch) readInto(s *session, st *story, buf []byte) []int {
+	addrs := make([]uint64, len(m.ranges))
+	bufs := make([][]byte, len(m.ranges))
+	for i, r := range m.ranges {
+		addrs[i], bufs[i] = r.lo, buf[r.off:r.off+int(r.hi-r.lo)]
+	}
+	return s.p.ReadRanges(st.parent.pid, addrs, bufs)
+}
+
+// globalsNotes reports, after the vfork event, what the snapshot left out.
+func (s *session) globalsNotes(st *story) {
+	m := st.mem
+	if m == nil {
+		return
+	}
+	if len(m.leftOut) > 0 {
+		s.note(st.id, event.NoteGlobalsCapped, fmt.Sprintf("the parent's writable memory outside the stack is larger than %d bytes: not watched: %s",
+			maxGlobals, strings.Join(m.leftOut, ", ")))
+	}
+	if len(m.unread) > 0 {
+		s.note(st.id, event.NoteGlobalsUnread, "could not read, not watched: "+strings.Join(m.unread, ", "))
+	}
+}
+
+// dropGlobals gives the story's buffers back to the pool.
+func (st *story) dropGlobals() {
+	if m := st.mem; m != nil && m.pooled != nil {
+		memPool.Put(m.pooled)
+		m.pooled, m.orig, m.shadow, m.scratch = nil, nil, nil, nil
+	}
+}
+
+// rangeOf returns the watched range holding the word at a.
+func (m *memWatch) rangeOf(a uint64) (*memRange, bool) {
+	i := sort.Search(len(m.ranges), func(i int) bool { return m.ranges[i].hi > a })
+	if i < len(m.ranges) && m.ranges[i].lo <= a && a+uint64(m.word) <= m.ranges[i].hi {
+		return &m.ranges[i], true
+	}
+	return nil, false
+}
+
+func (m *memWatch) wordIn(buf []byte, r *memRange, a uint64) uint64 {
+	off := r.off + int(a-r.lo)
+	if m.word == 4 {
+		return uint64(binary.LittleEndian.Uint32(buf[off:]))
+	}
+	return binary.LittleEndian.Uint64(buf[off:])
+}
+
+func (m *memWatch) putWord(buf []byte, r *memRange, a, v uint64) {
+	off := r.off + int(a-r.lo)
+	if m.word == 4 {
+		binary.LittleEndian.PutUint32(buf[off:], uint32(v))
+		return
+	}
+	binary.LittleEndian.PutUint64(buf[off:], v)
+}
+
+// accessAddr is the address an access touches (a %fs/%gs-relative one is
+// thread-local: the thread pointer plus its offset).
+func (m *memWatch) accessAddr(a disasm.Access) (uint64, bool) {
+	if !a.Seg {
+		return a.Addr, true
+	}
+	if m.tp == 0 {
+		return 0, false
+	}
+	addr := m.tp + a.Addr
+	if m.word == 4 {
+		addr = uint64(uint32(addr))
+	}
+	return addr, true
+}
+
+// checkGlobalStores checks the stores of an instruction the child just
+// executed against the snapshot; an instruction whose effects are not
+// modelled (a syscall) diffs the whole of it.
+func (s *session) checkGlobalStores(st *story, pre *arch.Regs, in *disasm.Insn, acc []disasm.Access, unknown bool) {
+	m := st.mem
+	if m == nil || len(m.ranges) == 0 {
+		return
+	}
+	if unknown || in != nil && in.Class == disasm.Syscall {
+		if !m.storesOnly {
+			s.diffGlobals(st, in, nil)
+		}
+		return
+	}
+	var by *event.Insn
+	for _, a := range acc {
+		if !a.Write {
+			continue
+		}
+		addr, ok := m.accessAddr(a)
+		if !ok {
+			continue
+		}
+		words(addr, a.Size, m.word, func(x uint64) {
+			r, ok := m.rangeOf(x)
+			if !ok {
+				return
+			}
+			cur, err := s.readWord(st.parent.pid, x, m.word)
+			if err != nil {
+				return
+			}
+			old := m.wordIn(m.shadow, r, x)
+			if cur == old {
+				return
+			}
+			m.putWord(m.shadow, r, x, cur)
+			if by == nil {
+				by = s.insnEvent(st.mm, st.child.pid, in)
+			}
+			s.emitGlobalWrite(st, r, x, old, cur, by, nil)
+		})
+	}
+}
+
+// diffGlobals reads the whole snapshot back and reports every word that
+// changed since vtrace last looked, written by in (a syscall), during a
+// call, or found at the child's end (both nil).
+func (s *session) diffGlobals(st *story, in *disasm.Insn, during *event.Insn) {
+	m := st.mem
+	if m == nil || len(m.ranges) == 0 || m.storesOnly {
+		return
+	}
+	if failed := m.readInto(s, st, m.scratch); len(failed) > 0 {
+		for _, i := range failed { // keep the last known content
+			r := m.ranges[i]
+			copy(m.scratch[r.off:r.off+int(r.hi-r.lo)], m.shadow[r.off:r.off+int(r.hi-r.lo)])
+		}
+	}
+	var by *event.Insn
+	const chunk = 256
+	for i := range m.ranges {
+		r := &m.ranges[i]
+		end := r.off + int(r.hi-r.lo)
+		for c := r.off; c < end; c += chunk {
+			ce := min(c+chunk, end)
+			if bytes.Equal(m.shadow[c:ce], m.scratch[c:ce]) {
+				continue
+			}
+			for o := c; o+m.word <= ce; o += m.word {
+				a := r.lo + uint64(o-r.off)
+				old, cur := m.wordIn(m.shadow, r, a), m.wordIn(m.scratch, r, a)
+				if old == cur {
+					continue
+				}
+				m.putWord(m.shadow, r, a, cur)
+				if in != nil && by == nil {
+					by = s.insnEvent(st.mm, st.child.pid, in)
+				}
+				s.emitGlobalWrite(st, r, a, old, cur, by, during)
+			}
+		}
+	}
+}
+
+// describe names a watched word: its area and mapping, the variable, and
+// whether it is libc's bookkeeping.
+func (s *session) describe(st *story, r *memRange, a uint64, mask uint8) (area event.MemArea, mapping string, sym *event.Sym, libc event.LibcUse) {
+	m := st.mem
+	// Named by its first changed byte: a word can hold two variables.
+	for i := 0; i < m.word; i++ {
+		if mask&(1<<i) != 0 {
+			a += uint64(i)
+			break
+		}
+	}
+	area, mapping = r.area, r.mapping
+	var y symbols.Sym
+	switch area {
+	case event.AreaTLS:
+		if t, ok := symbols.TLSSymbolize(m.tls, a); ok {
+			y = t
+		} else if a >= m.tp {
+			y = symbols.Sym{Name: "(thread control block)", Off: a - m.tp}
+			if m.musl && a-m.tp == muslErrnoOff[m.word] {
+				// musl keeps errno in its struct pthread: self, dtv,
+				// prev, next, sysinfo, canary, tid, errno_val.
+				return area, mapping, &event.Sym{Sym: "errno_val", Module: "musl struct pthread"}, event.LibcErrno
+			}
+		}
+	case event.AreaData:
+		if ds, ok := st.mm.syms().(interface{ DataSymbolize(uint64) symbols.Sym }); ok {
+			y = ds.DataSymbolize(a)
+		}
+	}
+	if y.Name != "" || y.Module != "" {
+		sym = &event.Sym{Sym: y.Name, Off: y.Off, Module: y.Module}
+	}
+	libc = classifyLibc(y, m.libcDynamic)
+	return area, mapping, sym, libc
+}
+
+// muslErrnoOff is the offset of errno_val in musl's struct pthread (musl
+// 1.2, x86: the descriptor is at the thread pointer), by word size.
+var muslErrnoOff = map[int]uint64{8: 52, 4: 28}
+
+// libcModule reports whether a file's base name is the C library's or its
+// dynamic linker's (glibc, musl).
+func libcModule(base string) bool {
+	for _, p := range []string{"libc.so", "libc-", "ld-linux", "ld-musl", "libc.musl", "libpthread.so"} {
+		if strings.HasPrefix(base, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// libcBookkeeping maps the variables of glibc and musl that a correct vfork
+// child changes to what they are.
+var libcBookkeeping = map[string]event.LibcUse{
+	// errno: glibc's TLS variable; a failing execve (one PATH entry of
+	// execvp or posix_spawnp) sets it.
+	"errno": event.LibcErrno, "__libc_errno": event.LibcErrno,
+	// stdio's locks: glibc's _IO_lock_t of stdin/stdout/stderr and of the
+	// list of files (flockfile and funlockfile leave them as they were,
+	// but a stepped child shows the lock taken).
+	"_IO_stdfile_0_lock": event.LibcStdioLock, "_IO_stdfile_1_lock": event.LibcStdioLock,
+	"_IO_stdfile_2_lock": event.LibcStdioLock, "list_all_lock": event.LibcStdioLock,
+	// thread state flags.
+	"__libc_single_threaded": event.LibcSingleThreaded, "__libc_single_threaded_internal": event.LibcSingleThreaded,
+	"__libc_initial": event.LibcSingleThreaded,
+	// malloc's state (glibc, musl's mallocng).
+	"main_arena": event.LibcMalloc, "mp_": event.LibcMalloc, "tcache": event.LibcMalloc,
+	"thread_arena": event.LibcMalloc, "tcache_shutting_down": event.LibcMalloc,
+	"__malloc_initialized": event.LibcMalloc, "global_max_fast": event.LibcMalloc,
+	"__malloc_context": event.LibcMalloc, "__malloc_lock": event.LibcMalloc,
+}
+
+// classifyLibc tells libc's bookkeeping by the variable a word is in: one
+// of libc's (or, in a static program, named so) from libcBookkeeping, a
+// GOT slot, or the dynamic linker's state.
+func classifyLibc(y symbols.Sym, libcDynamic bool) event.LibcUse {
+	if symbols.IsGOT(y.Name) {
+		return event.LibcBinding
+	}
+	if (y.Name == "_rtld_global" || y.Name == "_rtld_local") && strings.HasPrefix(y.Module, "ld-") {
+		return event.LibcBinding
+	}
+	use, ok := libcBookkeeping[y.Name]
+	if !ok {
+		return ""
+	}
+	if libcDynamic && !libcModule(y.Module) {
+		return "" // the program's own variable of that name
+	}
+	return use
+}
+
+// emitGlobalWrite reports one changed word outside the stack.
+func (s *session) emitGlobalWrite(st *story, r *memRange, a, old, cur uint64, by, during *event.Insn) {
+	area, mapping, sym, libc := s.describe(st, r, a, changedBytes(old, cur, st.word))
+	if libc == "" {
+		st.mem.wrote = true
+	}
+	s.emit(&event.GlobalWrite{Header: s.hdr("global_write", st.child.pid), Vfork: st.id, Addr: event.Addr(a), Size: st.word,
+		Old: event.Addr(old), New: event.Addr(cur), Area: area, Mapping: mapping, Sym: sym, Libc: libc,
+		By: by, During: during, FoundBy: foundBy(by, during)})
+}
+
+// emitGlobalDiff reports, once the child has ended, every watched word it
+// left changed, and keeps those that are not libc's bookkeeping for the
+// parent phase.
+func (s *session) emitGlobalDiff(st *story) {
+	m := st.mem
+	if m == nil || len(m.ranges) == 0 || bytes.Equal(m.orig, m.shadow) {
+		return
+	}
+	ev := &event.GlobalDiff{Header: s.hdr("global_diff", st.parent.pid), Vfork: st.id, Watched: len(m.orig)}
+	m.poisoned = map[uint64]childWord{}
+	for i := range m.ranges {
+		r := &m.ranges[i]
+		for a := r.lo; a+uint64(m.word) <= r.hi; a += uint64(m.word) {
+			before, after := m.wordIn(m.orig, r, a), m.wordIn(m.shadow, r, a)
+			if before == after {
+				continue
+			}
+			area, mapping, sym, libc := s.describe(st, r, a, changedBytes(before, after, m.word))
+			if libc == "" {
+				m.poisoned[a] = childWord{val: after, bytes: changedBytes(before, after, m.word)}
+			}
+			if len(ev.Changed) >= event.MaxGlobalChanges {
+				ev.More++
+				continue
+			}
+			ev.Changed = append(ev.Changed, event.GlobalChange{Addr: event.Addr(a), Before: event.Addr(before),
+				After: event.Addr(after), Area: area, Mapping: mapping, Sym: sym, Libc: libc})
+		}
+	}
+	s.emit(ev)
+}
+
+// childWord is a word the child left changed: its value, and which of its
+// bytes (bit i: byte i) still hold the child's data.
+type childWord struct {
+	val   uint64
+	bytes uint8
+}
+
+// touched is the mask of the bytes of the word at x that an access of size
+// bytes at addr covers.
+func touched(x uint64, word int, addr uint64, size int) uint8 {
+	var mask uint8
+	for i := 0; i < word; i++ {
+		if b := x + uint64(i); b >= addr && b < addr+uint64(size) {
+			mask |= 1 << i
+		}
+	}
+	return mask
+}
+
+// changedBytes is the mask of the bytes that differ between two words.
+func changedBytes(a, b uint64, word int) uint8 {
+	var mask uint8
+	for i := 0; i < word; i++ {
+		if byte(a>>(8*i)) != byte(b>>(8*i)) {
+			mask |= 1 << i
+		}
+	}
+	return mask
+}
+
+// globalReasons are the story's reasons from memory outside the stack:
+// both when the parent read a word the child changed (and that is not
+// libc's bookkeeping). A changed global the parent is not seen reading is
+// reported (global_write, global_diff) but, like a stack word the child
+// changed, raises no warning by itself: dash's vfork child allocates from
+// the shell's own allocator (its stack blocks, malloc) and the parent
+// takes the allocation back by overwriting those words.
+func (st *story) globalReasons() []event.Reason {
+	if st.mem == nil || st.mem.reads == 0 {
+		return nil
+	}
+	return []event.Reason{event.ReasonWroteGlobal, event.ReasonReadGlobal}
+}
+
+// watchGlobalReads follows the parent on after its landing when the child
+// left words outside the stack changed (not libc's bookkeeping): a global
+// stays live after the function that called vfork has returned, so the
+// parent's first read of it may come much later. It is followed as in the
+// parent phase (fast mode: its calls run at full speed; --step: every
+// instruction) until it reads such a word (global_read), has overwritten
+// them all, makes its next vfork (the story ends there and the next one
+// starts from that event stop, as in the parent phase), or has run
+// maxGlobalWatch instructions.
+func (s *session) watchGlobalReads(st *story) error {
+	m := st.mem
+	if m == nil || len(m.poisoned) == 0 || st.par.landing == nil || m.storesOnly {
+		// (A parent with other threads is not followed further: its
+		// calls may return on another thread.)
+		return nil
+	}
+	switch st.par.landing.How {
+	case event.LandReturned, event.LandOverwritten, event.LandUntouched, event.LandUnchecked:
+		// stopped in its own code, followable
+	default:
+		return nil // it faulted, exited, exec'd, vforked again, or a budget stopped it
+	}
+	// As in the parent phase: a vfork of the parent ends the story here
+	// and the next one starts from that event stop (story.go).
+	st.par.following = true
+	defer func() { st.par.following = false }()
+	p, mm := st.parent, st.mm
+	var regs, now arch.Regs
+	var acc []disasm.Access
+	// own is the stack pointer of the parent's own frames (as in the
+	// parent phase): reads are checked there only, in both modes alike —
+	// fast mode runs the callees at full speed.
+	var own uint64
+	for n := 0; n < maxGlobalWatch; n++ {
+		if err := s.countStep(st); err != nil {
+			return err
+		}
+		if err := s.p.Regs(p.pid, &regs); err != nil {
+			return err
+		}
+		pc := regs.PC()
+		in, derr := s.insnAt(mm, p.pid, pc)
+		if derr != nil {
+			return nil
+		}
+		if own == 0 {
+			own = regs.SP()
+		}
+		atOwn := regs.SP() >= own
+		acc, _ = in.Effects(&regs, acc[:0])
+		if s.parentGlobals(st, in, acc, atOwn) {
+			return nil
+		}
+		var out outcome
+		var err error
+		if in.Class == disasm.Call && s.cfg.Mode == Fast {
+			out, err = s.runCall(st, p, &regs, in, 0, nil)
+		} else {
+			out, err = s.advance(p, true, 0, pc)
+		}
+		if err != nil {
+			return err
+		}
+		switch out.kind {
+		case outTrap:
+		case outNested:
+			continue
+		case outVfork:
+			st.par.vforked = true
+			return nil
+		case outSignal:
+			st.par.resumeSig = int(out.sig)
+			return nil
+		case outExec:
+			s.execStop(p)
+			return nil
+		default:
+			if out.kind == outGone {
+				s.gone(p, out.status)
+			}
+			return nil
+		}
+		if len(m.poisoned) == 0 {
+			return nil
+		}
+		if atOwn && (in.Class != disasm.Call || out.ranCall) {
+			if err := s.p.Regs(p.pid, &now); err != nil {
+				return err
+			}
+			own = now.SP()
+		}
+	}
+	return nil
+}
+
+// parentGlobals checks an instruction the parent is about to execute
+// (followParent, watchGlobalReads): in its own frames, its reads of words
+// outside the stack the child changed (global_read); anywhere, its stores,
+// after which those words are its own again. true when it read one.
+func (s *session) parentGlobals(st *story, in *disasm.Insn, acc []disasm.Access, own bool) bool {
+	m := st.mem
+	if m == nil || len(m.poisoned) == 0 {
+		return false
+	}
+	found := own && s.checkGlobalReads(st, in, acc)
+	for _, a := range acc {
+		addr, ok := m.accessAddr(a)
+		if !a.Write || !ok {
+			continue
+		}
+		words(addr, a.Size, m.word, func(x uint64) {
+			if c, ok := m.poisoned[x]; ok {
+				if c.bytes &^= touched(x, m.word, addr, a.Size); c.bytes == 0 {
+					delete(m.poisoned, x)
+				} else {
+					m.poisoned[x] = c
+				}
+			}
+		})
+	}
+	return found
+}
+
+// checkGlobalReads reports the parent's reads of words the child changed;
+// true when it found one.
+func (s *session) checkGlobalReads(st *story, in *disasm.Insn, acc []disasm.Access) bool {
+	m := st.mem
+	found := false
+	for _, a := range acc {
+		addr, ok := m.accessAddr(a)
+		if a.Write || !ok {
+			continue
+		}
+		words(addr, a.Size, m.word, func(x uint64) {
+			c, ok := m.poisoned[x]
+			if !ok || c.bytes&touched(x, m.word, addr, a.Size) == 0 {
+				return
+			}
+			r, _ := m.rangeOf(x)
+			area, mapping, sym, libc := s.describe(st, r, x, c.bytes)
+			m.reads++
+			found = true
+			s.emit(&event.GlobalRead{Header: s.hdr("global_read", st.parent.pid), Vfork: st.id, Addr: event.Addr(x),
+				Value: event.Addr(c.val), Was: event.Addr(m.wordIn(m.orig, r, x)), Area: area, Mapping: mapping,
+				Sym: sym, Libc: libc, By: *s.insnEvent(st.mm, st.parent.pid, in)})
+			delete(m.poisoned, x)
+		})
+	}
+	return found
+}

@@ -1,0 +1,198 @@
+package tracer
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
+	"github.com/vtrace/vtrace/tracer/internal/symbols"
+)
+
+// The snapshot plan: candidates by priority, disjoint, word-aligned, within
+// maxGlobals bytes; what does not fit is listed.
+func TestGlobalsPlan(t *testing.T) {
+	m := &memWatch{word: 8}
+	m.plan([]symbols.DataRange{
+		{Start: 0x7000_0f00, End: 0x7000_1700, Area: "tls", Path: "[tls]"},
+		{Start: 0x5000_0003, End: 0x5000_2001, Area: "data", Path: "/bin/prog"},      // unaligned ends
+		{Start: 0x7000_1000, End: 0x7000_3000, Area: "data", Path: "/lib/libc.so.6"}, // overlaps the TLS range
+		{Start: 0x6000_0000, End: 0x6000_0000 + 2*maxGlobals, Area: "heap", Path: "[heap]"},
+	})
+	want := []memRange{
+		{lo: 0x5000_0008, hi: 0x5000_2000, area: event.AreaData, mapping: "/bin/prog"},
+		{lo: 0x6000_0000, area: event.AreaHeap, mapping: "[heap]"},
+		{lo: 0x7000_0f00, hi: 0x7000_1700, area: event.AreaTLS, mapping: "[tls]"},
+		{lo: 0x7000_1700, hi: 0x7000_3000, area: event.AreaData, mapping: "/lib/libc.so.6"},
+	}
+	if len(m.ranges) != len(want) {
+		t.Fatalf("ranges %+v, want %d", m.ranges, len(want))
+	}
+	total, off := 0, 0
+	for i, r := range m.ranges {
+		if r.off != off {
+			t.Errorf("range %d at offset %d, want %d", i, r.off, off)
+		}
+		off += int(r.hi - r.lo)
+		total += int(r.hi - r.lo)
+		w := want[i]
+		if r.lo != w.lo || r.area != w.area || r.mapping != w.mapping || w.hi != 0 && r.hi != w.hi {
+			t.Errorf("range %d = [%#x,%#x) %s %s, want [%#x,%#x) %s %s", i, r.lo, r.hi, r.area, r.mapping, w.lo, w.hi, w.area, w.mapping)
+		}
+	}
+	if total != maxGlobals {
+		t.Errorf("%d bytes planned, want the bound %d (the heap fills what is left)", total, maxGlobals)
+	}
+	if len(m.leftOut) != 1 || !strings.HasPrefix(m.leftOut[0], "[heap] [0x") {
+		t.Errorf("left out %q, want the rest of the heap", m.leftOut)
+	}
+	// Lookups: a word inside a range, its last word, one past it.
+	if r, ok := m.rangeOf(0x5000_1ff8); !ok || r.mapping != "/bin/prog" {
+		t.Errorf("rangeOf(last word of prog) = %v %v", r, ok)
+	}
+	if _, ok := m.rangeOf(0x5000_2000); ok {
+		t.Errorf("rangeOf(end of prog) found a range")
+	}
+}
+
+// Word values in and out of the snapshot's buffer, and the byte masks the
+// parent's reads and writes are matched with.
+func TestGlobalsWords(t *testing.T) {
+	for _, word := range []int{4, 8} {
+		m := &memWatch{word: word}
+		m.plan([]symbols.DataRange{{Start: 0x1000, End: 0x1040, Area: "data", Path: "p"}})
+		buf := make([]byte, 0x40)
+		r := &m.ranges[0]
+		m.putWord(buf, r, 0x1010, 0x11223344)
+		if got := m.wordIn(buf, r, 0x1010); got != 0x11223344 {
+			t.Errorf("word %d: read back %#x", word, got)
+		}
+		if got := m.wordIn(buf, r, 0x1000); got != 0 {
+			t.Errorf("word %d: neighbour %#x", word, got)
+		}
+	}
+	if got := changedBytes(0x0000_0001_0000_73c2, 0x0000_0002_0000_73c2, 8); got != 0x10 {
+		t.Errorf("changedBytes = %#b, want byte 4 (musl errno_val next to tid)", got)
+	}
+	// A 4-byte store at x+4 touches bytes 4-7 of the 8-byte word at x.
+	if got := touched(0x1000, 8, 0x1004, 4); got != 0xf0 {
+		t.Errorf("touched = %#b, want 0xf0", got)
+	}
+	if got := touched(0x1000, 8, 0x0ffc, 8); got != 0x0f {
+		t.Errorf("touched (straddling) = %#b, want 0x0f", got)
+	}
+}
+
+// libc's bookkeeping is told by the variable: libc's own (or, in a static
+// program, libc's by name), a GOT slot, the dynamic linker's state; the
+// program's own variable of the same name is not libc's.
+func TestClassifyLibc(t *testing.T) {
+	for _, c := range []struct {
+		y           symbols.Sym
+		libcDynamic bool
+		want        event.LibcUse
+	}{
+		{symbols.Sym{Name: "errno", Module: "libc.so.6"}, true, event.LibcErrno},
+		{symbols.Sym{Name: "_IO_stdfile_1_lock", Module: "libc.so.6"}, true, event.LibcStdioLock},
+		{symbols.Sym{Name: "__libc_single_threaded", Module: "libc.so.6"}, true, event.LibcSingleThreaded},
+		{symbols.Sym{Name: "main_arena", Module: "libc.so.6", Off: 96}, true, event.LibcMalloc},
+		{symbols.Sym{Name: "execl@got", Module: "prog"}, true, event.LibcBinding},
+		{symbols.Sym{Name: "_rtld_global", Module: "ld-linux.so.2", Off: 1500}, true, event.LibcBinding},
+		{symbols.Sym{Name: "_rtld_global", Module: "prog"}, true, ""},
+		{symbols.Sym{Name: "main_arena", Module: "prog"}, false, event.LibcMalloc}, // static glibc
+		{symbols.Sym{Name: "main_arena", Module: "prog"}, true, ""},                // the program's own
+		{symbols.Sym{Name: "have_private_mount_ns", Module: "prog"}, false, ""},
+		{symbols.Sym{Name: "_IO_2_1_stdout_", Module: "libc.so.6"}, true, ""}, // a FILE's buffer: the child printed
+		{symbols.Sym{Module: "libc.so.6", Off: 0x1234}, true, ""},
+	} {
+		if got := classifyLibc(c.y, c.libcDynamic); got != c.want {
+			t.Errorf("classifyLibc(%+v, dynamic %v) = %q, want %q", c.y, c.libcDynamic, got, c.want)
+		}
+	}
+}
+
+// The snapshot and its diffs on a scripted process: a change found after a
+// call is a global_write during that call, a stepped store one by the
+// store; the end's global_diff lists what stays changed; the parent's read
+// counts only where it touches the child's bytes, and its own store takes
+// a word back.
+func TestGlobalsDiffAndRead(t *testing.T) {
+	f := newFakeProcs(t)
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"}}}
+	f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
+	f.tasks[2] = &fakeTask{pid: 2, img: img, atStop: true}
+	rec := &recorder{}
+	s := newSession(Config{Mode: Fast, Sink: rec}, f)
+	st := &story{id: 1, parent: &task{pid: 1}, child: &task{pid: 2},
+		mm: &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}}}
+	st.word = 8
+	st.mem = &memWatch{word: 8}
+	st.mem.plan([]symbols.DataRange{{Start: 0x5000, End: 0x5100, Area: "data", Path: "/prog"}})
+	st.mem.read(s, st)
+	defer st.dropGlobals()
+	mem := img.regions[0].data
+
+	// The child's callee changes the word at 0x5010 (its low two bytes).
+	binary.LittleEndian.PutUint64(mem[0x10:], 0xbeef)
+	call := &event.Insn{PID: 2, PC: 0x401000, Insn: "call 401100 <reset>"}
+	s.diffGlobals(st, nil, call)
+	// A store the child steps: 8 bytes at 0x5020.
+	binary.LittleEndian.PutUint64(mem[0x20:], 7)
+	store, err := disasm.Decode([]byte{0x48, 0x89, 0x05, 0, 0, 0, 0}, 0x401010, arch.AMD64) // mov %rax,0x0(%rip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkGlobalStores(st, nil, store, []disasm.Access{{Addr: 0x5020, Size: 8, Write: true}}, false)
+	ws := all[*event.GlobalWrite](rec)
+	if len(ws) != 2 {
+		t.Fatalf("global_writes %+v, want 2", ws)
+	}
+	if w := ws[0]; w.Addr != 0x5010 || w.Old != 0 || w.New != 0xbeef || w.During != call || w.By != nil || w.FoundBy != event.FoundDiff ||
+		w.Area != event.AreaData || w.Mapping != "/prog" || w.Libc != "" {
+		t.Errorf("write during the call: %+v", w)
+	}
+	if w := ws[1]; w.Addr != 0x5020 || w.New != 7 || w.By == nil || w.By.PC != 0x401010 || w.FoundBy != event.FoundStep {
+		t.Errorf("stepped store: %+v", w)
+	}
+	if !st.mem.wrote {
+		t.Error("the child's writes do not count as writes")
+	}
+	// Nothing changed since: a diff finds nothing new.
+	s.diffGlobals(st, nil, nil)
+	if n := len(all[*event.GlobalWrite](rec)); n != 2 {
+		t.Errorf("a diff with nothing new reported %d writes in all", n)
+	}
+
+	s.emitGlobalDiff(st)
+	d := all[*event.GlobalDiff](rec)
+	if len(d) != 1 || d[0].Watched != 0x100 || len(d[0].Changed) != 2 || d[0].Changed[0].Before != 0 || d[0].Changed[0].After != 0xbeef {
+		t.Fatalf("global_diff %+v", d)
+	}
+	in := &disasm.Insn{PC: 0x402000}
+	// The parent reads bytes 4-7 of 0x5010: not the child's bytes.
+	if s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5014, Size: 4}}, true) {
+		t.Error("a read of bytes the child did not change counts")
+	}
+	// It stores over 0x5020 itself: that word is its own again.
+	s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5020, Size: 8, Write: true}}, true)
+	if s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5020, Size: 8}}, true) {
+		t.Error("a read of a word the parent overwrote counts")
+	}
+	// A read in a callee (not its own frames) does not count ...
+	if s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5010, Size: 2}}, false) {
+		t.Error("a read inside a callee counts")
+	}
+	// ... one in its own frames of the child's bytes does.
+	if !s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5010, Size: 2}}, true) {
+		t.Error("the parent's read of the child's bytes is not seen")
+	}
+	rs := all[*event.GlobalRead](rec)
+	if len(rs) != 1 || rs[0].Addr != 0x5010 || rs[0].Value != 0xbeef || rs[0].Was != 0 {
+		t.Errorf("global_reads %+v", rs)
+	}
+	if r := st.globalReasons(); len(r) != 2 || r[0] != event.ReasonWroteGlobal || r[1] != event.ReasonReadGlobal {
+		t.Errorf("reasons %v", r)
+	}
+}

@@ -1,0 +1,88 @@
+package tracer
+
+import (
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// memOnly is a procs whose only answer is ReadMem over [lo, hi); it counts
+// the reads.
+type memOnly struct {
+	procs
+	lo    uint64
+	mem   []byte
+	reads int
+}
+
+func (m *memOnly) ReadMem(pid int, addr uint64, buf []byte) error {
+	m.reads++
+	if addr < m.lo || addr+uint64(len(buf)) > m.lo+uint64(len(m.mem)) {
+		return fmt.Errorf("read %d at %#x: %w", len(buf), addr, unix.EFAULT)
+	}
+	copy(buf, m.mem[addr-m.lo:])
+	return nil
+}
+
+func TestPageMemory(t *testing.T) {
+	// Two readable pages, 0x7000-0x9000; each byte holds its address's
+	// low byte, so every word tells where it was read from.
+	m := &memOnly{lo: 0x7000, mem: make([]byte, 0x2000)}
+	for i := range m.mem {
+		m.mem[i] = byte(m.lo + uint64(i))
+	}
+	want := func(addr uint64, size int) uint64 {
+		b := make([]byte, 8)
+		copy(b, m.mem[addr-m.lo:addr-m.lo+uint64(size)])
+		return binary.LittleEndian.Uint64(b)
+	}
+	s := &session{p: m}
+	pm := &pageMemory{s: s, pid: 1}
+
+	// Thirty words of one page: one read.
+	for a := uint64(0x7100); a < 0x7100+30*8; a += 8 {
+		got, err := pm.ReadWord(a, 8)
+		if err != nil || got != want(a, 8) {
+			t.Fatalf("ReadWord(%#x, 8) = %#x, %v; want %#x", a, got, err, want(a, 8))
+		}
+	}
+	if m.reads != 1 {
+		t.Errorf("30 words of one page took %d reads, want 1", m.reads)
+	}
+	// A 4-byte word, and a word of the second page: one more read.
+	if got, err := pm.ReadWord(0x7204, 4); err != nil || got != want(0x7204, 4) {
+		t.Errorf("ReadWord(0x7204, 4) = %#x, %v; want %#x", got, err, want(0x7204, 4))
+	}
+	if got, err := pm.ReadWord(0x8ff8, 8); err != nil || got != want(0x8ff8, 8) {
+		t.Errorf("ReadWord(0x8ff8, 8) = %#x, %v; want %#x", got, err, want(0x8ff8, 8))
+	}
+	if m.reads != 2 {
+		t.Errorf("after a second page: %d reads, want 2", m.reads)
+	}
+	// A word across the two pages is read as it is.
+	if got, err := pm.ReadWord(0x7ffc, 8); err != nil || got != want(0x7ffc, 8) {
+		t.Errorf("ReadWord(0x7ffc, 8) = %#x, %v; want %#x", got, err, want(0x7ffc, 8))
+	}
+	// An unreadable page fails, every time, and is not kept.
+	for range 2 {
+		if got, err := pm.ReadWord(0x9000, 8); err == nil {
+			t.Errorf("ReadWord(0x9000) = %#x, nil; want an error", got)
+		}
+	}
+	if len(pm.pages) != 2 {
+		t.Errorf("%d pages kept, want 2", len(pm.pages))
+	}
+	// Past maxMemPages pages it reads words directly.
+	big := &memOnly{lo: 0x10000, mem: make([]byte, (maxMemPages+2)*memPageSize)}
+	pm = &pageMemory{s: &session{p: big}, pid: 1}
+	for i := uint64(0); i < maxMemPages+2; i++ {
+		if _, err := pm.ReadWord(big.lo+i*memPageSize, 8); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(pm.pages) != maxMemPages || big.reads != maxMemPages+2 {
+		t.Errorf("%d pages kept, %d reads; want %d and %d", len(pm.pages), big.reads, maxMemPages, maxMemPages+2)
+	}
+}
