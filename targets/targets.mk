@@ -29,7 +29,8 @@ TARGETS := badvfork rawvfork deepvfork fnptrvfork writelocal exitvfork \
            sigchild nestedvfork goodvfork_exec goodvfork_exit spawn system \
            popen clonevfork clone3vfork threadvfork spin spawnloop stepref \
            spawnfail vforkwait memsetread printchild vzeroret longjmpvfork \
-           vforkloop vforkcompute cloneflags vforkattrs jitvfork
+           vforkloop vforkcompute cloneflags vforkattrs jitvfork \
+           trapchild traphandler spinwrite hwcallwriter
 
 # Reproductions of real, documented vfork bugs (targets/catalogue/*.c,
 # docs/catalogue.md); built like the others, into the same directories.

@@ -27,6 +27,10 @@ type addrSpace struct {
 	load  func(pid int) (space, error)
 	code  map[uint64]*insnEntry
 	bps   map[uint64]*breakpoint
+	// removed are the addresses of int3s vtrace planted and took out
+	// again: a thread that ran into one just before it went is rewound
+	// onto the restored instruction, not given a SIGTRAP.
+	removed map[uint64]bool
 }
 
 type insnEntry struct {
@@ -39,7 +43,8 @@ func (s *session) newAddrSpace(pid int) (*addrSpace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read address space of %d: %w", pid, err)
 	}
-	return &addrSpace{arch: a, pid: pid, load: s.p.Space, code: map[uint64]*insnEntry{}, bps: map[uint64]*breakpoint{}}, nil
+	return &addrSpace{arch: a, pid: pid, load: s.p.Space, code: map[uint64]*insnEntry{}, bps: map[uint64]*breakpoint{},
+		removed: map[uint64]bool{}}, nil
 }
 
 // forkCopy is the image of a fork child: the same mappings and modules, its
@@ -49,6 +54,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c.pid = pid
 	c.code = map[uint64]*insnEntry{}
 	c.bps = map[uint64]*breakpoint{}
+	c.removed = map[uint64]bool{}
 	return &c
 }
 

@@ -34,6 +34,7 @@ func (s *session) plant(mm *addrSpace, pid int, addr uint64, owner int) error {
 		return err
 	}
 	mm.bps[addr] = &breakpoint{addr: addr, orig: b[0], owners: map[int]bool{owner: true}}
+	delete(mm.removed, addr)
 	return nil
 }
 
@@ -44,6 +45,7 @@ func (s *session) unplant(mm *addrSpace, pid int, addr uint64) error {
 		return nil
 	}
 	delete(mm.bps, addr)
+	mm.removed[addr] = true
 	// Write through a task that still maps this memory: not one that has
 	// exec'd since (a vfork child stopped by its exec inside a call run at
 	// full speed — its pid now shows the new program), nor one that is gone.
@@ -125,6 +127,66 @@ func (s *session) pokeByte(pid int, addr uint64, b byte) error {
 	return s.p.WriteMem(pid, addr, w[:])
 }
 
+// Trap codes (siginfo si_code) of the SIGTRAPs vtrace causes.
+const (
+	trapBrkpt  = 1    // TRAP_BRKPT: x86 reports a single-step over a syscall so
+	trapTrace  = 2    // TRAP_TRACE: a single-step
+	trapHWBkpt = 4    // TRAP_HWBKPT: a debug-register watchpoint
+	siKernel   = 0x80 // SI_KERNEL: an int3
+)
+
+// trapKind is whose a SIGTRAP is.
+type trapKind int
+
+const (
+	trapOurs    trapKind = iota // a step vtrace asked for, its int3, its watchpoint
+	trapProgram                 // the program's own: int3 of its own, raise, kill, its own TF
+	trapRemoved                 // one of vtrace's int3s, removed since: the task was rewound onto it
+)
+
+// classifyTrap tells whose SIGTRAP stopped t: vtrace's own (a single-step
+// it requested — step says whether it did —, an int3 it planted, a
+// watchpoint) or the program's, which must be delivered as it would be
+// without vtrace. It tells them apart by the siginfo's si_code and by the
+// addresses of its int3s. A task that ran into an int3 vtrace has removed
+// since is rewound onto the restored instruction (trapRemoved).
+func (s *session) classifyTrap(t *task, step bool) trapKind {
+	info, err := s.p.SigInfo(t.pid)
+	if err != nil {
+		return trapOurs // no siginfo to go by: as before, a trap of vtrace's
+	}
+	switch info.Code {
+	case trapTrace, trapBrkpt:
+		if step {
+			return trapOurs
+		}
+		return trapProgram // its own trap flag (popf)
+	case trapHWBkpt:
+		return trapOurs // only vtrace arms the debug registers
+	case siKernel:
+		mm := t.proc.mm
+		var regs arch.Regs
+		if mm == nil || s.p.Regs(t.pid, &regs) != nil {
+			return trapProgram
+		}
+		at := regs.PC() - 1
+		if _, ok := mm.bps[at]; ok {
+			return trapOurs
+		}
+		if mm.removed[at] {
+			var b [1]byte
+			if s.p.ReadMem(t.pid, at, b[:]) == nil && b[0] != 0xcc {
+				regs.SetPC(at)
+				if s.p.SetRegs(t.pid, &regs) == nil {
+					return trapRemoved
+				}
+			}
+		}
+		return trapProgram
+	}
+	return trapProgram // SI_USER (kill), SI_TKILL (raise), SI_QUEUE...
+}
+
 // parkIfForeignBreakpoint handles a SIGTRAP of a task that ran into a
 // breakpoint planted for another task of the same address space (another
 // thread of a vfork parent): rewind it onto the original instruction and
@@ -136,6 +198,10 @@ func (s *session) parkIfForeignBreakpoint(t *task) bool {
 	}
 	at := regs.PC() - 1
 	if _, ok := t.proc.mm.bps[at]; !ok {
+		if s.classifyTrap(t, false) == trapRemoved {
+			s.cont(t, 0) // rewound onto the restored instruction
+			return true
+		}
 		return false
 	}
 	regs.SetPC(at)
@@ -145,4 +211,22 @@ func (s *session) parkIfForeignBreakpoint(t *task) bool {
 	t.set(taskParked)
 	t.parkedAt = at
 	return true
+}
+
+// stepOverInt3 moves a task stopped on one of vtrace's int3s (its pc just
+// past it) back onto it and single-steps the original instruction.
+func (s *session) stepOverInt3(t *task) (outcome, error) {
+	var regs arch.Regs
+	if err := s.p.Regs(t.pid, &regs); err != nil {
+		return outcome{}, err
+	}
+	at := regs.PC() - 1
+	if _, ok := t.proc.mm.bps[at]; !ok {
+		return outcome{kind: outTrap}, nil
+	}
+	regs.SetPC(at)
+	if err := s.p.SetRegs(t.pid, &regs); err != nil {
+		return outcome{}, err
+	}
+	return s.advance(t, true, 0, at)
 }

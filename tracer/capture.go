@@ -90,7 +90,7 @@ func (s *session) capture(st *story) error {
 	}
 
 	var capped bool
-	st.lo, st.hi, capped = liveRegion(st, childSP)
+	st.lo, st.hi, st.ownHi, capped = liveRegion(st, childSP)
 	ev.Live = event.Region{Lo: event.Addr(st.lo), Hi: event.Addr(st.hi)}
 
 	st.stepChild = st.shared || s.cfg.Mode == Step
@@ -177,8 +177,12 @@ func (s *session) recordFrames(st *story, ev *event.Vfork) {
 // liveRegion is the part of the parent's stack the child must not change:
 // from the parent's stack pointer to the outermost frame vtrace unwound. A
 // child stack placed inside it (musl's posix_spawn puts it in a local
-// buffer) is the child's own, so the region starts above it.
-func liveRegion(st *story, childSP uint64) (lo, hi uint64, capped bool) {
+// buffer) is the child's own: its plain words below ownHi are not the
+// parent's business; the return and saved-register slots of the parent's
+// frames there still are (rr#1595: a stack top at the bottom of the
+// caller's array puts the child's first call over clone()'s return slot,
+// which the parent pops when it resumes).
+func liveRegion(st *story, childSP uint64) (lo, hi, ownHi uint64, capped bool) {
 	lo = st.regs0.SP()
 	// Up to the outermost frame when the unwind reached it (it returns to
 	// 0); when it stopped early, the frames above are unknown but just as
@@ -204,12 +208,9 @@ func liveRegion(st *story, childSP uint64) (lo, hi uint64, capped bool) {
 		// The clone wrappers leave the child's start-up words at its stack
 		// pointer for it to pop (glibc clone: fn and arg; musl __clone:
 		// arg), and the child's first call reuses them: they are its own.
-		lo = (childSP+uint64(st.word)-1)&^uint64(st.word-1) + 2*uint64(st.word)
-		if lo > hi {
-			lo = hi
-		}
+		ownHi = min((childSP+uint64(st.word)-1)&^uint64(st.word-1)+2*uint64(st.word), hi)
 	}
-	return lo, hi, capped
+	return lo, hi, ownHi, capped
 }
 
 // prevInsn decodes the call or syscall instruction that ends right before

@@ -1,8 +1,11 @@
 package tracer
 
 import (
+	"encoding/binary"
 	"fmt"
+	"strings"
 
+	"golang.org/x/arch/x86/x86asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer/event"
@@ -31,13 +34,44 @@ type childRun struct {
 	regs arch.Regs
 	acc  []disasm.Access
 	sig  int // a signal to deliver with the next step
-	// depth is the number of calls the child is inside, below the
-	// shared frames (step mode steps through callees).
-	depth int
+	// calls are the stack pointers at the calls the child is inside,
+	// below the shared frames (step mode steps through callees; fast mode
+	// through a call that does not return): it is in one while its stack
+	// pointer is below the call's. Counting calls and rets would not do:
+	// longjmp and the unwinder leave several at once, and i386's
+	// lazy-binding resolver enters the function with a `ret $n`.
+	calls []uint64
 	// pendingCall is a call stepped from a shared frame whose target is
 	// read at the next step (step mode).
 	pendingCall *event.Insn
-	predict     silentPredictor
+	// prev is the instruction stepped last; when the registers are next
+	// read, a stack pointer above a live frame's return slot is its doing.
+	prev *disasm.Insn
+	// outer is the call from a shared frame the child is inside, stepped
+	// (step mode, or fast mode's call that does not return: longjmp, a
+	// throw).
+	outer *event.Insn
+	// escaped: the child left calls without a ret (longjmp, the
+	// unwinder); until it runs in a live frame's function again, its pc
+	// tells which frame it jumped into.
+	escaped bool
+	predict silentPredictor
+}
+
+// depth is the number of calls the child is inside below the shared frames.
+func (r *childRun) depth() int { return len(r.calls) }
+
+// popCalls forgets the calls the child has left: its stack pointer is back
+// at or above theirs (a ret, or a longjmp past several).
+func (r *childRun) popCalls(sp uint64) {
+	n := len(r.calls)
+	for n > 0 && sp >= r.calls[n-1] {
+		n--
+	}
+	if n < len(r.calls) && r.prev != nil && r.prev.Class != disasm.Ret {
+		r.escaped = true // a non-local exit: longjmp, the unwinder
+	}
+	r.calls = r.calls[:n]
 }
 
 func (s *session) followChild(st *story) error {
@@ -70,7 +104,17 @@ func (s *session) runChildFree(st *story) error {
 		sig = 0
 		switch out.kind {
 		case outTrap:
-			sig = int(unix.SIGTRAP) // the program's own SIGTRAP
+			// An int3 of vtrace's (another story's, in code this child
+			// shares): run the original instruction and go on.
+			out, err = s.stepOverInt3(st.child)
+			switch {
+			case err != nil:
+				return err
+			case out.kind == outSignal:
+				sig = int(out.sig)
+			case out.kind != outTrap && out.kind != outNested:
+				return s.childEnded(st, out)
+			}
 		case outNested:
 		case outSignal:
 			sig = int(out.sig)
@@ -95,6 +139,12 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 			return false, fmt.Errorf("read child registers: %w", err)
 		}
 		pc = r.regs.PC()
+		r.popCalls(r.regs.SP())
+		s.checkLeftFrames(st, r)
+		s.checkJumpedOut(st, r)
+		if r.depth() == 0 && !r.escaped {
+			r.outer = nil
+		}
 		if r.pendingCall != nil {
 			s.emitChildCall(st, r.pendingCall, pc)
 			r.pendingCall = nil
@@ -115,7 +165,32 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 	if derr == nil {
 		class = in.Class
 	}
-	throughCall := class == disasm.Call && r.depth == 0 && s.cfg.Mode == Fast
+	throughCall := class == disasm.Call && r.depth() == 0 && s.cfg.Mode == Fast
+	if throughCall && noReturnFuncs[s.callTarget(st, in, &r.regs)] {
+		// longjmp or a throw: it leaves the shared frames by moving the
+		// stack pointer, which only a step sees.
+		throughCall = false
+	}
+	if class == disasm.Call && r.outer != nil && s.cfg.Mode == Fast && unwinderHelpers[s.callTarget(st, in, &r.regs)] {
+		// Inside a stepped throw: the unwinder's own searches (the FDE
+		// lookup, the frame interpreter, the personality routine) return
+		// normally and run at full speed; static libgcc's first FDE
+		// search sorts every FDE of the program (millions of steps).
+		out, err := s.runCall(st, c, &r.regs, in, r.sig, nil)
+		r.predict.after(pc, in, derr, r.sig, outcome{}, err)
+		r.sig, r.prev = 0, in
+		st.kid.steps++
+		switch {
+		case err != nil:
+			return false, err
+		case out.kind == outSignal:
+			r.sig = int(out.sig)
+		case out.kind != outTrap && out.kind != outNested:
+			return true, s.childEnded(st, out)
+		}
+		s.diffRegion(st, nil, r.outer)
+		return false, nil
+	}
 	var out outcome
 	if throughCall {
 		out, err = s.callThrough(st, &r.regs, in, r.acc, r.sig)
@@ -124,6 +199,10 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 	}
 	r.predict.after(pc, in, derr, r.sig, out, err)
 	r.sig = 0
+	r.prev = nil
+	if derr == nil {
+		r.prev = in
+	}
 	st.kid.steps++
 	if err != nil {
 		return false, err
@@ -142,18 +221,12 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		return false, nil // callThrough checked the push and the callee's writes
 	}
 	s.checkWrites(st, &r.regs, in, r.acc, unknown)
-	switch class {
-	case disasm.Call:
-		if r.depth == 0 {
+	if class == disasm.Call {
+		if r.depth() == 0 {
 			r.pendingCall = s.insnEvent(mm, c.pid, in)
+			r.outer = r.pendingCall
 		}
-		r.depth++
-	case disasm.Ret:
-		if r.depth > 0 {
-			r.depth--
-		} else {
-			s.checkReturnPast(st, &r.regs, in)
-		}
+		r.calls = append(r.calls, r.regs.SP())
 	}
 	return false, nil
 }
@@ -190,7 +263,9 @@ func (p *silentPredictor) insn(s *session, r *childRun) (uint64, *disasm.Insn, e
 // after records what the step of the instruction at pc makes certain.
 func (p *silentPredictor) after(pc uint64, in *disasm.Insn, derr error, sig int, out outcome, err error) {
 	p.next = 0
-	if derr == nil && in.Silent() && sig == 0 && err == nil && out.kind == outTrap && !out.delivered {
+	// After an instruction that may move the stack pointer the registers
+	// are read: a stack pointer above a live frame is the child leaving it.
+	if derr == nil && in.Silent() && !namesSP(in) && sig == 0 && err == nil && out.kind == outTrap && !out.delivered {
 		p.next = pc + uint64(in.Len)
 	}
 }
@@ -267,6 +342,10 @@ func (s *session) diffRange(st *story, lo, hi uint64, pre *arch.Regs, in *disasm
 			continue
 		}
 		st.putWord(st.shadow, a, cur)
+		if _, slot := st.slots[a]; !slot && a < st.ownHi {
+			st.putWord(st.orig, a, cur) // the child's own stack: not a change to the parent's
+			continue
+		}
 		if in != nil && by == nil {
 			by = s.insnEvent(st.mm, st.child.pid, in)
 		}
@@ -284,6 +363,12 @@ func (s *session) emitWrite(st *story, a, old, cur uint64, by, during *event.Ins
 		if info.kind == event.SlotRet {
 			ev.OldSym, ev.NewSym = s.codeSym(st.mm, old), s.codeSym(st.mm, cur)
 		}
+		if !s.countWriteEvent(st) {
+			if len(st.kid.writes) == 0 {
+				st.kid.writes = append(st.kid.writes, ev) // judged, not logged
+			}
+			return
+		}
 		if by != nil && pre != nil {
 			ev.Backtrace = s.backtrace(st, pre)
 		}
@@ -293,10 +378,64 @@ func (s *session) emitWrite(st *story, a, old, cur uint64, by, during *event.Ins
 		return
 	}
 	st.kid.noteWriter(a, by)
-	st.kid.stackWrites++
-	s.emit(&event.StackWrite{Header: s.hdr("stack_write", st.child.pid), Vfork: st.id, Addr: event.Addr(a),
+	k := &st.kid
+	if ev, ok := k.byWord[a]; ok {
+		// The same word again: one event for all, first and last writer.
+		k.counts[a]++
+		ev.New, ev.LastBy, ev.LastDuring = event.Addr(cur), by, during
+		return
+	}
+	if !s.countWriteEvent(st) {
+		return
+	}
+	if k.byWord == nil {
+		k.byWord, k.counts = map[uint64]*event.StackWrite{}, map[uint64]int{}
+	}
+	k.stackWrites++
+	k.byWord[a], k.counts[a] = &event.StackWrite{Header: s.hdr("stack_write", st.child.pid), Vfork: st.id, Addr: event.Addr(a),
 		Size: st.word, Frame: frame, FrameFn: st.frameFns[frame], Old: event.Addr(old), New: event.Addr(cur),
-		By: by, During: during, FoundBy: foundBy(by, during)})
+		By: by, During: during, FoundBy: foundBy(by, during)}, 1
+	k.order = append(k.order, a)
+}
+
+// maxWriteEvents caps the slot_write and stack_write events of one story
+// (docs/log-format.md): past it, writes are only counted.
+const maxWriteEvents = 1000
+
+// countWriteEvent counts one more write event of the story; false when the
+// cap is reached (the first time, a note says so).
+func (s *session) countWriteEvent(st *story) bool {
+	if st.kid.events >= maxWriteEvents {
+		if !st.kid.capped {
+			st.kid.capped = true
+			s.note(st.id, event.NoteWritesCapped, fmt.Sprintf("more than %d words of the parent's stack changed: later ones are counted in slot_diff, not logged one by one", maxWriteEvents))
+		}
+		return false
+	}
+	st.kid.events++
+	return true
+}
+
+// flushWrites emits the story's stack_write events, one per word, in the
+// order the words were first changed (once: at the child's end, or when
+// the story stops without one).
+func (s *session) flushWrites(st *story) {
+	k := &st.kid
+	if k.flushed {
+		return
+	}
+	k.flushed = true
+	for _, a := range k.order {
+		ev := k.byWord[a]
+		if n := k.counts[a]; n > 1 {
+			ev.Count = n
+		} else {
+			ev.LastBy, ev.LastDuring = nil, nil
+		}
+		ev.T = s.hdr("", 0).T
+		s.emit(ev)
+	}
+	k.byWord, k.order, k.counts = nil, nil, nil
 }
 
 // foundBy names how a write was found: the stepped instruction itself, a
@@ -326,24 +465,154 @@ func (s *session) backtrace(st *story, regs *arch.Regs) []*event.Sym {
 	return bt
 }
 
-// checkReturnPast notices a ret, executed in a shared frame, that popped a
-// live parent frame's return slot: the child has left the function that
-// called vfork, and its next calls reuse the parent's frames.
-func (s *session) checkReturnPast(st *story, pre *arch.Regs, in *disasm.Insn) {
-	slot := pre.SP()
-	for i := 1; i < len(st.frames); i++ {
-		if st.frames[i].RetSlot != slot {
-			continue
+// namesSP reports whether an instruction has the stack pointer as a
+// register operand (it may move it: mov, lea, add, and, xchg...).
+func namesSP(in *disasm.Insn) bool {
+	for _, a := range in.Inst.Args {
+		switch a {
+		case x86asm.RSP, x86asm.ESP, x86asm.SP:
+			return true
 		}
-		var now arch.Regs
-		_ = s.p.Regs(st.child.pid, &now)
-		ev := &event.ChildReturnPastFrame{Header: s.hdr("child_return_past_frame", st.child.pid), Vfork: st.id,
-			Frame: i, FrameFn: st.frameFns[i], By: *s.insnEvent(st.mm, st.child.pid, in),
-			To: event.Addr(now.PC()), ToSym: s.sym(st.mm, now.PC())}
-		st.kid.returns = append(st.kid.returns, ev)
-		s.emit(ev)
+	}
+	return false
+}
+
+// checkLeftFrames notices the child's stack pointer above the return slot
+// of a live parent frame, after the instruction stepped last (r.prev): the
+// child has left that frame — by its ret, or by any instruction that moved
+// the stack pointer (longjmp, the C++ unwinder) — and its next calls reuse
+// the slot. Each frame is counted once, innermost first. Frames whose
+// return address is in a register (glibc's vfork wrapper) are not at
+// stake; frame 0 counts when its return address is on the stack (the vfork
+// syscall made by an ordinary function: syscall(), a helper).
+func (s *session) checkLeftFrames(st *story, r *childRun) {
+	if !st.shared || r.prev == nil {
 		return
 	}
+	sp := r.regs.SP()
+	if sp > st.hi {
+		return // not on the parent's stack at all
+	}
+	for i := st.kid.left; i < len(st.frames); i++ {
+		f := st.frames[i]
+		untrusted := f.Method == string(event.MethodFP) || f.Method == string(event.MethodNone)
+		if f.RetSlot == 0 || i == 0 && untrusted {
+			if sp < f.CFA {
+				return
+			}
+			st.kid.left = i + 1
+			continue
+		}
+		if sp <= f.RetSlot {
+			return
+		}
+		how := event.LeaveSP
+		if r.prev.Class == disasm.Ret {
+			how = event.LeaveRet
+		}
+		s.leftFrame(st, r, i, how)
+	}
+}
+
+// leftFrame reports that the child left live frame i.
+func (s *session) leftFrame(st *story, r *childRun, i int, how event.LeaveKind) {
+	st.kid.left = i + 1
+	r.escaped = false
+	pc := r.regs.PC()
+	ev := &event.ChildReturnPastFrame{Header: s.hdr("child_return_past_frame", st.child.pid), Vfork: st.id,
+		Frame: i, FrameFn: st.frameFns[i], How: how, By: *s.insnEvent(st.mm, st.child.pid, r.prev),
+		During: r.outer, To: event.Addr(pc), ToSym: s.sym(st.mm, pc)}
+	st.kid.returns = append(st.kid.returns, ev)
+	s.emit(ev)
+}
+
+// checkJumpedOut follows a child that left calls without a ret (longjmp,
+// the unwinder) while its stack pointer is still below the next live
+// frame's return slot (i386's longjmp lands in main with setjmp's
+// arguments still pushed): once its pc is in the function of an outer
+// live frame j, at a stack pointer inside that frame, it has left every
+// frame below j — by the jump that took it there.
+func (s *session) checkJumpedOut(st *story, r *childRun) {
+	if !r.escaped || r.depth() > 0 || !st.shared || r.prev == nil {
+		return
+	}
+	sp, pc := r.regs.SP(), r.regs.PC()
+	y := s.sym(st.mm, pc)
+	if y == nil || y.Sym == "" {
+		return
+	}
+	for j := st.kid.left + 1; j < len(st.frames); j++ {
+		f := st.frames[j]
+		fn := st.frameFns[j]
+		if fn == nil || fn.Sym != y.Sym || fn.Module != y.Module || sp >= f.CFA {
+			continue
+		}
+		r.escaped = false
+		for i := st.kid.left; i < j; i++ {
+			g := st.frames[i]
+			if g.RetSlot == 0 || i == 0 && (g.Method == string(event.MethodFP) || g.Method == string(event.MethodNone)) {
+				continue
+			}
+			s.leftFrame(st, r, i, event.LeaveJump)
+		}
+		st.kid.left = j
+		return
+	}
+}
+
+// noReturnFuncs are the functions that leave their caller's frame without
+// returning to it: the longjmp family and the C++ unwinder's entries.
+var noReturnFuncs = map[string]bool{
+	"longjmp": true, "_longjmp": true, "siglongjmp": true, "__longjmp_chk": true,
+	"__libc_longjmp": true, "__libc_siglongjmp": true, "__longjmp": true,
+	"__cxa_throw": true, "__cxa_rethrow": true, "_Unwind_RaiseException": true,
+	"_Unwind_Resume": true, "_Unwind_Resume_or_Rethrow": true, "_Unwind_ForcedUnwind": true,
+}
+
+// unwinderHelpers are functions the C++ unwinder calls that return
+// normally (fast mode runs them at full speed inside a stepped throw).
+var unwinderHelpers = map[string]bool{
+	"_Unwind_Find_FDE": true, "_dl_find_object": true, "dl_iterate_phdr": true, "__dl_iterate_phdr": true,
+	"uw_frame_state_for": true, "uw_init_context_1": true, "uw_update_context": true, "uw_update_context_1": true,
+	"execute_cfa_program": true, "execute_stack_op": true, "__gxx_personality_v0": true,
+	"search_object": true, "init_object": true, "linear_search_fdes": true,
+	"malloc": true, "free": true, "__cxa_get_globals": true, "__cxa_get_globals_fast": true,
+}
+
+// callTarget names the function a call (registers regs, before it) goes
+// to — directly, through its PLT entry or through a pointer (a GOT entry,
+// a register) —, without a "@plt" or a compiler's ".cold"/".isra" suffix;
+// "" when not at a function's start or unknown.
+func (s *session) callTarget(st *story, in *disasm.Insn, regs *arch.Regs) string {
+	target := in.Target
+	if target == 0 && len(in.Inst.Args) > 0 {
+		switch a := in.Inst.Args[0].(type) {
+		case x86asm.Reg:
+			if n, ok := disasm.DWARFReg(a, st.arch); ok {
+				target = regs.R[n]
+			}
+		case x86asm.Mem:
+			acc, _ := in.Effects(regs, nil)
+			for _, m := range acc {
+				if !m.Write && !m.Seg && m.Size == st.word {
+					var b [8]byte
+					if s.p.ReadMem(st.child.pid, m.Addr, b[:st.word]) == nil {
+						target = binary.LittleEndian.Uint64(b[:])
+					}
+					break
+				}
+			}
+		}
+	}
+	if target == 0 {
+		return ""
+	}
+	y := s.sym(st.mm, target)
+	if y == nil || y.Off != 0 {
+		return ""
+	}
+	name, _, _ := strings.Cut(strings.TrimSuffix(y.Sym, "@plt"), ".")
+	return name
 }
 
 func (s *session) emitChildCall(st *story, by *event.Insn, target uint64) {
@@ -367,6 +636,7 @@ func (s *session) childEnded(st *story, out outcome) error {
 	c := st.child
 	s.diffRegion(st, nil, st.kid.hw.during)
 	s.diffGlobals(st, nil, st.kid.hw.during)
+	s.flushWrites(st)
 	ev := &event.ChildEnd{Header: s.hdr("child_end", c.pid), Vfork: st.id, Steps: st.kid.steps, Hits: st.kid.bpHits,
 		HWHits: st.kid.hw.hits}
 	if st.kid.calledExit {

@@ -46,8 +46,15 @@
 //     breakpoints.go) and, where they fire, DR0–DR3 watch the slots most at
 //     risk (watchpoints.go). Each instruction's memory effects
 //     (internal/disasm) say which words to compare with the snapshot:
-//     slot_write, stack_write, child_return_past_frame. The child ends by
-//     exec, exit or a signal (faults.go names it): child_end.
+//     slot_write, stack_write (one per word, with a count, reported at
+//     the child's end; at most 1,000 write events a story). Whenever its
+//     registers are read, a stack pointer above a live frame's return
+//     slot means the child left that frame — by a ret, or by longjmp or
+//     the unwinder moving the stack pointer (child_return_past_frame);
+//     fast mode steps a call to such a function instead of running it,
+//     and the silent-instruction predictor never steps past a move of the
+//     stack pointer. The child ends by exec, exit or a signal (faults.go
+//     names it): child_end.
 //  3. release.go: every int3 is removed (the memory is shared) and the slots
 //     are reported before and after the child ran (slot_diff).
 //  4. parent.go: the parent is followed from its wake-up for as long as a
@@ -68,7 +75,11 @@
 //
 // Waiting (wait.go): a story resumes a task with advance (one step, or a
 // continue) and gets an outcome: a trap, a signal, an exec, an exit, or
-// "nested" — the task vforked and that story ran meanwhile. Stops of other
+// "nested" — the task vforked and that story ran meanwhile. A trap is
+// vtrace's only when its siginfo says so (breakpoints.go: classifyTrap —
+// a step it asked for, an int3 it planted, a watchpoint); the program's
+// own SIGTRAPs (its int3, raise, kill, its trap flag) are signals,
+// delivered as without vtrace. Stops of other
 // tasks on the way are dispatched; those of tasks an enclosing story owns
 // are postponed for it.
 //

@@ -251,6 +251,7 @@ func (f *fakeProcs) resume(pid, sig int, step bool) error {
 	if sig := t.sigpending; sig != 0 {
 		t.sigpending = 0
 		f.queue(t.pid, stopped(sig))
+		f.info[t.pid] = ptrace.SigInfo{Signo: int32(sig), Code: -6} // SI_TKILL
 		return nil
 	}
 	if t.vforkDone {
@@ -262,6 +263,7 @@ func (f *fakeProcs) resume(pid, sig int, step bool) error {
 		t.syscallTrap = false
 		if step {
 			f.queue(t.pid, stopped(unix.SIGTRAP))
+			f.info[t.pid] = ptrace.SigInfo{Signo: int32(unix.SIGTRAP), Code: 1} // TRAP_BRKPT, as x86 reports it
 			return nil
 		}
 	}
@@ -354,6 +356,7 @@ func (f *fakeProcs) step(t *fakeTask, trap bool) (stop bool) {
 	case ev == 0:
 		if trap {
 			f.queue(t.pid, stopped(unix.SIGTRAP))
+			f.info[t.pid] = ptrace.SigInfo{Signo: int32(unix.SIGTRAP), Code: 2} // TRAP_TRACE
 		}
 		return false
 	}
@@ -541,6 +544,10 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 		f.msg[t.pid] = uint64(t.exitStatus << 8)
 		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_EXIT))
 		return unix.PTRACE_EVENT_EXIT
+	case 200: // tkill(tid, sig): to itself
+		t.sigpending = unix.Signal(r.R[4])
+		r.R[0] = 0
+		return 0
 	case 61: // wait4(pid, &status, ...): the kernel stores a 4-byte status (0: exited 0)
 		if a := r.R[4]; a != 0 && !t.img.write(a, []byte{0, 0, 0, 0}) {
 			r.R[0] = ^uint64(unix.EFAULT) + 1 // -EFAULT
@@ -935,7 +942,11 @@ func storyLines(r *recorder) []string {
 		case *event.Vfork:
 			out = append(out, fmt.Sprintf("vfork #%d caller %s frames %d", e.Vfork, name(e.Caller), len(e.Frames)))
 		case *event.ChildReturnPastFrame:
-			out = append(out, fmt.Sprintf("#%d child returned past frame %d %s to %s by %s", e.Vfork, e.Frame, name(e.FrameFn), name(e.ToSym), name(e.By.Sym)))
+			line := fmt.Sprintf("#%d child left frame %d %s to %s by %s %s", e.Vfork, e.Frame, name(e.FrameFn), name(e.ToSym), e.How, name(e.By.Sym))
+			if e.During != nil {
+				line += " during " + name(e.During.Sym)
+			}
+			out = append(out, line)
 		case *event.SlotWrite:
 			by := "?"
 			if e.By != nil {

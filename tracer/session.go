@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -10,9 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/arch/x86/x86asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/ptrace"
 	"github.com/vtrace/vtrace/tracer/internal/symbols"
 )
@@ -455,7 +458,50 @@ func (s *session) gone(t *task, ws unix.WaitStatus) {
 // cont continues a stopped task, delivering sig. Errors mean the task is
 // gone (killed meanwhile); its exit will be reaped.
 func (s *session) cont(t *task, sig int) {
+	s.unclobberTF(t)
 	_ = s.p.Cont(t.pid, sig)
+}
+
+// notePopf is called before vtrace single-steps the instruction at pc: a
+// popf that loads a clear trap flag marks the task (task.clearTF; rr#3270's
+// `pushw; popfw` then trapped the program at full speed, killing it with a
+// SIGTRAP it never asked for).
+func (s *session) notePopf(t *task, pc uint64) {
+	mm := t.proc.mm
+	if mm == nil {
+		return
+	}
+	in, err := s.insnAt(mm, t.pid, pc)
+	if err != nil {
+		return
+	}
+	switch in.Inst.Op {
+	case x86asm.POPF, x86asm.POPFD, x86asm.POPFQ:
+	default:
+		return
+	}
+	var regs arch.Regs
+	var b [2]byte
+	if s.p.Regs(t.pid, &regs) != nil || s.p.ReadMem(t.pid, regs.SP(), b[:]) != nil {
+		return
+	}
+	if binary.LittleEndian.Uint16(b[:])&arch.FlagTF == 0 {
+		t.clearTF = true
+	}
+}
+
+// unclobberTF clears the trap flag of a task about to run free when a
+// single-stepped popf cleared it (task.clearTF): as the program left it.
+func (s *session) unclobberTF(t *task) {
+	if !t.clearTF {
+		return
+	}
+	t.clearTF = false
+	var regs arch.Regs
+	if s.p.Regs(t.pid, &regs) == nil && regs.Flags&arch.FlagTF != 0 {
+		regs.Flags &^= arch.FlagTF
+		_ = s.p.SetRegs(t.pid, &regs)
+	}
 }
 
 func (s *session) hdr(name string, pid int) event.Header {

@@ -142,6 +142,7 @@ func (s *session) sweep() {
 func (s *session) detach(t *task, sig int) {
 	s.beforeDetach(t) // attach.go
 	_ = s.disarmDR(t.pid)
+	s.unclobberTF(t)
 	_ = s.p.Detach(t.pid, sig)
 	delete(s.byPID, t.pid)
 	s.setGone(t.pid)

@@ -39,7 +39,11 @@ type snapshot struct {
 	// The parent's live stack region [lo, hi): from its stack pointer at
 	// the vfork to the outermost frame it unwound. orig is its content at
 	// the vfork; shadow what vtrace last saw there (scratch: a read buffer).
-	lo, hi                uint64
+	lo, hi uint64
+	// ownHi: [lo, ownHi) is the child's own stack, placed inside the
+	// parent's live region (clone with a stack there); its plain words
+	// are the child's, the parent's slots there are watched (0: none).
+	ownHi                 uint64
 	orig, shadow, scratch []byte
 	slots                 map[uint64]slotInfo
 	shared                bool // the child runs on the parent's stack
@@ -57,13 +61,23 @@ type slotInfo struct {
 // childFacts is what the child did, as the story reports it.
 type childFacts struct {
 	returns     []*event.ChildReturnPastFrame
+	left        int // frames the child has left (checkLeftFrames), innermost first
 	writes      []*event.SlotWrite
 	stackWrites int
-	calledExit  bool
-	end         *event.ChildEnd
-	steps       int64
-	bpHits      int
-	hw          watchSet
+	// Stack writes are reported once per word, when the child ends
+	// (flushWrites): byWord holds each word's event, order the words in
+	// the order they were first changed, counts the changes of each.
+	byWord     map[uint64]*event.StackWrite
+	order      []uint64
+	counts     map[uint64]int
+	events     int  // slot_write and stack_write events of the story (maxWriteEvents)
+	capped     bool // the cap was reached (a writes_capped note said so)
+	flushed    bool
+	calledExit bool
+	end        *event.ChildEnd
+	steps      int64
+	bpHits     int
+	hw         watchSet
 	// writers: the exact instruction that last wrote each word, where the
 	// child was stepped; endFns: the functions on the child's own stack at
 	// its end, innermost first (libc.go: who wrote a libc channel).
@@ -153,6 +167,7 @@ func (s *session) storyOnce(p *task, prev taskState) (again bool, err error) {
 	}
 	if err == nil {
 		err = s.followChild(st)
+		s.flushWrites(st) // a child followed to its end has flushed them already
 		// No int3 may outlive the child: the parent runs the same bytes.
 		s.release(st, err == nil)
 	}

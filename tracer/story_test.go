@@ -48,7 +48,7 @@ func TestStorySeed(t *testing.T) {
 			lines := storyLines(rec)
 			want := []string{
 				"vfork #1 caller createproc+8 frames 3",
-				"#1 child returned past frame 1 createproc+8 to main+9 by createproc+10",
+				"#1 child left frame 1 createproc+8 to main+9 by ret createproc+10",
 				"#1 slot ret of createproc+8: main+9 -> main+14 by main+9 (step)",
 				"#1 child exit",
 				"#1 parent reads ret by createproc+10",

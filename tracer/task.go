@@ -72,6 +72,11 @@ type task struct {
 	state taskState
 	// parkedAt is the breakpoint a parked task waits on.
 	parkedAt uint64
+	// clearTF: vtrace single-stepped a popf that cleared the trap flag.
+	// The kernel then takes the TF it sets for each later step for the
+	// program's own and leaves it set when the task is continued: it is
+	// cleared before the task runs free again (unclobberTF).
+	clearTF bool
 }
 
 // set moves the task to a new state; a move the table does not allow is a

@@ -44,6 +44,9 @@ type outcome struct {
 // there, the original byte is put back for the duration of one step so the
 // real instruction executes.
 func (s *session) advance(t *task, step bool, sig int, pc uint64) (outcome, error) {
+	if step && pc != 0 {
+		s.notePopf(t, pc)
+	}
 	if mm := t.proc.mm; mm != nil && pc != 0 {
 		if _, ok := mm.bps[pc]; ok {
 			out, err := s.stepMasked(t, sig, pc)
@@ -85,6 +88,7 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 		if step {
 			err = s.p.Step(t.pid, sig)
 		} else {
+			s.unclobberTF(t)
 			err = s.p.Cont(t.pid, sig)
 		}
 		if err != nil && !ptrace.TaskGone(err) {
@@ -136,7 +140,13 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 		}
 		stop := ws.StopSignal()
 		if stop == unix.SIGTRAP {
-			return outcome{kind: outTrap, delivered: delivered}, nil
+			switch s.classifyTrap(t, step) {
+			case trapOurs:
+				return outcome{kind: outTrap, delivered: delivered}, nil
+			case trapRemoved:
+				continue // rewound onto the restored instruction: run it
+			}
+			// The program's own SIGTRAP: delivered, as without vtrace.
 		}
 		info, err := s.p.SigInfo(t.pid)
 		if err != nil {

@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -260,9 +261,35 @@ func (s *session) hwHit(st *story, now *arch.Regs) bool {
 			continue
 		}
 		st.kid.hw.hits++
-		s.diffRange(st, a, a+uint64(st.word), now, writer, st.kid.hw.during)
+		by := writer
+		if call := s.pushingCall(st, now, a); call != nil {
+			by = call
+		}
+		s.diffRange(st, a, a+uint64(st.word), now, by, st.kid.hw.during)
 	}
 	return true
+}
+
+// pushingCall names the writer of a return address a call pushed into the
+// watched slot a: the trap comes with the pc at the callee's first
+// instruction and the stack pointer at the pushed word, and the writer is
+// the call that ends at the pushed value — not whatever instruction ends
+// where the callee starts (a PLT entry's `jmp`). nil when the trap is not
+// such a push.
+func (s *session) pushingCall(st *story, now *arch.Regs, a uint64) *disasm.Insn {
+	if now.SP() != a {
+		return nil
+	}
+	var b [8]byte
+	if s.p.ReadMem(st.child.pid, a, b[:st.word]) != nil {
+		return nil
+	}
+	ret := binary.LittleEndian.Uint64(b[:])
+	call, err := s.prevInsn(st.mm, st.child.pid, ret)
+	if err != nil || call.Class != disasm.Call || call.Target != 0 && call.Target != now.PC() {
+		return nil
+	}
+	return call
 }
 
 // insnEndingAt finds the instruction that ends at pc by decoding the

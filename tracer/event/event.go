@@ -326,6 +326,13 @@ type StackWrite struct {
 	By      *Insn   `json:"by,omitempty"`
 	During  *Insn   `json:"during,omitempty"`
 	FoundBy FoundBy `json:"found_by"`
+	// Count is the number of changes of this word seen in the story when
+	// more than one: one event stands for them all, with old the value
+	// before the first, new the value after the last, by/during the first
+	// writer and last_by/last_during the last one.
+	Count      int   `json:"count,omitempty"`
+	LastBy     *Insn `json:"last_by,omitempty"`
+	LastDuring *Insn `json:"last_during,omitempty"`
 }
 
 // ChildReturnPastFrame marks the child returning from a live parent frame:
@@ -335,9 +342,16 @@ type ChildReturnPastFrame struct {
 	Vfork   int  `json:"vfork"`
 	Frame   int  `json:"frame"`
 	FrameFn *Sym `json:"frame_fn,omitempty"`
-	By      Insn `json:"by"` // the ret
-	To      Addr `json:"to"`
-	ToSym   *Sym `json:"to_sym,omitempty"`
+	// How: a ret popped the frame's return slot, or another instruction
+	// moved the stack pointer above it (longjmp, the C++ unwinder).
+	How LeaveKind `json:"how"`
+	By  Insn      `json:"by"` // the instruction after which the stack pointer was above the frame's return slot
+	// During is the call, made from a frame the child shares with the
+	// parent, that By ran inside (fast mode steps such a call when it
+	// cannot return: longjmp, a throw).
+	During *Insn `json:"during,omitempty"`
+	To     Addr  `json:"to"`
+	ToSym  *Sym  `json:"to_sym,omitempty"`
 }
 
 // ChildEnd is how the vfork child released the parent.

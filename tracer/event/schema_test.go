@@ -81,7 +81,7 @@ var objectDefs = map[reflect.Type]string{
 
 // enumDefs names the schema definition of each enumerated type (values.go).
 var enumDefs = map[string]string{
-	"Judgement": "judgement", "Reason": "reason", "SlotKind": "slot_kind", "EndKind": "end_kind",
+	"Judgement": "judgement", "LeaveKind": "leave_kind", "Reason": "reason", "SlotKind": "slot_kind", "EndKind": "end_kind",
 	"LandingKind": "landing_kind", "FoundBy": "found_by", "Mechanism": "mechanism", "UnwindMethod": "unwind_method",
 	"NoteCode": "note_code", "FateKind": "fate_kind", "ChannelKind": "channel_kind",
 	"MemMethod": "mem_method", "MemArea": "mem_area", "LibcUse": "libc_use",

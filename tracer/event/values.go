@@ -142,6 +142,24 @@ const (
 	FoundDiff FoundBy = "diff" // a diff of the snapshot after a call or at the child's end
 )
 
+// LeaveKind says how the vfork child left a live parent frame
+// (child_return_past_frame "how").
+type LeaveKind string
+
+// Ways of leaving a frame.
+const (
+	LeaveRet LeaveKind = "ret" // a ret popped the frame's return slot
+	// LeaveSP: another instruction moved the stack pointer above the
+	// frame's return slot (longjmp's load of %rsp, the C++ unwinder
+	// installing a handler's context).
+	LeaveSP LeaveKind = "sp"
+	// LeaveJump: a non-local jump (longjmp, the unwinder) took the child
+	// out of the calls it was in into the function of an outer live
+	// frame, with its stack pointer still below the left frame's return
+	// slot (i386's longjmp lands with setjmp's arguments still pushed).
+	LeaveJump LeaveKind = "jump"
+)
+
 // Mechanism is how a story finds the child's writes (vfork "mechanism").
 type Mechanism string
 
@@ -181,6 +199,7 @@ const (
 	NoteWatchpointsFailed NoteCode = "watchpoints_failed" // arming them failed: diffing only
 	NoteExecUnreadable    NoteCode = "exec_unreadable"    // an exec'd program's image could not be read
 	NoteCFIUnreadable     NoteCode = "cfi_unreadable"     // a frame's CFI was malformed: it was unwound another way
+	NoteWritesCapped      NoteCode = "writes_capped"      // a story reached its cap of write events: later writes only counted
 	NoteGlobalsCapped     NoteCode = "globals_capped"     // the writable memory outside the stack is larger than the snapshot (msg: what was left out)
 	NoteGlobalsUnread     NoteCode = "globals_unreadable" // part of it could not be read (msg: which)
 )

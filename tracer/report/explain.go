@@ -22,6 +22,18 @@ func Explain(st *Story) string {
 		child = fmt.Sprintf("The child (pid %d)", v.Child)
 	}
 	for i, r := range st.Returns {
+		if r.How == event.LeaveSP || r.How == event.LeaveJump {
+			by := "an instruction"
+			if r.By.Sym != nil && r.By.Sym.Sym != "" {
+				by = Fn(r.By.Sym)
+			}
+			if r.During != nil && r.During.Sym != nil {
+				by += " (in the call at " + r.During.Sym.String() + ")"
+			}
+			fmt.Fprintf(&b, "%s left %s without returning from it: %s took its stack pointer above that frame's return slot while the parent was still suspended inside vfork(). ",
+				child, Fn(r.FrameFn), by)
+			continue
+		}
 		if i == 0 {
 			fmt.Fprintf(&b, "%s returned from %s — the function that called vfork() — into %s while the parent was still suspended inside vfork(). ",
 				child, Fn(r.FrameFn), Fn(r.ToSym))

@@ -289,6 +289,12 @@ func (r *Text) render(ev event.Event) {
 	case *event.ChildCall:
 		r.printf("    call  %s → %s\n", r.in(&e.By), r.as(e.Target, e.TargetSym))
 	case *event.ChildReturnPastFrame:
+		if e.How == event.LeaveSP || e.How == event.LeaveJump {
+			r.printf("    %s  %s — left frame #%d %s without a ret (stack pointer above its return slot), at %s\n", r.bad.Sprint("left ✗"), r.in(&e.By),
+				e.Frame, r.fn(e.FrameFn), r.as(e.To, e.ToSym))
+			r.by(nil, e.During)
+			break
+		}
 		r.printf("    %s  %s — returned from frame #%d %s into %s\n", r.bad.Sprint("ret ✗"), r.in(&e.By),
 			e.Frame, r.fn(e.FrameFn), r.as(e.To, e.ToSym))
 	case *event.SlotWrite:

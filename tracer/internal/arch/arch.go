@@ -145,10 +145,17 @@ type Regs struct {
 	// which threads other than the main one keep just above their stack.
 	// 0 on i386 (its %gs base is not in NT_PRSTATUS).
 	TP uint64
+	// Flags is rflags / eflags. Written back by EncodePrStatus only when
+	// nonzero: a value the kernel gave always has bit 1 set, so Regs made
+	// by hand leave the task's flags alone.
+	Flags uint64
 	// GS is the i386 %gs selector: the base of its TLS descriptor (entry
 	// GS>>3, PTRACE_GET_THREAD_AREA) is the thread pointer. 0 on amd64.
 	GS uint64
 }
+
+// FlagTF is the trap flag in Flags.
+const FlagTF = 1 << 8
 
 // PC returns the program counter.
 func (r *Regs) PC() uint64 { return r.R[r.Arch.PC] }
@@ -215,8 +222,10 @@ func DecodePrStatus(buf []byte, regs *Regs) error {
 	if a == AMD64 {
 		regs.OrigAX = word(15)
 		regs.TP = word(21)
+		regs.Flags = word(18)
 	} else {
 		regs.OrigAX = uint64(int64(int32(word(11))))
+		regs.Flags = word(14)
 		regs.GS = word(10) & 0xffff
 	}
 	return nil
@@ -233,5 +242,12 @@ func EncodePrStatus(regs *Regs, buf []byte) {
 		} else {
 			binary.LittleEndian.PutUint32(buf[i*4:], uint32(regs.R[n]))
 		}
+	}
+	switch {
+	case regs.Flags == 0:
+	case a == AMD64:
+		binary.LittleEndian.PutUint64(buf[18*8:], regs.Flags)
+	default:
+		binary.LittleEndian.PutUint32(buf[14*4:], uint32(regs.Flags))
 	}
 }

@@ -450,6 +450,13 @@ func (f *attFormatter) suffix(name string, args []x86asm.Arg, hasMem bool) strin
 		if inst.DataSize == 16 && f.markUsed(0x66) {
 			return "w"
 		}
+		// A 16-bit push or pop of memory or an immediate: the decoder took
+		// the 0x66 prefix as the operand size already; objdump says pushw.
+		if inst.DataSize == 16 && (op == x86asm.PUSH || op == x86asm.POP) && len(args) > 0 {
+			if _, reg := args[0].(x86asm.Reg); !reg {
+				return "w"
+			}
+		}
 		return ""
 	case x86asm.LRET:
 		if inst.DataSize == 64 {
