@@ -7,7 +7,7 @@ VTRACE  := $(BUILD)/vtrace
 GOFILES := $(shell find cmd tracer targets -name '*.go' -not -name '*_test.go') go.mod go.sum
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps demo test test-go test-vm lint bench matrix clean
+.PHONY: all build deps demo test test-go test-vm lint bench matrix fuzz mutation clean
 all: build
 
 deps:
@@ -58,6 +58,27 @@ bench: deps build targets
 MATRIX_I386 ?= auto
 matrix: deps build targets
 	$(GO) run ./cmd/vtrace-matrix -vtrace $(VTRACE) -targets $(BUILD)/targets -i386 $(MATRIX_I386)
+
+# Go native fuzzing, each target for FUZZTIME (docs/reliability.md). `make
+# test` runs every seed corpus once (testdata/fuzz and the seeds the
+# targets add). -fuzzminimizetime=0: Go minimizes every input that finds
+# new coverage for up to a minute by default, which with binaries of 16 KB
+# as seeds left no time to fuzz.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./tracer/internal/symbols:FuzzOpenBinary ./tracer/internal/symbols:FuzzParseMaps \
+	./tracer/internal/unwind:FuzzUnwindCode ./tracer/internal/disasm:FuzzDecode ./tracer/event:FuzzLogReader
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "+ fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0 $$pkg; done
+
+# Byte-mutated copies of small target binaries, each traced under a pids
+# cap and a timeout: counts vtrace's internal errors and hangs (N copies,
+# default 10,000; scripts/mutation.sh).
+MUTATION_N ?= 10000
+mutation: deps build $(BUILD)/targets/gcc-O0/goodvfork_exec
+	$(GO) run ./cmd/internal/mutation -vtrace $(VTRACE) -n $(MUTATION_N) \
+	  $(BUILD)/targets/gcc-O0/goodvfork_exec $(BUILD)/targets/gcc-O0/badvfork $(BUILD)/targets/musl-O0/goodvfork_exec
 
 lint:
 	@test -z "$$(gofmt -l cmd tracer)" || { gofmt -l cmd tracer; echo "gofmt: files above need formatting"; exit 1; }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/ptrace"
-	"github.com/vtrace/vtrace/tracer/internal/symbols"
 )
 
 // Attaching to a running process (vtrace attach PID; Config.AttachPID).
@@ -85,7 +84,7 @@ func (s *session) attach(ctx context.Context) (Result, error) {
 	}
 	exe := s.p.ExePath(tgid)
 	if s.cfg.Prefetch && exe != "" {
-		offCPU(s.cfg.CPU, func() { symbols.PrefetchProgram(exe) })
+		s.goOffCPU(func() { prefetchProgram(exe) })
 	}
 	tids, err := s.seizeAll(at, tgid)
 	if err != nil {
@@ -126,6 +125,9 @@ func (s *session) attach(ctx context.Context) (Result, error) {
 		s.dispatch(st)
 	}
 	s.loop()
+	if err := s.goroutineErr(); err != nil {
+		return Result{}, err // as in follow: the caller reports it, then the verdict
+	}
 	return s.finish(), nil
 }
 

@@ -91,12 +91,6 @@ func (s *session) capture(st *story) error {
 
 	var capped bool
 	st.lo, st.hi, st.ownHi, capped = liveRegion(st, childSP)
-	st.orig = make([]byte, st.hi-st.lo)
-	if err := s.p.ReadMem(p.pid, st.lo, st.orig); err != nil {
-		return fmt.Errorf("snapshot parent stack [%#x,%#x): %w", st.lo, st.hi, err)
-	}
-	st.shadow = append([]byte(nil), st.orig...)
-	st.scratch = make([]byte, len(st.orig))
 	ev.Live = event.Region{Lo: event.Addr(st.lo), Hi: event.Addr(st.hi)}
 
 	st.stepChild = st.shared || s.cfg.Mode == Step
@@ -110,6 +104,16 @@ func (s *session) capture(st *story) error {
 	default:
 		ev.Mechanism = event.MechDiff
 	}
+	st.orig = make([]byte, st.hi-st.lo)
+	if err := s.p.ReadMem(p.pid, st.lo, st.orig); err != nil {
+		// The stack cannot be read (%rsp in unmapped memory): the story
+		// is unchecked (story), told from what was seen — this event.
+		s.emit(ev)
+		st.captured = true
+		return fmt.Errorf("snapshot parent stack [%#x,%#x): %w", st.lo, st.hi, err)
+	}
+	st.shadow = append([]byte(nil), st.orig...)
+	st.scratch = make([]byte, len(st.orig))
 	ev.Memory = s.watchGlobals(st)
 	s.emit(ev)
 	st.captured = true
@@ -119,6 +123,15 @@ func (s *session) capture(st *story) error {
 	}
 	if len(st.frames) == maxFrames {
 		s.note(st.id, event.NoteUnwindTruncated, fmt.Sprintf("the parent has more than %d frames: the slots of the outer ones are not known", maxFrames))
+	}
+	for i, f := range st.frames {
+		if f.CFIErr != "" {
+			fn := "?"
+			if sym := st.frameFns[i]; sym != nil && sym.Sym != "" {
+				fn = sym.Sym
+			}
+			s.note(st.id, event.NoteCFIUnreadable, fmt.Sprintf("CFI unreadable for %s(), using %s: %s", fn, f.Method, f.CFIErr))
+		}
 	}
 	if capped {
 		s.note(st.id, event.NoteRegionTruncated, fmt.Sprintf("the parent's live stack is larger than %d bytes: only [%#x, %#x) is watched", maxRegion, st.lo, st.hi))

@@ -656,7 +656,7 @@ func (s *session) childEnded(st *story, out outcome) error {
 			code := ws.ExitStatus()
 			ev.How, ev.Code = event.EndExit, &code
 		case ws.Signaled():
-			ev.How, ev.Signal = event.EndSignal, unix.SignalName(ws.Signal())
+			ev.How, ev.Signal = event.EndSignal, event.SignalName(int(ws.Signal()))
 			if f, ok := s.faultOf(c.proc, ws.Signal(), st.mm); ok {
 				ev.SiCode, ev.Addr, ev.PC, ev.Sym = f.siCode, f.addr, f.pc, f.sym
 			} else if ws.Signal() == unix.SIGKILL && s.stopping() {

@@ -49,6 +49,9 @@ type session struct {
 
 	tally tally
 
+	goErr error         // a panic in one of the session's goroutines (guarded by stopMu)
+	wakes []*os.Process // wake commands started (guarded by stopMu)
+
 	attachState // vtrace attach (attach.go); zero when vtrace started the program
 
 	stopMu     sync.Mutex
@@ -81,6 +84,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				err = fmt.Errorf("internal error: %v (tracees killed; --debug shows the stack)", r)
 			}
 		}()
+		defer s.reapWakes()
 		res, err = s.run(ctx, t)
 		return err
 	})
@@ -103,12 +107,17 @@ func (s *session) run(ctx context.Context, t *ptrace.Thread) (Result, error) {
 	if err != nil {
 		return Result{}, startError(s.cfg.Path, err)
 	}
-	// The exec SIGTRAP stop comes first (PTRACE_TRACEME).
-	st, err := s.p.Wait()
-	if err != nil {
-		return Result{}, fmt.Errorf("wait for %s to start: %w", s.cfg.Path, err)
+	// The exec SIGTRAP stop comes first (PTRACE_TRACEME). Another child
+	// may end meanwhile — one vtrace inherited, or an orphan it adopted
+	// as a subreaper in an earlier run of this process (tests call run
+	// in-process): not the program, and not waited for.
+	var st ptrace.Stop
+	for st.PID != pid {
+		if st, err = s.p.Wait(); err != nil {
+			return Result{}, fmt.Errorf("wait for %s to start: %w", s.cfg.Path, err)
+		}
 	}
-	if st.PID != pid || !st.Status.Stopped() {
+	if !st.Status.Stopped() {
 		return Result{}, fmt.Errorf("%s did not start under ptrace (status %#x)", s.cfg.Path, int(st.Status))
 	}
 	if err := t.SetOptions(pid); err != nil {
@@ -129,14 +138,14 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 	mm, err := s.newAddrSpace(pid)
 	if err != nil {
 		s.abortStart(pid)
-		return Result{}, err
+		return Result{}, fmt.Errorf("%w: %v", ErrCannotTrace, err)
 	}
 	main := &task{pid: pid, proc: &process{tgid: pid, mm: mm, main: true}, state: taskRunning}
 	s.byPID[pid] = main
 	if s.cfg.Prefetch {
 		// The program's and its libraries' symbols are read while it
 		// runs to its first vfork, not when that vfork holds it.
-		offCPU(s.cfg.CPU, func() { symbols.PrefetchProgram(s.cfg.Path) })
+		s.goOffCPU(func() { prefetchProgram(s.cfg.Path) })
 	}
 
 	if s.hw == hwAuto {
@@ -161,6 +170,9 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 
 	s.cont(main, 0)
 	s.loop()
+	if err := s.goroutineErr(); err != nil {
+		return Result{}, err // no verdict: the caller reports the error, then one
+	}
 	return s.finish(), nil
 }
 
@@ -176,12 +188,23 @@ func isScript(path string) bool {
 	return n == 2 && string(b[:]) == "#!"
 }
 
-// abortStart kills the program after a failed start and reaps it.
+// abortStart kills the program after a failed start and reaps it. Once
+// its options are set, the SIGKILLed program stops once more, at its exit
+// (PTRACE_O_TRACEEXIT: an exit stop survives SIGKILL), and must be resumed
+// from there to die; the wait ends when it is reaped (a child vtrace
+// inherited and never traced is not waited for).
 func (s *session) abortStart(pid int) {
 	_ = s.p.Kill(pid, unix.SIGKILL)
 	for {
-		if _, err := s.p.Wait(); err != nil {
+		st, err := s.p.Wait()
+		if err != nil {
 			return
+		}
+		switch {
+		case st.PID == pid && (st.Status.Exited() || st.Status.Signaled()):
+			return
+		case st.Status.Stopped():
+			_ = s.p.Cont(st.PID, 0)
 		}
 	}
 }
@@ -424,7 +447,7 @@ func (s *session) gone(t *task, ws unix.WaitStatus) {
 		code := ws.ExitStatus()
 		ev.Status, ev.Code = "exited", &code
 	} else {
-		ev.Status, ev.Signal = "signaled", unix.SignalName(ws.Signal())
+		ev.Status, ev.Signal = "signaled", event.SignalName(int(ws.Signal()))
 		if f, ok := s.faultOf(t.proc, ws.Signal(), t.proc.mm); ok {
 			ev.SiCode, ev.Addr, ev.PC, ev.Sym = f.siCode, f.addr, f.pc, f.sym
 		}
@@ -509,6 +532,41 @@ func (s *session) finish() Result {
 	v.Incomplete = reason
 	s.emit(v)
 	return Result{Verdict: v.Verdict, Vforks: v.Vforks, Incomplete: reason, Steps: s.steps}
+}
+
+// prefetchProgram reads the program's symbols ahead (a variable: a test
+// makes it panic).
+var prefetchProgram = symbols.PrefetchProgram
+
+// goOffCPU runs fn on its own goroutine (see offCPU). A panic there is a
+// bug in vtrace, not the end of vtrace: it is recovered, the run is
+// stopped (every tracee killed) and Run returns it as an internal error,
+// which the log records as its error event before the verdict.
+func (s *session) goOffCPU(fn func()) {
+	offCPU(s.cfg.CPU, func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if s.cfg.Debug {
+					fmt.Fprintf(os.Stderr, "%v\n%s", r, debug.Stack())
+				}
+				s.stopMu.Lock()
+				if s.goErr == nil {
+					s.goErr = fmt.Errorf("internal error: %v (in a background goroutine; tracees killed; --debug shows the stack)", r)
+				}
+				s.stopMu.Unlock()
+				s.stopRun("interrupt", "internal error")
+				s.wakeTracer()
+			}
+		}()
+		fn()
+	})
+}
+
+// goroutineErr is the panic a goroutine of the session recovered, if any.
+func (s *session) goroutineErr() error {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	return s.goErr
 }
 
 // offCPU runs fn on a goroutine whose thread is kept off cpu, the one the

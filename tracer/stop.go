@@ -194,8 +194,9 @@ func (s *session) watchStops(ctx context.Context) func() {
 		timer = time.NewTimer(s.cfg.Timeout)
 		timeout = timer.C
 	}
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -224,6 +225,7 @@ func (s *session) watchStops(ctx context.Context) func() {
 			timer.Stop()
 		}
 		close(done)
+		<-exited // a wake command it started is in s.wakes, for reapWakes
 	}
 }
 
@@ -237,6 +239,22 @@ func (s *session) wakeTracer() {
 	}
 	p, err := os.StartProcess(cmd[0], cmd, &os.ProcAttr{Env: []string{"VTRACE_WAKE=1"}})
 	if err == nil {
-		_ = p.Release() // reaped by the tracer's wait4(-1)
+		s.stopMu.Lock()
+		s.wakes = append(s.wakes, p)
+		s.stopMu.Unlock()
+	}
+}
+
+// reapWakes waits for the wake commands to end (each exits at once). The
+// tracer's wait4(-1) may have reaped one already; one it has not would be
+// left behind, a zombie or still running, when vtrace exits (the mutation
+// test saw it in the run's cgroup).
+func (s *session) reapWakes() {
+	s.stopMu.Lock()
+	wakes := s.wakes
+	s.wakes = nil
+	s.stopMu.Unlock()
+	for _, p := range wakes {
+		_, _ = p.Wait() // ECHILD when already reaped
 	}
 }

@@ -267,7 +267,7 @@ func wantExit(evs []event.Event) int {
 			if e.Status == "exited" && e.Code != nil {
 				return *e.Code
 			}
-			return 128 + int(unix.SignalNum(e.Signal))
+			return 128 + event.SignalNum(e.Signal)
 		}
 	}
 	return -1 // no exit of the program: no status vtrace could pass on

@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/report"
@@ -196,7 +195,7 @@ func (o *outcome) status(sum *report.Summary) error {
 		}
 		return exitStatus(*e.Code)
 	}
-	return exitStatus(exitSignal + int(unix.SignalNum(e.Signal)))
+	return exitStatus(exitSignal + event.SignalNum(e.Signal))
 }
 
 // sarifOptions place SARIF results in the repository: the source root is

@@ -300,7 +300,7 @@ func (o *runOptions) check() error {
 	return nil
 }
 
-func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr io.Writer) error {
+func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr io.Writer) (err error) {
 	if err := o.check(); err != nil {
 		return err
 	}
@@ -328,6 +328,14 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	}
 
 	ts := o.newSinks(log, colored, stderr)
+	// A bug in vtrace (a renderer, a sink) must still end the log with
+	// its error event and a verdict, and exit with the documented code
+	// (126, an internal error), not Go's crash status 2 (usage).
+	defer func() {
+		if r := recover(); r != nil {
+			err = log.fail(traceError{err: fmt.Errorf("internal error: %v", r)}, ts.sum)
+		}
+	}()
 
 	// The program's stdout is vtrace's, unless the log takes it.
 	progOut := stdout
@@ -457,9 +465,8 @@ func runStatus(ctx context.Context, sum *report.Summary, res tracer.Result, erro
 		}
 		return exitStatus(*e.Code)
 	}
-	// A signal the C library has no name for (a real-time one) cannot be
-	// numbered from the log: 128 alone says "killed by a signal".
-	return exitStatus(exitSignal + int(unix.SignalNum(e.Signal)))
+	// A real-time signal is named SIGRTMIN+N in the log (event.SignalName).
+	return exitStatus(exitSignal + event.SignalNum(e.Signal))
 }
 
 // interruptSignal is the number of the signal that interrupted the run:

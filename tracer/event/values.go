@@ -198,6 +198,7 @@ const (
 	NoteWatchpointsArmed  NoteCode = "watchpoints_armed"  // the child's DR0–DR3 (msg: which slots)
 	NoteWatchpointsFailed NoteCode = "watchpoints_failed" // arming them failed: diffing only
 	NoteExecUnreadable    NoteCode = "exec_unreadable"    // an exec'd program's image could not be read
+	NoteCFIUnreadable     NoteCode = "cfi_unreadable"     // a frame's CFI was malformed: it was unwound another way
 	NoteWritesCapped      NoteCode = "writes_capped"      // a story reached its cap of write events: later writes only counted
 	NoteGlobalsCapped     NoteCode = "globals_capped"     // the writable memory outside the stack is larger than the snapshot (msg: what was left out)
 	NoteGlobalsUnread     NoteCode = "globals_unreadable" // part of it could not be read (msg: which)

@@ -584,7 +584,10 @@ func (r *Text) childEnd(e *event.ChildEnd) {
 	case event.EndExec:
 		how = "exec'd " + Printable(e.Path)
 	case event.EndExit:
-		how = fmt.Sprintf("exited with status %d", *e.Code)
+		how = "exited"
+		if e.Code != nil { // always, in a log vtrace wrote; an edited one may lack it
+			how = fmt.Sprintf("exited with status %d", *e.Code)
+		}
 	case event.EndSignal:
 		how = "killed by " + e.Signal
 		if e.SiCode != "" {

@@ -315,10 +315,10 @@ func (c *Checker) runVerdict(v *event.Verdict) {
 	for _, id := range c.open {
 		c.add("verdict", "story %d has no vfork_verdict", id)
 	}
-	closed := c.tally[event.Violation] + c.tally[event.Warning] + c.tally[event.Clean]
-	if v.Vforks != closed || v.Violations != c.tally[event.Violation] || v.Warnings != c.tally[event.Warning] {
-		c.add("verdict", "counts %d vfork(s), %d violation(s), %d warning(s); the stories say %d, %d, %d",
-			v.Vforks, v.Violations, v.Warnings, closed, c.tally[event.Violation], c.tally[event.Warning])
+	closed := c.tally[event.Violation] + c.tally[event.Warning] + c.tally[event.Clean] + c.tally[event.Unchecked]
+	if v.Vforks != closed || v.Violations != c.tally[event.Violation] || v.Warnings != c.tally[event.Warning] || v.Unchecked != c.tally[event.Unchecked] {
+		c.add("verdict", "counts %d vfork(s), %d violation(s), %d warning(s), %d unchecked; the stories say %d, %d, %d, %d",
+			v.Vforks, v.Violations, v.Warnings, v.Unchecked, closed, c.tally[event.Violation], c.tally[event.Warning], c.tally[event.Unchecked])
 	}
 	if v.Verdict != c.worst {
 		c.add("verdict", "verdict %s; the worst story is %s", v.Verdict, c.worst)

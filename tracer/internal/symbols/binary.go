@@ -11,7 +11,6 @@ package symbols
 import (
 	"debug/dwarf"
 	"debug/elf"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -190,10 +189,10 @@ func buildID(f *image) string {
 	if len(d) < 16 {
 		return ""
 	}
-	namesz := f.ByteOrder.Uint32(d[0:])
-	descsz := f.ByteOrder.Uint32(d[4:])
+	namesz := uint64(f.ByteOrder.Uint32(d[0:]))
+	descsz := uint64(f.ByteOrder.Uint32(d[4:]))
 	off := 12 + (namesz+3)&^3
-	if uint32(len(d)) < off+descsz {
+	if uint64(len(d)) < off+descsz {
 		return ""
 	}
 	return hex.EncodeToString(d[off : off+descsz])
@@ -462,7 +461,7 @@ func (b *Binary) codeAt(start, end uint64) ([]byte, bool) {
 	for _, p := range b.loads {
 		if start >= p.Vaddr && end <= p.Vaddr+p.Filesz && start < end {
 			off := p.Off + (start - p.Vaddr)
-			if off+(end-start) <= uint64(len(b.img.data)) {
+			if n := uint64(len(b.img.data)); off <= n && end-start <= n-off {
 				return b.img.data[off : off+(end-start)], true
 			}
 		}
@@ -651,11 +650,24 @@ func (b *Binary) FDEs(bias uint64) (frame.FrameDescriptionEntries, error) {
 	if f, ok := b.fdes[bias]; ok {
 		return f, nil
 	}
-	f, err := frame.Parse(b.ehFrame, binary.LittleEndian, bias, b.Arch.PtrSize, b.ehFrameAddr)
+	f, err := b.parseCFI(b.ehFrame, bias, b.ehFrameAddr, 0)
 	if err != nil {
-		return nil, err
+		// One malformed entry stops delve's parser: read the others one
+		// by one, so that it costs that entry alone.
+		f = nil
+		eachFDE(b.ehFrame, func(off uint64) {
+			if fde, err := b.fdeAtLocked(off, bias); err == nil {
+				f = append(f, fde)
+			}
+		})
+		if len(f) == 0 {
+			return nil, err
+		}
 	}
 	sort.Slice(f, func(i, j int) bool { return f[i].Begin() < f[j].Begin() })
+	if len(b.fdes) >= maxCachedBiases {
+		clear(b.fdes) // one parse per load bias: see maxCachedFDEs
+	}
 	b.fdes[bias] = f
 	return f, nil
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
-func openT(t *testing.T, path string) *Binary {
+func openT(t testing.TB, path string) *Binary {
 	t.Helper()
 	b, err := OpenBinary(path)
 	if err != nil {

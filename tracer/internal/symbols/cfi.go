@@ -75,6 +75,13 @@ func (ix *ehIndex) fdeAddr(i int) uint64 { return ix.field(i, 1) }
 
 type fdeKey struct{ bias, off uint64 }
 
+// Bounds of the CFI caches of one Binary: FDEs found through
+// .eh_frame_hdr, and whole-section parses (one per load bias).
+const (
+	maxCachedFDEs   = 1024
+	maxCachedBiases = 4
+)
+
 // FDEForPC returns the call-frame information entry covering a runtime pc
 // of this file mapped with load bias bias.
 func (b *Binary) FDEForPC(pc, bias uint64) (*frame.FrameDescriptionEntry, error) {
@@ -113,6 +120,10 @@ func (b *Binary) FDEForPC(pc, bias uint64) (*frame.FrameDescriptionEntry, error)
 func (b *Binary) fdeAt(off, bias uint64) (*frame.FrameDescriptionEntry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.fdeAtLocked(off, bias)
+}
+
+func (b *Binary) fdeAtLocked(off, bias uint64) (*frame.FrameDescriptionEntry, error) {
 	key := fdeKey{bias, off}
 	if fde, ok := b.fdeCache[key]; ok {
 		return fde, nil
@@ -124,8 +135,10 @@ func (b *Binary) fdeAt(off, bias uint64) (*frame.FrameDescriptionEntry, error) {
 			return nil, false
 		}
 		n := uint64(binary.LittleEndian.Uint32(sec[at:]))
-		if n == 0 || n == 0xffffffff || n > uint64(len(sec))-at-4 {
-			return nil, false // a terminator, or 64-bit DWARF (delve reads neither)
+		if n < 4 || n == 0xffffffff || n > uint64(len(sec))-at-4 {
+			// A terminator (0), 64-bit DWARF (delve reads neither), or
+			// too short to hold its CIE id or pointer.
+			return nil, false
 		}
 		return sec[at : at+4+n], true
 	}
@@ -149,14 +162,17 @@ func (b *Binary) fdeAt(off, bias uint64) (*frame.FrameDescriptionEntry, error) {
 	if base == 0 {
 		return nil, errBad // delve reads a section at address 0 as .debug_frame
 	}
-	fdes, err := frame.Parse(buf, binary.LittleEndian, bias, b.Arch.PtrSize, base)
+	fdes, err := b.parseCFI(buf, bias, base, off)
 	if err != nil {
 		return nil, err
 	}
 	if len(fdes) != 1 {
 		return nil, errBad
 	}
-	if b.fdeCache == nil {
+	if b.fdeCache == nil || len(b.fdeCache) >= maxCachedFDEs {
+		// Entries are per load bias, and under ASLR every process has
+		// its own: a vtrace that follows thousands of processes would
+		// keep a few FDEs of each for good (TestSoak). Start afresh.
 		b.fdeCache = map[fdeKey]*frame.FrameDescriptionEntry{}
 	}
 	b.fdeCache[key] = fdes[0]

@@ -215,11 +215,14 @@ func readWordAt(f *image, addr uint64) (uint64, bool) {
 		if s.Type == elf.SHT_NOBITS || addr < s.Addr || addr+4 > s.Addr+s.Size || s.Addr == 0 {
 			continue
 		}
-		var w [4]byte
-		if _, err := s.ReadAt(w[:], int64(addr-s.Addr)); err != nil {
+		// The section's bytes as the file holds them (a compressed
+		// section has no ReaderAt: debug/elf leaves it nil).
+		data, err := f.sectionData(s)
+		if off := addr - s.Addr; err != nil || off > uint64(len(data)) || uint64(len(data))-off < 4 {
 			return 0, false
+		} else {
+			return uint64(binary.LittleEndian.Uint32(data[off:])), true
 		}
-		return uint64(binary.LittleEndian.Uint32(w[:])), true
 	}
 	return 0, false
 }

@@ -152,12 +152,16 @@ func forEachCodeSymbol(f *image, wantNames bool, strtab func([]byte) uint8, fn f
 }
 
 // codeSymbolsMax is the number of entries of f's symbol tables: at most
-// that many code symbols.
+// that many code symbols. Only what the file really holds counts: a table's
+// sh_size is the file's word, and one of 0x7fffffffffffff00 bytes must not
+// become an allocation (a table past the file's end has no entries).
 func codeSymbolsMax(f *image) int {
 	n := 0
 	for _, s := range f.Sections {
 		if (s.Type == elf.SHT_SYMTAB || s.Type == elf.SHT_DYNSYM) && s.Entsize > 0 {
-			n += int(s.Size / s.Entsize)
+			if data, err := f.sectionData(s); err == nil && s.Entsize <= uint64(len(data)) {
+				n += len(data) / int(s.Entsize)
+			}
 		}
 	}
 	return n

@@ -47,6 +47,10 @@ type Frame struct {
 	Ret     uint64 // the return address: the caller's PC
 	Saved   []SavedSlot
 	Method  string // "cfi", "code" (see stepCode), "fp" (or "none", set by the engine)
+	// CFIErr: the call-frame information that covers this frame's pc
+	// could not be read (a malformed FDE); Method says what was used
+	// instead. Empty when the CFI was used, or there was none.
+	CFIErr string
 }
 
 // ErrNoFrames is returned when not even the first frame could be unwound.
@@ -68,6 +72,10 @@ func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
 			look = pc - 1 // the call, not the instruction after it
 		}
 		f, next, err := stepCFI(a, cur, look, mem, cfi)
+		cfiErr := ""
+		if unreadable(err) {
+			cfiErr = err.Error()
+		}
 		if c, ok := cfi.(Code); ok && err != nil && !haveFDE(cfi, look) {
 			f, next, err = stepCode(a, cur, pc, look, i == 0, mem, c)
 		}
@@ -78,7 +86,7 @@ func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
 			lastErr = err
 			break
 		}
-		f.PC = pc
+		f.PC, f.CFIErr = pc, cfiErr
 		frames = append(frames, f)
 		if f.Ret == 0 {
 			break
@@ -140,7 +148,7 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 	if err != nil {
 		return f, cur, err
 	}
-	fc, err := fde.EstablishFrame(pc)
+	fc, err := establishFrame(fde, pc)
 	if err != nil {
 		return f, cur, err
 	}
@@ -321,7 +329,7 @@ func stepFP(a *arch.Arch, cur regState, mem Memory) (Frame, regState, error) {
 func restoredRule(fde *frame.FrameDescriptionEntry, reg uint64) frame.DWRule {
 	if fde.CIE != nil {
 		// An FDE with no instructions of its own: its context is the CIE's.
-		if fc, err := (&frame.FrameDescriptionEntry{CIE: fde.CIE}).EstablishFrame(0); err == nil {
+		if fc, err := establishFrame(&frame.FrameDescriptionEntry{CIE: fde.CIE}, 0); err == nil {
 			if r, ok := fc.Regs[reg]; ok && r.Rule != frame.RuleUndefined {
 				return r
 			}
@@ -360,8 +368,48 @@ func evalExpr(a *arch.Arch, cur regState, cfa uint64, expr []byte, mem Memory) (
 		}
 		return len(buf), nil
 	}
-	v, _, err := op.ExecuteStackProgram(*dr, expr, a.PtrSize, read)
+	v, err := executeStackProgram(*dr, expr, a.PtrSize, read)
 	return uint64(v) & mask(a), err
+}
+
+// ErrCFI wraps what delve's CFI interpreter said of a malformed program
+// (it panics on some: a LEB128 past the end, an unknown opcode's operand).
+type ErrCFI struct{ Err any }
+
+func (e *ErrCFI) Error() string { return fmt.Sprintf("CFI unreadable: %v", e.Err) }
+
+// unreadable reports whether err says that CFI exists but could not be
+// read (rather than that there is none for the pc).
+func unreadable(err error) bool {
+	var e *ErrCFI
+	var se interface{ CFIUnreadable() bool }
+	return errors.As(err, &e) || errors.As(err, &se) && se.CFIUnreadable()
+}
+
+// establishFrame is fde.EstablishFrame, its panics turned into an *ErrCFI.
+func establishFrame(fde *frame.FrameDescriptionEntry, pc uint64) (fc *frame.FrameContext, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fc, err = nil, &ErrCFI{r}
+		}
+	}()
+	fc, err = fde.EstablishFrame(pc)
+	if err != nil {
+		err = &ErrCFI{err}
+	}
+	return fc, err
+}
+
+// executeStackProgram is op.ExecuteStackProgram, its panics turned into an
+// *ErrCFI.
+func executeStackProgram(dr op.DwarfRegisters, expr []byte, ptrSize int, read func([]byte, uint64) (int, error)) (v int64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = 0, &ErrCFI{r}
+		}
+	}()
+	v, _, err = op.ExecuteStackProgram(dr, expr, ptrSize, read)
+	return v, err
 }
 
 const opCallFrameCFA = 0x9c // DW_OP_call_frame_cfa

@@ -1,0 +1,539 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vtrace/vtrace/internal/elfpatch"
+	"github.com/vtrace/vtrace/tracer/event"
+)
+
+// Hostile inputs (issue 13, docs/reliability.md): crafted binaries,
+// hostile targets, a log that cannot be written. Each test is a row of
+// the table in docs/reliability.md.
+
+// crafted writes a patched copy of a target binary.
+func crafted(t *testing.T, build, name string, patch func([]byte) ([]byte, error)) string {
+	t.Helper()
+	orig, err := os.ReadFile(targetPath(t, build, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := patch(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A malformed FDE (its augmentation length changed: the program still
+// runs natively) was an internal error, exit 126, in delve's parser. Now
+// the frame is unwound from its code, a note says so, and the run ends as
+// natively.
+func TestCraftedFDE(t *testing.T) {
+	prog := crafted(t, "gcc-O0", "goodvfork_exec", func(d []byte) ([]byte, error) { return elfpatch.BreakFDEAugmentation(d, 0x7f) })
+	native := shellStatus(t, prog)
+	r := trace(t, "-q", prog)
+	if r.exit != native {
+		t.Errorf("exit %d, want the program's own %d\nstderr: %s", r.exit, native, r.stderr)
+	}
+	var noted bool
+	for _, n := range all[*event.Note](r) {
+		if n.Code == event.NoteCFIUnreadable && strings.Contains(n.Msg, "CFI unreadable for main(), using ") {
+			noted = true
+		}
+	}
+	if !noted {
+		t.Errorf("no cfi_unreadable note for main: %v", all[*event.Note](r))
+	}
+	if v := r.verdict(); v.Verdict != event.Clean || v.Vforks != 1 {
+		t.Errorf("verdict %s with %d vforks, want clean with 1", v.Verdict, v.Vforks)
+	}
+	r.assertNoneLeft(t)
+}
+
+// A .symtab with a bogus sh_size: 0x7fffffffffffff00 crashed the prefetch
+// goroutine (a goroutine dump, exit 2), 1 GiB cost 1 GB of RSS. Now the
+// table is read as far as the file holds it.
+func TestCraftedSymtabSize(t *testing.T) {
+	for _, size := range []uint64{0x7fffffffffffff00, 1 << 30} {
+		prog := crafted(t, "gcc-O0", "goodvfork_exec", func(d []byte) ([]byte, error) { return elfpatch.SetSectionSize(d, ".symtab", size) })
+		bin := vtraceBin(t)
+		cmd := exec.Command(bin, "run", "-q", prog)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf(".symtab sh_size %#x: %v\n%s", size, err, out)
+			continue
+		}
+		if kb := maxRSSKB(cmd.ProcessState); kb > 100<<10 {
+			t.Errorf(".symtab sh_size %#x: vtrace's max RSS %d MB", size, kb>>10)
+		}
+	}
+}
+
+// maxRSSKB is a finished process's peak resident set, in KiB (getrusage:
+// of vtrace itself; the program's is not counted, it is vtrace's child's).
+func maxRSSKB(ps *os.ProcessState) int64 {
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss
+	}
+	return 0
+}
+
+// An ELF header byte the kernel ignores (EI_DATA says big-endian) but
+// vtrace reads: the program runs natively; vtrace cannot read it and says
+// so (126, cannot_trace). Found by the mutation test: vtrace killed the
+// program at its exec stop and waited for it forever, the program held in
+// the exit stop that PTRACE_O_TRACEEXIT adds after a SIGKILL.
+func TestCraftedUnreadableHeader(t *testing.T) {
+	prog := crafted(t, "musl-O0", "goodvfork_exec", func(d []byte) ([]byte, error) {
+		d = bytes.Clone(d)
+		d[5] = 2 // EI_DATA: ELFDATA2MSB
+		return d, nil
+	})
+	if got := shellStatus(t, prog); got != 0 {
+		t.Skipf("the kernel refuses the crafted file here (status %d)", got)
+	}
+	bin := vtraceBin(t)
+	log := filepath.Join(t.TempDir(), "log.jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "run", "-q", "-o", log, prog).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("vtrace hung on a program it cannot read\n%s", out)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitCannotRun {
+		t.Errorf("vtrace: %v, want exit %d\n%s", err, exitCannotRun, out)
+	}
+	evs := readLogFile(t, log)
+	if e, ok := evs[0].(*event.Error); !ok || e.Kind != "cannot_trace" {
+		t.Errorf("log starts with %#v, want a cannot_trace error", evs[0])
+	}
+}
+
+// buildC compiles a test program of testdata with the system's C compiler.
+func buildC(t *testing.T, src string, flags ...string) string {
+	t.Helper()
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("no C compiler (cc) on PATH")
+	}
+	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(src), ".c"))
+	args := append(append([]string{"-O0", "-o", out}, flags...), filepath.Join("testdata", src))
+	if b, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+		t.Fatalf("cc %v: %v\n%s", args, err, b)
+	}
+	return out
+}
+
+// A vfork made with %rsp in unmapped memory: vtrace cannot read the
+// parent's stack. The story is reported unchecked with the reason, both
+// tasks are let go (the issue saw them held until --timeout, forever with
+// none), and the run ends as natively — in both modes.
+func TestAbandonedStoryBadRSP(t *testing.T) {
+	prog := buildC(t, "badrsp.c")
+	want, err := exec.Command(prog).Output()
+	if err != nil {
+		t.Fatalf("natively: %v", err)
+	}
+	for _, mode := range [][]string{nil, {"--step"}} {
+		start := time.Now()
+		r := trace(t, append(append([]string{"-q"}, mode...), prog)...)
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("%v: the run took %v", mode, d)
+		}
+		if r.exit != 0 || r.stdout != string(want) {
+			t.Errorf("%v: exit %d, output %q; natively 0, %q\n%s", mode, r.exit, r.stdout, want, r.stderr)
+		}
+		vv := all[*event.VforkVerdict](r)
+		if len(vv) != 1 || vv[0].Verdict != event.Unchecked {
+			t.Fatalf("%v: story verdicts %v, want one unchecked", mode, vv)
+		}
+		var why string
+		for _, n := range all[*event.Note](r) {
+			if n.Code == event.NoteStoryAbandoned {
+				why = n.Msg
+			}
+		}
+		if !strings.Contains(why, "bad address") {
+			t.Errorf("%v: no story_abandoned note giving the reason (%q)", mode, why)
+		}
+		if v := r.verdict(); v.Unchecked != 1 || v.Incomplete != "" {
+			t.Errorf("%v: run verdict %+v, want 1 unchecked story and a complete run", mode, v)
+		}
+		if len(all[*event.Exit](r)) != 2 {
+			t.Errorf("%v: %d exit events, want the parent's and the child's", mode, len(all[*event.Exit](r)))
+		}
+		r.assertNoneLeft(t)
+	}
+}
+
+// A program killed by a real-time signal: the exit event names it
+// SIGRTMIN+N (the C library has no name for it) and vtrace exits 128+N as
+// a shell reports it. Before, the name was empty and the status 128.
+func TestRealtimeSignalExit(t *testing.T) {
+	argv := []string{"bash", "-c", "kill -s RTMIN+2 $$"}
+	native := shellStatus(t, argv...)
+	if native != 128+36 {
+		t.Fatalf("bash killing itself with SIGRTMIN+2: status %d, want %d", native, 128+36)
+	}
+	r := trace(t, append([]string{"-q", "--"}, argv...)...)
+	if ex := r.mainExit(t); ex.Signal != "SIGRTMIN+2" {
+		t.Errorf("exit event signal %q, want SIGRTMIN+2", ex.Signal)
+	}
+	if r.exit != native {
+		t.Errorf("vtrace exit %d, want %d as natively", r.exit, native)
+	}
+}
+
+// Files the kernel will not run: vtrace says why (126, cannot_trace in the
+// log, which still ends with its verdict), as execve refuses them.
+func TestUnrunnableFiles(t *testing.T) {
+	bin := vtraceBin(t)
+	dir := t.TempDir()
+	prog, err := os.ReadFile(targetPath(t, "gcc-O0", "goodvfork_exec"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := bytes.Clone(prog)
+	foreign[18], foreign[19] = 0xb7, 0 // e_machine: EM_AARCH64
+	files := map[string][]byte{
+		"empty":         {},
+		"truncated ELF": prog[:100],
+		"foreign arch":  foreign,
+	}
+	cases := map[string]string{"directory": dir}
+	for name, data := range files {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+		if err := os.WriteFile(p, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cases[name] = p
+	}
+	for name, p := range cases {
+		t.Run(name, func(t *testing.T) {
+			if err := syscall.Exec(p, []string{p}, nil); err == nil {
+				t.Fatal("unreachable")
+			} else if name != "directory" && !errors.Is(err, syscall.ENOEXEC) && !errors.Is(err, syscall.EIO) {
+				t.Logf("execve says %v", err)
+			}
+			log := filepath.Join(t.TempDir(), "log.jsonl")
+			out, err := exec.Command(bin, "run", "-q", "-o", log, p).CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != exitCannotRun {
+				t.Errorf("vtrace: %v, want exit %d\n%s", err, exitCannotRun, out)
+			}
+			// The log of a run that could not start: its error event and
+			// the verdict (TestExitStatusTable checks the same form).
+			evs := readLogFile(t, log)
+			if e, ok := evs[0].(*event.Error); !ok || e.Kind != "cannot_trace" || len(evs) != 2 {
+				t.Errorf("log %v, want a cannot_trace error and the verdict", evs)
+			}
+		})
+	}
+}
+
+// A #! script: the exec event names the program that runs, the
+// interpreter (and its arch), with the script apart.
+func TestScriptNamesInterpreter(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "hello.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hello\nexit 5\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	interp, err := filepath.EvalSymlinks("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := trace(t, "-q", script)
+	if r.exit != 5 || r.stdout != "hello\n" {
+		t.Errorf("exit %d, output %q; want 5 and hello as natively", r.exit, r.stdout)
+	}
+	ex := all[*event.Exec](r)
+	if len(ex) == 0 || ex[0].Path != interp || ex[0].Script != script || ex[0].Arch != "amd64" {
+		t.Errorf("exec events %+v, want path %s (the interpreter), script %s", ex, interp, script)
+	}
+}
+
+// A stripped program, a static-pie one, and one with neither CFI nor
+// frame pointers: each is traced to its end with the verdict a program
+// with every aid gets (clean), and its own exit status.
+func TestStrippedStaticPIENoCFI(t *testing.T) {
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("no C compiler (cc) on PATH")
+	}
+	src := filepath.Join(repoRoot(), "targets", "goodvfork_exec.c")
+	dir := t.TempDir()
+	build := func(name string, flags ...string) string {
+		out := filepath.Join(dir, name)
+		if b, err := exec.Command(cc, append(append([]string{"-O0", "-o", out}, flags...), src)...).CombinedOutput(); err != nil {
+			t.Fatalf("cc %v: %v\n%s", flags, err, b)
+		}
+		return out
+	}
+	stripped := build("stripped")
+	if b, err := exec.Command("strip", stripped).CombinedOutput(); err != nil {
+		t.Fatalf("strip: %v\n%s", err, b)
+	}
+	progs := map[string]string{
+		"stripped":   stripped,
+		"static-pie": build("static-pie", "-static-pie"),
+		"no CFI, no frame pointer": build("nocfi", "-fomit-frame-pointer", "-fno-asynchronous-unwind-tables",
+			"-fno-unwind-tables", "-Wl,--no-eh-frame-hdr"),
+	}
+	for name, p := range progs {
+		t.Run(name, func(t *testing.T) {
+			native := shellStatus(t, p)
+			r := trace(t, "-q", p)
+			if r.exit != native {
+				t.Errorf("exit %d, natively %d\n%s", r.exit, native, r.stderr)
+			}
+			if v := r.verdict(); v.Verdict != event.Clean || v.Vforks != 1 || v.Unchecked != 0 {
+				t.Errorf("verdict %+v, want clean over 1 checked vfork", v)
+			}
+			r.assertNoneLeft(t)
+		})
+	}
+}
+
+// ptrace refused: vtrace's program is already traced (vtrace run under
+// vtrace run), so its PTRACE_TRACEME fails. The inner vtrace says so and
+// exits 126; the outer one reports that status as the program's.
+func TestPtraceRefused(t *testing.T) {
+	bin := vtraceBin(t)
+	r := trace(t, "-q", "--", bin, "run", "-q", "--", "/bin/true")
+	if r.exit != exitCannotRun {
+		t.Errorf("exit %d, want the inner vtrace's %d", r.exit, exitCannotRun)
+	}
+	if !strings.Contains(r.stderr, "ptrace not permitted") {
+		t.Errorf("the inner vtrace did not say ptrace was refused:\n%s", r.stderr)
+	}
+}
+
+// Blocked, ignored and caught signals, and a vfork child: the program's
+// output and status are the same natively and under vtrace, both modes.
+func TestSignalsBlockedAndIgnored(t *testing.T) {
+	prog := buildC(t, "sigmask.c")
+	want, err := exec.Command(prog).Output()
+	native := shellStatus(t, prog)
+	if native != 3 || err == nil {
+		t.Fatalf("natively: status %d (%v), output %q", native, err, want)
+	}
+	for _, mode := range [][]string{nil, {"--step"}} {
+		r := trace(t, append(append([]string{"-q"}, mode...), prog)...)
+		if r.exit != native || r.stdout != string(want) {
+			t.Errorf("%v: exit %d, output %q; natively %d, %q", mode, r.exit, r.stdout, native, want)
+		}
+	}
+}
+
+// A vfork child that never ends (spin's child single-stepped for ever):
+// --timeout stops the run — every task killed, the log closed with a
+// budget event and its verdict, exit 124 — and nothing is left.
+func TestChildThatNeverEnds(t *testing.T) {
+	start := time.Now()
+	r := trace(t, "-q", "--timeout", "2s", "--max-story-steps", "0", targetPath(t, "gcc-O0", "spin"), "100000000000")
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the run took %v after a 2 s timeout", d)
+	}
+	if r.exit != exitBudget {
+		t.Errorf("exit %d, want %d", r.exit, exitBudget)
+	}
+	if b := all[*event.Budget](r); len(b) != 1 || b[0].Budget != "timeout" {
+		t.Errorf("budget events %+v, want one timeout", b)
+	}
+	r.assertNoneLeft(t)
+}
+
+// 60,000 frames of recursion before a vfork: the unwind stops at its
+// bound and the snapshot at 1 MiB, each with a note; the story is clean
+// and the run short.
+func TestDeepRecursion(t *testing.T) {
+	prog := buildC(t, "recurse.c")
+	start := time.Now()
+	r := trace(t, "-q", prog)
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the run took %v", d)
+	}
+	if r.exit != 0 || r.verdict().Verdict != event.Clean {
+		t.Errorf("exit %d, verdict %s; want 0 and clean", r.exit, r.verdict().Verdict)
+	}
+	codes := map[event.NoteCode]bool{}
+	for _, n := range all[*event.Note](r) {
+		codes[n.Code] = true
+	}
+	if !codes[event.NoteUnwindTruncated] || !codes[event.NoteRegionTruncated] {
+		t.Errorf("notes %v, want unwind_truncated and region_truncated", codes)
+	}
+}
+
+// A fork storm under a pids cap (scripts/pidlimit.sh: a cgroup's
+// pids.max): forks fail in the program as they do natively, vtrace ends,
+// and nothing is left.
+func TestForkStormUnderPidsCap(t *testing.T) {
+	bin := vtraceBin(t)
+	limit := filepath.Join(repoRoot(), "scripts", "pidlimit.sh")
+	storm := []string{"sh", "-c", "for i in $(seq 80); do (sleep 0.3) & done; wait"}
+	native := exec.Command(limit, append([]string{"40"}, storm...)...)
+	if err := native.Run(); err == nil {
+		t.Fatal("80 sleeps under pids.max 40 did not fail")
+	} else if native.ProcessState.ExitCode() == 125 {
+		t.Skip("no pids cgroup can be made here (scripts/pidlimit.sh exits 125)")
+	}
+	log := filepath.Join(t.TempDir(), "log.jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, limit, append([]string{"40", bin, "run", "-q", "-o", log, "--"}, storm...)...)
+	out, _ := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("vtrace under a pids cap did not end\n%s", out)
+	}
+	if got, want := cmd.ProcessState.ExitCode(), native.ProcessState.ExitCode(); got != want {
+		t.Errorf("exit %d, natively %d\n%s", got, want, out)
+	}
+	raw, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, "fork storm", raw)
+	r := &traced{events: readLogFile(t, log)}
+	r.assertNoneLeft(t)
+}
+
+// vtrace killed by each signal while the program runs. SIGINT, SIGTERM and
+// SIGHUP stop the run: the program is killed, the log ends with its
+// verdict, the status is 128+N. SIGKILL cannot be caught: the program dies
+// with vtrace (PTRACE_O_EXITKILL), and the log holds only whole lines.
+func TestVtraceKilledBySignal(t *testing.T) {
+	bin := vtraceBin(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			log := filepath.Join(t.TempDir(), "log.jsonl")
+			cmd := exec.Command(bin, "run", "-o", log, "--", "sh", "-c", "sleep 60; echo not killed")
+			se, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if line, err := bufio.NewReader(se).ReadString('\n'); err != nil || !strings.HasPrefix(line, "vtrace ") {
+				t.Fatalf("first stderr line %q (%v), want the start line", line, err)
+			}
+			time.Sleep(100 * time.Millisecond) // sh has started sleep
+			_ = cmd.Process.Signal(sig)
+			err = cmd.Wait()
+			raw, rerr := os.ReadFile(log)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			var pids []int
+			for _, line := range bytes.SplitAfter(raw, []byte("\n")) {
+				if len(line) == 0 {
+					continue
+				}
+				ev, derr := event.Decode(bytes.TrimSpace(line))
+				if derr != nil || line[len(line)-1] != '\n' {
+					t.Fatalf("a half-written line in the log: %q (%v)", line, derr)
+				}
+				pids = append(pids, ev.Head().PID)
+			}
+			if sig != syscall.SIGKILL {
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 128+int(sig) {
+					t.Errorf("vtrace: %v, want exit %d", err, 128+int(sig))
+				}
+				checkLog(t, sig.String(), raw)
+			}
+			// Nothing left: every process the log names is gone (the
+			// program, and sleep, which vtrace traced too) — give the
+			// kernel a moment to tear down a SIGKILLed tracer's tracees.
+			deadline := time.Now().Add(5 * time.Second)
+			for _, pid := range pids {
+				for pid > 0 && alive(pid) && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				if pid > 0 && alive(pid) {
+					t.Errorf("process %d outlived vtrace", pid)
+				}
+			}
+		})
+	}
+}
+
+// alive reports whether pid is a process that has not ended (a zombie
+// has ended).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) > 2 && f[2] != "Z" && f[2] != "X"
+}
+
+// A setuid program traced by an unprivileged user runs without its
+// privilege: the kernel does not honour the set-user-ID bit of a program
+// exec'd under ptrace by a tracer that could not trace the result (as
+// under strace and gdb). vtrace traces it to its end; its output says
+// whose it ran as.
+func TestSetuidRunsUnprivileged(t *testing.T) {
+	bin := vtraceBin(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and setpriv(1) to make a setuid-root program and run vtrace as nobody")
+	}
+	// Not t.TempDir: its parent is private to root, and nobody must reach
+	// the program.
+	dir, err := os.MkdirTemp("", "vtrace-setuid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	id := filepath.Join(dir, "id")
+	data, err := os.ReadFile("/usr/bin/id")
+	if err != nil {
+		t.Skipf("no /usr/bin/id: %v", err)
+	}
+	if err := os.WriteFile(id, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(id, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
+	native, err := exec.Command(setpriv, append(asNobody, id, "-u")...).Output()
+	if err != nil || strings.TrimSpace(string(native)) != "0" {
+		t.Skipf("the set-user-ID bit is not honoured here (nosuid mount?): %q %v", native, err)
+	}
+	cmd := exec.Command(setpriv, append(asNobody, bin, "run", "-q", "--", id, "-u")...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("vtrace as nobody: %v\n%s", err, stderr.String())
+	}
+	if got := strings.TrimSpace(stdout.String()); got != "65534" {
+		t.Errorf("the setuid program under vtrace ran as uid %s, want 65534 (without its privilege)", got)
+	}
+	if !strings.Contains(stderr.String(), "clean") {
+		t.Errorf("no verdict on stderr: %q", stderr.String())
+	}
+}
