@@ -240,6 +240,11 @@ func TestUnrunnableFiles(t *testing.T) {
 			}
 			// The log of a run that could not start: its error event and
 			// the verdict (TestExitStatusTable checks the same form).
+			raw, err := os.ReadFile(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLog(t, name, raw)
 			evs := readLogFile(t, log)
 			if e, ok := evs[0].(*event.Error); !ok || e.Kind != "cannot_trace" || len(evs) != 2 {
 				t.Errorf("log %v, want a cannot_trace error and the verdict", evs)

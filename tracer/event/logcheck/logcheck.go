@@ -75,6 +75,7 @@ type Checker struct {
 	problems []Problem
 
 	started    bool
+	errored    bool // an error event: vtrace failed (a run that could not start has no start event)
 	verdict    *event.Verdict
 	budget     *event.Budget
 	attach     *event.Attach
@@ -176,10 +177,13 @@ func (c *Checker) order(ev event.Event) {
 		c.afterFinal = true
 		c.add(name, "comes after the run's verdict, which must be the last line")
 	}
-	if c.line == 1 && name != "start" {
-		c.add(name, "the first line must be the start event")
+	if c.line == 1 && name != "start" && name != "error" {
+		c.add(name, "the first line must be the start event (or, for a run that could not start, the error event)")
 	}
 	switch e := ev.(type) {
+	case *event.Error:
+		c.errored = true
+		return
 	case *event.Start:
 		if c.started {
 			c.add(name, "a second start event")
@@ -329,7 +333,9 @@ func (c *Checker) runVerdict(v *event.Verdict) {
 	switch {
 	case c.budget != nil && v.Incomplete != c.budget.Budget:
 		c.add("verdict", "incomplete %q, but the budget event says %q", v.Incomplete, c.budget.Budget)
-	case c.budget == nil && v.Incomplete != "":
+	case c.budget == nil && c.errored && v.Incomplete != "error":
+		c.add("verdict", "incomplete %q after an error event, want \"error\"", v.Incomplete)
+	case c.budget == nil && !c.errored && v.Incomplete != "":
 		c.add("verdict", "incomplete %q without a budget event", v.Incomplete)
 	}
 }

@@ -148,3 +148,18 @@ func TestEmptyLog(t *testing.T) {
 func regexpReplace(s, re, with string) string {
 	return regexp.MustCompile(re).ReplaceAllString(s, with)
 }
+
+// The log of a run that could not start: the error event, then the
+// verdict with incomplete "error" (no start event, pid 0).
+func TestCouldNotStartLog(t *testing.T) {
+	good := `{"v":1,"event":"error","t":0,"pid":0,"kind":"not_found","msg":"cannot trace: /x: no such file"}
+{"v":1,"event":"verdict","t":0,"pid":0,"verdict":"clean","vforks":0,"violations":0,"warnings":0,"explanation":"vtrace could not trace the program","incomplete":"error"}
+`
+	if ps, err := Check(strings.NewReader(good)); err != nil || len(ps) != 0 {
+		t.Errorf("could-not-start log: %v %v", ps, err)
+	}
+	bad := strings.Replace(good, `"incomplete":"error"`, `"incomplete":"timeout"`, 1)
+	if ps, _ := Check(strings.NewReader(bad)); len(ps) == 0 {
+		t.Error("an error log whose verdict says timeout passed")
+	}
+}
