@@ -56,7 +56,8 @@ func judge(st *story) (event.Judgement, []event.Reason) {
 func (s *session) verdict(st *story) event.Judgement {
 	v, reasons := judge(st)
 	s.emit(&event.VforkVerdict{Header: s.hdr("vfork_verdict", st.parent.pid), Vfork: st.id,
-		Verdict: v, Reasons: reasons, Incomplete: st.cut})
+		Verdict: v, Reasons: reasons, Incomplete: st.cut,
+		FramesUnknown: len(st.frames) > 0 && st.frames[0].Method == string(event.MethodNone)})
 	return v
 }
 

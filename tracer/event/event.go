@@ -492,6 +492,11 @@ type VforkVerdict struct {
 	Reasons     []Reason  `json:"reasons"`
 	Explanation string    `json:"explanation"`
 	Incomplete  string    `json:"incomplete,omitempty"`
+	// FramesUnknown: not even the vfork's own frame unwound (no CFI, no
+	// function bounds, no frame pointer that may be trusted: code no
+	// module covers, as a JIT makes), so the parent's return and
+	// saved-register slots were unknown and could not be checked.
+	FramesUnknown bool `json:"frames_unknown,omitempty"`
 }
 
 // Exit is the end of a traced process (the target or another process it

@@ -367,6 +367,10 @@ func (sp *Space) IsCode(addr uint64) bool {
 	return false
 }
 
+// InModule reports whether addr lies in a loaded module (an ELF file or
+// the vDSO), not in anonymous memory such as a JIT's code.
+func (sp *Space) InModule(addr uint64) bool { return sp.moduleAt(addr) != nil }
+
 // Lookup finds a symbol's runtime address; module "" searches all modules,
 // otherwise it is matched against the module's base name prefix ("libc").
 func (sp *Space) Lookup(module, name string) (uint64, bool) {

@@ -79,7 +79,12 @@ func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
 		if c, ok := cfi.(Code); ok && err != nil && !haveFDE(cfi, look) {
 			f, next, err = stepCode(a, cur, pc, look, i == 0, mem, c)
 		}
-		if err != nil {
+		if m, ok := cfi.(Modules); ok && err != nil && !m.InModule(look) {
+			// Code no module covers (a JIT's): nothing says it keeps a
+			// frame pointer, and a leaf that does not would be unwound
+			// into its caller's caller. The frames are unknown.
+			err = fmt.Errorf("pc %#x is in no module (generated code): no CFI, no function bounds, no trustworthy frame pointer", look)
+		} else if err != nil {
 			f, next, err = stepFP(a, cur, mem)
 		}
 		if err != nil {
@@ -104,6 +109,13 @@ func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
 		return nil, lastErr
 	}
 	return frames, nil
+}
+
+// Modules is implemented by a CFI source that knows which addresses
+// belong to a loaded module (an ELF file or the vDSO). Unwind does not
+// trust a frame pointer at a pc outside every module.
+type Modules interface {
+	InModule(pc uint64) bool
 }
 
 // regState is the set of register values known in one frame.
