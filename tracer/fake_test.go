@@ -145,6 +145,7 @@ type fakeTask struct {
 	zf          bool        // the zero flag (test, je/jne)
 	exitStatus  int         // set by an exit syscall, for the exit event and the end
 	exiting     bool        // stopped at PTRACE_EVENT_EXIT
+	noExitStop  bool        // PTRACE_O_TRACEEXIT is off (ExitStops): it dies without the exit stop
 	sigpending  unix.Signal // a signal sent to it, reported at its next resume
 	detached    bool
 	// dr are the debug registers DR0-DR7 (see watchHit).
@@ -529,7 +530,7 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 	switch r.R[0] {
 	case 58: // vfork
 		f.nextPID++
-		c := &fakeTask{pid: f.nextPID, img: t.img, regs: t.regs, vforkOf: t}
+		c := &fakeTask{pid: f.nextPID, img: t.img, regs: t.regs, vforkOf: t, noExitStop: t.noExitStop}
 		c.regs.R[0] = 0
 		r.R[0] = uint64(c.pid)
 		t.vforkChild = c
@@ -540,6 +541,10 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 		return unix.PTRACE_EVENT_VFORK
 	case 60, 231: // exit, exit_group
 		t.exitStatus = int(r.R[5] & 0xff)
+		if t.noExitStop {
+			f.die(t, unix.WaitStatus(t.exitStatus<<8))
+			return unix.PTRACE_EVENT_EXIT
+		}
 		t.exiting = true
 		f.msg[t.pid] = uint64(t.exitStatus << 8)
 		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_EXIT))
@@ -645,6 +650,17 @@ func (f *fakeProcs) DebugReg(pid, n int) (uint64, error) {
 		return 0, unix.EIO
 	}
 	return t.dr[n], nil
+}
+
+// ExitStops turns a task's exit stops on or off; its vfork children
+// inherit the setting, as the kernel's do.
+func (f *fakeProcs) ExitStops(pid int, on bool) error {
+	t, err := f.stoppedTask(pid)
+	if err != nil {
+		return err
+	}
+	t.noExitStop = !on
+	return nil
 }
 
 func (f *fakeProcs) SetDebugReg(pid, n int, v uint64) error {

@@ -44,8 +44,8 @@ type Thread struct {
 // (vtrace's profiling build prints them; see cmd/vtrace/cpuprofile.go). Only
 // the ptrace thread writes them; read them after Run has returned.
 var Calls struct {
-	Wait, Step, Cont, GetRegs, SetRegs, ReadMem, ReadMemPeek, WriteMem, EventMsg, SigInfo, DebugReg, SetDebugReg uint64
-	ReadMemBytes                                                                                                 uint64
+	Wait, Step, Cont, GetRegs, SetRegs, ReadMem, ReadMemPeek, WriteMem, EventMsg, SigInfo, DebugReg, SetDebugReg, SetOptions uint64
+	ReadMemBytes                                                                                                             uint64
 }
 
 // Run runs fn on a new OS thread that stays locked to it. If cpu >= 0 the
@@ -170,6 +170,19 @@ func (t *Thread) ReapDead() int {
 // SetOptions sets Options on a tracee in a ptrace-stop.
 func (t *Thread) SetOptions(pid int) error {
 	return wrap("PTRACE_SETOPTIONS", pid, unix.PtraceSetOptions(pid, Options))
+}
+
+// ExitStops sets Options on a tracee in a ptrace-stop, with or without
+// PTRACE_O_TRACEEXIT: a task whose exit no story needs to see is spared
+// that stop (the options are the task's own, and its new tasks inherit
+// them).
+func (t *Thread) ExitStops(pid int, on bool) error {
+	Calls.SetOptions++
+	opts := Options
+	if !on {
+		opts &^= unix.PTRACE_O_TRACEEXIT
+	}
+	return wrap("PTRACE_SETOPTIONS", pid, unix.PtraceSetOptions(pid, opts))
 }
 
 // Cont resumes a tracee, delivering sig (0 for none).
