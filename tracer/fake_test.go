@@ -136,11 +136,9 @@ type fakeTask struct {
 	vforkChild *fakeTask
 	vforkOf    *fakeTask // the parent of a vfork child that has not released it
 	pending    func()
-	// vforkDone: the child released this vfork parent; its next resume
-	// reports PTRACE_EVENT_VFORK_DONE first. syscallTrap: the step after
-	// that only reports the trap at syscall exit (TF set on the return to
-	// user mode), executing nothing.
-	vforkDone   bool
+	// syscallTrap: the child released this vfork parent; its next step
+	// only reports the trap at syscall exit (TF set on the return to user
+	// mode), executing nothing. (No VFORK_DONE: vtrace does not ask for it.)
 	syscallTrap bool
 	zf          bool        // the zero flag (test, je/jne)
 	exitStatus  int         // set by an exit syscall, for the exit event and the end
@@ -255,11 +253,6 @@ func (f *fakeProcs) resume(pid, sig int, step bool) error {
 		f.info[t.pid] = ptrace.SigInfo{Signo: int32(sig), Code: -6} // SI_TKILL
 		return nil
 	}
-	if t.vforkDone {
-		t.vforkDone = false
-		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_VFORK_DONE))
-		return nil
-	}
 	if t.syscallTrap {
 		t.syscallTrap = false
 		if step {
@@ -296,14 +289,14 @@ func (f *fakeProcs) die(t *fakeTask, ws unix.WaitStatus) {
 	f.release(t)
 }
 
-// release wakes a vfork parent: VFORK_DONE, then its pending request.
+// release wakes a vfork parent: its pending request runs.
 func (f *fakeProcs) release(child *fakeTask) {
 	p := child.vforkOf
 	if p == nil {
 		return
 	}
 	child.vforkOf, p.vforkChild = nil, nil
-	p.vforkDone, p.syscallTrap = true, true
+	p.syscallTrap = true
 	if run := p.pending; run != nil {
 		p.pending = nil
 		run()

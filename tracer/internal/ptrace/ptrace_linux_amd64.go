@@ -13,8 +13,11 @@ import (
 )
 
 // Options every traced task gets: follow every kind of new task, report
-// exec and exit, and let the kernel kill tracees if vtrace dies.
-const Options = unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACEVFORKDONE |
+// exec and exit, and let the kernel kill tracees if vtrace dies. Not
+// PTRACE_O_TRACEVFORKDONE: a vfork parent is held in its vfork event stop
+// until its child has exec'd or exited (FACTS.md), so the VFORK_DONE stop
+// would come at once on its resume and tell nothing (one stop per vfork).
+const Options = unix.PTRACE_O_TRACEVFORK |
 	unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACECLONE |
 	unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_TRACEEXIT |
 	unix.PTRACE_O_EXITKILL
