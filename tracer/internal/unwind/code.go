@@ -171,6 +171,7 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 	}
 	sortSaved(f.Saved)
 	next.set(a.SP, f.CFA)
+	keepUnwritten(a, cur, &next, c, look, ret, func(int) bool { return false })
 	next.set(a.PC, ret)
 	return f, next, nil
 }

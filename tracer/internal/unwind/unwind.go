@@ -186,7 +186,8 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 
 	next := cur
 	// Only callee-saved registers (and SP) survive a call; the rest are
-	// unknown in the caller unless a rule says otherwise.
+	// unknown in the caller unless a rule says otherwise, or the function
+	// provably never writes them (keepUnwritten).
 	for n := 0; n < a.NumRegs; n++ {
 		if !isCalleeSaved(a, n) {
 			next.forget(n)
@@ -281,6 +282,9 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 		f.RetSlot, f.Ret = slot, v
 	}
 	sortSaved(f.Saved)
+	if c, ok := cfi.(Code); ok {
+		keepUnwritten(a, cur, &next, c, pc, f.Ret, func(n int) bool { _, ok := fc.Regs[uint64(n)]; return ok })
+	}
 	next.set(a.PC, f.Ret)
 	return f, next, nil
 }
