@@ -198,7 +198,7 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 	retCol := int(fc.RetAddrReg)
 	for reg, rule := range fc.Regs {
 		n := int(reg)
-		if rule.Rule == frame.RuleUndefined && n != retCol {
+		if rule.Rule == frame.RuleUndefined && n != retCol && isCalleeSaved(a, n) {
 			rule = restoredRule(fde, reg)
 		}
 		var slot uint64
@@ -341,7 +341,10 @@ func stepFP(a *arch.Arch, cur regState, mem Memory) (Frame, regState, error) {
 // CIE's initial one; with none (the x86 CIEs give rules only for the return
 // address) it is the psABI default for a register the callee must preserve:
 // same value. An explicit DW_CFA_undefined for such a register is read the
-// same way: the two are indistinguishable after delve.
+// same way: the two are indistinguishable after delve. A caller-saved
+// register's restored rule is no rule, which the psABI reads as clobbered:
+// stepCFI forgets it either way (and keepUnwritten, seeing a rule, leaves
+// it forgotten).
 func restoredRule(fde *frame.FrameDescriptionEntry, reg uint64) frame.DWRule {
 	if fde.CIE != nil {
 		// An FDE with no instructions of its own: its context is the CIE's.
