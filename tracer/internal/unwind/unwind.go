@@ -46,7 +46,12 @@ type Frame struct {
 	RetReg  int    // DWARF register holding the return address, or -1
 	Ret     uint64 // the return address: the caller's PC
 	Saved   []SavedSlot
-	Method  string // "cfi", "code" (see stepCode), "fp" (or "none", set by the engine)
+	// RetStored is the address of the function's own store that
+	// overwrote the return slot before pc (stepCode: glibc's clone given
+	// a child stack just above its return slot, rr#1595): Ret is that
+	// store's word, not a return address, and the callers are unknown.
+	RetStored uint64
+	Method    string // "cfi", "code" (see stepCode), "fp" (or "none", set by the engine)
 	// CFIErr: the call-frame information that covers this frame's pc
 	// could not be read (a malformed FDE); Method says what was used
 	// instead. Empty when the CFI was used, or there was none.
@@ -93,7 +98,7 @@ func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
 		}
 		f.PC, f.CFIErr = pc, cfiErr
 		frames = append(frames, f)
-		if f.Ret == 0 {
+		if f.Ret == 0 || f.RetStored != 0 {
 			break
 		}
 		// The stack grows down: a caller's CFA must be above its callee's.
