@@ -152,7 +152,7 @@ func TestExitStatusTable(t *testing.T) {
 		}
 		want, _ := exec.Command("seq", "1000").Output()
 		if !strings.HasPrefix(stderr.String(), string(want)) {
-			t.Errorf("the program's output on stderr is not complete: %q…", tail(stderr.String(), 200))
+			t.Errorf("the program's output on stderr is not complete: %q … %q", stderr.String()[:min(300, stderr.Len())], tail(stderr.String(), 200))
 		}
 	})
 

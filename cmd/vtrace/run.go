@@ -352,6 +352,10 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	}
 	cfg := o.engineConfig(ts, pin)
 	cfg.Path, cfg.Argv, cfg.Env, cfg.Files, cfg.NoASLR = path, args, os.Environ(), files, o.noASLR
+	// The program's output copied through a pipe (writers that are not
+	// files) is all in before the report's last words: the run's verdict
+	// comes after the program has ended.
+	cfg.Sink = report.Multi{drainAtVerdict(closeFiles), cfg.Sink}
 	res, err := tracer.Run(ctx, cfg)
 	closeFiles()
 	return o.end(ctx, ts, log, res, err, stderr)
@@ -694,14 +698,17 @@ func targetFiles(stdout, stderr io.Writer) ([]*os.File, func(), error) {
 			close(done)
 		}(w)
 		files[i+1], pipes[w] = pw, pw
+		var once sync.Once
 		closers = append(closers, func() {
-			pw.Close()
-			// Grandchildren may still hold the pipe: do not wait forever.
-			select {
-			case <-done:
-			case <-time.After(2 * time.Second):
-			}
-			r.Close()
+			once.Do(func() {
+				pw.Close()
+				// Grandchildren may still hold the pipe: do not wait forever.
+				select {
+				case <-done:
+				case <-time.After(2 * time.Second):
+				}
+				r.Close()
+			})
 		})
 	}
 	return files, func() {
@@ -709,6 +716,18 @@ func targetFiles(stdout, stderr io.Writer) ([]*os.File, func(), error) {
 			c()
 		}
 	}, nil
+}
+
+// drainAtVerdict is a sink that, at the run's verdict (the program has
+// ended), closes vtrace's ends of the program's output pipes and waits for
+// their copies: the sinks after it then write below the program's output.
+type drainAtVerdict func()
+
+func (d drainAtVerdict) Emit(ev event.Event) error {
+	if _, ok := ev.(*event.Verdict); ok {
+		d()
+	}
+	return nil
 }
 
 func unwrapExecErr(err error) string {
