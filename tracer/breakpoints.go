@@ -129,10 +129,16 @@ func (s *session) pokeByte(pid int, addr uint64, b byte) error {
 
 // Trap codes (siginfo si_code) of the SIGTRAPs vtrace causes.
 const (
-	trapBrkpt  = 1    // TRAP_BRKPT: x86 reports a single-step over a syscall so
-	trapTrace  = 2    // TRAP_TRACE: a single-step
-	trapHWBkpt = 4    // TRAP_HWBKPT: a debug-register watchpoint
-	siKernel   = 0x80 // SI_KERNEL: an int3
+	trapBrkpt  = 1 // TRAP_BRKPT: x86 reports a single-step over a syscall so
+	trapTrace  = 2 // TRAP_TRACE: a single-step
+	trapHWBkpt = 4 // TRAP_HWBKPT: a debug-register watchpoint
+	// trapSignalStep: a single-step that delivered a signal stops at the
+	// handler's first instruction with si_code SIGTRAP (5, TRAP_UNK): the
+	// kernel's signal_delivered() reports it by ptrace_notify(SIGTRAP).
+	// Measured here: PTRACE_SINGLESTEP with SIGUSR1 into a handler gives
+	// si_signo 5, si_code 5.
+	trapSignalStep = 5
+	siKernel       = 0x80 // SI_KERNEL: an int3
 )
 
 // trapKind is whose a SIGTRAP is.
@@ -161,6 +167,11 @@ func (s *session) classifyTrap(t *task, step bool) trapKind {
 			return trapOurs
 		}
 		return trapProgram // its own trap flag (popf)
+	case trapSignalStep:
+		if step {
+			return trapOurs // vtrace's step entered a signal handler
+		}
+		return trapProgram
 	case trapHWBkpt:
 		return trapOurs // only vtrace arms the debug registers
 	case siKernel:

@@ -89,6 +89,8 @@ func TestClassifyTrap(t *testing.T) {
 		{"vtrace's int3", siKernel, codeBase + 1, false, trapOurs, codeBase + 1},
 		{"a removed int3", siKernel, codeBase + 2, false, trapRemoved, codeBase + 1},
 		{"the program's int3", siKernel, codeBase + 3, false, trapProgram, codeBase + 3},
+		{"a step into a signal handler", 5, codeBase + 1, true, trapOurs, codeBase + 1},
+		{"TRAP_UNK with no step", 5, codeBase + 1, false, trapProgram, codeBase + 1},
 		{"raise", -6, codeBase + 1, true, trapProgram, codeBase + 1},
 		{"kill", 0, codeBase + 1, true, trapProgram, codeBase + 1},
 	}

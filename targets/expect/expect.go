@@ -85,7 +85,7 @@ var Cases = []Case{
 
 	// Issue 13: the program's own SIGTRAPs delivered as natively; a log
 	// bounded however often the child writes one word.
-	{Target: "trapchild"}, {Target: "trapchild", Args: []string{"kill"}}, {Target: "traphandler"},
+	{Target: "trapchild"}, {Target: "trapchild", Args: []string{"kill"}}, {Target: "traphandler"}, {Target: "sigchldfollow"},
 	// A workload: its child's 100,000-iteration loop is stepped in both
 	// modes, which TestFastMatchesStep would pay for in every build.
 	{Target: "spinwrite", Args: []string{"1000"}, Workload: true}, // 100,000 in TestBoundedLogSpinWrite: 12 s per build
@@ -306,6 +306,13 @@ func truth(c Case, build string) Expect {
 		// The child's int3 / kill(getpid(), SIGTRAP) kills it natively
 		// (no handler): so under vtrace, in every mode.
 		return clean("signal", 1)
+	case "sigchldfollow":
+		// The SIGCHLD handler runs while the parent is followed; the
+		// parent goes on to return from spawn() (or rewrites the word
+		// first): never a "signal" landing, never the program's SIGTRAP.
+		e := clean("exit", 1)
+		e.Landing = "returned|overwritten"
+		return e
 	case "traphandler":
 		// The handler runs 4 times natively; the program exits 0 then.
 		return clean("exec", 1)
