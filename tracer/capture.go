@@ -159,6 +159,12 @@ func (s *session) recordFrames(st *story, ev *event.Vfork) {
 		st.frameFns = append(st.frameFns, fn)
 		ef := event.Frame{Index: i, PC: event.Addr(f.PC), Sym: s.sym(st.mm, f.PC), CFA: event.Addr(f.CFA),
 			Ret: event.Addr(f.Ret), RetSym: s.sym(st.mm, f.Ret), Method: event.UnwindMethod(f.Method)}
+		if f.RetStored != 0 {
+			ef.RetStoredBy = &event.Insn{PID: st.parent.pid, PC: event.Addr(f.RetStored), Sym: s.sym(st.mm, f.RetStored)}
+			if in, err := s.insnAt(st.mm, st.parent.pid, f.RetStored); err == nil {
+				ef.RetStoredBy = s.insnEvent(st.mm, st.parent.pid, in)
+			}
+		}
 		if f.RetSlot != 0 {
 			a := event.Addr(f.RetSlot)
 			ef.RetSlot = &a

@@ -674,6 +674,10 @@ func (s *session) childEnded(st *story, out outcome) error {
 			_ = s.disarmDR(c.pid) // the new program must not trap on the old stack's slots
 		}
 		s.execStop(c) // emits exec, gives the child its own address space
+		// No story needs the exit of the program it became (nor of the
+		// tasks it makes, which inherit this; a vfork child of theirs gets
+		// its exit stop back in awaitFirstStop): one stop fewer per spawn.
+		_ = s.p.ExitStops(c.pid, false)
 		c.set(taskRunning)
 		s.cont(c, 0)
 	case outExit:

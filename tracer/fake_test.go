@@ -136,16 +136,15 @@ type fakeTask struct {
 	vforkChild *fakeTask
 	vforkOf    *fakeTask // the parent of a vfork child that has not released it
 	pending    func()
-	// vforkDone: the child released this vfork parent; its next resume
-	// reports PTRACE_EVENT_VFORK_DONE first. syscallTrap: the step after
-	// that only reports the trap at syscall exit (TF set on the return to
-	// user mode), executing nothing.
-	vforkDone   bool
+	// syscallTrap: the child released this vfork parent; its next step
+	// only reports the trap at syscall exit (TF set on the return to user
+	// mode), executing nothing. (No VFORK_DONE: vtrace does not ask for it.)
 	syscallTrap bool
 	zf          bool        // the zero flag (test, je/jne)
 	exitStatus  int         // set by an exit syscall, for the exit event and the end
 	exiting     bool        // stopped at PTRACE_EVENT_EXIT
 	killed      bool        // by SIGKILL (fakeProcs.killToExit): it dies of it
+	noExitStop  bool        // PTRACE_O_TRACEEXIT is off (ExitStops): it dies without the exit stop
 	sigpending  unix.Signal // a signal sent to it, reported at its next resume
 	detached    bool
 	// dr are the debug registers DR0-DR7 (see watchHit).
@@ -276,11 +275,6 @@ func (f *fakeProcs) resume(pid, sig int, step bool) error {
 		f.info[t.pid] = ptrace.SigInfo{Signo: int32(sig), Code: -6} // SI_TKILL
 		return nil
 	}
-	if t.vforkDone {
-		t.vforkDone = false
-		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_VFORK_DONE))
-		return nil
-	}
 	if t.syscallTrap {
 		t.syscallTrap = false
 		if step {
@@ -319,14 +313,14 @@ func (f *fakeProcs) die(t *fakeTask, ws unix.WaitStatus) {
 	f.release(t)
 }
 
-// release wakes a vfork parent: VFORK_DONE, then its pending request.
+// release wakes a vfork parent: its pending request runs.
 func (f *fakeProcs) release(child *fakeTask) {
 	p := child.vforkOf
 	if p == nil {
 		return
 	}
 	child.vforkOf, p.vforkChild = nil, nil
-	p.vforkDone, p.syscallTrap = true, true
+	p.syscallTrap = true
 	if run := p.pending; run != nil {
 		p.pending = nil
 		run()
@@ -553,7 +547,7 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 	switch r.R[0] {
 	case 58: // vfork
 		f.nextPID++
-		c := &fakeTask{pid: f.nextPID, img: t.img, regs: t.regs, vforkOf: t}
+		c := &fakeTask{pid: f.nextPID, img: t.img, regs: t.regs, vforkOf: t, noExitStop: t.noExitStop}
 		c.regs.R[0] = 0
 		r.R[0] = uint64(c.pid)
 		t.vforkChild = c
@@ -569,6 +563,10 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 		return unix.PTRACE_EVENT_VFORK
 	case 60, 231: // exit, exit_group
 		t.exitStatus = int(r.R[5] & 0xff)
+		if t.noExitStop {
+			f.die(t, unix.WaitStatus(t.exitStatus<<8))
+			return unix.PTRACE_EVENT_EXIT
+		}
 		t.exiting = true
 		f.msg[t.pid] = uint64(t.exitStatus << 8)
 		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_EXIT))
@@ -677,6 +675,17 @@ func (f *fakeProcs) DebugReg(pid, n int) (uint64, error) {
 		return 0, unix.EIO
 	}
 	return t.dr[n], nil
+}
+
+// ExitStops turns a task's exit stops on or off; its vfork children
+// inherit the setting, as the kernel's do.
+func (f *fakeProcs) ExitStops(pid int, on bool) error {
+	t, err := f.stoppedTask(pid)
+	if err != nil {
+		return err
+	}
+	t.noExitStop = !on
+	return nil
 }
 
 func (f *fakeProcs) SetDebugReg(pid, n int, v uint64) error {

@@ -41,6 +41,9 @@ type procs interface {
 	WriteMem(pid int, addr uint64, data []byte) error
 	DebugReg(pid, n int) (uint64, error)
 	SetDebugReg(pid, n int, v uint64) error
+	// ExitStops turns a stopped task's PTRACE_EVENT_EXIT stops on or off
+	// (its new tasks inherit the setting).
+	ExitStops(pid int, on bool) error
 	// Kill sends a signal to a process, Tgkill to one thread of it; both
 	// are safe from any goroutine.
 	Kill(pid int, sig unix.Signal) error
@@ -122,6 +125,6 @@ func (livePtrace) SameThreadGroup(tgid, pid int) bool {
 // prints it: cmd/vtrace/cpuprofile.go).
 func KernelCalls() string {
 	c := &ptrace.Calls
-	return fmt.Sprintf("wait %d step %d cont %d getregs %d setregs %d readmem %d (%d bytes, %d by peek) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d",
-		c.Wait, c.Step, c.Cont, c.GetRegs, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg)
+	return fmt.Sprintf("wait %d step %d cont %d getregs %d setregs %d readmem %d (%d bytes, %d by peek) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d",
+		c.Wait, c.Step, c.Cont, c.GetRegs, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, c.SetOptions)
 }

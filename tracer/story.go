@@ -302,6 +302,12 @@ func (s *session) awaitFirstStop(c *task) error {
 		}
 		c.set(taskHeld)
 	}
+	// The child's end is part of its story (libc.go: recordChildEnd reads
+	// it at its exit stop); it may come from a program vtrace spared exit
+	// stops (childEnded), and inherited that.
+	if err := s.p.ExitStops(c.pid, true); err != nil {
+		return err
+	}
 	c.set(taskFollowed)
 	return nil
 }

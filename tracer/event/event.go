@@ -126,6 +126,11 @@ type Frame struct {
 	RetSym  *Sym         `json:"ret_sym,omitempty"`
 	Saved   []SavedSlot  `json:"saved"` // [] when the frame saved no register
 	Method  UnwindMethod `json:"method"`
+	// RetStoredBy is the frame's own store that overwrote its return slot
+	// before the vfork (glibc's clone storing its argument at the top of
+	// a child stack placed just above the slot, rr#1595): Ret is the
+	// stored word, not a return address, and the callers are unknown.
+	RetStoredBy *Insn `json:"ret_stored_by,omitempty"`
 }
 
 // CorruptFrame is a frame whose return address is not code.

@@ -565,8 +565,13 @@ func (r *Text) vfork(e *event.Vfork) {
 		} else if f.RetReg != "" {
 			where = "in %" + f.RetReg
 		}
-		r.printf("    #%-2d %-28s returns to %-28s (%s)%s\n", f.Index, r.s(f.Sym), r.as(f.Ret, f.RetSym), where,
-			r.dim.Sprintf(" %s", f.Method))
+		if f.RetStoredBy != nil {
+			r.printf("    #%-2d %-28s return address overwritten before the vfork: %s holds %s, stored by %s; callers unknown%s\n",
+				f.Index, r.s(f.Sym), where, r.a(f.Ret), r.in(f.RetStoredBy), r.dim.Sprintf(" %s", f.Method))
+		} else {
+			r.printf("    #%-2d %-28s returns to %-28s (%s)%s\n", f.Index, r.s(f.Sym), r.as(f.Ret, f.RetSym), where,
+				r.dim.Sprintf(" %s", f.Method))
+		}
 		for _, sv := range f.Saved {
 			r.printf("         %s\n", r.dim.Sprintf("saved %%%s at %s = %s", sv.Reg, sv.Slot, sv.Value))
 		}

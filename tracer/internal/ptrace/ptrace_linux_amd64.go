@@ -13,8 +13,11 @@ import (
 )
 
 // Options every traced task gets: follow every kind of new task, report
-// exec and exit, and let the kernel kill tracees if vtrace dies.
-const Options = unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACEVFORKDONE |
+// exec and exit, and let the kernel kill tracees if vtrace dies. Not
+// PTRACE_O_TRACEVFORKDONE: a vfork parent is held in its vfork event stop
+// until its child has exec'd or exited (FACTS.md), so the VFORK_DONE stop
+// would come at once on its resume and tell nothing (one stop per vfork).
+const Options = unix.PTRACE_O_TRACEVFORK |
 	unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACECLONE |
 	unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_TRACEEXIT |
 	unix.PTRACE_O_EXITKILL
@@ -44,8 +47,8 @@ type Thread struct {
 // (vtrace's profiling build prints them; see cmd/vtrace/cpuprofile.go). Only
 // the ptrace thread writes them; read them after Run has returned.
 var Calls struct {
-	Wait, Step, Cont, GetRegs, SetRegs, ReadMem, ReadMemPeek, WriteMem, EventMsg, SigInfo, DebugReg, SetDebugReg uint64
-	ReadMemBytes                                                                                                 uint64
+	Wait, Step, Cont, GetRegs, SetRegs, ReadMem, ReadMemPeek, WriteMem, EventMsg, SigInfo, DebugReg, SetDebugReg, SetOptions uint64
+	ReadMemBytes                                                                                                             uint64
 }
 
 // Run runs fn on a new OS thread that stays locked to it. If cpu >= 0 the
@@ -170,6 +173,19 @@ func (t *Thread) ReapDead() int {
 // SetOptions sets Options on a tracee in a ptrace-stop.
 func (t *Thread) SetOptions(pid int) error {
 	return wrap("PTRACE_SETOPTIONS", pid, unix.PtraceSetOptions(pid, Options))
+}
+
+// ExitStops sets Options on a tracee in a ptrace-stop, with or without
+// PTRACE_O_TRACEEXIT: a task whose exit no story needs to see is spared
+// that stop (the options are the task's own, and its new tasks inherit
+// them).
+func (t *Thread) ExitStops(pid int, on bool) error {
+	Calls.SetOptions++
+	opts := Options
+	if !on {
+		opts &^= unix.PTRACE_O_TRACEEXIT
+	}
+	return wrap("PTRACE_SETOPTIONS", pid, unix.PtraceSetOptions(pid, opts))
 }
 
 // Cont resumes a tracee, delivering sig (0 for none).

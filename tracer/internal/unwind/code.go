@@ -67,6 +67,7 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 		touched  = map[int]bool{} // callee-saved registers changed other than by a push
 		lastMove uint64           // address just past the last stack-pointer change
 		retReg   = -1             // register the return address was popped into
+		stores   []ownStore       // the function's word stores through a register
 	)
 	for at := start; at < pc; {
 		in, err := disasm.Decode(code[at-start:], at, a)
@@ -81,6 +82,7 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 		if err != nil {
 			return f, cur, fmt.Errorf("%v at %#x", err, at)
 		}
+		stores = trackStores(stores, in, a, next)
 		written := writtenRegs(in, a)
 		if retReg >= 0 && slices.Contains(written, retReg) {
 			return f, cur, fmt.Errorf("return address overwritten in %s at %#x", a.RegName(retReg), at)
@@ -142,8 +144,15 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 			return f, cur, fmt.Errorf("read return slot %#x: %w", retSlot, err)
 		}
 		ret, f.RetSlot = v, retSlot
+		if !c.IsCode(ret) {
+			// glibc's clone stores its argument at the top of the child's
+			// stack before the syscall; given a stack top just above the
+			// return slot (rr#1595), that store overwrote the slot. The
+			// slot is still the one the function's ret pops.
+			f.RetStored = storedOver(stores, cur, a, retSlot, start, code, pc)
+		}
 	}
-	if !c.IsCode(ret) {
+	if !c.IsCode(ret) && f.RetStored == 0 {
 		return f, cur, fmt.Errorf("return address %#x is not code", ret)
 	}
 	f.CFA, f.Ret = cfa, ret
@@ -171,6 +180,7 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 	}
 	sortSaved(f.Saved)
 	next.set(a.SP, f.CFA)
+	keepUnwritten(a, cur, &next, c, look, ret, func(int) bool { return false })
 	next.set(a.PC, ret)
 	return f, next, nil
 }
@@ -292,4 +302,93 @@ func fullWidth(r x86asm.Reg, a *arch.Arch) bool {
 		return r >= x86asm.RAX && r <= x86asm.R15
 	}
 	return r >= x86asm.EAX && r <= x86asm.EDI
+}
+
+// ownStore is a word store of the function being unwound, `mov ...,
+// off(%base)`, its address kept as the base register's value at pc plus
+// off: an add or sub of a constant to the base after the store moves off,
+// any other write of the base forgets the store.
+type ownStore struct {
+	pc   uint64
+	base int
+	off  int64
+}
+
+// trackStores updates stores for the instruction in (next: the address
+// after it) and adds in if it is a word store through a register.
+func trackStores(stores []ownStore, in *disasm.Insn, a *arch.Arch, next uint64) []ownStore {
+	w, ok := insnWrites(in, a)
+	if !ok || in.Class == disasm.Call && in.Target != next {
+		return nil // a callee (or anything) may have changed the registers
+	}
+	kept := stores[:0]
+	for _, st := range stores {
+		if w&(1<<st.base) != 0 {
+			r, isReg := in.Inst.Args[0].(x86asm.Reg)
+			imm, isImm := in.Inst.Args[1].(x86asm.Imm)
+			n, _ := disasm.DWARFReg(r, a)
+			if !isReg || !isImm || n != st.base || !fullWidth(r, a) || in.Inst.Op != x86asm.ADD && in.Inst.Op != x86asm.SUB {
+				continue
+			}
+			if in.Inst.Op == x86asm.ADD {
+				st.off -= int64(imm)
+			} else {
+				st.off += int64(imm)
+			}
+		}
+		kept = append(kept, st)
+	}
+	if m, ok := in.Inst.Args[0].(x86asm.Mem); ok && in.Inst.Op == x86asm.MOV && m.Index == 0 && m.Segment == 0 &&
+		in.Inst.MemBytes == a.PtrSize && fullWidth(m.Base, a) && !isSP(m.Base) {
+		if n, ok := disasm.DWARFReg(m.Base, a); ok {
+			kept = append(kept, ownStore{pc: in.PC, base: n, off: m.Disp})
+		}
+	}
+	return kept
+}
+
+// storedOver returns the address of the function's own store that wrote
+// the word at slot on every path from its entry to pc, or 0. Every path:
+// no jump of the function lands after the store and at or before pc, and
+// the function has no indirect jump.
+func storedOver(stores []ownStore, cur regState, a *arch.Arch, slot, start uint64, code []byte, pc uint64) uint64 {
+	for i := len(stores) - 1; i >= 0; i-- {
+		st := stores[i]
+		b, ok := cur.get(st.base)
+		if !ok || (b+uint64(st.off))&mask(a) != slot {
+			continue
+		}
+		targets, ok := jumpTargets(a, start, code)
+		if !ok {
+			return 0
+		}
+		for _, t := range targets {
+			if t > st.pc && t <= pc {
+				return 0
+			}
+		}
+		return st.pc
+	}
+	return 0
+}
+
+// jumpTargets lists the targets of the direct jumps and branches of a
+// whole function; ok is false when it does not decode or has an indirect
+// jump.
+func jumpTargets(a *arch.Arch, start uint64, code []byte) (targets []uint64, ok bool) {
+	end := start + uint64(len(code))
+	for at := start; at < end; {
+		in, err := disasm.Decode(code[at-start:], at, a)
+		if err != nil || in.Len == 0 || in.Inst.Op == 0 && !isEndbr(code[at-start:]) {
+			return nil, false
+		}
+		if in.Class == disasm.Jump || in.Class == disasm.CondJump {
+			if in.Target == 0 {
+				return nil, false
+			}
+			targets = append(targets, in.Target)
+		}
+		at += uint64(in.Len)
+	}
+	return targets, true
 }

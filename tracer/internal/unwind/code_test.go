@@ -235,3 +235,43 @@ func TestUnwindUsesCodeWithoutCFI(t *testing.T) {
 		t.Errorf("frames %+v, %v", frames, err)
 	}
 }
+
+func TestStepCodeOwnStoreOverReturnSlot(t *testing.T) {
+	// glibc's amd64 clone given a stack top just above its return slot
+	// (rr#1595): and $-16,%rsi; mov %rcx,-8(%rsi); sub $16,%rsi;
+	// mov %rdi,(%rsi); mov $56,%eax; syscall. The store of arg (%rcx)
+	// landed on the return slot; %rsi at pc is 16 below what it was.
+	var (
+		andRSI    = []byte{0x48, 0x83, 0xe6, 0xf0} // and $-16,%rsi
+		storeArg  = []byte{0x48, 0x89, 0x4e, 0xf8} // mov %rcx,-0x8(%rsi)
+		subRSI    = []byte{0x48, 0x83, 0xee, 0x10} // sub $0x10,%rsi
+		storeFn   = []byte{0x48, 0x89, 0x3e}       // mov %rdi,(%rsi)
+		movRSIRDX = []byte{0x48, 0x89, 0xd6}       // mov %rdx,%rsi
+	)
+	const arg = 0x7ffe1234 // a data pointer: not code
+	words := map[uint64]uint64{sp0: arg}
+	rsi := map[int]uint64{regnum.AMD64_Rsi: sp0 - 8}
+	code := cat(endbr64, andRSI, storeArg, subRSI, storeFn, movEAX3A, syscall64)
+	f, _, err := codeStop(t, arch.AMD64, code, words, rsi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.RetSlot != sp0 || f.Ret != arg || f.RetStored != fnStart+8 || f.CFA != sp0+8 {
+		t.Errorf("frame %+v, want return slot %#x overwritten by the store at %#x", f, uint64(sp0), fnStart+8)
+	}
+
+	// Not proven, so not kept: the base changed otherwise than by a
+	// constant; the store elsewhere; a branch that skips the store.
+	for name, c := range map[string]struct {
+		code []byte
+		regs map[int]uint64
+	}{
+		"base rewritten":  {cat(endbr64, storeArg, movRSIRDX, syscall64), map[int]uint64{regnum.AMD64_Rsi: sp0 + 8, regnum.AMD64_Rdx: sp0 + 8}},
+		"another address": {cat(endbr64, storeArg, subRSI, syscall64), map[int]uint64{regnum.AMD64_Rsi: sp0}},
+		"skipped":         {cat(endbr64, []byte{0x74, byte(len(storeArg))}, storeArg, subRSI, syscall64), rsi},
+	} {
+		if f, _, err := codeStop(t, arch.AMD64, c.code, words, c.regs); err == nil || !strings.Contains(err.Error(), "not code") {
+			t.Errorf("%s: frame %+v, err %v; want the return address rejected as not code", name, f, err)
+		}
+	}
+}

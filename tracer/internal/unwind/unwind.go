@@ -46,7 +46,12 @@ type Frame struct {
 	RetReg  int    // DWARF register holding the return address, or -1
 	Ret     uint64 // the return address: the caller's PC
 	Saved   []SavedSlot
-	Method  string // "cfi", "code" (see stepCode), "fp" (or "none", set by the engine)
+	// RetStored is the address of the function's own store that
+	// overwrote the return slot before pc (stepCode: glibc's clone given
+	// a child stack just above its return slot, rr#1595): Ret is that
+	// store's word, not a return address, and the callers are unknown.
+	RetStored uint64
+	Method    string // "cfi", "code" (see stepCode), "fp" (or "none", set by the engine)
 	// CFIErr: the call-frame information that covers this frame's pc
 	// could not be read (a malformed FDE); Method says what was used
 	// instead. Empty when the CFI was used, or there was none.
@@ -93,7 +98,7 @@ func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
 		}
 		f.PC, f.CFIErr = pc, cfiErr
 		frames = append(frames, f)
-		if f.Ret == 0 {
+		if f.Ret == 0 || f.RetStored != 0 {
 			break
 		}
 		// The stack grows down: a caller's CFA must be above its callee's.
@@ -186,7 +191,8 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 
 	next := cur
 	// Only callee-saved registers (and SP) survive a call; the rest are
-	// unknown in the caller unless a rule says otherwise.
+	// unknown in the caller unless a rule says otherwise, or the function
+	// provably never writes them (keepUnwritten).
 	for n := 0; n < a.NumRegs; n++ {
 		if !isCalleeSaved(a, n) {
 			next.forget(n)
@@ -197,7 +203,7 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 	retCol := int(fc.RetAddrReg)
 	for reg, rule := range fc.Regs {
 		n := int(reg)
-		if rule.Rule == frame.RuleUndefined && n != retCol {
+		if rule.Rule == frame.RuleUndefined && n != retCol && isCalleeSaved(a, n) {
 			rule = restoredRule(fde, reg)
 		}
 		var slot uint64
@@ -281,6 +287,9 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 		f.RetSlot, f.Ret = slot, v
 	}
 	sortSaved(f.Saved)
+	if c, ok := cfi.(Code); ok {
+		keepUnwritten(a, cur, &next, c, pc, f.Ret, func(n int) bool { _, ok := fc.Regs[uint64(n)]; return ok })
+	}
 	next.set(a.PC, f.Ret)
 	return f, next, nil
 }
@@ -337,7 +346,10 @@ func stepFP(a *arch.Arch, cur regState, mem Memory) (Frame, regState, error) {
 // CIE's initial one; with none (the x86 CIEs give rules only for the return
 // address) it is the psABI default for a register the callee must preserve:
 // same value. An explicit DW_CFA_undefined for such a register is read the
-// same way: the two are indistinguishable after delve.
+// same way: the two are indistinguishable after delve. A caller-saved
+// register's restored rule is no rule, which the psABI reads as clobbered:
+// stepCFI forgets it either way (and keepUnwritten, seeing a rule, leaves
+// it forgotten).
 func restoredRule(fde *frame.FrameDescriptionEntry, reg uint64) frame.DWRule {
 	if fde.CIE != nil {
 		// An FDE with no instructions of its own: its context is the CIE's.
