@@ -143,6 +143,7 @@ type fakeTask struct {
 	zf          bool        // the zero flag (test, je/jne)
 	exitStatus  int         // set by an exit syscall, for the exit event and the end
 	exiting     bool        // stopped at PTRACE_EVENT_EXIT
+	killed      bool        // by SIGKILL (fakeProcs.killToExit): it dies of it
 	noExitStop  bool        // PTRACE_O_TRACEEXIT is off (ExitStops): it dies without the exit stop
 	sigpending  unix.Signal // a signal sent to it, reported at its next resume
 	detached    bool
@@ -166,6 +167,20 @@ type fakeProcs struct {
 	execImage func() (*fakeImage, uint64, uint64)
 	steps     int
 	noDR      bool // debug registers refuse to be written (as with --watchpoints off)
+	// childStopFirst: a vfork child's first stop is reported before its
+	// parent's event (as on a real machine, often).
+	childStopFirst bool
+	// killToExit: SIGKILL takes a task out of a stop vtrace was told of
+	// into its exit stop (PTRACE_EVENT_EXIT, message 9), as the kernel
+	// does; otherwise the fake's SIGKILL ends it at once.
+	killToExit bool
+	// onWait is called with each stop Wait returns, before the engine
+	// sees it (a test stops the run there).
+	onWait func(ptrace.Stop)
+	// onEventMsg is called as the engine asks for a task's event message.
+	onEventMsg func(pid int)
+	// foreignKills are signals sent to pids the fake does not have.
+	foreignKills []int
 }
 
 func newFakeProcs(t *testing.T) *fakeProcs {
@@ -208,6 +223,13 @@ func (f *fakeProcs) Wait() (ptrace.Stop, error) {
 	f.stops = f.stops[1:]
 	if t := f.tasks[st.PID]; t != nil && st.Status.Stopped() {
 		t.atStop = true
+		if ev := st.Event(); ev != 0 {
+			// An event stop's siginfo: SIGTRAP, si_code SIGTRAP|event<<8.
+			f.info[st.PID] = ptrace.SigInfo{Signo: int32(unix.SIGTRAP), Code: int32(unix.SIGTRAP) | int32(ev)<<8}
+		}
+	}
+	if f.onWait != nil {
+		f.onWait(st)
 	}
 	return st, nil
 }
@@ -264,6 +286,8 @@ func (f *fakeProcs) resume(pid, sig int, step bool) error {
 	switch {
 	case sig != 0 && !isIgnoredByDefault(unix.Signal(sig)):
 		f.die(t, unix.WaitStatus(sig)) // no handlers in the fake: fatal
+	case t.exiting && t.killed:
+		f.die(t, unix.WaitStatus(unix.SIGKILL))
 	case t.exiting:
 		f.die(t, unix.WaitStatus(t.exitStatus<<8))
 	case step:
@@ -529,8 +553,13 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 		t.vforkChild = c
 		f.tasks[c.pid] = c
 		f.msg[t.pid] = uint64(c.pid)
-		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_VFORK))
-		f.queue(c.pid, stopped(unix.SIGSTOP))
+		if f.childStopFirst {
+			f.queue(c.pid, stopped(unix.SIGSTOP))
+			f.queue(t.pid, eventStop(unix.PTRACE_EVENT_VFORK))
+		} else {
+			f.queue(t.pid, eventStop(unix.PTRACE_EVENT_VFORK))
+			f.queue(c.pid, stopped(unix.SIGSTOP))
+		}
 		return unix.PTRACE_EVENT_VFORK
 	case 60, 231: // exit, exit_group
 		t.exitStatus = int(r.R[5] & 0xff)
@@ -568,6 +597,9 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 }
 
 func (f *fakeProcs) EventMsg(pid int) (uint64, error) {
+	if f.onEventMsg != nil {
+		f.onEventMsg(pid)
+	}
 	if _, err := f.stoppedTask(pid); err != nil {
 		return 0, err
 	}
@@ -693,9 +725,32 @@ func watchHit(t *fakeTask, acc []disasm.Access) uint64 {
 }
 
 func (f *fakeProcs) Kill(pid int, sig unix.Signal) error {
+	if f.tasks[pid] == nil {
+		f.foreignKills = append(f.foreignKills, pid)
+	}
 	t, err := f.task(pid)
 	if err != nil {
 		return err
+	}
+	if f.killToExit && sig == unix.SIGKILL && t.atStop && !t.exiting {
+		// Out of its stop into its exit stop, which survives SIGKILL; a
+		// stop of it not yet reported is never reported.
+		kept := f.stops[:0]
+		for _, st := range f.stops {
+			if st.PID != pid {
+				kept = append(kept, st)
+			}
+		}
+		f.stops = kept
+		t.exiting, t.killed = true, true
+		f.msg[pid] = uint64(unix.SIGKILL)
+		f.info[pid] = ptrace.SigInfo{Signo: int32(unix.SIGTRAP), Code: int32(unix.SIGTRAP) | unix.PTRACE_EVENT_EXIT<<8}
+		f.queue(pid, eventStop(unix.PTRACE_EVENT_EXIT))
+		t.pending = nil
+		if c := t.vforkChild; c != nil {
+			c.vforkOf, t.vforkChild = nil, nil
+		}
+		return nil
 	}
 	f.die(t, unix.WaitStatus(sig))
 	return nil

@@ -271,8 +271,10 @@ func (s *session) dispatch(st ptrace.Stop) {
 				return
 			}
 			s.unknown[st.PID] = st // a new task whose creation event is still to come
+			return
 		}
-		return // an adopted orphan's exit, or a task already forgotten
+		delete(s.unknown, st.PID) // one killed before its creation event came (sweep)
+		return                    // an adopted orphan's exit, or a task already forgotten
 	}
 	ws := st.Status
 	switch {
@@ -314,8 +316,8 @@ func (s *session) firstStop(t *task) {
 func (s *session) eventStop(t *task, ev int) {
 	switch ev {
 	case ptrace.EventFork, ptrace.EventClone:
-		if msg, err := s.p.EventMsg(t.pid); err == nil {
-			s.newTask(t, int(msg), ev == ptrace.EventClone, false)
+		if pid, ok := s.eventMsg(t, ev); ok {
+			s.newTask(t, int(pid), ev == ptrace.EventClone, false)
 		}
 	case ptrace.EventVfork:
 		if out, _ := s.vforkEvent(t, false); out != vforkSkipped {
@@ -353,13 +355,13 @@ func (s *session) vforkEvent(p *task, awaited bool) (vforkOutcome, error) {
 	if s.stopping() {
 		// The new child is registered so that it is killed too: left in
 		// its initial stop, it would outlive vtrace.
-		if msg, err := s.p.EventMsg(p.pid); err == nil && s.byPID[int(msg)] == nil {
+		if msg, ok := s.eventMsg(p, ptrace.EventVfork); ok && s.byPID[int(msg)] == nil {
 			s.newTask(p, int(msg), false, false)
 		}
 		return vforkSkipped, nil
 	}
 	if !awaited && len(s.stories) > 0 {
-		if msg, err := s.p.EventMsg(p.pid); err == nil && s.byPID[int(msg)] == nil {
+		if msg, ok := s.eventMsg(p, ptrace.EventVfork); ok && s.byPID[int(msg)] == nil {
 			s.newTask(p, int(msg), false, true)
 		}
 		p.set(taskHeld)
@@ -373,6 +375,27 @@ func (s *session) vforkEvent(p *task, awaited bool) (vforkOutcome, error) {
 	return vforkRan, s.story(p)
 }
 
+// eventMsg is the message of the event stop t sits in
+// (PTRACE_GETEVENTMSG): the new task of a fork, vfork or clone, the former
+// tid of an exec. A SIGKILL — vtrace's own when the run stops, or anyone's
+// — takes a task out of its event stop into its exit stop, where the
+// message is its exit status (9): a pid read then would be some other
+// process's (the mutation test saw "child 9"; vtrace waited for it for
+// ever, and killed pid 9). The message is trusted only if the task's
+// siginfo, read after it, still names the event: a task never goes back
+// into an event stop it left.
+func (s *session) eventMsg(t *task, ev int) (uint64, bool) {
+	msg, err := s.p.EventMsg(t.pid)
+	if err != nil {
+		return 0, false
+	}
+	info, err := s.p.SigInfo(t.pid)
+	if err != nil || info.Signo != int32(unix.SIGTRAP) || info.Code != int32(unix.SIGTRAP)|int32(ev)<<8 {
+		return 0, false
+	}
+	return msg, true
+}
+
 // storyOutside runs the story of a vfork no story awaited, reporting an
 // error that cut it short.
 func (s *session) storyOutside(p *task) {
@@ -383,7 +406,7 @@ func (s *session) storyOutside(p *task) {
 func (s *session) execStop(t *task) {
 	// A non-leader thread's exec takes over the leader's pid; the old tid
 	// is gone (its exit is never reported).
-	if msg, err := s.p.EventMsg(t.pid); err == nil && int(msg) != t.pid {
+	if msg, ok := s.eventMsg(t, ptrace.EventExec); ok && int(msg) != t.pid {
 		delete(s.byPID, int(msg))
 		s.setGone(int(msg))
 	}

@@ -127,10 +127,21 @@ func (s *session) sweep() {
 				s.detach(t, 0)
 			}
 		}
+		for pid := range s.unknown {
+			_ = s.p.Detach(pid, 0) // in its first stop, not yet registered
+			delete(s.unknown, pid)
+		}
 		s.heldParents = nil
 		return
 	}
 	for pid := range s.byPID {
+		_ = s.p.Kill(pid, unix.SIGKILL)
+		_ = s.p.Cont(pid, 0)
+	}
+	// A new task whose first stop came before its creator's event
+	// (s.unknown) is in no list stopRun signals, and sits in that stop:
+	// its creator, killed, never reports the event that would register it.
+	for pid := range s.unknown {
 		_ = s.p.Kill(pid, unix.SIGKILL)
 		_ = s.p.Cont(pid, 0)
 	}

@@ -3,10 +3,12 @@ package tracer
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
 	"github.com/vtrace/vtrace/tracer/internal/unwind"
 )
 
@@ -121,7 +123,7 @@ func (s *session) story(p *task) error {
 		if err != nil || s.stopping() {
 			// As vforkEvent does: the new child is registered so that it
 			// is killed too, and the parent is let go.
-			if msg, err := s.p.EventMsg(p.pid); err == nil && s.byPID[int(msg)] == nil {
+			if msg, ok := s.eventMsg(p, ptrace.EventVfork); ok && s.byPID[int(msg)] == nil {
 				s.newTask(p, int(msg), false, false)
 			}
 			s.letGoParent(p, prev, 0)
@@ -227,9 +229,11 @@ func (s *session) unchecked(st *story, err error) {
 // child: a vfork child shares the parent's memory until it execs.
 func (s *session) begin(st *story) error {
 	p := st.parent
-	msg, err := s.p.EventMsg(p.pid)
-	if err != nil {
-		return err
+	msg, ok := s.eventMsg(p, ptrace.EventVfork)
+	if !ok {
+		// Killed out of its event stop (the run is stopping, or someone
+		// sent it SIGKILL): its child is not known for sure.
+		return fmt.Errorf("task %d left its vfork event stop: %w", p.pid, errStopped)
 	}
 	if err := s.p.Regs(p.pid, &st.regs0); err != nil {
 		return err

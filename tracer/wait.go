@@ -111,7 +111,7 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 		switch ev := st.Event(); ev {
 		case 0:
 		case ptrace.EventFork, ptrace.EventClone:
-			if msg, err := s.p.EventMsg(t.pid); err == nil {
+			if msg, ok := s.eventMsg(t, ev); ok {
 				s.newTask(t, int(msg), ev == ptrace.EventClone, false)
 			}
 			continue
@@ -177,6 +177,15 @@ func (s *session) waitFor(pid int) (ptrace.Stop, error) {
 		return st, nil
 	}
 	for {
+		if s.stopping() {
+			// The run is ending: every task was sent SIGKILL and the
+			// tracer woken (stop.go). The story unwinds now rather than
+			// wait for a stop that may never come (a task held in a stop
+			// vtrace has not resumed, postponed here, never reports
+			// again); the main loop's sweep kills and resumes every task
+			// from wherever it stands, and reaps them.
+			return ptrace.Stop{}, errStopped
+		}
 		st, err := s.p.Wait()
 		if err != nil {
 			return ptrace.Stop{}, fmt.Errorf("wait for %d: %w", pid, err)

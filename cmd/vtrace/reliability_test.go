@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -540,5 +541,93 @@ func TestSetuidRunsUnprivileged(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "clean") {
 		t.Errorf("no verdict on stderr: %q", stderr.String())
+	}
+}
+
+// A program that sets PR_SET_DUMPABLE 0 and then vforks, traced by a user
+// without CAP_SYS_PTRACE (nobody): the kernel refuses vtrace's reads of
+// its memory, so the story is unchecked with the reason (a story_abandoned
+// note), the run goes on to the program's own end with its own output and
+// status, and no task is left behind — in both modes.
+func TestNotDumpableAsNonRoot(t *testing.T) {
+	bin := vtraceBin(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and setpriv(1) to run vtrace as nobody")
+	}
+	// Not t.TempDir: its parent is private to root, and nobody must reach
+	// the program and write the log.
+	dir, err := os.MkdirTemp("", "vtrace-nodump-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(dir, "nodump")
+	data, err := os.ReadFile(buildC(t, "nodump.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prog, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
+	want, err := exec.Command(setpriv, append(asNobody, prog)...).Output()
+	if err != nil {
+		t.Fatalf("natively as nobody: %v", err)
+	}
+	for _, mode := range [][]string{nil, {"--step"}} {
+		log := filepath.Join(dir, "log.jsonl")
+		_ = os.Remove(log)
+		args := append(append(append(asNobody, bin, "run", "--json", "-o", log, "--timeout", "60s"), mode...), "--", prog)
+		cmd := exec.Command(setpriv, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v: vtrace as nobody: %v\n%s", mode, err, stderr.String())
+		}
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("%v: the run took %v", mode, d)
+		}
+		if stdout.String() != string(want) {
+			t.Errorf("%v: output %q, natively %q", mode, stdout.String(), want)
+		}
+		raw, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatalf("%v: no log: %v", mode, err)
+		}
+		checkLog(t, fmt.Sprint("nodump as nobody ", mode), raw)
+		evs, err := event.ReadLog(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &traced{events: evs}
+		vv := all[*event.VforkVerdict](r)
+		if len(vv) != 1 || vv[0].Verdict != event.Unchecked {
+			t.Fatalf("%v: story verdicts %v, want one unchecked", mode, vv)
+		}
+		var why string
+		for _, n := range all[*event.Note](r) {
+			if n.Code == event.NoteStoryAbandoned {
+				why = n.Msg
+			}
+		}
+		if !strings.Contains(why, "not permitted") {
+			t.Errorf("%v: no story_abandoned note saying the read was refused (%q)", mode, why)
+		}
+		if v := r.verdict(); v.Unchecked != 1 || v.Incomplete != "" {
+			t.Errorf("%v: run verdict %+v, want 1 unchecked story and a complete run", mode, v)
+		}
+		for _, e := range all[*event.Exit](r) {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", e.PID)); err == nil {
+				t.Errorf("%v: task %d is still there after vtrace ended", mode, e.PID)
+			}
+		}
+		if len(all[*event.Exit](r)) != 2 {
+			t.Errorf("%v: %d exit events, want the child's and the program's", mode, len(all[*event.Exit](r)))
+		}
 	}
 }

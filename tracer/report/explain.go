@@ -21,6 +21,13 @@ func Explain(st *Story) string {
 		}
 		child = fmt.Sprintf("The child (pid %d)", v.Child)
 	}
+	if st.Judgement() == event.Unchecked {
+		why := Abandoned(st)
+		if why == "" {
+			why = "see the notes"
+		}
+		return fmt.Sprintf("vtrace could not follow this story (%s): nothing the child did was checked, and the story is neither clean nor a violation.", why)
+	}
 	for i, r := range st.Returns {
 		if r.How == event.LeaveSP || r.How == event.LeaveJump {
 			by := "an instruction"

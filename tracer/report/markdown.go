@@ -114,6 +114,8 @@ func verdictIcon(v event.Judgement) string {
 		return "❌"
 	case event.Warning:
 		return "⚠️"
+	case event.Unchecked:
+		return "❔" // vtrace could not follow it: not clean
 	}
 	return "✅"
 }

@@ -145,6 +145,12 @@ func (s *Site) Where() string {
 // summary table, a JUnit failure message or a CI annotation shows.
 func Headline(st *Story) string {
 	v := st.Vfork
+	if st.Judgement() == event.Unchecked {
+		if why := Abandoned(st); why != "" {
+			return "vtrace could not follow it: " + why
+		}
+		return "vtrace could not follow it"
+	}
 	switch {
 	case len(st.Returns) > 0:
 		r := st.Returns[0]
@@ -213,3 +219,14 @@ func Headline(st *Story) string {
 // InOrder returns the sites in the order they first vforked: a listing
 // that does not reorder when a verdict changes (JUnit test cases, diffs).
 func (s *Sites) InOrder() []*Site { return append([]*Site(nil), s.list...) }
+
+// Abandoned is why vtrace could not follow a story (its story_abandoned
+// note), or "".
+func Abandoned(st *Story) string {
+	for _, n := range st.Notes {
+		if n.Code == event.NoteStoryAbandoned {
+			return n.Msg
+		}
+	}
+	return ""
+}

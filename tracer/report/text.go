@@ -154,6 +154,8 @@ func (r *Text) verdictWord(v event.Judgement) string {
 		return r.bad.Sprint("VIOLATION")
 	case event.Warning:
 		return r.warn.Sprint("WARNING")
+	case event.Unchecked:
+		return r.warn.Sprint("UNCHECKED")
 	}
 	return r.good.Sprint("CLEAN")
 }
@@ -405,6 +407,9 @@ func (r *Text) render(ev event.Event) {
 		r.table()
 		r.printf("%s %s — %d vfork(s), %d violation(s), %d warning(s)", r.bold.Sprint("verdict:"), r.verdictWord(e.Verdict),
 			e.Vforks, e.Violations, e.Warnings)
+		if e.Unchecked > 0 {
+			r.printf(", %s", r.warn.Sprintf("%d unchecked", e.Unchecked))
+		}
 		if e.Incomplete != "" {
 			r.printf(" %s", r.warn.Sprintf("(run stopped: %s)", e.Incomplete))
 		}
@@ -481,7 +486,7 @@ func (r *Text) table() {
 	}
 	for _, s := range sites {
 		if s.Incomplete > 0 {
-			r.printf("  %s\n", r.dim.Sprint("* some stories there were cut short by the end of the run"))
+			r.printf("  %s\n", r.dim.Sprint("* some stories there were cut short: by a budget, the end of the run or a tracing error"))
 			break
 		}
 	}

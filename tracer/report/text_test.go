@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden outputs in testdata/
 // (testdata/gen.sh says which and how); the golden files beside them are
 // what the renderers make of them. `go test ./tracer/report -update`
 // rewrites the golden files: read the diff before committing it.
-var goldenLogs = []string{"seed-gcc-O0", "seed-gcc-O2-budget", "spawnloop-5", "writelocal", "escsym"}
+var goldenLogs = []string{"seed-gcc-O0", "seed-gcc-O2-budget", "spawnloop-5", "writelocal", "escsym", "unchecked"}
 
 func readLog(t *testing.T, name string) []event.Event {
 	t.Helper()
@@ -167,6 +167,31 @@ func TestPrintable(t *testing.T) {
 	} {
 		if got := Printable(in); got != want {
 			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// An unchecked story (vtrace could not follow it) is never shown as
+// clean: it says UNCHECKED and why (its story_abandoned note), at every
+// detail that tells stories.
+func TestTextUncheckedStory(t *testing.T) {
+	evs := readLog(t, "unchecked")
+	var why string
+	for _, ev := range evs {
+		if n, ok := ev.(*event.Note); ok && n.Code == event.NoteStoryAbandoned {
+			why = n.Msg
+		}
+	}
+	if why == "" {
+		t.Fatal("testdata/unchecked.jsonl has no story_abandoned note")
+	}
+	for _, d := range []Detail{Default, Verbose} {
+		out := string(renderText(evs, TextOptions{Detail: d}))
+		if !strings.Contains(out, "UNCHECKED") || !strings.Contains(out, why) {
+			t.Errorf("detail %v: no UNCHECKED with the reason %q:\n%s", d, why, out)
+		}
+		if strings.Contains(out, "vfork #1 CLEAN") || strings.Contains(out, "  CLEAN ") {
+			t.Errorf("detail %v: the unchecked story is shown as clean:\n%s", d, out)
 		}
 	}
 }

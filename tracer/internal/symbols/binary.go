@@ -588,11 +588,21 @@ func (b *Binary) readUnits() {
 	b.cusDone = true
 	b.cuLines = map[dwarf.Offset][]lineRow{}
 	r := b.dw.Reader()
-	for {
+	last := dwarf.Offset(0)
+	for first := true; ; first = false {
 		e, err := r.Next()
 		if err != nil || e == nil {
 			break
 		}
+		// The reader follows DW_AT_sibling (SkipChildren) wherever the
+		// file says: a sibling that points back would make it read the
+		// same entries for ever (a mutated copy held vtrace, and the
+		// tracees it had to resume, past --timeout). Entries are read in
+		// the order of their offsets or not at all.
+		if !first && e.Offset <= last {
+			break
+		}
+		last = e.Offset
 		if e.Tag == dwarf.TagCompileUnit || e.Tag == dwarf.TagPartialUnit {
 			if rs, err := b.dw.Ranges(e); err == nil {
 				for _, rg := range rs {

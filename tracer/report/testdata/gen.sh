@@ -22,3 +22,6 @@ run writelocal "$T/gcc-O0/writelocal"
 # A symbol with ESC and BEL bytes, an argument with an OSC title sequence.
 gcc -g -O0 -o /tmp/escsym "$D/escsym.c"
 run escsym /tmp/escsym $'\e]0;pwned\a'
+# An unchecked story: the vfork is issued with %rsp in unmapped memory.
+gcc -O0 -o /tmp/badrsp cmd/vtrace/testdata/badrsp.c
+run unchecked /tmp/badrsp
