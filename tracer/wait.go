@@ -177,7 +177,7 @@ func (s *session) waitFor(pid int) (ptrace.Stop, error) {
 		return st, nil
 	}
 	for {
-		if s.stopping() {
+		if s.stopping() && !s.detaching() {
 			// The run is ending: every task was sent SIGKILL and the
 			// tracer woken (stop.go). The story unwinds now rather than
 			// wait for a stop that may never come (a task held in a stop
