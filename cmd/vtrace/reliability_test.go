@@ -514,16 +514,7 @@ func TestSetuidRunsUnprivileged(t *testing.T) {
 	if err != nil || os.Geteuid() != 0 {
 		t.Skip("needs root and setpriv(1) to make a setuid-root program and run vtrace as nobody")
 	}
-	// Not t.TempDir: its parent is private to root, and nobody must reach
-	// the program.
-	dir, err := os.MkdirTemp("", "vtrace-setuid-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := dirForNobody(t, "vtrace-setuid-", 0o755) // nobody runs the program
 	id := filepath.Join(dir, "id")
 	data, err := os.ReadFile("/usr/bin/id")
 	if err != nil {
@@ -565,16 +556,7 @@ func TestNotDumpableAsNonRoot(t *testing.T) {
 	if err != nil || os.Geteuid() != 0 {
 		t.Skip("needs root and setpriv(1) to run vtrace as nobody")
 	}
-	// Not t.TempDir: its parent is private to root, and nobody must reach
-	// the program and write the log.
-	dir, err := os.MkdirTemp("", "vtrace-nodump-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
+	dir := dirForNobody(t, "vtrace-nodump-", 0o777) // nobody runs the program and writes the log
 	prog := filepath.Join(dir, "nodump")
 	data, err := os.ReadFile(buildC(t, "nodump.c"))
 	if err != nil {
@@ -640,4 +622,20 @@ func TestNotDumpableAsNonRoot(t *testing.T) {
 			t.Errorf("%v: %d exit events, want the child's and the program's", mode, len(all[*event.Exit](r)))
 		}
 	}
+}
+
+// dirForNobody makes a directory the user nobody can reach (with mode),
+// removed at the end of the test. Not t.TempDir: its parent is private to
+// root.
+func dirForNobody(t *testing.T, prefix string, mode os.FileMode) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
