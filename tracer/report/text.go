@@ -552,10 +552,13 @@ func (r *Text) vfork(e *event.Vfork) {
 		r.printf("  called from %s\n", r.in(e.Call))
 	}
 	r.printf("  syscall at %s; ", r.in(&e.Site))
-	if e.SharedStack {
+	switch {
+	case e.SharedStack:
 		r.printf("the child runs on the parent's stack\n")
-	} else {
+	case e.ChildStack != nil:
 		r.printf("the child has its own stack at %s\n", r.a(*e.ChildStack))
+	default: // a log written by hand or damaged: no address to give
+		r.printf("the child has its own stack\n")
 	}
 	r.printf("  parent frames at the vfork:\n")
 	for _, f := range e.Frames {
