@@ -125,6 +125,7 @@ func (s *session) attach(ctx context.Context) (Result, error) {
 		s.dispatch(st)
 	}
 	s.loop()
+	s.claimEnd()
 	if err := s.goroutineErr(); err != nil {
 		return Result{}, err // as in follow: the caller reports it, then the verdict
 	}

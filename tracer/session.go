@@ -54,6 +54,8 @@ type session struct {
 
 	attachState // vtrace attach (attach.go); zero when vtrace started the program
 
+	watchdogState // watchdog.go
+
 	stopMu     sync.Mutex
 	stopReason string // set once: "timeout", "interrupt", "max_steps", "max_vforks"
 	stopLimit  string
@@ -74,9 +76,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	var res Result
 	err := ptrace.Run(cfg.CPU, func(t *ptrace.Thread) (err error) {
 		s := newSession(cfg, livePtrace{t})
+		s.startWatchdog()
 		defer func() {
+			r := recover()
+			// The tracer thread ends the run, unless the watchdog is
+			// ending it already (then this blocks for ever).
+			s.claimEnd()
 			// A bug in vtrace must not leave stopped tracees behind.
-			if r := recover(); r != nil {
+			if r != nil {
 				s.killAll()
 				if cfg.Debug {
 					fmt.Fprintf(os.Stderr, "%v\n%s", r, debug.Stack())
@@ -170,6 +177,7 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 
 	s.cont(main, 0)
 	s.loop()
+	s.claimEnd()
 	if err := s.goroutineErr(); err != nil {
 		return Result{}, err // no verdict: the caller reports the error, then one
 	}
@@ -579,6 +587,7 @@ func (s *session) goOffCPU(fn func()) {
 				s.stopMu.Unlock()
 				s.stopRun("interrupt", "internal error")
 				s.wakeTracer()
+				s.armWatchdog()
 			}
 		}()
 		fn()

@@ -222,12 +222,15 @@ func (s *session) watchStops(ctx context.Context) func() {
 			}
 			s.stopRun("interrupt", limit)
 			s.wakeTracer()
+			s.armWatchdog()
 		case sig := <-sigc:
 			s.stopRun("interrupt", sig.String())
 			s.wakeTracer()
+			s.armWatchdog()
 		case <-timeout:
 			s.stopRun("timeout", s.cfg.Timeout.String())
 			s.wakeTracer()
+			s.armWatchdog()
 		}
 	}()
 	return func() {

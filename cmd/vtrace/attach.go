@@ -91,6 +91,7 @@ func attachTrace(ctx context.Context, o *runOptions, pidArg string, stdout, stde
 	}
 	cfg := o.engineConfig(ts, -1)
 	cfg.AttachPID = pid
+	guardSinks(&cfg, ts, log, stderr) // watchdog.go
 	res, err := tracer.Run(ctx, cfg)
 	return o.end(ctx, ts, log, res, err, stderr)
 }

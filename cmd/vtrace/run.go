@@ -356,6 +356,7 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	// files) is all in before the report's last words: the run's verdict
 	// comes after the program has ended.
 	cfg.Sink = report.Multi{drainAtVerdict(closeFiles), cfg.Sink}
+	guardSinks(&cfg, ts, log, stderr) // watchdog.go
 	res, err := tracer.Run(ctx, cfg)
 	closeFiles()
 	return o.end(ctx, ts, log, res, err, stderr)

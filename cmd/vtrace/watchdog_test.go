@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vtrace/vtrace/tracer"
+	"github.com/vtrace/vtrace/tracer/event"
+)
+
+// The watchdog (tracer/watchdog.go, cmd/vtrace/watchdog.go): a tracer
+// thread that never comes back — made to hang at the first vfork, where
+// the parent's symbols are loaded, by the test-only hook
+// VTRACE_TEST_HANG — does not keep vtrace from ending. StuckGrace after
+// --timeout (or a SIGTERM), vtrace writes the log's error event
+// (internal) and verdict, says so on stderr in one line, exits 126, and
+// the kernel kills every tracee as vtrace exits (PTRACE_O_EXITKILL): the
+// vfork parent held in its event stop, the child in its first stop, and a
+// process of the program that was running (a sleep it started). Without
+// the watchdog each of these runs waits for ever.
+func TestWatchdogStuckTracer(t *testing.T) {
+	bin := vtraceBin(t)
+	for _, tc := range []struct {
+		name, hang string
+		args       []string
+		sigterm    bool
+	}{
+		{"timeout, blocked", "vfork", []string{"--timeout", "1s"}, false},
+		{"timeout, spinning", "vfork:spin", []string{"--timeout", "1s"}, false},
+		{"SIGTERM, blocked", "vfork", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			prog, sleeper := filepath.Join(dir, "prog"), filepath.Join(dir, "sleeper")
+			copyFile(t, targetPath(t, "gcc-O0", "goodvfork_exec"), prog)
+			sleepPath, err := exec.LookPath("sleep")
+			if err != nil {
+				t.Fatal(err)
+			}
+			copyFile(t, sleepPath, sleeper)
+			log := filepath.Join(dir, "log.jsonl")
+			args := append(append([]string{"run", "-q", "-o", log}, tc.args...),
+				"--", "/bin/sh", "-c", sleeper+" 100 & exec "+prog)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, args...)
+			cmd.Env = append(os.Environ(), "VTRACE_TEST_HANG="+tc.hang)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			start := time.Now()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			// The program's processes, once it is held at its vfork: the
+			// parent and the child (both prog), and the sleep.
+			var pids []int
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				pids = procsUnder(dir)
+				if len(pids) >= 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the program's 3 processes never showed up: %v", pids)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			stopped := time.Now()
+			if tc.sigterm {
+				_ = cmd.Process.Signal(unix.SIGTERM)
+			} else {
+				stopped = start.Add(time.Second)
+			}
+			var took time.Duration
+			select {
+			case <-done:
+				took = time.Since(stopped)
+			case <-time.After(20 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("vtrace still running 20 s after its stop\n%s", stderr.String())
+			}
+			t.Logf("%s: vtrace ended %v after the run was stopped", tc.name, took.Round(time.Millisecond))
+			bound := tracer.DefaultStuckGrace + 3*time.Second // the grace, and a loaded machine
+			if took > bound {
+				t.Errorf("vtrace ended %v after the run was stopped, want under %v", took, bound)
+			}
+			if took < tracer.DefaultStuckGrace-100*time.Millisecond {
+				t.Errorf("vtrace ended %v after the stop: before the grace %v (did the hook hang?)", took, tracer.DefaultStuckGrace)
+			}
+			if code := cmd.ProcessState.ExitCode(); code != exitCannotRun {
+				t.Errorf("exit %d, want %d (an internal error)\n%s", code, exitCannotRun, stderr.String())
+			}
+			msg := stderr.String()
+			if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "vtrace: internal error: the tracer thread did not finish within 2s") {
+				t.Errorf("stderr %q: want one line, the internal error", msg)
+			}
+			raw, err := os.ReadFile(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLog(t, "the watchdog's log", raw)
+			evs, err := event.ReadLog(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) < 3 {
+				t.Fatalf("log: %d events\n%s", len(evs), raw)
+			}
+			e, ok := evs[len(evs)-2].(*event.Error)
+			v := evs[len(evs)-1].(*event.Verdict)
+			if !ok || e.Kind != "internal" || !strings.Contains(e.Msg, "did not finish within 2s") || v.Incomplete != "error" {
+				t.Errorf("the log ends with %+v, %+v: want the internal error and a verdict incomplete \"error\"", evs[len(evs)-2], v)
+			}
+			assertGone(t, pids)
+			if left := procsUnder(dir); len(left) > 0 {
+				t.Errorf("processes of the program still alive: %v", left)
+			}
+		})
+	}
+}
+
+// procsUnder is the live processes (not zombies: their exe link is gone)
+// whose program is a file in dir.
+func procsUnder(dir string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && filepath.Dir(exe) == dir {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// assertGone waits (up to 5 s) until each pid is gone or a zombie — dead,
+// waiting for whoever adopted it to reap it — and untraced; a task left
+// stopped (t, T) or running fails.
+func assertGone(t *testing.T, pids []int) {
+	t.Helper()
+	for _, pid := range pids {
+		var state, tracer string
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			state, tracer = procState(pid)
+			if state == "" || state == "Z" || state == "X" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("process %d left behind: state %s, TracerPid %s", pid, state, tracer)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// procState is a process's state letter and TracerPid ("" if it is gone).
+func procState(pid int) (state, tracer string) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "State:"); ok {
+			state = strings.Fields(v)[0]
+		}
+		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok {
+			tracer = strings.TrimSpace(v)
+		}
+	}
+	return state, tracer
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
