@@ -3,6 +3,7 @@ package tracer
 import (
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,7 +26,7 @@ func hangAt(point string) {
 	}
 	if how == "spin" {
 		for n := uint64(0); ; n++ {
-			spinSink = n
+			spinSink.Store(n) // a loop the compiler cannot drop
 		}
 	}
 	for {
@@ -33,4 +34,4 @@ func hangAt(point string) {
 	}
 }
 
-var spinSink uint64
+var spinSink atomic.Uint64
