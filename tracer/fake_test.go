@@ -767,6 +767,12 @@ func (f *fakeProcs) Tgkill(tgid, tid int, sig unix.Signal) error {
 	return nil
 }
 
+// StopPending: a SIGSTOP sent with Tgkill and not yet reported.
+func (f *fakeProcs) StopPending(pid int) bool {
+	t := f.tasks[pid]
+	return t != nil && !t.dead && t.sigpending == unix.SIGSTOP
+}
+
 // Detach lets a task go: the fake forgets it (it runs on untraced).
 func (f *fakeProcs) Detach(pid, sig int) error {
 	t, err := f.stoppedTask(pid)

@@ -267,7 +267,7 @@ func (s *session) takePostponed() (ptrace.Stop, bool) {
 func (s *session) dispatch(st ptrace.Stop) {
 	t := s.byPID[st.PID]
 	if t == nil {
-		if s.attachedUnknown(st) { // attach.go: let go, not killed
+		if s.unknownLetGo(st) { // attach.go: let go, not killed
 			return
 		}
 		if st.Status.Stopped() {
@@ -329,6 +329,13 @@ func (s *session) eventStop(t *task, ev int) {
 		}
 	case ptrace.EventVfork:
 		if out, _ := s.vforkEvent(t, false); out != vforkSkipped {
+			return
+		}
+		if s.detaching() {
+			// --max-vforks with --on-budget detach: let it go here, in its
+			// event stop (resumed, it would wait in vfork for its child,
+			// and vtrace for it).
+			s.detach(t, 0)
 			return
 		}
 	case ptrace.EventExec:

@@ -77,6 +77,9 @@ type task struct {
 	// program's own and leaves it set when the task is continued: it is
 	// cleared before the task runs free again (unclobberTF).
 	clearTF bool
+	// halted: the run lets its tasks go, and vtrace made this one report a
+	// stop (haltForDetach: a SIGSTOP, or PTRACE_INTERRUPT if seized).
+	halted bool
 }
 
 // set moves the task to a new state; a move the table does not allow is a
