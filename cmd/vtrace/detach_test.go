@@ -64,6 +64,7 @@ func TestOnBudgetDetachLetsGo(t *testing.T) {
 			defer ef.Close()
 			cmd.Stdout, cmd.Stderr = w, ef
 			stderr := stringer(func() string { b, _ := os.ReadFile(errFile); return string(b) })
+			start := time.Now()
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -74,6 +75,7 @@ func TestOnBudgetDetachLetsGo(t *testing.T) {
 				out <- string(b)
 			}()
 			_ = cmd.Wait()
+			t.Logf("vtrace ended after %v", time.Since(start).Round(time.Millisecond))
 			if ctx.Err() != nil {
 				t.Fatalf("vtrace did not end\n%s", stderr.String())
 			}
