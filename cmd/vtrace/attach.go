@@ -25,6 +25,8 @@ const attachExitTable = `Exit status:
   125    usage error (nothing was attached)
   126    could not attach: ptrace refused (kernel.yama.ptrace_scope,
          CAP_SYS_PTRACE, already traced, a kernel thread), an internal error
+         (vtrace still not finished 2 s after --timeout or a signal: the
+         kernel kills the process as vtrace exits, as on SIGKILL)
   127    no such process`
 
 func newAttachCmd(stdout, stderr io.Writer) *cobra.Command {

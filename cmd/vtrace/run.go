@@ -59,7 +59,9 @@ const exitTable = `Exit status:
          the program ran to its end, the verdict is on stderr
   125    usage error (nothing was run)
   126    could not trace: ptrace not permitted, not an executable, the
-         kernel cannot run it (i386), an internal error
+         kernel cannot run it (i386), an internal error (vtrace still not
+         finished 2 s after --timeout or a signal: the run was ended
+         without it, the traced processes killed)
   127    the program was not found`
 
 // usageError is a command-line mistake (exit 125).
