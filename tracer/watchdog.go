@@ -138,7 +138,7 @@ func (s *session) fire(grace time.Duration) {
 		why = "a budget stopped it (" + reason + " " + limit + ")"
 	}
 	if s.stopMu.TryLock() {
-		if s.attachPID == 0 {
+		if s.cfg.AttachPID == 0 {
 			for tid := range s.live {
 				_ = s.p.Kill(tid, unix.SIGKILL) // any goroutine may send it
 			}
@@ -153,7 +153,7 @@ func (s *session) fire(grace time.Duration) {
 		fmt.Fprintf(os.Stderr, "vtrace watchdog: the goroutines:\n%s\n", buf[:runtime.Stack(buf, true)])
 	}
 	what := "the traced processes were killed"
-	if s.attachPID != 0 {
+	if s.cfg.AttachPID != 0 {
 		what = "the kernel kills the attached process as vtrace exits (PTRACE_O_EXITKILL: vtrace could not remove its breakpoints)"
 	}
 	s.cfg.OnStuck(fmt.Errorf("internal error: the tracer thread did not finish within %v after the run was stopped (%s): it is stuck; %s (--debug shows the stacks)",
