@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -61,7 +62,9 @@ func (s *session) advance(t *task, step bool, sig int, pc uint64) (outcome, erro
 		}
 	}
 	out, err := s.resumeAndWait(t, step, sig)
-	if fx != nil && err == nil && out.kind == outTrap {
+	if fx != nil && (err == nil && out.kind == outTrap || errors.Is(err, errStopped) && s.detaching()) {
+		// Also when the run lets its tasks go: the task stands in the
+		// stop that ended the step, and is let go from there.
 		s.undoPushedTF(t, fx)
 	}
 	return out, err
