@@ -30,13 +30,16 @@ import (
 // the watchdog each of these runs waits for ever.
 func TestWatchdogStuckTracer(t *testing.T) {
 	bin := vtraceBin(t)
+	// Time enough for the program to reach its vfork on a loaded machine
+	// (the sleep it starts must have exec'd first).
+	const timeout = 2 * time.Second
 	for _, tc := range []struct {
 		name, hang string
 		args       []string
 		sigterm    bool
 	}{
-		{"timeout, blocked", "vfork", []string{"--timeout", "1s"}, false},
-		{"timeout, spinning", "vfork:spin", []string{"--timeout", "1s"}, false},
+		{"timeout, blocked", "vfork", []string{"--timeout", timeout.String()}, false},
+		{"timeout, spinning", "vfork:spin", []string{"--timeout", timeout.String()}, false},
 		{"SIGTERM, blocked", "vfork", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,7 +53,7 @@ func TestWatchdogStuckTracer(t *testing.T) {
 			copyFile(t, sleepPath, sleeper)
 			log := filepath.Join(dir, "log.jsonl")
 			args := append(append([]string{"run", "-q", "-o", log}, tc.args...),
-				"--", "/bin/sh", "-c", sleeper+" 100 & exec "+prog)
+				"--", "/bin/sh", "-c", `"$0" 100 & exec "$1"`, sleeper, prog)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, bin, args...)
@@ -65,38 +68,63 @@ func TestWatchdogStuckTracer(t *testing.T) {
 			go func() { done <- cmd.Wait() }()
 			// The program's processes, once it is held at its vfork: the
 			// parent and the child (both prog), and the sleep.
-			var pids []int
-			for deadline := time.Now().Add(10 * time.Second); ; {
-				pids = procsUnder(dir)
-				if len(pids) >= 3 {
-					break
+			// The program's processes once it is held at its vfork: the
+			// parent and the child (both prog), and the shell's fork for
+			// the sleep (running it, or still in its first stop if the
+			// tracer hung before it let it go) — every descendant of
+			// vtrace but its wake commands.
+			for deadline := time.Now().Add(30 * time.Second); len(procsUnder(dir)) < 2 || !hasExe(procsUnder(dir), prog, 2); {
+				select {
+				case <-done:
+					t.Fatalf("vtrace ended (%v) before the program made its vfork\n%s", cmd.ProcessState, stderr.String())
+				case <-time.After(20 * time.Millisecond):
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("the program's 3 processes never showed up: %v", pids)
+					_ = cmd.Process.Kill()
+					t.Fatalf("the program never reached its vfork: %v", procsUnder(dir))
 				}
-				time.Sleep(20 * time.Millisecond)
 			}
-			stopped := time.Now()
+			var pids []int
+			for _, pid := range descendants(cmd.Process.Pid) {
+				if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe != bin {
+					pids = append(pids, pid)
+				}
+			}
+			if len(pids) < 3 {
+				t.Fatalf("the program's processes: %v, want its vfork parent and child and the shell's fork", pids)
+			}
+			// The stop: the SIGTERM; or the timeout, whose timer vtrace
+			// started before the program was held here, and after the
+			// test started vtrace (its start-up takes a while on a loaded
+			// machine): its end is bounded from the hold, and told from
+			// both.
+			held := time.Now()
 			if tc.sigterm {
 				_ = cmd.Process.Signal(unix.SIGTERM)
-			} else {
-				stopped = start.Add(time.Second)
 			}
-			var took time.Duration
 			select {
 			case <-done:
-				took = time.Since(stopped)
-			case <-time.After(20 * time.Second):
+			case <-time.After(30 * time.Second):
 				_ = cmd.Process.Kill()
-				t.Fatalf("vtrace still running 20 s after its stop\n%s", stderr.String())
+				t.Fatalf("vtrace still running 30 s after its stop\n%s", stderr.String())
 			}
-			t.Logf("%s: vtrace ended %v after the run was stopped", tc.name, took.Round(time.Millisecond))
+			ended := time.Now()
 			bound := tracer.DefaultStuckGrace + 3*time.Second // the grace, and a loaded machine
-			if took > bound {
-				t.Errorf("vtrace ended %v after the run was stopped, want under %v", took, bound)
-			}
-			if took < tracer.DefaultStuckGrace-100*time.Millisecond {
-				t.Errorf("vtrace ended %v after the stop: before the grace %v (did the hook hang?)", took, tracer.DefaultStuckGrace)
+			if tc.sigterm {
+				took := ended.Sub(held)
+				t.Logf("%s: vtrace ended %v after the SIGTERM; processes of the program %v", tc.name, took.Round(time.Millisecond), pids)
+				if took > bound || took < tracer.DefaultStuckGrace-100*time.Millisecond {
+					t.Errorf("vtrace ended %v after the SIGTERM, want between the grace %v and %v", took, tracer.DefaultStuckGrace, bound)
+				}
+			} else {
+				t.Logf("%s: vtrace ended %v after it started (--timeout %v), %v after the program was held; processes of the program %v",
+					tc.name, ended.Sub(start).Round(time.Millisecond), timeout, ended.Sub(held).Round(time.Millisecond), pids)
+				if took := ended.Sub(held); took > timeout+bound {
+					t.Errorf("vtrace ended %v after the program was held at its vfork, want under the timeout and %v", took, bound)
+				}
+				if took := ended.Sub(start); took < timeout+tracer.DefaultStuckGrace-100*time.Millisecond {
+					t.Errorf("vtrace ended %v after it started: before the timeout and the grace (did the hook hang?)", took)
+				}
 			}
 			if code := cmd.ProcessState.ExitCode(); code != exitCannotRun {
 				t.Errorf("exit %d, want %d (an internal error)\n%s", code, exitCannotRun, stderr.String())
@@ -128,6 +156,46 @@ func TestWatchdogStuckTracer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hasExe reports whether n of pids run the program exe.
+func hasExe(pids []int, exe string, n int) bool {
+	for _, pid := range pids {
+		if e, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); e == exe {
+			n--
+		}
+	}
+	return n <= 0
+}
+
+// descendants is every process below root (from /proc/PID/stat's ppid).
+func descendants(root int) []int {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 {
+			if ppid, err := strconv.Atoi(f[1]); err == nil {
+				children[ppid] = append(children[ppid], pid)
+			}
+		}
+	}
+	var out []int
+	for queue := []int{root}; len(queue) > 0; queue = queue[1:] {
+		for _, c := range children[queue[0]] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
 }
 
 // procsUnder is the live processes (not zombies: their exe link is gone)
