@@ -25,9 +25,10 @@ import (
 // --timeout (or a SIGTERM), vtrace writes the log's error event
 // (internal) and verdict, says so on stderr in one line, exits 126, and
 // the kernel kills every tracee as vtrace exits (PTRACE_O_EXITKILL): the
-// vfork parent held in its event stop, the child in its first stop, and a
-// process of the program that was running (a sleep it started). Without
-// the watchdog each of these runs waits for ever.
+// vfork parent held in its event stop, the child in its first stop, and
+// the shell's fork for a sleep (running it, or still in its first stop if
+// the tracer hung before letting it go). Without the watchdog each of
+// these runs waits for ever.
 func TestWatchdogStuckTracer(t *testing.T) {
 	bin := vtraceBin(t)
 	// Time enough for the program to reach its vfork on a loaded machine
@@ -261,5 +262,52 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The watchdog on `vtrace attach`: a tracer thread stuck at the process's
+// vfork cannot take out its breakpoints or let its threads go; vtrace
+// still ends (exit 126, the log's error event and verdict), and the
+// kernel kills the process as vtrace exits (PTRACE_O_EXITKILL), as when
+// vtrace is killed: it is not left held in a ptrace-stop.
+func TestWatchdogStuckAttach(t *testing.T) {
+	bin := vtraceBin(t)
+	a := startAttachTarget(t, filepath.Join(t.TempDir(), "go"), 1)
+	log := filepath.Join(t.TempDir(), "attach.jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "attach", "-q", "-o", log, "--timeout", "2s", strconv.Itoa(a.pid()))
+	cmd.Env = append(os.Environ(), "VTRACE_TEST_HANG=vfork")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(log); bytes.Contains(b, []byte(`"event":"attach"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no attach event after 20 s\n%s", stderr.String())
+		}
+	}
+	a.proceed(t) // its vfork: the tracer thread hangs there
+	err := cmd.Wait()
+	took := time.Since(start)
+	t.Logf("vtrace attach ended %v after it started (--timeout 2s)", took.Round(time.Millisecond))
+	if ctx.Err() != nil {
+		t.Fatalf("vtrace attach did not end: %v", err)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != exitCannotRun || !strings.Contains(stderr.String(), "the kernel kills the attached process") {
+		t.Errorf("exit %d, stderr %q: want 126 and the internal error", code, stderr.String())
+	}
+	raw, rerr := os.ReadFile(log)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	checkLog(t, "the watchdog's attach log", raw)
+	if got := a.status(t); got != 128+int(unix.SIGKILL) {
+		t.Errorf("the attached process: status %d, want 137 (killed as vtrace exited)", got)
 	}
 }
