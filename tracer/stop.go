@@ -306,18 +306,16 @@ func (s *session) watchStops(ctx context.Context) func() {
 			case <-time.After(50 * time.Millisecond):
 			}
 			s.stopRun("interrupt", limit)
-			s.wakeTracer()
 			s.armWatchdog()
+			s.wake(done)
 		case sig := <-sigc:
 			s.stopRun("interrupt", sig.String())
-			s.wakeTracer()
 			s.armWatchdog()
+			s.wake(done)
 		case <-timeout:
 			s.stopRun("timeout", s.cfg.Timeout.String())
-			if !s.wakeTracer() && s.detaching() {
-				s.stopLiveForDetach()
-			}
 			s.armWatchdog()
+			s.wake(done)
 		}
 	}()
 	return func() {
@@ -327,6 +325,25 @@ func (s *session) watchStops(ctx context.Context) func() {
 		}
 		close(done)
 		<-exited // a wake command it started is in s.wakes, for reapWakes
+	}
+}
+
+// wake wakes the tracer thread after a stop decided outside it. A wake
+// command that cannot start (fork failing under a pids cap) is tried again
+// every 50 ms until the tracer thread is done; meanwhile a started program
+// whose tasks are let go is sent SIGSTOP from here (stopLiveForDetach) —
+// an attached process's tasks can only be interrupted by the tracer
+// thread, which the watchdog bounds.
+func (s *session) wake(done <-chan struct{}) {
+	for i := 0; !s.wakeTracer(); i++ {
+		if i == 0 && s.detaching() {
+			s.stopLiveForDetach()
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
