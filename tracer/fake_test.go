@@ -779,6 +779,11 @@ func (f *fakeProcs) Detach(pid, sig int) error {
 	if err != nil {
 		return err
 	}
+	if t.sigpending == unix.SIGSTOP {
+		// The real kernel would deliver it once the task is untraced: a
+		// group-stop nobody ends (the task and its process left stopped).
+		f.t.Errorf("fake: task %d detached with a SIGSTOP pending: it would stop for good", pid)
+	}
 	t.dead, t.detached = true, true
 	f.release(t)
 	return nil
