@@ -324,6 +324,10 @@ func (s *session) dispatch(st ptrace.Stop) {
 // firstStop handles a new task's initial SIGSTOP: it runs on, unless it is
 // a vfork child held for its story.
 func (s *session) firstStop(t *task) {
+	for addr, orig := range t.inherited {
+		_ = s.pokeByte(t.pid, addr, orig)
+	}
+	t.inherited = nil
 	if t.state == taskNewHeld {
 		t.set(taskHeld)
 		return
@@ -461,6 +465,17 @@ func (s *session) newTask(parent *task, pid int, clone, held bool) *task {
 		// A fork copies the address space: same mappings, own memory. A
 		// vfork child shares it until it execs; the story sets that up.
 		c.proc = &process{tgid: pid, mm: parent.proc.mm.forkCopy(pid)}
+		if !held && parent.proc.mm != nil && len(parent.proc.mm.bps) > 0 {
+			// A fork (not a vfork: that child shares the memory) made
+			// while vtrace's int3s sit in the parent's memory copies them:
+			// the child would trap on them where the program has none
+			// (targets/forkinchild.c: a fork inside a call the vfork child
+			// runs at full speed).
+			c.inherited = map[uint64]byte{}
+			for addr, bp := range parent.proc.mm.bps {
+				c.inherited[addr] = bp.orig
+			}
+		}
 	}
 	s.byPID[pid] = c
 	s.setLive(pid, c.proc.tgid)

@@ -206,6 +206,10 @@ func (s *session) detach(t *task, sig int) {
 		return
 	}
 	s.beforeDetach(t) // attach.go
+	for addr, orig := range t.inherited { // a fork child let go at its first stop
+		_ = s.pokeByte(t.pid, addr, orig)
+	}
+	t.inherited = nil
 	_ = s.disarmDR(t.pid)
 	s.unclobberTF(t)
 	s.rewindRemovedInt3(t)

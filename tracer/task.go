@@ -80,6 +80,11 @@ type task struct {
 	// halted: the run lets its tasks go, and vtrace made this one report a
 	// stop (haltForDetach: a SIGSTOP, or PTRACE_INTERRUPT if seized).
 	halted bool
+	// inherited are the int3s (address -> original byte) planted in the
+	// memory a fork copied into this task: undone at its first stop,
+	// before it runs an instruction (firstStop), or when it is let go
+	// there (detach).
+	inherited map[uint64]byte
 }
 
 // set moves the task to a new state; a move the table does not allow is a
