@@ -207,9 +207,10 @@ func (s *session) detach(t *task, sig int) {
 	}
 	s.beforeDetach(t) // attach.go
 	for addr, orig := range t.inherited { // a fork child let go at its first stop
-		_ = s.pokeByte(t.pid, addr, orig)
+		if s.pokeByte(t.pid, addr, orig) == nil {
+			delete(t.inherited, addr)
+		}
 	}
-	t.inherited = nil
 	_ = s.disarmDR(t.pid)
 	s.unclobberTF(t)
 	s.rewindRemovedInt3(t)
