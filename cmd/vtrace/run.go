@@ -553,10 +553,15 @@ func (l *runLog) fail(err error, sum *report.Summary) error {
 	}
 	v := &event.Verdict{Header: event.Header{V: event.Version, Event: "verdict"}, Verdict: event.Clean, Incomplete: "error",
 		Explanation: "vtrace could not trace the program: " + err.Error()}
+	pid := 0 // a run that could not start
 	if sum != nil {
 		v.Verdict, v.Vforks, v.Violations, v.Warnings = sum.Judgement(), sum.Vforks, sum.Violations, sum.Warnings
+		if sum.Run.Start != nil {
+			pid = sum.Run.Start.PID // a run given up on: its program
+		}
 	}
-	_ = l.jsonl.Emit(&event.Error{Header: event.Header{V: event.Version, Event: "error"}, Kind: kind, Msg: err.Error()})
+	v.PID = pid
+	_ = l.jsonl.Emit(&event.Error{Header: event.Header{V: event.Version, Event: "error", PID: pid}, Kind: kind, Msg: err.Error()})
 	_ = l.jsonl.Emit(v)
 	if lerr := l.close(); lerr != nil {
 		return fmt.Errorf("%w; and %w", err, lerr)
