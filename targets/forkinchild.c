@@ -11,9 +11,16 @@
  * copies the memory, int3 included: the fork child returns onto an int3
  * nobody planted for it and, if vtrace takes the trap for the program's,
  * dies of SIGTRAP. The fork child must find the program's own bytes.
+ *
+ * With `vfork`, the grandchild makes a vfork of its own (its child exits
+ * 5, it exits 5 + 2) while the child's story is still under way: the
+ * child waits for the grandchild, so vtrace must not hold the grandchild's
+ * vfork until the child's story ends (it waited for ever in --step mode,
+ * and in fast mode the child exited 249).
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,8 +30,9 @@ static __attribute__((noinline)) pid_t fork_helper(void)
 	return fork();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	int nested = argc > 1 && strcmp(argv[1], "vfork") == 0;
 	int status;
 	pid_t pid;
 
@@ -37,6 +45,14 @@ int main(void)
 		 * values, would still count them as the child's. */
 		int gstatus;
 		pid_t g = fork_helper();
+		if (g == 0 && nested) {
+			pid_t h = vfork();
+			if (h == 0)
+				_exit(5);
+			if (h < 0 || waitpid(h, &gstatus, 0) < 0 || !WIFEXITED(gstatus))
+				_exit(1);
+			_exit(WEXITSTATUS(gstatus) + 2);
+		}
 		if (g == 0)
 			_exit(7); /* the grandchild, back from fork_helper() */
 		if (g < 0 || waitpid(g, &gstatus, 0) < 0)

@@ -390,6 +390,21 @@ func (s *session) vforkEvent(p *task, awaited bool) (vforkOutcome, error) {
 		}
 		return vforkSkipped, nil
 	}
+	if n := len(s.stories); !awaited && n > 0 && p.state != taskFollowed &&
+		(s.stories[n-1].par.running || !s.inStoryMemory(p)) {
+		// The story on top may be waiting, through its tasks, for this
+		// one: its parent, followed after its child is gone, in a
+		// shell's waitpid for the command whose own vfork this is
+		// (nested shells, make); its child in a waitpid for a fork of
+		// its own that vforks. Holding this parent until that story
+		// ends would wait for ever: its story runs now, nested; stops
+		// of the enclosing stories' tasks meanwhile are postponed for
+		// them (waitFor). Only another thread of a story's memory (or
+		// of its child's) is held while a child runs: the stories would
+		// share the int3s and the stack.
+		s.storyOutside(p)
+		return vforkRan, nil
+	}
 	if !awaited && len(s.stories) > 0 {
 		if msg, ok := s.eventMsg(p, ptrace.EventVfork); ok && s.byPID[int(msg)] == nil {
 			s.newTask(p, int(msg), false, true)
@@ -403,6 +418,17 @@ func (s *session) vforkEvent(p *task, awaited bool) (vforkOutcome, error) {
 		return vforkRan, nil
 	}
 	return vforkRan, s.story(p)
+}
+
+// inStoryMemory reports whether t runs in the memory of a story in
+// progress (the parent's image, which its vfork child shares).
+func (s *session) inStoryMemory(t *task) bool {
+	for _, st := range s.stories {
+		if t.proc.mm == st.mm {
+			return true
+		}
+	}
+	return false
 }
 
 // eventMsg is the message of the event stop t sits in

@@ -87,7 +87,7 @@ func TestSignalsAsNative(t *testing.T) {
 		target string
 		args   []string
 	}{{"trapchild", nil}, {"trapchild", []string{"kill"}}, {"traphandler", nil}, {"sigchldfollow", nil},
-		{"pushfvfork", nil}, {"pushfvfork", []string{"parent"}}, {"forkinchild", nil}}
+		{"pushfvfork", nil}, {"pushfvfork", []string{"parent"}}, {"forkinchild", nil}, {"forkinchild", []string{"vfork"}}}
 	for _, build := range []string{"gcc-O0", "gcc-O2", "clang-O2", "musl-O0", "gcc-O0-static", "gcc-O0-m32"} {
 		for _, c := range cases {
 			name := build + "/" + c.target
