@@ -206,7 +206,8 @@ func (s *session) detach(t *task, sig int) {
 		return
 	}
 	s.beforeDetach(t) // attach.go
-	for addr, orig := range t.inherited { // a fork child let go at its first stop
+	// A fork child let go at its first stop: the int3s it inherited out.
+	for addr, orig := range t.inherited {
 		if s.pokeByte(t.pid, addr, orig) == nil {
 			delete(t.inherited, addr)
 		}
