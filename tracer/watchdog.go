@@ -58,9 +58,9 @@ type watchdogState struct {
 }
 
 // startWatchdog starts the watchdog of a run, if the configuration has an
-// OnStuck to call. The run's timeout arms it by itself (from Run's start,
-// so that a tracer thread stuck before the timeout's timer started is
-// covered too); armWatchdog arms it earlier.
+// OnStuck to call. The run's timeout arms it by itself too (Timeout and
+// twice the grace from Run's start: a tracer thread stuck before the
+// timeout's timer started is covered); armWatchdog arms it at the stop.
 func (s *session) startWatchdog() {
 	s.dogArm, s.dogDone = make(chan struct{}), make(chan struct{})
 	if s.cfg.OnStuck == nil {
@@ -73,7 +73,10 @@ func (s *session) startWatchdog() {
 	go func() {
 		var deadline <-chan time.Time
 		if s.cfg.Timeout > 0 {
-			t := time.NewTimer(s.cfg.Timeout + grace)
+			// The backstop, for a tracer thread stuck before the
+			// timeout's own timer started (watchStops starts it once the
+			// program is set up): a second grace covers that set-up.
+			t := time.NewTimer(s.cfg.Timeout + 2*grace)
 			defer t.Stop()
 			deadline = t.C
 		}
