@@ -31,12 +31,16 @@ type written struct{ addr, size uint64 }
 // sysOut is one system call that fills in caller memory: the argument
 // holding the pointer, and how many bytes it writes there (size, or the
 // result when byRet). okZero: it succeeded when it returned 0 (else when
-// it returned more than 0: a pid, a byte count).
+// it returned more than 0: a pid, a byte count). intRet: a libc function
+// returning int (not ssize_t): on amd64 its result is %eax alone, the upper
+// half of %rax is not part of it (glibc's wait4 fails with
+// `mov $0xffffffff,%eax`).
 type sysOut struct {
 	ptrArg int
 	size   uint64
 	byRet  bool
 	okZero bool
+	intRet bool
 }
 
 // The syscalls modelled, by number, per architecture: the wait family
@@ -65,16 +69,16 @@ var sysOuts = map[*arch.Arch]map[uint64][]sysOut{
 // libcOuts are the libc functions with the same effect, by name (glibc's
 // and musl's internal aliases included), with their arguments in C order.
 var libcOuts = map[string][]sysOut{
-	"wait":    {{ptrArg: 0, size: 4}},
-	"waitpid": {{ptrArg: 1, size: 4}},
-	"wait3":   {{ptrArg: 0, size: 4}},
-	"wait4":   {{ptrArg: 1, size: 4}},
-	"waitid":  {{ptrArg: 2, size: 128, okZero: true}},
+	"wait":    {{ptrArg: 0, size: 4, intRet: true}},
+	"waitpid": {{ptrArg: 1, size: 4, intRet: true}},
+	"wait3":   {{ptrArg: 0, size: 4, intRet: true}},
+	"wait4":   {{ptrArg: 1, size: 4, intRet: true}},
+	"waitid":  {{ptrArg: 2, size: 128, okZero: true, intRet: true}},
 	"read":    {{ptrArg: 1, byRet: true}},
 	"pread":   {{ptrArg: 1, byRet: true}},
 	"pread64": {{ptrArg: 1, byRet: true}},
-	"pipe":    {{ptrArg: 0, size: 8, okZero: true}},
-	"pipe2":   {{ptrArg: 0, size: 8, okZero: true}},
+	"pipe":    {{ptrArg: 0, size: 8, okZero: true, intRet: true}},
+	"pipe2":   {{ptrArg: 0, size: 8, okZero: true, intRet: true}},
 }
 
 // libcName strips the decorations a libc function's symbol carries in
@@ -101,6 +105,10 @@ func retValue(r *arch.Regs) int64 {
 func outputs(outs []sysOut, arg func(int) uint64, ret int64) []written {
 	var w []written
 	for _, o := range outs {
+		ret := ret
+		if o.intRet {
+			ret = int64(int32(ret))
+		}
 		if o.okZero && ret != 0 || !o.okZero && ret <= 0 {
 			continue
 		}

@@ -1,0 +1,43 @@
+package tracer
+
+import (
+	"testing"
+
+	"github.com/go-delve/delve/pkg/dwarf/regnum"
+
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+)
+
+// TestLibcIntResult: on amd64 a libc function returning int leaves its
+// result in %eax; the upper half of %rax is not part of it. glibc's wait4
+// fails with `mov $0xffffffff,%eax; ret` (rax 0x00000000ffffffff): -1, no
+// status written — not a pid of 4294967295 (a vfork child stores into
+// status, the parent waitpid(getpid(), &status, 0)s, ECHILD, then reads
+// status: gcc -O0 amd64, fast mode
+// said clean where the parent reads the child's value after a failed
+// waitpid).
+func TestLibcIntResult(t *testing.T) {
+	const status = 0x7ffc0000
+	before := arch.Regs{Arch: arch.AMD64}
+	before.R[regnum.AMD64_Rdi] = 1234
+	before.R[regnum.AMD64_Rsi] = status
+	noStack := func(uint64) (uint64, bool) { return 0, false }
+	for _, c := range []struct {
+		fn    string
+		rax   uint64
+		wrote bool
+	}{
+		{"waitpid", 0x00000000ffffffff, false}, // -1 as int
+		{"waitpid@plt", 0xffffffffffffffff, false},
+		{"waitpid", 1234, true},
+		{"wait4", 0x00000000ffffffff, false},
+		{"pipe", 0xdead00000000, true},     // 0 as int, garbage above
+		{"read", 0x00000000ffffffff, true}, // ssize_t: 4 GiB read
+	} {
+		after := before
+		after.R[regnum.AMD64_Rax] = c.rax
+		if w := libcWrites(c.fn, &before, &after, noStack); (len(w) > 0) != c.wrote {
+			t.Errorf("%s returning %#x: wrote %v, want written %v", c.fn, c.rax, w, c.wrote)
+		}
+	}
+}
