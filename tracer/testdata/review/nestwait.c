@@ -2,7 +2,7 @@
  * vforkEvent nests the grandchild's vfork story while the vfork child C,
  * whose byte G waits for, sits in a postponed stop). 7cdb2af: exit 0. */
 /* A vfork child C forks F; F vforks G, which waits for a byte C writes
- * after its fork. Natively: prints "G got x", exits 0. */
+ * after its fork. Natively: prints "F exited 0", exits 0. */
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
