@@ -491,7 +491,7 @@ func (s *session) newTask(parent *task, pid int, clone, held bool) *task {
 		// A fork copies the address space: same mappings, own memory. A
 		// vfork child shares it until it execs; the story sets that up.
 		c.proc = &process{tgid: pid, mm: parent.proc.mm.forkCopy(pid)}
-		if !held && parent.proc.mm != nil && len(parent.proc.mm.bps) > 0 {
+		if !held && parent.proc.mm != nil && len(parent.proc.mm.bps) > 0 && !s.sharesMemory(parent) {
 			// A fork (not a vfork: that child shares the memory) made
 			// while vtrace's int3s sit in the parent's memory copies them:
 			// the child would trap on them where the program has none
@@ -510,6 +510,32 @@ func (s *session) newTask(parent *task, pid int, clone, held bool) *task {
 		s.dispatch(st)
 	}
 	return c
+}
+
+// sharesMemory reports whether the new process parent's fork, vfork or
+// clone event stop reports runs in parent's memory: a vfork, or a clone
+// or clone3 with CLONE_VM (the kernel reports clone(CLONE_VM|SIGCHLD) as
+// a fork event). Its bytes are the parent's: no int3 of vtrace's there is
+// its own to undo.
+func (s *session) sharesMemory(parent *task) bool {
+	var regs arch.Regs
+	if s.p.Regs(parent.pid, &regs) != nil {
+		return false
+	}
+	var flags uint64
+	switch vforkSyscalls[regs.Arch][regs.OrigAX] {
+	case "vfork":
+		return true
+	case "clone":
+		flags = regs.SyscallArg(0)
+	case "clone3":
+		var b [8]byte
+		if s.p.ReadMem(parent.pid, regs.SyscallArg(0), b[:]) != nil {
+			return false
+		}
+		flags = binary.LittleEndian.Uint64(b[:])
+	}
+	return flags&unix.CLONE_VM != 0
 }
 
 // signalStop handles a signal-delivery stop (or a group-stop) outside a story.
