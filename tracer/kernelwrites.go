@@ -82,13 +82,18 @@ var libcOuts = map[string][]sysOut{
 }
 
 // libcName strips the decorations a libc function's symbol carries in
-// the parent's code: a PLT entry, glibc's __libc_ and __ prefixes.
+// the parent's code: a PLT entry, glibc's __libc_ and __ prefixes, and
+// the _chk of _FORTIFY_SOURCE's checked variants (__read_chk(fd, buf,
+// nbytes, buflen): read's arguments first, read's effect).
 func libcName(sym string) string {
 	sym = strings.TrimSuffix(sym, "@plt")
 	if i := strings.IndexByte(sym, '@'); i >= 0 {
 		sym = sym[:i]
 	}
 	sym = strings.TrimPrefix(sym, "__libc_")
+	if c := strings.TrimSuffix(sym, "_chk"); c != sym && strings.HasPrefix(c, "__") {
+		sym = c
+	}
 	return strings.TrimPrefix(sym, "__")
 }
 

@@ -41,3 +41,24 @@ func TestLibcIntResult(t *testing.T) {
 		}
 	}
 }
+
+// TestLibcFortified: with _FORTIFY_SOURCE (gcc -O2's default on Ubuntu and
+// Fedora) a read into a buffer of known size whose count is not a
+// constant is a call to __read_chk(fd, buf, nbytes, buflen): the same
+// arguments first, the same bytes written. Unknown, it left the child's
+// bytes in the buffer 'the child's' when read(2) stored equal ones (a
+// false warning: tracer/testdata/review/readchk.c, gcc -O2
+// -D_FORTIFY_SOURCE=2, fast mode).
+func TestLibcFortified(t *testing.T) {
+	const buf = 0x7ffc0000
+	before := arch.Regs{Arch: arch.AMD64}
+	before.R[regnum.AMD64_Rsi] = buf
+	after := before
+	after.R[regnum.AMD64_Rax] = 8
+	noStack := func(uint64) (uint64, bool) { return 0, false }
+	for _, fn := range []string{"__read_chk", "__read_chk@plt", "__pread_chk", "__pread64_chk"} {
+		if w := libcWrites(fn, &before, &after, noStack); len(w) != 1 || w[0] != (written{buf, 8}) {
+			t.Errorf("%s returning 8: wrote %v, want [{%#x 8}]", fn, w, buf)
+		}
+	}
+}
