@@ -56,6 +56,9 @@ type childRun struct {
 	// tells which frame it jumped into.
 	escaped bool
 	predict silentPredictor
+	// fresh: regs are the child's registers now (a block has just run).
+	fresh    bool
+	blockPCs []uint64 // the pcs of the block being run (block.go)
 }
 
 // depth is the number of calls the child is inside below the shared frames.
@@ -135,9 +138,12 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 	pc, in, derr := r.predict.insn(s, r)
 	var unknown bool
 	if pc == 0 { // not a predicted silent instruction: read where the child is
-		if err := s.p.Regs(c.pid, &r.regs); err != nil {
-			return false, fmt.Errorf("read child registers: %w", err)
+		if !r.fresh {
+			if err := s.p.Regs(c.pid, &r.regs); err != nil {
+				return false, fmt.Errorf("read child registers: %w", err)
+			}
 		}
+		r.fresh = false
 		pc = r.regs.PC()
 		r.popCalls(r.regs.SP())
 		s.checkLeftFrames(st, r)
@@ -150,6 +156,11 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 			r.pendingCall = nil
 		}
 		in, derr = s.insnAt(mm, c.pid, pc)
+		if derr == nil {
+			if pcs, end := s.blockAt(r, in); pcs != nil {
+				return s.runBlock(r, pcs, end)
+			}
+		}
 		unknown = derr != nil
 		if derr == nil {
 			r.acc, unknown = in.Effects(&r.regs, r.acc[:0])
