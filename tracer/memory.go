@@ -550,9 +550,16 @@ func (s *session) emitGlobalDiff(st *story) {
 	}
 	ev := &event.GlobalDiff{Header: s.hdr("global_diff", st.parent.pid), Vfork: st.id, Watched: len(m.orig)}
 	m.poisoned = map[uint64]childWord{}
+	const chunk = 256 // a multiple of the word: unchanged chunks are skipped by a memcmp
 	for i := range m.ranges {
 		r := &m.ranges[i]
 		for a := r.lo; a+uint64(m.word) <= r.hi; a += uint64(m.word) {
+			if o := r.off + int(a-r.lo); (o-r.off)%chunk == 0 {
+				if ce := min(o+chunk, r.off+int(r.hi-r.lo)); bytes.Equal(m.orig[o:ce], m.shadow[o:ce]) {
+					a += uint64(ce-o) - uint64(m.word)
+					continue
+				}
+			}
 			before, after := m.wordIn(m.orig, r, a), m.wordIn(m.shadow, r, a)
 			if before == after {
 				continue
