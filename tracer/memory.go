@@ -75,6 +75,11 @@ type memWatch struct {
 	leftOut               []string // what did not fit, for the globals_capped note
 	unread                []string // ranges that could not be read
 
+	// dirty has bit i set when chunk i (globChunk bytes at offset
+	// i*globChunk of the buffers) of shadow was written since the
+	// snapshot: global_diff compares only those chunks with orig.
+	dirty []uint64
+
 	wrote    bool                 // the child changed a word that is not libc's bookkeeping
 	poisoned map[uint64]childWord // such words still holding the child's value
 	reads    int
@@ -309,6 +314,30 @@ func (st *story) dropGlobals() {
 	}
 }
 
+// globChunk is the unit of the globals' comparisons: unchanged chunks are
+// skipped by one memcmp, changed ones compared word by word. A multiple of
+// the word size.
+const globChunk = 256
+
+// setShadow records cur as the word at a in shadow and marks its chunk
+// dirty.
+func (m *memWatch) setShadow(r *memRange, a, cur uint64) {
+	m.putWord(m.shadow, r, a, cur)
+	i := (r.off + int(a-r.lo)) / globChunk
+	if m.dirty == nil {
+		m.dirty = make([]uint64, (len(m.shadow)/globChunk+64)/64)
+	}
+	m.dirty[i/64] |= 1 << (i % 64)
+	if j := (r.off + int(a-r.lo) + m.word - 1) / globChunk; j != i { // a word across two chunks
+		m.dirty[j/64] |= 1 << (j % 64)
+	}
+}
+
+// isDirty reports whether chunk i of shadow was written since the snapshot.
+func (m *memWatch) isDirty(i int) bool {
+	return m.dirty != nil && m.dirty[i/64]&(1<<(i%64)) != 0
+}
+
 // rangeOf returns the watched range holding the word at a.
 func (m *memWatch) rangeOf(a uint64) (*memRange, bool) {
 	i := sort.Search(len(m.ranges), func(i int) bool { return m.ranges[i].hi > a })
@@ -387,7 +416,7 @@ func (s *session) checkGlobalStores(st *story, pre *arch.Regs, in *disasm.Insn, 
 			if cur == old {
 				return
 			}
-			m.putWord(m.shadow, r, x, cur)
+			m.setShadow(r, x, cur)
 			if by == nil {
 				by = s.insnEvent(st.mm, st.child.pid, in)
 			}
@@ -411,12 +440,11 @@ func (s *session) diffGlobals(st *story, in *disasm.Insn, during *event.Insn) {
 		}
 	}
 	var by *event.Insn
-	const chunk = 256
 	for i := range m.ranges {
 		r := &m.ranges[i]
 		end := r.off + int(r.hi-r.lo)
-		for c := r.off; c < end; c += chunk {
-			ce := min(c+chunk, end)
+		for c := r.off; c < end; c += globChunk {
+			ce := min(c+globChunk, end)
 			if bytes.Equal(m.shadow[c:ce], m.scratch[c:ce]) {
 				continue
 			}
@@ -426,7 +454,7 @@ func (s *session) diffGlobals(st *story, in *disasm.Insn, during *event.Insn) {
 				if old == cur {
 					continue
 				}
-				m.putWord(m.shadow, r, a, cur)
+				m.setShadow(r, a, cur)
 				if in != nil && by == nil {
 					by = s.insnEvent(st.mm, st.child.pid, in)
 				}
@@ -545,24 +573,27 @@ func (s *session) emitGlobalWrite(st *story, r *memRange, a, old, cur uint64, by
 // parent phase.
 func (s *session) emitGlobalDiff(st *story) {
 	m := st.mem
-	if m == nil || len(m.ranges) == 0 || bytes.Equal(m.orig, m.shadow) {
-		return
+	if m == nil || len(m.ranges) == 0 || m.dirty == nil {
+		return // no word of the shadow was written: it is the snapshot
 	}
 	ev := &event.GlobalDiff{Header: s.hdr("global_diff", st.parent.pid), Vfork: st.id, Watched: len(m.orig)}
-	m.poisoned = map[uint64]childWord{}
-	const chunk = 256 // a multiple of the word: unchanged chunks are skipped by a memcmp
+	changed := false
 	for i := range m.ranges {
 		r := &m.ranges[i]
-		for a := r.lo; a+uint64(m.word) <= r.hi; a += uint64(m.word) {
-			if o := r.off + int(a-r.lo); (o-r.off)%chunk == 0 {
-				if ce := min(o+chunk, r.off+int(r.hi-r.lo)); bytes.Equal(m.orig[o:ce], m.shadow[o:ce]) {
-					a += uint64(ce-o) - uint64(m.word)
-					continue
-				}
+		end := r.off + int(r.hi-r.lo)
+		for o := r.off; o+m.word <= end; o += m.word {
+			if c := o / globChunk; !m.isDirty(c) {
+				// Skip to the next chunk (ranges need not start on one).
+				o = max(o, min((c+1)*globChunk, end)-m.word)
+				continue
 			}
+			a := r.lo + uint64(o-r.off)
 			before, after := m.wordIn(m.orig, r, a), m.wordIn(m.shadow, r, a)
 			if before == after {
 				continue
+			}
+			if !changed {
+				changed, m.poisoned = true, map[uint64]childWord{}
 			}
 			area, mapping, sym, libc := s.describe(st, r, a, changedBytes(before, after, m.word))
 			if libc == "" {
@@ -576,7 +607,9 @@ func (s *session) emitGlobalDiff(st *story) {
 				After: event.Addr(after), Area: area, Mapping: mapping, Sym: sym, Libc: libc})
 		}
 	}
-	s.emit(ev)
+	if changed {
+		s.emit(ev)
+	}
 }
 
 // childWord is a word the child left changed: its value, and which of its
