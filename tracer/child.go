@@ -58,7 +58,7 @@ type childRun struct {
 	predict silentPredictor
 	// fresh: regs are the child's registers now (a block has just run).
 	fresh    bool
-	blockPCs []uint64 // the pcs of the block being run (block.go)
+	block    block // the block being run (block.go)
 }
 
 // depth is the number of calls the child is inside below the shared frames.
@@ -157,8 +157,8 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		}
 		in, derr = s.insnAt(mm, c.pid, pc)
 		if derr == nil {
-			if pcs, end := s.blockAt(r, in); pcs != nil {
-				return s.runBlock(r, pcs, end)
+			if b := s.blockAt(r, in); b != nil {
+				return s.runBlock(r, b)
 			}
 		}
 		unknown = derr != nil
