@@ -76,8 +76,10 @@ type memWatch struct {
 	unread                []string // ranges that could not be read
 
 	// dirty has bit i set when chunk i (globChunk bytes at offset
-	// i*globChunk of the buffers) of shadow was written since the
-	// snapshot: global_diff compares only those chunks with orig.
+	// i*globChunk of the buffers) of shadow holds what vtrace last saw
+	// there, written since the snapshot; a clean chunk's last seen bytes
+	// are orig's (the snapshot is not copied: 1 MiB per story). global_diff
+	// compares only the dirty chunks with orig.
 	dirty []uint64
 
 	wrote    bool                 // the child changed a word that is not libc's bookkeeping
@@ -87,7 +89,34 @@ type memWatch struct {
 
 type memBufs struct{ orig, shadow, scratch []byte }
 
-var memPool = sync.Pool{New: func() any { return &memBufs{} }}
+// memFree keeps the buffers of ended stories for the next ones (a
+// sync.Pool would drop them at every garbage collection, and fresh 1 MiB
+// buffers cost their page faults).
+var memFree struct {
+	sync.Mutex
+	bufs []*memBufs
+}
+
+const memFreeMax = 4
+
+func getMemBufs() *memBufs {
+	memFree.Lock()
+	defer memFree.Unlock()
+	if n := len(memFree.bufs); n > 0 {
+		b := memFree.bufs[n-1]
+		memFree.bufs = memFree.bufs[:n-1]
+		return b
+	}
+	return &memBufs{}
+}
+
+func putMemBufs(b *memBufs) {
+	memFree.Lock()
+	defer memFree.Unlock()
+	if len(memFree.bufs) < memFreeMax {
+		memFree.bufs = append(memFree.bufs, b)
+	}
+}
 
 // watchGlobals plans and takes the snapshot of the parent's memory outside
 // the stack (the parent is stopped at its vfork event) and says how it is
@@ -237,7 +266,7 @@ func (m *memWatch) read(s *session, st *story) {
 	for _, r := range m.ranges {
 		n += int(r.hi - r.lo)
 	}
-	b := memPool.Get().(*memBufs)
+	b := getMemBufs()
 	grow := func(p []byte) []byte {
 		if cap(p) < n {
 			return make([]byte, n)
@@ -266,7 +295,6 @@ func (m *memWatch) read(s *session, st *story) {
 		}
 		m.ranges, m.orig, m.shadow, m.scratch = keep, m.orig[:off], m.shadow[:off], m.scratch[:off]
 	}
-	copy(m.shadow, m.orig)
 	if len(m.ranges) == 0 {
 		m.method = event.MemNone
 	}
@@ -309,7 +337,7 @@ func (s *session) globalsNotes(st *story) {
 // dropGlobals gives the story's buffers back to the pool.
 func (st *story) dropGlobals() {
 	if m := st.mem; m != nil && m.pooled != nil {
-		memPool.Put(m.pooled)
+		putMemBufs(m.pooled)
 		m.pooled, m.orig, m.shadow, m.scratch = nil, nil, nil, nil
 	}
 }
@@ -319,18 +347,39 @@ func (st *story) dropGlobals() {
 // the word size.
 const globChunk = 256
 
-// setShadow records cur as the word at a in shadow and marks its chunk
-// dirty.
+// setShadow records cur as the word at a that vtrace last saw.
 func (m *memWatch) setShadow(r *memRange, a, cur uint64) {
+	m.dirtyChunk((r.off + int(a-r.lo)) / globChunk) // ranges are word-aligned: a word is in one chunk
 	m.putWord(m.shadow, r, a, cur)
-	i := (r.off + int(a-r.lo)) / globChunk
+}
+
+// dirtyChunk makes chunk i of shadow hold the last seen bytes.
+func (m *memWatch) dirtyChunk(i int) {
 	if m.dirty == nil {
-		m.dirty = make([]uint64, (len(m.shadow)/globChunk+64)/64)
+		m.dirty = make([]uint64, (len(m.orig)/globChunk+64)/64)
 	}
-	m.dirty[i/64] |= 1 << (i % 64)
-	if j := (r.off + int(a-r.lo) + m.word - 1) / globChunk; j != i { // a word across two chunks
-		m.dirty[j/64] |= 1 << (j % 64)
+	if !m.isDirty(i) {
+		lo, hi := i*globChunk, min((i+1)*globChunk, len(m.orig))
+		copy(m.shadow[lo:hi], m.orig[lo:hi])
+		m.dirty[i/64] |= 1 << (i % 64)
 	}
+}
+
+// seen is the last seen content of [off, off+n) of the buffers, which lies
+// in one chunk.
+func (m *memWatch) seen(off, n int) []byte {
+	if m.isDirty(off / globChunk) {
+		return m.shadow[off : off+n]
+	}
+	return m.orig[off : off+n]
+}
+
+// seenWord is the word at a that vtrace last saw.
+func (m *memWatch) seenWord(r *memRange, a uint64) uint64 {
+	if m.isDirty((r.off + int(a-r.lo)) / globChunk) {
+		return m.wordIn(m.shadow, r, a)
+	}
+	return m.wordIn(m.orig, r, a)
 }
 
 // isDirty reports whether chunk i of shadow was written since the snapshot.
@@ -412,7 +461,7 @@ func (s *session) checkGlobalStores(st *story, pre *arch.Regs, in *disasm.Insn, 
 			if err != nil {
 				return
 			}
-			old := m.wordIn(m.shadow, r, x)
+			old := m.seenWord(r, x)
 			if cur == old {
 				return
 			}
@@ -436,21 +485,26 @@ func (s *session) diffGlobals(st *story, in *disasm.Insn, during *event.Insn) {
 	if failed := m.readInto(s, st, m.scratch); len(failed) > 0 {
 		for _, i := range failed { // keep the last known content
 			r := m.ranges[i]
-			copy(m.scratch[r.off:r.off+int(r.hi-r.lo)], m.shadow[r.off:r.off+int(r.hi-r.lo)])
+			end := r.off + int(r.hi-r.lo)
+			for c := r.off; c < end; {
+				ce := min((c/globChunk+1)*globChunk, end)
+				copy(m.scratch[c:ce], m.seen(c, ce-c))
+				c = ce
+			}
 		}
 	}
 	var by *event.Insn
 	for i := range m.ranges {
 		r := &m.ranges[i]
 		end := r.off + int(r.hi-r.lo)
-		for c := r.off; c < end; c += globChunk {
-			ce := min(c+globChunk, end)
-			if bytes.Equal(m.shadow[c:ce], m.scratch[c:ce]) {
+		for c, ce := r.off, 0; c < end; c = ce {
+			ce = min((c/globChunk+1)*globChunk, end) // within one chunk
+			if bytes.Equal(m.seen(c, ce-c), m.scratch[c:ce]) {
 				continue
 			}
 			for o := c; o+m.word <= ce; o += m.word {
 				a := r.lo + uint64(o-r.off)
-				old, cur := m.wordIn(m.shadow, r, a), m.wordIn(m.scratch, r, a)
+				old, cur := m.seenWord(r, a), m.wordIn(m.scratch, r, a)
 				if old == cur {
 					continue
 				}
