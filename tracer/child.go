@@ -57,8 +57,8 @@ type childRun struct {
 	escaped bool
 	predict silentPredictor
 	// fresh: regs are the child's registers now (a block has just run).
-	fresh    bool
-	block    block // the block being run (block.go)
+	fresh bool
+	block block // the block being run (block.go)
 }
 
 // depth is the number of calls the child is inside below the shared frames.
