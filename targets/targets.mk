@@ -30,7 +30,8 @@ TARGETS := badvfork rawvfork deepvfork fnptrvfork writelocal exitvfork \
            popen clonevfork clone3vfork threadvfork spin spawnloop stepref \
            spawnfail vforkwait memsetread printchild vzeroret longjmpvfork \
            vforkloop vforkcompute cloneflags vforkattrs jitvfork \
-           trapchild traphandler spinwrite hwcallwriter sigchldfollow
+           trapchild traphandler spinwrite hwcallwriter sigchldfollow \
+           pushfvfork
 
 # Reproductions of real, documented vfork bugs (targets/catalogue/*.c,
 # docs/catalogue.md); built like the others, into the same directories.

@@ -191,10 +191,17 @@ func (s *session) recordFrames(st *story, ev *event.Vfork) {
 func liveRegion(st *story, childSP uint64) (lo, hi, ownHi uint64, capped bool) {
 	lo = st.regs0.SP()
 	// Up to the outermost frame when the unwind reached it (it returns to
-	// 0); when it stopped early, the frames above are unknown but just as
-	// live: up to the end of the stack mapping.
+	// 0, or, on a Go goroutine's stack, into runtime.goexit); when it
+	// stopped early, the frames above are unknown but just as live: up to
+	// the end of the stack mapping.
 	if n := len(st.frames); n > 1 && st.frames[n-1].Ret == 0 {
 		hi = st.frames[n-1].CFA
+	}
+	for _, f := range st.frames {
+		if goroutineEntry(st.mm, f.Ret) {
+			hi = f.CFA
+			break
+		}
 	}
 	if m, ok := st.mm.syms().MappingAt(lo); ok && (hi <= lo || hi > m.End) {
 		hi = m.End
@@ -217,6 +224,24 @@ func liveRegion(st *story, childSP uint64) (lo, hi, ownHi uint64, capped bool) {
 		ownHi = min((childSP+uint64(st.word)-1)&^uint64(st.word-1)+2*uint64(st.word), hi)
 	}
 	return lo, hi, ownHi, capped
+}
+
+// goroutineEntry reports whether ret is the return address Go's runtime
+// gives a goroutine's first function: runtime.goexit, at the top of the
+// goroutine's stack. A goroutine's stack is a block of Go's heap, so the
+// mapping holding it goes on above with other goroutines' stacks, which
+// the program's other threads write all the time (vtrace tracing vtrace
+// blamed their writes on the vfork child and followed the parent for
+// 400,000 steps).
+func goroutineEntry(mm *addrSpace, ret uint64) bool {
+	if ret == 0 {
+		return false
+	}
+	switch mm.syms().Symbolize(ret - 1).Name {
+	case "runtime.goexit", "runtime.goexit.abi0":
+		return true
+	}
+	return false
 }
 
 // prevInsn decodes the call or syscall instruction that ends right before

@@ -270,6 +270,17 @@ func (s *session) dispatch(st ptrace.Stop) {
 				_ = s.p.Cont(st.PID, 0)
 				return
 			}
+			if st.Event() == ptrace.EventExit {
+				// A new task killed before vtrace learnt of it: its
+				// creator was killed too (exit_group) while it sat in the
+				// clone event stop, whose message is then unreadable
+				// (eventMsg), so no creation event will ever name it. It
+				// is dying: let it (held here, it kept its whole thread
+				// group from being reaped, and vtrace waited for ever —
+				// vtrace tracing vtrace).
+				_ = s.p.Cont(st.PID, 0)
+				return
+			}
 			s.unknown[st.PID] = st // a new task whose creation event is still to come
 			return
 		}
@@ -485,31 +496,79 @@ func (s *session) cont(t *task, sig int) {
 	_ = s.p.Cont(t.pid, sig)
 }
 
-// notePopf is called before vtrace single-steps the instruction at pc: a
-// popf that loads a clear trap flag marks the task (task.clearTF; rr#3270's
-// `pushw; popfw` then trapped the program at full speed, killing it with a
-// SIGTRAP it never asked for).
-func (s *session) notePopf(t *task, pc uint64) {
+// flagsFixup is what stepping a pushf leaves to undo (stepFlags).
+type flagsFixup struct {
+	slot uint64 // where the pushf stores the flags (the stack pointer after it)
+	size int    // 2 (pushfw), 4 (pushfd), 8 (pushfq)
+	next uint64 // the pc after the pushf
+}
+
+// stepFlags is called before vtrace single-steps the instruction at pc,
+// for the instructions that move the trap flag between the flags register
+// and memory. While vtrace steps a task the CPU's TF is really set:
+//   - a popf that loads a clear trap flag marks the task (task.clearTF;
+//     rr#3270's `pushw; popfw` then trapped the program at full speed,
+//     killing it with a SIGTRAP it never asked for);
+//   - a pushf stores vtrace's TF into the program's memory, and the popf
+//     that loads it back later sets it as the program's own (the kernel
+//     stops counting it as the tracer's: arch/x86/kernel/step.c,
+//     is_setting_trap_flag), so the task traps at full speed (Go's
+//     runtime.asyncPreempt saves the flags so; targets/pushfvfork.c). The
+//     returned fixup clears it in the stored word after the step, as gdb
+//     does after a displaced pushf, unless the program's own TF was set.
+func (s *session) stepFlags(t *task, pc uint64) *flagsFixup {
 	mm := t.proc.mm
 	if mm == nil {
-		return
+		return nil
 	}
 	in, err := s.insnAt(mm, t.pid, pc)
 	if err != nil {
-		return
+		return nil
 	}
+	var size int
 	switch in.Inst.Op {
 	case x86asm.POPF, x86asm.POPFD, x86asm.POPFQ:
+	case x86asm.PUSHF:
+		size = 2
+	case x86asm.PUSHFD:
+		size = 4
+	case x86asm.PUSHFQ:
+		size = 8
 	default:
-		return
+		return nil
 	}
 	var regs arch.Regs
-	var b [2]byte
-	if s.p.Regs(t.pid, &regs) != nil || s.p.ReadMem(t.pid, regs.SP(), b[:]) != nil {
+	if s.p.Regs(t.pid, &regs) != nil {
+		return nil
+	}
+	if size == 0 { // popf
+		var b [2]byte
+		if s.p.ReadMem(t.pid, regs.SP(), b[:]) == nil && binary.LittleEndian.Uint16(b[:])&arch.FlagTF == 0 {
+			t.clearTF = true
+		}
+		return nil
+	}
+	if regs.Flags&arch.FlagTF != 0 {
+		return nil // the program's own trap flag (ptrace hides the one it forces)
+	}
+	return &flagsFixup{slot: regs.SP() - uint64(size), size: size, next: pc + uint64(in.Len)}
+}
+
+// undoPushedTF clears the trap flag vtrace's step left in the word a pushf
+// stored, once the step is over: only when the pushf did execute (the task
+// stands right after it, its stack pointer on the word).
+func (s *session) undoPushedTF(t *task, fx *flagsFixup) {
+	var regs arch.Regs
+	if s.p.Regs(t.pid, &regs) != nil || regs.PC() != fx.next || regs.SP() != fx.slot {
 		return
 	}
-	if binary.LittleEndian.Uint16(b[:])&arch.FlagTF == 0 {
-		t.clearTF = true
+	var b [2]byte
+	if s.p.ReadMem(t.pid, fx.slot, b[:]) != nil {
+		return
+	}
+	if v := binary.LittleEndian.Uint16(b[:]); v&arch.FlagTF != 0 {
+		binary.LittleEndian.PutUint16(b[:], v&^arch.FlagTF)
+		_ = s.p.WriteMem(t.pid, fx.slot, b[:])
 	}
 }
 

@@ -44,19 +44,27 @@ type outcome struct {
 // there, the original byte is put back for the duration of one step so the
 // real instruction executes.
 func (s *session) advance(t *task, step bool, sig int, pc uint64) (outcome, error) {
+	var fx *flagsFixup
 	if step && pc != 0 {
-		s.notePopf(t, pc)
+		fx = s.stepFlags(t, pc)
 	}
 	if mm := t.proc.mm; mm != nil && pc != 0 {
 		if _, ok := mm.bps[pc]; ok {
 			out, err := s.stepMasked(t, sig, pc)
+			if fx != nil && err == nil && out.kind == outTrap {
+				s.undoPushedTF(t, fx)
+			}
 			if err != nil || out.kind != outTrap || step {
 				return out, err
 			}
 			sig = 0
 		}
 	}
-	return s.resumeAndWait(t, step, sig)
+	out, err := s.resumeAndWait(t, step, sig)
+	if fx != nil && err == nil && out.kind == outTrap {
+		s.undoPushedTF(t, fx)
+	}
+	return out, err
 }
 
 // stepMasked single-steps over an int3 vtrace planted at pc.

@@ -75,14 +75,17 @@ func runTraced(t *testing.T, flags []string, prog string, args ...string) (progR
 // its SIGTRAPs (int3 and raise, before the vfork and in the parent right
 // after it); sigchldfollow's SIGCHLD handler runs while vtrace steps the
 // parent (the step into a handler traps with si_code 5: vtrace's trap, not
-// the program's). The program's output and exit status under vtrace, in fast
+// the program's); pushfvfork saves and restores its flags while vtrace
+// steps it (the pushed word must not keep vtrace's trap flag, or the
+// program traps once it runs free). The program's output and exit status under vtrace, in fast
 // mode, --step and --watchpoints off, are what they are natively.
 func TestSignalsAsNative(t *testing.T) {
 	requirePtrace(t)
 	cases := []struct {
 		target string
 		args   []string
-	}{{"trapchild", nil}, {"trapchild", []string{"kill"}}, {"traphandler", nil}, {"sigchldfollow", nil}}
+	}{{"trapchild", nil}, {"trapchild", []string{"kill"}}, {"traphandler", nil}, {"sigchldfollow", nil},
+		{"pushfvfork", nil}, {"pushfvfork", []string{"parent"}}}
 	for _, build := range []string{"gcc-O0", "gcc-O2", "clang-O2", "musl-O0", "gcc-O0-static", "gcc-O0-m32"} {
 		for _, c := range cases {
 			name := build + "/" + c.target

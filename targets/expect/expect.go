@@ -90,6 +90,9 @@ var Cases = []Case{
 	// modes, which TestFastMatchesStep would pay for in every build.
 	{Target: "spinwrite", Args: []string{"1000"}, Workload: true}, // 100,000 in TestBoundedLogSpinWrite: 12 s per build
 	{Target: "hwcallwriter"}, // issue 11 item 8 (the writer named by a watchpoint)
+	// Issue 13: a stepped pushf stores vtrace's trap flag; the program
+	// must not trap for it later (Go's asyncPreempt, vtrace under vtrace).
+	{Target: "pushfvfork"}, {Target: "pushfvfork", Args: []string{"parent"}},
 
 	// The catalogue of real vfork bugs (targets/catalogue/, docs/catalogue.md).
 	{Target: "rr3270_popfw"}, {Target: "fastio1141_helper"}, {Target: "embox2050_slot"},
@@ -268,6 +271,18 @@ func truth(c Case, build string) Expect {
 			e.Why = "i386: the syscall is made in [vdso] __kernel_vsyscall, called by syscall(): the child returns past both frames"
 		}
 		return e
+	case "pushfvfork":
+		// The child's pushf; popf leave its flags as they were; it writes
+		// and calls _exit(0): clean, and the program exits 0 as natively.
+		e := clean("exit", 1)
+		e.Exit = code(0)
+		return e
+	case "pushfvfork parent":
+		// As writelocal: the child stores 42 into the parent's local
+		// `handoff`, which the parent reads after its own pushf; popf
+		// (the word changed by the child is read back: a warning).
+		return Expect{Verdict: "warning", Vforks: 1, ChildEnd: "exit", ReturnsPast: -1, Landing: "returned",
+			Reasons: []string{"parent_read_child_write"}, Exit: code(0)}
 	case "writelocal":
 		return Expect{Verdict: "warning", Vforks: 1, ChildEnd: "exit", ReturnsPast: -1, Landing: "returned",
 			Reasons: []string{"parent_read_child_write"}, Exit: code(0)}
