@@ -177,12 +177,12 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		class = in.Class
 	}
 	throughCall := class == disasm.Call && r.depth() == 0 && s.cfg.Mode == Fast
-	if throughCall && noReturnFuncs[s.callTarget(st, in, &r.regs)] {
+	if throughCall && noReturnFuncs[s.callTarget(st, st.child.pid, in, &r.regs)] {
 		// longjmp or a throw: it leaves the shared frames by moving the
 		// stack pointer, which only a step sees.
 		throughCall = false
 	}
-	if class == disasm.Call && r.outer != nil && s.cfg.Mode == Fast && unwinderHelpers[s.callTarget(st, in, &r.regs)] {
+	if class == disasm.Call && r.outer != nil && s.cfg.Mode == Fast && unwinderHelpers[s.callTarget(st, st.child.pid, in, &r.regs)] {
 		// Inside a stepped throw: the unwinder's own searches (the FDE
 		// lookup, the frame interpreter, the personality routine) return
 		// normally and run at full speed; static libgcc's first FDE
@@ -592,9 +592,9 @@ var unwinderHelpers = map[string]bool{
 
 // callTarget names the function a call (registers regs, before it) goes
 // to — directly, through its PLT entry or through a pointer (a GOT entry,
-// a register) —, without a "@plt" or a compiler's ".cold"/".isra" suffix;
+// a register, read through pid) —, without a "@plt" or a compiler's ".cold"/".isra" suffix;
 // "" when not at a function's start or unknown.
-func (s *session) callTarget(st *story, in *disasm.Insn, regs *arch.Regs) string {
+func (s *session) callTarget(st *story, pid int, in *disasm.Insn, regs *arch.Regs) string {
 	target := in.Target
 	if target == 0 && len(in.Inst.Args) > 0 {
 		switch a := in.Inst.Args[0].(type) {
@@ -607,7 +607,7 @@ func (s *session) callTarget(st *story, in *disasm.Insn, regs *arch.Regs) string
 			for _, m := range acc {
 				if !m.Write && !m.Seg && m.Size == st.word {
 					var b [8]byte
-					if s.p.ReadMem(st.child.pid, m.Addr, b[:st.word]) == nil {
+					if s.p.ReadMem(pid, m.Addr, b[:st.word]) == nil {
 						target = binary.LittleEndian.Uint64(b[:])
 					}
 					break

@@ -22,8 +22,13 @@
 // instruction with SIGSTOP — sometimes before the parent's event, so stops
 // of unknown pids are kept (task.go: tasks.unknown). If no story is in
 // progress, or a story was waiting for exactly this task (a vfork child
-// vforking in turn), the story runs now, on the stack of stories; else the
-// parent is held in its event stop until the stack is empty.
+// vforking in turn), the story runs now, on the stack of stories. It runs
+// now, nested, too when the story on top could be waiting for this task
+// through its own: its parent is followed after its child is gone (a
+// shell's waitpid for the command that vforks), or the task is of another
+// memory than every story in progress (a fork of the child). Only a thread
+// of a story's memory is held in its event stop, until the stack is empty:
+// two stories would share its int3s and its stack.
 //
 // A story (story.go) runs in phases, each in its own file:
 //

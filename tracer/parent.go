@@ -1,6 +1,8 @@
 package tracer
 
 import (
+	"golang.org/x/arch/x86/x86asm"
+
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
@@ -217,9 +219,19 @@ func (s *session) followParent(st *story) error {
 		// read the words back.
 		switch {
 		case out.ranCall:
+			// kernelwrites.go: a libc function that fills in the
+			// caller's memory (waitpid's status) wrote those bytes,
+			// whatever their value.
+			read := func(a uint64) (uint64, bool) {
+				v, err := s.readWord(p.pid, a, st.word)
+				return v, err == nil
+			}
+			r.clearWritten(libcWrites(s.callTarget(st, p.pid, in, &regs), &regs, &now, read), event.FateCallee, callInsn)
 			s.recheck(r, event.FateCallee, callInsn)
 		case class == disasm.Syscall:
-			s.recheck(r, event.FateSyscall, s.insnEvent(mm, p.pid, in))
+			by := s.insnEvent(mm, p.pid, in)
+			r.clearWritten(syscallWrites(&regs, &now), event.FateSyscall, by)
+			s.recheck(r, event.FateSyscall, by)
 		case unknown || out.delivered:
 			var insn *event.Insn
 			if derr == nil {
@@ -401,6 +413,9 @@ func overlap(x, w uint64, a disasm.Access) uint8 {
 func (s *session) checkConsume(r *parentRun, in *disasm.Insn, acc []disasm.Access, found event.FoundBy) {
 	st := r.st
 	w := uint64(st.word)
+	if s.deadPop(st, in) {
+		return
+	}
 	for _, a := range acc {
 		if a.Write || a.Seg {
 			continue
@@ -414,6 +429,32 @@ func (s *session) checkConsume(r *parentRun, in *disasm.Insn, acc []disasm.Acces
 		})
 	}
 }
+
+// deadPop reports whether in pops a word into a register nothing reads
+// again: a scratch register (neither callee-saved nor one a value is
+// returned in) right before a ret. clang adjusts the stack so — `push
+// %rax` at entry, `pop %rcx; ret` at the end —, and the word popped is
+// then released like the rest of the frame (fate "popped"), not read.
+func (s *session) deadPop(st *story, in *disasm.Insn) bool {
+	if in.Inst.Op != x86asm.POP || len(in.Inst.Args) == 0 {
+		return false
+	}
+	reg, ok := in.Inst.Args[0].(x86asm.Reg)
+	if !ok {
+		return false
+	}
+	n, ok := disasm.DWARFReg(reg, st.arch)
+	if !ok || st.arch.IsCalleeSaved(n) || n == 0 || n == retHalf[st.arch.PtrSize] || n == st.arch.SP {
+		return false
+	}
+	next, err := s.insnAt(st.mm, st.parent.pid, in.PC+uint64(in.Len))
+	return err == nil && next.Class == disasm.Ret
+}
+
+// retHalf is the DWARF number of the register holding a returned value's
+// upper half (%rdx, %edx), by pointer size; the lower half is in number 0
+// (%rax, %eax).
+var retHalf = map[int]int{8: 1, 4: 2}
 
 // consume reports one read of a live word (once per word) by in; by is
 // its event (made from in when nil); in is nil when the reading

@@ -316,6 +316,10 @@ func (s *session) dispatch(st ptrace.Stop) {
 // firstStop handles a new task's initial SIGSTOP: it runs on, unless it is
 // a vfork child held for its story.
 func (s *session) firstStop(t *task) {
+	for addr, orig := range t.inherited {
+		_ = s.pokeByte(t.pid, addr, orig)
+	}
+	t.inherited = nil
 	if t.state == taskNewHeld {
 		t.set(taskHeld)
 		return
@@ -371,6 +375,21 @@ func (s *session) vforkEvent(p *task, awaited bool) (vforkOutcome, error) {
 		}
 		return vforkSkipped, nil
 	}
+	if n := len(s.stories); !awaited && n > 0 && p.state != taskFollowed &&
+		(s.stories[n-1].par.running || !s.inStoryMemory(p)) {
+		// The story on top may be waiting, through its tasks, for this
+		// one: its parent, followed after its child is gone, in a
+		// shell's waitpid for the command whose own vfork this is
+		// (nested shells, make); its child in a waitpid for a fork of
+		// its own that vforks. Holding this parent until that story
+		// ends would wait for ever: its story runs now, nested; stops
+		// of the enclosing stories' tasks meanwhile are postponed for
+		// them (waitFor). Only another thread of a story's memory (or
+		// of its child's) is held while a child runs: the stories would
+		// share the int3s and the stack.
+		s.storyOutside(p)
+		return vforkRan, nil
+	}
 	if !awaited && len(s.stories) > 0 {
 		if msg, ok := s.eventMsg(p, ptrace.EventVfork); ok && s.byPID[int(msg)] == nil {
 			s.newTask(p, int(msg), false, true)
@@ -384,6 +403,17 @@ func (s *session) vforkEvent(p *task, awaited bool) (vforkOutcome, error) {
 		return vforkRan, nil
 	}
 	return vforkRan, s.story(p)
+}
+
+// inStoryMemory reports whether t runs in the memory of a story in
+// progress (the parent's image, which its vfork child shares).
+func (s *session) inStoryMemory(t *task) bool {
+	for _, st := range s.stories {
+		if t.proc.mm == st.mm {
+			return true
+		}
+	}
+	return false
 }
 
 // eventMsg is the message of the event stop t sits in
@@ -454,6 +484,17 @@ func (s *session) newTask(parent *task, pid int, clone, held bool) *task {
 		// A fork copies the address space: same mappings, own memory. A
 		// vfork child shares it until it execs; the story sets that up.
 		c.proc = &process{tgid: pid, mm: parent.proc.mm.forkCopy(pid)}
+		if !held && parent.proc.mm != nil && len(parent.proc.mm.bps) > 0 {
+			// A fork (not a vfork: that child shares the memory) made
+			// while vtrace's int3s sit in the parent's memory copies them:
+			// the child would trap on them where the program has none
+			// (targets/forkinchild.c: a fork inside a call the vfork child
+			// runs at full speed).
+			c.inherited = map[uint64]byte{}
+			for addr, bp := range parent.proc.mm.bps {
+				c.inherited[addr] = bp.orig
+			}
+		}
 	}
 	s.byPID[pid] = c
 	s.setLive(pid, c.proc.tgid)

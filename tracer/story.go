@@ -98,6 +98,10 @@ type parentFacts struct {
 	// following: the parent phase is under way (a vfork of the parent
 	// then ends the story: outVfork); vforked: it did.
 	following, vforked bool
+	// running: the child is gone and the parent is followed at its own
+	// pace (its stack, then its globals): it may wait for another task,
+	// whose vfork then runs its story at once, nested (vforkEvent).
+	running bool
 }
 
 // story traces one vfork from the parent's PTRACE_EVENT_VFORK stop to the
@@ -173,12 +177,14 @@ func (s *session) storyOnce(p *task, prev taskState) (again bool, err error) {
 		// No int3 may outlive the child: the parent runs the same bytes.
 		s.release(st, err == nil)
 	}
+	st.par.running = true
 	if err == nil {
 		err = s.followParent(st)
 	}
 	if err == nil {
 		err = s.watchGlobalReads(st)
 	}
+	st.par.running = false
 	if !st.captured {
 		return false, err // the run stopped before anything was reported
 	}

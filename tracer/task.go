@@ -77,6 +77,10 @@ type task struct {
 	// program's own and leaves it set when the task is continued: it is
 	// cleared before the task runs free again (unclobberTF).
 	clearTF bool
+	// inherited are the int3s (address -> original byte) planted in the
+	// memory a fork copied into this task: undone at its first stop,
+	// before it runs an instruction (firstStop).
+	inherited map[uint64]byte
 }
 
 // set moves the task to a new state; a move the table does not allow is a

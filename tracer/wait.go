@@ -187,15 +187,18 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 // arrives meanwhile. Stops of tasks an enclosing story owns are kept for
 // it (postponed); their deaths are handled at once.
 func (s *session) waitFor(pid int) (ptrace.Stop, error) {
-	if st, ok := s.postponed[pid]; ok {
-		delete(s.postponed, pid)
-		return st, nil
-	}
-	if st, ok := s.unknown[pid]; ok {
-		delete(s.unknown, pid)
-		return st, nil
-	}
 	for {
+		// Checked on every round: a story nested in a dispatch below (a
+		// vfork of another task while this story follows its parent)
+		// may have postponed this very stop.
+		if st, ok := s.postponed[pid]; ok {
+			delete(s.postponed, pid)
+			return st, nil
+		}
+		if st, ok := s.unknown[pid]; ok {
+			delete(s.unknown, pid)
+			return st, nil
+		}
 		if s.stopping() && !s.detaching() {
 			// The run is ending: every task was sent SIGKILL and the
 			// tracer woken (stop.go). The story unwinds now rather than

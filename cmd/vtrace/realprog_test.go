@@ -131,6 +131,18 @@ func realPrograms(goexec *lazyGoBuild) []realProg {
 			syscall: "vfork",
 			stack:   stackShared,
 		},
+		// Nested shells, as make and CI scripts run them: the outer
+		// dash waits for the inner one while its own story still
+		// follows it (the child wrote the parent's globals); the inner
+		// one's three vforks must run then, not be held until the
+		// outer story ends (vtrace waited for ever).
+		realProg{
+			name:    "dash/nested",
+			argv:    bin("/bin/dash", "-c", "dash -c '/bin/true; /bin/true; /bin/true'"),
+			vforks:  4,
+			syscall: "vfork",
+			stack:   stackShared,
+		},
 		// The command: builtins again, no fork at all.
 		realProg{name: "busybox-sh/builtin-true", argv: bin("/bin/busybox", "sh", "-c", "true; true")},
 		// busybox sh runs an external command with a plain fork() (and

@@ -77,7 +77,9 @@ func runTraced(t *testing.T, flags []string, prog string, args ...string) (progR
 // parent (the step into a handler traps with si_code 5: vtrace's trap, not
 // the program's); pushfvfork saves and restores its flags while vtrace
 // steps it (the pushed word must not keep vtrace's trap flag, or the
-// program traps once it runs free). The program's output and exit status under vtrace, in fast
+// program traps once it runs free); forkinchild's child forks inside a
+// call vtrace runs at full speed (the fork copies vtrace's int3 at the
+// call's return address: the grandchild must not trap on it). The program's output and exit status under vtrace, in fast
 // mode, --step and --watchpoints off, are what they are natively.
 func TestSignalsAsNative(t *testing.T) {
 	requirePtrace(t)
@@ -85,7 +87,7 @@ func TestSignalsAsNative(t *testing.T) {
 		target string
 		args   []string
 	}{{"trapchild", nil}, {"trapchild", []string{"kill"}}, {"traphandler", nil}, {"sigchldfollow", nil},
-		{"pushfvfork", nil}, {"pushfvfork", []string{"parent"}}}
+		{"pushfvfork", nil}, {"pushfvfork", []string{"parent"}}, {"forkinchild", nil}, {"forkinchild", []string{"vfork"}}}
 	for _, build := range []string{"gcc-O0", "gcc-O2", "clang-O2", "musl-O0", "gcc-O0-static", "gcc-O0-m32"} {
 		for _, c := range cases {
 			name := build + "/" + c.target

@@ -569,10 +569,13 @@ func (r *Text) vfork(e *event.Vfork) {
 		r.printf("  called from %s\n", r.in(e.Call))
 	}
 	r.printf("  syscall at %s; ", r.in(&e.Site))
-	if e.SharedStack {
+	switch {
+	case e.SharedStack:
 		r.printf("the child runs on the parent's stack\n")
-	} else {
+	case e.ChildStack != nil:
 		r.printf("the child has its own stack at %s\n", r.a(*e.ChildStack))
+	default: // a log written by hand or damaged: no address to give
+		r.printf("the child has its own stack\n")
 	}
 	r.printf("  parent frames at the vfork:\n")
 	for _, f := range e.Frames {
@@ -666,8 +669,15 @@ func (r *Text) slotDiff(e *event.SlotDiff) {
 func (r *Text) landing(e *event.ParentLanding) {
 	switch e.How {
 	case event.LandRetClobbered:
-		r.printf("    %s at %s (%s) through the clobbered slot %s — it should have returned to %s (%d steps)\n",
-			r.bad.Sprint("✗ lands"), r.as(e.PC, e.Sym), r.a(e.PC), r.a(*e.Slot), r.as(*e.Expected, e.ExpectedSym), e.Steps)
+		slot, exp := "", "where it was called from"
+		if e.Slot != nil {
+			slot = " " + r.a(*e.Slot)
+		}
+		if e.Expected != nil {
+			exp = r.as(*e.Expected, e.ExpectedSym)
+		}
+		r.printf("    %s at %s (%s) through the clobbered slot%s — it should have returned to %s (%d steps)\n",
+			r.bad.Sprint("✗ lands"), r.as(e.PC, e.Sym), r.a(e.PC), slot, exp, e.Steps)
 	case event.LandReturned:
 		r.printf("    %s at %s, above every word the child changed (%d steps)\n", r.good.Sprint("✓ returns"),
 			r.as(e.PC, e.Sym), e.Steps)

@@ -1,0 +1,171 @@
+package tracer
+
+import (
+	"strings"
+
+	"github.com/go-delve/delve/pkg/dwarf/regnum"
+
+	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
+)
+
+// Memory the kernel fills in for the parent, known by the call's meaning.
+//
+// The parent phase (parent.go) drops a changed word once it no longer
+// holds the child's bytes. A write that happens to store the very bytes
+// the child left there cannot be seen by comparing values, and the
+// commonest is the kernel's: the parent's waitpid() stores the child's
+// exit status into a word the child wrote (clang -O2 gives the child's
+// and the parent's status one stack slot; a status is mostly zero bytes),
+// and the parent then reads the kernel's value, not the child's. So for
+// the system calls and libc functions that fill in a caller's buffer,
+// the bytes they wrote are known from their arguments and result: the
+// syscall when the parent is stepped through it, the libc function when
+// fast mode runs its call at full speed.
+
+// written is a range of memory a call filled in.
+type written struct{ addr, size uint64 }
+
+// sysOut is one system call that fills in caller memory: the argument
+// holding the pointer, and how many bytes it writes there (size, or the
+// result when byRet). okZero: it succeeded when it returned 0 (else when
+// it returned more than 0: a pid, a byte count).
+type sysOut struct {
+	ptrArg int
+	size   uint64
+	byRet  bool
+	okZero bool
+}
+
+// The syscalls modelled, by number, per architecture: the wait family
+// (status word, rusage, siginfo), read/pread64 (the bytes read), pipe and
+// pipe2 (two descriptors).
+var sysOuts = map[*arch.Arch]map[uint64][]sysOut{
+	arch.AMD64: {
+		61:  {{ptrArg: 1, size: 4}, {ptrArg: 3, size: 144}},                               // wait4(pid, status, options, rusage)
+		247: {{ptrArg: 2, size: 128, okZero: true}, {ptrArg: 4, size: 144, okZero: true}}, // waitid
+		0:   {{ptrArg: 1, byRet: true}},                                                   // read
+		17:  {{ptrArg: 1, byRet: true}},                                                   // pread64
+		22:  {{ptrArg: 0, size: 8, okZero: true}},                                         // pipe
+		293: {{ptrArg: 0, size: 8, okZero: true}},                                         // pipe2
+	},
+	arch.I386: {
+		7:   {{ptrArg: 1, size: 4}},                                                      // waitpid(pid, status, options)
+		114: {{ptrArg: 1, size: 4}, {ptrArg: 3, size: 72}},                               // wait4
+		284: {{ptrArg: 2, size: 128, okZero: true}, {ptrArg: 4, size: 72, okZero: true}}, // waitid
+		3:   {{ptrArg: 1, byRet: true}},                                                  // read
+		180: {{ptrArg: 1, byRet: true}},                                                  // pread64
+		42:  {{ptrArg: 0, size: 8, okZero: true}},                                        // pipe
+		331: {{ptrArg: 0, size: 8, okZero: true}},                                        // pipe2
+	},
+}
+
+// libcOuts are the libc functions with the same effect, by name (glibc's
+// and musl's internal aliases included), with their arguments in C order.
+var libcOuts = map[string][]sysOut{
+	"wait":    {{ptrArg: 0, size: 4}},
+	"waitpid": {{ptrArg: 1, size: 4}},
+	"wait3":   {{ptrArg: 0, size: 4}},
+	"wait4":   {{ptrArg: 1, size: 4}},
+	"waitid":  {{ptrArg: 2, size: 128, okZero: true}},
+	"read":    {{ptrArg: 1, byRet: true}},
+	"pread":   {{ptrArg: 1, byRet: true}},
+	"pread64": {{ptrArg: 1, byRet: true}},
+	"pipe":    {{ptrArg: 0, size: 8, okZero: true}},
+	"pipe2":   {{ptrArg: 0, size: 8, okZero: true}},
+}
+
+// libcName strips the decorations a libc function's symbol carries in
+// the parent's code: a PLT entry, glibc's __libc_ and __ prefixes.
+func libcName(sym string) string {
+	sym = strings.TrimSuffix(sym, "@plt")
+	if i := strings.IndexByte(sym, '@'); i >= 0 {
+		sym = sym[:i]
+	}
+	sym = strings.TrimPrefix(sym, "__libc_")
+	return strings.TrimPrefix(sym, "__")
+}
+
+// retValue is a call's result in the return register, signed.
+func retValue(r *arch.Regs) int64 {
+	if r.Arch == arch.AMD64 {
+		return int64(r.R[regnum.AMD64_Rax])
+	}
+	return int64(int32(r.R[regnum.I386_Eax]))
+}
+
+// outputs turns the modelled effects into ranges, given the pointer
+// arguments and the result.
+func outputs(outs []sysOut, arg func(int) uint64, ret int64) []written {
+	var w []written
+	for _, o := range outs {
+		if o.okZero && ret != 0 || !o.okZero && ret <= 0 {
+			continue
+		}
+		p := arg(o.ptrArg)
+		if p == 0 {
+			continue
+		}
+		n := o.size
+		if o.byRet {
+			n = uint64(ret)
+		}
+		w = append(w, written{p, n})
+	}
+	return w
+}
+
+// syscallWrites is what the system call the parent is stopped at (before)
+// wrote for it, given the registers after.
+func syscallWrites(before, after *arch.Regs) []written {
+	nr := before.R[regnum.I386_Eax]
+	if before.Arch == arch.AMD64 {
+		nr = before.R[regnum.AMD64_Rax]
+	}
+	outs := sysOuts[before.Arch][nr]
+	if len(outs) == 0 {
+		return nil
+	}
+	return outputs(outs, before.SyscallArg, retValue(after))
+}
+
+// libcWrites is what the libc function called at before (the parent at
+// its call instruction) wrote for it, given the registers after its
+// return; arguments on the stack (i386) are read through readWord.
+func libcWrites(name string, before, after *arch.Regs, readWord func(uint64) (uint64, bool)) []written {
+	outs := libcOuts[libcName(name)]
+	if len(outs) == 0 {
+		return nil
+	}
+	a := before.Arch
+	arg := func(n int) uint64 {
+		if a == arch.AMD64 {
+			return before.R[[]int{regnum.AMD64_Rdi, regnum.AMD64_Rsi, regnum.AMD64_Rdx, regnum.AMD64_Rcx}[n]]
+		}
+		// cdecl: at the call, argument n is at %esp + 4n.
+		v, ok := readWord(before.SP() + uint64(4*n))
+		if !ok {
+			return 0
+		}
+		return v
+	}
+	return outputs(outs, arg, retValue(after))
+}
+
+// clearWritten drops the bytes of live words a call filled in: whatever
+// they hold now is the call's, not the child's.
+func (r *parentRun) clearWritten(ws []written, fate event.FateKind, by *event.Insn) {
+	word := uint64(r.st.word)
+	for _, w := range ws {
+		acc := disasm.Access{Addr: w.addr, Size: int(min(w.size, 1<<30))}
+		for x, c := range r.changed {
+			if x+word <= w.addr || x >= w.addr+w.size {
+				continue
+			}
+			if m := c.bytes & overlap(x, word, acc); m != 0 {
+				r.clear(x, m, fate, by)
+			}
+		}
+	}
+}
