@@ -51,9 +51,8 @@ var ErrNoProcess = errors.New("no such process")
 // attachState is the session's part of an attach; zero in a run that
 // started its program.
 type attachState struct {
-	attachPID   int   // the process attached to (its thread group id); 0: vtrace started the program
-	interrupted bool  // every task was interrupted to be let go
-	detached    []int // tids let go
+	attachPID int   // the process attached to (its thread group id); 0: vtrace started the program
+	detached  []int // tids let go
 }
 
 // attacher is what attaching needs of the live ptrace thread, beyond procs.
@@ -125,6 +124,7 @@ func (s *session) attach(ctx context.Context) (Result, error) {
 		s.dispatch(st)
 	}
 	s.loop()
+	s.claimEnd()
 	if err := s.goroutineErr(); err != nil {
 		return Result{}, err // as in follow: the caller reports it, then the verdict
 	}
@@ -273,13 +273,14 @@ func (s *session) listen(t *task) {
 	s.cont(t, 0)
 }
 
-// attachedUnknown handles, in an attached run, a stop of a pid vtrace does
-// not know: once the run is stopping, every task is interrupted (this is
-// where the WakeCommand's exit lands, in the main loop or in a story's
-// wait), and a new task that stops then is let go at once. It reports
-// whether the stop was handled.
-func (s *session) attachedUnknown(st ptrace.Stop) bool {
-	if s.attachPID == 0 || !s.stopping() {
+// unknownLetGo handles, in a run that lets its tasks go (attach, or
+// --on-budget detach), a stop of a pid vtrace does not know: a new task
+// whose creation event has not come is let go at once (the run no longer
+// follows events). In an attached run this is also where the
+// WakeCommand's exit lands, in the main loop or in a story's wait: every
+// task is interrupted. It reports whether the stop was handled.
+func (s *session) unknownLetGo(st ptrace.Stop) bool {
+	if !s.detaching() {
 		return false
 	}
 	s.interruptAll()
@@ -288,25 +289,30 @@ func (s *session) attachedUnknown(st ptrace.Stop) bool {
 	}
 	_ = s.p.Detach(st.PID, 0)
 	delete(s.unknown, st.PID)
-	s.detached = append(s.detached, st.PID)
+	if s.attachPID != 0 {
+		s.detached = append(s.detached, st.PID)
+	}
 	s.setGone(st.PID)
 	return true
 }
 
 // interruptAll, once an attached run is stopping, makes every traced task
 // report a stop, where it is let go. A task already in a ptrace-stop keeps
-// the interrupt pending; detaching it clears it.
+// the interrupt pending; detaching it clears it. Each task is interrupted
+// once (task.halted).
 func (s *session) interruptAll() {
-	if s.attachPID == 0 || s.interrupted || !s.stopping() {
+	if s.attachPID == 0 || !s.stopping() {
 		return
 	}
 	at, ok := s.p.(attacher)
 	if !ok {
 		return
 	}
-	s.interrupted = true
-	for pid := range s.byPID {
-		_ = at.Interrupt(pid)
+	for pid, t := range s.byPID {
+		if !t.halted {
+			_ = at.Interrupt(pid)
+			t.halted = true
+		}
 	}
 }
 
@@ -337,7 +343,6 @@ func (s *session) beforeDetach(t *task) {
 	if s.attachPID == 0 {
 		return
 	}
-	s.detached = append(s.detached, t.pid)
 	mm := t.proc.mm
 	if mm == nil || len(mm.bps) == 0 {
 		return

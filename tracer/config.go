@@ -82,6 +82,17 @@ type Config struct {
 	WakeCommand []string
 	// Debug prints the stack of an internal error.
 	Debug bool
+
+	// OnStuck, if set, arms the watchdog (watchdog.go): when the run was
+	// stopped from outside the tracer thread (the timeout, a signal, the
+	// context) or its Timeout has passed, and the tracer thread has not
+	// finished within StuckGrace (0: DefaultStuckGrace), OnStuck is
+	// called, once, on another goroutine, with an internal error to
+	// report. It is expected to end the process (whose exit makes the
+	// kernel kill every tracee: PTRACE_O_EXITKILL); Run does not return
+	// then.
+	OnStuck    func(err error)
+	StuckGrace time.Duration
 }
 
 // Defaults used by the CLI: no limit on a run's length, vforks or steps —

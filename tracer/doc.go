@@ -93,7 +93,13 @@
 //
 // Stopping (stop.go): budgets, the timeout and interrupts kill every
 // tracee; stories unwind, the loop reaps everything, and the run ends with
-// a budget event and the verdict of what was seen.
+// a budget event and the verdict of what was seen. A run that lets its
+// tasks go (attach, --on-budget detach) detaches each from wherever it
+// stands: the tracer thread makes those that run report a stop
+// (haltForDetach: PTRACE_INTERRUPT, or SIGSTOP to a task not seized — never
+// to one it holds in a stop), and no wait is for a stop that cannot come.
+// The watchdog (watchdog.go) ends the run without the tracer thread when
+// that thread has not finished 2 s after a stop from outside it.
 //
 // Preconditions: everything runs on one OS thread locked by ptrace.Run,
 // which is the tracer of every task. One trace per process: the engine

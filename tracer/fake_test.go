@@ -767,11 +767,22 @@ func (f *fakeProcs) Tgkill(tgid, tid int, sig unix.Signal) error {
 	return nil
 }
 
+// StopPending: a SIGSTOP sent with Tgkill and not yet reported.
+func (f *fakeProcs) StopPending(pid int) bool {
+	t := f.tasks[pid]
+	return t != nil && !t.dead && t.sigpending == unix.SIGSTOP
+}
+
 // Detach lets a task go: the fake forgets it (it runs on untraced).
 func (f *fakeProcs) Detach(pid, sig int) error {
 	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
+	}
+	if t.sigpending == unix.SIGSTOP {
+		// The real kernel would deliver it once the task is untraced: a
+		// group-stop nobody ends (the task and its process left stopped).
+		f.t.Errorf("fake: task %d detached with a SIGSTOP pending: it would stop for good", pid)
 	}
 	t.dead, t.detached = true, true
 	f.release(t)

@@ -24,7 +24,8 @@ import (
 // syscall when the parent is stepped through it, the libc function when
 // fast mode runs its call at full speed.
 
-// written is a range of memory a call filled in.
+// written is a range of memory a call filled in (or, for kernelReads,
+// read).
 type written struct{ addr, size uint64 }
 
 // sysOut is one system call that fills in caller memory: the argument
@@ -119,11 +120,21 @@ func outputs(outs []sysOut, arg func(int) uint64, ret int64) []written {
 // syscallWrites is what the system call the parent is stopped at (before)
 // wrote for it, given the registers after.
 func syscallWrites(before, after *arch.Regs) []written {
+	return syscallRanges(sysOuts, before, after)
+}
+
+// syscallReads is what the system call at before read of the caller's
+// memory, given the registers after.
+func syscallReads(before, after *arch.Regs) []written {
+	return syscallRanges(sysIns, before, after)
+}
+
+func syscallRanges(table map[*arch.Arch]map[uint64][]sysOut, before, after *arch.Regs) []written {
 	nr := before.R[regnum.I386_Eax]
 	if before.Arch == arch.AMD64 {
 		nr = before.R[regnum.AMD64_Rax]
 	}
-	outs := sysOuts[before.Arch][nr]
+	outs := table[before.Arch][nr]
 	if len(outs) == 0 {
 		return nil
 	}
@@ -134,7 +145,16 @@ func syscallWrites(before, after *arch.Regs) []written {
 // its call instruction) wrote for it, given the registers after its
 // return; arguments on the stack (i386) are read through readWord.
 func libcWrites(name string, before, after *arch.Regs, readWord func(uint64) (uint64, bool)) []written {
-	outs := libcOuts[libcName(name)]
+	return libcRanges(libcOuts[libcName(name)], before, after, readWord)
+}
+
+// libcReads is what the libc function called at before read of the
+// caller's memory (for the kernel), given the registers after its return.
+func libcReads(name string, before, after *arch.Regs, readWord func(uint64) (uint64, bool)) []written {
+	return libcRanges(libcIns[libcName(name)], before, after, readWord)
+}
+
+func libcRanges(outs []sysOut, before, after *arch.Regs, readWord func(uint64) (uint64, bool)) []written {
 	if len(outs) == 0 {
 		return nil
 	}
@@ -166,6 +186,39 @@ func (r *parentRun) clearWritten(ws []written, fate event.FateKind, by *event.In
 			if m := c.bytes & overlap(x, word, acc); m != 0 {
 				r.clear(x, m, fate, by)
 			}
+		}
+	}
+}
+
+// The calls that hand the kernel the caller's bytes: write, pwrite64 and
+// sendto send the buffer (argument 1) of the length they return. A word
+// the child left there is read by the parent then, through the kernel,
+// where neither stepping nor a watchpoint sees it.
+var sysIns = map[*arch.Arch]map[uint64][]sysOut{
+	arch.AMD64: {1: {{ptrArg: 1, byRet: true}}, 18: {{ptrArg: 1, byRet: true}}, 44: {{ptrArg: 1, byRet: true}}},
+	arch.I386:  {4: {{ptrArg: 1, byRet: true}}, 181: {{ptrArg: 1, byRet: true}}, 369: {{ptrArg: 1, byRet: true}}},
+}
+
+var libcIns = map[string][]sysOut{
+	"write":    {{ptrArg: 1, byRet: true}},
+	"pwrite":   {{ptrArg: 1, byRet: true}},
+	"pwrite64": {{ptrArg: 1, byRet: true}},
+	"send":     {{ptrArg: 1, byRet: true}},
+	"sendto":   {{ptrArg: 1, byRet: true}},
+}
+
+// kernelConsumes reports the live words in ws — memory the kernel read for
+// the parent — as read by the parent: by is the syscall (stepped) or the
+// call to the libc function (run at full speed).
+func (s *session) kernelConsumes(r *parentRun, ws []written, by *event.Insn) {
+	word := uint64(r.st.word)
+	for _, w := range ws {
+		acc := disasm.Access{Addr: w.addr, Size: int(min(w.size, 1<<30))}
+		for x, c := range r.changed {
+			if x+word <= w.addr || x >= w.addr+w.size || c.bytes&overlap(x, word, acc) == 0 {
+				continue
+			}
+			s.consume(r, x, nil, by, uint64(by.PC), event.FoundKernel)
 		}
 	}
 }

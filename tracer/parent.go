@@ -226,10 +226,13 @@ func (s *session) followParent(st *story) error {
 				v, err := s.readWord(p.pid, a, st.word)
 				return v, err == nil
 			}
-			r.clearWritten(libcWrites(s.callTarget(st, p.pid, in, &regs), &regs, &now, read), event.FateCallee, callInsn)
+			fn := s.callTarget(st, p.pid, in, &regs)
+			s.kernelConsumes(r, libcReads(fn, &regs, &now, read), callInsn)
+			r.clearWritten(libcWrites(fn, &regs, &now, read), event.FateCallee, callInsn)
 			s.recheck(r, event.FateCallee, callInsn)
 		case class == disasm.Syscall:
 			by := s.insnEvent(mm, p.pid, in)
+			s.kernelConsumes(r, syscallReads(&regs, &now), by)
 			r.clearWritten(syscallWrites(&regs, &now), event.FateSyscall, by)
 			s.recheck(r, event.FateSyscall, by)
 		case unknown || out.delivered:

@@ -59,6 +59,9 @@ type procs interface {
 	ExePath(pid int) string
 	// SameThreadGroup reports whether pid is a thread of process tgid.
 	SameThreadGroup(tgid, pid int) bool
+	// StopPending reports whether a SIGSTOP is pending for task pid (the
+	// thread's or its process's).
+	StopPending(pid int) bool
 }
 
 // space is what the engine needs to know about an address space: symbols
@@ -127,4 +130,21 @@ func KernelCalls() string {
 	c := &ptrace.Calls
 	return fmt.Sprintf("wait %d step %d cont %d getregs %d setregs %d readmem %d (%d bytes, %d by peek) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d",
 		c.Wait, c.Step, c.Cont, c.GetRegs, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, c.SetOptions)
+}
+
+func (livePtrace) StopPending(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || (name != "SigPnd" && name != "ShdPnd") {
+			continue
+		}
+		if m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && m&(1<<(unix.SIGSTOP-1)) != 0 {
+			return true
+		}
+	}
+	return false
 }

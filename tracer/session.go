@@ -54,6 +54,8 @@ type session struct {
 
 	attachState // vtrace attach (attach.go); zero when vtrace started the program
 
+	watchdogState // watchdog.go
+
 	stopMu     sync.Mutex
 	stopReason string // set once: "timeout", "interrupt", "max_steps", "max_vforks"
 	stopLimit  string
@@ -74,9 +76,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	var res Result
 	err := ptrace.Run(cfg.CPU, func(t *ptrace.Thread) (err error) {
 		s := newSession(cfg, livePtrace{t})
+		s.startWatchdog()
 		defer func() {
+			r := recover()
+			// The tracer thread ends the run, unless the watchdog is
+			// ending it already (then this blocks for ever).
+			s.claimEnd()
 			// A bug in vtrace must not leave stopped tracees behind.
-			if r := recover(); r != nil {
+			if r != nil {
 				s.killAll()
 				if cfg.Debug {
 					fmt.Fprintf(os.Stderr, "%v\n%s", r, debug.Stack())
@@ -170,6 +177,7 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 
 	s.cont(main, 0)
 	s.loop()
+	s.claimEnd()
 	if err := s.goroutineErr(); err != nil {
 		return Result{}, err // no verdict: the caller reports the error, then one
 	}
@@ -259,7 +267,7 @@ func (s *session) takePostponed() (ptrace.Stop, bool) {
 func (s *session) dispatch(st ptrace.Stop) {
 	t := s.byPID[st.PID]
 	if t == nil {
-		if s.attachedUnknown(st) { // attach.go: let go, not killed
+		if s.unknownLetGo(st) { // attach.go: let go, not killed
 			return
 		}
 		if st.Status.Stopped() {
@@ -336,6 +344,13 @@ func (s *session) eventStop(t *task, ev int) {
 		}
 	case ptrace.EventVfork:
 		if out, _ := s.vforkEvent(t, false); out != vforkSkipped {
+			return
+		}
+		if s.detaching() {
+			// --max-vforks with --on-budget detach: let it go here, in its
+			// event stop (resumed, it would wait in vfork for its child,
+			// and vtrace for it).
+			s.detach(t, 0)
 			return
 		}
 	case ptrace.EventExec:
@@ -687,6 +702,7 @@ func (s *session) goOffCPU(fn func()) {
 				s.stopMu.Unlock()
 				s.stopRun("interrupt", "internal error")
 				s.wakeTracer()
+				s.armWatchdog()
 			}
 		}()
 		fn()

@@ -21,9 +21,9 @@ import (
 // with a budget event and the verdict of what was seen.
 
 // stopRun records why the run ends and SIGKILLs every tracee — or, when
-// a budget stops a run with OnBudget "detach", sends each a SIGSTOP, so
-// that each reports a stop at which vtrace lets it go (suppressing that
-// SIGSTOP). Safe from any goroutine; the first reason wins.
+// the run lets its tasks go (attach, --on-budget detach), sends none: the
+// tracer thread makes the tasks that run report a stop (haltForDetach),
+// where it lets them go. Safe from any goroutine; the first reason wins.
 func (s *session) stopRun(reason, limit string) {
 	s.stopMu.Lock()
 	defer s.stopMu.Unlock()
@@ -37,15 +37,27 @@ func (s *session) stopRun(reason, limit string) {
 		return
 	}
 	s.stopReason, s.stopLimit = reason, limit
+	if s.detachingLocked() {
+		return // the tracer thread stops what runs (haltForDetach)
+	}
+	for tid := range s.live {
+		_ = s.p.Kill(tid, unix.SIGKILL)
+	}
+}
+
+// stopLiveForDetach sends SIGSTOP to every task of a run that lets its
+// tasks go: the fallback when the tracer thread could not be woken to do
+// it itself (the wake command did not start). A task vtrace holds in a
+// stop then has a SIGSTOP pending when it is let go: detach runs it on to
+// that SIGSTOP first.
+func (s *session) stopLiveForDetach() {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
 	if s.attachPID != 0 {
-		return // the tracer thread interrupts every task (attach.go)
+		return // a seized task is interrupted, by the tracer thread only
 	}
 	for tid, tgid := range s.live {
-		if s.detachingLocked() {
-			_ = s.p.Tgkill(tgid, tid, unix.SIGSTOP)
-		} else {
-			_ = s.p.Kill(tid, unix.SIGKILL)
-		}
+		_ = s.p.Tgkill(tgid, tid, unix.SIGSTOP)
 	}
 }
 
@@ -78,17 +90,13 @@ func (s *session) stopping() bool {
 }
 
 // setLive tracks a task to signal when the run stops; a task born after
-// the stop is killed (or stopped, to be let go) at once.
+// the stop is killed at once (one born while the run lets its tasks go
+// reports its first stop, where it is let go).
 func (s *session) setLive(tid, tgid int) {
 	s.stopMu.Lock()
 	defer s.stopMu.Unlock()
 	s.live[tid] = tgid
-	switch {
-	case s.attachPID != 0:
-		// an attached run's tasks are interrupted by the tracer thread
-	case s.detachingLocked():
-		_ = s.p.Tgkill(tgid, tid, unix.SIGSTOP)
-	case s.stopReason != "":
+	if s.stopReason != "" && !s.detachingLocked() {
 		_ = s.p.Kill(tid, unix.SIGKILL)
 	}
 }
@@ -112,15 +120,20 @@ func (s *session) killAll() {
 // sweep, once the run is stopping and no story runs, kills every known
 // task and resumes it from whatever stop it is in (an exit stop survives
 // SIGKILL) — or, when detaching, lets go every task that sits in a stop
-// vtrace holds it in (the others report their SIGSTOP and are let go by
-// dispatch).
+// vtrace holds it in, and makes the others report a stop, where dispatch
+// lets them go.
 func (s *session) sweep() {
-	if s.swept || !s.stopping() {
+	if !s.stopping() {
+		return
+	}
+	if s.detaching() {
+		s.haltForDetach(0) // each round: a task let go while it ran is halted here
+	}
+	if s.swept {
 		return
 	}
 	s.swept = true
 	if s.detaching() {
-		s.interruptAll() // attach.go
 		for _, t := range s.byPID {
 			switch t.state {
 			case taskHeld, taskParked:
@@ -147,16 +160,94 @@ func (s *session) sweep() {
 	}
 }
 
+// haltForDetach, once the run lets its tasks go, makes every task that
+// runs report a stop, where it is let go (dispatch), so that no wait of a
+// story or of the main loop is for a stop that cannot come. An attached
+// process's tasks are seized: each is interrupted (PTRACE_INTERRUPT; one
+// already in a ptrace-stop keeps the interrupt pending, and its detach
+// clears it). A started program's tasks were not seized and cannot be
+// interrupted: those that run are sent SIGSTOP, which each reports at
+// once, and a task vtrace holds in a ptrace-stop is sent none — let go
+// from that stop, it would stop for good on the SIGSTOP, untraced (was:
+// --on-budget detach left a vfork child stopped, its parent in vfork).
+// awaited is a task a story resumed and waits for (0: none); a new task
+// reports its first stop anyway. Each task is halted once.
+func (s *session) haltForDetach(awaited int) {
+	if s.attachPID != 0 {
+		s.interruptAll() // attach.go
+		return
+	}
+	for pid, t := range s.byPID {
+		if t.halted || !t.firstStopSeen() {
+			continue
+		}
+		if _, ok := s.postponed[pid]; ok {
+			continue // its stop is in: a story will take it
+		}
+		if pid == awaited || t.state == taskRunning || t.state == taskEnded {
+			_ = s.p.Tgkill(t.proc.tgid, pid, unix.SIGSTOP)
+			t.halted = true
+		}
+	}
+}
+
 // detach lets a task in a ptrace-stop go, delivering sig, and forgets it.
 // Its debug registers are cleared first: a watchpoint left armed would
-// kill it with SIGTRAP once nobody traces it.
+// kill it with SIGTRAP once nobody traces it; a task stopped on an int3
+// vtrace has removed is moved back onto the restored instruction. A task
+// that cannot be let go from where it stands is resumed or halted instead,
+// and let go at its next stop (dispatch): one with a SIGSTOP pending (a
+// SIGSTOP sent while it ran, which it had not taken yet: untraced, it
+// would stop for good), and one that is not in a stop at all (it runs).
 func (s *session) detach(t *task, sig int) {
+	if s.attachPID == 0 && s.p.StopPending(t.pid) {
+		s.letGoLater(t)
+		s.cont(t, sig)
+		return
+	}
 	s.beforeDetach(t) // attach.go
+	// A fork child let go at its first stop: the int3s it inherited out.
+	for addr, orig := range t.inherited {
+		if s.pokeByte(t.pid, addr, orig) == nil {
+			delete(t.inherited, addr)
+		}
+	}
 	_ = s.disarmDR(t.pid)
 	s.unclobberTF(t)
-	_ = s.p.Detach(t.pid, sig)
+	s.rewindRemovedInt3(t)
+	if err := s.p.Detach(t.pid, sig); err != nil && ptrace.TaskGone(err) {
+		// Not in a stop (it runs), or dead (its end is still to reap).
+		s.letGoLater(t)
+		t.halted = false // halted afresh: it ran on from whatever stop it had reported
+		s.haltForDetach(t.pid)
+		return
+	}
+	if s.attachPID != 0 {
+		s.detached = append(s.detached, t.pid)
+	}
 	delete(s.byPID, t.pid)
 	s.setGone(t.pid)
+}
+
+// letGoLater marks a task to be let go at its next stop: it is no
+// story's any more, so that stop reaches dispatch.
+func (s *session) letGoLater(t *task) {
+	switch t.state {
+	case taskHeld, taskFollowed, taskParked, taskNew:
+		t.set(taskRunning)
+	}
+}
+
+// rewindRemovedInt3 moves a task stopped on an int3 vtrace has removed
+// since (its pc just past it) back onto the restored instruction, as
+// classifyTrap does for a task that goes on traced.
+func (s *session) rewindRemovedInt3(t *task) {
+	if t.proc.mm == nil {
+		return
+	}
+	if info, err := s.p.SigInfo(t.pid); err == nil && info.Signo == int32(unix.SIGTRAP) && info.Code == siKernel {
+		s.classifyTrap(t, false)
+	}
 }
 
 // stopSignal is the signal to pass on when letting a task go from a stop:
@@ -221,13 +312,16 @@ func (s *session) watchStops(ctx context.Context) func() {
 			case <-time.After(50 * time.Millisecond):
 			}
 			s.stopRun("interrupt", limit)
-			s.wakeTracer()
+			s.armWatchdog()
+			s.wake(done)
 		case sig := <-sigc:
 			s.stopRun("interrupt", sig.String())
-			s.wakeTracer()
+			s.armWatchdog()
+			s.wake(done)
 		case <-timeout:
 			s.stopRun("timeout", s.cfg.Timeout.String())
-			s.wakeTracer()
+			s.armWatchdog()
+			s.wake(done)
 		}
 	}()
 	return func() {
@@ -240,20 +334,42 @@ func (s *session) watchStops(ctx context.Context) func() {
 	}
 }
 
+// wake wakes the tracer thread after a stop decided outside it. A wake
+// command that cannot start (fork failing under a pids cap) is tried again
+// every 50 ms until the tracer thread is done; meanwhile a started program
+// whose tasks are let go is sent SIGSTOP from here (stopLiveForDetach) —
+// an attached process's tasks can only be interrupted by the tracer
+// thread, which the watchdog bounds.
+func (s *session) wake(done <-chan struct{}) {
+	for i := 0; !s.wakeTracer(); i++ {
+		if i == 0 && s.detaching() {
+			s.stopLiveForDetach()
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // wakeTracer starts cfg.WakeCommand, a program that exits at once: its exit
 // ends the tracer's blocking wait4, so the tracer sweeps up tasks that sit
 // in a stop instead of waiting for events that never come.
-func (s *session) wakeTracer() {
+// It reports whether the command started.
+func (s *session) wakeTracer() bool {
 	cmd := s.cfg.WakeCommand
 	if len(cmd) == 0 {
 		cmd = []string{"/bin/sh", "-c", ":"}
 	}
 	p, err := os.StartProcess(cmd[0], cmd, &os.ProcAttr{Env: []string{"VTRACE_WAKE=1"}})
-	if err == nil {
-		s.stopMu.Lock()
-		s.wakes = append(s.wakes, p)
-		s.stopMu.Unlock()
+	if err != nil {
+		return false
 	}
+	s.stopMu.Lock()
+	s.wakes = append(s.wakes, p)
+	s.stopMu.Unlock()
+	return true
 }
 
 // reapWakes waits for the wake commands to end (each exits at once). The

@@ -245,6 +245,7 @@ func (s *session) begin(st *story) error {
 		return err
 	}
 	st.arch, st.word = st.regs0.Arch, st.regs0.Arch.PtrSize
+	hangAt("vfork") // VTRACE_TEST_HANG (tests only: testhang.go)
 	s.refresh(st.mm, p.pid)
 	c := s.byPID[int(msg)]
 	if c == nil {

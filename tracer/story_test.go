@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -275,5 +276,29 @@ func TestStoryHeldAfterExec(t *testing.T) {
 	want := []string{"#1 clean []", "#2 clean []", "verdict clean vforks=2"}
 	if !slices.Equal(got, want) {
 		t.Errorf("verdicts %q, want %q\n  %s", got, want, strings.Join(storyLines(rec), "\n  "))
+	}
+}
+
+// --max-steps with --on-budget detach, in the middle of a story (the
+// child in a single-step stop, the parent in its vfork event stop), in
+// both modes: every task is let go from where it stands, none with a
+// SIGSTOP pending (the fake fails a detach with one: the real task would
+// stop for good), the story is cut short by the budget.
+func TestMaxStepsDetachMidStory(t *testing.T) {
+	for _, mode := range []Mode{Fast, Step} {
+		for _, steps := range []int64{1, 2, 3} {
+			t.Run(fmt.Sprintf("%s/%d", mode, steps), func(t *testing.T) {
+				img, entry := seedProgram(t)
+				rec, res, f := runFakeWith(t, img, entry, Config{Mode: mode, MaxSteps: steps, OnBudget: "detach"})
+				if res.Incomplete != "max_steps" {
+					t.Fatalf("incomplete %q, want max_steps\n  %s", res.Incomplete, strings.Join(storyLines(rec), "\n  "))
+				}
+				for pid, tk := range f.tasks {
+					if !tk.detached && !tk.dead {
+						t.Errorf("task %d neither let go nor ended", pid)
+					}
+				}
+			})
+		}
 	}
 }

@@ -77,9 +77,13 @@ type task struct {
 	// program's own and leaves it set when the task is continued: it is
 	// cleared before the task runs free again (unclobberTF).
 	clearTF bool
+	// halted: the run lets its tasks go, and vtrace made this one report a
+	// stop (haltForDetach: a SIGSTOP, or PTRACE_INTERRUPT if seized).
+	halted bool
 	// inherited are the int3s (address -> original byte) planted in the
 	// memory a fork copied into this task: undone at its first stop,
-	// before it runs an instruction (firstStop).
+	// before it runs an instruction (firstStop), or when it is let go
+	// there (detach).
 	inherited map[uint64]byte
 }
 

@@ -25,6 +25,8 @@ const attachExitTable = `Exit status:
   125    usage error (nothing was attached)
   126    could not attach: ptrace refused (kernel.yama.ptrace_scope,
          CAP_SYS_PTRACE, already traced, a kernel thread), an internal error
+         (vtrace still not finished 2 s after --timeout or a signal: the
+         kernel kills the process as vtrace exits, as on SIGKILL)
   127    no such process`
 
 func newAttachCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -91,6 +93,7 @@ func attachTrace(ctx context.Context, o *runOptions, pidArg string, stdout, stde
 	}
 	cfg := o.engineConfig(ts, -1)
 	cfg.AttachPID = pid
+	guardSinks(&cfg, ts, log, stderr) // watchdog.go
 	res, err := tracer.Run(ctx, cfg)
 	return o.end(ctx, ts, log, res, err, stderr)
 }

@@ -545,8 +545,10 @@ func TestAttachDetachMidStory(t *testing.T) {
 	if d := codeDiffs(t, a.pid()); len(d) != 1 || !strings.Contains(d[0], "0xcc in memory") {
 		t.Errorf("during the story: code differences %q, want the one int3 at the call's return", d)
 	}
+	sigint := time.Now()
 	_ = r.cmd.Process.Signal(unix.SIGINT)
 	code, evs := r.finish(t)
+	t.Logf("vtrace let the process go and ended %v after SIGINT", time.Since(sigint).Round(time.Millisecond))
 	if code != 0 {
 		t.Errorf("vtrace attach: exit %d, want 0\n%s", code, r.stderr.String())
 	}

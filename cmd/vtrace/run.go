@@ -59,7 +59,9 @@ const exitTable = `Exit status:
          the program ran to its end, the verdict is on stderr
   125    usage error (nothing was run)
   126    could not trace: ptrace not permitted, not an executable, the
-         kernel cannot run it (i386), an internal error
+         kernel cannot run it (i386), an internal error (vtrace still not
+         finished 2 s after --timeout or a signal: the run was ended
+         without it, the traced processes killed)
   127    the program was not found`
 
 // usageError is a command-line mistake (exit 125).
@@ -356,6 +358,7 @@ func runTrace(ctx context.Context, o *runOptions, args []string, stdout, stderr 
 	// files) is all in before the report's last words: the run's verdict
 	// comes after the program has ended.
 	cfg.Sink = report.Multi{drainAtVerdict(closeFiles), cfg.Sink}
+	guardSinks(&cfg, ts, log, stderr) // watchdog.go
 	res, err := tracer.Run(ctx, cfg)
 	closeFiles()
 	return o.end(ctx, ts, log, res, err, stderr)
@@ -550,10 +553,15 @@ func (l *runLog) fail(err error, sum *report.Summary) error {
 	}
 	v := &event.Verdict{Header: event.Header{V: event.Version, Event: "verdict"}, Verdict: event.Clean, Incomplete: "error",
 		Explanation: "vtrace could not trace the program: " + err.Error()}
+	pid := 0 // a run that could not start
 	if sum != nil {
 		v.Verdict, v.Vforks, v.Violations, v.Warnings = sum.Judgement(), sum.Vforks, sum.Violations, sum.Warnings
+		if sum.Run.Start != nil {
+			pid = sum.Run.Start.PID // a run given up on: its program
+		}
 	}
-	_ = l.jsonl.Emit(&event.Error{Header: event.Header{V: event.Version, Event: "error"}, Kind: kind, Msg: err.Error()})
+	v.PID = pid
+	_ = l.jsonl.Emit(&event.Error{Header: event.Header{V: event.Version, Event: "error", PID: pid}, Kind: kind, Msg: err.Error()})
 	_ = l.jsonl.Emit(v)
 	if lerr := l.close(); lerr != nil {
 		return fmt.Errorf("%w; and %w", err, lerr)

@@ -140,6 +140,9 @@ const (
 	FoundStep FoundBy = "step" // the stepped instruction itself
 	FoundHW   FoundBy = "hw"   // a debug-register watchpoint inside a callee
 	FoundDiff FoundBy = "diff" // a diff of the snapshot after a call or at the child's end
+	// FoundKernel: the kernel read the word for the parent (its write(2)
+	// of a buffer the child filled), known from the call's meaning.
+	FoundKernel FoundBy = "kernel"
 )
 
 // LeaveKind says how the vfork child left a live parent frame
