@@ -14,10 +14,15 @@ type pendingRow struct {
 	why    string
 }
 
-// Nothing is pending today: every row of the matrix is as expected. A
-// row that fails for a fix not made yet gets an entry here, with the
+// A row that fails for a fix not made yet gets an entry here, with the
 // builds and the fix it waits for.
-var pendingToday = map[string][]pendingRow{}
+var pendingToday = map[string][]pendingRow{
+	// Measured on 8787589 (h-realtests): clean in all 14 builds.
+	"vforkerrno read": {{builds: "*", why: "errno the child changed is never followed into the parent: " +
+		"tracer/memory.go emitGlobalDiff puts only words that are not libc bookkeeping (libc == \"\") into " +
+		"m.poisoned, so watchGlobalReads never looks for the parent's read of errno (global_write libc \"errno\", " +
+		"9 → 2), and main's load of errno after the vfork, still the child's ENOENT, is not reported"}},
+}
 
 // pending returns the fix c's row in build waits for, or "".
 func pending(c Case, build string) string {
