@@ -32,7 +32,8 @@ TARGETS := badvfork rawvfork deepvfork fnptrvfork writelocal exitvfork \
            vforkloop vforkcompute cloneflags vforkattrs jitvfork \
            trapchild traphandler spinwrite hwcallwriter sigchldfollow \
            pushfvfork forkinchild waitstatus writebuf \
-           vforkerrno vforksigmask spawnattrs vforkexecvp vforkpid
+           vforkerrno vforksigmask spawnattrs vforkexecvp vforkpid \
+           vforkpending
 
 # Reproductions of real, documented vfork bugs (targets/catalogue/*.c,
 # docs/catalogue.md); built like the others, into the same directories.
