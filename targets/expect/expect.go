@@ -109,6 +109,7 @@ var Cases = []Case{
 	{Target: "vforkexecvp"},  // glibc tst-vfork3
 	{Target: "vforkpid"},     // glibc tst-vfork1
 	{Target: "vforkpending"}, // LTP vfork02
+	{Target: "globalreset"},  // nix#16119's guard: the parent resets the global in a call first
 
 	// The catalogue of real vfork bugs (targets/catalogue/, docs/catalogue.md).
 	{Target: "rr3270_popfw"}, {Target: "fastio1141_helper"}, {Target: "embox2050_slot"},
@@ -580,6 +581,15 @@ func forOtherTests(c Case, build string) (Expect, bool) {
 		// objdump (gcc and clang -O2): the child's `p` and the parent's
 		// `seen` have slots of their own; the parent never reads `p`.
 		return clean("exit", 2), true
+	case "globalreset":
+		// The child stores 0 into the global `ready` (a global_write by
+		// main's store); the parent's call restore_state() stores 1 there
+		// before main reads it: the parent reads its own value (the
+		// program prints 1). Fast mode runs that call at full speed: the
+		// word no longer holds the child's bytes when main reads it.
+		e := clean("exec", 1)
+		e.Globals, e.GlobalBy = []string{"exe"}, "main"
+		return e, true
 	case "vforkpending":
 		// The kernel's rt_sigpending in the child stores the child's empty
 		// set over `pend` (SIGUSR1's bit was set): a word of the live
