@@ -10,6 +10,12 @@
  *   vforkerrno read   the parent reads errno AFTER the vfork, to report the
  *                     close(-1) that failed before it.
  *                     Expected verdict: WARNING (parent_read_child_global).
+ *   vforkerrno open   after the vfork, the parent's own open() of a missing
+ *                     file fails with ENOENT - the value the child left -
+ *                     and the parent then reads errno: its own.
+ *                     Expected verdict: CLEAN (a tracer that runs open() at
+ *                     full speed sees errno unchanged, 2 before and after;
+ *                     it must not take the read for the child's value).
  *
  * From first principles: the vfork child has no TLS of its own (vfork is
  * clone(CLONE_VM|CLONE_VFORK) without CLONE_SETTLS: the child's thread
@@ -28,10 +34,12 @@
  *
  * Exit: 0 when the parent reported EBADF and the child exited 0 (/bin/true
  * ran); 1 when the parent reported another errno (the `read` case, natively
- * in every build); 2 on an unexpected failure.
+ * in every build); 2 on an unexpected failure. `open`: 0 when the parent's
+ * open() failed with ENOENT and the child exited 0.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +58,22 @@ __attribute__((noinline)) static pid_t spawn_true(void)
 	return pid;
 }
 
+/* open_missing: the parent's own failing call after the vfork; it reads
+ * the errno its open() set (ENOENT, equal to what the child left). */
+static int open_missing(void)
+{
+	int status, fd;
+	pid_t pid = spawn_true();
+
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return 2;
+	fd = open("/nonexistent/vtrace-config", O_RDONLY);
+	if (fd >= 0 || errno != ENOENT)
+		return 2;
+	printf("no /nonexistent/vtrace-config (ENOENT): defaults\n");
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 2;
+}
+
 int main(int argc, char **argv)
 {
 	int read_after = argc > 1 && strcmp(argv[1], "read") == 0;
@@ -58,6 +82,8 @@ int main(int argc, char **argv)
 
 	if (setenv("PATH", "/nonexistent/vtrace-a:/nonexistent/vtrace-b:/bin:/usr/bin", 1) != 0)
 		return 2;
+	if (argc > 1 && strcmp(argv[1], "open") == 0)
+		return open_missing();
 	if (close(-1) == 0)
 		return 2;
 	if (!read_after)
