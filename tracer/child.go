@@ -56,6 +56,9 @@ type childRun struct {
 	// tells which frame it jumped into.
 	escaped bool
 	predict silentPredictor
+	// fresh: regs are the child's registers now (a block has just run).
+	fresh bool
+	block block // the block being run (block.go)
 }
 
 // depth is the number of calls the child is inside below the shared frames.
@@ -135,9 +138,12 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 	pc, in, derr := r.predict.insn(s, r)
 	var unknown bool
 	if pc == 0 { // not a predicted silent instruction: read where the child is
-		if err := s.p.Regs(c.pid, &r.regs); err != nil {
-			return false, fmt.Errorf("read child registers: %w", err)
+		if !r.fresh {
+			if err := s.p.Regs(c.pid, &r.regs); err != nil {
+				return false, fmt.Errorf("read child registers: %w", err)
+			}
 		}
+		r.fresh = false
 		pc = r.regs.PC()
 		r.popCalls(r.regs.SP())
 		s.checkLeftFrames(st, r)
@@ -150,6 +156,11 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 			r.pendingCall = nil
 		}
 		in, derr = s.insnAt(mm, c.pid, pc)
+		if derr == nil {
+			if b := s.blockAt(r, in); b != nil {
+				return s.runBlock(r, b)
+			}
+		}
 		unknown = derr != nil
 		if derr == nil {
 			r.acc, unknown = in.Effects(&r.regs, r.acc[:0])
@@ -634,6 +645,25 @@ func (s *session) insnEvent(mm *addrSpace, pid int, in *disasm.Insn) *event.Insn
 // exec'd program) or to its exit.
 func (s *session) childEnded(st *story, out outcome) error {
 	c := st.child
+	var path string
+	var emitExec func()
+	if out.kind == outExec {
+		// The exec'd child shares nothing with the parent any more: it is
+		// set up and let go first, and starts its program while the
+		// parent's memory is diffed (the wall time of every spawn). Its
+		// events keep their place in the log.
+		path = s.p.ExePath(c.pid)
+		if len(st.kid.hw.slots) > 0 {
+			_ = s.disarmDR(c.pid) // the new program must not trap on the old stack's slots
+		}
+		emitExec = s.execSetup(c, path) // gives the child its own address space
+		// No story needs the exit of the program it became (nor of the
+		// tasks it makes, which inherit this; a vfork child of theirs gets
+		// its exit stop back in awaitFirstStop): one stop fewer per spawn.
+		_ = s.p.ExitStops(c.pid, false)
+		c.set(taskRunning)
+		s.cont(c, 0)
+	}
 	s.diffRegion(st, nil, st.kid.hw.during)
 	s.diffGlobals(st, nil, st.kid.hw.during)
 	s.flushWrites(st)
@@ -645,7 +675,7 @@ func (s *session) childEnded(st *story, out outcome) error {
 	switch out.kind {
 	case outExec:
 		ev.How = event.EndExec
-		ev.Path = s.p.ExePath(c.pid)
+		ev.Path = path
 	case outExit, outGone:
 		if out.kind == outExit {
 			s.recordChildEnd(st)
@@ -670,16 +700,7 @@ func (s *session) childEnded(st *story, out outcome) error {
 	s.emit(ev)
 	switch out.kind {
 	case outExec:
-		if len(st.kid.hw.slots) > 0 {
-			_ = s.disarmDR(c.pid) // the new program must not trap on the old stack's slots
-		}
-		s.execStop(c) // emits exec, gives the child its own address space
-		// No story needs the exit of the program it became (nor of the
-		// tasks it makes, which inherit this; a vfork child of theirs gets
-		// its exit stop back in awaitFirstStop): one stop fewer per spawn.
-		_ = s.p.ExitStops(c.pid, false)
-		c.set(taskRunning)
-		s.cont(c, 0)
+		emitExec() // resumed above
 	case outExit:
 		c.set(taskEnded)
 		s.cont(c, 0)

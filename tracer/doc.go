@@ -48,8 +48,11 @@
 //     (a silent instruction, one that only changes registers, is stepped
 //     without reading them); in fast mode each call made from there runs
 //     at full speed to an int3 at its return address (calls.go,
-//     breakpoints.go) and, where they fire, DR0–DR3 watch the slots most at
-//     risk (watchpoints.go). Each instruction's memory effects
+//     breakpoints.go), a stretch of code that can only store below the
+//     parent's live region (pushes, stores at a stack-pointer offset,
+//     forward jumps) runs at full speed to int3s at its exits (block.go),
+//     and, where they fire, DR0–DR3 watch the slots most at risk
+//     (watchpoints.go). Each instruction's memory effects
 //     (internal/disasm) say which words to compare with the snapshot:
 //     slot_write, stack_write (one per word, with a count, reported at
 //     the child's end; at most 1,000 write events a story). Whenever its

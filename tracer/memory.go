@@ -75,6 +75,13 @@ type memWatch struct {
 	leftOut               []string // what did not fit, for the globals_capped note
 	unread                []string // ranges that could not be read
 
+	// dirty has bit i set when chunk i (globChunk bytes at offset
+	// i*globChunk of the buffers) of shadow holds what vtrace last saw
+	// there, written since the snapshot; a clean chunk's last seen bytes
+	// are orig's (the snapshot is not copied: 1 MiB per story). global_diff
+	// compares only the dirty chunks with orig.
+	dirty []uint64
+
 	wrote    bool                 // the child changed a word that is not libc's bookkeeping
 	poisoned map[uint64]childWord // such words still holding the child's value
 	reads    int
@@ -82,7 +89,34 @@ type memWatch struct {
 
 type memBufs struct{ orig, shadow, scratch []byte }
 
-var memPool = sync.Pool{New: func() any { return &memBufs{} }}
+// memFree keeps the buffers of ended stories for the next ones (a
+// sync.Pool would drop them at every garbage collection, and fresh 1 MiB
+// buffers cost their page faults).
+var memFree struct {
+	sync.Mutex
+	bufs []*memBufs
+}
+
+const memFreeMax = 4
+
+func getMemBufs() *memBufs {
+	memFree.Lock()
+	defer memFree.Unlock()
+	if n := len(memFree.bufs); n > 0 {
+		b := memFree.bufs[n-1]
+		memFree.bufs = memFree.bufs[:n-1]
+		return b
+	}
+	return &memBufs{}
+}
+
+func putMemBufs(b *memBufs) {
+	memFree.Lock()
+	defer memFree.Unlock()
+	if len(memFree.bufs) < memFreeMax {
+		memFree.bufs = append(memFree.bufs, b)
+	}
+}
 
 // watchGlobals plans and takes the snapshot of the parent's memory outside
 // the stack (the parent is stopped at its vfork event) and says how it is
@@ -232,7 +266,7 @@ func (m *memWatch) read(s *session, st *story) {
 	for _, r := range m.ranges {
 		n += int(r.hi - r.lo)
 	}
-	b := memPool.Get().(*memBufs)
+	b := getMemBufs()
 	grow := func(p []byte) []byte {
 		if cap(p) < n {
 			return make([]byte, n)
@@ -261,7 +295,6 @@ func (m *memWatch) read(s *session, st *story) {
 		}
 		m.ranges, m.orig, m.shadow, m.scratch = keep, m.orig[:off], m.shadow[:off], m.scratch[:off]
 	}
-	copy(m.shadow, m.orig)
 	if len(m.ranges) == 0 {
 		m.method = event.MemNone
 	}
@@ -304,9 +337,54 @@ func (s *session) globalsNotes(st *story) {
 // dropGlobals gives the story's buffers back to the pool.
 func (st *story) dropGlobals() {
 	if m := st.mem; m != nil && m.pooled != nil {
-		memPool.Put(m.pooled)
+		putMemBufs(m.pooled)
 		m.pooled, m.orig, m.shadow, m.scratch = nil, nil, nil, nil
 	}
+}
+
+// globChunk is the unit of the globals' comparisons: unchanged chunks are
+// skipped by one memcmp, changed ones compared word by word. A multiple of
+// the word size.
+const globChunk = 256
+
+// setShadow records cur as the word at a that vtrace last saw.
+func (m *memWatch) setShadow(r *memRange, a, cur uint64) {
+	m.dirtyChunk((r.off + int(a-r.lo)) / globChunk) // ranges are word-aligned: a word is in one chunk
+	m.putWord(m.shadow, r, a, cur)
+}
+
+// dirtyChunk makes chunk i of shadow hold the last seen bytes.
+func (m *memWatch) dirtyChunk(i int) {
+	if m.dirty == nil {
+		m.dirty = make([]uint64, (len(m.orig)/globChunk+64)/64)
+	}
+	if !m.isDirty(i) {
+		lo, hi := i*globChunk, min((i+1)*globChunk, len(m.orig))
+		copy(m.shadow[lo:hi], m.orig[lo:hi])
+		m.dirty[i/64] |= 1 << (i % 64)
+	}
+}
+
+// seen is the last seen content of [off, off+n) of the buffers, which lies
+// in one chunk.
+func (m *memWatch) seen(off, n int) []byte {
+	if m.isDirty(off / globChunk) {
+		return m.shadow[off : off+n]
+	}
+	return m.orig[off : off+n]
+}
+
+// seenWord is the word at a that vtrace last saw.
+func (m *memWatch) seenWord(r *memRange, a uint64) uint64 {
+	if m.isDirty((r.off + int(a-r.lo)) / globChunk) {
+		return m.wordIn(m.shadow, r, a)
+	}
+	return m.wordIn(m.orig, r, a)
+}
+
+// isDirty reports whether chunk i of shadow was written since the snapshot.
+func (m *memWatch) isDirty(i int) bool {
+	return m.dirty != nil && m.dirty[i/64]&(1<<(i%64)) != 0
 }
 
 // rangeOf returns the watched range holding the word at a.
@@ -383,11 +461,11 @@ func (s *session) checkGlobalStores(st *story, pre *arch.Regs, in *disasm.Insn, 
 			if err != nil {
 				return
 			}
-			old := m.wordIn(m.shadow, r, x)
+			old := m.seenWord(r, x)
 			if cur == old {
 				return
 			}
-			m.putWord(m.shadow, r, x, cur)
+			m.setShadow(r, x, cur)
 			if by == nil {
 				by = s.insnEvent(st.mm, st.child.pid, in)
 			}
@@ -407,26 +485,30 @@ func (s *session) diffGlobals(st *story, in *disasm.Insn, during *event.Insn) {
 	if failed := m.readInto(s, st, m.scratch); len(failed) > 0 {
 		for _, i := range failed { // keep the last known content
 			r := m.ranges[i]
-			copy(m.scratch[r.off:r.off+int(r.hi-r.lo)], m.shadow[r.off:r.off+int(r.hi-r.lo)])
+			end := r.off + int(r.hi-r.lo)
+			for c := r.off; c < end; {
+				ce := min((c/globChunk+1)*globChunk, end)
+				copy(m.scratch[c:ce], m.seen(c, ce-c))
+				c = ce
+			}
 		}
 	}
 	var by *event.Insn
-	const chunk = 256
 	for i := range m.ranges {
 		r := &m.ranges[i]
 		end := r.off + int(r.hi-r.lo)
-		for c := r.off; c < end; c += chunk {
-			ce := min(c+chunk, end)
-			if bytes.Equal(m.shadow[c:ce], m.scratch[c:ce]) {
+		for c, ce := r.off, 0; c < end; c = ce {
+			ce = min((c/globChunk+1)*globChunk, end) // within one chunk
+			if bytes.Equal(m.seen(c, ce-c), m.scratch[c:ce]) {
 				continue
 			}
 			for o := c; o+m.word <= ce; o += m.word {
 				a := r.lo + uint64(o-r.off)
-				old, cur := m.wordIn(m.shadow, r, a), m.wordIn(m.scratch, r, a)
+				old, cur := m.seenWord(r, a), m.wordIn(m.scratch, r, a)
 				if old == cur {
 					continue
 				}
-				m.putWord(m.shadow, r, a, cur)
+				m.setShadow(r, a, cur)
 				if in != nil && by == nil {
 					by = s.insnEvent(st.mm, st.child.pid, in)
 				}
@@ -545,17 +627,27 @@ func (s *session) emitGlobalWrite(st *story, r *memRange, a, old, cur uint64, by
 // parent phase.
 func (s *session) emitGlobalDiff(st *story) {
 	m := st.mem
-	if m == nil || len(m.ranges) == 0 || bytes.Equal(m.orig, m.shadow) {
-		return
+	if m == nil || len(m.ranges) == 0 || m.dirty == nil {
+		return // no word of the shadow was written: it is the snapshot
 	}
 	ev := &event.GlobalDiff{Header: s.hdr("global_diff", st.parent.pid), Vfork: st.id, Watched: len(m.orig)}
-	m.poisoned = map[uint64]childWord{}
+	changed := false
 	for i := range m.ranges {
 		r := &m.ranges[i]
-		for a := r.lo; a+uint64(m.word) <= r.hi; a += uint64(m.word) {
+		end := r.off + int(r.hi-r.lo)
+		for o := r.off; o+m.word <= end; o += m.word {
+			if c := o / globChunk; !m.isDirty(c) {
+				// Skip to the next chunk (ranges need not start on one).
+				o = max(o, min((c+1)*globChunk, end)-m.word)
+				continue
+			}
+			a := r.lo + uint64(o-r.off)
 			before, after := m.wordIn(m.orig, r, a), m.wordIn(m.shadow, r, a)
 			if before == after {
 				continue
+			}
+			if !changed {
+				changed, m.poisoned = true, map[uint64]childWord{}
 			}
 			area, mapping, sym, libc := s.describe(st, r, a, changedBytes(before, after, m.word))
 			if libc == "" {
@@ -569,7 +661,9 @@ func (s *session) emitGlobalDiff(st *story) {
 				After: event.Addr(after), Area: area, Mapping: mapping, Sym: sym, Libc: libc})
 		}
 	}
-	s.emit(ev)
+	if changed {
+		s.emit(ev)
+	}
 }
 
 // childWord is a word the child left changed: its value, and which of its

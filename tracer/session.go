@@ -460,6 +460,14 @@ func (s *session) storyOutside(p *task) {
 
 // execStop gives a process that exec'd a fresh address space.
 func (s *session) execStop(t *task) {
+	s.execSetup(t, s.p.ExePath(t.pid))()
+}
+
+// execSetup is execStop in two halves: it sets up the address space now
+// (t stopped in its exec event) and returns what emits the exec event (or
+// the note that the image is unreadable), for the caller to run where the
+// event belongs in the log — after t has been resumed, if need be.
+func (s *session) execSetup(t *task, path string) (emit func()) {
 	// A non-leader thread's exec takes over the leader's pid; the old tid
 	// is gone (its exit is never reported).
 	if msg, ok := s.eventMsg(t, ptrace.EventExec); ok && int(msg) != t.pid {
@@ -467,13 +475,13 @@ func (s *session) execStop(t *task) {
 		s.setGone(int(msg))
 	}
 	t.proc.mm = nil
-	mm, err := s.newAddrSpace(t.pid)
+	pid := t.pid
+	mm, err := s.newAddrSpace(pid)
 	if err != nil {
-		s.note(0, event.NoteExecUnreadable, fmt.Sprintf("exec of %d: %v", t.pid, err))
-		return
+		return func() { s.note(0, event.NoteExecUnreadable, fmt.Sprintf("exec of %d: %v", pid, err)) }
 	}
 	t.proc.mm = mm
-	s.emit(&event.Exec{Header: s.hdr("exec", t.pid), Path: s.p.ExePath(t.pid), Arch: mm.arch.Name})
+	return func() { s.emit(&event.Exec{Header: s.hdr("exec", pid), Path: path, Arch: mm.arch.Name}) }
 }
 
 // newTask registers a task created by parent (fork, vfork or clone event).

@@ -93,6 +93,14 @@ func (s *session) stepMasked(t *task, sig int, pc uint64) (outcome, error) {
 // exit) is delivered with the next request. A vfork of the task itself
 // runs its story now, nested (outNested).
 func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
+	return s.resume(t, step, sig, false)
+}
+
+// resume is resumeAndWait; with holdBenign, a harmless signal for t is
+// not delivered on the way but returned (outSignal), for the caller to
+// deliver with a single-step (a block of the child run at full speed:
+// the handler must be stepped as --step steps it).
+func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome, error) {
 	delivered := sig != 0
 	for {
 		var err error
@@ -171,6 +179,9 @@ func (s *session) resumeAndWait(t *task, step bool, sig int) (outcome, error) {
 			continue // a group-stop: resume it
 		}
 		if benign(stop) {
+			if holdBenign {
+				return outcome{kind: outSignal, sig: stop}, nil
+			}
 			// SIGCHLD from the vfork child's exit and the like: deliver it
 			// with the next resume and go on following the task.
 			sig = int(stop)

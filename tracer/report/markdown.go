@@ -148,6 +148,7 @@ func mdDetails(s *Site) string {
 	for _, ev := range StoryEvents(st) {
 		t.render(ev)
 	}
+	t.flushOut()
 	text := strings.TrimSpace(story.String())
 	fence := "```"
 	for strings.Contains(text, fence) {

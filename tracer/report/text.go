@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -41,7 +42,12 @@ type TextOptions struct {
 // from the traced program (symbols, paths, argv, instructions quoting
 // symbols) goes through Printable.
 type Text struct {
+	// w is where the renderer prints: buf (through ww when wrapping),
+	// written to out in one piece at the end of each Emit and Finish — a
+	// story of 400 lines is one write(2), not 400.
 	w    io.Writer
+	out  io.Writer
+	buf  bytes.Buffer
 	ww   *wrapWriter
 	opts TextOptions
 	sum  Summary
@@ -87,11 +93,12 @@ func NewTextOptions(w io.Writer, o TextOptions) *Text {
 		}
 		return c
 	}
-	r := &Text{w: w, opts: o, shown: map[*Site]*siteShown{},
+	r := &Text{out: w, opts: o, shown: map[*Site]*siteShown{},
 		bad: mk(color.FgRed, color.Bold), warn: mk(color.FgYellow, color.Bold), good: mk(color.FgGreen, color.Bold),
 		dim: mk(color.Faint), bold: mk(color.Bold), addr: mk(color.FgCyan), sym: mk(color.FgMagenta)}
+	r.w = &r.buf
 	if o.Width > 0 {
-		r.ww = &wrapWriter{w: w, width: o.Width}
+		r.ww = &wrapWriter{w: &r.buf, width: o.Width}
 		r.w = r.ww
 	}
 	if o.Detail == Default {
@@ -101,6 +108,14 @@ func NewTextOptions(w io.Writer, o TextOptions) *Text {
 }
 
 func (r *Text) printf(format string, args ...any) { fmt.Fprintf(r.w, format, args...) }
+
+// flushOut writes what Emit or Finish printed.
+func (r *Text) flushOut() {
+	if r.buf.Len() > 0 {
+		_, _ = r.out.Write(r.buf.Bytes())
+		r.buf.Reset()
+	}
+}
 
 func (r *Text) a(a event.Addr) string { return r.addr.Sprint(a.String()) }
 
@@ -162,6 +177,7 @@ func (r *Text) verdictWord(v event.Judgement) string {
 
 // Emit renders one event.
 func (r *Text) Emit(ev event.Event) error {
+	defer r.flushOut()
 	_ = r.sum.Emit(ev) // Default: tells finished stories (r.story)
 	switch r.opts.Detail {
 	case Quiet:
@@ -199,6 +215,7 @@ func (r *Text) Emit(ev event.Event) error {
 // open are told in full, as far as they go (the verbose detail told them as
 // they came).
 func (r *Text) Finish() {
+	defer r.flushOut()
 	if r.opts.Detail == Default && r.sum.Run.Verdict == nil {
 		for _, st := range r.sum.Open() {
 			for _, ev := range StoryEvents(st) {

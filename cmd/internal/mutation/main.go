@@ -288,13 +288,10 @@ func runOne(vtrace, dir, name string, data []byte, cg *cgroup, timeout, grace ti
 		res.detail = err.Error()
 	}
 	out := stderr.String()
-	if res.exit == 2 || strings.Contains(out, "internal error") || strings.Contains(out, "goroutine ") {
-		res.problems = append(res.problems, "panic")
-		res.detail = firstLine(out, "internal error", "panic:")
-	}
+	var evs []event.Event
 	if res.exit >= 0 {
 		if f, err := os.Open(log); err == nil {
-			if _, err := event.ReadLog(f); err != nil {
+			if evs, err = event.ReadLog(f); err != nil {
 				res.problems = append(res.problems, "badlog")
 				res.detail += " log: " + err.Error()
 			}
@@ -304,6 +301,12 @@ func runOne(vtrace, dir, name string, data []byte, cg *cgroup, timeout, grace ti
 			res.detail += " no log"
 		}
 	}
+	// Exit status 2 is an uncaught Go panic's, unless it is the program's
+	// own, which vtrace passes on (a mutated copy that exits 2 natively).
+	if res.exit == 2 && !programExited(evs, 2) || strings.Contains(out, "internal error") || strings.Contains(out, "goroutine ") {
+		res.problems = append(res.problems, "panic")
+		res.detail = firstLine(out, "internal error", "panic:") + res.detail
+	}
 	if cg != nil {
 		if left, what := cg.killAll(); left > 0 && res.exit >= 0 {
 			res.problems = append(res.problems, "left")
@@ -311,6 +314,17 @@ func runOne(vtrace, dir, name string, data []byte, cg *cgroup, timeout, grace ti
 		}
 	}
 	return res
+}
+
+// programExited reports whether the log says the program vtrace started
+// exited with code.
+func programExited(evs []event.Event, code int) bool {
+	for _, ev := range evs {
+		if e, ok := ev.(*event.Exit); ok && e.Main && e.Code != nil && *e.Code == code {
+			return true
+		}
+	}
+	return false
 }
 
 func firstLine(s string, keys ...string) string {

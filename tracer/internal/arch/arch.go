@@ -13,8 +13,6 @@ package arch
 import (
 	"encoding/binary"
 	"fmt"
-
-	"github.com/go-delve/delve/pkg/dwarf/regnum"
 )
 
 // Arch describes one target architecture.
@@ -48,29 +46,63 @@ type Arch struct {
 	ELFMachine uint16
 }
 
+// DWARF register numbers (System V psABI, x86-64 and i386 supplements;
+// TestDWARFNumbers checks them against delve's regnum tables). Not imported
+// from delve: its regnum package builds name maps at init, 0.3 ms of every
+// run's start.
+const (
+	dwarf64Rax = 0
+	dwarf64Rdx = 1
+	dwarf64Rcx = 2
+	dwarf64Rbx = 3
+	dwarf64Rsi = 4
+	dwarf64Rdi = 5
+	dwarf64Rbp = 6
+	dwarf64Rsp = 7
+	dwarf64R8  = 8
+	dwarf64R9  = 9
+	dwarf64R10 = 10
+	dwarf64R11 = 11
+	dwarf64R12 = 12
+	dwarf64R13 = 13
+	dwarf64R14 = 14
+	dwarf64R15 = 15
+	dwarf64Rip = 16
+
+	dwarf32Eax = 0
+	dwarf32Ecx = 1
+	dwarf32Edx = 2
+	dwarf32Ebx = 3
+	dwarf32Esp = 4
+	dwarf32Ebp = 5
+	dwarf32Esi = 6
+	dwarf32Edi = 7
+	dwarf32Eip = 8
+)
+
 // AMD64 is the x86-64 architecture.
 var AMD64 = &Arch{
 	Name: "amd64", PtrSize: 8, Bits: 64,
-	PC: regnum.AMD64_Rip, SP: regnum.AMD64_Rsp, BP: regnum.AMD64_Rbp,
+	PC: dwarf64Rip, SP: dwarf64Rsp, BP: dwarf64Rbp,
 	NumRegs: 17,
 	RegNames: []string{"rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
 		"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"},
-	GPRDWARF: []int{regnum.AMD64_Rax, regnum.AMD64_Rcx, regnum.AMD64_Rdx, regnum.AMD64_Rbx,
-		regnum.AMD64_Rsp, regnum.AMD64_Rbp, regnum.AMD64_Rsi, regnum.AMD64_Rdi,
-		regnum.AMD64_R8, regnum.AMD64_R9, regnum.AMD64_R10, regnum.AMD64_R11,
-		regnum.AMD64_R12, regnum.AMD64_R13, regnum.AMD64_R14, regnum.AMD64_R15},
-	CalleeSaved: []int{regnum.AMD64_Rbx, regnum.AMD64_Rbp, regnum.AMD64_R12,
-		regnum.AMD64_R13, regnum.AMD64_R14, regnum.AMD64_R15},
+	GPRDWARF: []int{dwarf64Rax, dwarf64Rcx, dwarf64Rdx, dwarf64Rbx,
+		dwarf64Rsp, dwarf64Rbp, dwarf64Rsi, dwarf64Rdi,
+		dwarf64R8, dwarf64R9, dwarf64R10, dwarf64R11,
+		dwarf64R12, dwarf64R13, dwarf64R14, dwarf64R15},
+	CalleeSaved: []int{dwarf64Rbx, dwarf64Rbp, dwarf64R12,
+		dwarf64R13, dwarf64R14, dwarf64R15},
 	PrStatusSize: 27 * 8,
 	// struct user_regs_struct (x86_64): r15 r14 r13 r12 rbp rbx r11 r10 r9 r8
 	// rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs
 	prStatusSlot: []int{
-		regnum.AMD64_Rax: 10, regnum.AMD64_Rdx: 12, regnum.AMD64_Rcx: 11,
-		regnum.AMD64_Rbx: 5, regnum.AMD64_Rsi: 13, regnum.AMD64_Rdi: 14,
-		regnum.AMD64_Rbp: 4, regnum.AMD64_Rsp: 19, regnum.AMD64_R8: 9,
-		regnum.AMD64_R9: 8, regnum.AMD64_R10: 7, regnum.AMD64_R11: 6,
-		regnum.AMD64_R12: 3, regnum.AMD64_R13: 2, regnum.AMD64_R14: 1,
-		regnum.AMD64_R15: 0, regnum.AMD64_Rip: 16,
+		dwarf64Rax: 10, dwarf64Rdx: 12, dwarf64Rcx: 11,
+		dwarf64Rbx: 5, dwarf64Rsi: 13, dwarf64Rdi: 14,
+		dwarf64Rbp: 4, dwarf64Rsp: 19, dwarf64R8: 9,
+		dwarf64R9: 8, dwarf64R10: 7, dwarf64R11: 6,
+		dwarf64R12: 3, dwarf64R13: 2, dwarf64R14: 1,
+		dwarf64R15: 0, dwarf64Rip: 16,
 	},
 	ELFMachine: 62, // EM_X86_64
 }
@@ -78,19 +110,19 @@ var AMD64 = &Arch{
 // I386 is the 32-bit x86 architecture (a compat tracee on an x86-64 kernel).
 var I386 = &Arch{
 	Name: "i386", PtrSize: 4, Bits: 32,
-	PC: regnum.I386_Eip, SP: regnum.I386_Esp, BP: regnum.I386_Ebp,
+	PC: dwarf32Eip, SP: dwarf32Esp, BP: dwarf32Ebp,
 	NumRegs:  9,
 	RegNames: []string{"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip"},
-	GPRDWARF: []int{regnum.I386_Eax, regnum.I386_Ecx, regnum.I386_Edx, regnum.I386_Ebx,
-		regnum.I386_Esp, regnum.I386_Ebp, regnum.I386_Esi, regnum.I386_Edi},
-	CalleeSaved:  []int{regnum.I386_Ebx, regnum.I386_Ebp, regnum.I386_Esi, regnum.I386_Edi},
+	GPRDWARF: []int{dwarf32Eax, dwarf32Ecx, dwarf32Edx, dwarf32Ebx,
+		dwarf32Esp, dwarf32Ebp, dwarf32Esi, dwarf32Edi},
+	CalleeSaved:  []int{dwarf32Ebx, dwarf32Ebp, dwarf32Esi, dwarf32Edi},
 	PrStatusSize: 17 * 4,
 	// struct user_regs_struct (i386): ebx ecx edx esi edi ebp eax xds xes xfs
 	// xgs orig_eax eip xcs eflags esp xss
 	prStatusSlot: []int{
-		regnum.I386_Eax: 6, regnum.I386_Ecx: 1, regnum.I386_Edx: 2,
-		regnum.I386_Ebx: 0, regnum.I386_Esp: 15, regnum.I386_Ebp: 5,
-		regnum.I386_Esi: 3, regnum.I386_Edi: 4, regnum.I386_Eip: 12,
+		dwarf32Eax: 6, dwarf32Ecx: 1, dwarf32Edx: 2,
+		dwarf32Ebx: 0, dwarf32Esp: 15, dwarf32Ebp: 5,
+		dwarf32Esi: 3, dwarf32Edi: 4, dwarf32Eip: 12,
 	},
 	ELFMachine: 3, // EM_386
 }
@@ -189,11 +221,11 @@ func (r *Regs) SetPC(v uint64) { r.Set(r.Arch.PC, v) }
 // i386.
 func (r *Regs) SyscallArg(n int) uint64 {
 	if r.Arch == AMD64 {
-		return r.R[[]int{regnum.AMD64_Rdi, regnum.AMD64_Rsi, regnum.AMD64_Rdx,
-			regnum.AMD64_R10, regnum.AMD64_R8, regnum.AMD64_R9}[n]]
+		return r.R[[]int{dwarf64Rdi, dwarf64Rsi, dwarf64Rdx,
+			dwarf64R10, dwarf64R8, dwarf64R9}[n]]
 	}
-	return r.R[[]int{regnum.I386_Ebx, regnum.I386_Ecx, regnum.I386_Edx,
-		regnum.I386_Esi, regnum.I386_Edi, regnum.I386_Ebp}[n]]
+	return r.R[[]int{dwarf32Ebx, dwarf32Ecx, dwarf32Edx,
+		dwarf32Esi, dwarf32Edi, dwarf32Ebp}[n]]
 }
 
 // DecodePrStatus decodes an NT_PRSTATUS register set as returned by

@@ -323,3 +323,31 @@ func TestRegsAccess(t *testing.T) {
 		}
 	}
 }
+
+// TestDWARFNumbers checks arch's own DWARF register numbers against
+// delve's tables.
+func TestDWARFNumbers(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want int
+	}{
+		{"rax", dwarf64Rax, regnum.AMD64_Rax}, {"rdx", dwarf64Rdx, regnum.AMD64_Rdx},
+		{"rcx", dwarf64Rcx, regnum.AMD64_Rcx}, {"rbx", dwarf64Rbx, regnum.AMD64_Rbx},
+		{"rsi", dwarf64Rsi, regnum.AMD64_Rsi}, {"rdi", dwarf64Rdi, regnum.AMD64_Rdi},
+		{"rbp", dwarf64Rbp, regnum.AMD64_Rbp}, {"rsp", dwarf64Rsp, regnum.AMD64_Rsp},
+		{"r8", dwarf64R8, regnum.AMD64_R8}, {"r9", dwarf64R9, regnum.AMD64_R9},
+		{"r10", dwarf64R10, regnum.AMD64_R10}, {"r11", dwarf64R11, regnum.AMD64_R11},
+		{"r12", dwarf64R12, regnum.AMD64_R12}, {"r13", dwarf64R13, regnum.AMD64_R13},
+		{"r14", dwarf64R14, regnum.AMD64_R14}, {"r15", dwarf64R15, regnum.AMD64_R15},
+		{"rip", dwarf64Rip, regnum.AMD64_Rip},
+		{"eax", dwarf32Eax, regnum.I386_Eax}, {"ecx", dwarf32Ecx, regnum.I386_Ecx},
+		{"edx", dwarf32Edx, regnum.I386_Edx}, {"ebx", dwarf32Ebx, regnum.I386_Ebx},
+		{"esp", dwarf32Esp, regnum.I386_Esp}, {"ebp", dwarf32Ebp, regnum.I386_Ebp},
+		{"esi", dwarf32Esi, regnum.I386_Esi}, {"edi", dwarf32Edi, regnum.I386_Edi},
+		{"eip", dwarf32Eip, regnum.I386_Eip},
+	} {
+		if c.got != c.want {
+			t.Errorf("DWARF number of %s: %d, delve's %d", c.name, c.got, c.want)
+		}
+	}
+}

@@ -291,3 +291,104 @@ func (in *Insn) Silent() bool {
 	}
 	return true
 }
+
+// StackOnly tells whether a tracer that knows only the stack pointer sp
+// before the instruction may let it run without a stop after it and still
+// know every store it makes: it always goes on at PC+Len (unless it
+// faults), stores only at addresses that depend on the stack pointer
+// alone, and leaves the stack pointer at a value that depends on sp alone
+// and is not above it (push, sub $n,%rsp; any other instruction naming the
+// stack pointer as a register operand is refused). It appends the stores to
+// dst and returns the stack pointer after the instruction. Silent
+// instructions qualify unless they move the stack pointer upwards or by a
+// register.
+func (in *Insn) StackOnly(sp uint64, dst []Access) (acc []Access, spAfter uint64, ok bool) {
+	spArg, other := in.spOperand()
+	if other {
+		return dst, sp, false
+	}
+	if in.Silent() {
+		if !spArg {
+			return dst, sp, true
+		}
+		// sub $n,%rsp (n > 0): the only move of the stack pointer by a
+		// register operand that a block keeps.
+		if in.Inst.Op == x86asm.SUB {
+			if n, isImm := in.Inst.Args[1].(x86asm.Imm); isImm && n > 0 && n < 1<<20 {
+				return dst, (sp - uint64(n)) & in.smask, true
+			}
+		}
+		return dst, sp, false
+	}
+	if spArg || in.kind != kindNormal || in.unknown || in.str.elem != 0 || in.stkR != 0 || in.bpR != 0 {
+		return dst, sp, false
+	}
+	switch in.Class {
+	case Other:
+		if in.stkW != 0 {
+			return dst, sp, false // enter
+		}
+	case Push:
+		if in.Inst.Op != x86asm.PUSH {
+			return dst, sp, false // pushf (the trap flag), pusha
+		}
+	default:
+		return dst, sp, false
+	}
+	switch in.Inst.Op {
+	case x86asm.XBEGIN, x86asm.XABORT, x86asm.XEND:
+		return dst, sp, false
+	}
+	for i := 0; i < int(in.nmem); i++ {
+		m := &in.mem[i]
+		if m.write && (m.base != in.sp || m.index != noReg || m.bitReg != noReg || m.seg) {
+			return dst, sp, false
+		}
+	}
+	all, unknown := in.Effects(spOnly{sp: in.sp, v: sp}, dst)
+	if unknown {
+		return dst, sp, false
+	}
+	acc = dst
+	for _, a := range all[len(dst):] {
+		if a.Write {
+			acc = append(acc, a)
+		}
+	}
+	return acc, (sp - uint64(in.stkW)) & in.smask, true
+}
+
+// spOperand reports whether the stack pointer is a register operand of the
+// instruction: as the destination of a sub (spArg), or anywhere else
+// (other).
+func (in *Insn) spOperand() (spArg, other bool) {
+	for i, a := range in.Inst.Args {
+		r, isReg := a.(x86asm.Reg)
+		if !isReg {
+			continue
+		}
+		if n, ok := DWARFReg(r, in.arch); !ok || n != int(in.sp) {
+			continue
+		}
+		if i == 0 && in.Inst.Op == x86asm.SUB && (r == x86asm.RSP && in.Bits == 64 || r == x86asm.ESP && in.Bits == 32) {
+			spArg = true
+			continue
+		}
+		other = true
+	}
+	return spArg, other
+}
+
+// spOnly reads the stack pointer as v and every other register as 0: the
+// addresses StackOnly keeps depend on the stack pointer alone.
+type spOnly struct {
+	sp int8
+	v  uint64
+}
+
+func (r spOnly) Get(n int) (uint64, bool) {
+	if n == int(r.sp) {
+		return r.v, true
+	}
+	return 0, true
+}

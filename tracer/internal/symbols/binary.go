@@ -108,6 +108,8 @@ type Binary struct {
 	// Data and TLS symbols, writable segments (data.go), read on first use.
 	dataOnce    sync.Once
 	dataSymbols *dataSyms
+	layoutOnce  sync.Once
+	layoutData  *dataSyms // the layout part of dataSymbols (layout)
 
 	debugOnce   sync.Once // separate debug file's symbols, read on the first miss
 	debugLoaded bool      // they were found and added

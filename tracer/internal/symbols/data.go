@@ -43,6 +43,28 @@ type dataSyms struct {
 
 func (b *Binary) data() *dataSyms {
 	b.dataOnce.Do(func() {
+		d := b.layout()
+		b.mu.Lock()
+		img := b.img
+		b.mu.Unlock()
+		readDataSyms(img, d)
+		d.gotNames = b.gotNames(img)
+		if dbg := b.debugFile(); dbg != nil {
+			readDataSyms(dbg, d)
+			dbg.close()
+		}
+		d.objs, d.tls = sortData(d.objs), sortData(d.tls)
+		b.dataSymbols = d
+	})
+	return b.dataSymbols
+}
+
+// layout reads the cheap part of the data: the TLS and writable segments,
+// the GOT's ranges and the TLS relocation — what placing the memory to
+// watch needs (DataRanges, TLSBlocks) — without the symbol tables, which
+// only naming a changed word needs (data: libc's debug file is large).
+func (b *Binary) layout() *dataSyms {
+	b.layoutOnce.Do(func() {
 		d := &dataSyms{}
 		b.mu.Lock()
 		img := b.img
@@ -56,22 +78,15 @@ func (b *Binary) data() *dataSyms {
 				d.writable = append(d.writable, p.ProgHeader)
 			}
 		}
-		readDataSyms(img, d)
 		for _, sec := range img.Sections {
 			if sec.Name == ".got" || sec.Name == ".got.plt" {
 				d.got = append(d.got, [2]uint64{sec.Addr, sec.Addr + sec.Size})
 			}
 		}
-		d.gotNames = b.gotNames(img)
-		if dbg := b.debugFile(); dbg != nil {
-			readDataSyms(dbg, d)
-			dbg.close()
-		}
-		d.objs, d.tls = sortData(d.objs), sortData(d.tls)
 		d.readTpoff(img)
-		b.dataSymbols = d
+		b.layoutData = d
 	})
-	return b.dataSymbols
+	return b.layoutData
 }
 
 // readDataSyms adds f's data and TLS symbols to d.
@@ -252,7 +267,7 @@ func (sp *Space) DataRanges() []DataRange {
 		if bin == nil || mod.path == vdsoPath {
 			continue
 		}
-		for _, p := range bin.data().writable {
+		for _, p := range bin.layout().writable {
 			lo, hi := mod.bias+p.Vaddr, mod.bias+p.Vaddr+p.Memsz
 			// Only what is mapped writable now (RELRO turns the start of
 			// the segment read-only after relocation).
@@ -281,14 +296,14 @@ func (sp *Space) DataSymbolize(addr uint64) Sym {
 		if bin == nil || mod.path == vdsoPath {
 			continue
 		}
-		for _, p := range bin.data().writable {
+		for _, p := range bin.layout().writable {
 			lo := mod.bias + p.Vaddr
 			if addr < lo || addr >= lo+p.Memsz {
 				continue
 			}
 			y := Sym{Module: mod.name, Off: addr - mod.start}
 			link := addr - mod.bias
-			for _, g := range bin.data().got {
+			for _, g := range bin.layout().got {
 				if link >= g[0] && link < g[1] {
 					// A GOT slot: named by what fills it ("execl@got"),
 					// else by the section.
@@ -330,7 +345,7 @@ func (sp *Space) TLSBlocks(tp uint64, readWord func(addr uint64, size int) (uint
 		if bin == nil || mod.path == vdsoPath {
 			continue
 		}
-		d := bin.data()
+		d := bin.layout()
 		if d.tlsSeg == nil || d.tlsSeg.Memsz == 0 {
 			continue
 		}

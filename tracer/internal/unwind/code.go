@@ -70,7 +70,7 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 		stores   []ownStore       // the function's word stores through a register
 	)
 	for at := start; at < pc; {
-		in, err := disasm.Decode(code[at-start:], at, a)
+		in, err := decodeAt(code[at-start:], at, a)
 		if err != nil || in.Len == 0 || in.Inst.Op == 0 && !isEndbr(code[at-start:]) {
 			return f, cur, fmt.Errorf("undecodable instruction at %#x", at)
 		}
@@ -378,7 +378,7 @@ func storedOver(stores []ownStore, cur regState, a *arch.Arch, slot, start uint6
 func jumpTargets(a *arch.Arch, start uint64, code []byte) (targets []uint64, ok bool) {
 	end := start + uint64(len(code))
 	for at := start; at < end; {
-		in, err := disasm.Decode(code[at-start:], at, a)
+		in, err := decodeAt(code[at-start:], at, a)
 		if err != nil || in.Len == 0 || in.Inst.Op == 0 && !isEndbr(code[at-start:]) {
 			return nil, false
 		}

@@ -82,7 +82,7 @@ func calledDirectly(a *arch.Arch, c Code, target, ret uint64) bool {
 		return false
 	}
 	for at := start; at < ret; {
-		in, err := disasm.Decode(code[at-start:], at, a)
+		in, err := decodeAt(code[at-start:], at, a)
 		if err != nil || in.Len == 0 || in.Inst.Op == 0 && !isEndbr(code[at-start:]) {
 			return false
 		}
@@ -102,7 +102,7 @@ func calledDirectly(a *arch.Arch, c Code, target, ret uint64) bool {
 func funcWrites(a *arch.Arch, start uint64, code []byte) (written uint32, ok bool) {
 	end := start + uint64(len(code))
 	for at := start; at < end; {
-		in, err := disasm.Decode(code[at-start:], at, a)
+		in, err := decodeAt(code[at-start:], at, a)
 		if err != nil || in.Len == 0 {
 			return 0, false
 		}
