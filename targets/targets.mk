@@ -33,7 +33,7 @@ TARGETS := badvfork rawvfork deepvfork fnptrvfork writelocal exitvfork \
            trapchild traphandler spinwrite hwcallwriter sigchldfollow \
            pushfvfork forkinchild waitstatus writebuf \
            vforkerrno vforksigmask spawnattrs vforkexecvp vforkpid \
-           vforkpending globalreset
+           vforkpending globalreset clonevforkcopy
 
 # Reproductions of real, documented vfork bugs (targets/catalogue/*.c,
 # docs/catalogue.md); built like the others, into the same directories.

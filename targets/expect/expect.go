@@ -107,10 +107,11 @@ var Cases = []Case{
 	{Target: "vforkerrno", Args: []string{"open"}},
 	{Target: "vforksigmask"},                                                 // musl/glibc posix_spawn's signal dance, by hand
 	{Target: "spawnattrs"}, {Target: "spawnattrs", Args: []string{"setsid"}}, // glibc tst-spawn3 + attributes
-	{Target: "vforkexecvp"},  // glibc tst-vfork3
-	{Target: "vforkpid"},     // glibc tst-vfork1
-	{Target: "vforkpending"}, // LTP vfork02
-	{Target: "globalreset"},  // nix#16119's guard: the parent resets the global in a call first
+	{Target: "vforkexecvp"},    // glibc tst-vfork3
+	{Target: "vforkpid"},       // glibc tst-vfork1
+	{Target: "vforkpending"},   // LTP vfork02
+	{Target: "globalreset"},    // nix#16119's guard: the parent resets the global in a call first
+	{Target: "clonevforkcopy"}, // clone(2)'s CLONE_VFORK without CLONE_VM: a copy, as after fork
 
 	// The catalogue of real vfork bugs (targets/catalogue/, docs/catalogue.md).
 	{Target: "rr3270_popfw"}, {Target: "fastio1141_helper"}, {Target: "embox2050_slot"},
@@ -589,6 +590,13 @@ func forOtherTests(c Case, build string) (Expect, bool) {
 		// objdump (gcc and clang -O2): the child's `p` and the parent's
 		// `seen` have slots of their own; the parent never reads `p`.
 		return clean("exit", 2), true
+	case "clonevforkcopy":
+		// No CLONE_VM: the child returns past spawn() and syscall(),
+		// writes main's local and a global and calls exit(3), all on its
+		// own copy of the memory; the parent's frames and data are as
+		// they were (the program checks them: exit 0 natively). Nothing
+		// of vfork's rules applies; the child ends by exit.
+		return clean("exit", 1), true
 	case "globalreset":
 		// The child stores 0 into the global `ready` (a global_write by
 		// main's store); the parent's call restore_state() stores 1 there
