@@ -31,7 +31,9 @@ TARGETS := badvfork rawvfork deepvfork fnptrvfork writelocal exitvfork \
            spawnfail vforkwait memsetread printchild vzeroret longjmpvfork \
            vforkloop vforkcompute cloneflags vforkattrs jitvfork \
            trapchild traphandler spinwrite hwcallwriter sigchldfollow \
-           pushfvfork forkinchild waitstatus writebuf
+           pushfvfork forkinchild waitstatus writebuf \
+           vforkerrno vforksigmask spawnattrs vforkexecvp vforkpid \
+           vforkpending globalreset clonevforkcopy
 
 # Reproductions of real, documented vfork bugs (targets/catalogue/*.c,
 # docs/catalogue.md); built like the others, into the same directories.

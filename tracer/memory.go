@@ -848,6 +848,19 @@ func (s *session) checkGlobalReads(st *story, in *disasm.Insn, acc []disasm.Acce
 			if !ok || c.bytes&touched(x, m.word, addr, a.Size) == 0 {
 				return
 			}
+			// Only bytes that still hold the child's value are the
+			// child's: a call the parent ran at full speed (fast mode)
+			// or the kernel may have rewritten the word since, unseen.
+			if cur, err := s.readWord(st.parent.pid, x, m.word); err == nil {
+				if c.bytes &^= changedBytes(cur, c.val, m.word); c.bytes == 0 {
+					delete(m.poisoned, x)
+					return
+				}
+				m.poisoned[x] = c
+				if c.bytes&touched(x, m.word, addr, a.Size) == 0 {
+					return
+				}
+			}
 			r, _ := m.rangeOf(x)
 			area, mapping, sym, libc := s.describe(st, r, x, c.bytes)
 			m.reads++

@@ -196,3 +196,47 @@ func TestGlobalsDiffAndRead(t *testing.T) {
 		t.Errorf("reasons %v", r)
 	}
 }
+
+// A word the child changed and a call the parent ran at full speed (or the
+// kernel) rewrote, unseen, is no longer the child's: the parent's read of
+// it counts only for the bytes that still hold the child's value
+// (targets/globalreset: restore_state() stores 1 over the child's 0).
+func TestGlobalsReadRewritten(t *testing.T) {
+	f := newFakeProcs(t)
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"}}}
+	f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
+	f.tasks[2] = &fakeTask{pid: 2, img: img, atStop: true}
+	rec := &recorder{}
+	s := newSession(Config{Mode: Fast, Sink: rec}, f)
+	st := &story{id: 1, parent: &task{pid: 1}, child: &task{pid: 2},
+		mm: &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}}}
+	st.word = 8
+	st.mem = &memWatch{word: 8}
+	st.mem.plan([]symbols.DataRange{{Start: 0x5000, End: 0x5100, Area: "data", Path: "/prog"}})
+	st.mem.read(s, st)
+	defer st.dropGlobals()
+	mem := img.regions[0].data
+
+	// The child changes 0x5010 (0 → 0xbeef) and 0x5020 (0 → 7).
+	binary.LittleEndian.PutUint64(mem[0x10:], 0xbeef)
+	binary.LittleEndian.PutUint64(mem[0x20:], 7)
+	s.diffGlobals(st, nil, &event.Insn{PID: 2, PC: 0x401000, Insn: "call 401100 <f>"})
+	s.emitGlobalDiff(st)
+	// The parent's calls, run at full speed, rewrite 0x5020 whole and
+	// the low byte of 0x5010.
+	binary.LittleEndian.PutUint64(mem[0x20:], 1)
+	binary.LittleEndian.PutUint64(mem[0x10:], 0xbe01)
+	in := &disasm.Insn{PC: 0x402000}
+	if s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5020, Size: 8}}, true) {
+		t.Error("a read of a word rewritten since the child counts")
+	}
+	if s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5010, Size: 1}}, true) {
+		t.Error("a read of a byte rewritten since the child counts")
+	}
+	if !s.parentGlobals(st, in, []disasm.Access{{Addr: 0x5011, Size: 1}}, true) {
+		t.Error("a read of a byte that still holds the child's value is not seen")
+	}
+	if rs := all[*event.GlobalRead](rec); len(rs) != 1 || rs[0].Addr != 0x5010 {
+		t.Errorf("global_reads %+v, want one, of 0x5010", rs)
+	}
+}
