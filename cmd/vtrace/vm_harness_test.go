@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/vtrace/vtrace/cmd/internal/vmharness"
@@ -47,7 +48,14 @@ func bootVM(t *testing.T, appendArgs string, jobs []*vmJob) *vmBoot {
 	}
 	b.Boot = vmharness.Start(vmharness.Config{
 		Root: repoRoot(), Vtrace: bin, KernelDir: os.Getenv("VTRACE_VM_DIR"),
-		Target: func(build, name string) (string, error) { return targetPath(t, build, name), nil },
+		Target: func(build, name string) (string, error) {
+			if t == nil { // the early boot (TestMain): no test to build targets for
+				p := filepath.Join(os.Getenv("VTRACE_TARGETS"), build, name)
+				_, err := os.Stat(p)
+				return p, err
+			}
+			return targetPath(t, build, name), nil
+		},
 		Append: appendArgs, Keep: os.Getenv("VTRACE_VM_KEEP"),
 	}, jobs)
 	for k, r := range b.Boot.Runs {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -111,10 +113,31 @@ var (
 	vmSuiteBoot *vmBoot
 )
 
-// vmSuite boots the VM once for every job of vmSuiteJobs.
+// vmEarly brings the main boot started with the package's tests (TestMain)
+// in a full run — `make test`: no -run pattern, VTRACE_BIN and
+// VTRACE_TARGETS set —, so that qemu (about 4 minutes of one CPU, TCG)
+// runs its jobs while the other tests run, not after them. nil otherwise.
+var vmEarly chan *vmBoot
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if r := flag.Lookup("test.run"); r != nil && r.Value.String() == "" && !testing.Short() &&
+		os.Getenv("VTRACE_BIN") != "" && os.Getenv("VTRACE_TARGETS") != "" {
+		vmEarly = make(chan *vmBoot, 1)
+		go func() { vmEarly <- bootVM(nil, "", vmSuiteJobs()) }()
+	}
+	os.Exit(m.Run())
+}
+
+// vmSuite boots the VM once for every job of vmSuiteJobs (or takes the
+// early boot's result).
 func vmSuite(t *testing.T) *vmBoot {
 	t.Helper()
 	vmSuiteOnce.Do(func() {
+		if vmEarly != nil {
+			vmSuiteBoot = <-vmEarly
+			return
+		}
 		// Stays if bootVM does not return (a t.Fatal in a helper).
 		vmSuiteBoot = &vmBoot{Boot: &vmharness.Boot{Fatal: "the VM boot failed in an earlier test (see its failure)"}}
 		vmSuiteBoot = bootVM(t, "", vmSuiteJobs())
