@@ -3,8 +3,6 @@ package tracer
 import (
 	"strings"
 
-	"github.com/go-delve/delve/pkg/dwarf/regnum"
-
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
@@ -100,9 +98,9 @@ func libcName(sym string) string {
 // retValue is a call's result in the return register, signed.
 func retValue(r *arch.Regs) int64 {
 	if r.Arch == arch.AMD64 {
-		return int64(r.R[regnum.AMD64_Rax])
+		return int64(r.AX())
 	}
-	return int64(int32(r.R[regnum.I386_Eax]))
+	return int64(int32(r.AX()))
 }
 
 // outputs turns the modelled effects into ranges, given the pointer
@@ -143,11 +141,7 @@ func syscallReads(before, after *arch.Regs) []written {
 }
 
 func syscallRanges(table map[*arch.Arch]map[uint64][]sysOut, before, after *arch.Regs) []written {
-	nr := before.R[regnum.I386_Eax]
-	if before.Arch == arch.AMD64 {
-		nr = before.R[regnum.AMD64_Rax]
-	}
-	outs := table[before.Arch][nr]
+	outs := table[before.Arch][before.AX()]
 	if len(outs) == 0 {
 		return nil
 	}
@@ -171,12 +165,11 @@ func libcRanges(outs []sysOut, before, after *arch.Regs, readWord func(uint64) (
 	if len(outs) == 0 {
 		return nil
 	}
-	a := before.Arch
 	arg := func(n int) uint64 {
-		if a == arch.AMD64 {
-			return before.R[[]int{regnum.AMD64_Rdi, regnum.AMD64_Rsi, regnum.AMD64_Rdx, regnum.AMD64_Rcx}[n]]
+		if v, ok := before.CallArg(n); ok {
+			return v
 		}
-		// cdecl: at the call, argument n is at %esp + 4n.
+		// i386 cdecl: at the call, argument n is at %esp + 4n.
 		v, ok := readWord(before.SP() + uint64(4*n))
 		if !ok {
 			return 0

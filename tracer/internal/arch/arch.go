@@ -228,6 +228,21 @@ func (r *Regs) SyscallArg(n int) uint64 {
 		dwarf32Esi, dwarf32Edi, dwarf32Ebp}[n]]
 }
 
+// AX returns %rax (%eax on i386; DWARF 0 on both): the number of the
+// system call a task is about to make, and a call's or system call's
+// result after it.
+func (r *Regs) AX() uint64 { return r.R[0] }
+
+// CallArg returns integer argument n (0-3) of a function a task is about
+// to call, on amd64 (rdi rsi rdx rcx); ok is false on i386, whose cdecl
+// arguments are on the stack (at %esp + 4n at the call).
+func (r *Regs) CallArg(n int) (v uint64, ok bool) {
+	if r.Arch != AMD64 || n < 0 || n > 3 {
+		return 0, false
+	}
+	return r.R[[]int{dwarf64Rdi, dwarf64Rsi, dwarf64Rdx, dwarf64Rcx}[n]], true
+}
+
 // DecodePrStatus decodes an NT_PRSTATUS register set as returned by
 // PTRACE_GETREGSET. Its length tells the tracee's architecture: the kernel
 // returns the tracee's own layout (216 bytes for amd64, 68 for i386).
