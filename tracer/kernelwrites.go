@@ -179,9 +179,9 @@ func libcRanges(outs []sysOut, before, after *arch.Regs, readWord func(uint64) (
 	return outputs(outs, arg, retValue(after))
 }
 
-// clearWritten drops the bytes of live words a call filled in: whatever
-// they hold now is the call's, not the child's.
-func (r *parentRun) clearWritten(ws []written, fate event.FateKind, by *event.Insn) {
+// liveIn calls f for each live word with bytes in ws, with the mask of
+// those bytes that are still the child's.
+func (r *parentRun) liveIn(ws []written, f func(x uint64, m uint8)) {
 	word := uint64(r.st.word)
 	for _, w := range ws {
 		acc := disasm.Access{Addr: w.addr, Size: int(min(w.size, 1<<30))}
@@ -190,10 +190,16 @@ func (r *parentRun) clearWritten(ws []written, fate event.FateKind, by *event.In
 				continue
 			}
 			if m := c.bytes & overlap(x, word, acc); m != 0 {
-				r.clear(x, m, fate, by)
+				f(x, m)
 			}
 		}
 	}
+}
+
+// clearWritten drops the bytes of live words a call filled in: whatever
+// they hold now is the call's, not the child's.
+func (r *parentRun) clearWritten(ws []written, fate event.FateKind, by *event.Insn) {
+	r.liveIn(ws, func(x uint64, m uint8) { r.clear(x, m, fate, by) })
 }
 
 // The calls that hand the kernel the caller's bytes: write, pwrite64 and
@@ -217,14 +223,5 @@ var libcIns = map[string][]sysOut{
 // the parent — as read by the parent: by is the syscall (stepped) or the
 // call to the libc function (run at full speed).
 func (s *session) kernelConsumes(r *parentRun, ws []written, by *event.Insn) {
-	word := uint64(r.st.word)
-	for _, w := range ws {
-		acc := disasm.Access{Addr: w.addr, Size: int(min(w.size, 1<<30))}
-		for x, c := range r.changed {
-			if x+word <= w.addr || x >= w.addr+w.size || c.bytes&overlap(x, word, acc) == 0 {
-				continue
-			}
-			s.consume(r, x, nil, by, uint64(by.PC), event.FoundKernel)
-		}
-	}
+	r.liveIn(ws, func(x uint64, _ uint8) { s.consume(r, x, nil, by, uint64(by.PC), event.FoundKernel) })
 }
