@@ -20,36 +20,58 @@ var vforkSyscalls = map[*arch.Arch]map[uint64]string{
 	arch.I386:  {190: "vfork", 120: "clone", 435: "clone3"},
 }
 
+// cloneCall is the system call that made a new task, read at its
+// creator's event stop: its name (vforkSyscalls; "" for another), its
+// flags (clone, clone3: flagsRead) and the child's stack top (0: none given,
+// the child runs on its creator's stack).
+type cloneCall struct {
+	name      string
+	flags     uint64
+	flagsRead bool
+	childSP   uint64
+}
+
+// cloneCallAt decodes the call of the task pid, stopped at its fork, vfork
+// or clone event with registers regs.
+func (s *session) cloneCallAt(pid int, regs *arch.Regs) cloneCall {
+	c := cloneCall{name: vforkSyscalls[regs.Arch][regs.OrigAX]}
+	switch c.name {
+	case "clone":
+		c.flags, c.flagsRead = regs.SyscallArg(0), true
+		c.childSP = regs.SyscallArg(1)
+	case "clone3":
+		// struct clone_args: flags, pidfd, child_tid, parent_tid,
+		// exit_signal, stack, stack_size, ... (all 64-bit).
+		var args [64]byte
+		if s.p.ReadMem(pid, regs.SyscallArg(0), args[:]) == nil {
+			c.flags, c.flagsRead = binary.LittleEndian.Uint64(args[0:]), true
+			if base := binary.LittleEndian.Uint64(args[40:]); base != 0 {
+				c.childSP = base + binary.LittleEndian.Uint64(args[48:])
+			}
+		}
+	}
+	return c
+}
+
 // capture records, with the parent held in its vfork event stop, the
 // vfork site, the parent's frames and their slots, and the snapshot of its
 // live stack, and emits the vfork event that opens the story.
 func (s *session) capture(st *story) error {
 	p, regs := st.parent, &st.regs0
 	ev := &event.Vfork{Header: s.hdr("vfork", p.pid), Vfork: st.id, Child: st.child.pid, SP: event.Addr(regs.SP())}
-	name, ok := vforkSyscalls[st.arch][regs.OrigAX]
-	if !ok {
-		name = fmt.Sprintf("syscall %d", regs.OrigAX)
+	call := s.cloneCallAt(p.pid, regs)
+	ev.Syscall = call.name
+	if call.name == "" {
+		ev.Syscall = fmt.Sprintf("syscall %d", regs.OrigAX)
 	}
-	ev.Syscall = name
+	if call.flagsRead {
+		// clone's flags carry the exit signal in their low byte; clone3's
+		// are only the flags, as strace prints its flags= (its
+		// exit_signal is a field of its own).
+		ev.Flags = cloneFlags(call.flags, call.name == "clone")
+	}
 	st.shared = true
-	var childSP uint64
-	switch name {
-	case "clone":
-		ev.Flags = cloneFlags(regs.SyscallArg(0), true)
-		childSP = regs.SyscallArg(1)
-	case "clone3":
-		// struct clone_args: flags, pidfd, child_tid, parent_tid,
-		// exit_signal, stack, stack_size, ... (all 64-bit).
-		var args [64]byte
-		if err := s.p.ReadMem(p.pid, regs.SyscallArg(0), args[:]); err == nil {
-			// Only the flags, as strace prints clone3's flags= (its
-			// exit_signal is a field of its own).
-			ev.Flags = cloneFlags(binary.LittleEndian.Uint64(args[0:]), false)
-			if base := binary.LittleEndian.Uint64(args[40:]); base != 0 {
-				childSP = base + binary.LittleEndian.Uint64(args[48:])
-			}
-		}
-	}
+	childSP := call.childSP
 	if childSP != 0 {
 		st.shared = false
 		a := event.Addr(childSP)

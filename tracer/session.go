@@ -530,20 +530,8 @@ func (s *session) sharesMemory(parent *task) bool {
 	if s.p.Regs(parent.pid, &regs) != nil {
 		return false
 	}
-	var flags uint64
-	switch vforkSyscalls[regs.Arch][regs.OrigAX] {
-	case "vfork":
-		return true
-	case "clone":
-		flags = regs.SyscallArg(0)
-	case "clone3":
-		var b [8]byte
-		if s.p.ReadMem(parent.pid, regs.SyscallArg(0), b[:]) != nil {
-			return false
-		}
-		flags = binary.LittleEndian.Uint64(b[:])
-	}
-	return flags&unix.CLONE_VM != 0
+	c := s.cloneCallAt(parent.pid, &regs)
+	return c.name == "vfork" || c.flags&unix.CLONE_VM != 0
 }
 
 // signalStop handles a signal-delivery stop (or a group-stop) outside a story.
