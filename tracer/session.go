@@ -577,7 +577,6 @@ func (s *session) cont(t *task, sig int) {
 // flagsFixup is what stepping a pushf leaves to undo (stepFlags).
 type flagsFixup struct {
 	slot uint64 // where the pushf stores the flags (the stack pointer after it)
-	size int    // 2 (pushfw), 4 (pushfd), 8 (pushfq)
 	next uint64 // the pc after the pushf
 }
 
@@ -629,7 +628,7 @@ func (s *session) stepFlags(t *task, pc uint64) *flagsFixup {
 	if regs.Flags&arch.FlagTF != 0 {
 		return nil // the program's own trap flag (ptrace hides the one it forces)
 	}
-	return &flagsFixup{slot: regs.SP() - uint64(size), size: size, next: pc + uint64(in.Len)}
+	return &flagsFixup{slot: regs.SP() - uint64(size), next: pc + uint64(in.Len)}
 }
 
 // undoPushedTF clears the trap flag vtrace's step left in the word a pushf
