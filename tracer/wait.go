@@ -49,12 +49,18 @@ func (s *session) advance(t *task, step bool, sig int, pc uint64) (outcome, erro
 	if step && pc != 0 {
 		fx = s.stepFlags(t, pc)
 	}
+	// stepped: the step of a pushf is over, whichever way it was made.
+	stepped := func(out outcome, err error) {
+		if fx != nil && (err == nil && out.kind == outTrap || errors.Is(err, errStopped) && s.detaching()) {
+			// Also when the run lets its tasks go: the task stands in the
+			// stop that ended the step, and is let go from there.
+			s.undoPushedTF(t, fx)
+		}
+	}
 	if mm := t.proc.mm; mm != nil && pc != 0 {
 		if _, ok := mm.bps[pc]; ok {
 			out, err := s.stepMasked(t, sig, pc)
-			if fx != nil && err == nil && out.kind == outTrap {
-				s.undoPushedTF(t, fx)
-			}
+			stepped(out, err)
 			if err != nil || out.kind != outTrap || step {
 				return out, err
 			}
@@ -62,11 +68,7 @@ func (s *session) advance(t *task, step bool, sig int, pc uint64) (outcome, erro
 		}
 	}
 	out, err := s.resumeAndWait(t, step, sig)
-	if fx != nil && (err == nil && out.kind == outTrap || errors.Is(err, errStopped) && s.detaching()) {
-		// Also when the run lets its tasks go: the task stands in the
-		// stop that ended the step, and is let go from there.
-		s.undoPushedTF(t, fx)
-	}
+	stepped(out, err)
 	return out, err
 }
 
