@@ -447,17 +447,13 @@ func (s *session) deadPop(st *story, in *disasm.Insn) bool {
 		return false
 	}
 	n, ok := disasm.DWARFReg(reg, st.arch)
-	if !ok || st.arch.IsCalleeSaved(n) || n == 0 || n == retHalf[st.arch.PtrSize] || n == st.arch.SP {
+	// A value is returned in %rax/%eax and %rdx/%edx (x86 encodings 0, 2).
+	if !ok || st.arch.IsCalleeSaved(n) || n == st.arch.GPRDWARF[0] || n == st.arch.GPRDWARF[2] || n == st.arch.SP {
 		return false
 	}
 	next, err := s.insnAt(st.mm, st.parent.pid, in.PC+uint64(in.Len))
 	return err == nil && next.Class == disasm.Ret
 }
-
-// retHalf is the DWARF number of the register holding a returned value's
-// upper half (%rdx, %edx), by pointer size; the lower half is in number 0
-// (%rax, %eax).
-var retHalf = map[int]int{8: 1, 4: 2}
 
 // consume reports one read of a live word (once per word) by in; by is
 // its event (made from in when nil); in is nil when the reading
