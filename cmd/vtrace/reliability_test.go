@@ -161,22 +161,7 @@ func TestAbandonedStoryBadRSP(t *testing.T) {
 		if r.exit != 0 || r.stdout != string(want) {
 			t.Errorf("%v: exit %d, output %q; natively 0, %q\n%s", mode, r.exit, r.stdout, want, r.stderr)
 		}
-		vv := all[*event.VforkVerdict](r)
-		if len(vv) != 1 || vv[0].Verdict != event.Unchecked {
-			t.Fatalf("%v: story verdicts %v, want one unchecked", mode, vv)
-		}
-		var why string
-		for _, n := range all[*event.Note](r) {
-			if n.Code == event.NoteStoryAbandoned {
-				why = n.Msg
-			}
-		}
-		if !strings.Contains(why, "bad address") {
-			t.Errorf("%v: no story_abandoned note giving the reason (%q)", mode, why)
-		}
-		if v := r.verdict(); v.Unchecked != 1 || v.Incomplete != "" {
-			t.Errorf("%v: run verdict %+v, want 1 unchecked story and a complete run", mode, v)
-		}
+		checkUncheckedStory(t, mode, r, "bad address", "giving the reason")
 		if len(all[*event.Exit](r)) != 2 {
 			t.Errorf("%v: %d exit events, want the parent's and the child's", mode, len(all[*event.Exit](r)))
 		}
@@ -597,22 +582,7 @@ func TestNotDumpableAsNonRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := &traced{events: evs}
-		vv := all[*event.VforkVerdict](r)
-		if len(vv) != 1 || vv[0].Verdict != event.Unchecked {
-			t.Fatalf("%v: story verdicts %v, want one unchecked", mode, vv)
-		}
-		var why string
-		for _, n := range all[*event.Note](r) {
-			if n.Code == event.NoteStoryAbandoned {
-				why = n.Msg
-			}
-		}
-		if !strings.Contains(why, "not permitted") {
-			t.Errorf("%v: no story_abandoned note saying the read was refused (%q)", mode, why)
-		}
-		if v := r.verdict(); v.Unchecked != 1 || v.Incomplete != "" {
-			t.Errorf("%v: run verdict %+v, want 1 unchecked story and a complete run", mode, v)
-		}
+		checkUncheckedStory(t, mode, r, "not permitted", "saying the read was refused")
 		for _, e := range all[*event.Exit](r) {
 			if _, err := os.Stat(fmt.Sprintf("/proc/%d", e.PID)); err == nil {
 				t.Errorf("%v: task %d is still there after vtrace ended", mode, e.PID)
@@ -687,5 +657,29 @@ func TestVtraceUnderVtrace(t *testing.T) {
 		if vforks < 2 {
 			t.Errorf("run %d: %d vforks, want the inner vtrace's 2 (CLONE_PIDFD probe, exec)", i, vforks)
 		}
+	}
+}
+
+// checkUncheckedStory checks a run of one vfork vtrace could not follow:
+// its one story unchecked, a story_abandoned note whose reason contains
+// reason (what: how the failure message describes the note), and a run
+// verdict of 1 unchecked story, complete.
+func checkUncheckedStory(t *testing.T, mode []string, r *traced, reason, what string) {
+	t.Helper()
+	vv := all[*event.VforkVerdict](r)
+	if len(vv) != 1 || vv[0].Verdict != event.Unchecked {
+		t.Fatalf("%v: story verdicts %v, want one unchecked", mode, vv)
+	}
+	var why string
+	for _, n := range all[*event.Note](r) {
+		if n.Code == event.NoteStoryAbandoned {
+			why = n.Msg
+		}
+	}
+	if !strings.Contains(why, reason) {
+		t.Errorf("%v: no story_abandoned note %s (%q)", mode, what, why)
+	}
+	if v := r.verdict(); v.Unchecked != 1 || v.Incomplete != "" {
+		t.Errorf("%v: run verdict %+v, want 1 unchecked story and a complete run", mode, v)
 	}
 }
