@@ -293,40 +293,30 @@ func truth(c Case, build string) Expect {
 	case "pushfvfork":
 		// The child's pushf; popf leave its flags as they were; it writes
 		// and calls _exit(0): clean, and the program exits 0 as natively.
-		e := clean("exit", 1)
-		e.Exit = code(0)
-		return e
+		return clean("exit", 1) // exit 0
 	case "forkinchild":
 		// The child's fork_helper() forks; the grandchild returns from it
 		// and exits 7, the child reaps it and exits 0. Natively 0: under
 		// vtrace too, in every mode (the grandchild must not find an int3
 		// of vtrace's at fork_helper's return address).
-		e := clean("exit", 1)
-		e.Exit = code(0)
-		return e
+		return clean("exit", 1) // exit 0
 	case "forkinchild vfork":
 		// The same, and the grandchild vforks (its child _exits 5, it
 		// exits 7) while the child's story runs: two stories, both
 		// correct vforks, the program's exit 0.
-		e := clean("exit", 2)
-		e.Exit = code(0)
-		return e
+		return clean("exit", 2) // exit 0
 	case "waitstatus":
 		// The child stores 0 into the parent's `status`; the parent's
 		// waitpid stores the child's exit status, 0, there before the
 		// parent reads it: the parent reads the kernel's bytes.
-		e := clean("exit", 1)
-		e.Exit = code(0)
-		return e
+		return clean("exit", 1) // exit 0
 	case "writebuf":
 		if clang && o2 {
 			// objdump: clang -O2 drops the child's memcpy (its stores are
 			// dead before the noreturn _exit, and clang does not know
 			// vfork shares the memory): the child writes nothing, the
 			// program prints the dots natively too.
-			e := clean("exit", 1)
-			e.Exit = code(0)
-			return e
+			return clean("exit", 1) // exit 0
 		}
 		// The child fills buf; the parent passes it to write(2): the
 		// kernel reads the child's bytes for it.
