@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
 	"github.com/go-delve/delve/pkg/dwarf/op"
@@ -410,8 +411,50 @@ func unreadable(err error) bool {
 	return errors.As(err, &e) || errors.As(err, &se) && se.CFIUnreadable()
 }
 
-// establishFrame is fde.EstablishFrame, its panics turned into an *ErrCFI.
-func establishFrame(fde *frame.FrameDescriptionEntry, pc uint64) (fc *frame.FrameContext, err error) {
+// frameRows keeps establishFrame's answers by FDE and pc: running an FDE's
+// program up to a pc is pure, and a program that vforks in a loop unwinds
+// the same frames at every vfork. The FDEs come from the modules' caches
+// (symbols: one *FrameDescriptionEntry per entry and load bias), so the
+// pointer names the entry. Bounded: emptied when full. The rows are shared:
+// callers only read them.
+var frameRows struct {
+	sync.Mutex
+	m map[frameKey]frameRow
+}
+
+type frameKey struct {
+	fde *frame.FrameDescriptionEntry
+	pc  uint64
+}
+
+type frameRow struct {
+	fc  *frame.FrameContext
+	err error
+}
+
+const maxFrameRows = 4096
+
+// establishFrame is fde.EstablishFrame, its panics turned into an *ErrCFI,
+// from frameRows when it was asked before.
+func establishFrame(fde *frame.FrameDescriptionEntry, pc uint64) (*frame.FrameContext, error) {
+	k := frameKey{fde, pc}
+	frameRows.Lock()
+	r, ok := frameRows.m[k]
+	frameRows.Unlock()
+	if ok {
+		return r.fc, r.err
+	}
+	r.fc, r.err = establishFrameOnce(fde, pc)
+	frameRows.Lock()
+	if frameRows.m == nil || len(frameRows.m) >= maxFrameRows {
+		frameRows.m = map[frameKey]frameRow{}
+	}
+	frameRows.m[k] = r
+	frameRows.Unlock()
+	return r.fc, r.err
+}
+
+func establishFrameOnce(fde *frame.FrameDescriptionEntry, pc uint64) (fc *frame.FrameContext, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			fc, err = nil, &ErrCFI{r}
