@@ -102,7 +102,18 @@ func (livePtrace) Space(pid int) (space, error) {
 	return sp, nil
 }
 
-func (livePtrace) Arch(pid int) (*arch.Arch, error) { return symbols.ProcessArch(pid) }
+// Arch reads the arch from a stopped task's registers: the kernel gives
+// an i386 task its 32-bit register layout (ptrace.Regs), set at its exec
+// from its program's ELF class. One ptrace call instead of opening
+// /proc/PID/exe for its ELF header (the exec stop of every spawn waits for
+// it); a task not in a ptrace-stop (attach) is asked through its program.
+func (l livePtrace) Arch(pid int) (*arch.Arch, error) {
+	var r arch.Regs
+	if l.Regs(pid, &r) == nil && r.Arch != nil {
+		return r.Arch, nil
+	}
+	return symbols.ProcessArch(pid)
+}
 
 func (livePtrace) ExePath(pid int) string {
 	p, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
