@@ -31,7 +31,22 @@ type addrSpace struct {
 	// again: a thread that ran into one just before it went is rewound
 	// onto the restored instruction, not given a SIGTRAP.
 	removed map[uint64]bool
+	// symCache holds Symbolize's answers for the space they were asked of
+	// (symOf): a symbols.Space is what one maps text gives (LoadSpace
+	// returns the same one while the text is the same), so they hold for
+	// as long as it is the image's. A loop of vforks names the same
+	// frames and slots at every story.
+	symOf    *symbols.Space
+	symCache map[uint64]symbols.Sym
+	// exe is the program's path (/proc/PID/exe) as read when the space was
+	// exeOf: the maps text names the program's file too, so while it is
+	// the same the link says the same.
+	exeOf *symbols.Space
+	exe   string
 }
+
+// maxSymCache bounds symCache (memory flat in the number of vforks).
+const maxSymCache = 1 << 14
 
 type insnEntry struct {
 	in  *disasm.Insn
@@ -55,6 +70,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c.code = map[uint64]*insnEntry{}
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
+	c.symOf, c.symCache, c.exeOf = nil, nil, nil
 	return &c
 }
 
@@ -70,6 +86,37 @@ func (mm *addrSpace) syms() space {
 	return mm.space
 }
 
+// symbolize is syms().Symbolize(addr), from symCache when the space is a
+// symbols.Space (a test's scripted space is asked every time).
+func (mm *addrSpace) symbolize(addr uint64) symbols.Sym {
+	sp, ok := mm.syms().(*symbols.Space)
+	if !ok {
+		return mm.syms().Symbolize(addr)
+	}
+	if sp != mm.symOf || len(mm.symCache) >= maxSymCache {
+		mm.symOf, mm.symCache = sp, map[uint64]symbols.Sym{}
+	}
+	if y, ok := mm.symCache[addr]; ok {
+		return y
+	}
+	y := sp.Symbolize(addr)
+	mm.symCache[addr] = y
+	return y
+}
+
+// exePath is the program the image runs, read through pid (one of its
+// tasks), from exe while the space is the one it was read with.
+func (s *session) exePath(mm *addrSpace, pid int) string {
+	sp, ok := mm.syms().(*symbols.Space)
+	if !ok {
+		return s.p.ExePath(pid)
+	}
+	if sp != mm.exeOf {
+		mm.exeOf, mm.exe = sp, s.p.ExePath(pid)
+	}
+	return mm.exe
+}
+
 // refresh re-reads the mappings (libraries loaded since exec) through
 // pid, which must be stopped.
 func (s *session) refresh(mm *addrSpace, pid int) {
@@ -83,7 +130,7 @@ func (s *session) sym(mm *addrSpace, pc uint64) *event.Sym {
 	if mm == nil {
 		return nil
 	}
-	y := mm.syms().Symbolize(pc)
+	y := mm.symbolize(pc)
 	if y.Name == "" && y.Module == "" {
 		return nil
 	}
@@ -130,7 +177,7 @@ func (s *session) insnText(mm *addrSpace, in *disasm.Insn) string {
 
 // symText is the <sym+0xoff> form objdump prints inside instructions.
 func (s *session) symText(mm *addrSpace, a uint64) string {
-	y := mm.syms().Symbolize(a)
+	y := mm.symbolize(a)
 	if y.Name == "" {
 		return ""
 	}

@@ -259,7 +259,7 @@ func goroutineEntry(mm *addrSpace, ret uint64) bool {
 	if ret == 0 {
 		return false
 	}
-	switch mm.syms().Symbolize(ret - 1).Name {
+	switch mm.symbolize(ret - 1).Name {
 	case "runtime.goexit", "runtime.goexit.abi0":
 		return true
 	}

@@ -162,7 +162,7 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 		cands = append(cands, symbols.DataRange{Start: lo, End: hi, Area: string(event.AreaTLS), Path: "[tls]"})
 	}
 	if ok {
-		exe := s.p.ExePath(st.parent.pid)
+		exe := s.exePath(st.mm, st.parent.pid)
 		data := sp.DataRanges()
 		// libc and the dynamic linker first (small: ~70 KiB; where a
 		// correct child's bookkeeping goes), then the program (a large
