@@ -27,6 +27,7 @@ func (s Stop) Seized() bool {
 // (Options), leaving it running. EPERM (policy, or already traced) is
 // ErrNotPermitted.
 func (t *Thread) Seize(pid int) error {
+	t.dropRegs()
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, uintptr(Options), 0, 0)
 	if errno != 0 {
 		return wrap("PTRACE_SEIZE", pid, errno)
@@ -37,6 +38,7 @@ func (t *Thread) Seize(pid int) error {
 // Interrupt makes a seized thread report a PTRACE_EVENT_STOP (at once, or
 // when it leaves the kernel; a listening thread re-traps).
 func (t *Thread) Interrupt(pid int) error {
+	t.dropRegs()
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, uintptr(pid), 0, 0, 0, 0)
 	if errno != 0 {
 		return wrap("PTRACE_INTERRUPT", pid, errno)
@@ -47,6 +49,7 @@ func (t *Thread) Interrupt(pid int) error {
 // Listen lets a seized thread in a group-stop stay stopped, reporting a
 // PTRACE_EVENT_STOP (SIGTRAP) when a SIGCONT ends the stop.
 func (t *Thread) Listen(pid int) error {
+	t.dropRegs()
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_LISTEN, uintptr(pid), 0, 0, 0, 0)
 	if errno != 0 {
 		return wrap("PTRACE_LISTEN", pid, errno)

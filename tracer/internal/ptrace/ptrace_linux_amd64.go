@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -41,7 +42,28 @@ type Thread struct {
 	regBuf [27 * 8]byte // NT_PRSTATUS scratch: large enough for amd64
 	iov    [1]unix.Iovec
 	rIov   [1]unix.RemoteIovec
+	regs   regsCache
 }
+
+// regsCache is the last NT_PRSTATUS vtrace read or wrote (regBuf[:n]) of
+// task pid. A task's registers change only while it runs, and only its
+// tracer — this thread — resumes it, or a SIGKILL: the copy holds until
+// this thread resumes or waits for any task, or anyone sends a signal
+// through Kill or Tgkill (killEpoch). One stop asks for them several
+// times (whose trap it is, then what the story does there), and SetRegs
+// needs the segment registers and flags of a fresh read.
+type regsCache struct {
+	pid, n int
+	epoch  uint64
+	ok     bool
+}
+
+// killEpoch counts the signals sent through Kill and Tgkill, from any
+// goroutine: a register copy taken before one may be of a task that has
+// left its stop since.
+var killEpoch atomic.Uint64
+
+func (t *Thread) dropRegs() { t.regs.ok = false }
 
 // Calls counts the kernel calls of every trace of this process, by kind
 // (vtrace's profiling build prints them; see cmd/vtrace/cpuprofile.go). Only
@@ -91,6 +113,7 @@ type StartSpec struct {
 // stop and then SetOptions. Errors from execve itself (ENOENT, EACCES,
 // ENOEXEC) are returned here, unwrapped enough for errors.Is.
 func (t *Thread) Start(s StartSpec) (int, error) {
+	t.dropRegs()
 	if s.NoASLR {
 		// personality is per thread and inherited by fork: set it on this
 		// (dedicated) thread around the fork only.
@@ -139,6 +162,7 @@ func (s Stop) Event() int {
 // It returns unix.ECHILD when there are no children left.
 func (t *Thread) Wait() (Stop, error) {
 	Calls.Wait++
+	t.dropRegs()
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
@@ -156,6 +180,7 @@ func (t *Thread) Wait() (Stop, error) {
 // the zombies a subreaper adopts when the program dies before its own
 // children — and returns how many it reaped.
 func (t *Thread) ReapDead() int {
+	t.dropRegs()
 	n := 0
 	for {
 		var ws unix.WaitStatus
@@ -191,12 +216,14 @@ func (t *Thread) ExitStops(pid int, on bool) error {
 // Cont resumes a tracee, delivering sig (0 for none).
 func (t *Thread) Cont(pid, sig int) error {
 	Calls.Cont++
+	t.dropRegs()
 	return wrap("PTRACE_CONT", pid, unix.PtraceCont(pid, sig))
 }
 
 // Step single-steps a tracee, delivering sig (0 for none).
 func (t *Thread) Step(pid, sig int) error {
 	Calls.Step++
+	t.dropRegs()
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SINGLESTEP, uintptr(pid), 0, uintptr(sig), 0, 0)
 	if errno != 0 {
 		return wrap("PTRACE_SINGLESTEP", pid, errno)
@@ -207,6 +234,7 @@ func (t *Thread) Step(pid, sig int) error {
 // Detach lets a tracee in a ptrace-stop go, delivering sig (0: none — at a
 // signal-delivery stop, the signal is then suppressed).
 func (t *Thread) Detach(pid, sig int) error {
+	t.dropRegs()
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(pid), 0, uintptr(sig), 0, 0)
 	if errno != 0 {
 		return wrap("PTRACE_DETACH", pid, errno)
@@ -278,12 +306,14 @@ const offsetDebugReg = 848
 // Kill sends sig to one task (tgkill is not needed: vtrace signals whole
 // processes or single tids it knows). Safe from any goroutine.
 func Kill(pid int, sig unix.Signal) error {
+	killEpoch.Add(1)
 	return unix.Kill(pid, sig)
 }
 
 // Tgkill sends sig to one thread (tid) of a thread group. Safe from any
 // goroutine.
 func Tgkill(tgid, tid int, sig unix.Signal) error {
+	killEpoch.Add(1)
 	return unix.Tgkill(tgid, tid, sig)
 }
 

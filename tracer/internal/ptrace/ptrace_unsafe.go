@@ -27,7 +27,14 @@ func (t *Thread) Regs(pid int, regs *arch.Regs) error {
 	return arch.DecodePrStatus(t.regBuf[:n], regs)
 }
 
+// getRegset leaves task pid's NT_PRSTATUS in regBuf and returns its size:
+// from regsCache when it holds them.
 func (t *Thread) getRegset(pid int) (int, error) {
+	epoch := killEpoch.Load()
+	if c := &t.regs; c.ok && c.pid == pid && c.epoch == epoch {
+		return c.n, nil
+	}
+	t.dropRegs()
 	Calls.GetRegs++
 	t.iov[0].Base = &t.regBuf[0]
 	t.iov[0].SetLen(len(t.regBuf))
@@ -36,7 +43,9 @@ func (t *Thread) getRegset(pid int) (int, error) {
 	if errno != 0 {
 		return 0, wrap("PTRACE_GETREGSET", pid, errno)
 	}
-	return int(t.iov[0].Len), nil
+	n := int(t.iov[0].Len)
+	t.regs = regsCache{pid: pid, n: n, epoch: epoch, ok: true}
+	return n, nil
 }
 
 // SetRegs writes regs back to a stopped tracee (segment registers and flags
@@ -51,6 +60,7 @@ func (t *Thread) SetRegs(pid int, regs *arch.Regs) error {
 		return fmt.Errorf("set registers of %d: tracee is not %s", pid, regs.Arch.Name)
 	}
 	arch.EncodePrStatus(regs, t.regBuf[:n])
+	t.dropRegs()
 	t.iov[0].Base = &t.regBuf[0]
 	t.iov[0].SetLen(n)
 	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGSET, uintptr(pid),
@@ -58,6 +68,8 @@ func (t *Thread) SetRegs(pid int, regs *arch.Regs) error {
 	if errno != 0 {
 		return wrap("PTRACE_SETREGSET", pid, errno)
 	}
+	// Not kept: the kernel may store other than it was given (the flags
+	// it lets a tracer set, the trap flag of a step); the next read asks.
 	return nil
 }
 
