@@ -21,8 +21,11 @@ type fault struct {
 // recordFault remembers the signal a task is about to receive.
 func (s *session) recordFault(t *task, sig unix.Signal, info ptrace.SigInfo) {
 	f := &fault{sig: sig, info: info}
+	// No process dies of a benign signal (its default action ignores it,
+	// a handler returns): its pc, told only for a death by it (faultOf),
+	// is not read — the SIGCHLD at the end of every spawn.
 	var regs arch.Regs
-	if s.p.Regs(t.pid, &regs) == nil {
+	if !benign(sig) && s.p.Regs(t.pid, &regs) == nil {
 		f.pc = regs.PC()
 	}
 	t.proc.fault = f
