@@ -26,14 +26,11 @@ func (s *session) plant(mm *addrSpace, pid int, addr uint64, owner int) error {
 		bp.owners[owner] = true
 		return nil
 	}
-	var b [1]byte
-	if err := s.p.ReadMem(pid, addr, b[:]); err != nil {
+	orig, err := s.pokeByte(pid, addr, 0xcc)
+	if err != nil {
 		return err
 	}
-	if err := s.pokeByte(pid, addr, 0xcc); err != nil {
-		return err
-	}
-	mm.bps[addr] = &breakpoint{addr: addr, orig: b[0], owners: map[int]bool{owner: true}}
+	mm.bps[addr] = &breakpoint{addr: addr, orig: orig, owners: map[int]bool{owner: true}}
 	delete(mm.removed, addr)
 	return nil
 }
@@ -51,12 +48,12 @@ func (s *session) unplant(mm *addrSpace, pid int, addr uint64) error {
 	// full speed — its pid now shows the new program), nor one that is gone.
 	err := fmt.Errorf("no task left to restore the int3 at %#x", addr)
 	if t := s.byPID[pid]; t == nil || t.proc.mm == mm {
-		err = s.pokeByte(pid, addr, bp.orig)
+		_, err = s.pokeByte(pid, addr, bp.orig)
 	}
 	if err != nil {
 		for _, t := range s.byPID {
 			if t.proc.mm == mm && t.pid != pid && t.state != taskEnded {
-				if err = s.pokeByte(t.pid, addr, bp.orig); err == nil {
+				if _, err = s.pokeByte(t.pid, addr, bp.orig); err == nil {
 					break
 				}
 			}
@@ -112,19 +109,30 @@ func (s *session) unclaimAll(mm *addrSpace, pid int, owner int) error {
 	return first
 }
 
-// pokeByte changes one byte of text through a word-sized PTRACE_POKEDATA.
-func (s *session) pokeByte(pid int, addr uint64, b byte) error {
+// pokeByte changes one byte of text and returns the byte it replaced: the
+// aligned word that holds it is read and written back (an aligned word
+// never straddles two pages: one process_vm_readv and one
+// PTRACE_POKEDATA).
+func (s *session) pokeByte(pid int, addr uint64, b byte) (byte, error) {
 	var w [8]byte
+	base := addr &^ 7
+	if err := s.p.ReadMem(pid, base, w[:]); err == nil {
+		old := w[addr-base]
+		w[addr-base] = b
+		return old, s.p.WriteMem(pid, base, w[:])
+	}
 	if err := s.p.ReadMem(pid, addr, w[:]); err != nil {
 		// Near the end of a mapping: write the word that ends at addr.
 		if err2 := s.p.ReadMem(pid, addr-7, w[:]); err2 != nil {
-			return err
+			return 0, err
 		}
+		old := w[7]
 		w[7] = b
-		return s.p.WriteMem(pid, addr-7, w[:])
+		return old, s.p.WriteMem(pid, addr-7, w[:])
 	}
+	old := w[0]
 	w[0] = b
-	return s.p.WriteMem(pid, addr, w[:])
+	return old, s.p.WriteMem(pid, addr, w[:])
 }
 
 // Trap codes (siginfo si_code) of the SIGTRAPs vtrace causes.

@@ -325,7 +325,7 @@ func (s *session) dispatch(st ptrace.Stop) {
 // a vfork child held for its story.
 func (s *session) firstStop(t *task) {
 	for addr, orig := range t.inherited {
-		_ = s.pokeByte(t.pid, addr, orig)
+		_, _ = s.pokeByte(t.pid, addr, orig)
 	}
 	t.inherited = nil
 	if t.state == taskNewHeld {

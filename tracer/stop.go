@@ -208,7 +208,7 @@ func (s *session) detach(t *task, sig int) {
 	s.beforeDetach(t) // attach.go
 	// A fork child let go at its first stop: the int3s it inherited out.
 	for addr, orig := range t.inherited {
-		if s.pokeByte(t.pid, addr, orig) == nil {
+		if _, err := s.pokeByte(t.pid, addr, orig); err == nil {
 			delete(t.inherited, addr)
 		}
 	}

@@ -76,12 +76,12 @@ func (s *session) advance(t *task, step bool, sig int, pc uint64) (outcome, erro
 func (s *session) stepMasked(t *task, sig int, pc uint64) (outcome, error) {
 	mm := t.proc.mm
 	bp := mm.bps[pc]
-	if err := s.pokeByte(t.pid, pc, bp.orig); err != nil {
+	if _, err := s.pokeByte(t.pid, pc, bp.orig); err != nil {
 		return outcome{}, err
 	}
 	out, err := s.resumeAndWait(t, true, sig)
 	if _, still := mm.bps[pc]; still && out.kind != outExec && out.kind != outGone {
-		if perr := s.pokeByte(t.pid, pc, 0xcc); perr != nil && err == nil {
+		if _, perr := s.pokeByte(t.pid, pc, 0xcc); perr != nil && err == nil {
 			err = perr
 		}
 	}

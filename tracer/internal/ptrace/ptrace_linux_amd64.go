@@ -3,6 +3,7 @@
 package ptrace
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -294,6 +295,16 @@ func (t *Thread) ReadMem(pid int, addr uint64, buf []byte) error {
 // breakpoints are planted).
 func (t *Thread) WriteMem(pid int, addr uint64, data []byte) error {
 	Calls.WriteMem++
+	if len(data) == 8 && addr%8 == 0 {
+		// One aligned word (an int3 planted or taken out): one
+		// PTRACE_POKEDATA (x/sys's PtracePokeData peeks the word first).
+		_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_POKEDATA, uintptr(pid), uintptr(addr),
+			uintptr(binary.LittleEndian.Uint64(data)), 0, 0)
+		if errno != 0 {
+			return fmt.Errorf("write %d bytes of %d at %#x: %w", len(data), pid, addr, errno)
+		}
+		return nil
+	}
 	if _, err := unix.PtracePokeData(pid, uintptr(addr), data); err != nil {
 		return fmt.Errorf("write %d bytes of %d at %#x: %w", len(data), pid, addr, err)
 	}
