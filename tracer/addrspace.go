@@ -43,6 +43,8 @@ type addrSpace struct {
 	// the same the link says the same.
 	exeOf *symbols.Space
 	exe   string
+	// unwound is the last unwind of a vfork parent here (capture.go).
+	unwound *unwindMemo
 }
 
 // maxSymCache bounds symCache (memory flat in the number of vforks).
@@ -70,7 +72,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c.code = map[uint64]*insnEntry{}
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
-	c.symOf, c.symCache, c.exeOf = nil, nil, nil
+	c.symOf, c.symCache, c.exeOf, c.unwound = nil, nil, nil, nil
 	return &c
 }
 

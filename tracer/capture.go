@@ -11,6 +11,7 @@ import (
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
+	"github.com/vtrace/vtrace/tracer/internal/symbols"
 	"github.com/vtrace/vtrace/tracer/internal/unwind"
 )
 
@@ -89,7 +90,7 @@ func (s *session) capture(st *story) error {
 	ev.Site = site
 
 	var unwindErr error
-	st.frames, unwindErr = unwind.Unwind(regs, &pageMemory{s: s, pid: p.pid}, st.mm.syms(), maxFrames)
+	st.frames, unwindErr = s.unwindParent(st.mm, p.pid, regs)
 	if len(st.frames) == 0 {
 		// Not even the vfork frame unwinds (no CFI, no frame pointer):
 		// keep a frame 0 made of the registers, so that every write still
@@ -159,6 +160,86 @@ func (s *session) capture(st *story) error {
 		s.note(st.id, event.NoteRegionTruncated, fmt.Sprintf("the parent's live stack is larger than %d bytes: only [%#x, %#x) is watched", maxRegion, st.lo, st.hi))
 	}
 	return nil
+}
+
+// unwindMemo is the last unwind of a vfork parent in an image: a program
+// that vforks in a loop vforks from the same frames, and an unwind depends
+// only on the registers it read (unwind.UnwindDeps), the words of memory it
+// read and the CFI and code of the modules, which the same symbols.Space
+// names. When all of them are as they were, so are the frames.
+type unwindMemo struct {
+	space  *symbols.Space
+	regs   arch.Regs
+	used   uint32 // the registers it read
+	reads  []wordRead
+	frames []unwind.Frame
+	err    error
+}
+
+// wordRead is one word an unwind read, and what it got.
+type wordRead struct {
+	addr   uint64
+	size   int
+	val    uint64
+	failed bool // the read failed
+}
+
+// recordingMemory is a Memory that remembers every word read through it.
+type recordingMemory struct {
+	m     unwind.Memory
+	reads []wordRead
+}
+
+func (r *recordingMemory) ReadWord(addr uint64, size int) (uint64, error) {
+	v, err := r.m.ReadWord(addr, size)
+	r.reads = append(r.reads, wordRead{addr: addr, size: size, val: v, failed: err != nil})
+	return v, err
+}
+
+// unwinds counts the parents' unwinds made and reused, for KernelCalls
+// (only the ptrace thread writes it).
+var unwinds struct{ done, reused int }
+
+// unwindParent unwinds a parent held in its vfork event stop, or gives the
+// frames of the image's last unwind when nothing it depended on changed
+// (its words are read again, a page at a time, and compared). The frames
+// are shared: no one changes them.
+func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwind.Frame, error) {
+	sp, _ := mm.syms().(*symbols.Space)
+	if m := mm.unwound; m != nil && sp != nil && m.space == sp && m.regs.Arch == regs.Arch && sameRegs(&m.regs, regs, m.used) {
+		mem := &pageMemory{s: s, pid: pid}
+		same := true
+		for _, w := range m.reads {
+			v, err := mem.ReadWord(w.addr, w.size)
+			if (err != nil) != w.failed || err == nil && v != w.val {
+				same = false
+				break
+			}
+		}
+		if same {
+			unwinds.reused++
+			return m.frames, m.err
+		}
+	}
+	unwinds.done++
+	rec := &recordingMemory{m: &pageMemory{s: s, pid: pid}}
+	frames, used, err := unwind.UnwindDeps(regs, rec, mm.syms(), maxFrames)
+	mm.unwound = nil
+	if sp != nil {
+		mm.unwound = &unwindMemo{space: sp, regs: *regs, used: used, reads: rec.reads, frames: frames, err: err}
+	}
+	return frames, err
+}
+
+// sameRegs reports whether a and b hold the same value in every register
+// of the mask (bit n: DWARF register n).
+func sameRegs(a, b *arch.Regs, mask uint32) bool {
+	for n := range a.R {
+		if mask&(1<<n) != 0 && a.R[n] != b.R[n] {
+			return false
+		}
+	}
+	return true
 }
 
 // Bounds of a capture: frames unwound, bytes of live stack snapshotted.

@@ -64,8 +64,23 @@ var ErrNoFrames = errors.New("no unwindable frame")
 
 // Unwind walks up to max frames from regs.
 func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
+	frames, _, err := UnwindDeps(regs, mem, cfi, max)
+	return frames, err
+}
+
+// UnwindDeps is Unwind, and says which of regs' registers it read (bit n:
+// DWARF register n): the frames depend on nothing else of regs. With the
+// words mem gave and the CFI and code of cfi, that is all they depend on.
+func UnwindDeps(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, uint32, error) {
 	a := regs.Arch
+	var used uint32
 	cur := newRegState(regs)
+	cur.used = &used
+	frames, err := unwindFrom(a, cur, mem, cfi, max)
+	return frames, used, err
+}
+
+func unwindFrom(a *arch.Arch, cur regState, mem Memory, cfi CFI, max int) ([]Frame, error) {
 	var frames []Frame
 	var lastErr error
 	for i := 0; i < max; i++ {
@@ -128,6 +143,11 @@ type Modules interface {
 type regState struct {
 	v     [17]uint64
 	known [17]bool
+	// used, if set, gets bit n for every read of register n, in any frame
+	// (the states of the frames share it): a superset of the registers of
+	// the first frame the unwind depends on, as values move between
+	// registers only through get and set.
+	used *uint32
 }
 
 func newRegState(r *arch.Regs) regState {
@@ -141,6 +161,9 @@ func newRegState(r *arch.Regs) regState {
 func (s *regState) get(n int) (uint64, bool) {
 	if n < 0 || n >= len(s.v) {
 		return 0, false
+	}
+	if s.used != nil {
+		*s.used |= 1 << n
 	}
 	return s.v[n], s.known[n]
 }
