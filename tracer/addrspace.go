@@ -38,6 +38,9 @@ type addrSpace struct {
 	// frames and slots at every story.
 	symOf    *symbols.Space
 	symCache map[uint64]symbols.Sym
+	// textCache holds the objdump-style text of decoded instructions
+	// (insnText), which names symbols: kept with symCache.
+	textCache map[*disasm.Insn]string
 	// exe is the program's path (/proc/PID/exe) as read when the space was
 	// exeOf: the maps text names the program's file too, so while it is
 	// the same the link says the same.
@@ -72,7 +75,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c.code = map[uint64]*insnEntry{}
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
-	c.symOf, c.symCache, c.exeOf, c.unwound = nil, nil, nil, nil
+	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound = nil, nil, nil, nil, nil
 	return &c
 }
 
@@ -88,15 +91,26 @@ func (mm *addrSpace) syms() space {
 	return mm.space
 }
 
+// cachedSpace returns the image's symbols.Space, with symCache and
+// textCache emptied if they were filled from another one (or are full);
+// false for another kind of space (a test's scripted one: not cached).
+func (mm *addrSpace) cachedSpace() (*symbols.Space, bool) {
+	sp, ok := mm.syms().(*symbols.Space)
+	if !ok {
+		return nil, false
+	}
+	if sp != mm.symOf || len(mm.symCache) >= maxSymCache || len(mm.textCache) >= maxSymCache {
+		mm.symOf, mm.symCache, mm.textCache = sp, map[uint64]symbols.Sym{}, map[*disasm.Insn]string{}
+	}
+	return sp, true
+}
+
 // symbolize is syms().Symbolize(addr), from symCache when the space is a
 // symbols.Space (a test's scripted space is asked every time).
 func (mm *addrSpace) symbolize(addr uint64) symbols.Sym {
-	sp, ok := mm.syms().(*symbols.Space)
+	sp, ok := mm.cachedSpace()
 	if !ok {
 		return mm.syms().Symbolize(addr)
-	}
-	if sp != mm.symOf || len(mm.symCache) >= maxSymCache {
-		mm.symOf, mm.symCache = sp, map[uint64]symbols.Sym{}
 	}
 	if y, ok := mm.symCache[addr]; ok {
 		return y
@@ -174,7 +188,15 @@ func (s *session) insnText(mm *addrSpace, in *disasm.Insn) string {
 	if in == nil {
 		return "(bad)"
 	}
-	return in.FormatATT(func(a uint64) string { return s.symText(mm, a) })
+	_, cached := mm.cachedSpace()
+	if t, ok := mm.textCache[in]; ok && cached {
+		return t
+	}
+	t := in.FormatATT(func(a uint64) string { return s.symText(mm, a) })
+	if cached {
+		mm.textCache[in] = t
+	}
+	return t
 }
 
 // symText is the <sym+0xoff> form objdump prints inside instructions.
