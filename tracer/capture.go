@@ -206,8 +206,8 @@ var unwinds struct{ done, reused int }
 // are shared: no one changes them.
 func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwind.Frame, error) {
 	sp, _ := mm.syms().(*symbols.Space)
+	mem := &pageMemory{s: s, pid: pid} // the task stays stopped: its pages serve both
 	if m := mm.unwound; m != nil && sp != nil && m.space == sp && m.regs.Arch == regs.Arch && sameRegs(&m.regs, regs, m.used) {
-		mem := &pageMemory{s: s, pid: pid}
 		same := true
 		for _, w := range m.reads {
 			v, err := mem.ReadWord(w.addr, w.size)
@@ -222,7 +222,7 @@ func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwin
 		}
 	}
 	unwinds.done++
-	rec := &recordingMemory{m: &pageMemory{s: s, pid: pid}}
+	rec := &recordingMemory{m: mem}
 	frames, used, err := unwind.UnwindDeps(regs, rec, mm.syms(), maxFrames)
 	mm.unwound = nil
 	if sp != nil {
