@@ -118,7 +118,7 @@ func (s *session) armParentDRs(r *parentRun) bool {
 }
 
 // errnoHits handles the traps of the errno watchpoints in DR6 (dr6).
-func (s *session) errnoHits(r *parentRun, dr6 uint64, in *disasm.Insn, now *arch.Regs) {
+func (s *session) errnoHits(r *parentRun, dr6 uint64, in *disasm.Insn) {
 	per := 1
 	if len(r.errnoFns) > 0 {
 		per = 2

@@ -443,7 +443,7 @@ func (s *session) parentHWHit(r *parentRun, now *arch.Regs) bool {
 		}
 		s.consume(r, x, in, by, now.PC(), event.FoundHW)
 	}
-	s.errnoHits(r, dr6, in, now)
+	s.errnoHits(r, dr6, in)
 	return true
 }
 
