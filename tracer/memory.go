@@ -36,7 +36,8 @@ import (
 // libc's own bookkeeping that a correct child does (errno set by a failing
 // exec, a stdio lock taken and released, malloc's state) is told by the
 // variable it is in and reported with its kind (global_write "libc"),
-// without a warning. Any other changed word gives child_wrote_global; the
+// without a warning; errno is followed into the parent all the same
+// (errno.go). Any other changed word gives child_wrote_global; the
 // parent is then followed on (watchGlobalReads) until its own frames read
 // one of them (global_read; child_wrote_global and
 // parent_read_child_global), it overwrites them all, makes its next vfork,
