@@ -30,7 +30,7 @@ func TestExplainCopyAndErrno(t *testing.T) {
 
 	errnoSym := &event.Sym{Sym: "errno", Module: "libc.so.6"}
 	st = &Story{
-		Vfork: &event.Vfork{Vfork: 1, Child: 42, Syscall: "vfork", SharedStack: true, Mechanism: event.MechDepth},
+		Vfork:        &event.Vfork{Vfork: 1, Child: 42, Syscall: "vfork", SharedStack: true, Mechanism: event.MechDepth},
 		GlobalWrites: []*event.GlobalWrite{{Area: event.AreaTLS, Mapping: "[tls]", Sym: errnoSym, Libc: event.LibcErrno, Old: 9, New: 2}},
 		GlobalReads: []*event.GlobalRead{{Area: event.AreaTLS, Mapping: "[tls]", Sym: errnoSym, Libc: event.LibcErrno, Value: 2, Was: 9,
 			By: event.Insn{PC: 0x401000, Sym: &event.Sym{Sym: "main", Off: 116}, Insn: "mov (%rax),%ebp"}}},
