@@ -28,14 +28,20 @@ import (
 //     single-stepped, every store seen. A store by the parent, whatever its
 //     value, makes errno the parent's own again.
 //   - Reads of errno inside libc (vfprintf saves and restores it for %m)
-//     are libc's, not the program's: only a read in the function the
-//     parent is followed in counts. When errno is the only word left to
-//     follow after the parent phase (followErrno), the parent is followed
-//     until that function returns — the function it landed in, at least
-//     the one that called vfork: in fast mode at full speed with a
-//     read/write watchpoint on errno (a trap per access), else stepped.
-//     A read there while errno still holds the child's bytes is a
-//     global_read (child_wrote_global, parent_read_child_global).
+//     are libc's, not the program's: only a read in the parent's own code
+//     counts. While stack words are followed too (parent.go) or other
+//     globals (watchGlobalReads), that is its own frames, as for them.
+//     When errno is the only word left to follow after the landing
+//     (followErrno), the parent is followed from the frame it is in up to
+//     the return of the vfork-calling function's caller (a spawn helper's
+//     caller is where errors are checked), or of the frame it landed in if
+//     that is further up; a read counts in those frames' functions. In
+//     fast mode it runs at full speed with a write and a read/write
+//     watchpoint on errno (x86 does not say which access fired a
+//     read/write one), a trap per access of errno; otherwise it is
+//     stepped. A read that counts, while errno still holds the child's
+//     bytes, is a global_read (child_wrote_global,
+//     parent_read_child_global).
 //
 // Where watchpoints do not fire the calls are stepped, as --step does: the
 // fallback never takes the parent's own store for the child's value; it
@@ -242,12 +248,13 @@ func (s *session) runErrnoCall(st *story, regs *arch.Regs, in *disasm.Insn) (out
 }
 
 // followErrno follows the parent after the parent phase when the only
-// word the child left changed is errno: until the function it is in (at
-// least the vfork-calling one) returns, it reads errno there (global_read),
-// or it stores errno. Fast mode runs it at full speed with a read/write
-// watchpoint on errno where they fire; otherwise (and in --step mode)
-// every instruction is stepped, callees included, at most maxGlobalWatch.
-// A function whose return or name is unknown is not followed.
+// word the child left changed is errno (errnoFrames: which frames, and
+// the return that ends it) until that return, a read of errno in those
+// frames' functions (global_read), or a store of errno. Fast mode runs it
+// at full speed with watchpoints on errno where they fire; otherwise (and
+// in --step mode) every instruction is stepped, callees included, at most
+// maxGlobalWatch. Frames whose return or names are unknown are not
+// followed.
 func (s *session) followErrno(st *story) error {
 	m, r := st.mem, st.par.run
 	p, mm := st.parent, st.mm
