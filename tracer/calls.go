@@ -55,6 +55,9 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 			s.parentHWEnable(pr, true)
 		}
 		out, err := s.advance(t, false, sig, 0)
+		if watched && (out.kind == outExec || out.kind == outGone) {
+			st.hwGone()
+		}
 		if watched {
 			s.hwEnable(st, false) // advance may step (over an int3) next time
 		}

@@ -653,9 +653,9 @@ func (s *session) childEnded(st *story, out outcome) error {
 		// parent's memory is diffed (the wall time of every spawn). Its
 		// events keep their place in the log.
 		path = s.p.ExePath(c.pid)
-		if len(st.kid.hw.slots) > 0 {
-			_ = s.disarmDR(c.pid) // the new program must not trap on the old stack's slots
-		}
+		// The new program cannot trap on the old stack's slots: the
+		// kernel cleared the debug registers at the exec (hwGone).
+		st.hwGone()
 		emitExec = s.execSetup(c, path) // gives the child its own address space
 		// No story needs the exit of the program it became (nor of the
 		// tasks it makes, which inherit this; a vfork child of theirs gets

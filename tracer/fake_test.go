@@ -585,6 +585,7 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 	case 59: // execve: a new image
 		img, entry, sp := f.execImage()
 		t.img = img
+		t.dr = [8]uint64{} // as the kernel's flush_thread: a tracer's watchpoints do not survive an exec
 		r.SetPC(entry)
 		r.Set(arch.AMD64.SP, sp)
 		f.msg[t.pid] = uint64(t.pid)

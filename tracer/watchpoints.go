@@ -33,6 +33,7 @@ import (
 type watchSet struct {
 	slots []uint64 // slots watched by DR0–DR3 in the child
 	dr7   uint64   // DR7 enabling them, written only around full-speed runs
+	on    bool     // the child's DR7 enables them now
 	hits  int      // traps that named a writer
 	// during is the call the child is inside, run at full speed, while
 	// the watchpoints are enabled (writes found then are attributed to it).
@@ -236,9 +237,21 @@ func (s *session) hwEnable(st *story, on bool) {
 	if on {
 		_ = s.p.SetDebugReg(st.child.pid, 6, 0)
 		_ = s.p.SetDebugReg(st.child.pid, 7, st.kid.hw.dr7)
+		st.kid.hw.on = true
 		return
 	}
-	_ = s.p.SetDebugReg(st.child.pid, 7, 0)
+	if st.kid.hw.on {
+		_ = s.p.SetDebugReg(st.child.pid, 7, 0)
+		st.kid.hw.on = false
+	}
+}
+
+// hwGone records that the child's debug registers are clear: it exec'd
+// (the kernel's flush_thread clears a tracer's watchpoints at exec: DR0
+// and DR7 read 0 at the exec stop of a child that had them armed) or is
+// gone.
+func (st *story) hwGone() {
+	st.kid.hw.on = false
 }
 
 // hwHit handles a SIGTRAP the child got while running a callee at full
