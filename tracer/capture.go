@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -241,9 +242,8 @@ func (r *recordingMemory) ReadWord(addr uint64, size int) (uint64, error) {
 	return v, err
 }
 
-// unwinds counts the parents' unwinds made and reused, for KernelCalls
-// (only the ptrace thread writes it).
-var unwinds struct{ done, reused int }
+// unwinds counts the parents' unwinds made and reused, for KernelCalls.
+var unwinds struct{ done, reused atomic.Int64 }
 
 // unwindParent unwinds a parent held in its vfork event stop, or gives the
 // frames of the image's last unwind when nothing it depended on changed
@@ -262,11 +262,11 @@ func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwin
 			}
 		}
 		if same {
-			unwinds.reused++
+			unwinds.reused.Add(1)
 			return m.frames, m.err
 		}
 	}
-	unwinds.done++
+	unwinds.done.Add(1)
 	rec := &recordingMemory{m: mem}
 	frames, used, err := unwind.UnwindDeps(regs, rec, mm.syms(), maxFrames)
 	mm.unwound = nil
