@@ -773,6 +773,11 @@ func (f *fakeProcs) StopPending(pid int) bool {
 	return t != nil && !t.dead && t.sigpending == unix.SIGSTOP
 }
 
+// Activity: a fake task never blocks in a kernel (its stops are scripted).
+func (f *fakeProcs) Activity(pid int) (activity, bool) {
+	return activity{state: 'R', syscall: -1}, f.tasks[pid] != nil
+}
+
 // Detach lets a task go: the fake forgets it (it runs on untraced).
 func (f *fakeProcs) Detach(pid, sig int) error {
 	t, err := f.stoppedTask(pid)
