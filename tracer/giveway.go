@@ -17,7 +17,7 @@ import (
 // a thread that runs into a story's int3 is parked on it. The program may
 // need one of those tasks to make progress before the task the story waits
 // for can: a vfork child's fork vforks a child that reads a byte the first
-// child writes later (tracer/testdata/review/nestwait.c: the nested story
+// child writes later (cmd/vtrace/testdata/nestwait.c: the nested story
 // waits for that reader, the writer's stop is postponed for the enclosing
 // story); a parent, followed after its child is gone, joins the thread
 // whose vfork is held (threadjoin.c). Nesting or holding, either choice
