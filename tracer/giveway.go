@@ -59,7 +59,7 @@ var errBlocked = errors.New("blocked while vtrace held other tasks")
 type blockedError struct {
 	pid  int
 	act  activity
-	for_ time.Duration
+	slept time.Duration
 	held []string
 }
 
@@ -69,7 +69,7 @@ func (e *blockedError) Error() string {
 		in = fmt.Sprintf(" in system call %d", e.act.syscall)
 	}
 	return fmt.Sprintf("task %d slept in the kernel%s (state %c) for %d ms without running while vtrace held %s: the story gave way",
-		e.pid, in, e.act.state, e.for_.Milliseconds(), strings.Join(e.held, ", "))
+		e.pid, in, e.act.state, e.slept.Milliseconds(), strings.Join(e.held, ", "))
 }
 
 func (e *blockedError) Unwrap() error { return errBlocked }
@@ -174,7 +174,7 @@ func (s *session) giveWay(pid int, pr *blockProbe) error {
 	if t := s.byPID[pid]; t != nil {
 		t.adrift = true
 	}
-	return &blockedError{pid: pid, act: w.act, for_: quiet, held: s.heldNames()}
+	return &blockedError{pid: pid, act: w.act, slept: quiet, held: s.heldNames()}
 }
 
 // armWake makes sure the coming wait4 ends by the time giveWay has
