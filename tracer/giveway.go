@@ -57,10 +57,10 @@ var errBlocked = errors.New("blocked while vtrace held other tasks")
 
 // blockedError is errBlocked with what was seen.
 type blockedError struct {
-	pid  int
-	act  activity
+	pid   int
+	act   activity
 	slept time.Duration
-	held []string
+	held  []string
 }
 
 func (e *blockedError) Error() string {
