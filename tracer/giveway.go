@@ -171,10 +171,50 @@ func (s *session) giveWay(pid int, pr *blockProbe) error {
 			}
 		}
 	}
+	if s.runHeld() {
+		// The held vforks had their turn: the wait goes on (the task
+		// waited for may be awake now), watched afresh.
+		*pr = blockProbe{}
+		return nil
+	}
 	if t := s.byPID[pid]; t != nil {
 		t.adrift = true
 	}
 	return &blockedError{pid: pid, act: w.act, slept: quiet, held: s.heldNames()}
+}
+
+// runHeld runs now, nested, the stories of the held vforks that may run:
+// those of a memory whose every story in progress is in its parent phase
+// (its child gone: no child runs on the stack or in the int3s they would
+// share). It reports whether one ran. Giving the held their turn keeps the
+// story that waits whole (threadjoin.c: main(), followed into
+// pthread_join, reads its child's `x` once the thread's story has run);
+// a story nested so that blocks in turn gives way (giveWay), and the
+// enclosing one goes on.
+func (s *session) runHeld() bool {
+	ran := false
+	for i := 0; i < len(s.heldParents); {
+		p := s.heldParents[i]
+		if !s.childrenGone(p.proc.mm) || s.byPID[p.pid] != p || s.stopping() {
+			i++
+			continue
+		}
+		s.heldParents = slices.Delete(s.heldParents, i, i+1)
+		s.storyOutside(p)
+		ran = true
+	}
+	return ran
+}
+
+// childrenGone reports whether every story in progress of memory mm is in
+// its parent phase.
+func (s *session) childrenGone(mm *addrSpace) bool {
+	for _, st := range s.stories {
+		if st.mm == mm && !st.par.running {
+			return false
+		}
+	}
+	return true
 }
 
 // armWake makes sure the coming wait4 ends by the time giveWay has
