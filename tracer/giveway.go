@@ -125,19 +125,20 @@ func (s *session) heldNames() []string {
 }
 
 // giveWay decides, before each wait of waitFor for pid, whether the story
-// on top must give way (errBlocked): see the comment at the top.
-func (s *session) giveWay(pid int, pr *blockProbe) error {
+// on top must give way (errBlocked): see the comment at the top. ran says
+// that held stories ran nested instead (runHeld): the wait starts afresh.
+func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 	if s.stopping() || !s.holding() {
 		*pr = blockProbe{}
-		return nil
+		return false, nil
 	}
 	now := time.Now()
 	if pr.start.IsZero() {
 		pr.start = now
-		return nil
+		return false, nil
 	}
 	if now.Sub(pr.start) < blockQuiet || now.Sub(pr.checked) < blockQuiet/4 {
-		return nil
+		return false, nil
 	}
 	pr.checked = now
 	if pr.seen == nil {
@@ -158,16 +159,16 @@ func (s *session) giveWay(pid int, pr *blockProbe) error {
 	}
 	w, ok := pr.seen[pid]
 	if !ok || !w.act.blocked() {
-		return nil
+		return false, nil
 	}
 	quiet := now.Sub(w.since)
 	if quiet < blockQuiet {
-		return nil
+		return false, nil
 	}
 	if quiet < blockLong {
 		for tid, x := range pr.seen {
 			if tid != pid && now.Sub(x.since) < blockQuiet {
-				return nil // another task runs: it may wake this one
+				return false, nil // another task runs: it may wake this one
 			}
 		}
 	}
@@ -175,12 +176,12 @@ func (s *session) giveWay(pid int, pr *blockProbe) error {
 		// The held vforks had their turn: the wait goes on (the task
 		// waited for may be awake now), watched afresh.
 		*pr = blockProbe{}
-		return nil
+		return true, nil
 	}
 	if t := s.byPID[pid]; t != nil {
 		t.adrift = true
 	}
-	return &blockedError{pid: pid, act: w.act, slept: quiet, held: s.heldNames()}
+	return false, &blockedError{pid: pid, act: w.act, slept: quiet, held: s.heldNames()}
 }
 
 // runHeld runs now, nested, the stories of the held vforks that may run:

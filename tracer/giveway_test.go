@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
 )
 
 // giveWay cuts the story on top only while vtrace holds a task, once the
@@ -14,10 +16,10 @@ func TestGiveWay(t *testing.T) {
 	f := newFakeProcs(t)
 	f.activity = map[int]activity{
 		10: {state: 'S', ran: 5, syscall: 202}, // the task the story waits for
-		11: {state: 't', ran: 7, syscall: -1},  // held in its vfork event stop
+		11: {state: 't', ran: 7, syscall: -1},  // its stop kept for an enclosing story
 	}
 	s := newSession(Config{CPU: -1}, f)
-	waited, held := &task{pid: 10, state: taskFollowed}, &task{pid: 11, state: taskHeld}
+	waited, held := &task{pid: 10, state: taskFollowed}, &task{pid: 11, state: taskFollowed}
 	s.byPID[10], s.byPID[11] = waited, held
 
 	// poll calls giveWay as waitFor would, every 10 ms, for at most d.
@@ -28,7 +30,7 @@ func TestGiveWay(t *testing.T) {
 			if each != nil {
 				each()
 			}
-			if err := s.giveWay(10, &pr); err != nil {
+			if _, err := s.giveWay(10, &pr); err != nil {
 				return time.Since(start), err
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -39,12 +41,12 @@ func TestGiveWay(t *testing.T) {
 	if _, err := poll(2*blockQuiet+100*time.Millisecond, nil); err != nil {
 		t.Fatalf("nothing held: %v", err)
 	}
-	s.heldParents = []*task{held}
+	s.postponed[11] = ptrace.Stop{PID: 11}
 	took, err := poll(time.Second, nil)
 	if !errors.Is(err, errBlocked) || took < 2*blockQuiet {
 		t.Fatalf("held and asleep: %v after %v, want errBlocked after %v", err, took, 2*blockQuiet)
 	}
-	if msg := err.Error(); !strings.Contains(msg, "task 10") || !strings.Contains(msg, "system call 202") || !strings.Contains(msg, "11 (its vfork held") {
+	if msg := err.Error(); !strings.Contains(msg, "task 10") || !strings.Contains(msg, "system call 202") || !strings.Contains(msg, "11 (a stop kept") {
 		t.Errorf("message %q does not say who slept and what was held", msg)
 	}
 	if !waited.adrift {

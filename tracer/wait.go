@@ -237,8 +237,10 @@ func (s *session) waitFor(pid int) (ptrace.Stop, error) {
 		}
 		// A story that blocks other tasks vtrace holds gives way
 		// (giveway.go).
-		if err := s.giveWay(pid, &probe); err != nil {
+		if ran, err := s.giveWay(pid, &probe); err != nil {
 			return ptrace.Stop{}, err
+		} else if ran {
+			continue // held stories ran nested: pid's stop may be in
 		}
 		disarm := s.armWake(&probe)
 		st, err := s.p.Wait()
