@@ -31,8 +31,9 @@
 // two stories would share its int3s and its stack. Either choice can
 // deadlock a program (a task a story waits for needs one vtrace holds):
 // giveway.go watches, while vtrace holds tasks, whether the task waited
-// for sleeps in the kernel without anything running, and then cuts the
-// story short ("blocked") so that the held tasks run.
+// for sleeps in the kernel without anything running; then the held vforks
+// whose memory has no child running run nested, or, failing that, the
+// story is cut short ("blocked") so that the held tasks run.
 //
 // A story (story.go) runs in phases, each in its own file:
 //

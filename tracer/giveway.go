@@ -28,18 +28,30 @@ import (
 // of the traced tasks (procs.Activity). When the task the story waits for
 // has slept in the kernel for blockQuiet without running at all, and no
 // other traced task ran meanwhile (all sleep or sit in a stop vtrace
-// keeps), the program cannot go on: waitFor returns errBlocked. It does so
-// too when that task has slept blockLong without running whatever the
-// others do (a thread that ticks for ever must not keep the deadlock). The
-// story on top is cut short there (its verdict's incomplete "blocked", a
-// story_gave_way note saying who slept and what vtrace held): the task it
-// waited for is let go where it stands — it runs, so vtrace cannot stop
-// it; it is "adrift", and its next stop, whatever it is, clears what
-// vtrace left on it (a pending single-step, debug registers) before it is
-// dispatched as any other task's. A parent phase cut so reports the words
-// still live as unchecked (parent_landing "unchecked"). The held tasks
-// then run: the enclosing story takes its postponed stop, the main loop
-// starts the held vforks' stories.
+// keeps), the program cannot go on as vtrace holds it — or when that task
+// has slept blockLong without running whatever the others do (a thread
+// that ticks for ever must not keep a deadlock). Then, in turn:
+//
+//  1. The held vforks get their turn (runHeld): those of a memory whose
+//     every story in progress is in its parent phase — no child runs
+//     there, so the stories share no stack and the int3s each plants are
+//     its own — run now, nested on top; the wait then goes on, watched
+//     afresh (threadjoin.c: main(), followed into pthread_join, reads its
+//     child's `x` once the thread's story has run: the warning is seen).
+//  2. Else the story on top gives way: waitFor returns errBlocked and the
+//     story is cut short there (its verdict's incomplete "blocked", a
+//     story_gave_way note saying who slept, in which system call, and what
+//     vtrace held). The task it waited for is let go where it stands: it
+//     runs, so vtrace cannot stop it; it is "adrift", and its next stop,
+//     whatever it is, clears what vtrace left on it (a pending
+//     single-step, debug registers) before it is dispatched as any other
+//     task's; int3s are taken out through /proc/PID/mem meanwhile. A
+//     parent phase cut so reports the words still live as unchecked
+//     (parent_landing "unchecked"): the verdict judges only what was seen.
+//     The held tasks then run: the enclosing story takes its postponed
+//     stop (nestwait.c; threadfirst.c, where main()'s story, nested by 1,
+//     blocks on the thread the enclosing story follows), the main loop
+//     starts the held vforks' stories.
 //
 // A waiting task is timed only while vtrace holds something: nested shells
 // and make, where a followed parent sleeps in waitpid for a command that

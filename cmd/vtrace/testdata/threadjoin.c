@@ -1,30 +1,32 @@
 /*
  * TestStoriesGiveWay (docs/reliability.md, "who waits for whom"). Found by
- * the review (h-review): vtrace hung here on every engine until stories
- * gave way (tracer/giveway.go): main()'s story, following main() into
- * pthread_join while the thread's vfork is held, is cut short ("blocked",
- * the word x left unchecked), then the thread's story runs. Build: cc -O0
- * -pthread.
+ * the review (h-review): vtrace hung here on every engine until held
+ * stories got their turn (tracer/giveway.go): main(), followed into
+ * pthread_join while the thread's vfork is held, sleeps; the thread's
+ * story then runs nested, and main()'s story goes on to see main() read
+ * `x`. Build: cc -O0 -pthread.
  *
  * threadjoin.c - a thread vforks while main()'s vfork child runs; main()
  * then joins that thread before it reads what its child left.
  * Prints "x 42 thread 3", exits 0. Ground truth: main() reads the `x` its
- * child changed (a warning, parent_read_child_write, had vtrace followed
- * main() that far); the thread's vfork is clean.
+ * child changed (a warning, parent_read_child_write); the thread's vfork
+ * is clean.
  *
  * The thread shares the memory of main()'s story, so vtrace holds its
  * vfork while main()'s child runs there (the two stories would share the
  * int3s). The child changes main()'s local `x` and _exits; vtrace follows
  * main() on, which joins the thread whose vfork is held: main() sleeps in
- * futex for a thread that only runs once main()'s story ends. The story
- * gives way: cut short ("blocked"), `x` reported unchecked, not read.
+ * futex for a thread that only ran once main()'s story ended (a hang).
+ * Now, main() asleep and nothing running, the held vfork runs nested (no
+ * child runs in this memory any more), and main()'s story sees the read.
  * The child tells the thread to go (main()'s vfork comes first); the
  * thread answers that it is about to vfork; the child gives it 50 ms.
  * Running the held vfork as soon as main() is followed (tried: in
  * storyOnce, before followParent) fixes this order and hangs the other:
  * a thread's story first, main()'s vfork held meanwhile and nested at the
  * thread's parent phase, main() joins the thread its enclosing story
- * still holds stopped.
+ * still holds stopped. That order is threadfirst.c: there main()'s nested
+ * story gives way.
  */
 #include <pthread.h>
 #include <stdio.h>
