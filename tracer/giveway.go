@@ -91,6 +91,11 @@ func (e *blockedError) Unwrap() error { return errBlocked }
 type blockProbe struct {
 	start   time.Time // holds seen since (zero: none)
 	checked time.Time // last look at /proc
+	// every is the time to the next look: blockQuiet/4 while the task
+	// waited for sleeps with nothing running, longer (up to a second)
+	// while something runs — each look past a wait's start costs a wake
+	// process.
+	every time.Duration
 	seen    map[int]taskSeen
 }
 
@@ -149,10 +154,13 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 		pr.start = now
 		return false, nil
 	}
-	if now.Sub(pr.start) < blockQuiet || now.Sub(pr.checked) < blockQuiet/4 {
+	if now.Sub(pr.start) < blockQuiet || now.Sub(pr.checked) < pr.every {
 		return false, nil
 	}
 	pr.checked = now
+	prev := max(pr.every, blockQuiet/4)
+	pr.every = blockQuiet / 4
+	slower := func(limit time.Duration) { pr.every = min(2*prev, limit) }
 	if pr.seen == nil {
 		pr.seen = map[int]taskSeen{}
 	}
@@ -171,6 +179,7 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 	}
 	w, ok := pr.seen[pid]
 	if !ok || !w.act.blocked() {
+		slower(time.Second)
 		return false, nil
 	}
 	quiet := now.Sub(w.since)
@@ -180,6 +189,7 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 	if quiet < blockLong {
 		for tid, x := range pr.seen {
 			if tid != pid && now.Sub(x.since) < blockQuiet {
+				slower(blockLong / 6)
 				return false, nil // another task runs: it may wake this one
 			}
 		}
@@ -238,7 +248,7 @@ func (s *session) armWake(pr *blockProbe) func() {
 	if pr.start.IsZero() {
 		return func() {}
 	}
-	d := blockQuiet / 4
+	d := time.Until(pr.checked.Add(pr.every))
 	if pr.seen == nil {
 		d = time.Until(pr.start.Add(blockQuiet))
 	}
