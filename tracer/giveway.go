@@ -96,7 +96,7 @@ type blockProbe struct {
 	// while something runs — each look past a wait's start costs a wake
 	// process.
 	every time.Duration
-	seen    map[int]taskSeen
+	seen  map[int]taskSeen
 }
 
 // taskSeen is a task's last activity and since when it has not run.
