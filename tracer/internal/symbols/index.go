@@ -402,8 +402,13 @@ func encodeIndex(key string, ix *builtIndex) []byte {
 			ix.strs.add([]byte(d.name))
 		}
 	}
-	for _, v := range ix.got {
-		ix.strs.add([]byte(v))
+	slots := make([]uint64, 0, len(ix.got))
+	for k := range ix.got {
+		slots = append(slots, k)
+	}
+	slices.Sort(slots) // the same entry from the same file, byte for byte
+	for _, k := range slots {
+		ix.strs.add([]byte(ix.got[k]))
 	}
 	strs := ix.strs.buf
 	off := func(name string) uint32 { return ix.strs.add([]byte(name)) }
@@ -441,11 +446,6 @@ func encodeIndex(key string, ix *builtIndex) []byte {
 			out = le.AppendUint32(le.AppendUint64(le.AppendUint64(out, d.addr), d.size), off(d.name))
 		}
 	}
-	slots := make([]uint64, 0, len(ix.got))
-	for k := range ix.got {
-		slots = append(slots, k)
-	}
-	slices.Sort(slots)
 	out = le.AppendUint32(out, uint32(len(slots)))
 	for _, k := range slots {
 		out = le.AppendUint32(le.AppendUint64(out, k), off(ix.got[k]))
