@@ -479,13 +479,16 @@ func FuzzDecodeIndex(f *testing.F) {
 			return
 		}
 		exercise(ix)
-		b := &Binary{}
-		b.useIndexed(ix, ix.all)
-		for i := range b.symCount() {
-			a := b.symAt(i).addr
-			b.lookupSym(a + 1)
-			b.mu.Lock()
-			b.mu.Unlock()
+		for _, recs := range []symRecs{ix.own, ix.all} {
+			b := &Binary{}
+			b.useIndexed(ix, recs)
+			b.symOnce.Do(func() {}) // the entry's symbols are all there are
+			b.debugOnce.Do(func() {})
+			for i := range b.symCount() {
+				a := b.symAt(i).addr
+				b.lookupSym(a + 1)
+				b.funcBounds(a)
+			}
 		}
 	})
 }
