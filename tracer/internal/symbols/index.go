@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/fnv"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -327,12 +328,20 @@ func readIndex(path, key string) *symIndex {
 		return nil
 	}
 	data, err := syscall.Mmap(int(fd.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_PRIVATE)
-	if err != nil {
-		return nil
+	mapped := err == nil
+	if !mapped {
+		// A file system that cannot map it: read it whole (else every
+		// run would parse and write the entry again).
+		data = make([]byte, st.Size())
+		if _, err := io.ReadFull(fd, data); err != nil {
+			return nil
+		}
 	}
 	ix, err := decodeIndex(data, key)
 	if err != nil {
-		_ = syscall.Munmap(data)
+		if mapped {
+			_ = syscall.Munmap(data)
+		}
 		return nil
 	}
 	return ix
