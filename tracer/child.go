@@ -303,8 +303,8 @@ type silentPredictor struct {
 }
 
 // insn returns the predicted pc and its instruction when the prediction
-// holds and that instruction is silent too (or, with --step, a direct
-// jump); pc 0 otherwise.
+// holds and that instruction is silent too (or, with --step, a jump that
+// reads no memory); pc 0 otherwise.
 func (p *silentPredictor) insn(s *session, r *childRun) (uint64, *disasm.Insn, error) {
 	next := p.next
 	if next == 0 || s.cfg.TraceInsns {
@@ -319,11 +319,12 @@ func (p *silentPredictor) insn(s *session, r *childRun) (uint64, *disasm.Insn, e
 	if err != nil {
 		return 0, nil, nil
 	}
-	// With --step, a direct jump after a silent instruction is stepped
-	// without a register read too: it writes nothing, and the step after
-	// it reads the registers (after predicts nothing after a jump), where
-	// a jump out of the shared frames is seen. (Fast mode reads them at
-	// a jump: a block may start there.)
+	// With --step, a jump that reads no memory (OwnTrapFree) after a
+	// silent instruction is stepped without a register read too: it
+	// writes nothing, and the step after it reads the registers (after
+	// predicts nothing after a jump), where a jump out of the shared
+	// frames is seen. (Fast mode reads them at a jump: a block may start
+	// there.)
 	if !in.Silent() && !(s.cfg.Mode == Step && in.OwnTrapFree()) {
 		return 0, nil, nil
 	}

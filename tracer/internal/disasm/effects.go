@@ -293,8 +293,8 @@ func (in *Insn) Silent() bool {
 }
 
 // OwnTrapFree reports whether executing the instruction can never raise a
-// SIGTRAP of its own: a silent instruction, or a direct jump, conditional
-// or not (it changes the pc only). The instructions that do raise one —
+// SIGTRAP of its own: a silent instruction, or a jump, conditional or not,
+// that reads no memory (it changes the pc, and loop's counter, only). The instructions that do raise one —
 // int3, int1, int n, system calls (raise, kill of itself), popf and iret
 // (the trap flag) — are none of these. A tracer single-stepping it knows
 // a SIGTRAP after the step is the step's, unless a signal was delivered
