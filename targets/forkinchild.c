@@ -12,21 +12,34 @@
  * nobody planted for it and, if vtrace takes the trap for the program's,
  * dies of SIGTRAP. The fork child must find the program's own bytes.
  *
+ * With `clonevfork`, fork_helper() makes the grandchild with
+ * clone(CLONE_VFORK | SIGCHLD) instead: the kernel reports it as a vfork,
+ * but without CLONE_VM the grandchild has a copy of the memory, int3
+ * included, as after fork (and the child waits until it exits).
+ *
  * With `vfork`, the grandchild makes a vfork of its own (its child exits
  * 5, it exits 5 + 2) while the child's story is still under way: the
  * child waits for the grandchild, so vtrace must not hold the grandchild's
  * vfork until the child's story ends (it waited for ever in --step mode,
  * and in fast mode the child exited 249).
  */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static int clonevfork;
 
 /* Not inlined: the child calls it, so vtrace runs it at full speed. */
 static __attribute__((noinline)) pid_t fork_helper(void)
 {
+	if (clonevfork)
+		return (pid_t)syscall(SYS_clone, CLONE_VFORK | SIGCHLD, 0, 0, 0, 0);
 	return fork();
 }
 
@@ -34,6 +47,8 @@ int main(int argc, char **argv)
 {
 	int nested = argc > 1 && strcmp(argv[1], "vfork") == 0;
 	int status;
+
+	clonevfork = argc > 1 && strcmp(argv[1], "clonevfork") == 0;
 	pid_t pid;
 
 	setvbuf(stdout, NULL, _IONBF, 0);

@@ -46,7 +46,7 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 		defer s.hwEnable(st, false)
 	}
 	pr := st.par.run
-	pwatched := t == st.parent && pr != nil && len(pr.hw) > 0
+	pwatched := t == st.parent && pr != nil && len(pr.hw)+len(pr.ehw) > 0
 	for {
 		if watched {
 			s.hwEnable(st, true) // DR6 cleared: it then tells this run's traps apart
@@ -117,6 +117,9 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 			continue
 		}
 		if pwatched && s.parentHWHit(pr, &now) {
+			if pr.errnoDone {
+				return outcome{kind: outTrap}, nil // followErrno has its answer (errno.go)
+			}
 			continue
 		}
 		sig = int(unix.SIGTRAP) // the program's own SIGTRAP: deliver it

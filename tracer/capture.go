@@ -31,8 +31,39 @@ type cloneCall struct {
 	childSP   uint64
 }
 
+// cloneMemory is what a new task's memory is, as its creator's call says.
+type cloneMemory int
+
+const (
+	memUnknown cloneMemory = iota // the flags could not be read (clone3's struct, an unknown call)
+	memShared                     // vfork, or CLONE_VM: the creator's own memory
+	memCopy                       // no CLONE_VM: a copy, as after fork
+)
+
+// memory tells, from the call alone, whether the new task shares its
+// creator's memory. The kernel reports PTRACE_EVENT_VFORK for every
+// CLONE_VFORK (kernel_clone), with or without CLONE_VM: clone(CLONE_VFORK
+// | SIGCHLD) suspends the parent as vfork does, but its child has a copy
+// of the memory; and it reports clone(CLONE_VM | SIGCHLD) as a fork.
+func (c cloneCall) memory() cloneMemory {
+	switch {
+	case c.name == "vfork":
+		return memShared
+	case !c.flagsRead:
+		return memUnknown
+	case c.flags&unix.CLONE_VM != 0:
+		return memShared
+	}
+	return memCopy
+}
+
 // cloneCallAt decodes the call of the task pid, stopped at its fork, vfork
-// or clone event with registers regs.
+// or clone event with registers regs. The registers are the kernel's
+// arguments whatever made the call (libc's wrapper, syscall(), an inline
+// syscall instruction), in the kernel's order for the arch: clone's flags
+// and stack are its first two arguments on amd64 and i386 alike (%rdi,
+// %rsi; %ebx, %ecx); clone3's are in the struct clone_args its first
+// argument points to.
 func (s *session) cloneCallAt(pid int, regs *arch.Regs) cloneCall {
 	c := cloneCall{name: vforkSyscalls[regs.Arch][regs.OrigAX]}
 	switch c.name {
@@ -59,7 +90,7 @@ func (s *session) cloneCallAt(pid int, regs *arch.Regs) cloneCall {
 func (s *session) capture(st *story) error {
 	p, regs := st.parent, &st.regs0
 	ev := &event.Vfork{Header: s.hdr("vfork", p.pid), Vfork: st.id, Child: st.child.pid, SP: event.Addr(regs.SP())}
-	call := s.cloneCallAt(p.pid, regs)
+	call := st.call
 	ev.Syscall = call.name
 	if call.name == "" {
 		ev.Syscall = fmt.Sprintf("syscall %d", regs.OrigAX)
@@ -70,7 +101,9 @@ func (s *session) capture(st *story) error {
 		// exit_signal is a field of its own).
 		ev.Flags = cloneFlags(call.flags, call.name == "clone")
 	}
-	st.shared = true
+	// A copy (no CLONE_VM) runs on its own copy of the stack, child stack
+	// or not: it shares none of the parent's.
+	st.shared = !st.copy
 	childSP := call.childSP
 	if childSP != 0 {
 		st.shared = false
@@ -115,8 +148,12 @@ func (s *session) capture(st *story) error {
 	st.lo, st.hi, st.ownHi, capped = liveRegion(st, childSP)
 	ev.Live = event.Region{Lo: event.Addr(st.lo), Hi: event.Addr(st.hi)}
 
-	st.stepChild = st.shared || s.cfg.Mode == Step
+	// A copy is run free in every mode: nothing it does reaches the
+	// parent, so there is nothing to step for.
+	st.stepChild = !st.copy && (st.shared || s.cfg.Mode == Step)
 	switch {
+	case st.copy:
+		ev.Mechanism = event.MechCopy
 	case s.cfg.Mode == Step:
 		ev.Mechanism = event.MechStep
 	case st.stepChild && s.hw == hwWorks:
@@ -136,9 +173,17 @@ func (s *session) capture(st *story) error {
 	}
 	st.shadow = append([]byte(nil), st.orig...)
 	st.scratch = make([]byte, len(st.orig))
-	ev.Memory = s.watchGlobals(st)
+	if !st.copy {
+		// A copy cannot change the parent's globals: not snapshotted. (Its
+		// stack is, as for any story: the diff at the child's end shows it
+		// unchanged, and the parent phase then has nothing to follow.)
+		ev.Memory = s.watchGlobals(st)
+	}
 	s.emit(ev)
 	st.captured = true
+	if call.memory() == memUnknown {
+		s.note(st.id, event.NoteCloneFlagsUnknown, fmt.Sprintf("the flags of %s could not be read: the child is taken to share the parent's memory, as after vfork", ev.Syscall))
+	}
 	s.globalsNotes(st)
 	if unwindErr != nil && st.frames[0].Method == string(event.MethodNone) {
 		s.note(st.id, event.NoteUnwindFailed, fmt.Sprintf("unwinding the parent: %v; its callers and their return slots are unknown", unwindErr))

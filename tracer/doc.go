@@ -42,7 +42,13 @@
 //     (data, bss, TLS, heap; 1 MiB at most), checked at stepped stores and
 //     diffed after calls and at the child's end (global_write,
 //     global_diff); the parent's reads of what the child changed there are
-//     global_read, and the parent is followed on until it makes one.
+//     global_read, and the parent is followed on until it makes one
+//     (errno.go: errno, which a correct child's libc sets, too — its
+//     stores inside the parent's calls watched, its reads counted in the
+//     vfork caller and its caller). A clone(CLONE_VFORK) without
+//     CLONE_VM — the kernel reports it as a vfork — gives the child a
+//     copy of the memory (capture.go: cloneCall.memory): its story says
+//     so (mechanism "copy"), and the child runs free in every mode.
 //  2. child.go: the parent stays in its event stop while the child runs.
 //     The child is single-stepped where it shares frames with the parent
 //     (a silent instruction, one that only changes registers, is stepped

@@ -36,7 +36,8 @@ import (
 // libc's own bookkeeping that a correct child does (errno set by a failing
 // exec, a stdio lock taken and released, malloc's state) is told by the
 // variable it is in and reported with its kind (global_write "libc"),
-// without a warning. Any other changed word gives child_wrote_global; the
+// without a warning; errno is followed into the parent all the same
+// (errno.go). Any other changed word gives child_wrote_global; the
 // parent is then followed on (watchGlobalReads) until its own frames read
 // one of them (global_read; child_wrote_global and
 // parent_read_child_global), it overwrites them all, makes its next vfork,
@@ -650,8 +651,14 @@ func (s *session) emitGlobalDiff(st *story) {
 				changed, m.poisoned = true, map[uint64]childWord{}
 			}
 			area, mapping, sym, libc := s.describe(st, r, a, changedBytes(before, after, m.word))
-			if libc == "" {
+			switch {
+			case libc == "":
 				m.poisoned[a] = childWord{val: after, bytes: changedBytes(before, after, m.word)}
+			case libc == event.LibcErrno && !m.storesOnly:
+				// errno.go: followed too, its writes inside the parent's
+				// calls watched (a libc call that fails stores errno,
+				// often the very value the child left).
+				m.poisoned[a] = childWord{val: after, bytes: changedBytes(before, after, m.word), errno: true}
 			}
 			if len(ev.Changed) >= event.MaxGlobalChanges {
 				ev.More++
@@ -671,6 +678,7 @@ func (s *session) emitGlobalDiff(st *story) {
 type childWord struct {
 	val   uint64
 	bytes uint8
+	errno bool // libc's errno (errno.go)
 }
 
 // touched is the mask of the bytes of the word at x that an access of size
@@ -732,6 +740,9 @@ func (s *session) watchGlobalReads(st *story) error {
 	default:
 		return nil // it faulted, exited, exec'd, vforked again, or a budget stopped it
 	}
+	if m.onlyErrno() {
+		return s.followErrno(st) // errno.go: a cheaper, bounded follow
+	}
 	// As in the parent phase: a vfork of the parent ends the story here
 	// and the next one starts from that event stop (story.go).
 	st.par.following = true
@@ -765,7 +776,9 @@ func (s *session) watchGlobalReads(st *story) error {
 		}
 		var out outcome
 		var err error
-		if in.Class == disasm.Call && s.cfg.Mode == Fast {
+		if in.Class == disasm.Call && s.cfg.Mode == Fast && len(m.errnoAddrs()) > 0 {
+			out, err = s.runErrnoCall(st, &regs, in) // errno.go: its stores inside the call seen
+		} else if in.Class == disasm.Call && s.cfg.Mode == Fast {
 			out, err = s.runCall(st, p, &regs, in, 0, nil)
 		} else {
 			out, err = s.advance(p, true, 0, pc)
@@ -861,15 +874,23 @@ func (s *session) checkGlobalReads(st *story, in *disasm.Insn, acc []disasm.Acce
 					return
 				}
 			}
-			r, _ := m.rangeOf(x)
-			area, mapping, sym, libc := s.describe(st, r, x, c.bytes)
-			m.reads++
 			found = true
-			s.emit(&event.GlobalRead{Header: s.hdr("global_read", st.parent.pid), Vfork: st.id, Addr: event.Addr(x),
-				Value: event.Addr(c.val), Was: event.Addr(m.wordIn(m.orig, r, x)), Area: area, Mapping: mapping,
-				Sym: sym, Libc: libc, By: *s.insnEvent(st.mm, st.parent.pid, in)})
-			delete(m.poisoned, x)
+			s.emitGlobalRead(st, x, c, in)
 		})
 	}
 	return found
+}
+
+// emitGlobalRead reports the parent's read by in of the word x the child
+// changed (c: its value and the bytes that are still the child's); the
+// word is no longer followed.
+func (s *session) emitGlobalRead(st *story, x uint64, c childWord, in *disasm.Insn) {
+	m := st.mem
+	r, _ := m.rangeOf(x)
+	area, mapping, sym, libc := s.describe(st, r, x, c.bytes)
+	m.reads++
+	s.emit(&event.GlobalRead{Header: s.hdr("global_read", st.parent.pid), Vfork: st.id, Addr: event.Addr(x),
+		Value: event.Addr(c.val), Was: event.Addr(m.wordIn(m.orig, r, x)), Area: area, Mapping: mapping,
+		Sym: sym, Libc: libc, By: *s.insnEvent(st.mm, st.parent.pid, in)})
+	delete(m.poisoned, x)
 }

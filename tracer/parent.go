@@ -66,6 +66,13 @@ type parentRun struct {
 	// speed, DR0-DR3 in order; dr7 enables them.
 	hw  []uint64
 	dr7 uint64
+	// ehw are errno's 4-byte halves watched after hw's (errno.go): for
+	// writes only, or, while followErrno follows the functions errnoFns,
+	// reads too (a read in their code is the program's); errnoDone:
+	// followErrno has its answer (errno read, or stored by the parent).
+	ehw       []uint64
+	errnoFns  []*event.Sym
+	errnoDone bool
 }
 
 func (s *session) followParent(st *story) error {

@@ -326,13 +326,20 @@ func (s *session) dispatch(st ptrace.Stop) {
 	}
 }
 
-// firstStop handles a new task's initial SIGSTOP: it runs on, unless it is
-// a vfork child held for its story.
-func (s *session) firstStop(t *task) {
+// restoreInherited puts the program's bytes back where a new process's
+// copy of its creator's memory holds vtrace's int3s (newTask), at its
+// first stop, before it runs.
+func (s *session) restoreInherited(t *task) {
 	for addr, orig := range t.inherited {
 		_ = s.pokeByte(t.pid, addr, orig)
 	}
 	t.inherited = nil
+}
+
+// firstStop handles a new task's initial SIGSTOP: it runs on, unless it is
+// a vfork child held for its story.
+func (s *session) firstStop(t *task) {
+	s.restoreInherited(t)
 	if t.state == taskNewHeld {
 		t.set(taskHeld)
 		return
@@ -504,12 +511,13 @@ func (s *session) newTask(parent *task, pid int, clone, held bool) *task {
 		// A fork copies the address space: same mappings, own memory. A
 		// vfork child shares it until it execs; the story sets that up.
 		c.proc = &process{tgid: pid, mm: parent.proc.mm.forkCopy(pid)}
-		if !held && parent.proc.mm != nil && len(parent.proc.mm.bps) > 0 && !s.sharesMemory(parent) {
+		if parent.proc.mm != nil && len(parent.proc.mm.bps) > 0 && s.copiesMemory(parent, held) {
 			// A fork (not a vfork: that child shares the memory) made
 			// while vtrace's int3s sit in the parent's memory copies them:
 			// the child would trap on them where the program has none
 			// (targets/forkinchild.c: a fork inside a call the vfork child
-			// runs at full speed).
+			// runs at full speed). So does a clone(CLONE_VFORK) without
+			// CLONE_VM, which the kernel reports as a vfork (held).
 			c.inherited = map[uint64]byte{}
 			for addr, bp := range parent.proc.mm.bps {
 				c.inherited[addr] = bp.orig
@@ -525,18 +533,24 @@ func (s *session) newTask(parent *task, pid int, clone, held bool) *task {
 	return c
 }
 
-// sharesMemory reports whether the new process parent's fork, vfork or
-// clone event stop reports runs in parent's memory: a vfork, or a clone
-// or clone3 with CLONE_VM (the kernel reports clone(CLONE_VM|SIGCHLD) as
-// a fork event). Its bytes are the parent's: no int3 of vtrace's there is
-// its own to undo.
-func (s *session) sharesMemory(parent *task) bool {
+// copiesMemory reports whether the new process whose creation parent's
+// event stop reports has a copy of parent's memory, with vtrace's int3s
+// in it to undo (rather than parent's own memory: a vfork, or a clone or
+// clone3 with CLONE_VM — which the kernel reports as a fork event when it
+// has no CLONE_VFORK). vfork says which event: for a vfork event only
+// flags read without CLONE_VM make a copy (clone(CLONE_VFORK|SIGCHLD));
+// when they cannot be read the child is taken to share the memory, as the
+// story does (begin). For a fork event, only a known sharing is sharing.
+func (s *session) copiesMemory(parent *task, vfork bool) bool {
 	var regs arch.Regs
 	if s.p.Regs(parent.pid, &regs) != nil {
-		return false
+		return !vfork
 	}
-	c := s.cloneCallAt(parent.pid, &regs)
-	return c.name == "vfork" || c.flags&unix.CLONE_VM != 0
+	m := s.cloneCallAt(parent.pid, &regs).memory()
+	if vfork {
+		return m == memCopy
+	}
+	return m != memShared
 }
 
 // signalStop handles a signal-delivery stop (or a group-stop) outside a story.

@@ -48,8 +48,13 @@ type snapshot struct {
 	ownHi                 uint64
 	orig, shadow, scratch []byte
 	slots                 map[uint64]slotInfo
-	shared                bool // the child runs on the parent's stack
-	stepChild             bool // the child is single-stepped where it shares frames
+	call                  cloneCall // the vfork, clone or clone3 call, decoded (capture.go)
+	// copy: the child has a copy of the parent's memory (CLONE_VFORK
+	// without CLONE_VM): the parent waits for it as for a vfork child,
+	// but nothing it does reaches the parent.
+	copy      bool
+	shared    bool // the child runs on the parent's stack
+	stepChild bool // the child is single-stepped where it shares frames
 }
 
 // slotInfo describes a return-address or saved-register slot of a live
@@ -231,8 +236,12 @@ func (s *session) unchecked(st *story, err error) {
 	s.tally.add(event.Unchecked)
 }
 
-// begin reads the parent's registers at its event stop and takes its
-// child: a vfork child shares the parent's memory until it execs.
+// begin reads the parent's registers at its event stop, decodes the call
+// and takes its child: a vfork child shares the parent's memory until it
+// execs; a clone(CLONE_VFORK) child without CLONE_VM has a copy of it
+// (its own address space, as newTask made it, with the program's bytes
+// where vtrace's int3s were). When the flags cannot be read, the child is
+// taken to share the memory, and a note says so.
 func (s *session) begin(st *story) error {
 	p := st.parent
 	msg, ok := s.eventMsg(p, ptrace.EventVfork)
@@ -251,7 +260,13 @@ func (s *session) begin(st *story) error {
 	if c == nil {
 		c = s.newTask(p, int(msg), false, true)
 	}
-	c.proc.mm = st.mm
+	st.call = s.cloneCallAt(p.pid, &st.regs0)
+	switch st.call.memory() {
+	case memCopy:
+		st.copy = true
+	default: // shared, or unknown (capture's note says so)
+		c.proc.mm = st.mm
+	}
 	st.child = c
 	return nil
 }
@@ -309,6 +324,7 @@ func (s *session) awaitFirstStop(c *task) error {
 		}
 		c.set(taskHeld)
 	}
+	s.restoreInherited(c) // a copy's int3s (newTask); none when it came early (firstStop)
 	// The child's end is part of its story (libc.go: recordChildEnd reads
 	// it at its exit stop); it may come from a program vtrace spared exit
 	// stops (childEnded), and inherited that.

@@ -344,9 +344,11 @@ func dr7ForRW(n, size int) uint64 {
 }
 
 // watchable reports whether the parent's live words can all be watched
-// while a call runs at full speed.
+// while a call runs at full speed: its stack words, and errno's bytes the
+// child changed (errno.go: a failing call stores errno, maybe with the
+// child's very value).
 func (s *session) watchable(r *parentRun) bool {
-	if s.hw != hwWorks || len(r.changed) > maxHWSlots {
+	if s.hw != hwWorks || len(r.changed)+len(r.st.mem.errnoAddrs()) > maxHWSlots {
 		return false
 	}
 	for x := range r.changed {
@@ -367,19 +369,18 @@ func (s *session) runWatchedCall(r *parentRun, regs *arch.Regs, in *disasm.Insn,
 		r.hw = append(r.hw, x)
 	}
 	slices.Sort(r.hw)
+	r.ehw, r.errnoFns = st.mem.errnoAddrs(), nil // errno.go: its stores, while it is followed
 	r.during = call
-	for i, x := range r.hw {
-		if err := s.p.SetDebugReg(p.pid, i, x); err != nil {
-			r.hw = r.hw[:0]
-			return s.advance(p, true, sig, regs.PC())
-		}
+	if !s.armParentDRs(r) {
+		_ = s.disarmDR(p.pid)
+		r.hw, r.ehw = r.hw[:0], nil
+		return s.advance(p, true, sig, regs.PC())
 	}
-	r.dr7 = dr7ForRW(len(r.hw), st.word)
 	out, err := s.runCall(st, p, regs, in, sig, nil)
 	if out.kind != outExec && out.kind != outGone {
 		_ = s.disarmDR(p.pid)
 	}
-	r.hw = r.hw[:0]
+	r.hw, r.ehw = r.hw[:0], nil
 	return out, err
 }
 
@@ -442,6 +443,7 @@ func (s *session) parentHWHit(r *parentRun, now *arch.Regs) bool {
 		}
 		s.consume(r, x, in, by, now.PC(), event.FoundHW)
 	}
+	s.errnoHits(r, dr6, in)
 	return true
 }
 

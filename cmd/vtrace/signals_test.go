@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -79,7 +80,9 @@ func runTraced(t *testing.T, flags []string, prog string, args ...string) (progR
 // steps it (the pushed word must not keep vtrace's trap flag, or the
 // program traps once it runs free); forkinchild's child forks inside a
 // call vtrace runs at full speed (the fork copies vtrace's int3 at the
-// call's return address: the grandchild must not trap on it). The program's output and exit status under vtrace, in fast
+// call's return address: the grandchild must not trap on it; nor with
+// `clonevfork`, a clone(CLONE_VFORK) without CLONE_VM, which the kernel
+// reports as a vfork but which copies the memory too). The program's output and exit status under vtrace, in fast
 // mode, --step and --watchpoints off, are what they are natively.
 func TestSignalsAsNative(t *testing.T) {
 	requirePtrace(t)
@@ -87,7 +90,8 @@ func TestSignalsAsNative(t *testing.T) {
 		target string
 		args   []string
 	}{{"trapchild", nil}, {"trapchild", []string{"kill"}}, {"traphandler", nil}, {"sigchldfollow", nil},
-		{"pushfvfork", nil}, {"pushfvfork", []string{"parent"}}, {"forkinchild", nil}, {"forkinchild", []string{"vfork"}}}
+		{"pushfvfork", nil}, {"pushfvfork", []string{"parent"}}, {"forkinchild", nil}, {"forkinchild", []string{"vfork"}},
+		{"forkinchild", []string{"clonevfork"}}}
 	for _, build := range []string{"gcc-O0", "gcc-O2", "clang-O2", "musl-O0", "gcc-O0-static", "gcc-O0-m32"} {
 		for _, c := range cases {
 			name := build + "/" + c.target
@@ -104,9 +108,16 @@ func TestSignalsAsNative(t *testing.T) {
 					t.Fatalf("natively %s exits %d (%q): the target does not do what it is for", c.target, native.status, native.out)
 				}
 				for _, mode := range [][]string{nil, {"--step"}, {"--watchpoints", "off"}} {
-					got, _ := runTraced(t, mode, prog, c.args...)
+					got, raw := runTraced(t, mode, prog, c.args...)
 					if got != native {
 						t.Errorf("vtrace %v: output %q, status %d; natively %q, status %d", mode, got.out, got.status, native.out, native.status)
+					}
+					if slices.Equal(c.args, []string{"clonevfork"}) &&
+						(!bytes.Contains(raw, []byte(`"mechanism":"copy"`)) || !bytes.Contains(raw, []byte(`"event":"verdict","t"`)) ||
+							bytes.Contains(raw, []byte(`"verdict":"violation"`)) || bytes.Contains(raw, []byte(`"verdict":"warning"`))) {
+						// The grandchild ran free (a copy): it would have
+						// trapped on the int3 had it not been undone.
+						t.Errorf("vtrace %v: want a clean run whose grandchild's story is a copy (mechanism copy)", mode)
 					}
 				}
 			})

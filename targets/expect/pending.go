@@ -16,22 +16,7 @@ type pendingRow struct {
 
 // A row that fails for a fix not made yet gets an entry here, with the
 // builds and the fix it waits for.
-var pendingToday = map[string][]pendingRow{
-	// Measured on 4a81c2a (h-realtests): violation (child_returned_past_frame,
-	// child_called_exit) in all 14 builds, fast and --step.
-	"clonevforkcopy": {{builds: "*", why: "a CLONE_VFORK child without CLONE_VM is judged as if it shared the parent's memory: " +
-		"the kernel raises PTRACE_EVENT_VFORK for CLONE_VFORK whatever CLONE_VM says (kernel_clone), and " +
-		"tracer/story.go begin gives the child the parent's address space (c.proc.mm = st.mm) while " +
-		"tracer/capture.go capture decodes the clone flags for the log only; the story needs to know the child " +
-		"has a copy (no CLONE_VM in clone's or clone3's flags) and not apply vfork's rules to it"}},
-	// Measured on db685f0 (h-realtests): clean in all 14 builds.
-	"vforkerrno read": {{builds: "*", why: "errno the child changed is never followed into the parent: " +
-		"tracer/memory.go emitGlobalDiff puts only words that are not libc bookkeeping (libc == \"\") into " +
-		"m.poisoned, so watchGlobalReads never looks for main's read of errno (global_write libc \"errno\", 9 → 2). " +
-		"Poisoning errno words too finds it (14 builds, both modes) but makes `vforkerrno open` warn in fast mode " +
-		"(14 builds): the parent's own open() at full speed stores ENOENT over the child's ENOENT unseen; " +
-		"the fix needs the parent's stores to errno inside calls (a write watchpoint, or stepping)"}},
-}
+var pendingToday = map[string][]pendingRow{}
 
 // pending returns the fix c's row in build waits for, or "".
 func pending(c Case, build string) string {

@@ -172,6 +172,9 @@ const (
 	MechDepth   Mechanism = "depth"    // depth-guided stepping, callees diffed
 	MechDepthHW Mechanism = "depth+hw" // and debug registers inside callees
 	MechDiff    Mechanism = "diff"     // the child has its own stack: run free, diffed
+	// The child has a copy of the parent's memory (clone with CLONE_VFORK
+	// but not CLONE_VM): run free; nothing it does reaches the parent.
+	MechCopy Mechanism = "copy"
 )
 
 // UnwindMethod is how a frame was unwound (frame "method").
@@ -205,6 +208,9 @@ const (
 	NoteWritesCapped      NoteCode = "writes_capped"      // a story reached its cap of write events: later writes only counted
 	NoteGlobalsCapped     NoteCode = "globals_capped"     // the writable memory outside the stack is larger than the snapshot (msg: what was left out)
 	NoteGlobalsUnread     NoteCode = "globals_unreadable" // part of it could not be read (msg: which)
+	// The clone or clone3 flags of a vfork event could not be read: the
+	// child is taken to share the parent's memory (msg: which call).
+	NoteCloneFlagsUnknown NoteCode = "clone_flags_unknown"
 )
 
 // MemMethod is how the parent's memory outside the stack is watched

@@ -140,6 +140,15 @@ func cleanStory(st *Story, child, caller string) string {
 			end = "died of " + e.Signal
 		}
 	}
+	if v != nil && v.Mechanism == event.MechCopy {
+		// Nothing to claim from watching: the child could not reach the
+		// parent's memory at all.
+		if e := st.End; e != nil && e.How == event.EndExit && e.Code != nil {
+			end = fmt.Sprintf("exited with status %d", *e.Code)
+		}
+		return fmt.Sprintf("%s ran in its own copy of the parent's memory (%s without CLONE_VM: the parent waited for it as for a vfork child, but shared nothing with it) and %s; nothing it did could reach the parent.",
+			child, v.Syscall, end)
+	}
 	if v != nil && v.CorruptBefore != nil {
 		cb := v.CorruptBefore
 		return fmt.Sprintf("%s ran %s and %s; it did no harm of its own, but the parent's stack was already corrupt before this vfork: %s returns to %s, which is not code (the aftermath of an earlier vfork or another bug).",

@@ -88,7 +88,7 @@ func globalWriter(w *event.GlobalWrite) string {
 func explainGlobals(st *Story) string {
 	ws := programGlobals(st)
 	if len(ws) == 0 {
-		return ""
+		return explainErrnoReads(st)
 	}
 	w := ws[0]
 	s := fmt.Sprintf("The child wrote the parent's %s (%s → %s) %s", GlobalName(w.Area, w.Mapping, w.Sym, w.Addr), w.Old, w.New, globalWriter(w))
@@ -105,6 +105,24 @@ func explainGlobals(st *Story) string {
 	}
 	if len(st.GlobalReads) == 0 {
 		s += "The parent was not seen reading it back. "
+	}
+	return s
+}
+
+// explainErrnoReads tells the parent's reads of errno the child's libc
+// set (the only libc bookkeeping the parent is followed for: it is the
+// parent thread's own errno — the child has its thread pointer).
+func explainErrnoReads(st *Story) string {
+	s := ""
+	for _, r := range st.GlobalReads {
+		if r.Libc != event.LibcErrno {
+			continue
+		}
+		if s == "" {
+			s = "The child's libc set errno, which is the parent thread's own (the child runs with the parent's thread pointer): harmless bookkeeping, unless the parent relies on errno across the vfork. "
+		}
+		s += fmt.Sprintf("The parent read %s at %s and got the child's value %s instead of its own %s. ",
+			GlobalName(r.Area, r.Mapping, r.Sym, r.Addr), At(r.By), r.Value, r.Was)
 	}
 	return s
 }

@@ -409,8 +409,12 @@ func timeline(st *Story) []htmlStep {
 		if v.Call != nil {
 			at = *v.Call
 		}
-		steps = append(steps, htmlStep{"vfork", fmt.Sprintf("vfork #%d: %s calls %s; child %d runs on %s", v.Vfork, Fn(v.Caller), v.Syscall, v.Child,
-			map[bool]string{true: "the parent's stack", false: "its own stack"}[v.SharedStack]) + " — " + insnText(at)})
+		on := map[bool]string{true: "on the parent's stack", false: "on its own stack"}[v.SharedStack]
+		if v.Mechanism == event.MechCopy {
+			on = "in its own copy of the parent's memory (no CLONE_VM)"
+		}
+		steps = append(steps, htmlStep{"vfork", fmt.Sprintf("vfork #%d: %s calls %s; child %d runs %s", v.Vfork, Fn(v.Caller), v.Syscall, v.Child, on) +
+			" — " + insnText(at)})
 	}
 	type timed struct {
 		t    int64

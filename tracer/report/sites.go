@@ -207,7 +207,13 @@ func Headline(st *Story) string {
 		}
 	}
 	where := "on the parent's stack"
-	if v != nil && !v.SharedStack {
+	switch {
+	case v != nil && v.Mechanism == event.MechCopy:
+		where = "in its own copy of the parent's memory (no CLONE_VM)"
+		if e := st.End; e != nil && e.How == event.EndExit && e.Code != nil {
+			end = fmt.Sprintf("exited with status %d", *e.Code)
+		}
+	case v != nil && !v.SharedStack:
 		where = "on its own stack"
 	}
 	if len(st.Channels) > 0 {

@@ -574,6 +574,8 @@ func (r *Text) vfork(e *event.Vfork) {
 	}
 	r.printf("  syscall at %s; ", r.in(&e.Site))
 	switch {
+	case e.Mechanism == event.MechCopy:
+		r.printf("no CLONE_VM: the child has its own copy of the parent's memory\n")
 	case e.SharedStack:
 		r.printf("the child runs on the parent's stack\n")
 	case e.ChildStack != nil:
@@ -600,8 +602,13 @@ func (r *Text) vfork(e *event.Vfork) {
 			r.printf("         %s\n", r.dim.Sprintf("saved %%%s at %s = %s", sv.Reg, sv.Slot, sv.Value))
 		}
 	}
-	r.printf("  watching the parent's live stack [%s, %s) (%d bytes), mechanism: %s\n", r.a(e.Live.Lo), r.a(e.Live.Hi),
-		uint64(e.Live.Hi-e.Live.Lo), e.Mechanism)
+	if e.Mechanism == event.MechCopy {
+		r.printf("  nothing the child does can reach the parent: it runs free; the parent's live stack [%s, %s) is compared at its end\n",
+			r.a(e.Live.Lo), r.a(e.Live.Hi))
+	} else {
+		r.printf("  watching the parent's live stack [%s, %s) (%d bytes), mechanism: %s\n", r.a(e.Live.Lo), r.a(e.Live.Hi),
+			uint64(e.Live.Hi-e.Live.Lo), e.Mechanism)
+	}
 	if m := e.Memory; m != nil {
 		capped := ""
 		if m.Capped {

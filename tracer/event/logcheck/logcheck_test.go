@@ -163,3 +163,31 @@ func TestCouldNotStartLog(t *testing.T) {
 		t.Error("an error log whose verdict says timeout passed")
 	}
 }
+
+// A vfork event whose child is not on the parent's stack gives the child's
+// stack top, except for a copy (mechanism "copy": clone(CLONE_VFORK)
+// without CLONE_VM), which has its own copy of the whole memory and need
+// not have been given a stack.
+func TestVforkChildStack(t *testing.T) {
+	for _, c := range []struct {
+		name, mechanism string
+		ok              bool
+	}{
+		{"own stack, no address", "diff", false},
+		{"a copy, no child stack", "copy", true},
+	} {
+		l := readLines(t, "badvfork.jsonl")
+		i := indexOf(t, l, "vfork")
+		l[i] = strings.Replace(l[i], `"shared_stack":true`, `"shared_stack":false`, 1)
+		l[i] = regexpReplace(l[i], `"mechanism":"[^"]*"`, `"mechanism":"`+c.mechanism+`"`)
+		var bad []string
+		for _, p := range check(t, l) {
+			if strings.Contains(p.String(), "vfork: does not match") {
+				bad = append(bad, p.String())
+			}
+		}
+		if ok := len(bad) == 0; ok != c.ok {
+			t.Errorf("%s: valid %v, want %v (%v)", c.name, ok, c.ok, bad)
+		}
+	}
+}
