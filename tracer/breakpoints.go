@@ -221,6 +221,7 @@ func (s *session) parkIfForeignBreakpoint(t *task) bool {
 	}
 	t.set(taskParked)
 	t.parkedAt = at
+	s.parkedSeen = true
 	return true
 }
 

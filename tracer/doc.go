@@ -28,7 +28,12 @@
 // shell's waitpid for the command that vforks), or the task is of another
 // memory than every story in progress (a fork of the child). Only a thread
 // of a story's memory is held in its event stop, until the stack is empty:
-// two stories would share its int3s and its stack.
+// two stories would share its int3s and its stack. Either choice can
+// deadlock a program (a task a story waits for needs one vtrace holds):
+// giveway.go watches, while vtrace holds tasks, whether the task waited
+// for sleeps in the kernel without anything running; then the held vforks
+// whose memory has no child running run nested, or, failing that, the
+// story is cut short ("blocked") so that the held tasks run.
 //
 // A story (story.go) runs in phases, each in its own file:
 //
@@ -95,7 +100,8 @@
 // own SIGTRAPs (its int3, raise, kill, its trap flag) are signals,
 // delivered as without vtrace. Stops of other
 // tasks on the way are dispatched; those of tasks an enclosing story owns
-// are postponed for it.
+// are postponed for it. A story that blocks tasks vtrace holds gives way
+// (giveway.go: errBlocked).
 //
 // Stopping (stop.go): budgets, the timeout and interrupts kill every
 // tracee; stories unwind, the loop reaps everything, and the run ends with

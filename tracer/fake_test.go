@@ -181,6 +181,8 @@ type fakeProcs struct {
 	onEventMsg func(pid int)
 	// foreignKills are signals sent to pids the fake does not have.
 	foreignKills []int
+	// activity, if set, is what Activity reports of each pid.
+	activity map[int]activity
 }
 
 func newFakeProcs(t *testing.T) *fakeProcs {
@@ -771,6 +773,16 @@ func (f *fakeProcs) Tgkill(tgid, tid int, sig unix.Signal) error {
 func (f *fakeProcs) StopPending(pid int) bool {
 	t := f.tasks[pid]
 	return t != nil && !t.dead && t.sigpending == unix.SIGSTOP
+}
+
+// Activity: a fake task never blocks in a kernel (its stops are
+// scripted), unless the test says what it does (f.activity).
+func (f *fakeProcs) Activity(pid int) (activity, bool) {
+	if f.activity != nil {
+		a, ok := f.activity[pid]
+		return a, ok
+	}
+	return activity{state: 'R', syscall: -1}, f.tasks[pid] != nil
 }
 
 // Detach lets a task go: the fake forgets it (it runs on untraced).

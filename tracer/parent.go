@@ -1,6 +1,8 @@
 package tracer
 
 import (
+	"errors"
+
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/vtrace/vtrace/tracer/event"
@@ -168,6 +170,16 @@ func (s *session) followParent(st *story) error {
 		sig = 0
 		steps++
 		if err != nil {
+			if errors.Is(err, errBlocked) {
+				// The story gives way while the parent sleeps
+				// (giveway.go): the words still live are not checked.
+				for _, x := range r.order {
+					if _, live := r.changed[x]; live {
+						r.drop(x, event.FateUnchecked, nil)
+					}
+				}
+				land(event.LandUnchecked, pc)
+			}
 			return err
 		}
 		switch out.kind {

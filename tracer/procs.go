@@ -62,7 +62,26 @@ type procs interface {
 	// StopPending reports whether a SIGSTOP is pending for task pid (the
 	// thread's or its process's).
 	StopPending(pid int) bool
+	// Activity is what /proc says task pid is doing (wait.go: a story
+	// that blocks gives way).
+	Activity(pid int) (activity, bool)
 }
+
+// activity is a task's scheduling state as /proc shows it.
+type activity struct {
+	// state is the letter of /proc/PID/stat: R running, S or D blocked in
+	// the kernel, t in a ptrace-stop, T stopped, Z or X dead.
+	state byte
+	// ran is the CPU time the task has run, in ns (/proc/PID/schedstat);
+	// it does not change while the task is blocked.
+	ran uint64
+	// syscall is the system call it is in (/proc/PID/syscall), -1 when
+	// it is in none or unknown.
+	syscall int
+}
+
+// blocked reports whether the task sleeps in the kernel.
+func (a activity) blocked() bool { return a.state == 'S' || a.state == 'D' }
 
 // space is what the engine needs to know about an address space: symbols
 // and source lines, mappings, and the call-frame information the unwinder
@@ -147,4 +166,31 @@ func (livePtrace) StopPending(pid int) bool {
 		}
 	}
 	return false
+}
+
+func (livePtrace) Activity(pid int) (activity, bool) {
+	a := activity{syscall: -1}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return a, false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return a, false
+	}
+	a.state = b[i+2]
+	if b, err = os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid)); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			a.ran, _ = strconv.ParseUint(f[0], 10, 64)
+		}
+	}
+	if b, err = os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid)); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				a.syscall = n
+			}
+		}
+	}
+	return a, true
 }

@@ -40,6 +40,13 @@ type session struct {
 	// another story was running when they vforked; the main loop starts
 	// their stories, in order, once the stack is empty.
 	heldParents []*task
+	// parkedSeen: a task was parked on an int3 since holding last found
+	// none (giveway.go).
+	parkedSeen bool
+	// waitGen counts the waits of waitFor that a timer may end (giveway.go:
+	// armWake), guarded by wakeMu.
+	wakeMu  sync.Mutex
+	waitGen uint64
 
 	mainPID int
 	vforks  int
@@ -314,6 +321,7 @@ func (s *session) dispatch(st ptrace.Stop) {
 		s.cont(t, 0)
 	case !ws.Stopped():
 		s.cont(t, 0)
+	case t.adrift && s.adriftStop(t, ws.StopSignal(), st.Event()): // giveway.go
 	case st.Seized():
 		s.seizedStop(t, st) // attach.go: tasks of an attached process
 	case st.Event() != 0:

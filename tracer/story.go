@@ -201,6 +201,15 @@ func (s *session) storyOnce(p *task, prev taskState) (again bool, err error) {
 			st.cut, err = "max_story_steps", nil
 		case r != "":
 			st.cut = r
+		case errors.Is(err, errBlocked):
+			// It gave way (giveway.go): its tasks run on unfollowed. A
+			// parent another story follows (this story's parent is that
+			// story's child) is adrift for it too: it is cut as well.
+			st.cut = "blocked"
+			s.note(st.id, event.NoteStoryGaveWay, err.Error())
+			if !(prev == taskFollowed && p.adrift) {
+				err = nil
+			}
 		default:
 			st.cut = "error"
 			s.note(st.id, event.NoteStoryAbandoned, err.Error())

@@ -80,6 +80,9 @@ type task struct {
 	// halted: the run lets its tasks go, and vtrace made this one report a
 	// stop (haltForDetach: a SIGSTOP, or PTRACE_INTERRUPT if seized).
 	halted bool
+	// adrift: a story gave way while waiting for this task, which runs
+	// (giveway.go); its next stop clears what the story left on it.
+	adrift bool
 	// inherited are the int3s (address -> original byte) planted in the
 	// memory a fork copied into this task: undone at its first stop,
 	// before it runs an instruction (firstStop), or when it is let go

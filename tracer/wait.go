@@ -225,6 +225,7 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 // arrives meanwhile. Stops of tasks an enclosing story owns are kept for
 // it (postponed); their deaths are handled at once.
 func (s *session) waitFor(pid int) (ptrace.Stop, error) {
+	var probe blockProbe
 	for {
 		// Checked on every round: a story nested in a dispatch below (a
 		// vfork of another task while this story follows its parent)
@@ -260,7 +261,16 @@ func (s *session) waitFor(pid int) (ptrace.Stop, error) {
 			// stop, which always comes).
 			s.haltForDetach(pid)
 		}
+		// A story that blocks other tasks vtrace holds gives way
+		// (giveway.go).
+		if ran, err := s.giveWay(pid, &probe); err != nil {
+			return ptrace.Stop{}, err
+		} else if ran {
+			continue // held stories ran nested: pid's stop may be in
+		}
+		disarm := s.armWake(&probe)
 		st, err := s.p.Wait()
+		disarm()
 		if err != nil {
 			return ptrace.Stop{}, fmt.Errorf("wait for %d: %w", pid, err)
 		}

@@ -195,6 +195,7 @@ type NoteCode string
 // Note codes.
 const (
 	NoteStoryAbandoned    NoteCode = "story_abandoned"    // a story could not go on (msg: why)
+	NoteStoryGaveWay      NoteCode = "story_gave_way"     // a story was cut short so that tasks vtrace held could run (msg: who slept, what was held)
 	NoteUnwindFailed      NoteCode = "unwind_failed"      // not even the vfork frame unwound: callers unknown
 	NoteUnwindTruncated   NoteCode = "unwind_truncated"   // the parent has more frames than vtrace unwinds
 	NoteRegionTruncated   NoteCode = "region_truncated"   // the live stack is larger than vtrace snapshots

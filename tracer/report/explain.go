@@ -101,13 +101,21 @@ func Explain(st *Story) string {
 			where = "while the parent was still being followed"
 		}
 		cause := "by the " + cut + " budget"
-		if cut == "error" {
+		switch cut {
+		case "error":
 			cause = "by a tracing error (see the notes)"
+		case "blocked":
+			cause = "so that tasks vtrace held for other stories could run (the task it waited for slept in the kernel; see the notes)"
 		}
 		if verdict == event.Clean {
 			fmt.Fprintf(&b, "%s did nothing wrong that vtrace saw before the story was cut short %s, %s.", child, cause, where)
 		} else {
 			fmt.Fprintf(&b, "(The story was cut short %s, %s.)", cause, where)
+		}
+		if n := uncheckedWords(st); n > 0 {
+			fmt.Fprintf(&b, " %d word(s) the child changed still held its values: whether the parent reads them was not checked.", n)
+		} else if st.End == nil {
+			b.WriteString(" What the child did after that was not checked.")
 		}
 		return strings.TrimSpace(b.String())
 	}
@@ -273,4 +281,17 @@ func (n *Narrator) Emit(ev event.Event) error {
 		e.Explanation = RunExplanation(e, n.first)
 	}
 	return nil
+}
+
+// uncheckedWords counts the words the parent's landing left unchecked.
+func uncheckedWords(st *Story) int {
+	n := 0
+	if st.Landing != nil {
+		for _, w := range st.Landing.Words {
+			if w.Fate == event.FateUnchecked {
+				n++
+			}
+		}
+	}
+	return n
 }

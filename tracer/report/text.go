@@ -431,6 +431,13 @@ func (r *Text) render(ev event.Event) {
 		if e.Unchecked > 0 {
 			r.printf(", %s", r.warn.Sprintf("%d unchecked", e.Unchecked))
 		}
+		// (An unchecked story is cut short too, and counted as unchecked.)
+		if n := r.cutShort() - e.Unchecked; n > 0 && e.Incomplete == "" {
+			// Stories cut short while the run went on (their own step
+			// budget, a tracing error, giving way to held tasks): their
+			// verdicts judge only what was seen.
+			r.printf(", %s", r.warn.Sprintf("%d cut short", n))
+		}
 		if e.Incomplete != "" {
 			r.printf(" %s", r.warn.Sprintf("(run stopped: %s)", e.Incomplete))
 		}
@@ -507,7 +514,7 @@ func (r *Text) table() {
 	}
 	for _, s := range sites {
 		if s.Incomplete > 0 {
-			r.printf("  %s\n", r.dim.Sprint("* some stories there were cut short: by a budget, the end of the run or a tracing error"))
+			r.printf("  %s\n", r.dim.Sprint("* some stories there were cut short: by a budget, the end of the run, a tracing error, or to let tasks vtrace held run"))
 			break
 		}
 	}
@@ -763,4 +770,13 @@ func threads(tids []int) string {
 		fmt.Fprintf(&b, " %d", t)
 	}
 	return b.String()
+}
+
+// cutShort counts the stories whose verdict says they were cut short.
+func (r *Text) cutShort() int {
+	n := 0
+	for _, s := range r.sum.Sites.List() {
+		n += s.Incomplete
+	}
+	return n
 }

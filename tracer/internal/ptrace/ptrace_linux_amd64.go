@@ -263,13 +263,36 @@ func (t *Thread) ReadMem(pid int, addr uint64, buf []byte) error {
 
 // WriteMem writes data into the tracee's memory at addr, even into
 // read-only text (PTRACE_POKEDATA writes through FOLL_FORCE, which is how
-// breakpoints are planted).
+// breakpoints are planted). A tracee that is not in a ptrace-stop (a story
+// cut short let it run on: tracer/wait.go) refuses PTRACE_POKEDATA with
+// ESRCH; its /proc/PID/mem, which the tracer may write (FOLL_FORCE too),
+// takes the bytes then.
 func (t *Thread) WriteMem(pid int, addr uint64, data []byte) error {
 	Calls.WriteMem++
-	if _, err := unix.PtracePokeData(pid, uintptr(addr), data); err != nil {
+	_, err := unix.PtracePokeData(pid, uintptr(addr), data)
+	if err == unix.ESRCH {
+		if werr := writeProcMem(pid, addr, data); werr == nil {
+			return nil
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("write %d bytes of %d at %#x: %w", len(data), pid, addr, err)
 	}
 	return nil
+}
+
+// writeProcMem writes data at addr through /proc/PID/mem.
+func writeProcMem(pid int, addr uint64, data []byte) error {
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", pid), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := f.WriteAt(data, int64(addr))
+	if err == nil && n != len(data) {
+		err = errors.New("short write")
+	}
+	return err
 }
 
 // offsetDebugReg is offsetof(struct user, u_debugreg) on x86-64.

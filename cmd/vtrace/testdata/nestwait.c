@@ -1,7 +1,9 @@
-/* Review reproducer (h-review): vtrace run hangs here (new in 2b234da,
- * vforkEvent nests the grandchild's vfork story while the vfork child C,
- * whose byte G waits for, sits in a postponed stop). 7cdb2af: exit 0. */
-/* A vfork child C forks F; F vforks G, which waits for a byte C writes
+/* TestStoriesGiveWay (docs/reliability.md, "who waits for whom"). Found by
+ * the review (h-review): vtrace hung here from 2b234da (vforkEvent nests
+ * the grandchild's vfork story while the vfork child C, whose byte G waits
+ * for, sits in a postponed stop) until stories gave way
+ * (tracer/giveway.go): G's story is cut short ("blocked"), C goes on.
+ * A vfork child C forks F; F vforks G, which waits for a byte C writes
  * after its fork. Natively: prints "F exited 0", exits 0. */
 #include <stdio.h>
 #include <sys/wait.h>

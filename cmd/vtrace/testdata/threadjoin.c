@@ -1,24 +1,32 @@
 /*
- * Review reproducer (h-review), not a matrix target: vtrace hangs here
- * (every engine, 7cdb2af included). Build: gcc -O0 -g -pthread.
+ * TestStoriesGiveWay (docs/reliability.md, "who waits for whom"). Found by
+ * the review (h-review): vtrace hung here on every engine until held
+ * stories got their turn (tracer/giveway.go): main(), followed into
+ * pthread_join while the thread's vfork is held, sleeps; the thread's
+ * story then runs nested, and main()'s story goes on to see main() read
+ * `x`. Build: cc -O0 -pthread.
  *
  * threadjoin.c - a thread vforks while main()'s vfork child runs; main()
  * then joins that thread before it reads what its child left.
- * Expected verdict: WARNING (parent_read_child_write, main's story; the
- * thread's vfork is clean); prints "x 42 thread 3", exits 0.
+ * Prints "x 42 thread 3", exits 0. Ground truth: main() reads the `x` its
+ * child changed (a warning, parent_read_child_write); the thread's vfork
+ * is clean.
  *
  * The thread shares the memory of main()'s story, so vtrace holds its
  * vfork while main()'s child runs there (the two stories would share the
  * int3s). The child changes main()'s local `x` and _exits; vtrace follows
- * main() on, which joins the thread: the held vfork must run then, nested,
- * not once main()'s story ends (vtrace waited for ever, in every mode).
+ * main() on, which joins the thread whose vfork is held: main() sleeps in
+ * futex for a thread that only ran once main()'s story ended (a hang).
+ * Now, main() asleep and nothing running, the held vfork runs nested (no
+ * child runs in this memory any more), and main()'s story sees the read.
  * The child tells the thread to go (main()'s vfork comes first); the
  * thread answers that it is about to vfork; the child gives it 50 ms.
  * Running the held vfork as soon as main() is followed (tried: in
  * storyOnce, before followParent) fixes this order and hangs the other:
  * a thread's story first, main()'s vfork held meanwhile and nested at the
  * thread's parent phase, main() joins the thread its enclosing story
- * still holds stopped.
+ * still holds stopped. That order is threadfirst.c: there main()'s nested
+ * story gives way.
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vtrace/vtrace/tracer/event"
+)
+
+// Who waits for whom across stories (docs/reliability.md; tracer/giveway.go).
+// A vfork made while another story is in progress runs its story at once,
+// nested, or is held until that story ends; each choice deadlocks one
+// direction, and vtrace hung until --timeout on nestwait and threadjoin.
+// Now, when the task a story waits for sleeps while vtrace holds others,
+// the held vforks whose memory has no child running get their turn,
+// nested (threadjoin: no story cut, main()'s warning seen); failing that,
+// the story that blocks gives way: it is cut short ("blocked", a
+// story_gave_way note) and the held tasks run (nestwait: the nested story;
+// threadfirst: main()'s, nested in the thread's, which goes on to its
+// warning). The program ends as natively. Each run has --timeout 30s, so
+// a regression fails (the run stopped by its timeout) instead of hanging
+// the suite.
+func TestStoriesGiveWay(t *testing.T) {
+	requirePtrace(t)
+	const mainStory, otherStory = "main", "other"
+	cases := []struct {
+		src   string
+		flags []string
+		// cut is whose story is cut short ("blocked"), warn whose
+		// parent is seen reading what its child changed ("": none);
+		// every other story runs to its end, clean.
+		cut, warn string
+	}{
+		{"nestwait.c", nil, otherStory, ""},
+		{"threadjoin.c", []string{"-pthread"}, "", mainStory},
+		{"threadfirst.c", []string{"-pthread"}, mainStory, otherStory},
+	}
+	type run struct {
+		name  string
+		flags []string
+	}
+	modes := map[string][]run{
+		"": {{"fast", nil}, {"step", []string{"--step"}}, {"fast-nohw", []string{"--watchpoints", "off"}}},
+		// i386 (the matrix builds -m32 targets with the same compiler)
+		"-m32": {{"i386-fast", nil}, {"i386-step", []string{"--step"}}},
+	}
+	for _, c := range cases {
+		for _, arch := range []string{"", "-m32"} {
+			flags := c.flags
+			if arch != "" {
+				flags = append([]string{arch}, flags...)
+			}
+			prog := buildC(t, c.src, flags...)
+			native := runNative(t, prog)
+			if native.status != 0 || native.out == "" {
+				t.Fatalf("%s %s natively: status %d, output %q: the program does not do what it is for", c.src, arch, native.status, native.out)
+			}
+			for _, m := range modes[arch] {
+				mode := m.flags
+				t.Run(strings.TrimSuffix(c.src, ".c")+"/"+m.name, func(t *testing.T) {
+					start := time.Now()
+					r := trace(t, append(append([]string{"-q", "--timeout", "30s"}, mode...), prog)...)
+					took := time.Since(start)
+					v := r.verdict()
+					if v.Incomplete != "" {
+						t.Fatalf("the run was stopped (%s) after %v: vtrace waited for a story that could not go on", v.Incomplete, took)
+					}
+					if took > 20*time.Second {
+						t.Errorf("the run took %v", took)
+					}
+					if r.exit != native.status || r.stdout != native.out {
+						t.Errorf("exit %d, output %q; natively %d, %q\nstderr: %s", r.exit, r.stdout, native.status, native.out, r.stderr)
+					}
+					if v.Vforks != 2 {
+						t.Errorf("%d vforks, want 2", v.Vforks)
+					}
+					mainPID := r.mainExit(t).PID
+					whose := map[int]string{}
+					for _, vf := range all[*event.Vfork](r) {
+						whose[vf.Vfork] = otherStory
+						if vf.PID == mainPID {
+							whose[vf.Vfork] = mainStory
+						}
+					}
+					for _, vv := range all[*event.VforkVerdict](r) {
+						who := whose[vv.Vfork]
+						wantCut := who == c.cut
+						wantVerdict, wantReasons := event.Clean, []event.Reason{}
+						if who == c.warn {
+							wantVerdict, wantReasons = event.Warning, []event.Reason{event.ReasonReadChildWrite}
+						}
+						if wantCut {
+							wantVerdict, wantReasons = event.Clean, []event.Reason{} // judged on what was seen: the parent's read is not
+						}
+						if got := vv.Incomplete == "blocked"; got != wantCut || (!wantCut && vv.Incomplete != "") {
+							t.Errorf("%s's story %d: incomplete %q, cut short as blocked: want %v", who, vv.Vfork, vv.Incomplete, wantCut)
+						}
+						if vv.Verdict != wantVerdict || !slices.Equal(vv.Reasons, wantReasons) {
+							t.Errorf("%s's story %d: %s %v, want %s %v", who, vv.Vfork, vv.Verdict, vv.Reasons, wantVerdict, wantReasons)
+						}
+						noted := slices.ContainsFunc(all[*event.Note](r), func(n *event.Note) bool {
+							return n.Code == event.NoteStoryGaveWay && n.Vfork == vv.Vfork && strings.Contains(n.Msg, "slept in the kernel")
+						})
+						if noted != wantCut {
+							t.Errorf("%s's story %d: story_gave_way note %v, want %v", who, vv.Vfork, noted, wantCut)
+						}
+						if wantCut && who == mainStory {
+							// main() was followed into pthread_join with its
+							// child's `x` live: that word is reported
+							// unchecked, not read.
+							ls := ofVfork[*event.ParentLanding](r, vv.Vfork)
+							if len(ls) != 1 || ls[0].How != event.LandUnchecked ||
+								!slices.ContainsFunc(ls[0].Words, func(w event.WordFate) bool { return w.Fate == event.FateUnchecked }) {
+								t.Errorf("story %d: landing %+v, want unchecked with the live words unchecked", vv.Vfork, ls)
+							}
+						}
+					}
+					r.assertNoneLeft(t)
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,295 @@
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Who waits for whom across stories. A story keeps tasks from running
+// while it waits for its own: the stops of an enclosing story's tasks are
+// postponed (wait.go: waitFor), another thread of a story's memory that
+// vforks is held in its event stop (session.go: vforkEvent, heldParents),
+// a thread that runs into a story's int3 is parked on it. The program may
+// need one of those tasks to make progress before the task the story waits
+// for can: a vfork child's fork vforks a child that reads a byte the first
+// child writes later (cmd/vtrace/testdata/nestwait.c: the nested story
+// waits for that reader, the writer's stop is postponed for the enclosing
+// story); a parent, followed after its child is gone, joins the thread
+// whose vfork is held (threadjoin.c). Nesting or holding, either choice
+// deadlocks one direction, so neither is changed: the story that blocks
+// gives way.
+//
+// While vtrace holds a task for a story, waitFor watches what /proc says
+// of the traced tasks (procs.Activity). When the task the story waits for
+// has slept in the kernel for blockQuiet without running at all, and no
+// other traced task ran meanwhile (all sleep or sit in a stop vtrace
+// keeps), the program cannot go on as vtrace holds it — or when that task
+// has slept blockLong without running whatever the others do (a thread
+// that ticks for ever must not keep a deadlock). Then, in turn:
+//
+//  1. The held vforks get their turn (runHeld): those of a memory whose
+//     every story in progress is in its parent phase — no child runs
+//     there, so the stories share no stack and the int3s each plants are
+//     its own — run now, nested on top; the wait then goes on, watched
+//     afresh (threadjoin.c: main(), followed into pthread_join, reads its
+//     child's `x` once the thread's story has run: the warning is seen).
+//  2. Else the story on top gives way: waitFor returns errBlocked and the
+//     story is cut short there (its verdict's incomplete "blocked", a
+//     story_gave_way note saying who slept, in which system call, and what
+//     vtrace held). The task it waited for is let go where it stands: it
+//     runs, so vtrace cannot stop it; it is "adrift", and its next stop,
+//     whatever it is, clears what vtrace left on it (a pending
+//     single-step, debug registers) before it is dispatched as any other
+//     task's; int3s are taken out through /proc/PID/mem meanwhile. A
+//     parent phase cut so reports the words still live as unchecked
+//     (parent_landing "unchecked"): the verdict judges only what was seen.
+//     The held tasks then run: the enclosing story takes its postponed
+//     stop (nestwait.c; threadfirst.c, where main()'s story, nested by 1,
+//     blocks on the thread the enclosing story follows), the main loop
+//     starts the held vforks' stories.
+//
+// A waiting task is timed only while vtrace holds something: nested shells
+// and make, where a followed parent sleeps in waitpid for a command that
+// vforks, hold nothing (the command's story runs at once, nested) and are
+// never cut. wait4 blocks as before; a timer wakes it (wakeTracer: a
+// process that exits at once) when the wait lasts.
+const (
+	blockQuiet = 150 * time.Millisecond
+	blockLong  = 3 * time.Second
+)
+
+// errBlocked cuts the story on top short: the task it waits for sleeps in
+// the kernel while vtrace holds tasks for stories (blockedError says who).
+var errBlocked = errors.New("blocked while vtrace held other tasks")
+
+// blockedError is errBlocked with what was seen.
+type blockedError struct {
+	pid   int
+	act   activity
+	slept time.Duration
+	held  []string
+}
+
+func (e *blockedError) Error() string {
+	in := ""
+	if e.act.syscall >= 0 {
+		in = fmt.Sprintf(" in system call %d", e.act.syscall)
+	}
+	return fmt.Sprintf("task %d slept in the kernel%s (state %c) for %d ms without running while vtrace held %s: the story gave way",
+		e.pid, in, e.act.state, e.slept.Milliseconds(), strings.Join(e.held, ", "))
+}
+
+func (e *blockedError) Unwrap() error { return errBlocked }
+
+// blockProbe is what one waitFor has seen of the traced tasks since vtrace
+// began holding some.
+type blockProbe struct {
+	start   time.Time // holds seen since (zero: none)
+	checked time.Time // last look at /proc
+	// every is the time to the next look: blockQuiet/4 while the task
+	// waited for sleeps with nothing running, longer (up to a second)
+	// while something runs — each look past a wait's start costs a wake
+	// process.
+	every time.Duration
+	seen  map[int]taskSeen
+}
+
+// taskSeen is a task's last activity and since when it has not run.
+type taskSeen struct {
+	act   activity
+	since time.Time
+}
+
+// holding reports whether vtrace keeps a task from running for a story: a
+// postponed stop, a held vfork parent, a task parked on an int3.
+func (s *session) holding() bool {
+	if len(s.postponed) > 0 || len(s.heldParents) > 0 {
+		return true
+	}
+	if !s.parkedSeen {
+		return false
+	}
+	for _, t := range s.byPID {
+		if t.state == taskParked {
+			return true
+		}
+	}
+	s.parkedSeen = false
+	return false
+}
+
+// heldNames says which tasks vtrace holds, for the note.
+func (s *session) heldNames() []string {
+	var out []string
+	for pid := range s.postponed {
+		out = append(out, fmt.Sprintf("%d (a stop kept for an enclosing story)", pid))
+	}
+	for _, p := range s.heldParents {
+		out = append(out, fmt.Sprintf("%d (its vfork held until the stories in progress end)", p.pid))
+	}
+	for pid, t := range s.byPID {
+		if t.state == taskParked {
+			out = append(out, fmt.Sprintf("%d (parked on a story's int3)", pid))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// giveWay decides, before each wait of waitFor for pid, whether the story
+// on top must give way (errBlocked): see the comment at the top. ran says
+// that held stories ran nested instead (runHeld): the wait starts afresh.
+func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
+	if s.stopping() || !s.holding() {
+		*pr = blockProbe{}
+		return false, nil
+	}
+	now := time.Now()
+	if pr.start.IsZero() {
+		pr.start = now
+		return false, nil
+	}
+	if now.Sub(pr.start) < blockQuiet || now.Sub(pr.checked) < pr.every {
+		return false, nil
+	}
+	pr.checked = now
+	prev := max(pr.every, blockQuiet/4)
+	pr.every = blockQuiet / 4
+	slower := func(limit time.Duration) { pr.every = min(2*prev, limit) }
+	if pr.seen == nil {
+		pr.seen = map[int]taskSeen{}
+	}
+	for tid := range s.byPID {
+		a, ok := s.p.Activity(tid)
+		if !ok {
+			delete(pr.seen, tid)
+			continue
+		}
+		x, had := pr.seen[tid]
+		if !had || a.ran != x.act.ran || a.state == 'R' {
+			x.since = now
+		}
+		x.act = a
+		pr.seen[tid] = x
+	}
+	w, ok := pr.seen[pid]
+	if !ok || !w.act.blocked() {
+		slower(time.Second)
+		return false, nil
+	}
+	quiet := now.Sub(w.since)
+	if quiet < blockQuiet {
+		return false, nil
+	}
+	if quiet < blockLong {
+		for tid, x := range pr.seen {
+			if tid != pid && now.Sub(x.since) < blockQuiet {
+				slower(blockLong / 6)
+				return false, nil // another task runs: it may wake this one
+			}
+		}
+	}
+	if s.runHeld() {
+		// The held vforks had their turn: the wait goes on (the task
+		// waited for may be awake now), watched afresh.
+		*pr = blockProbe{}
+		return true, nil
+	}
+	if t := s.byPID[pid]; t != nil {
+		t.adrift = true
+	}
+	return false, &blockedError{pid: pid, act: w.act, slept: quiet, held: s.heldNames()}
+}
+
+// runHeld runs now, nested, the stories of the held vforks that may run:
+// those of a memory whose every story in progress is in its parent phase
+// (its child gone: no child runs on the stack or in the int3s they would
+// share). It reports whether one ran. Giving the held their turn keeps the
+// story that waits whole (threadjoin.c: main(), followed into
+// pthread_join, reads its child's `x` once the thread's story has run);
+// a story nested so that blocks in turn gives way (giveWay), and the
+// enclosing one goes on.
+func (s *session) runHeld() bool {
+	ran := false
+	for i := 0; i < len(s.heldParents); {
+		p := s.heldParents[i]
+		if !s.childrenGone(p.proc.mm) || s.byPID[p.pid] != p || s.stopping() {
+			i++
+			continue
+		}
+		s.heldParents = slices.Delete(s.heldParents, i, i+1)
+		s.storyOutside(p)
+		ran = true
+	}
+	return ran
+}
+
+// childrenGone reports whether every story in progress of memory mm is in
+// its parent phase.
+func (s *session) childrenGone(mm *addrSpace) bool {
+	for _, st := range s.stories {
+		if st.mm == mm && !st.par.running {
+			return false
+		}
+	}
+	return true
+}
+
+// armWake makes sure the coming wait4 ends by the time giveWay has
+// something to look at: a timer starts a wake process then (wakeTracer),
+// unless the wait has ended first. The returned function is called as the
+// wait returns.
+func (s *session) armWake(pr *blockProbe) func() {
+	if pr.start.IsZero() {
+		return func() {}
+	}
+	d := time.Until(pr.checked.Add(pr.every))
+	if pr.seen == nil {
+		d = time.Until(pr.start.Add(blockQuiet))
+	}
+	s.wakeMu.Lock()
+	gen := s.waitGen
+	s.wakeMu.Unlock()
+	tm := time.AfterFunc(max(d, time.Millisecond), func() {
+		s.wakeMu.Lock()
+		defer s.wakeMu.Unlock()
+		if s.waitGen == gen {
+			s.wakeTracer()
+		}
+	})
+	return func() {
+		tm.Stop()
+		s.wakeMu.Lock()
+		s.waitGen++ // a timer that fires now starts nothing
+		s.wakeMu.Unlock()
+	}
+}
+
+// adriftStop handles the first stop of a task a story gave way on while it
+// ran (errBlocked): what the story left on it is cleared — its debug
+// registers, the trap flag of a single-step it asked for — and a trap of
+// vtrace's own (that step ending, a watchpoint) is swallowed. It reports
+// whether the stop is handled; any other stop is dispatched as usual.
+func (s *session) adriftStop(t *task, sig unix.Signal, event int) bool {
+	t.adrift = false
+	_ = s.disarmDR(t.pid)
+	s.unclobberTF(t)
+	if sig != unix.SIGTRAP || event != 0 {
+		return false
+	}
+	info, err := s.p.SigInfo(t.pid)
+	if err != nil {
+		return false
+	}
+	switch info.Code {
+	case trapTrace, trapBrkpt, trapSignalStep, trapHWBkpt:
+		s.cont(t, 0)
+		return true
+	}
+	return false
+}

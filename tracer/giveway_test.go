@@ -1,0 +1,75 @@
+package tracer
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vtrace/vtrace/tracer/internal/ptrace"
+)
+
+// giveWay cuts the story on top only while vtrace holds a task, once the
+// task it waits for has slept without running for blockQuiet and nothing
+// else ran; a task that keeps running keeps the story going.
+func TestGiveWay(t *testing.T) {
+	f := newFakeProcs(t)
+	f.activity = map[int]activity{
+		10: {state: 'S', ran: 5, syscall: 202}, // the task the story waits for
+		11: {state: 't', ran: 7, syscall: -1},  // its stop kept for an enclosing story
+	}
+	s := newSession(Config{CPU: -1}, f)
+	waited, held := &task{pid: 10, state: taskFollowed}, &task{pid: 11, state: taskFollowed}
+	s.byPID[10], s.byPID[11] = waited, held
+
+	// poll calls giveWay as waitFor would, every 10 ms, for at most d.
+	poll := func(d time.Duration, each func()) (time.Duration, error) {
+		var pr blockProbe
+		start := time.Now()
+		for time.Since(start) < d {
+			if each != nil {
+				each()
+			}
+			if _, err := s.giveWay(10, &pr); err != nil {
+				return time.Since(start), err
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return time.Since(start), nil
+	}
+
+	if _, err := poll(2*blockQuiet+100*time.Millisecond, nil); err != nil {
+		t.Fatalf("nothing held: %v", err)
+	}
+	s.postponed[11] = ptrace.Stop{PID: 11}
+	took, err := poll(time.Second, nil)
+	if !errors.Is(err, errBlocked) || took < 2*blockQuiet {
+		t.Fatalf("held and asleep: %v after %v, want errBlocked after %v", err, took, 2*blockQuiet)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "task 10") || !strings.Contains(msg, "system call 202") || !strings.Contains(msg, "11 (a stop kept") {
+		t.Errorf("message %q does not say who slept and what was held", msg)
+	}
+	if !waited.adrift {
+		t.Errorf("the task waited for is not marked adrift")
+	}
+
+	// Another traced task runs: it may wake the one waited for.
+	waited.adrift = false
+	f.activity[12] = activity{state: 'S', ran: 1, syscall: -1}
+	s.byPID[12] = &task{pid: 12, state: taskRunning}
+	if _, err := poll(3*blockQuiet, func() {
+		a := f.activity[12]
+		a.ran++
+		f.activity[12] = a
+	}); err != nil {
+		t.Errorf("another task runs: %v", err)
+	}
+	// The task waited for runs: no cut.
+	if _, err := poll(3*blockQuiet, func() {
+		a := f.activity[10]
+		a.ran++
+		f.activity[10] = a
+	}); err != nil {
+		t.Errorf("the task waited for runs: %v", err)
+	}
+}
