@@ -65,7 +65,7 @@ matrix: deps build targets
 # new coverage for up to a minute by default, which with binaries of 16 KB
 # as seeds left no time to fuzz.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ./tracer/internal/symbols:FuzzOpenBinary ./tracer/internal/symbols:FuzzParseMaps \
+FUZZ_TARGETS := ./tracer/internal/symbols:FuzzOpenBinary ./tracer/internal/symbols:FuzzParseMaps ./tracer/internal/symbols:FuzzDecodeIndex \
 	./tracer/internal/unwind:FuzzUnwindCode ./tracer/internal/disasm:FuzzDecode ./tracer/event:FuzzLogReader
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -3,6 +3,7 @@ package tracer
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"strings"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -59,7 +60,46 @@ type childRun struct {
 	// fresh: regs are the child's registers now (a block has just run).
 	fresh bool
 	block block // the block being run (block.go)
+	// quietTraps: with --step, the SIGTRAP after the step of an
+	// instruction that raises none of its own (disasm.Insn.OwnTrapFree)
+	// is taken for the step's without reading the siginfo (resume). Only
+	// while the process holds no perf event: perf_event_open's sigtrap
+	// events raise SIGTRAP (TRAP_PERF) at whichever instruction touches
+	// the watched address or overflows the counter. Checked when the
+	// child starts (its file descriptors, the parent's copied at the
+	// vfork) and at each of its system calls (perf_event_open turns it
+	// off).
+	quietTraps bool
+	// tainted: the last step was not of such an instruction, or ended
+	// otherwise than in the step's trap: a SIGTRAP it queued (a system
+	// call: kill(getpid(), SIGTRAP) queues it process-wide, beside the
+	// step's own) is reported at the next step, before that instruction
+	// runs, so the next step reads the siginfo.
+	tainted bool
 }
+
+// hasPerfEvents tells whether pid holds a perf event file descriptor (true
+// when that cannot be read).
+func hasPerfEvents(pid int) bool {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		if l, err := os.Readlink(dir + "/" + e.Name()); err == nil && l == "anon_inode:[perf_event]" {
+			return true
+		}
+	}
+	return false
+}
+
+// perfEventOpen is perf_event_open's system call number on x86-64 and on
+// i386.
+const (
+	perfEventOpen64 = 298
+	perfEventOpen32 = 336
+)
 
 // depth is the number of calls the child is inside below the shared frames.
 func (r *childRun) depth() int { return len(r.calls) }
@@ -87,7 +127,8 @@ func (s *session) followChild(st *story) error {
 	if s.hw == hwWorks {
 		s.armSlots(st)
 	}
-	r := &childRun{st: st}
+	r := &childRun{st: st, tainted: true}
+	r.quietTraps = s.cfg.Mode == Step && !hasPerfEvents(st.child.pid)
 	for {
 		done, err := s.stepChildOnce(r)
 		if done || err != nil {
@@ -206,7 +247,16 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 	if throughCall {
 		out, err = s.callThrough(st, &r.regs, in, r.acc, r.sig)
 	} else {
+		quiet := derr == nil && in.OwnTrapFree()
+		if !quiet && derr == nil && in.Class == disasm.Syscall {
+			if nr := r.regs.AX(); nr == perfEventOpen64 || nr == perfEventOpen32 {
+				r.quietTraps = false
+			}
+		}
+		s.silentStep = quiet && r.quietTraps && !r.tainted
 		out, err = s.advance(c, true, r.sig, pc)
+		s.silentStep = false
+		r.tainted = !quiet || err != nil || out.kind != outTrap || out.delivered
 	}
 	r.predict.after(pc, in, derr, r.sig, out, err)
 	r.sig = 0
@@ -253,7 +303,8 @@ type silentPredictor struct {
 }
 
 // insn returns the predicted pc and its instruction when the prediction
-// holds and that instruction is silent too; pc 0 otherwise.
+// holds and that instruction is silent too (or, with --step, a jump that
+// reads no memory); pc 0 otherwise.
 func (p *silentPredictor) insn(s *session, r *childRun) (uint64, *disasm.Insn, error) {
 	next := p.next
 	if next == 0 || s.cfg.TraceInsns {
@@ -265,7 +316,16 @@ func (p *silentPredictor) insn(s *session, r *childRun) (uint64, *disasm.Insn, e
 		return 0, nil, nil
 	}
 	in, err := s.insnAt(r.st.mm, r.st.child.pid, next)
-	if err != nil || !in.Silent() {
+	if err != nil {
+		return 0, nil, nil
+	}
+	// With --step, a jump that reads no memory (OwnTrapFree) after a
+	// silent instruction is stepped without a register read too: it
+	// writes nothing, and the step after it reads the registers (after
+	// predicts nothing after a jump), where a jump out of the shared
+	// frames is seen. (Fast mode reads them at a jump: a block may start
+	// there.)
+	if !in.Silent() && !(s.cfg.Mode == Step && in.OwnTrapFree()) {
 		return 0, nil, nil
 	}
 	return next, in, nil

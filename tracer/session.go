@@ -53,6 +53,11 @@ type session struct {
 	steps   int64
 	hw      hwState
 	hwProbe string // what the watchpoint probe saw
+	// silentStep: the next resume single-steps an instruction that
+	// raises no SIGTRAP of its own (disasm.Insn.OwnTrapFree), whose
+	// SIGTRAP needs no siginfo to be told vtrace's (resume). Set by the
+	// child's stepper for one resume.
+	silentStep bool
 
 	tally tally
 

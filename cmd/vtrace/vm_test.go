@@ -121,12 +121,22 @@ var vmEarly chan *vmBoot
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The vtrace runs of the tests keep their symbol index (internal/
+	// symbols, index.go) in a directory of their own: never the user's
+	// cache, and cold at the start of every test run.
+	cache, err := os.MkdirTemp("", "vtrace-test-cache-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CACHE_HOME", cache)
 	if r := flag.Lookup("test.run"); r != nil && r.Value.String() == "" && !testing.Short() &&
 		os.Getenv("VTRACE_BIN") != "" && os.Getenv("VTRACE_TARGETS") != "" {
 		vmEarly = make(chan *vmBoot, 1)
 		go func() { vmEarly <- bootVM(nil, "", vmSuiteJobs()) }()
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	os.RemoveAll(cache)
+	os.Exit(code)
 }
 
 // vmSuite boots the VM once for every job of vmSuiteJobs (or takes the

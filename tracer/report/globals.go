@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/vtrace/vtrace/tracer/event"
 )
@@ -13,21 +14,22 @@ import (
 // ("have_private_mount_ns", "errno in libc.so.6's TLS", "execl@got"), else
 // where it is ("[heap]+0x10", "libc.so.6+0x1d4760").
 func GlobalName(area event.MemArea, mapping string, y *event.Sym, addr event.Addr) string {
+	// Concatenation, not fmt: a report names hundreds of words.
 	if y != nil && y.Sym != "" {
 		name := y.Sym
 		if y.Off != 0 {
-			name = fmt.Sprintf("%s+%d", y.Sym, y.Off)
+			name += "+" + strconv.FormatUint(y.Off, 10)
 		}
 		if area == event.AreaTLS && y.Module != "" {
-			return fmt.Sprintf("%s (TLS of %s)", name, y.Module)
+			return name + " (TLS of " + y.Module + ")"
 		}
 		if y.Module != "" {
-			return fmt.Sprintf("%s (%s)", name, y.Module)
+			return name + " (" + y.Module + ")"
 		}
 		return name
 	}
 	if y != nil && y.Module != "" {
-		return fmt.Sprintf("%s+%#x", y.Module, y.Off)
+		return y.Module + "+0x" + strconv.FormatUint(y.Off, 16)
 	}
 	switch area {
 	case event.AreaHeap:
@@ -35,7 +37,7 @@ func GlobalName(area event.MemArea, mapping string, y *event.Sym, addr event.Add
 	case event.AreaTLS:
 		return "TLS word " + addr.String()
 	}
-	return fmt.Sprintf("%s word %s", mapping, addr)
+	return mapping + " word " + addr.String()
 }
 
 // LibcWhat says what libc's bookkeeping was.

@@ -292,6 +292,21 @@ func (in *Insn) Silent() bool {
 	return true
 }
 
+// OwnTrapFree reports whether executing the instruction can never raise a
+// SIGTRAP of its own: a silent instruction, or a jump, conditional or not,
+// that reads no memory (it changes the pc, and loop's counter, only). The instructions that do raise one —
+// int3, int1, int n, system calls (raise, kill of itself), popf and iret
+// (the trap flag) — are none of these. A tracer single-stepping it knows
+// a SIGTRAP after the step is the step's, unless a signal was delivered
+// with the step or one was sent from outside meanwhile.
+func (in *Insn) OwnTrapFree() bool {
+	if in.Silent() {
+		return true
+	}
+	return (in.Class == Jump || in.Class == CondJump) && !in.unknown && in.kind == kindNormal &&
+		in.nmem == 0 && in.stkR == 0 && in.stkW == 0
+}
+
 // StackOnly tells whether a tracer that knows only the stack pointer sp
 // before the instruction may let it run without a stop after it and still
 // know every store it makes: it always goes on at PC+Len (unless it

@@ -119,6 +119,13 @@ type Binary struct {
 	ehHdr       ehIndex // .eh_frame_hdr's search table, if ehHdrOK
 	ehHdrOK     bool
 
+	// The on-disk index of the symbols (index.go), when there is one: it
+	// answers for the symbol tables above, read on the first need.
+	idxOnce sync.Once
+	idx     *symIndex
+	recs    symRecs // the code symbols, from idx, when indexed (then syms and index are not used)
+	indexed bool
+
 	mu       sync.Mutex
 	fdes     map[uint64]frame.FrameDescriptionEntries // whole .eh_frame by load bias, without ehHdr
 	fdeCache map[fdeKey]*frame.FrameDescriptionEntry  // FDEs found through ehHdr
@@ -219,8 +226,13 @@ func (b *Binary) debugFile() *image {
 
 // loadSymbols reads the file's own code symbols and names its PLT stubs.
 func (b *Binary) loadSymbols() {
+	ix := b.symIndex()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if ix != nil {
+		b.useIndexed(ix, ix.own)
+		return
+	}
 	b.addPLT(b.img, b.addSymbols(b.img))
 	b.sortSymbols()
 }
@@ -377,6 +389,15 @@ func (b *Binary) symbolAt(addr uint64) (name string, off uint64, pastEnd, ok boo
 // loadDebugSymbols adds the symbols of the separate debug file. The file
 // stays mapped: the names are read from it.
 func (b *Binary) loadDebugSymbols() {
+	if ix := b.symIndex(); ix != nil {
+		if ix.hasDebug {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.useIndexed(ix, ix.all)
+			b.debugLoaded = true
+		}
+		return
+	}
 	dbg := b.debugFile()
 	if dbg == nil {
 		return
@@ -402,17 +423,16 @@ func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bo
 	// file's symbols.
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	syms, index := b.syms, b.index
-	i := sort.Search(len(index), func(i int) bool { return syms[index[i]].addr > addr }) - 1
+	i := sort.Search(b.symCount(), func(i int) bool { return b.symAt(i).addr > addr }) - 1
 	if i < 0 {
 		return "", 0, false, false
 	}
-	near := syms[index[i]]
+	near := b.symAt(i)
 	if near.size != 0 && addr < near.end() || near.size == 0 && (b.sectionHas(near.sec, addr) || near.sec == noSection && addr == near.addr) {
 		return b.nameOf(near), addr - near.addr, false, true
 	}
-	for j := i - 1; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {
-		if s := syms[index[j]]; addr < s.end() {
+	for j := i - 1; j >= 0 && addr-b.symAt(j).addr < 1<<20; j-- {
+		if s := b.symAt(j); addr < s.end() {
 			return b.nameOf(s), addr - s.addr, false, true
 		}
 	}
@@ -420,6 +440,22 @@ func (b *Binary) lookupSym(addr uint64) (name string, off uint64, pastEnd, ok bo
 		return b.nameOf(near), addr - near.addr, true, true
 	}
 	return "", 0, false, false
+}
+
+// symCount is the number of code symbols kept, one per address; symAt
+// returns the i-th by address. Both under mu.
+func (b *Binary) symCount() int {
+	if b.indexed {
+		return b.recs.len()
+	}
+	return len(b.index)
+}
+
+func (b *Binary) symAt(i int) symbol {
+	if b.indexed {
+		return b.recs.at(i)
+	}
+	return b.syms[b.index[i]]
 }
 
 // funcBounds returns the function that contains a link-time address: a
@@ -434,23 +470,23 @@ func (b *Binary) funcBounds(addr uint64) (start, end uint64, ok bool) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	syms, index := b.syms, b.index
-	i := sort.Search(len(index), func(i int) bool { return syms[index[i]].addr > addr }) - 1
+	n := b.symCount()
+	i := sort.Search(n, func(i int) bool { return b.symAt(i).addr > addr }) - 1
 	if i < 0 {
 		return 0, 0, false
 	}
-	if near := syms[index[i]]; near.size == 0 {
+	if near := b.symAt(i); near.size == 0 {
 		if !near.fn || !b.sectionHas(near.sec, addr) {
 			return 0, 0, false
 		}
 		end := b.secs[near.sec].hi
-		if i+1 < len(index) {
-			end = min(end, syms[index[i+1]].addr)
+		if i+1 < n {
+			end = min(end, b.symAt(i+1).addr)
 		}
 		return near.addr, end, true
 	}
-	for j := i; j >= 0 && addr-syms[index[j]].addr < 1<<20; j-- {
-		if s := syms[index[j]]; addr < s.end() {
+	for j := i; j >= 0 && addr-b.symAt(j).addr < 1<<20; j-- {
+		if s := b.symAt(j); addr < s.end() {
 			return s.addr, s.end(), true
 		}
 	}

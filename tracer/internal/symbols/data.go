@@ -23,9 +23,11 @@ type dataSym struct {
 
 // dataSyms holds a Binary's data symbols, read on first use.
 type dataSyms struct {
-	objs, tls []dataSym // each sorted by addr
-	tlsSeg    *elf.ProgHeader
-	writable  []elf.ProgHeader // PT_LOAD segments with PF_W
+	objs, tls []dataSym // each sorted by addr, as parsed
+	// What lookups read: objs and tls, or an index entry's records.
+	objTab, tlsTab dataTab
+	tlsSeg         *elf.ProgHeader
+	writable       []elf.ProgHeader // PT_LOAD segments with PF_W
 	// tpoff is a TLS relocation of the file (R_X86_64_TPOFF64,
 	// R_386_TLS_TPOFF): the link-time address of the GOT word the dynamic
 	// linker fills with a tp-relative offset, and the TLS offset it is
@@ -44,6 +46,11 @@ type dataSyms struct {
 func (b *Binary) data() *dataSyms {
 	b.dataOnce.Do(func() {
 		d := b.layout()
+		if ix := b.symIndex(); ix != nil {
+			d.objTab, d.tlsTab, d.gotNames = ix.objs, ix.tls, ix.got
+			b.dataSymbols = d
+			return
+		}
 		b.mu.Lock()
 		img := b.img
 		b.mu.Unlock()
@@ -54,6 +61,7 @@ func (b *Binary) data() *dataSyms {
 			dbg.close()
 		}
 		d.objs, d.tls = sortData(d.objs), sortData(d.tls)
+		d.objTab, d.tlsTab = dataSlice(d.objs), dataSlice(d.tls)
 		b.dataSymbols = d
 	})
 	return b.dataSymbols
@@ -154,16 +162,32 @@ func sortData(s []dataSym) []dataSym {
 // the nearest at or below it within its size (a larger one further down
 // that still covers it: a struct containing a smaller alias), or an
 // unsized one at exactly that address.
-func lookupData(s []dataSym, a uint64) (name string, off uint64, ok bool) {
-	i := sort.Search(len(s), func(i int) bool { return s[i].addr > a }) - 1
-	for j := i; j >= 0 && a-s[j].addr < 1<<20; j-- {
-		x := s[j]
-		if a < x.addr+x.size || x.size == 0 && a == x.addr {
-			return x.name, a - x.addr, true
+func lookupData(s dataTab, a uint64) (name string, off uint64, ok bool) {
+	i := sort.Search(s.len(), func(i int) bool { return s.addr(i) > a }) - 1
+	for j := i; j >= 0 && a-s.addr(j) < 1<<20; j-- {
+		addr, size := s.addr(j), s.size(j)
+		if a < addr+size || size == 0 && a == addr {
+			return s.name(j), a - addr, true
 		}
 	}
 	return "", 0, false
 }
+
+// dataTab is a sorted table of data symbols: parsed (dataSlice) or an
+// index entry's records (dataRecs).
+type dataTab interface {
+	len() int
+	addr(i int) uint64
+	size(i int) uint64
+	name(i int) string
+}
+
+type dataSlice []dataSym
+
+func (s dataSlice) len() int          { return len(s) }
+func (s dataSlice) addr(i int) uint64 { return s[i].addr }
+func (s dataSlice) size(i int) uint64 { return s[i].size }
+func (s dataSlice) name(i int) string { return s[i].name }
 
 // readTpoff finds one TLS relocation in the file's dynamic relocations.
 func (d *dataSyms) readTpoff(f *image) {
@@ -316,7 +340,7 @@ func (sp *Space) DataSymbolize(addr uint64) Sym {
 					return y
 				}
 			}
-			if name, off, ok := lookupData(bin.data().objs, link); ok {
+			if name, off, ok := lookupData(bin.data().objTab, link); ok {
 				y.Name, y.Off = name, off
 			}
 			return y
@@ -408,7 +432,7 @@ func TLSSymbolize(blocks []TLSBlock, addr uint64) (Sym, bool) {
 			continue
 		}
 		y := Sym{Module: b.Module, Off: addr - b.Start}
-		if name, off, ok := lookupData(b.bin.data().tls, addr-b.Start); ok {
+		if name, off, ok := lookupData(b.bin.data().tlsTab, addr-b.Start); ok {
 			y.Name, y.Off = name, off
 		}
 		return y, true

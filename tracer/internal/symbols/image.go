@@ -24,6 +24,7 @@ type image struct {
 	*elf.File
 	data   []byte
 	mapped bool
+	id     *fileID // the file's identity (fstat of the descriptor it was mapped from); nil for memory images
 }
 
 // openImage maps the file at path and parses its ELF headers. A file that
@@ -59,7 +60,7 @@ func openImage(path string) (*image, error) {
 		}
 		return nil, err
 	}
-	return &image{File: f, data: data, mapped: mapped}, nil
+	return &image{File: f, data: data, mapped: mapped, id: statID(st)}, nil
 }
 
 // memImage parses an ELF image held in memory (the vDSO read from a

@@ -21,7 +21,7 @@ func TestPrefetchProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.mu.Lock()
-	sorted, debug := b.sorted, b.debugLoaded
+	sorted, debug := b.symCount(), b.debugLoaded
 	b.mu.Unlock()
 	if sorted == 0 {
 		t.Errorf("%s: symbols not read by the prefetch", libc)
@@ -42,8 +42,8 @@ func TestPrefetchConcurrent(t *testing.T) {
 	}
 	ref.Prefetch()
 	var addrs []uint64
-	for _, i := range ref.index {
-		addrs = append(addrs, ref.syms[i].addr+1)
+	for i := range ref.symCount() {
+		addrs = append(addrs, ref.symAt(i).addr+1)
 	}
 	for round := 0; round < 3; round++ {
 		b, err := readBinary(path)
@@ -74,7 +74,7 @@ func TestPrefetchSameNames(t *testing.T) {
 		t.Fatalf("no x86-64 glibc here: %v", err)
 	}
 	eager.Prefetch()
-	lo, hi := eager.syms[eager.index[0]].addr, eager.syms[eager.index[len(eager.index)-1]].addr
+	lo, hi := eager.symAt(0).addr, eager.symAt(eager.symCount()-1).addr
 	const n = 200
 	for k := 0; k < n; k++ {
 		a := lo + (hi-lo)*uint64(k)/n + 3
