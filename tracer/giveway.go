@@ -30,7 +30,10 @@ import (
 // other traced task ran meanwhile (all sleep or sit in a stop vtrace
 // keeps), the program cannot go on as vtrace holds it — or when that task
 // has slept blockLong without running whatever the others do (a thread
-// that ticks for ever must not keep a deadlock). Then, in turn:
+// that ticks for ever must not keep a deadlock). A task asleep in
+// nanosleep or clock_nanosleep is not blocked, however long: it wakes by
+// itself (sleepheld.c: a vfork child sleeps 400 ms, then changes its
+// parent's local; cutting its story missed the warning). Then, in turn:
 //
 //  1. The held vforks get their turn (runHeld): those of a memory whose
 //     every story in progress is in its parent phase — no child runs
@@ -178,7 +181,7 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 		pr.seen[tid] = x
 	}
 	w, ok := pr.seen[pid]
-	if !ok || !w.act.blocked() {
+	if !ok || !w.act.blocked() || s.sleepsTimed(pid, w.act) {
 		slower(time.Second)
 		return false, nil
 	}
@@ -238,6 +241,23 @@ func (s *session) childrenGone(mm *addrSpace) bool {
 		}
 	}
 	return true
+}
+
+// sleepsTimed reports whether task pid sleeps in nanosleep or
+// clock_nanosleep: it wakes by itself, so it is not blocked by what vtrace
+// holds (a vfork child that sleeps 400 ms before it changes its parent's
+// local: cmd/vtrace/testdata/sleepheld.c). /proc/PID/syscall gives the
+// number in the task's own ABI.
+func (s *session) sleepsTimed(pid int, a activity) bool {
+	t := s.byPID[pid]
+	if t == nil || t.proc == nil || t.proc.mm == nil || t.proc.mm.arch == nil {
+		return false
+	}
+	if t.proc.mm.arch.PtrSize == 4 {
+		// i386: nanosleep, clock_nanosleep, clock_nanosleep_time64
+		return a.syscall == 162 || a.syscall == 267 || a.syscall == 407
+	}
+	return a.syscall == 35 || a.syscall == 230 // nanosleep, clock_nanosleep
 }
 
 // armWake makes sure the coming wait4 ends by the time giveWay has

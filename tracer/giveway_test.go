@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/ptrace"
 )
 
@@ -71,5 +72,39 @@ func TestGiveWay(t *testing.T) {
 		f.activity[10] = a
 	}); err != nil {
 		t.Errorf("the task waited for runs: %v", err)
+	}
+}
+
+// A task asleep in nanosleep or clock_nanosleep (numbered in its own ABI)
+// wakes by itself: vtrace holding others does not block it, and its story
+// is not cut however long it sleeps; the same numbers in the other ABI
+// (i386's nanosleep is amd64's sync) are no timed sleep.
+func TestGiveWayTimedSleep(t *testing.T) {
+	for _, c := range []struct {
+		a     *arch.Arch
+		nr    int
+		timed bool
+	}{
+		{arch.AMD64, 35, true}, {arch.AMD64, 230, true}, {arch.AMD64, 162, false}, {arch.AMD64, 202, false},
+		{arch.I386, 162, true}, {arch.I386, 267, true}, {arch.I386, 407, true}, {arch.I386, 230, false},
+	} {
+		f := newFakeProcs(t)
+		f.activity = map[int]activity{
+			10: {state: 'S', ran: 5, syscall: c.nr},
+			11: {state: 't', ran: 7, syscall: -1},
+		}
+		s := newSession(Config{CPU: -1}, f)
+		mm := &addrSpace{arch: c.a}
+		s.byPID[10] = &task{pid: 10, state: taskFollowed, proc: &process{tgid: 10, mm: mm}}
+		s.byPID[11] = &task{pid: 11, state: taskFollowed, proc: &process{tgid: 11, mm: mm}}
+		s.postponed[11] = ptrace.Stop{PID: 11}
+		var pr blockProbe
+		var err error
+		for start := time.Now(); time.Since(start) < 3*blockQuiet && err == nil; time.Sleep(10 * time.Millisecond) {
+			_, err = s.giveWay(10, &pr)
+		}
+		if cut := errors.Is(err, errBlocked); cut == c.timed {
+			t.Errorf("%s system call %d: cut %v (%v), want a cut: %v", c.a.Name, c.nr, cut, err, !c.timed)
+		}
 	}
 }

@@ -36,6 +36,9 @@ func TestStoriesGiveWay(t *testing.T) {
 		{"nestwait.c", nil, otherStory, ""},
 		{"threadjoin.c", []string{"-pthread"}, "", mainStory},
 		{"threadfirst.c", []string{"-pthread"}, mainStory, otherStory},
+		// the thread's child sleeps 400 ms, timed, while main()'s vfork
+		// is held: no deadlock, no cut
+		{"sleepheld.c", []string{"-pthread"}, "", otherStory},
 	}
 	type run struct {
 		name  string
