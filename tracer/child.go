@@ -67,8 +67,9 @@ type childRun struct {
 	// events raise SIGTRAP (TRAP_PERF) at whichever instruction touches
 	// the watched address or overflows the counter. Checked when the
 	// child starts (its file descriptors, the parent's copied at the
-	// vfork) and at each of its system calls (perf_event_open turns it
-	// off).
+	// vfork) and at each of its system calls (perf_event_open, and the
+	// calls that may make the kernel send it a SIGTRAP later: a POSIX
+	// timer's, turn it off: asyncTrapCall).
 	quietTraps bool
 	// tainted: the last step was not of such an instruction, or ended
 	// otherwise than in the step's trap: a SIGTRAP it queued (a system
@@ -94,12 +95,32 @@ func hasPerfEvents(pid int) bool {
 	return false
 }
 
-// perfEventOpen is perf_event_open's system call number on x86-64 and on
-// i386.
-const (
-	perfEventOpen64 = 298
-	perfEventOpen32 = 336
-)
+// asyncTrapCall reports whether the system call regs are about to make
+// may set up a SIGTRAP the process gets later, at whichever instruction
+// (quietTraps then ends): perf_event_open (its sigtrap events),
+// timer_create (a POSIX timer whose signal may be SIGTRAP: trapchild
+// timer), mq_notify (a message queue's notification signal) and
+// fcntl(F_SETSIG) (the signal of O_ASYNC input). The numbers are the
+// task's ABI's (amd64's 259 is mknodat, i386's timer_create).
+func asyncTrapCall(regs *arch.Regs) bool {
+	nr := regs.AX()
+	if regs.Arch != nil && regs.Arch.PtrSize == 4 {
+		switch nr {
+		case 336, 259, 281: // perf_event_open, timer_create, mq_notify
+			return true
+		case 55, 221: // fcntl, fcntl64
+			return regs.SyscallArg(1) == unix.F_SETSIG
+		}
+		return false
+	}
+	switch nr {
+	case 298, 222, 244: // perf_event_open, timer_create, mq_notify
+		return true
+	case 72: // fcntl
+		return regs.SyscallArg(1) == unix.F_SETSIG
+	}
+	return false
+}
 
 // depth is the number of calls the child is inside below the shared frames.
 func (r *childRun) depth() int { return len(r.calls) }
@@ -248,10 +269,8 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		out, err = s.callThrough(st, &r.regs, in, r.acc, r.sig)
 	} else {
 		quiet := derr == nil && in.OwnTrapFree()
-		if !quiet && derr == nil && in.Class == disasm.Syscall {
-			if nr := r.regs.AX(); nr == perfEventOpen64 || nr == perfEventOpen32 {
-				r.quietTraps = false
-			}
+		if !quiet && derr == nil && in.Class == disasm.Syscall && asyncTrapCall(&r.regs) {
+			r.quietTraps = false
 		}
 		s.silentStep = quiet && r.quietTraps && !r.tainted
 		out, err = s.advance(c, true, r.sig, pc)

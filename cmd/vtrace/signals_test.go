@@ -72,7 +72,9 @@ func runTraced(t *testing.T, flags []string, prog string, args ...string) (progR
 
 // Issue 13, "signals exactly as natively": a SIGTRAP vtrace did not cause
 // is the program's. trapchild's vfork child executes an int3 / sends
-// itself SIGTRAP with kill() and dies of it; traphandler's handler counts
+// itself SIGTRAP with kill() / gets it from its own POSIX timer while
+// --step steps instructions that raise no SIGTRAP of their own, and dies
+// of it; traphandler's handler counts
 // its SIGTRAPs (int3 and raise, before the vfork and in the parent right
 // after it); sigchldfollow's SIGCHLD handler runs while vtrace steps the
 // parent (the step into a handler traps with si_code 5: vtrace's trap, not
@@ -89,7 +91,7 @@ func TestSignalsAsNative(t *testing.T) {
 	cases := []struct {
 		target string
 		args   []string
-	}{{"trapchild", nil}, {"trapchild", []string{"kill"}}, {"traphandler", nil}, {"sigchldfollow", nil},
+	}{{"trapchild", nil}, {"trapchild", []string{"kill"}}, {"trapchild", []string{"timer"}}, {"traphandler", nil}, {"sigchldfollow", nil},
 		{"pushfvfork", nil}, {"pushfvfork", []string{"parent"}}, {"forkinchild", nil}, {"forkinchild", []string{"vfork"}},
 		{"forkinchild", []string{"clonevfork"}}}
 	for _, build := range []string{"gcc-O0", "gcc-O2", "clang-O2", "musl-O0", "gcc-O0-static", "gcc-O0-m32"} {

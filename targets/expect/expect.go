@@ -85,7 +85,7 @@ var Cases = []Case{
 
 	// Issue 13: the program's own SIGTRAPs delivered as natively; a log
 	// bounded however often the child writes one word.
-	{Target: "trapchild"}, {Target: "trapchild", Args: []string{"kill"}}, {Target: "traphandler"}, {Target: "sigchldfollow"},
+	{Target: "trapchild"}, {Target: "trapchild", Args: []string{"kill"}}, {Target: "trapchild", Args: []string{"timer"}}, {Target: "traphandler"}, {Target: "sigchldfollow"},
 	// A workload: its child's 100,000-iteration loop is stepped in both
 	// modes, which TestFastMatchesStep would pay for in every build.
 	{Target: "spinwrite", Args: []string{"1000"}, Workload: true}, // 100,000 in TestBoundedLogSpinWrite: 12 s per build
@@ -362,8 +362,8 @@ func truth(c Case, build string) Expect {
 			e.Why = "main's `call _exit` is its last instruction: the parent lands on _start and runs the program again, forever"
 		}
 		return e
-	case "trapchild", "trapchild kill":
-		// The child's int3 / kill(getpid(), SIGTRAP) kills it natively
+	case "trapchild", "trapchild kill", "trapchild timer":
+		// The child's int3 / kill(getpid(), SIGTRAP) / timer's SIGTRAP kills it natively
 		// (no handler): so under vtrace, in every mode.
 		return clean("signal", 1)
 	case "sigchldfollow":
