@@ -113,8 +113,9 @@ var indexDir = sync.OnceValue(func() string { return indexDirFrom(os.Getenv, os.
 // turns the index off; else $XDG_CACHE_HOME/vtrace, else
 // $HOME/.cache/vtrace (a relative XDG_CACHE_HOME is ignored, as the XDG
 // specification says). A directory that exists and is not owned by euid
-// is not used (root running vtrace with a user's HOME must neither trust
-// nor leave root's files there).
+// is not used, nor one whose first existing parent is not (root running
+// vtrace with a user's HOME must neither trust nor leave root's files
+// there).
 func indexDirFrom(getenv func(string) string, euid int) string {
 	switch strings.ToLower(getenv("VTRACE_CACHE")) {
 	case "off", "0", "no", "false":
@@ -129,13 +130,23 @@ func indexDirFrom(getenv func(string) string, euid int) string {
 		base = filepath.Join(home, ".cache")
 	}
 	dir := filepath.Join(base, "vtrace")
-	if st, err := os.Lstat(dir); err == nil {
-		sys, ok := st.Sys().(*syscall.Stat_t)
-		if !st.IsDir() || !ok || int(sys.Uid) != euid {
+	// The directory, or where MkdirAll would begin making it: the first
+	// that exists of it and its parents (root with a user's HOME must not
+	// make a root-owned ~/.cache, which the user's programs could then not
+	// write).
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Lstat(d)
+		if err == nil {
+			sys, ok := st.Sys().(*syscall.Stat_t)
+			if !st.IsDir() || !ok || int(sys.Uid) != euid {
+				return ""
+			}
+			return dir
+		}
+		if !errors.Is(err, os.ErrNotExist) || d == filepath.Dir(d) {
 			return ""
 		}
 	}
-	return dir
 }
 
 // selfID is the identity of the running vtrace executable ("" if unknown:

@@ -384,12 +384,13 @@ func TestIndexDirFrom(t *testing.T) {
 		}
 	}
 	euid := os.Geteuid()
+	xdg := filepath.Join(t.TempDir(), "x", "cache") // made by MkdirAll
 	for _, c := range []struct {
 		env  func(string) string
 		want string
 	}{
 		{env("HOME", home), filepath.Join(home, ".cache", "vtrace")},
-		{env("HOME", home, "XDG_CACHE_HOME", "/x/cache"), "/x/cache/vtrace"},
+		{env("HOME", home, "XDG_CACHE_HOME", xdg), filepath.Join(xdg, "vtrace")},
 		{env("HOME", home, "XDG_CACHE_HOME", "rel/cache"), filepath.Join(home, ".cache", "vtrace")},
 		{env("HOME", home, "VTRACE_CACHE", "off"), ""},
 		{env("HOME", home, "VTRACE_CACHE", "0"), ""},
@@ -400,6 +401,11 @@ func TestIndexDirFrom(t *testing.T) {
 		if got := indexDirFrom(c.env, euid); got != c.want {
 			t.Errorf("indexDirFrom: %q, want %q", got, c.want)
 		}
+	}
+	// Nor made in one (root with a user's HOME and no ~/.cache yet: a
+	// root-owned ~/.cache the user could not write).
+	if got := indexDirFrom(env("HOME", home), euid+1); got != "" {
+		t.Errorf("directory to be made in a home of uid %d used by uid %d: %q", euid, euid+1, got)
 	}
 	// A directory that another user owns is not used.
 	if err := os.MkdirAll(filepath.Join(home, ".cache", "vtrace"), 0o700); err != nil {
