@@ -31,9 +31,12 @@ import (
 // keeps), the program cannot go on as vtrace holds it — or when that task
 // has slept blockLong without running whatever the others do (a thread
 // that ticks for ever must not keep a deadlock). A task asleep in
-// nanosleep or clock_nanosleep is not blocked, however long: it wakes by
-// itself (sleepheld.c: a vfork child sleeps 400 ms, then changes its
-// parent's local; cutting its story missed the warning). Then, in turn:
+// nanosleep or clock_nanosleep wakes by itself: it counts as blocked only
+// once it has slept blockLong, its wakes into the next such sleep
+// included (a loop polling with sleep() for a held task); a shorter sleep
+// is not a deadlock (sleepheld.c: a vfork child sleeps 400 ms, then
+// changes its parent's local; cutting its story missed the warning).
+// Then, in turn:
 //
 //  1. The held vforks get their turn (runHeld): those of a memory whose
 //     every story in progress is in its parent phase — no child runs
@@ -174,19 +177,28 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 			continue
 		}
 		x, had := pr.seen[tid]
-		if !had || a.ran != x.act.ran || a.state == 'R' {
+		// A task back in a timed sleep after a wake keeps its quiet
+		// time: a loop that polls with sleep() for what a held task would
+		// do is as blocked as a task that waits for it.
+		polls := had && a.state != 'R' && s.sleepsTimed(tid, a) && s.sleepsTimed(tid, x.act)
+		if !had || (a.ran != x.act.ran && !polls) || a.state == 'R' {
 			x.since = now
 		}
 		x.act = a
 		pr.seen[tid] = x
 	}
 	w, ok := pr.seen[pid]
-	if !ok || !w.act.blocked() || s.sleepsTimed(pid, w.act) {
+	if !ok || !w.act.blocked() {
 		slower(time.Second)
 		return false, nil
 	}
 	quiet := now.Sub(w.since)
 	if quiet < blockQuiet {
+		return false, nil
+	}
+	if s.sleepsTimed(pid, w.act) && quiet < blockLong {
+		// It wakes by itself: not taken for blocked before blockLong.
+		slower(blockLong / 6)
 		return false, nil
 	}
 	if quiet < blockLong {
@@ -244,10 +256,9 @@ func (s *session) childrenGone(mm *addrSpace) bool {
 }
 
 // sleepsTimed reports whether task pid sleeps in nanosleep or
-// clock_nanosleep: it wakes by itself, so it is not blocked by what vtrace
-// holds (a vfork child that sleeps 400 ms before it changes its parent's
-// local: cmd/vtrace/testdata/sleepheld.c). /proc/PID/syscall gives the
-// number in the task's own ABI.
+// clock_nanosleep: it wakes by itself (a vfork child that sleeps 400 ms
+// before it changes its parent's local: cmd/vtrace/testdata/sleepheld.c).
+// /proc/PID/syscall gives the number in the task's own ABI.
 func (s *session) sleepsTimed(pid int, a activity) bool {
 	t := s.byPID[pid]
 	if t == nil || t.proc == nil || t.proc.mm == nil || t.proc.mm.arch == nil {

@@ -76,9 +76,10 @@ func TestGiveWay(t *testing.T) {
 }
 
 // A task asleep in nanosleep or clock_nanosleep (numbered in its own ABI)
-// wakes by itself: vtrace holding others does not block it, and its story
-// is not cut however long it sleeps; the same numbers in the other ABI
-// (i386's nanosleep is amd64's sync) are no timed sleep.
+// wakes by itself: vtrace holding others does not block it before
+// blockLong; the same numbers in the other ABI (i386's nanosleep is
+// amd64's sync) are no timed sleep. A loop that wakes and sleeps again
+// (polling with sleep() for a held task) is cut after blockLong.
 func TestGiveWayTimedSleep(t *testing.T) {
 	for _, c := range []struct {
 		a     *arch.Arch
@@ -106,5 +107,32 @@ func TestGiveWayTimedSleep(t *testing.T) {
 		if cut := errors.Is(err, errBlocked); cut == c.timed {
 			t.Errorf("%s system call %d: cut %v (%v), want a cut: %v", c.a.Name, c.nr, cut, err, !c.timed)
 		}
+	}
+}
+
+func TestGiveWayPollingSleep(t *testing.T) {
+	f := newFakeProcs(t)
+	f.activity = map[int]activity{
+		10: {state: 'S', ran: 5, syscall: 230},
+		11: {state: 't', ran: 7, syscall: -1},
+	}
+	s := newSession(Config{CPU: -1}, f)
+	mm := &addrSpace{arch: arch.AMD64}
+	waited := &task{pid: 10, state: taskFollowed, proc: &process{tgid: 10, mm: mm}}
+	s.byPID[10] = waited
+	s.byPID[11] = &task{pid: 11, state: taskFollowed, proc: &process{tgid: 11, mm: mm}}
+	s.postponed[11] = ptrace.Stop{PID: 11}
+	var pr blockProbe
+	var err error
+	start := time.Now()
+	for time.Since(start) < blockLong+time.Second && err == nil {
+		a := f.activity[10]
+		a.ran++ // woke and slept again
+		f.activity[10] = a
+		_, err = s.giveWay(10, &pr)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if took := time.Since(start); !errors.Is(err, errBlocked) || took < blockLong {
+		t.Errorf("a task polling with clock_nanosleep: %v after %v, want errBlocked after %v", err, took, blockLong)
 	}
 }
