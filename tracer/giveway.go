@@ -35,7 +35,10 @@ import (
 // once it has slept blockLong, its wakes into the next such sleep
 // included (a loop polling with sleep() for a held task); a shorter sleep
 // is not a deadlock (sleepheld.c: a vfork child sleeps 400 ms, then
-// changes its parent's local; cutting its story missed the warning).
+// changes its parent's local; cutting its story missed the warning), nor
+// is a task waiting while another traced task is in a timed sleep, which
+// may wake it (sleepgrand.c: the child waits for a process of its own
+// that sleeps).
 // Then, in turn:
 //
 //  1. The held vforks get their turn (runHeld): those of a memory whose
@@ -203,9 +206,11 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 	}
 	if quiet < blockLong {
 		for tid, x := range pr.seen {
-			if tid != pid && now.Sub(x.since) < blockQuiet {
+			if tid != pid && (now.Sub(x.since) < blockQuiet || x.act.blocked() && s.sleepsTimed(tid, x.act)) {
+				// another task runs, or will when its sleep ends
+				// (sleepgrand.c): it may wake this one
 				slower(blockLong / 6)
-				return false, nil // another task runs: it may wake this one
+				return false, nil
 			}
 		}
 	}

@@ -136,3 +136,29 @@ func TestGiveWayPollingSleep(t *testing.T) {
 		t.Errorf("a task polling with clock_nanosleep: %v after %v, want errBlocked after %v", err, took, blockLong)
 	}
 }
+
+// Another traced task in a timed sleep may wake the one waited for (a
+// process of the child's own that sleeps while the child waits for it):
+// no cut before blockLong.
+func TestGiveWayOtherSleepsTimed(t *testing.T) {
+	f := newFakeProcs(t)
+	f.activity = map[int]activity{
+		10: {state: 'S', ran: 5, syscall: 61},  // wait4
+		11: {state: 't', ran: 7, syscall: -1},  // held
+		12: {state: 'S', ran: 3, syscall: 230}, // clock_nanosleep
+	}
+	s := newSession(Config{CPU: -1}, f)
+	mm := &addrSpace{arch: arch.AMD64}
+	for _, pid := range []int{10, 11, 12} {
+		s.byPID[pid] = &task{pid: pid, state: taskFollowed, proc: &process{tgid: pid, mm: mm}}
+	}
+	s.postponed[11] = ptrace.Stop{PID: 11}
+	var pr blockProbe
+	var err error
+	for start := time.Now(); time.Since(start) < 3*blockQuiet && err == nil; time.Sleep(10 * time.Millisecond) {
+		_, err = s.giveWay(10, &pr)
+	}
+	if err != nil {
+		t.Errorf("another task in clock_nanosleep: %v, want no cut before %v", err, blockLong)
+	}
+}

@@ -39,6 +39,8 @@ func TestStoriesGiveWay(t *testing.T) {
 		// the thread's child sleeps 400 ms, timed, while main()'s vfork
 		// is held: no deadlock, no cut
 		{"sleepheld.c", []string{"-pthread"}, "", otherStory},
+		// the same child waits for a process of its own that sleeps
+		{"sleepgrand.c", []string{"-pthread"}, "", otherStory},
 	}
 	type run struct {
 		name  string
