@@ -187,6 +187,7 @@ func (s *session) capture(st *story) error {
 		s.note(st.id, event.NoteCloneFlagsUnknown, fmt.Sprintf("the flags of %s could not be read: the child is taken to share the parent's memory, as after vfork", ev.Syscall))
 	}
 	s.globalsNotes(st)
+	s.unreadableNotes(st)
 	if unwindErr != nil && st.frames[0].Method == string(event.MethodNone) {
 		s.note(st.id, event.NoteUnwindFailed, fmt.Sprintf("unwinding the parent: %v; its callers and their return slots are unknown", unwindErr))
 	}
@@ -206,6 +207,28 @@ func (s *session) capture(st *story) error {
 		s.note(st.id, event.NoteRegionTruncated, fmt.Sprintf("the parent's live stack is larger than %d bytes: only [%#x, %#x) is watched", maxRegion, st.lo, st.hi))
 	}
 	return nil
+}
+
+// unreadableNotes says, once per file in a run (a note of the run, not of
+// the story that met it first), which files mapped with code could not be
+// read: their functions have no names and their frames are unwound from
+// the machine code (TestCraftedUnreadableHeader: an ELF header byte the
+// kernel ignores).
+func (s *session) unreadableNotes(st *story) {
+	sp, ok := st.mm.syms().(*symbols.Space)
+	if !ok {
+		return
+	}
+	for _, u := range sp.Unreadable() {
+		if s.unreadableNoted[u.Path] {
+			continue
+		}
+		if s.unreadableNoted == nil {
+			s.unreadableNoted = map[string]bool{}
+		}
+		s.unreadableNoted[u.Path] = true
+		s.note(0, event.NoteSymbolsUnread, fmt.Sprintf("%s could not be read (%v): its code has no symbols and no CFI, its frames are unwound from the machine code", u.Path, u.Err))
+	}
 }
 
 // unwindMemo is the last unwind of a vfork parent in an image: a program

@@ -21,7 +21,6 @@ func TestForkChildInherited(t *testing.T) {
 	a := newAsm(codeBase)
 	a.fn("main").raw(0x90, 0x90, 0x90, 0x90).exitWith(0)
 	img := a.image(t)
-	const args = fakeStackTop - 256 // a struct clone_args
 	for _, c := range []struct {
 		name    string
 		nr      uint64
@@ -34,27 +33,7 @@ func TestForkChildInherited(t *testing.T) {
 		{"clone3(CLONE_VM)", 435, unix.CLONE_VM, false},
 		{"clone3(0)", 435, 0, true},
 	} {
-		f := newFakeProcs(t)
-		pid := f.spawn(img, codeBase)
-		s := newSession(Config{CPU: -1}, f)
-		mm, err := s.newAddrSpace(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := &task{pid: pid, proc: &process{tgid: pid, mm: mm}}
-		mm.bps[codeBase+1] = &breakpoint{addr: codeBase + 1, orig: 0x90, owners: map[int]bool{1: true}}
-		r := &f.tasks[pid].regs
-		r.OrigAX = c.nr
-		r.R[regnum.AMD64_Rdi] = c.flags
-		if c.nr == 435 {
-			var b [8]byte
-			binary.LittleEndian.PutUint64(b[:], c.flags)
-			if !img.write(args, b[:]) {
-				t.Fatal("no memory for clone_args")
-			}
-			r.R[regnum.AMD64_Rdi] = args
-		}
-		k := s.newTask(p, pid+1, false, false)
+		k := newTaskAfterClone(t, img, c.nr, c.flags, 0, false)
 		if got := len(k.inherited) > 0; got != c.inherit {
 			t.Errorf("%s: int3s to undo in the child %v, want %v", c.name, k.inherited, c.inherit)
 		}
@@ -72,7 +51,6 @@ func TestVforkChildInherited(t *testing.T) {
 	a := newAsm(codeBase)
 	a.fn("main").raw(0x90, 0x90, 0x90, 0x90).exitWith(0)
 	img := a.image(t)
-	const args = fakeStackTop - 256 // a struct clone_args
 	for _, c := range []struct {
 		name    string
 		nr      uint64
@@ -88,34 +66,45 @@ func TestVforkChildInherited(t *testing.T) {
 		{"clone3(unreadable struct)", 435, unix.CLONE_VFORK, 0x10, false},
 		{"syscall 999", 999, unix.CLONE_VFORK, 0, false},
 	} {
-		f := newFakeProcs(t)
-		pid := f.spawn(img, codeBase)
-		s := newSession(Config{CPU: -1}, f)
-		mm, err := s.newAddrSpace(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := &task{pid: pid, proc: &process{tgid: pid, mm: mm}}
-		mm.bps[codeBase+1] = &breakpoint{addr: codeBase + 1, orig: 0x90, owners: map[int]bool{1: true}}
-		r := &f.tasks[pid].regs
-		r.OrigAX = c.nr
-		r.R[regnum.AMD64_Rdi] = c.flags
-		if c.nr == 435 {
-			var b [8]byte
-			binary.LittleEndian.PutUint64(b[:], c.flags)
-			if !img.write(args, b[:]) {
-				t.Fatal("no memory for clone_args")
-			}
-			r.R[regnum.AMD64_Rdi] = args
-			if c.argPtr != 0 {
-				r.R[regnum.AMD64_Rdi] = c.argPtr
-			}
-		}
-		k := s.newTask(p, pid+1, false, true)
+		k := newTaskAfterClone(t, img, c.nr, c.flags, c.argPtr, true)
 		if got := len(k.inherited) > 0; got != c.inherit {
 			t.Errorf("%s: int3s to undo in the child %v, want %v", c.name, k.inherited, c.inherit)
 		}
 	}
+}
+
+// newTaskAfterClone registers the task a fake process's system call nr
+// made (flags its first argument; for clone3, the flags of a struct
+// clone_args written on its stack, or argPtr as the struct's address when
+// not 0), with one of vtrace's int3s planted in the parent: held as a vfork
+// event's child is, or not as a fork event's.
+func newTaskAfterClone(t *testing.T, img *fakeImage, nr, flags, argPtr uint64, held bool) *task {
+	t.Helper()
+	const args = fakeStackTop - 256 // a struct clone_args
+	f := newFakeProcs(t)
+	pid := f.spawn(img, codeBase)
+	s := newSession(Config{CPU: -1}, f)
+	mm, err := s.newAddrSpace(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &task{pid: pid, proc: &process{tgid: pid, mm: mm}}
+	mm.bps[codeBase+1] = &breakpoint{addr: codeBase + 1, orig: 0x90, owners: map[int]bool{1: true}}
+	r := &f.tasks[pid].regs
+	r.OrigAX = nr
+	r.R[regnum.AMD64_Rdi] = flags
+	if nr == 435 {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], flags)
+		if !img.write(args, b[:]) {
+			t.Fatal("no memory for clone_args")
+		}
+		r.R[regnum.AMD64_Rdi] = args
+		if argPtr != 0 {
+			r.R[regnum.AMD64_Rdi] = argPtr
+		}
+	}
+	return s.newTask(p, pid+1, false, held)
 }
 
 // TestCloneMemory: what a new task's memory is, from the decoded call, on

@@ -36,6 +36,9 @@ type session struct {
 	// a story follows (a vfork child that vforks in turn) runs as a nested
 	// story on top of it. Empty between stories.
 	stories []*story
+	// unreadableNoted: the files with code already named in a
+	// symbols_unreadable note (capture.go: unreadableNotes).
+	unreadableNoted map[string]bool
 	// heldParents are vfork parents held in their event stop because
 	// another story was running when they vforked; the main loop starts
 	// their stories, in order, once the stack is empty.

@@ -206,6 +206,7 @@ const (
 	NoteWatchpointsFailed NoteCode = "watchpoints_failed" // arming them failed: diffing only
 	NoteExecUnreadable    NoteCode = "exec_unreadable"    // an exec'd program's image could not be read
 	NoteCFIUnreadable     NoteCode = "cfi_unreadable"     // a frame's CFI was malformed: it was unwound another way
+	NoteSymbolsUnread     NoteCode = "symbols_unreadable" // a file mapped with code could not be read: no symbols, no CFI (msg: which, why)
 	NoteWritesCapped      NoteCode = "writes_capped"      // a story reached its cap of write events: later writes only counted
 	NoteGlobalsCapped     NoteCode = "globals_capped"     // the writable memory outside the stack is larger than the snapshot (msg: what was left out)
 	NoteGlobalsUnread     NoteCode = "globals_unreadable" // part of it could not be read (msg: which)

@@ -31,6 +31,7 @@ type module struct {
 	start, end uint64 // span of all its mappings
 	name       string // base name
 	path       string
+	err        error // why the file could not be read (bin nil)
 
 	// load opens a module on first use (the vDSO: most runs never ask
 	// about an address in it).
@@ -219,7 +220,7 @@ func newSpace(maps []Mapping, exe string, open func(path string) (*Binary, error
 		}
 		bin, err := open(m.Path)
 		if err != nil {
-			byPath[m.Path] = &module{start: m.Start, end: m.End, name: filepath.Base(m.Path)}
+			byPath[m.Path] = &module{start: m.Start, end: m.End, name: filepath.Base(m.Path), err: err}
 			continue
 		}
 		bias, ok := bin.biasFor(m.Start, m.Offset)
@@ -410,6 +411,32 @@ func (sp *Space) FDEForPC(pc uint64) (*frame.FrameDescriptionEntry, error) {
 		return nil, &frame.ErrNoFDEForPC{PC: pc}
 	}
 	return mod.bin.FDEForPC(pc, mod.bias)
+}
+
+// Unreadable names each file mapped with code that could not be read as
+// an ELF file, and why: its code has no symbols and no CFI (its frames are
+// unwound from the machine code). A data file mapped without exec
+// permission is not code and not named.
+func (sp *Space) Unreadable() []Unreadable {
+	var out []Unreadable
+	for _, mod := range sp.mods {
+		if mod.bin != nil || mod.err == nil {
+			continue
+		}
+		for _, m := range sp.maps {
+			if strings.Contains(m.Perms, "x") && m.Start >= mod.start && m.End <= mod.end && filepath.Base(m.Path) == mod.name {
+				out = append(out, Unreadable{Path: m.Path, Err: mod.err})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Unreadable is a mapped file with code that could not be read.
+type Unreadable struct {
+	Path string
+	Err  error
 }
 
 // EmptySpace is a Space that knows no mapping: what vtrace falls back to
