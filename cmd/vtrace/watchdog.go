@@ -64,7 +64,11 @@ var exitProcess = os.Exit
 // guardSinks puts cfg's sinks behind a sinkGuard and sets the engine's
 // OnStuck: the log's error event and verdict, one line on stderr, exit
 // 126.
+//
+// It also reserves the OS threads the run will need (threads.go), now,
+// before the program can use up its cgroup's pids.
 func guardSinks(cfg *tracer.Config, ts traceSinks, log *runLog, stderr io.Writer) {
+	go reserveThreads(spareThreads) // beside the program's start, not before it
 	g := &sinkGuard{sink: cfg.Sink}
 	cfg.Sink = g
 	cfg.OnStuck = func(err error) {
