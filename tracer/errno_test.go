@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/vtrace/vtrace/tracer/event"
-	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
 	"github.com/vtrace/vtrace/tracer/internal/symbols"
 )
@@ -103,22 +102,13 @@ func TestErrnoHit(t *testing.T) {
 		{"read inside libc (vfprintf's save)", false, 2, "vfprintf", []string{"main"}, true, 0, false},
 		{"read while only stores are watched", false, 2, "main", nil, true, 0, false},
 	} {
-		f := newFakeProcs(t)
 		img := &fakeImage{path: "/prog",
 			regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
 				{start: 0x401000, data: make([]byte, 0x3000), perms: "r-xp", path: "/prog"}},
 			syms: []fakeSym{{"spawn", 0x401000, 0x401100}, {"main", 0x401100, 0x401200},
 				{"open", 0x402000, 0x402100}, {"vfprintf", 0x403000, 0x403100}}}
-		f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
-		rec := &recorder{}
-		s := newSession(Config{Mode: Fast, Sink: rec}, f)
-		st := &story{id: 1, parent: &task{pid: 1}, child: &task{pid: 2},
-			mm: &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}}}
-		st.word = 8
-		st.mem = &memWatch{word: 8}
-		st.mem.plan([]symbols.DataRange{{Start: 0x5000, End: 0x5100, Area: "tls", Path: "[tls]"}})
 		binary.LittleEndian.PutUint32(img.regions[0].data[0x10:], 9) // EBADF, the parent's
-		st.mem.read(s, st)
+		s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x5000, End: 0x5100, Area: "tls", Path: "[tls]"})
 		st.mem.poisoned = map[uint64]childWord{errnoAddr: {val: 2, bytes: 0x01, errno: true}}
 		binary.LittleEndian.PutUint32(img.regions[0].data[0x10:], c.now)
 		r := &parentRun{st: st, ehw: []uint64{errnoAddr}}

@@ -113,14 +113,13 @@ func TestClassifyLibc(t *testing.T) {
 	}
 }
 
-// The snapshot and its diffs on a scripted process: a change found after a
-// call is a global_write during that call, a stepped store one by the
-// store; the end's global_diff lists what stays changed; the parent's read
-// counts only where it touches the child's bytes, and its own store takes
-// a word back.
-func TestGlobalsDiffAndRead(t *testing.T) {
+// globalsStory is the setup of the tests of the memory outside the stack:
+// a fast-mode session on fake processes 1 (the parent) and 2 (the vfork
+// child) sharing img, and a story of theirs whose watch covers r, read
+// (snapshotted) from img as it stands.
+func globalsStory(t *testing.T, img *fakeImage, r symbols.DataRange) (*session, *story, *recorder) {
+	t.Helper()
 	f := newFakeProcs(t)
-	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"}}}
 	f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
 	f.tasks[2] = &fakeTask{pid: 2, img: img, atStop: true}
 	rec := &recorder{}
@@ -129,8 +128,19 @@ func TestGlobalsDiffAndRead(t *testing.T) {
 		mm: &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}}}
 	st.word = 8
 	st.mem = &memWatch{word: 8}
-	st.mem.plan([]symbols.DataRange{{Start: 0x5000, End: 0x5100, Area: "data", Path: "/prog"}})
+	st.mem.plan([]symbols.DataRange{r})
 	st.mem.read(s, st)
+	return s, st, rec
+}
+
+// The snapshot and its diffs on a scripted process: a change found after a
+// call is a global_write during that call, a stepped store one by the
+// store; the end's global_diff lists what stays changed; the parent's read
+// counts only where it touches the child's bytes, and its own store takes
+// a word back.
+func TestGlobalsDiffAndRead(t *testing.T) {
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"}}}
+	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x5000, End: 0x5100, Area: "data", Path: "/prog"})
 	defer st.dropGlobals()
 	mem := img.regions[0].data
 
@@ -202,18 +212,8 @@ func TestGlobalsDiffAndRead(t *testing.T) {
 // it counts only for the bytes that still hold the child's value
 // (targets/globalreset: restore_state() stores 1 over the child's 0).
 func TestGlobalsReadRewritten(t *testing.T) {
-	f := newFakeProcs(t)
 	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"}}}
-	f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
-	f.tasks[2] = &fakeTask{pid: 2, img: img, atStop: true}
-	rec := &recorder{}
-	s := newSession(Config{Mode: Fast, Sink: rec}, f)
-	st := &story{id: 1, parent: &task{pid: 1}, child: &task{pid: 2},
-		mm: &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}}}
-	st.word = 8
-	st.mem = &memWatch{word: 8}
-	st.mem.plan([]symbols.DataRange{{Start: 0x5000, End: 0x5100, Area: "data", Path: "/prog"}})
-	st.mem.read(s, st)
+	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x5000, End: 0x5100, Area: "data", Path: "/prog"})
 	defer st.dropGlobals()
 	mem := img.regions[0].data
 
