@@ -191,6 +191,21 @@ func newFakeProcs(t *testing.T) *fakeProcs {
 
 const fakeStackTop = 0x7ff000
 
+// spawnedTask starts img at codeBase in new fake processes: the
+// processes, a session over them, and the started task with its address
+// space (no story, no int3 yet).
+func spawnedTask(t *testing.T, img *fakeImage) (*fakeProcs, *session, *task) {
+	t.Helper()
+	f := newFakeProcs(t)
+	pid := f.spawn(img, codeBase)
+	s := newSession(Config{CPU: -1}, f)
+	mm, err := s.newAddrSpace(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, s, &task{pid: pid, proc: &process{tgid: pid, mm: mm}}
+}
+
 // spawn creates the main task, stopped at its exec stop, at entry.
 func (f *fakeProcs) spawn(img *fakeImage, entry uint64) int {
 	f.nextPID++

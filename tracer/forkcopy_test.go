@@ -81,14 +81,8 @@ func TestVforkChildInherited(t *testing.T) {
 func newTaskAfterClone(t *testing.T, img *fakeImage, nr, flags, argPtr uint64, held bool) *task {
 	t.Helper()
 	const args = fakeStackTop - 256 // a struct clone_args
-	f := newFakeProcs(t)
-	pid := f.spawn(img, codeBase)
-	s := newSession(Config{CPU: -1}, f)
-	mm, err := s.newAddrSpace(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &task{pid: pid, proc: &process{tgid: pid, mm: mm}}
+	f, s, p := spawnedTask(t, img)
+	pid, mm := p.pid, p.proc.mm
 	mm.bps[codeBase+1] = &breakpoint{addr: codeBase + 1, orig: 0x90, owners: map[int]bool{1: true}}
 	r := &f.tasks[pid].regs
 	r.OrigAX = nr

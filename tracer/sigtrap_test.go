@@ -63,14 +63,8 @@ func TestClassifyTrap(t *testing.T) {
 	a := newAsm(codeBase)
 	a.fn("main").raw(0x90, 0x90, 0xcc, 0x90).exitWith(0)
 	img := a.image(t)
-	f := newFakeProcs(t)
-	pid := f.spawn(img, codeBase)
-	s := newSession(Config{CPU: -1}, f)
-	mm, err := s.newAddrSpace(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk := &task{pid: pid, proc: &process{tgid: pid, mm: mm}}
+	f, s, tk := spawnedTask(t, img)
+	pid, mm := tk.pid, tk.proc.mm
 	mm.bps[codeBase] = &breakpoint{addr: codeBase, orig: 0x90, owners: map[int]bool{1: true}}
 	mm.removed[codeBase+1] = true // restored: the byte there is a nop again
 	mm.removed[codeBase+2] = true // the program's own int3 at an address vtrace once used
