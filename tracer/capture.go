@@ -16,14 +16,8 @@ import (
 	"github.com/vtrace/vtrace/tracer/internal/unwind"
 )
 
-// Linux syscall numbers of the vfork family, per arch.
-var vforkSyscalls = map[*arch.Arch]map[uint64]string{
-	arch.AMD64: {58: "vfork", 56: "clone", 435: "clone3"},
-	arch.I386:  {190: "vfork", 120: "clone", 435: "clone3"},
-}
-
 // cloneCall is the system call that made a new task, read at its
-// creator's event stop: its name (vforkSyscalls; "" for another), its
+// creator's event stop: its name (vfork, clone or clone3; "" for another), its
 // flags (clone, clone3: flagsRead) and the child's stack top (0: none given,
 // the child runs on its creator's stack).
 type cloneCall struct {
@@ -67,12 +61,16 @@ func (c cloneCall) memory() cloneMemory {
 // %rsi; %ebx, %ecx); clone3's are in the struct clone_args its first
 // argument points to.
 func (s *session) cloneCallAt(pid int, regs *arch.Regs) cloneCall {
-	c := cloneCall{name: vforkSyscalls[regs.Arch][regs.OrigAX]}
-	switch c.name {
+	var c cloneCall
+	switch name := sysName(regs.Arch, regs.OrigAX); name {
+	case "vfork":
+		c.name = name
 	case "clone":
+		c.name = name
 		c.flags, c.flagsRead = regs.SyscallArg(0), true
 		c.childSP = regs.SyscallArg(1)
 	case "clone3":
+		c.name = name
 		// struct clone_args: flags, pidfd, child_tid, parent_tid,
 		// exit_signal, stack, stack_size, ... (all 64-bit).
 		var args [64]byte

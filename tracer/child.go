@@ -100,23 +100,17 @@ func hasPerfEvents(pid int) bool {
 // (quietTraps then ends): perf_event_open (its sigtrap events),
 // timer_create (a POSIX timer whose signal may be SIGTRAP: trapchild
 // timer), mq_notify (a message queue's notification signal) and
-// fcntl(F_SETSIG) (the signal of O_ASYNC input). The numbers are the
-// task's ABI's (amd64's 259 is mknodat, i386's timer_create).
+// fcntl(F_SETSIG) (the signal of O_ASYNC input), by the numbers of the
+// task's ABI (sysNames; amd64's when the registers name none).
 func asyncTrapCall(regs *arch.Regs) bool {
-	nr := regs.AX()
-	if regs.Arch != nil && regs.Arch.PtrSize == 4 {
-		switch nr {
-		case 336, 259, 281: // perf_event_open, timer_create, mq_notify
-			return true
-		case 55, 221: // fcntl, fcntl64
-			return regs.SyscallArg(1) == unix.F_SETSIG
-		}
-		return false
+	a := regs.Arch
+	if a == nil || a.PtrSize != 4 {
+		a = arch.AMD64
 	}
-	switch nr {
-	case 298, 222, 244: // perf_event_open, timer_create, mq_notify
+	switch sysName(a, regs.AX()) {
+	case "perf_event_open", "timer_create", "mq_notify":
 		return true
-	case 72: // fcntl
+	case "fcntl", "fcntl64":
 		return regs.SyscallArg(1) == unix.F_SETSIG
 	}
 	return false

@@ -269,11 +269,14 @@ func (s *session) sleepsTimed(pid int, a activity) bool {
 	if t == nil || t.proc == nil || t.proc.mm == nil || t.proc.mm.arch == nil {
 		return false
 	}
-	if t.proc.mm.arch.PtrSize == 4 {
-		// i386: nanosleep, clock_nanosleep, clock_nanosleep_time64
-		return a.syscall == 162 || a.syscall == 267 || a.syscall == 407
+	if a.syscall < 0 {
+		return false
 	}
-	return a.syscall == 35 || a.syscall == 230 // nanosleep, clock_nanosleep
+	switch sysName(t.proc.mm.arch, uint64(a.syscall)) {
+	case "nanosleep", "clock_nanosleep", "clock_nanosleep_time64":
+		return true
+	}
+	return false
 }
 
 // armWake makes sure the coming wait4 ends by the time giveWay has
