@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -231,70 +232,78 @@ func (s *session) unreadableNotes(st *story) {
 
 // unwindMemo is the last unwind of a vfork parent in an image: a program
 // that vforks in a loop vforks from the same frames, and an unwind depends
-// only on the registers it read (unwind.UnwindDeps), the words of memory it
-// read and the CFI and code of the modules, which the same symbols.Space
-// names. When all of them are as they were, so are the frames.
+// only on the registers and words of memory it needed (unwind.Deps) and
+// the CFI and code of the modules, which the same symbols.Space names.
+// When all of them are as they were, so are the frames, but for the values
+// of their saved-register slots, which are read again (a loop counter
+// saved in a callee-saved register changes at every vfork).
 type unwindMemo struct {
 	space  *symbols.Space
 	regs   arch.Regs
-	used   uint32 // the registers it read
-	reads  []wordRead
+	deps   *unwind.Deps
 	frames []unwind.Frame
 	err    error
-}
-
-// wordRead is one word an unwind read, and what it got.
-type wordRead struct {
-	addr   uint64
-	size   int
-	val    uint64
-	failed bool // the read failed
-}
-
-// recordingMemory is a Memory that remembers every word read through it.
-type recordingMemory struct {
-	m     unwind.Memory
-	reads []wordRead
-}
-
-func (r *recordingMemory) ReadWord(addr uint64, size int) (uint64, error) {
-	v, err := r.m.ReadWord(addr, size)
-	r.reads = append(r.reads, wordRead{addr: addr, size: size, val: v, failed: err != nil})
-	return v, err
 }
 
 // unwinds counts the parents' unwinds made and reused, for KernelCalls.
 var unwinds struct{ done, reused atomic.Int64 }
 
 // unwindParent unwinds a parent held in its vfork event stop, or gives the
-// frames of the image's last unwind when nothing it depended on changed
-// (its words are read again, a page at a time, and compared). The frames
-// are shared: no one changes them.
+// frames of the image's last unwind when nothing it needed changed (its
+// words are read again, a page at a time, and compared). The frames are
+// shared when their saved values are the same too: no one changes them.
 func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwind.Frame, error) {
 	sp, _ := mm.syms().(*symbols.Space)
 	mem := &pageMemory{s: s, pid: pid} // the task stays stopped: its pages serve both
-	if m := mm.unwound; m != nil && sp != nil && m.space == sp && m.regs.Arch == regs.Arch && sameRegs(&m.regs, regs, m.used) {
-		same := true
-		for _, w := range m.reads {
-			v, err := mem.ReadWord(w.addr, w.size)
-			if (err != nil) != w.failed || err == nil && v != w.val {
-				same = false
-				break
-			}
-		}
-		if same {
+	if m := mm.unwound; m != nil && sp != nil && m.space == sp && m.regs.Arch == regs.Arch && sameRegs(&m.regs, regs, m.deps.Regs) {
+		if frames, ok := m.reuse(mem); ok {
 			unwinds.reused.Add(1)
-			return m.frames, m.err
+			return frames, m.err
 		}
 	}
 	unwinds.done.Add(1)
-	rec := &recordingMemory{m: mem}
-	frames, used, err := unwind.UnwindDeps(regs, rec, mm.syms(), maxFrames)
+	frames, deps, err := unwind.UnwindDeps(regs, mem, mm.syms(), maxFrames)
 	mm.unwound = nil
 	if sp != nil {
-		mm.unwound = &unwindMemo{space: sp, regs: *regs, used: used, reads: rec.reads, frames: frames, err: err}
+		mm.unwound = &unwindMemo{space: sp, regs: *regs, deps: deps, frames: frames, err: err}
 	}
 	return frames, err
+}
+
+// reuse reads the memo's words again: when every read fails or succeeds
+// as it did and every needed word holds the same value, it returns the
+// memo's frames, each saved-register value read again from its slot (the
+// word its read gave: the same reads, at the same addresses).
+func (m *unwindMemo) reuse(mem unwind.Memory) ([]unwind.Frame, bool) {
+	changed := false
+	for _, w := range m.deps.Reads {
+		v, err := mem.ReadWord(w.Addr, w.Size)
+		switch {
+		case (err != nil) != w.Failed:
+			return nil, false
+		case err != nil || v == w.Val:
+		case w.Needed:
+			return nil, false
+		default:
+			changed = true
+		}
+	}
+	if !changed {
+		return m.frames, true
+	}
+	frames := slices.Clone(m.frames)
+	for i := range frames {
+		saved := slices.Clone(frames[i].Saved)
+		for j := range saved {
+			v, err := mem.ReadWord(saved[j].Addr, m.regs.Arch.PtrSize)
+			if err != nil {
+				return nil, false // read above: cannot fail now (the task is stopped)
+			}
+			saved[j].Value = v
+		}
+		frames[i].Saved = saved
+	}
+	return frames, true
 }
 
 // sameRegs reports whether a and b hold the same value in every register
