@@ -3,6 +3,7 @@ package tracer
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
@@ -48,7 +49,29 @@ type addrSpace struct {
 	exe   string
 	// unwound is the last unwind of a vfork parent here (capture.go).
 	unwound *unwindMemo
+	// maps keeps this memory's /proc/PID/maps open (refresh).
+	maps mapsHandle
 }
+
+// mapsHandle is an address space's /proc/PID/maps, open (m not nil) or
+// not: see symbols.Maps. It is opened through a task of the address space
+// the handle belongs to, and only read again for that address space: the
+// file shows the memory it was opened on, and an addrSpace is one memory
+// (a task that execs gets a new addrSpace, and a new handle).
+type mapsHandle struct {
+	m *symbols.Maps
+}
+
+func (h *mapsHandle) close() {
+	if h.m != nil {
+		_ = h.m.Close()
+		h.m = nil
+	}
+}
+
+// maxMapsOpen bounds the maps files kept open: the oldest is closed (and
+// opened again at its address space's next refresh).
+const maxMapsOpen = 16
 
 // maxSymCache bounds symCache (memory flat in the number of vforks).
 const maxSymCache = 1 << 14
@@ -76,6 +99,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
 	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound = nil, nil, nil, nil, nil
+	c.maps = mapsHandle{} // the file shows the parent's memory, not the copy
 	return &c
 }
 
@@ -134,11 +158,33 @@ func (s *session) exePath(mm *addrSpace, pid int) string {
 }
 
 // refresh re-reads the mappings (libraries loaded since exec) through
-// pid, which must be stopped.
+// pid, a task of mm, which must be stopped. mm's maps file is kept open
+// for its next refresh (a program that spawns in a loop is refreshed at
+// every vfork): at most maxMapsOpen of them, the oldest closed first.
 func (s *session) refresh(mm *addrSpace, pid int) {
-	if sp, err := s.p.Space(pid); err == nil {
+	wasOpen := mm.maps.m != nil
+	if sp, err := s.p.SpaceMaps(&mm.maps, pid); err == nil {
 		mm.space = sp
 	}
+	if mm.maps.m == nil || wasOpen {
+		return
+	}
+	// Opened anew: once in the list (it may have been closed there,
+	// found gone).
+	s.mapsOpen = slices.DeleteFunc(s.mapsOpen, func(h *mapsHandle) bool { return h == &mm.maps })
+	if len(s.mapsOpen) == maxMapsOpen {
+		s.mapsOpen[0].close()
+		s.mapsOpen = s.mapsOpen[1:]
+	}
+	s.mapsOpen = append(s.mapsOpen, &mm.maps)
+}
+
+// closeMaps closes the maps files refresh kept open.
+func (s *session) closeMaps() {
+	for _, h := range s.mapsOpen {
+		h.close()
+	}
+	s.mapsOpen = nil
 }
 
 // sym symbolises a code address.

@@ -3,6 +3,7 @@ package tracer
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"reflect"
 	"testing"
 
@@ -104,4 +105,42 @@ func cloneFrames(fs []unwind.Frame) []unwind.Frame {
 		out[i].Saved = append([]unwind.SavedSlot(nil), f.Saved...)
 	}
 	return out
+}
+
+// refresh keeps each address space's maps file open for its next refresh,
+// at most maxMapsOpen of them (the oldest closed first, opened again when
+// next needed); the run closes them all at its end.
+func TestRefreshKeepsMapsOpen(t *testing.T) {
+	s := &session{p: livePtrace{}}
+	pid := os.Getpid()
+	mms := make([]*addrSpace, maxMapsOpen+3)
+	for i := range mms {
+		mms[i] = &addrSpace{}
+		s.refresh(mms[i], pid)
+		if mms[i].space == nil || mms[i].maps.m == nil {
+			t.Fatalf("refresh %d: space %v, maps %v", i, mms[i].space, mms[i].maps.m)
+		}
+	}
+	if len(s.mapsOpen) != maxMapsOpen {
+		t.Errorf("%d maps files open, want %d", len(s.mapsOpen), maxMapsOpen)
+	}
+	for i, mm := range mms {
+		if open := mm.maps.m != nil; open != (i >= 3) {
+			t.Errorf("address space %d: maps open %v", i, open)
+		}
+	}
+	s.refresh(mms[0], pid) // opened again: the oldest of the others goes
+	if mms[0].maps.m == nil || mms[3].maps.m != nil || len(s.mapsOpen) != maxMapsOpen {
+		t.Errorf("after a refresh of a closed one: %v %v, %d open", mms[0].maps.m, mms[3].maps.m, len(s.mapsOpen))
+	}
+	s.refresh(mms[0], pid) // already open: nothing closed
+	if mms[4].maps.m == nil || len(s.mapsOpen) != maxMapsOpen {
+		t.Errorf("a refresh of an open one closed another, or listed it twice: %d open", len(s.mapsOpen))
+	}
+	s.closeMaps()
+	for i, mm := range mms {
+		if mm.maps.m != nil {
+			t.Errorf("address space %d: maps still open after closeMaps", i)
+		}
+	}
 }

@@ -825,6 +825,8 @@ func (f *fakeProcs) Space(pid int) (space, error) {
 	return fakeSpace{t.img}, nil
 }
 
+func (f *fakeProcs) SpaceMaps(_ *mapsHandle, pid int) (space, error) { return f.Space(pid) }
+
 func (f *fakeProcs) Arch(pid int) (*arch.Arch, error) { return arch.AMD64, nil }
 
 func (f *fakeProcs) ExePath(pid int) string {

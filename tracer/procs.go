@@ -53,6 +53,10 @@ type procs interface {
 
 	// Space reads a process's mappings and opens the modules mapped there.
 	Space(pid int) (space, error)
+	// SpaceMaps is Space through h, which keeps the maps of one address
+	// space open between calls: pid is a task of that address space,
+	// stopped (refresh).
+	SpaceMaps(h *mapsHandle, pid int) (space, error)
 	// Arch is the architecture of the program a process runs.
 	Arch(pid int) (*arch.Arch, error)
 	// ExePath is the program a process runs ("" when unknown).
@@ -114,6 +118,31 @@ func (l livePtrace) ThreadPointer(pid int, r *arch.Regs) (uint64, error) {
 }
 
 func (livePtrace) Space(pid int) (space, error) {
+	sp, err := symbols.LoadSpace(pid)
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+// SpaceMaps reads the maps through the file h keeps open, opening it
+// through pid first if need be: the kernel binds the file to the memory
+// pid has when it opens it, which h's address space stands for. When the
+// file reads as empty or fails (that memory has no task left: pid's
+// process died, its pid may be another's now), it is closed, and the maps
+// are read as Space does.
+func (livePtrace) SpaceMaps(h *mapsHandle, pid int) (space, error) {
+	if h.m == nil {
+		m, err := symbols.OpenMaps(pid)
+		if err != nil {
+			return nil, err
+		}
+		h.m = m
+	}
+	if sp, err := symbols.LoadSpaceMaps(h.m, pid); err == nil {
+		return sp, nil
+	}
+	h.close()
 	sp, err := symbols.LoadSpace(pid)
 	if err != nil {
 		return nil, err

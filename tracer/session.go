@@ -39,6 +39,9 @@ type session struct {
 	// unreadableNoted: the files with code already named in a
 	// symbols_unreadable note (capture.go: unreadableNotes).
 	unreadableNoted map[string]bool
+	// mapsOpen are the address spaces whose maps are kept open
+	// (addrspace.go: refresh), oldest first; at most maxMapsOpen.
+	mapsOpen []*mapsHandle
 	// heldParents are vfork parents held in their event stop because
 	// another story was running when they vforked; the main loop starts
 	// their stories, in order, once the stack is empty.
@@ -107,6 +110,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 		}()
 		defer s.reapWakes()
+		defer s.closeMaps()
 		res, err = s.run(ctx, t)
 		return err
 	})
