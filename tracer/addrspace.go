@@ -39,6 +39,9 @@ type addrSpace struct {
 	// frames and slots at every story.
 	symOf    *symbols.Space
 	symCache map[uint64]symbols.Sym
+	// evSyms holds sym's answers, kept with symCache: events share them
+	// (nothing changes an event.Sym once made).
+	evSyms map[uint64]*event.Sym
 	// textCache holds the objdump-style text of decoded instructions
 	// (insnText), which names symbols: kept with symCache.
 	textCache map[*disasm.Insn]string
@@ -98,7 +101,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c.code = map[uint64]*insnEntry{}
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
-	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound = nil, nil, nil, nil, nil
+	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms = nil, nil, nil, nil, nil, nil
 	c.maps = mapsHandle{} // the file shows the parent's memory, not the copy
 	return &c
 }
@@ -123,8 +126,9 @@ func (mm *addrSpace) cachedSpace() (*symbols.Space, bool) {
 	if !ok {
 		return nil, false
 	}
-	if sp != mm.symOf || len(mm.symCache) >= maxSymCache || len(mm.textCache) >= maxSymCache {
+	if sp != mm.symOf || len(mm.symCache) >= maxSymCache || len(mm.textCache) >= maxSymCache || len(mm.evSyms) >= maxSymCache {
 		mm.symOf, mm.symCache, mm.textCache = sp, map[uint64]symbols.Sym{}, map[*disasm.Insn]string{}
+		mm.evSyms = map[uint64]*event.Sym{}
 	}
 	return sp, true
 }
@@ -192,11 +196,19 @@ func (s *session) sym(mm *addrSpace, pc uint64) *event.Sym {
 	if mm == nil {
 		return nil
 	}
-	y := mm.symbolize(pc)
-	if y.Name == "" && y.Module == "" {
-		return nil
+	_, cached := mm.cachedSpace()
+	if e, ok := mm.evSyms[pc]; ok && cached {
+		return e
 	}
-	return &event.Sym{Sym: y.Name, Off: y.Off, Module: y.Module, File: y.File, Line: y.Line, PastEnd: y.PastEnd}
+	y := mm.symbolize(pc)
+	var e *event.Sym
+	if y.Name != "" || y.Module != "" {
+		e = &event.Sym{Sym: y.Name, Off: y.Off, Module: y.Module, File: y.File, Line: y.Line, PastEnd: y.PastEnd}
+	}
+	if cached {
+		mm.evSyms[pc] = e
+	}
+	return e
 }
 
 // insnAt decodes the instruction at pc, from a per-address-space cache.

@@ -254,7 +254,10 @@ var unwinds struct{ done, reused atomic.Int64 }
 // shared when their saved values are the same too: no one changes them.
 func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwind.Frame, error) {
 	sp, _ := mm.syms().(*symbols.Space)
-	mem := &pageMemory{s: s, pid: pid} // the task stays stopped: its pages serve both
+	// The task stays stopped: its pages serve both. Their buffers are the
+	// last unwind's (nothing keeps a page).
+	mem := &pageMemory{s: s, pid: pid, pages: s.unwindPages[:0]}
+	defer func() { s.unwindPages = mem.pages[:0] }()
 	if m := mm.unwound; m != nil && sp != nil && m.space == sp && m.regs.Arch == regs.Arch && sameRegs(&m.regs, regs, m.deps.Regs) {
 		if frames, ok := m.reuse(mem); ok {
 			unwinds.reused.Add(1)
@@ -326,7 +329,16 @@ const (
 // recordFrames names each frame, indexes its slots, and puts the frames
 // into the vfork event.
 func (s *session) recordFrames(st *story, ev *event.Vfork) {
-	st.slots = map[uint64]slotInfo{}
+	n := 0
+	for _, f := range st.frames {
+		n += len(f.Saved)
+		if f.RetSlot != 0 {
+			n++
+		}
+	}
+	st.slots = make(map[uint64]slotInfo, n)
+	st.frameFns = make([]*event.Sym, 0, len(st.frames))
+	ev.Frames = make([]event.Frame, 0, len(st.frames))
 	for i, f := range st.frames {
 		fn := s.sym(st.mm, f.PC)
 		if i > 0 {
@@ -349,6 +361,9 @@ func (s *session) recordFrames(st *story, ev *event.Vfork) {
 			st.slots[f.RetSlot] = slotInfo{kind: event.SlotRet, frame: i}
 		} else if f.RetReg >= 0 {
 			ef.RetReg = st.arch.RegName(f.RetReg)
+		}
+		if len(f.Saved) > 0 {
+			ef.Saved = make([]event.SavedSlot, 0, len(f.Saved))
 		}
 		for _, sv := range f.Saved {
 			ef.Saved = append(ef.Saved, event.SavedSlot{Reg: st.arch.RegName(sv.Reg), Slot: event.Addr(sv.Addr), Value: event.Addr(sv.Value)})

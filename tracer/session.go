@@ -42,6 +42,9 @@ type session struct {
 	// mapsOpen are the address spaces whose maps are kept open
 	// (addrspace.go: refresh), oldest first; at most maxMapsOpen.
 	mapsOpen []*mapsHandle
+	// unwindPages are the page buffers of the parents' unwinds
+	// (capture.go: unwindParent), kept from one to the next.
+	unwindPages []memPage
 	// heldParents are vfork parents held in their event stop because
 	// another story was running when they vforked; the main loop starts
 	// their stories, in order, once the stack is empty.
