@@ -183,6 +183,8 @@ type fakeProcs struct {
 	foreignKills []int
 	// activity, if set, is what Activity reports of each pid.
 	activity map[int]activity
+	// exitStopCalls records each ExitStops request: "pid on" or "pid off".
+	exitStopCalls []string
 }
 
 func newFakeProcs(t *testing.T) *fakeProcs {
@@ -698,6 +700,7 @@ func (f *fakeProcs) DebugReg(pid, n int) (uint64, error) {
 // ExitStops turns a task's exit stops on or off; its vfork children
 // inherit the setting, as the kernel's do.
 func (f *fakeProcs) ExitStops(pid int, on bool) error {
+	f.exitStopCalls = append(f.exitStopCalls, fmt.Sprintf("%d %s", pid, map[bool]string{true: "on", false: "off"}[on]))
 	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
