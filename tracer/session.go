@@ -506,12 +506,17 @@ func (s *session) execSetup(t *task, path string) (emit func()) {
 	// (eventMsg) only when it names another tid: when it is t's own,
 	// there is nothing to do whether it can be trusted or not (one
 	// siginfo fewer at every spawn's exec).
-	if msg, err := s.p.EventMsg(t.pid); err == nil && int(msg) != t.pid && s.inEvent(t, ptrace.EventExec) {
+	msg, err := s.p.EventMsg(t.pid)
+	if err == nil && int(msg) != t.pid && s.inEvent(t, ptrace.EventExec) {
 		delete(s.byPID, int(msg))
 		s.setGone(int(msg))
 	}
+	if err != nil || int(msg) != t.pid {
+		// Another thread's exec: the task under this pid is that thread,
+		// with its own options.
+		t.exitStops = exitStopsUnknown
+	}
 	t.proc.mm = nil
-	t.exitStops = exitStopsUnknown
 	pid := t.pid
 	mm, err := s.newAddrSpace(pid)
 	if err != nil {

@@ -92,8 +92,9 @@ type task struct {
 	// vtrace knows: set by the options it gave the task (ExitStops, the
 	// program's first stop), inherited by a new task from the task whose
 	// event made it (the kernel copies the tracer's options to a task it
-	// attaches automatically: ptrace_init_task), unknown after an exec
-	// (a thread's exec takes over the leader's pid, not its options).
+	// attaches automatically: ptrace_init_task), kept by an exec (the
+	// options are the task's, exec leaves them) but unknown after a
+	// thread's exec (it takes over the leader's pid, not its options).
 	exitStops exitStopsState
 }
 
