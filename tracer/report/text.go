@@ -265,9 +265,45 @@ func (r *Text) storyFolded(st *Story) {
 			i += n
 			continue
 		}
+		if n := writerRun(evs[i:]); n > 1 {
+			// One writer for them all: said once, under the group.
+			for _, ev := range evs[i : i+n] {
+				r.globalLine(ev.(*event.GlobalWrite))
+			}
+			w := evs[i].(*event.GlobalWrite)
+			r.byOf("the "+strconv.Itoa(n)+" words above: ", w.By, w.During)
+			i += n
+			continue
+		}
 		r.render(evs[i])
 		i++
 	}
+}
+
+// writerRun is how many global_write events at the head of evs, not libc's
+// bookkeeping, have the same writer (by, during) in a row.
+func writerRun(evs []event.Event) int {
+	first, ok := evs[0].(*event.GlobalWrite)
+	if !ok || first.Libc != "" {
+		return 0
+	}
+	n := 1
+	for _, ev := range evs[1:] {
+		w, ok := ev.(*event.GlobalWrite)
+		if !ok || w.Libc != "" || !sameInsn(w.By, first.By) || !sameInsn(w.During, first.During) {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// sameInsn reports whether two optional instructions are the same one.
+func sameInsn(a, b *event.Insn) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.PID == b.PID && a.PC == b.PC && a.Insn == b.Insn
 }
 
 // minLibcFold is how many words of one libc variable, in a row, the
@@ -385,8 +421,8 @@ func (r *Text) render(ev event.Event) {
 			r.a(e.Old), r.a(e.New))
 		r.by(e.By, e.During)
 	case *event.GlobalWrite:
-		name := GlobalName(e.Area, e.Mapping, e.Sym, e.Addr)
 		if e.Libc != "" {
+			name := GlobalName(e.Area, e.Mapping, e.Sym, e.Addr)
 			// The most frequent line of a -v report (the seed's child
 			// fills malloc's arena: 257 of its 411 lines; the default
 			// detail folds them, storyFolded), so built by concatenation
@@ -395,7 +431,7 @@ func (r *Text) render(ev event.Event) {
 			_, _ = io.WriteString(r.w, "    "+r.dim.Sprint(line)+"\n")
 			break
 		}
-		r.printf("    %s %s %s: %s → %s\n", r.warn.Sprint("• global"), r.a(e.Addr), Printable(name), r.a(e.Old), r.a(e.New))
+		r.globalLine(e)
 		r.by(e.By, e.During)
 	case *event.GlobalDiff:
 		libc := 0
@@ -606,18 +642,29 @@ func plain(a event.Addr, y *event.Sym) string {
 	return a.String()
 }
 
-func (r *Text) by(by, during *event.Insn) {
+func (r *Text) by(by, during *event.Insn) { r.byOf("", by, during) }
+
+// byOf is by for the words a group of lines above it changed (of: "the
+// 10 words above: "), or one ("").
+func (r *Text) byOf(of string, by, during *event.Insn) {
 	switch {
 	case by != nil && during != nil:
-		r.printf("          by %s %s\n", r.in(by), r.dim.Sprint("(watchpoint)"))
+		r.printf("          %sby %s %s\n", of, r.in(by), r.dim.Sprint("(watchpoint)"))
 		r.printf("          inside the call at %s\n", r.in(during))
 	case by != nil:
-		r.printf("          by %s\n", r.in(by))
+		r.printf("          %sby %s\n", of, r.in(by))
 	case during != nil:
-		r.printf("          during the call at %s\n", r.in(during))
+		r.printf("          %sduring the call at %s\n", of, r.in(during))
 	default:
-		r.printf("          %s\n", r.dim.Sprint("found when the child ended"))
+		r.printf("          %s\n", r.dim.Sprint(of+"found when the child ended"))
 	}
+}
+
+// globalLine is a global_write's line that is not libc's bookkeeping,
+// without who wrote it.
+func (r *Text) globalLine(e *event.GlobalWrite) {
+	r.printf("    %s %s %s: %s → %s\n", r.warn.Sprint("• global"), r.a(e.Addr),
+		Printable(GlobalName(e.Area, e.Mapping, e.Sym, e.Addr)), r.a(e.Old), r.a(e.New))
 }
 
 func (r *Text) vfork(e *event.Vfork) {
