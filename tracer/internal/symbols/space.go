@@ -90,8 +90,8 @@ type Maps struct {
 	buf []byte
 }
 
-// ErrMapsGone: an open Maps reads as empty: the memory it was opened on
-// has no task left.
+// ErrMapsGone is what an open Maps that reads as empty returns: the
+// memory it was opened on has no task left.
 var ErrMapsGone = errors.New("maps: the address space is gone")
 
 // OpenMaps opens /proc/PID/maps: the mappings of pid's memory of now, in
