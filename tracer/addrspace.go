@@ -312,6 +312,27 @@ const memPageSize = 4096
 // maxMemPages bounds the copy (a deep stack is unwound 64 frames at most).
 const maxMemPages = 16
 
+// copyOut fills buf with the memory at addr from the pages read, if they
+// hold all of it.
+func (m *pageMemory) copyOut(addr uint64, buf []byte) bool {
+	for done := 0; done < len(buf); {
+		a := addr + uint64(done)
+		base := a &^ (memPageSize - 1)
+		var pg *memPage
+		for i := range m.pages {
+			if m.pages[i].base == base {
+				pg = &m.pages[i]
+				break
+			}
+		}
+		if pg == nil {
+			return false
+		}
+		done += copy(buf[done:], pg.data[a-base:])
+	}
+	return true
+}
+
 func (m *pageMemory) ReadWord(addr uint64, size int) (uint64, error) {
 	base := addr &^ (memPageSize - 1)
 	off := addr - base

@@ -123,7 +123,8 @@ func (s *session) capture(st *story) error {
 	ev.Site = site
 
 	var unwindErr error
-	st.frames, unwindErr = s.unwindParent(st.mm, p.pid, regs)
+	var mem *pageMemory
+	st.frames, mem, unwindErr = s.unwindParent(st.mm, p.pid, regs)
 	if len(st.frames) == 0 {
 		// Not even the vfork frame unwinds (no CFI, no frame pointer):
 		// keep a frame 0 made of the registers, so that every write still
@@ -165,7 +166,13 @@ func (s *session) capture(st *story) error {
 		ev.Mechanism = event.MechDiff
 	}
 	st.orig = make([]byte, st.hi-st.lo)
-	if err := s.p.ReadMem(p.pid, st.lo, st.orig); err != nil {
+	// The unwind read the pages of the frames at this same stop: the
+	// snapshot is taken from them when they hold all of it.
+	var err error
+	if !mem.copyOut(st.lo, st.orig) {
+		err = s.p.ReadMem(p.pid, st.lo, st.orig)
+	}
+	if err != nil {
 		// The stack cannot be read (%rsp in unmapped memory): the story
 		// is unchecked (story), told from what was seen — this event.
 		s.emit(ev)
@@ -252,7 +259,10 @@ var unwinds struct{ done, reused atomic.Int64 }
 // frames of the image's last unwind when nothing it needed changed (its
 // words are read again, a page at a time, and compared). The frames are
 // shared when their saved values are the same too: no one changes them.
-func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwind.Frame, error) {
+//
+// It also returns the pages it read, valid while the task stays in this
+// stop (and until the next unwind: their buffers are reused).
+func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwind.Frame, *pageMemory, error) {
 	sp, _ := mm.syms().(*symbols.Space)
 	// The task stays stopped: its pages serve both. Their buffers are the
 	// last unwind's (nothing keeps a page).
@@ -261,7 +271,7 @@ func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwin
 	if m := mm.unwound; m != nil && sp != nil && m.space == sp && m.regs.Arch == regs.Arch && sameRegs(&m.regs, regs, m.deps.Regs) {
 		if frames, ok := m.reuse(mem); ok {
 			unwinds.reused.Add(1)
-			return frames, m.err
+			return frames, mem, m.err
 		}
 	}
 	unwinds.done.Add(1)
@@ -270,7 +280,7 @@ func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwin
 	if sp != nil {
 		mm.unwound = &unwindMemo{space: sp, regs: *regs, deps: deps, frames: frames, err: err}
 	}
-	return frames, err
+	return frames, mem, err
 }
 
 // reuse reads the memo's words again: when every read fails or succeeds
