@@ -125,13 +125,17 @@ func (s *session) capture(st *story) error {
 	var unwindErr error
 	var mem *pageMemory
 	st.frames, mem, unwindErr = s.unwindParent(st.mm, p.pid, regs)
+	// The memo of the image's unwind has these frames (reused or just
+	// made), but for their saved values: their slots are its slots.
+	memo := st.mm.unwound
 	if len(st.frames) == 0 {
+		memo = nil
 		// Not even the vfork frame unwinds (no CFI, no frame pointer):
 		// keep a frame 0 made of the registers, so that every write still
 		// belongs to a frame; the callers are unknown (method "none").
 		st.frames = []unwind.Frame{{PC: pc, CFA: regs.SP(), RetReg: -1, Method: string(event.MethodNone)}}
 	}
-	s.recordFrames(st, ev)
+	s.recordFrames(st, ev, memo)
 	if len(st.frames) > 1 {
 		// Only a trustworthy unwind can prove corruption: the frame-pointer
 		// fallback reads whatever %ebp/%rbp holds (i386 glibc clone has no
@@ -250,6 +254,8 @@ type unwindMemo struct {
 	deps   *unwind.Deps
 	frames []unwind.Frame
 	err    error
+	// slots is the index of the frames' slots (recordFrames), once made.
+	slots map[uint64]slotInfo
 }
 
 // unwinds counts the parents' unwinds made and reused, for KernelCalls.
@@ -337,16 +343,27 @@ const (
 )
 
 // recordFrames names each frame, indexes its slots, and puts the frames
-// into the vfork event.
-func (s *session) recordFrames(st *story, ev *event.Vfork) {
-	n := 0
-	for _, f := range st.frames {
-		n += len(f.Saved)
-		if f.RetSlot != 0 {
-			n++
+// into the vfork event. The index is memo's when memo (the unwind the
+// frames come from) has one: it depends only on the frames' slot
+// addresses and registers, which a reused unwind keeps, and no one
+// changes it after this.
+func (s *session) recordFrames(st *story, ev *event.Vfork, memo *unwindMemo) {
+	index := memo == nil || memo.slots == nil
+	if index {
+		n := 0
+		for _, f := range st.frames {
+			n += len(f.Saved)
+			if f.RetSlot != 0 {
+				n++
+			}
 		}
+		st.slots = make(map[uint64]slotInfo, n)
+		if memo != nil {
+			memo.slots = st.slots
+		}
+	} else {
+		st.slots = memo.slots
 	}
-	st.slots = make(map[uint64]slotInfo, n)
 	st.frameFns = make([]*event.Sym, 0, len(st.frames))
 	ev.Frames = make([]event.Frame, 0, len(st.frames))
 	for i, f := range st.frames {
@@ -368,7 +385,9 @@ func (s *session) recordFrames(st *story, ev *event.Vfork) {
 		if f.RetSlot != 0 {
 			a := event.Addr(f.RetSlot)
 			ef.RetSlot = &a
-			st.slots[f.RetSlot] = slotInfo{kind: event.SlotRet, frame: i}
+			if index {
+				st.slots[f.RetSlot] = slotInfo{kind: event.SlotRet, frame: i}
+			}
 		} else if f.RetReg >= 0 {
 			ef.RetReg = st.arch.RegName(f.RetReg)
 		}
@@ -377,7 +396,9 @@ func (s *session) recordFrames(st *story, ev *event.Vfork) {
 		}
 		for _, sv := range f.Saved {
 			ef.Saved = append(ef.Saved, event.SavedSlot{Reg: st.arch.RegName(sv.Reg), Slot: event.Addr(sv.Addr), Value: event.Addr(sv.Value)})
-			st.slots[sv.Addr] = slotInfo{kind: event.SlotSavedReg, reg: st.arch.RegName(sv.Reg), frame: i}
+			if index {
+				st.slots[sv.Addr] = slotInfo{kind: event.SlotSavedReg, reg: st.arch.RegName(sv.Reg), frame: i}
+			}
 		}
 		ev.Frames = append(ev.Frames, ef)
 	}
