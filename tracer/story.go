@@ -323,15 +323,21 @@ func (s *session) letGoParent(p *task, prev taskState, sig int) {
 // unless it came already (before the parent's event), and takes it.
 func (s *session) awaitFirstStop(c *task) error {
 	if !c.firstStopSeen() {
-		st, err := s.waitFor(c.pid)
-		if err != nil {
+		// The stop may be taken by a dispatch made while this waits (a
+		// story nested there): c is held, or gone, then.
+		st, taken, err := s.waitForOr(c.pid, func() bool { return c.firstStopSeen() || s.byPID[c.pid] != c })
+		switch {
+		case err != nil:
 			return err
-		}
-		if st.Status.Exited() || st.Status.Signaled() {
+		case taken && s.byPID[c.pid] != c:
+			return errStopped
+		case taken:
+		case st.Status.Exited() || st.Status.Signaled():
 			s.gone(c, st.Status)
 			return errStopped
+		default:
+			c.set(taskHeld)
 		}
-		c.set(taskHeld)
 	}
 	s.restoreInherited(c) // a copy's int3s (newTask); none when it came early (firstStop)
 	// The child's end is part of its story (libc.go: recordChildEnd reads

@@ -225,6 +225,18 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 // arrives meanwhile. Stops of tasks an enclosing story owns are kept for
 // it (postponed); their deaths are handled at once.
 func (s *session) waitFor(pid int) (ptrace.Stop, error) {
+	st, _, err := s.waitForOr(pid, nil)
+	return st, err
+}
+
+// waitForOr is waitFor, ending as well (taken true, no stop) as soon as
+// taken reports that a dispatch made while it waited, in a story nested
+// there, handled the stop itself: a new vfork child's first stop, which
+// the dispatcher takes (firstStop) when it is not this story's to wait
+// for — it came while another process's story, nested in this wait,
+// waited for its own child. Without it the wait went on for a stop that
+// had come and gone, every tracee held (20 processes spawning at once).
+func (s *session) waitForOr(pid int, taken func() bool) (ptrace.Stop, bool, error) {
 	var probe blockProbe
 	for {
 		// Checked on every round: a story nested in a dispatch below (a
@@ -232,11 +244,14 @@ func (s *session) waitFor(pid int) (ptrace.Stop, error) {
 		// may have postponed this very stop.
 		if st, ok := s.postponed[pid]; ok {
 			delete(s.postponed, pid)
-			return st, nil
+			return st, false, nil
 		}
 		if st, ok := s.unknown[pid]; ok {
 			delete(s.unknown, pid)
-			return st, nil
+			return st, false, nil
+		}
+		if taken != nil && taken() {
+			return ptrace.Stop{}, true, nil
 		}
 		switch {
 		case !s.stopping():
@@ -247,7 +262,7 @@ func (s *session) waitFor(pid int) (ptrace.Stop, error) {
 			// vtrace has not resumed, postponed here, never reports
 			// again); the main loop's sweep kills and resumes every task
 			// from wherever it stands, and reaps them.
-			return ptrace.Stop{}, errStopped
+			return ptrace.Stop{}, false, errStopped
 		default:
 			// The run lets its tasks go: pid, which a story resumed, is
 			// made to report a stop (with every other task that runs),
@@ -264,7 +279,7 @@ func (s *session) waitFor(pid int) (ptrace.Stop, error) {
 		// A story that blocks other tasks vtrace holds gives way
 		// (giveway.go).
 		if ran, err := s.giveWay(pid, &probe); err != nil {
-			return ptrace.Stop{}, err
+			return ptrace.Stop{}, false, err
 		} else if ran {
 			continue // held stories ran nested: pid's stop may be in
 		}
@@ -272,10 +287,10 @@ func (s *session) waitFor(pid int) (ptrace.Stop, error) {
 		st, err := s.p.Wait()
 		disarm()
 		if err != nil {
-			return ptrace.Stop{}, fmt.Errorf("wait for %d: %w", pid, err)
+			return ptrace.Stop{}, false, fmt.Errorf("wait for %d: %w", pid, err)
 		}
 		if st.PID == pid {
-			return st, nil
+			return st, false, nil
 		}
 		if t := s.byPID[st.PID]; t != nil && t.state == taskFollowed {
 			// A task of an enclosing story (a nested vfork's outer parent
