@@ -158,8 +158,8 @@ func (livePtrace) SameThreadGroup(tgid, pid int) bool {
 // prints it: cmd/vtrace/cpuprofile.go).
 func KernelCalls() string {
 	c := &ptrace.Calls
-	return fmt.Sprintf("wait %d step %d cont %d getregs %d setregs %d readmem %d (%d bytes, %d by peek) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d; parent unwinds %d, reused %d",
-		c.Wait, c.Step, c.Cont, c.GetRegs, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, c.SetOptions,
+	return fmt.Sprintf("wait %d step %d cont %d getregs %d setregs %d readmem %d (%d bytes, %d by peek) bulk reads %d (%d bytes) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d; parent unwinds %d, reused %d",
+		c.Wait, c.Step, c.Cont, c.GetRegs, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.ReadRanges, c.ReadRangesBytes, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, c.SetOptions,
 		unwinds.done.Load(), unwinds.reused.Load())
 }
 

@@ -72,6 +72,8 @@ func (t *Thread) dropRegs() { t.regs.ok = false }
 var Calls struct {
 	Wait, Step, Cont, GetRegs, SetRegs, ReadMem, ReadMemPeek, WriteMem, EventMsg, SigInfo, DebugReg, SetDebugReg, SetOptions uint64
 	ReadMemBytes                                                                                                             uint64
+	// ReadRanges counts the bulk reads (ReadRanges calls) and their bytes.
+	ReadRanges, ReadRangesBytes uint64
 }
 
 // Run runs fn on a new OS thread that stays locked to it. If cpu >= 0 the

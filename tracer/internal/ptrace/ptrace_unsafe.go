@@ -135,6 +135,10 @@ const ptraceGetThreadArea = 25
 // read again alone (ReadMem); failed lists the indexes still unread.
 func (t *Thread) ReadRanges(pid int, addrs []uint64, bufs [][]byte) (failed []int) {
 	const batch = 1024 // IOV_MAX
+	Calls.ReadRanges++
+	for _, b := range bufs {
+		Calls.ReadRangesBytes += uint64(len(b))
+	}
 	local := make([]unix.Iovec, 0, min(len(bufs), batch))
 	remote := make([]unix.RemoteIovec, 0, min(len(bufs), batch))
 	for start := 0; start < len(bufs); start += batch {
