@@ -21,9 +21,13 @@ import (
 // every path), and the child runs there at full speed: one stop instead of
 // one per instruction (Python's _posixsubprocess child pushes 24 arguments
 // for child_exec in a row; glibc's vfork wrapper, the child's test of its
-// return value). Jumps only forward: every run through it ends at an exit.
-// Every instruction executed counts as a step (on the shortest path to the
-// exit when paths join).
+// return value). Direct jumps go either way — compilers move the unlikely
+// branch of a test far back (python3.11's child tests vfork's value with a
+// `je` to a cold `call fork@plt`) — as long as the code has no loop: every
+// run through it then ends at an exit within its instructions. A block
+// with a loop is decoded again with forward jumps only. Every instruction
+// executed counts as a step (on the shortest path to the exit when paths
+// join).
 
 // Block bounds: a block is run when it holds at least blockMin
 // instructions (planting and removing the int3s and the continue cost
@@ -44,6 +48,10 @@ type block struct {
 	prev  map[uint64]uint64 // pc -> the pc of an instruction executed right before it
 	exits []uint64
 	queue []uint64
+	// edges are the jumps and fall-throughs between the block's
+	// instructions (exits excluded); back is set when a jump goes back.
+	edges [][2]uint64
+	back  bool
 }
 
 func (b *block) reset() {
@@ -53,7 +61,7 @@ func (b *block) reset() {
 	clear(b.depth)
 	clear(b.sp)
 	clear(b.prev)
-	b.exits, b.queue = b.exits[:0], b.queue[:0]
+	b.exits, b.queue, b.edges, b.back = b.exits[:0], b.queue[:0], b.edges[:0], false
 }
 
 // isExit reports whether pc is one of the block's exits.
@@ -74,11 +82,24 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 	if !st.shared || r.sig != 0 || r.escaped || s.cfg.Mode != Fast || s.cfg.TraceInsns {
 		return nil
 	}
-	mm := st.mm
-	start := in.PC
-	if _, planted := mm.bps[start]; planted {
+	if _, planted := st.mm.bps[in.PC]; planted {
 		return nil // stepped over as the predictor leaves it: with the pc certain
 	}
+	b := s.decodeBlock(r, in.PC, false)
+	if r.block.back && (b == nil || b.cyclic()) {
+		// A loop, or backward paths that do not make a block (too many
+		// exits, two stack pointers at one pc): as without them.
+		b = s.decodeBlock(r, in.PC, true)
+	}
+	return b
+}
+
+// decodeBlock decodes the block that starts at start (blockAt), its jumps
+// going either way, or only forward (forward).
+func (s *session) decodeBlock(r *childRun, start uint64, forward bool) *block {
+	st := r.st
+	mm := st.mm
+	var in *disasm.Insn
 	b := &r.block
 	b.reset()
 	b.depth[start], b.sp[start] = 0, r.regs.SP()
@@ -88,6 +109,7 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 		if b.isExit(pc) {
 			return true
 		}
+		b.edges = append(b.edges, [2]uint64{from, pc})
 		if _, seen := b.depth[pc]; seen {
 			return b.sp[pc] == sp // two stack pointers at one pc: give up
 		}
@@ -116,8 +138,9 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 			switch in.Class {
 			case disasm.CondJump, disasm.Jump:
 				_, rel := in.Inst.Args[0].(x86asm.Rel)
-				ok = rel && in.Target > pc
+				ok = rel && (in.Target > pc || !forward)
 				if ok {
+					b.back = b.back || in.Target <= pc
 					succ[ns], ns = in.Target, ns+1
 					if in.Class == disasm.CondJump {
 						succ[ns], ns = pc+uint64(in.Len), ns+1
@@ -165,6 +188,44 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 		}
 	}
 	return b
+}
+
+// cyclic reports whether the block's instructions hold a loop (a run
+// through it might never reach an exit).
+func (b *block) cyclic() bool {
+	next := map[uint64][]uint64{}
+	for _, e := range b.edges {
+		next[e[0]] = append(next[e[0]], e[1])
+	}
+	const (
+		unseen = iota
+		open
+		done
+	)
+	state := map[uint64]int{}
+	var visit func(pc uint64) bool
+	visit = func(pc uint64) bool {
+		switch state[pc] {
+		case open:
+			return true
+		case done:
+			return false
+		}
+		state[pc] = open
+		for _, n := range next[pc] {
+			if visit(n) {
+				return true
+			}
+		}
+		state[pc] = done
+		return false
+	}
+	for pc := range b.depth {
+		if visit(pc) {
+			return true
+		}
+	}
+	return false
 }
 
 // blockStoresOK reports whether no store lands in the parent's live stack

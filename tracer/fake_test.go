@@ -166,6 +166,7 @@ type fakeProcs struct {
 	// execImage makes the image of a program a task execs.
 	execImage func() (*fakeImage, uint64, uint64)
 	steps     int
+	stepReqs  int  // PTRACE_SINGLESTEP requests
 	noDR      bool // debug registers refuse to be written (as with --watchpoints off)
 	// childStopFirst: a vfork child's first stop is reported before its
 	// parent's event (as on a real machine, often).
@@ -271,7 +272,10 @@ func (f *fakeProcs) stoppedTask(pid int) (*fakeTask, error) {
 	return t, err
 }
 
-func (f *fakeProcs) Step(pid, sig int) error { return f.resume(pid, sig, true) }
+func (f *fakeProcs) Step(pid, sig int) error {
+	f.stepReqs++
+	return f.resume(pid, sig, true)
+}
 func (f *fakeProcs) Cont(pid, sig int) error { return f.resume(pid, sig, false) }
 
 func (f *fakeProcs) resume(pid, sig int, step bool) error {

@@ -1,0 +1,111 @@
+package tracer
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vtrace/vtrace/tracer/event"
+)
+
+// python3.11's _posixsubprocess child (issue 15): after vfork it tests the
+// value with a jump back to cold code far before the function (`je
+// 48fc80 <... call fork@plt>`), then pushes child_exec's arguments. Fast
+// mode runs the test and the pushes as one block — the backward jump's
+// target is an exit like any other — where it single-stepped up to the
+// backward jump; the story and the steps counted are --step's.
+func TestBlockBackwardJump(t *testing.T) {
+	a := startMain()
+	a.fn("cold").exitWith(3) // before spawn: a backward target
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.raw(0x85, 0xc0).raw(0x0f).rel32(0x85, "cold") // test %eax,%eax; jne cold (back)
+	a.pushRDI().pushRDI().pushRDI().pushRDI().pushRDI()
+	a.movEAX(59).syscall() // execve
+	a.label("parent").leave().ret()
+	a.glibcVfork()
+	img := a.image(t)
+	lines := map[Mode][]string{}
+	steps := map[Mode]int64{}
+	reqs := map[Mode]int{}
+	for _, mode := range []Mode{Step, Fast} {
+		rec, res, f := runFake(t, img, codeBase, mode)
+		if res.Verdict != event.Clean {
+			t.Errorf("%v: verdict %v", mode, res.Verdict)
+		}
+		lines[mode] = storyLines(rec)
+		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
+			steps[mode] = ends[0].Steps
+		}
+		reqs[mode] = f.stepReqs
+	}
+	if !slices.Equal(lines[Fast], lines[Step]) {
+		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
+	}
+	// push, ret (stepped: the stack pointer goes up), then test, jne,
+	// test, jne, 5 pushes, mov and the execve syscall.
+	if steps[Fast] != steps[Step] || steps[Step] != 13 {
+		t.Errorf("child steps: fast %d, step %d; want 13 both", steps[Fast], steps[Step])
+	}
+	// The wrapper's push and ret (a block of 2 is not worth it), then one
+	// block to the syscall, which is stepped.
+	if reqs[Fast] > 3 {
+		t.Errorf("fast mode made %d single-steps, want at most 3 (the test and the pushes in one block)", reqs[Fast])
+	}
+}
+
+// A loop is not a block's: a run through code with a loop might never
+// reach an exit. cyclic tells; blockAt then keeps to forward jumps.
+func TestBlockCyclic(t *testing.T) {
+	b := &block{}
+	b.reset()
+	for _, pc := range []uint64{1, 2, 3, 4} {
+		b.depth[pc] = int(pc)
+	}
+	b.edges = append(b.edges, [2]uint64{1, 2}, [2]uint64{2, 3}, [2]uint64{2, 4}, [2]uint64{4, 3})
+	if b.cyclic() {
+		t.Error("a DAG (a join at 3) is cyclic")
+	}
+	b.edges = append(b.edges, [2]uint64{3, 2})
+	if !b.cyclic() {
+		t.Error("the loop 2 -> 3 -> 2 is not seen")
+	}
+	b.reset()
+	b.depth[1] = 0
+	b.edges = append(b.edges, [2]uint64{1, 1})
+	if !b.cyclic() {
+		t.Error("a jump to itself is not seen")
+	}
+}
+
+// A child that loops (a countdown: nop, nop, sub, jne back) before its exec:
+// the story is --step's, and the run ends (a block with the loop would be
+// a run to an exit it may never reach; it is decoded with forward jumps
+// only).
+func TestBlockLoop(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.movEAX(3)
+	a.label("loop").raw(0x90, 0x90, 0x83, 0xe8, 0x01) // nop; nop; sub $1,%eax
+	a.raw(0x0f).rel32(0x85, "loop")                   // jne loop
+	a.movEAX(59).syscall()
+	a.label("parent").leave().ret()
+	a.glibcVfork()
+	img := a.image(t)
+	lines := map[Mode][]string{}
+	steps := map[Mode]int64{}
+	for _, mode := range []Mode{Step, Fast} {
+		rec, _, _ := runFake(t, img, codeBase, mode)
+		lines[mode] = storyLines(rec)
+		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
+			steps[mode] = ends[0].Steps
+		}
+	}
+	if !slices.Equal(lines[Fast], lines[Step]) {
+		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
+	}
+	if steps[Fast] != steps[Step] {
+		t.Errorf("child steps: fast %d, step %d", steps[Fast], steps[Step])
+	}
+}
