@@ -1,7 +1,9 @@
 package tracer
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"golang.org/x/arch/x86/x86asm"
 
@@ -52,6 +54,7 @@ type block struct {
 	// instructions (exits excluded); back is set when a jump goes back.
 	edges [][2]uint64
 	back  bool
+	indeg map[uint64]int // cyclic's
 }
 
 func (b *block) reset() {
@@ -191,41 +194,38 @@ func (s *session) decodeBlock(r *childRun, start uint64, forward bool) *block {
 }
 
 // cyclic reports whether the block's instructions hold a loop (a run
-// through it might never reach an exit).
+// through it might never reach an exit): whether they have no
+// topological order (Kahn's algorithm, on the edges sorted by source).
 func (b *block) cyclic() bool {
-	next := map[uint64][]uint64{}
-	for _, e := range b.edges {
-		next[e[0]] = append(next[e[0]], e[1])
+	slices.SortFunc(b.edges, func(x, y [2]uint64) int { return cmp.Compare(x[0], y[0]) })
+	if b.indeg == nil {
+		b.indeg = map[uint64]int{}
 	}
-	const (
-		unseen = iota
-		open
-		done
-	)
-	state := map[uint64]int{}
-	var visit func(pc uint64) bool
-	visit = func(pc uint64) bool {
-		switch state[pc] {
-		case open:
-			return true
-		case done:
-			return false
+	clear(b.indeg)
+	for _, e := range b.edges {
+		b.indeg[e[1]]++
+	}
+	q := b.queue[:0]
+	for pc := range b.depth {
+		if b.indeg[pc] == 0 {
+			q = append(q, pc)
 		}
-		state[pc] = open
-		for _, n := range next[pc] {
-			if visit(n) {
-				return true
+	}
+	ordered := 0
+	for len(q) > 0 {
+		pc := q[len(q)-1]
+		q = q[:len(q)-1]
+		ordered++
+		i, _ := slices.BinarySearchFunc(b.edges, pc, func(e [2]uint64, t uint64) int { return cmp.Compare(e[0], t) })
+		for ; i < len(b.edges) && b.edges[i][0] == pc; i++ {
+			to := b.edges[i][1]
+			if b.indeg[to]--; b.indeg[to] == 0 {
+				q = append(q, to)
 			}
 		}
-		state[pc] = done
-		return false
 	}
-	for pc := range b.depth {
-		if visit(pc) {
-			return true
-		}
-	}
-	return false
+	b.queue = q[:0]
+	return ordered < len(b.depth)
 }
 
 // blockStoresOK reports whether no store lands in the parent's live stack

@@ -76,6 +76,14 @@ func TestBlockCyclic(t *testing.T) {
 	if !b.cyclic() {
 		t.Error("a jump to itself is not seen")
 	}
+	b.reset()
+	for _, pc := range []uint64{1, 2, 3, 4, 5} {
+		b.depth[pc] = int(pc)
+	}
+	b.edges = append(b.edges, [2]uint64{4, 2}, [2]uint64{3, 5}, [2]uint64{1, 2}, [2]uint64{3, 4}, [2]uint64{2, 3})
+	if !b.cyclic() {
+		t.Error("the loop 2 -> 3 -> 4 -> 2 (edges out of order, a way out at 3) is not seen")
+	}
 }
 
 // A child that loops (a countdown: nop, nop, sub, jne back) before its exec:
