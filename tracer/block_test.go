@@ -117,3 +117,53 @@ func TestBlockLoop(t *testing.T) {
 		t.Errorf("child steps: fast %d, step %d", steps[Fast], steps[Step])
 	}
 }
+
+// A call whose push lands below the parent's live region, to a known
+// target (python3.11's child calls child_exec with its arguments pushed),
+// is run from the call itself to its return: not single-stepped. The
+// story is --step's; the child_call names the callee; the call counts as
+// one step, as when it was stepped.
+func TestCallBelowRegion(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.pushRDI().pushRDI().call("runexec")
+	a.label("parent").leave().ret()
+	a.fn("runexec").movEAX(59).syscall() // execve
+	a.glibcVfork()
+	img := a.image(t)
+	lines := map[Mode][]string{}
+	steps := map[Mode]int64{}
+	reqs := map[Mode]int{}
+	var calls []*event.ChildCall
+	for _, mode := range []Mode{Step, Fast} {
+		rec, res, f := runFake(t, img, codeBase, mode)
+		if res.Verdict != event.Clean {
+			t.Errorf("%v: verdict %v", mode, res.Verdict)
+		}
+		lines[mode] = storyLines(rec)
+		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
+			steps[mode] = ends[0].Steps
+		}
+		reqs[mode] = f.stepReqs
+		if mode == Fast {
+			calls = all[*event.ChildCall](rec)
+		}
+	}
+	if !slices.Equal(lines[Fast], lines[Step]) {
+		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
+	}
+	// push, ret, test, jne, push, push, call; --step steps runexec's two
+	// instructions too.
+	if steps[Fast] != 7 || steps[Step] != 9 {
+		t.Errorf("child steps: fast %d, step %d; want 7 and 9", steps[Fast], steps[Step])
+	}
+	if len(calls) != 1 || calls[0].TargetSym == nil || calls[0].TargetSym.Sym != "runexec" || calls[0].By.Sym.Sym != "spawn" {
+		t.Fatalf("child_calls %+v, want spawn's call of runexec", calls)
+	}
+	// The wrapper's push and ret; test, jne and the pushes: a block; the
+	// call is not stepped, nor runexec (run at full speed to the exec).
+	if reqs[Fast] > 2 {
+		t.Errorf("fast mode made %d single-steps, want at most 2 (the call not stepped)", reqs[Fast])
+	}
+}
