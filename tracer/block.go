@@ -255,19 +255,11 @@ func (s *session) blockStoresOK(st *story, acc []disasm.Access) bool {
 func (s *session) runBlock(r *childRun, b *block) (done bool, err error) {
 	st, c := r.st, r.st.child
 	mm := c.proc.mm
-	for _, e := range b.exits {
-		if err := s.plant(mm, c.pid, e, st.id); err != nil {
-			for _, e := range b.exits {
-				_ = s.unclaim(mm, c.pid, e, st.id)
-			}
-			return false, fmt.Errorf("plant int3 at %#x: %w", e, err)
-		}
+	if err := s.plantAll(mm, c.pid, b.exits, st.id); err != nil {
+		s.unclaimMany(mm, c.pid, b.exits, st.id)
+		return false, fmt.Errorf("plant int3s at %#x: %w", b.exits, err)
 	}
-	defer func() {
-		for _, e := range b.exits {
-			_ = s.unclaim(mm, c.pid, e, st.id)
-		}
-	}()
+	defer s.unclaimMany(mm, c.pid, b.exits, st.id)
 	r.predict.next, r.prev = 0, nil
 	out, err := s.resume(c, false, 0, true)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 // python3.11's _posixsubprocess child (issue 15): after vfork it tests the
@@ -165,5 +166,58 @@ func TestCallBelowRegion(t *testing.T) {
 	// call is not stepped, nor runexec (run at full speed to the exec).
 	if reqs[Fast] > 2 {
 		t.Errorf("fast mode made %d single-steps, want at most 2 (the call not stepped)", reqs[Fast])
+	}
+}
+
+// A block's exits are planted and taken out a word at a time: two int3s
+// in one aligned word, one in another, one where another story's int3
+// already is (it stays, theirs), one at a word that cannot be read whole
+// (the end of the mapping: planted as plant does). The code is as it was
+// once the block's claims are dropped.
+func TestPlantAll(t *testing.T) {
+	code := make([]byte, 0x3d) // its last word is not whole
+	for i := range code {
+		code[i] = byte(0x10 + i)
+	}
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x1000, data: append([]byte(nil), code...), perms: "r-xp", path: "/prog"}}}
+	f := newFakeProcs(t)
+	f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
+	s := newSession(Config{Mode: Fast}, f)
+	mm := &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}, bps: map[uint64]*breakpoint{}, removed: map[uint64]bool{}}
+	if err := s.plant(mm, 1, 0x1011, 7); err != nil { // another story's
+		t.Fatal(err)
+	}
+	exits := []uint64{0x1002, 0x1005, 0x1011, 0x1019, 0x103b}
+	if err := s.plantAll(mm, 1, exits, 1); err != nil {
+		t.Fatal(err)
+	}
+	mem := img.regions[0].data
+	for i := range mem {
+		a := uint64(0x1000 + i)
+		if want := slices.Contains(exits, a); (mem[i] == 0xcc) != want {
+			t.Errorf("byte at %#x = %#x after plantAll, int3 wanted: %v", a, mem[i], want)
+		}
+	}
+	if bp := mm.bps[0x1011]; bp == nil || !bp.owners[1] || !bp.owners[7] || bp.orig != code[0x11] {
+		t.Errorf("the shared int3: %+v", bp)
+	}
+	if bp := mm.bps[0x103b]; bp == nil || bp.orig != code[0x3b] {
+		t.Errorf("the int3 at the mapping's end: %+v", bp)
+	}
+	s.unclaimMany(mm, 1, exits, 1)
+	for i := range mem {
+		a := uint64(0x1000 + i)
+		if a == 0x1011 {
+			if mem[i] != 0xcc || mm.bps[a] == nil {
+				t.Errorf("the other story's int3 at %#x is gone", a)
+			}
+			continue
+		}
+		if mem[i] != code[i] || mm.bps[a] != nil {
+			t.Errorf("byte at %#x = %#x after unclaimMany, want %#x", a, mem[i], code[i])
+		}
+	}
+	if !mm.removed[0x1002] || !mm.removed[0x1005] || !mm.removed[0x103b] || mm.removed[0x1011] {
+		t.Errorf("removed %v", mm.removed)
 	}
 }
