@@ -184,6 +184,14 @@ type fakeProcs struct {
 	foreignKills []int
 	// activity, if set, is what Activity reports of each pid.
 	activity map[int]activity
+	// fds, if set, is what FdWriters reports of a pid's descriptor.
+	fds map[[2]int]fakeFd
+}
+
+// fakeFd is what a fake descriptor refers to.
+type fakeFd struct {
+	kind    fdKind
+	writers []int
 }
 
 func newFakeProcs(t *testing.T) *fakeProcs {
@@ -803,6 +811,15 @@ func (f *fakeProcs) Activity(pid int) (activity, bool) {
 		return a, ok
 	}
 	return activity{state: 'R', syscall: -1}, f.tasks[pid] != nil
+}
+
+// FdWriters: a fake descriptor is what the test says (f.fds), else not
+// known.
+func (f *fakeProcs) FdWriters(pid, fd int) (fdKind, []int) {
+	if w, ok := f.fds[[2]int{pid, fd}]; ok {
+		return w.kind, w.writers
+	}
+	return fdUnknown, nil
 }
 
 // Detach lets a task go: the fake forgets it (it runs on untraced).

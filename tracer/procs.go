@@ -65,7 +65,21 @@ type procs interface {
 	// Activity is what /proc says task pid is doing (wait.go: a story
 	// that blocks gives way).
 	Activity(pid int) (activity, bool)
+	// FdWriters says what task pid's file descriptor fd refers to and,
+	// for a pipe or FIFO, which processes (their pids) hold it open for
+	// writing (giveway.go: who can wake a reader).
+	FdWriters(pid, fd int) (fdKind, []int)
 }
+
+// fdKind is what a file descriptor refers to, as far as who may write to
+// it goes.
+type fdKind int
+
+const (
+	fdUnknown fdKind = iota // a socket, or unreadable: its writers are not known
+	fdPipe                  // a pipe or FIFO: the writers are the processes holding it open for writing
+	fdDevice                // a terminal, another device, a file: the kernel or the world feeds it
+)
 
 // activity is a task's scheduling state as /proc shows it.
 type activity struct {
@@ -76,8 +90,9 @@ type activity struct {
 	// it does not change while the task is blocked.
 	ran uint64
 	// syscall is the system call it is in (/proc/PID/syscall), -1 when
-	// it is in none or unknown.
+	// it is in none or unknown; args are its arguments.
 	syscall int
+	args    [6]uint64
 }
 
 // blocked reports whether the task sleeps in the kernel.
@@ -201,8 +216,70 @@ func (livePtrace) Activity(pid int) (activity, bool) {
 		if f := strings.Fields(string(b)); len(f) > 0 {
 			if n, err := strconv.Atoi(f[0]); err == nil {
 				a.syscall = n
+				for i := 0; i < len(a.args) && i+1 < len(f); i++ {
+					a.args[i], _ = strconv.ParseUint(strings.TrimPrefix(f[i+1], "0x"), 16, 64)
+				}
 			}
 		}
 	}
 	return a, true
+}
+
+func (livePtrace) FdWriters(pid, fd int) (fdKind, []int) {
+	var obj unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", pid, fd), &obj); err != nil {
+		return fdUnknown, nil
+	}
+	switch obj.Mode & unix.S_IFMT {
+	case unix.S_IFSOCK:
+		return fdUnknown, nil
+	case unix.S_IFIFO:
+	default:
+		return fdDevice, nil
+	}
+	// Every process's descriptors: a pipe's (pipefs) or FIFO's holders
+	// are only found so. Done once a reader has slept blockQuiet.
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return fdUnknown, nil
+	}
+	var writers []int
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p))
+		if err != nil {
+			continue
+		}
+		for _, f := range fds {
+			var st unix.Stat_t
+			path := fmt.Sprintf("/proc/%d/fd/%s", p, f.Name())
+			if unix.Stat(path, &st) != nil || st.Dev != obj.Dev || st.Ino != obj.Ino {
+				continue
+			}
+			if fdWritable(p, f.Name()) {
+				writers = append(writers, p)
+				break
+			}
+		}
+	}
+	return fdPipe, writers
+}
+
+// fdWritable reports whether process p's descriptor fd is open for
+// writing (its flags in /proc/P/fdinfo/FD, in octal).
+func fdWritable(p int, fd string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", p, fd))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			fl, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return err == nil && fl&unix.O_ACCMODE != unix.O_RDONLY
+		}
+	}
+	return false
 }
