@@ -61,7 +61,8 @@
 //     at full speed to an int3 at its return address (calls.go,
 //     breakpoints.go), a stretch of code that can only store below the
 //     parent's live region (pushes, stores at a stack-pointer offset,
-//     forward jumps) runs at full speed to int3s at its exits (block.go),
+//     direct jumps that make no loop) runs at full speed to int3s at its
+//     exits (block.go),
 //     and, where they fire, DR0–DR3 watch the slots most at risk
 //     (watchpoints.go). Each instruction's memory effects
 //     (internal/disasm) say which words to compare with the snapshot:
