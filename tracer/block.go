@@ -247,14 +247,73 @@ func (s *session) blockStoresOK(st *story, acc []disasm.Access) bool {
 	return true
 }
 
+// blockAfterRet returns, for a child stopped at a ret (in; r.regs just
+// read), the block that starts at the return address, to be run with the
+// ret in one continue; nil when there is none (the ret is then stepped).
+// The word the ret pops is read first; the checks a step of the ret leads
+// to — the calls and frames the child left, with the ret as the
+// instruction that left them — are made with the registers it will leave
+// (its pc at that word, its stack pointer above it), as at the stop after
+// that step, before the block runs. glibc's vfork wrapper returns with
+// `push %rdi; ...; ret` into the test of vfork's value: a stop fewer.
+func (s *session) blockAfterRet(r *childRun, in *disasm.Insn) *block {
+	st, c, mm := r.st, r.st.child, r.st.mm
+	if in.Inst.Op != x86asm.RET || !st.shared || r.sig != 0 || r.escaped || s.cfg.Mode != Fast || s.cfg.TraceInsns {
+		return nil // (blockAt's own conditions, before the read)
+	}
+	if _, planted := mm.bps[in.PC]; planted {
+		return nil
+	}
+	pop := uint64(st.word)
+	if a := in.Inst.Args[0]; a != nil { // ret $n
+		imm, ok := a.(x86asm.Imm)
+		if !ok {
+			return nil
+		}
+		pop += uint64(imm)
+	}
+	sp := r.regs.SP()
+	to, err := s.readWord(c.pid, sp, st.word)
+	if err != nil || !mm.syms().IsCode(to) {
+		return nil
+	}
+	next, err := s.insnAt(mm, c.pid, to)
+	if err != nil {
+		return nil
+	}
+	at := r.regs
+	r.regs.SetPC(to)
+	r.regs.Set(st.arch.SP, sp+pop)
+	b := s.blockAt(r, next)
+	if b == nil {
+		r.regs = at
+		return nil
+	}
+	// As after a step of the ret (stepChildOnce).
+	r.prev = in
+	r.popCalls(r.regs.SP())
+	s.checkLeftFrames(st, r)
+	s.checkJumpedOut(st, r)
+	if r.depth() == 0 && !r.escaped {
+		r.outer = nil
+	}
+	return b
+}
+
 // runBlock runs the child through block b at full speed to one of its
-// exits. It counts a step per instruction executed and leaves r.regs
-// current (r.fresh). A signal on the way (a fault, or a harmless one held
-// back from the continue) is delivered with the next step, as --step
-// delivers it; done is true when the child has ended.
-func (s *session) runBlock(r *childRun, b *block) (done bool, err error) {
+// exits; before instructions run first on the way to its start (a ret:
+// blockAfterRet). It counts a step per instruction executed and leaves
+// r.regs current (r.fresh). A signal on the way (a fault, or a harmless
+// one held back from the continue) is delivered with the next step, as
+// --step delivers it; done is true when the child has ended.
+func (s *session) runBlock(r *childRun, b *block, before int) (done bool, err error) {
 	st, c := r.st, r.st.child
 	mm := c.proc.mm
+	for range before { // stepChildOnce counted the first instruction
+		if err := s.countStep(st); err != nil {
+			return false, err
+		}
+	}
 	if err := s.plantAll(mm, c.pid, b.exits, st.id); err != nil {
 		s.unclaimMany(mm, c.pid, b.exits, st.id)
 		return false, fmt.Errorf("plant int3s at %#x: %w", b.exits, err)
@@ -268,7 +327,7 @@ func (s *session) runBlock(r *childRun, b *block) (done bool, err error) {
 	switch out.kind {
 	case outTrap, outSignal, outNested:
 	default:
-		st.kid.steps++
+		st.kid.steps += int64(1 + before)
 		return true, s.childEnded(st, out)
 	}
 	if err := s.p.Regs(c.pid, &r.regs); err != nil {
@@ -296,7 +355,7 @@ func (s *session) runBlock(r *childRun, b *block) (done bool, err error) {
 			return false, err
 		}
 	}
-	st.kid.steps += int64(n)
+	st.kid.steps += int64(n + before)
 	r.fresh = true
 	if out.kind == outSignal {
 		r.sig = int(out.sig)

@@ -214,7 +214,10 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		in, derr = s.insnAt(mm, c.pid, pc)
 		if derr == nil {
 			if b := s.blockAt(r, in); b != nil {
-				return s.runBlock(r, b)
+				return s.runBlock(r, b, 0)
+			}
+			if b := s.blockAfterRet(r, in); b != nil {
+				return s.runBlock(r, b, 1)
 			}
 		}
 		unknown = derr != nil
