@@ -349,7 +349,7 @@ func (p *silentPredictor) after(pc uint64, in *disasm.Insn, derr error, sig int,
 	p.next = 0
 	// After an instruction that may move the stack pointer the registers
 	// are read: a stack pointer above a live frame is the child leaving it.
-	if derr == nil && in.Silent() && !namesSP(in) && sig == 0 && err == nil && out.kind == outTrap && !out.delivered {
+	if derr == nil && in.Silent() && !in.NamesSP() && sig == 0 && err == nil && out.kind == outTrap && !out.delivered {
 		p.next = pc + uint64(in.Len)
 	}
 }
@@ -547,18 +547,6 @@ func (s *session) backtrace(st *story, regs *arch.Regs) []*event.Sym {
 		bt = append(bt, s.sym(st.mm, pc))
 	}
 	return bt
-}
-
-// namesSP reports whether an instruction has the stack pointer as a
-// register operand (it may move it: mov, lea, add, and, xchg...).
-func namesSP(in *disasm.Insn) bool {
-	for _, a := range in.Inst.Args {
-		switch a {
-		case x86asm.RSP, x86asm.ESP, x86asm.SP:
-			return true
-		}
-	}
-	return false
 }
 
 // checkLeftFrames notices the child's stack pointer above the return slot

@@ -222,10 +222,17 @@ func (t *Thread) Cont(pid, sig int) error {
 }
 
 // Step single-steps a tracee, delivering sig (0 for none).
+//
+// A raw system call: PTRACE_SINGLESTEP never blocks (it sets the trap flag
+// and wakes the stopped tracee; ptrace_check_attach waits at most for the
+// tracee to be off its CPU), so the runtime's entersyscall/exitsyscall
+// bookkeeping, which lets other goroutines have the thread's P during a
+// call that may block, is left out — half of it on every step of --step.
+// The wait4 that follows blocks and stays a normal call (Wait).
 func (t *Thread) Step(pid, sig int) error {
 	Calls.Step++
 	t.dropRegs()
-	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SINGLESTEP, uintptr(pid), 0, uintptr(sig), 0, 0)
+	_, _, errno := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SINGLESTEP, uintptr(pid), 0, uintptr(sig), 0, 0)
 	if errno != 0 {
 		return wrap("PTRACE_SINGLESTEP", pid, errno)
 	}
