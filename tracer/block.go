@@ -207,7 +207,8 @@ func (s *session) runBlock(r *childRun, b *block) (done bool, err error) {
 			_ = s.unclaim(mm, c.pid, e, st.id)
 		}
 	}()
-	r.predict.next, r.prev = 0, nil
+	r.predict.reset()
+	r.prev = nil
 	out, err := s.resume(c, false, 0, true)
 	if err != nil {
 		return false, err

@@ -643,6 +643,14 @@ func (f *fakeProcs) Regs(pid int, r *arch.Regs) error {
 	return nil
 }
 
+func (f *fakeProcs) PC(pid int) (uint64, error) {
+	t, err := f.stoppedTask(pid)
+	if err != nil {
+		return 0, err
+	}
+	return t.regs.PC(), nil
+}
+
 func (f *fakeProcs) SetRegs(pid int, r *arch.Regs) error {
 	t, err := f.stoppedTask(pid)
 	if err != nil {

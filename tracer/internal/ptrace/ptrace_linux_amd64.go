@@ -70,8 +70,8 @@ func (t *Thread) dropRegs() { t.regs.ok = false }
 // (vtrace's profiling build prints them; see cmd/vtrace/cpuprofile.go). Only
 // the ptrace thread writes them; read them after Run has returned.
 var Calls struct {
-	Wait, Step, Cont, GetRegs, SetRegs, ReadMem, ReadMemPeek, WriteMem, EventMsg, SigInfo, DebugReg, SetDebugReg, SetOptions uint64
-	ReadMemBytes                                                                                                             uint64
+	Wait, Step, Cont, GetRegs, GetPC, SetRegs, ReadMem, ReadMemPeek, WriteMem, EventMsg, SigInfo, DebugReg, SetDebugReg, SetOptions uint64
+	ReadMemBytes                                                                                                                    uint64
 }
 
 // Run runs fn on a new OS thread that stays locked to it. If cpu >= 0 the
@@ -345,6 +345,10 @@ func writeProcMem(pid int, addr uint64, data []byte) error {
 
 // offsetDebugReg is offsetof(struct user, u_debugreg) on x86-64.
 const offsetDebugReg = 848
+
+// offsetIP is offsetof(struct user, regs.rip) on x86-64: the layout of a
+// 64-bit tracer's PTRACE_PEEKUSER, an i386 tracee's included.
+const offsetIP = 16 * 8
 
 // Kill sends sig to one task (tgkill is not needed: vtrace signals whole
 // processes or single tids it knows). Safe from any goroutine.
