@@ -183,6 +183,8 @@ type fakeProcs struct {
 	foreignKills []int
 	// activity, if set, is what Activity reports of each pid.
 	activity map[int]activity
+	// regsReads and pcReads count the Regs and PC calls.
+	regsReads, pcReads int
 }
 
 func newFakeProcs(t *testing.T) *fakeProcs {
@@ -635,6 +637,7 @@ func (f *fakeProcs) SigInfo(pid int) (ptrace.SigInfo, error) {
 }
 
 func (f *fakeProcs) Regs(pid int, r *arch.Regs) error {
+	f.regsReads++
 	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
@@ -644,6 +647,7 @@ func (f *fakeProcs) Regs(pid int, r *arch.Regs) error {
 }
 
 func (f *fakeProcs) PC(pid int) (uint64, error) {
+	f.pcReads++
 	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return 0, err
