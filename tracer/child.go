@@ -350,7 +350,7 @@ func (p *silentPredictor) insn(s *session, r *childRun) (uint64, *disasm.Insn, e
 	}
 	next := p.next
 	if next == 0 && p.jump != nil && !r.escaped && r.pendingCall == nil {
-		next = p.jumpedTo(s, r)
+		return p.jumpedTo(s, r)
 	}
 	if next == 0 {
 		return 0, nil, nil
@@ -383,28 +383,40 @@ func (p *silentPredictor) steppable(s *session, r *childRun, pc uint64) (*disasm
 	return in, true
 }
 
-// jumpedTo reads the pc after the direct jump p.jump and checks that it
-// went one of its ways (else 0). Only when the way it likely went is
-// steppable (else the register read that comes anyway would follow the
-// pc's): its target, and for a conditional jump forwards the way on too —
-// a backward one is a loop's back edge, taken all but the last time
-// (spin's loop: the pc alone at every turn, both at its end).
-func (p *silentPredictor) jumpedTo(s *session, r *childRun) uint64 {
+// jumpedTo reads the pc after the direct jump p.jump and returns it with
+// its instruction when it went one of its ways and that one is steppable
+// (else 0). Only when the way it likely went is steppable (else the
+// register read that comes anyway would follow the pc's): its target, and
+// for a conditional jump forwards the way on too — a backward one is a
+// loop's back edge, taken all but the last time (spin's loop: the pc alone
+// at every turn, and the registers too at its end).
+func (p *silentPredictor) jumpedTo(s *session, r *childRun) (uint64, *disasm.Insn, error) {
 	j := p.jump
 	fall := j.PC + uint64(j.Len)
-	if _, ok := p.steppable(s, r, j.Target); !ok {
-		return 0
+	to, ok := p.steppable(s, r, j.Target)
+	if !ok {
+		return 0, nil, nil
 	}
+	var on *disasm.Insn
 	if j.Class == disasm.CondJump && j.Target > j.PC {
-		if _, ok := p.steppable(s, r, fall); !ok {
-			return 0
+		if on, ok = p.steppable(s, r, fall); !ok {
+			return 0, nil, nil
 		}
 	}
 	pc, err := s.p.PC(r.st.child.pid)
-	if err != nil || pc != j.Target && (j.Class != disasm.CondJump || pc != fall) {
-		return 0
+	switch {
+	case err != nil:
+	case pc == j.Target:
+		return pc, to, nil
+	case pc == fall && j.Class == disasm.CondJump:
+		if on == nil {
+			on, ok = p.steppable(s, r, fall)
+		}
+		if ok {
+			return pc, on, nil
+		}
 	}
-	return pc
+	return 0, nil, nil
 }
 
 // after records what the step of the instruction at pc makes certain.
