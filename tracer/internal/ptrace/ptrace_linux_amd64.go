@@ -165,8 +165,7 @@ func (t *Thread) Wait() (Stop, error) {
 	Calls.Wait++
 	t.dropRegs()
 	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
+		pid, ws, err := wait4(-1, unix.WALL)
 		if err == unix.EINTR {
 			continue
 		}

@@ -4,6 +4,7 @@ package ptrace
 
 import (
 	"fmt"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,20 @@ import (
 // The requests below pass pointers to kernel structures (an iovec for
 // NT_PRSTATUS, a siginfo_t, a debug register's word): raw ptrace(2) calls
 // that x/sys/unix has no wrapper for.
+
+// wait4 is wait4(2) with no rusage, called straight (x/sys's Wait4 is two
+// calls deeper): Wait runs once per single-step. A normal system call, not
+// a raw one: it blocks, and the runtime must be able to give this
+// thread's P to other goroutines meanwhile (the signal and timeout
+// watchers, the garbage collector's stop of the world).
+func wait4(pid, options int) (int, unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	r, _, errno := syscall.Syscall6(unix.SYS_WAIT4, uintptr(pid), uintptr(unsafe.Pointer(&ws)), uintptr(options), 0, 0, 0)
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	return int(r), ws, nil
+}
 
 // Regs reads a stopped tracee's general registers. The kernel returns the
 // tracee's own NT_PRSTATUS layout (68 bytes for an i386 tracee, 216 for
