@@ -229,6 +229,8 @@ func (f *fakeProcs) queue(pid int, ws unix.WaitStatus) {
 	f.stops = append(f.stops, ptrace.Stop{PID: pid, Status: ws})
 }
 
+func (f *fakeProcs) WaitStepped() (ptrace.Stop, error) { return f.Wait() }
+
 func (f *fakeProcs) Wait() (ptrace.Stop, error) {
 	if len(f.stops) == 0 {
 		for _, t := range f.tasks {

@@ -311,12 +311,13 @@ func (s *session) elsewhere(st ptrace.Stop) {
 // stop of pid can be kept (pid has just been resumed from its stop), no
 // story can give way to one (giveWay), no wake is armed (armWake) — and
 // this is that round without the checks, which cost a fair part of a
-// step's own work in the tracer. Any other case is waitFor's.
+// step's own work in the tracer; its wait is WaitStepped (the step
+// cannot block: no system call). Any other case is waitFor's.
 func (s *session) waitStep(pid int) (ptrace.Stop, error) {
 	if len(s.postponed) > 0 || len(s.unknown) > 0 || s.stopped.Load() || s.holding() {
 		return s.waitFor(pid)
 	}
-	st, err := s.p.Wait()
+	st, err := s.p.WaitStepped()
 	if err != nil {
 		return ptrace.Stop{}, fmt.Errorf("wait for %d: %w", pid, err)
 	}

@@ -30,6 +30,17 @@ func wait4(pid, options int) (int, unix.WaitStatus, error) {
 	return int(r), ws, nil
 }
 
+// rawWait4NoHang is wait4(-1, __WALL|WNOHANG) as a raw system call: it
+// never blocks. pid 0: no state change is there yet.
+func rawWait4NoHang() (int, unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	r, _, errno := syscall.RawSyscall6(unix.SYS_WAIT4, ^uintptr(0), uintptr(unsafe.Pointer(&ws)), unix.WALL|unix.WNOHANG, 0, 0, 0)
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	return int(r), ws, nil
+}
+
 // Regs reads a stopped tracee's general registers. The kernel returns the
 // tracee's own NT_PRSTATUS layout (68 bytes for an i386 tracee, 216 for
 // amd64), which tells the architecture; x/sys's PtraceGetRegs would silently
