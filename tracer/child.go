@@ -806,7 +806,7 @@ func (s *session) childEnded(st *story, out outcome) error {
 		// No story needs the exit of the program it became (nor of the
 		// tasks it makes, which inherit this; a vfork child of theirs gets
 		// its exit stop back in awaitFirstStop): one stop fewer per spawn.
-		_ = s.p.ExitStops(c.pid, false)
+		_ = s.exitStops(c, false)
 		c.set(taskRunning)
 		s.cont(c, 0)
 	}

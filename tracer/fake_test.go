@@ -185,6 +185,16 @@ type fakeProcs struct {
 	activity map[int]activity
 	// regsReads and pcReads count the Regs and PC calls.
 	regsReads, pcReads int
+	// exitStopCalls records each ExitStops request: "pid on" or "pid off".
+	exitStopCalls []string
+	// fds, if set, is what FdWriters reports of a pid's descriptor.
+	fds map[[2]int]fakeFd
+}
+
+// fakeFd is what a fake descriptor refers to.
+type fakeFd struct {
+	kind    fdKind
+	writers []int
 }
 
 func newFakeProcs(t *testing.T) *fakeProcs {
@@ -712,6 +722,7 @@ func (f *fakeProcs) DebugReg(pid, n int) (uint64, error) {
 // ExitStops turns a task's exit stops on or off; its vfork children
 // inherit the setting, as the kernel's do.
 func (f *fakeProcs) ExitStops(pid int, on bool) error {
+	f.exitStopCalls = append(f.exitStopCalls, fmt.Sprintf("%d %s", pid, map[bool]string{true: "on", false: "off"}[on]))
 	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
@@ -815,6 +826,15 @@ func (f *fakeProcs) Activity(pid int) (activity, bool) {
 	return activity{state: 'R', syscall: -1}, f.tasks[pid] != nil
 }
 
+// FdWriters: a fake descriptor is what the test says (f.fds), else not
+// known.
+func (f *fakeProcs) FdWriters(pid, fd int) (fdKind, []int) {
+	if w, ok := f.fds[[2]int{pid, fd}]; ok {
+		return w.kind, w.writers
+	}
+	return fdUnknown, nil
+}
+
 // Detach lets a task go: the fake forgets it (it runs on untraced).
 func (f *fakeProcs) Detach(pid, sig int) error {
 	t, err := f.stoppedTask(pid)
@@ -838,6 +858,8 @@ func (f *fakeProcs) Space(pid int) (space, error) {
 	}
 	return fakeSpace{t.img}, nil
 }
+
+func (f *fakeProcs) SpaceMaps(_ *mapsHandle, pid int) (space, error) { return f.Space(pid) }
 
 func (f *fakeProcs) Arch(pid int) (*arch.Arch, error) { return arch.AMD64, nil }
 

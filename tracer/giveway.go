@@ -38,7 +38,11 @@ import (
 // changes its parent's local; cutting its story missed the warning), nor
 // is a task waiting while another traced task is in a timed sleep, which
 // may wake it (sleepgrand.c: the child waits for a process of its own
-// that sleeps).
+// that sleeps). Likewise a task asleep in a read that the world feeds —
+// a terminal, a device, a pipe or FIFO that a process vtrace does not
+// trace holds open for writing (stdinheld.c: a vfork child reads stdin a
+// shell writes late) — and another task's such read may wake it
+// (readsFed).
 // Then, in turn:
 //
 //  1. The held vforks get their turn (runHeld): those of a memory whose
@@ -106,6 +110,15 @@ type blockProbe struct {
 	// process.
 	every time.Duration
 	seen  map[int]taskSeen
+	// fed caches readsFed's answer per task, for the read it sleeps in.
+	fed map[int]fedSeen
+}
+
+// fedSeen is readsFed's answer for a task's read of a descriptor.
+type fedSeen struct {
+	syscall int
+	fd      uint64
+	fed     bool
 }
 
 // taskSeen is a task's last activity and since when it has not run.
@@ -199,14 +212,15 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 	if quiet < blockQuiet {
 		return false, nil
 	}
-	if s.sleepsTimed(pid, w.act) && quiet < blockLong {
-		// It wakes by itself: not taken for blocked before blockLong.
+	if quiet < blockLong && s.wakesAlone(pid, w.act, pr) {
+		// It wakes by itself, or the world wakes it: not taken for
+		// blocked before blockLong.
 		slower(blockLong / 6)
 		return false, nil
 	}
 	if quiet < blockLong {
 		for tid, x := range pr.seen {
-			if tid != pid && (now.Sub(x.since) < blockQuiet || x.act.blocked() && s.sleepsTimed(tid, x.act)) {
+			if tid != pid && (now.Sub(x.since) < blockQuiet || x.act.blocked() && s.wakesAlone(tid, x.act, pr)) {
 				// another task runs, or will when its sleep ends
 				// (sleepgrand.c): it may wake this one
 				slower(blockLong / 6)
@@ -277,6 +291,50 @@ func (s *session) sleepsTimed(pid int, a activity) bool {
 		return true
 	}
 	return false
+}
+
+// wakesAlone reports whether task pid, asleep in the kernel as a says, can
+// wake without any task vtrace traces: a timed sleep (sleepsTimed), or a
+// read that the world feeds (readsFed).
+func (s *session) wakesAlone(pid int, a activity, pr *blockProbe) bool {
+	return s.sleepsTimed(pid, a) || s.readsFed(pid, a, pr)
+}
+
+// readsFed reports whether task pid sleeps in a read of a descriptor that
+// something outside the traced program feeds: a terminal or another
+// device, or a pipe or FIFO that a process vtrace does not trace holds
+// open for writing (stdinheld.c: a vfork child reads a byte of stdin,
+// which the shell's `(sleep 0.6; echo x) |` writes, while vtrace holds
+// main()'s vfork; taken for a deadlock, the story was cut and the child's
+// later write to its parent's local missed). A socket is not known: its
+// peer is not found through /proc, and a read of one is a deadlock as
+// before when everything else is held.
+func (s *session) readsFed(pid int, a activity, pr *blockProbe) bool {
+	t := s.byPID[pid]
+	if a.syscall < 0 || t == nil || t.proc == nil || t.proc.mm == nil || t.proc.mm.arch == nil {
+		return false
+	}
+	switch sysName(t.proc.mm.arch, uint64(a.syscall)) {
+	case "read", "readv", "pread64", "preadv", "preadv2":
+	default:
+		return false
+	}
+	fd := a.args[0]
+	if c, ok := pr.fed[pid]; ok && c.syscall == a.syscall && c.fd == fd {
+		return c.fed
+	}
+	fed := false
+	switch kind, writers := s.p.FdWriters(pid, int(int32(fd))); kind {
+	case fdDevice:
+		fed = true
+	case fdPipe:
+		fed = slices.ContainsFunc(writers, func(w int) bool { return s.byPID[w] == nil })
+	}
+	if pr.fed == nil {
+		pr.fed = map[int]fedSeen{}
+	}
+	pr.fed[pid] = fedSeen{syscall: a.syscall, fd: fd, fed: fed}
+	return fed
 }
 
 // armWake makes sure the coming wait4 ends by the time giveWay has

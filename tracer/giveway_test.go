@@ -2,9 +2,14 @@ package tracer
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/ptrace"
@@ -160,5 +165,109 @@ func TestGiveWayOtherSleepsTimed(t *testing.T) {
 	}
 	if err != nil {
 		t.Errorf("another task in clock_nanosleep: %v, want no cut before %v", err, blockLong)
+	}
+}
+
+// A task asleep in a read (numbered in its own ABI) of a descriptor the
+// world feeds — a terminal or a device, a pipe a process vtrace does not
+// trace holds open for writing — can wake without the traced program: no
+// cut before blockLong. A pipe whose only writers are traced (the held
+// task among them), a socket, and a read's number in the other ABI are cut
+// as before.
+func TestGiveWayReadFed(t *testing.T) {
+	const outsider = 99
+	for _, c := range []struct {
+		what string
+		a    *arch.Arch
+		nr   int
+		fd   fakeFd
+		fed  bool
+	}{
+		{"terminal", arch.AMD64, 0, fakeFd{kind: fdDevice}, true},
+		{"pipe fed from outside", arch.AMD64, 0, fakeFd{kind: fdPipe, writers: []int{11, outsider}}, true},
+		{"readv, pipe fed from outside", arch.AMD64, 19, fakeFd{kind: fdPipe, writers: []int{outsider}}, true},
+		{"i386 read, pipe fed from outside", arch.I386, 3, fakeFd{kind: fdPipe, writers: []int{outsider}}, true},
+		{"pipe the held task writes", arch.AMD64, 0, fakeFd{kind: fdPipe, writers: []int{10, 11}}, false},
+		{"pipe no one writes", arch.AMD64, 0, fakeFd{kind: fdPipe}, false},
+		{"socket", arch.AMD64, 0, fakeFd{kind: fdUnknown}, false},
+		{"i386's 0 is restart_syscall", arch.I386, 0, fakeFd{kind: fdDevice}, false},
+		{"amd64's 3 is close", arch.AMD64, 3, fakeFd{kind: fdDevice}, false},
+	} {
+		f := newFakeProcs(t)
+		f.activity = map[int]activity{
+			10: {state: 'S', ran: 5, syscall: c.nr, args: [6]uint64{7}},
+			11: {state: 't', ran: 7, syscall: -1},
+		}
+		f.fds = map[[2]int]fakeFd{{10, 7}: c.fd}
+		s := newSession(Config{CPU: -1}, f)
+		mm := &addrSpace{arch: c.a}
+		s.byPID[10] = &task{pid: 10, state: taskFollowed, proc: &process{tgid: 10, mm: mm}}
+		s.byPID[11] = &task{pid: 11, state: taskFollowed, proc: &process{tgid: 11, mm: mm}}
+		s.postponed[11] = ptrace.Stop{PID: 11}
+		var pr blockProbe
+		var err error
+		for start := time.Now(); time.Since(start) < 3*blockQuiet && err == nil; time.Sleep(10 * time.Millisecond) {
+			_, err = s.giveWay(10, &pr)
+		}
+		if cut := errors.Is(err, errBlocked); cut == c.fed {
+			t.Errorf("%s: cut %v (%v), want a cut: %v", c.what, cut, err, !c.fed)
+		}
+	}
+}
+
+// FdWriters over the real /proc: a pipe's writers are the processes that
+// hold its write end (this one, then none once it is closed; a FIFO
+// likewise); /dev/null is a device; a socket is not known.
+func TestFdWritersLive(t *testing.T) {
+	var l livePtrace
+	me := os.Getpid()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if kind, ws := l.FdWriters(me, int(r.Fd())); kind != fdPipe || !slices.Contains(ws, me) {
+		t.Errorf("pipe with its write end open here: %v %v, want a pipe written by %d", kind, ws, me)
+	}
+	w.Close()
+	if kind, ws := l.FdWriters(me, int(r.Fd())); kind != fdPipe || slices.Contains(ws, me) {
+		t.Errorf("pipe with its write end closed: %v %v, want a pipe with no writer here", kind, ws)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fr, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fr.Close()
+	fw, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	if kind, ws := l.FdWriters(me, int(fr.Fd())); kind != fdPipe || !slices.Contains(ws, me) {
+		t.Errorf("FIFO open for writing here: %v %v", kind, ws)
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if kind, _ := l.FdWriters(me, int(null.Fd())); kind != fdDevice {
+		t.Errorf("/dev/null: %v, want a device", kind)
+	}
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sp[0])
+	defer unix.Close(sp[1])
+	if kind, _ := l.FdWriters(me, sp[0]); kind != fdUnknown {
+		t.Errorf("socket: %v, want not known", kind)
+	}
+	if kind, _ := l.FdWriters(me, 12345); kind != fdUnknown {
+		t.Errorf("a closed descriptor: %v, want not known", kind)
 	}
 }

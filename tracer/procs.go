@@ -59,6 +59,10 @@ type procs interface {
 
 	// Space reads a process's mappings and opens the modules mapped there.
 	Space(pid int) (space, error)
+	// SpaceMaps is Space through h, which keeps the maps of one address
+	// space open between calls: pid is a task of that address space,
+	// stopped (refresh).
+	SpaceMaps(h *mapsHandle, pid int) (space, error)
 	// Arch is the architecture of the program a process runs.
 	Arch(pid int) (*arch.Arch, error)
 	// ExePath is the program a process runs ("" when unknown).
@@ -71,7 +75,21 @@ type procs interface {
 	// Activity is what /proc says task pid is doing (wait.go: a story
 	// that blocks gives way).
 	Activity(pid int) (activity, bool)
+	// FdWriters says what task pid's file descriptor fd refers to and,
+	// for a pipe or FIFO, which processes (their pids) hold it open for
+	// writing (giveway.go: who can wake a reader).
+	FdWriters(pid, fd int) (fdKind, []int)
 }
+
+// fdKind is what a file descriptor refers to, as far as who may write to
+// it goes.
+type fdKind int
+
+const (
+	fdUnknown fdKind = iota // a socket, or unreadable: its writers are not known
+	fdPipe                  // a pipe or FIFO: the writers are the processes holding it open for writing
+	fdDevice                // a terminal, another device, a file: the kernel or the world feeds it
+)
 
 // activity is a task's scheduling state as /proc shows it.
 type activity struct {
@@ -82,8 +100,9 @@ type activity struct {
 	// it does not change while the task is blocked.
 	ran uint64
 	// syscall is the system call it is in (/proc/PID/syscall), -1 when
-	// it is in none or unknown.
+	// it is in none or unknown; args are its arguments.
 	syscall int
+	args    [6]uint64
 }
 
 // blocked reports whether the task sleeps in the kernel.
@@ -120,6 +139,31 @@ func (l livePtrace) ThreadPointer(pid int, r *arch.Regs) (uint64, error) {
 }
 
 func (livePtrace) Space(pid int) (space, error) {
+	sp, err := symbols.LoadSpace(pid)
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+// SpaceMaps reads the maps through the file h keeps open, opening it
+// through pid first if need be: the kernel binds the file to the memory
+// pid has when it opens it, which h's address space stands for. When the
+// file reads as empty or fails (that memory has no task left: pid's
+// process died, its pid may be another's now), it is closed, and the maps
+// are read as Space does.
+func (livePtrace) SpaceMaps(h *mapsHandle, pid int) (space, error) {
+	if h.m == nil {
+		m, err := symbols.OpenMaps(pid)
+		if err != nil {
+			return nil, err
+		}
+		h.m = m
+	}
+	if sp, err := symbols.LoadSpaceMaps(h.m, pid); err == nil {
+		return sp, nil
+	}
+	h.close()
 	sp, err := symbols.LoadSpace(pid)
 	if err != nil {
 		return nil, err
@@ -207,8 +251,70 @@ func (livePtrace) Activity(pid int) (activity, bool) {
 		if f := strings.Fields(string(b)); len(f) > 0 {
 			if n, err := strconv.Atoi(f[0]); err == nil {
 				a.syscall = n
+				for i := 0; i < len(a.args) && i+1 < len(f); i++ {
+					a.args[i], _ = strconv.ParseUint(strings.TrimPrefix(f[i+1], "0x"), 16, 64)
+				}
 			}
 		}
 	}
 	return a, true
+}
+
+func (livePtrace) FdWriters(pid, fd int) (fdKind, []int) {
+	var obj unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", pid, fd), &obj); err != nil {
+		return fdUnknown, nil
+	}
+	switch obj.Mode & unix.S_IFMT {
+	case unix.S_IFSOCK:
+		return fdUnknown, nil
+	case unix.S_IFIFO:
+	default:
+		return fdDevice, nil
+	}
+	// Every process's descriptors: a pipe's (pipefs) or FIFO's holders
+	// are only found so. Done once a reader has slept blockQuiet.
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return fdUnknown, nil
+	}
+	var writers []int
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p))
+		if err != nil {
+			continue
+		}
+		for _, f := range fds {
+			var st unix.Stat_t
+			path := fmt.Sprintf("/proc/%d/fd/%s", p, f.Name())
+			if unix.Stat(path, &st) != nil || st.Dev != obj.Dev || st.Ino != obj.Ino {
+				continue
+			}
+			if fdWritable(p, f.Name()) {
+				writers = append(writers, p)
+				break
+			}
+		}
+	}
+	return fdPipe, writers
+}
+
+// fdWritable reports whether process p's descriptor fd is open for
+// writing (its flags in /proc/P/fdinfo/FD, in octal).
+func fdWritable(p int, fd string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", p, fd))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			fl, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return err == nil && fl&unix.O_ACCMODE != unix.O_RDONLY
+		}
+	}
+	return false
 }

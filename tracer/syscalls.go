@@ -4,18 +4,20 @@ import "github.com/vtrace/vtrace/tracer/internal/arch"
 
 // sysNames names, per ABI, the system calls the engine looks for by their
 // number at a stop: the vfork family (capture.go), the calls that may set
-// up a SIGTRAP for later (child.go: asyncTrapCall) and the timed sleeps
-// (giveway.go: sleepsTimed). Each ABI numbers them its own way (amd64's
+// up a SIGTRAP for later (child.go: asyncTrapCall), the timed sleeps and
+// the reads (giveway.go: wakesAlone). Each ABI numbers them its own way (amd64's
 // 259 is mknodat, i386's timer_create). The calls whose buffers the kernel
 // fills or reads have their own tables, with their arguments
 // (kernelwrites.go).
 var sysNames = map[*arch.Arch]map[uint64]string{
 	arch.AMD64: {58: "vfork", 56: "clone", 435: "clone3",
 		298: "perf_event_open", 222: "timer_create", 244: "mq_notify", 72: "fcntl",
-		35: "nanosleep", 230: "clock_nanosleep"},
+		35: "nanosleep", 230: "clock_nanosleep",
+		0: "read", 19: "readv", 17: "pread64", 295: "preadv", 327: "preadv2"},
 	arch.I386: {190: "vfork", 120: "clone", 435: "clone3",
 		336: "perf_event_open", 259: "timer_create", 281: "mq_notify", 55: "fcntl", 221: "fcntl64",
-		162: "nanosleep", 267: "clock_nanosleep", 407: "clock_nanosleep_time64"},
+		162: "nanosleep", 267: "clock_nanosleep", 407: "clock_nanosleep_time64",
+		3: "read", 145: "readv", 180: "pread64", 333: "preadv", 378: "preadv2"},
 }
 
 // sysName is the name of system call nr in a's ABI: "" for one the engine

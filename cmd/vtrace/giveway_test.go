@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -32,15 +33,20 @@ func TestStoriesGiveWay(t *testing.T) {
 		// parent is seen reading what its child changed ("": none);
 		// every other story runs to its end, clean.
 		cut, warn string
+		// stdin: the program reads a byte of stdin that comes late
+		stdin bool
 	}{
-		{"nestwait.c", nil, otherStory, ""},
-		{"threadjoin.c", []string{"-pthread"}, "", mainStory},
-		{"threadfirst.c", []string{"-pthread"}, mainStory, otherStory},
+		{"nestwait.c", nil, otherStory, "", false},
+		{"threadjoin.c", []string{"-pthread"}, "", mainStory, false},
+		{"threadfirst.c", []string{"-pthread"}, mainStory, otherStory, false},
 		// the thread's child sleeps 400 ms, timed, while main()'s vfork
 		// is held: no deadlock, no cut
-		{"sleepheld.c", []string{"-pthread"}, "", otherStory},
+		{"sleepheld.c", []string{"-pthread"}, "", otherStory, false},
 		// the same child waits for a process of its own that sleeps
-		{"sleepgrand.c", []string{"-pthread"}, "", otherStory},
+		{"sleepgrand.c", []string{"-pthread"}, "", otherStory, false},
+		// the same child reads a byte of stdin, which the test (not
+		// traced) writes 600 ms later
+		{"stdinheld.c", []string{"-pthread"}, "", otherStory, true},
 	}
 	type run struct {
 		name  string
@@ -58,7 +64,7 @@ func TestStoriesGiveWay(t *testing.T) {
 				flags = append([]string{arch}, flags...)
 			}
 			prog := buildC(t, c.src, flags...)
-			native := runNative(t, prog)
+			native := runNativeIn(t, lateStdin(c.stdin), prog)
 			if native.status != 0 || native.out == "" {
 				t.Fatalf("%s %s natively: status %d, output %q: the program does not do what it is for", c.src, arch, native.status, native.out)
 			}
@@ -66,7 +72,7 @@ func TestStoriesGiveWay(t *testing.T) {
 				mode := m.flags
 				t.Run(strings.TrimSuffix(c.src, ".c")+"/"+m.name, func(t *testing.T) {
 					start := time.Now()
-					r := trace(t, append(append([]string{"-q", "--timeout", "30s"}, mode...), prog)...)
+					r := traceIn(t, lateStdin(c.stdin), append(append([]string{"-q", "--timeout", "30s"}, mode...), prog)...)
 					took := time.Since(start)
 					v := r.verdict()
 					if v.Incomplete != "" {
@@ -127,4 +133,30 @@ func TestStoriesGiveWay(t *testing.T) {
 			}
 		}
 	}
+}
+
+// lateStdin is the stdin of stdinheld.c: one byte, 600 ms after the
+// program starts (nil when the program reads none). The test process
+// writes it: a writer vtrace does not trace.
+func lateStdin(late bool) io.Reader {
+	if !late {
+		return nil
+	}
+	return &lateReader{data: []byte("x\n"), after: 600 * time.Millisecond}
+}
+
+// lateReader gives its data after a delay, then EOF.
+type lateReader struct {
+	data  []byte
+	after time.Duration
+	given bool
+}
+
+func (l *lateReader) Read(p []byte) (int, error) {
+	if l.given {
+		return 0, io.EOF
+	}
+	time.Sleep(l.after)
+	l.given = true
+	return copy(p, l.data), nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +124,12 @@ type traced struct {
 // trace runs `vtrace run --json -o LOG ARGS...` and decodes the log.
 func trace(t *testing.T, args ...string) *traced {
 	t.Helper()
+	return traceIn(t, nil, args...)
+}
+
+// traceIn is trace with stdin read from in (nil: none).
+func traceIn(t *testing.T, in io.Reader, args ...string) *traced {
+	t.Helper()
 	bin := vtraceBin(t)
 	log := filepath.Join(t.TempDir(), "log.jsonl")
 	full := append([]string{"run", "--json", "-o", log}, args...)
@@ -130,7 +137,7 @@ func trace(t *testing.T, args ...string) *traced {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, full...)
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &stdout, &stderr
 	err := cmd.Run()
 	r := &traced{stderr: stderr.String(), stdout: stdout.String()}
 	if ee, ok := err.(*exec.ExitError); ok {

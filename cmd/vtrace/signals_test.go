@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,11 +26,17 @@ type progRun struct {
 // runNative runs a program without vtrace.
 func runNative(t *testing.T, prog string, args ...string) progRun {
 	t.Helper()
+	return runNativeIn(t, nil, prog, args...)
+}
+
+// runNativeIn is runNative with stdin read from in (nil: none).
+func runNativeIn(t *testing.T, in io.Reader, prog string, args ...string) progRun {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, args...)
 	var out bytes.Buffer
-	cmd.Stdout = &out
+	cmd.Stdin, cmd.Stdout = in, &out
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {

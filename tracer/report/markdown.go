@@ -145,9 +145,7 @@ func mdDetails(s *Site) string {
 	b.WriteString("\n\n")
 	var story bytes.Buffer
 	t := NewTextOptions(&story, TextOptions{Detail: Verbose})
-	for _, ev := range StoryEvents(st) {
-		t.render(ev)
-	}
+	t.storyFolded(st)
 	t.flushOut()
 	text := strings.TrimSpace(story.String())
 	fence := "```"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/fatih/color"
@@ -218,9 +219,7 @@ func (r *Text) Finish() {
 	defer r.flushOut()
 	if r.opts.Detail == Default && r.sum.Run.Verdict == nil {
 		for _, st := range r.sum.Open() {
-			for _, ev := range StoryEvents(st) {
-				r.render(ev)
-			}
+			r.storyFolded(st)
 		}
 	}
 	if r.ww != nil {
@@ -245,9 +244,7 @@ func (r *Text) story(st *Story, site *Site) {
 	switch {
 	case v.Rank() > sh.rank:
 		sh.rank = v.Rank()
-		for _, ev := range StoryEvents(st) {
-			r.render(ev)
-		}
+		r.storyFolded(st)
 	case sh.lines < maxSiteLines:
 		sh.lines++
 		r.printf("%s %s at %s: %s\n", r.bold.Sprintf("━━ vfork #%d", st.ID()), r.verdictWord(v),
@@ -256,6 +253,94 @@ func (r *Text) story(st *Story, site *Site) {
 		sh.folded = true
 		r.printf("%s\n", r.dim.Sprintf("   (more stories at %s are only counted in the summary below; -v tells each)", Printable(siteName(site))))
 	}
+}
+
+// storyFolded tells a whole story, libc's bookkeeping of one variable in
+// a row folded in one line (the default detail, and markdown's details).
+func (r *Text) storyFolded(st *Story) {
+	evs := StoryEvents(st)
+	for i := 0; i < len(evs); {
+		if n := libcRun(evs[i:]); n >= minLibcFold {
+			r.libcFolded(evs[i : i+n])
+			i += n
+			continue
+		}
+		if n := writerRun(evs[i:]); n > 1 {
+			// One writer for them all: said once, under the group.
+			for _, ev := range evs[i : i+n] {
+				r.globalLine(ev.(*event.GlobalWrite))
+			}
+			w := evs[i].(*event.GlobalWrite)
+			r.byOf("the "+strconv.Itoa(n)+" words above: ", w.By, w.During)
+			i += n
+			continue
+		}
+		r.render(evs[i])
+		i++
+	}
+}
+
+// writerRun is how many global_write events at the head of evs, not libc's
+// bookkeeping, have the same writer (by, during) in a row.
+func writerRun(evs []event.Event) int {
+	first, ok := evs[0].(*event.GlobalWrite)
+	if !ok || first.Libc != "" {
+		return 0
+	}
+	n := 1
+	for _, ev := range evs[1:] {
+		w, ok := ev.(*event.GlobalWrite)
+		if !ok || w.Libc != "" || !sameInsn(w.By, first.By) || !sameInsn(w.During, first.During) {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// sameInsn reports whether two optional instructions are the same one.
+func sameInsn(a, b *event.Insn) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.PID == b.PID && a.PC == b.PC && a.Insn == b.Insn
+}
+
+// minLibcFold is how many words of one libc variable, in a row, the
+// default detail tells in one line: the seed's child, in its first
+// printf, fills 257 words of malloc's main_arena (257 lines of a 411-line
+// report, each libc's bookkeeping and no warning); -v lists each.
+const minLibcFold = 3
+
+// libcRun is how many global_write events at the head of evs are libc's
+// bookkeeping of one variable, of one kind, in a row.
+func libcRun(evs []event.Event) int {
+	first, ok := evs[0].(*event.GlobalWrite)
+	if !ok || first.Libc == "" || first.Sym == nil || first.Sym.Sym == "" {
+		return 0
+	}
+	n := 1
+	for _, ev := range evs[1:] {
+		w, ok := ev.(*event.GlobalWrite)
+		if !ok || w.Libc != first.Libc || w.Area != first.Area || w.Sym == nil ||
+			w.Sym.Sym != first.Sym.Sym || w.Sym.Module != first.Sym.Module {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// libcFolded tells a run of libcRun in one line: the variable, the
+// addresses of its first and last changed words, how many.
+func (r *Text) libcFolded(evs []event.Event) {
+	first, last := evs[0].(*event.GlobalWrite), evs[len(evs)-1].(*event.GlobalWrite)
+	y := *first.Sym
+	y.Off = 0
+	name := GlobalName(first.Area, first.Mapping, &y, first.Addr)
+	line := "· libc " + first.Addr.String() + "–" + last.Addr.String() + " " + Printable(name) + ": " +
+		strconv.Itoa(len(evs)) + " words changed (" + LibcWhat(first.Libc) + "; -v lists each)"
+	r.printf("    %s\n", r.dim.Sprint(line))
 }
 
 // quoteArg quotes an argument the way a shell would need it, when it
@@ -336,16 +421,17 @@ func (r *Text) render(ev event.Event) {
 			r.a(e.Old), r.a(e.New))
 		r.by(e.By, e.During)
 	case *event.GlobalWrite:
-		name := GlobalName(e.Area, e.Mapping, e.Sym, e.Addr)
 		if e.Libc != "" {
-			// The most frequent line of a report (the seed's child fills
-			// malloc's arena: 290 of its 410 lines), so built by
-			// concatenation rather than fmt.
+			name := GlobalName(e.Area, e.Mapping, e.Sym, e.Addr)
+			// The most frequent line of a -v report (the seed's child
+			// fills malloc's arena: 257 of its 411 lines; the default
+			// detail folds them, storyFolded), so built by concatenation
+			// rather than fmt.
 			line := "· libc " + e.Addr.String() + " " + Printable(name) + ": " + e.Old.String() + " → " + e.New.String() + " (" + LibcWhat(e.Libc) + ")"
 			_, _ = io.WriteString(r.w, "    "+r.dim.Sprint(line)+"\n")
 			break
 		}
-		r.printf("    %s %s %s: %s → %s\n", r.warn.Sprint("• global"), r.a(e.Addr), Printable(name), r.a(e.Old), r.a(e.New))
+		r.globalLine(e)
 		r.by(e.By, e.During)
 	case *event.GlobalDiff:
 		libc := 0
@@ -556,18 +642,29 @@ func plain(a event.Addr, y *event.Sym) string {
 	return a.String()
 }
 
-func (r *Text) by(by, during *event.Insn) {
+func (r *Text) by(by, during *event.Insn) { r.byOf("", by, during) }
+
+// byOf is by for the words a group of lines above it changed (of: "the
+// 10 words above: "), or one ("").
+func (r *Text) byOf(of string, by, during *event.Insn) {
 	switch {
 	case by != nil && during != nil:
-		r.printf("          by %s %s\n", r.in(by), r.dim.Sprint("(watchpoint)"))
+		r.printf("          %sby %s %s\n", of, r.in(by), r.dim.Sprint("(watchpoint)"))
 		r.printf("          inside the call at %s\n", r.in(during))
 	case by != nil:
-		r.printf("          by %s\n", r.in(by))
+		r.printf("          %sby %s\n", of, r.in(by))
 	case during != nil:
-		r.printf("          during the call at %s\n", r.in(during))
+		r.printf("          %sduring the call at %s\n", of, r.in(during))
 	default:
-		r.printf("          %s\n", r.dim.Sprint("found when the child ended"))
+		r.printf("          %s\n", r.dim.Sprint(of+"found when the child ended"))
 	}
+}
+
+// globalLine is a global_write's line that is not libc's bookkeeping,
+// without who wrote it.
+func (r *Text) globalLine(e *event.GlobalWrite) {
+	r.printf("    %s %s %s: %s → %s\n", r.warn.Sprint("• global"), r.a(e.Addr),
+		Printable(GlobalName(e.Area, e.Mapping, e.Sym, e.Addr)), r.a(e.Old), r.a(e.New))
 }
 
 func (r *Text) vfork(e *event.Vfork) {

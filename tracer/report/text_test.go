@@ -114,6 +114,16 @@ func TestTextDefaultSizes(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^ +12 +violation +createproc +badvfork\.c:28 `).MatchString(budget) {
 		t.Errorf("no table row with the 12 violations at createproc:\n%s", budget)
 	}
+	// The seed's child fills 257 words of malloc's main_arena in its
+	// first printf: libc's bookkeeping, one line by default, each with -v.
+	seed := readLog(t, "seed-gcc-O0")
+	fold := regexp.MustCompile(`(?m)^    · libc 0x[0-9a-f]+–0x[0-9a-f]+ main_arena \(libc\.so\.6\): 257 words changed \(malloc's state; -v lists each\)$`)
+	if def := string(renderText(seed, TextOptions{})); strings.Count(def, "main_arena") != 1 || !fold.MatchString(def) {
+		t.Errorf("the seed by default: %d lines name main_arena, want one that folds the 257 words", strings.Count(def, "main_arena"))
+	}
+	if n := strings.Count(string(renderText(seed, TextOptions{Detail: Verbose})), "main_arena+"); n != 257 {
+		t.Errorf("the seed with -v: %d main_arena words, want 257", n)
+	}
 	q := lines(renderText(readLog(t, "seed-gcc-O2-budget"), TextOptions{Detail: Quiet}))
 	if len(q) != 1 || q[0] != "violation (incomplete: max_vforks)" {
 		t.Errorf("-q: %q, want one verdict line", q)
