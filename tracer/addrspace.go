@@ -3,6 +3,7 @@ package tracer
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
@@ -26,7 +27,10 @@ type addrSpace struct {
 	space space
 	load  func(pid int) (space, error)
 	code  map[uint64]*insnEntry
-	bps   map[uint64]*breakpoint
+	// recent holds entries of code by pc modulo its size, looked up
+	// before code: a single-stepped loop's instructions without hashing.
+	recent [64]recentInsn
+	bps    map[uint64]*breakpoint
 	// removed are the addresses of int3s vtrace planted and took out
 	// again: a thread that ran into one just before it went is rewound
 	// onto the restored instruction, not given a SIGTRAP.
@@ -38,6 +42,9 @@ type addrSpace struct {
 	// frames and slots at every story.
 	symOf    *symbols.Space
 	symCache map[uint64]symbols.Sym
+	// evSyms holds sym's answers, kept with symCache: events share them
+	// (nothing changes an event.Sym once made).
+	evSyms map[uint64]*event.Sym
 	// textCache holds the objdump-style text of decoded instructions
 	// (insnText), which names symbols: kept with symCache.
 	textCache map[*disasm.Insn]string
@@ -48,7 +55,29 @@ type addrSpace struct {
 	exe   string
 	// unwound is the last unwind of a vfork parent here (capture.go).
 	unwound *unwindMemo
+	// maps keeps this memory's /proc/PID/maps open (refresh).
+	maps mapsHandle
 }
+
+// mapsHandle is an address space's /proc/PID/maps, open (m not nil) or
+// not: see symbols.Maps. It is opened through a task of the address space
+// the handle belongs to, and only read again for that address space: the
+// file shows the memory it was opened on, and an addrSpace is one memory
+// (a task that execs gets a new addrSpace, and a new handle).
+type mapsHandle struct {
+	m *symbols.Maps
+}
+
+func (h *mapsHandle) close() {
+	if h.m != nil {
+		_ = h.m.Close()
+		h.m = nil
+	}
+}
+
+// maxMapsOpen bounds the maps files kept open: the oldest is closed (and
+// opened again at its address space's next refresh).
+const maxMapsOpen = 16
 
 // maxSymCache bounds symCache (memory flat in the number of vforks).
 const maxSymCache = 1 << 14
@@ -56,6 +85,11 @@ const maxSymCache = 1 << 14
 type insnEntry struct {
 	in  *disasm.Insn
 	err error
+}
+
+type recentInsn struct {
+	pc uint64
+	e  *insnEntry
 }
 
 func (s *session) newAddrSpace(pid int) (*addrSpace, error) {
@@ -72,10 +106,11 @@ func (s *session) newAddrSpace(pid int) (*addrSpace, error) {
 func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c := *mm
 	c.pid = pid
-	c.code = map[uint64]*insnEntry{}
+	c.code, c.recent = map[uint64]*insnEntry{}, [len(c.recent)]recentInsn{}
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
-	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound = nil, nil, nil, nil, nil
+	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms = nil, nil, nil, nil, nil, nil
+	c.maps = mapsHandle{} // the file shows the parent's memory, not the copy
 	return &c
 }
 
@@ -99,8 +134,9 @@ func (mm *addrSpace) cachedSpace() (*symbols.Space, bool) {
 	if !ok {
 		return nil, false
 	}
-	if sp != mm.symOf || len(mm.symCache) >= maxSymCache || len(mm.textCache) >= maxSymCache {
+	if sp != mm.symOf || len(mm.symCache) >= maxSymCache || len(mm.textCache) >= maxSymCache || len(mm.evSyms) >= maxSymCache {
 		mm.symOf, mm.symCache, mm.textCache = sp, map[uint64]symbols.Sym{}, map[*disasm.Insn]string{}
+		mm.evSyms = map[uint64]*event.Sym{}
 	}
 	return sp, true
 }
@@ -134,11 +170,33 @@ func (s *session) exePath(mm *addrSpace, pid int) string {
 }
 
 // refresh re-reads the mappings (libraries loaded since exec) through
-// pid, which must be stopped.
+// pid, a task of mm, which must be stopped. mm's maps file is kept open
+// for its next refresh (a program that spawns in a loop is refreshed at
+// every vfork): at most maxMapsOpen of them, the oldest closed first.
 func (s *session) refresh(mm *addrSpace, pid int) {
-	if sp, err := s.p.Space(pid); err == nil {
+	wasOpen := mm.maps.m != nil
+	if sp, err := s.p.SpaceMaps(&mm.maps, pid); err == nil {
 		mm.space = sp
 	}
+	if mm.maps.m == nil || wasOpen {
+		return
+	}
+	// Opened anew: once in the list (it may have been closed there,
+	// found gone).
+	s.mapsOpen = slices.DeleteFunc(s.mapsOpen, func(h *mapsHandle) bool { return h == &mm.maps })
+	if len(s.mapsOpen) == maxMapsOpen {
+		s.mapsOpen[0].close()
+		s.mapsOpen = s.mapsOpen[1:]
+	}
+	s.mapsOpen = append(s.mapsOpen, &mm.maps)
+}
+
+// closeMaps closes the maps files refresh kept open.
+func (s *session) closeMaps() {
+	for _, h := range s.mapsOpen {
+		h.close()
+	}
+	s.mapsOpen = nil
 }
 
 // sym symbolises a code address.
@@ -146,17 +204,30 @@ func (s *session) sym(mm *addrSpace, pc uint64) *event.Sym {
 	if mm == nil {
 		return nil
 	}
-	y := mm.symbolize(pc)
-	if y.Name == "" && y.Module == "" {
-		return nil
+	_, cached := mm.cachedSpace()
+	if e, ok := mm.evSyms[pc]; ok && cached {
+		return e
 	}
-	return &event.Sym{Sym: y.Name, Off: y.Off, Module: y.Module, File: y.File, Line: y.Line, PastEnd: y.PastEnd}
+	y := mm.symbolize(pc)
+	var e *event.Sym
+	if y.Name != "" || y.Module != "" {
+		e = &event.Sym{Sym: y.Name, Off: y.Off, Module: y.Module, File: y.File, Line: y.Line, PastEnd: y.PastEnd}
+	}
+	if cached {
+		mm.evSyms[pc] = e
+	}
+	return e
 }
 
 // insnAt decodes the instruction at pc, from a per-address-space cache.
 // Bytes hidden by planted int3s are restored before decoding.
 func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error) {
+	r := &mm.recent[pc%uint64(len(mm.recent))]
+	if r.e != nil && r.pc == pc {
+		return r.e.in, r.e.err
+	}
 	if e, ok := mm.code[pc]; ok {
+		r.pc, r.e = pc, e
 		return e.in, e.err
 	}
 	buf := s.insnBuf[:]
@@ -180,6 +251,7 @@ func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error
 		e.in, e.err = disasm.Decode(buf[:n], pc, mm.arch)
 	}
 	mm.code[pc] = &e
+	r.pc, r.e = pc, &e
 	return e.in, e.err
 }
 
@@ -253,6 +325,27 @@ const memPageSize = 4096
 
 // maxMemPages bounds the copy (a deep stack is unwound 64 frames at most).
 const maxMemPages = 16
+
+// copyOut fills buf with the memory at addr from the pages read, if they
+// hold all of it.
+func (m *pageMemory) copyOut(addr uint64, buf []byte) bool {
+	for done := 0; done < len(buf); {
+		a := addr + uint64(done)
+		base := a &^ (memPageSize - 1)
+		var pg *memPage
+		for i := range m.pages {
+			if m.pages[i].base == base {
+				pg = &m.pages[i]
+				break
+			}
+		}
+		if pg == nil {
+			return false
+		}
+		done += copy(buf[done:], pg.data[a-base:])
+	}
+	return true
+}
 
 func (m *pageMemory) ReadWord(addr uint64, size int) (uint64, error) {
 	base := addr &^ (memPageSize - 1)

@@ -319,7 +319,8 @@ func (s *session) runBlock(r *childRun, b *block, before int) (done bool, err er
 		return false, fmt.Errorf("plant int3s at %#x: %w", b.exits, err)
 	}
 	defer s.unclaimMany(mm, c.pid, b.exits, st.id)
-	r.predict.next, r.prev = 0, nil
+	r.predict.reset()
+	r.prev = nil
 	out, err := s.resume(c, false, 0, true)
 	if err != nil {
 		return false, err

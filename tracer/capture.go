@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -122,14 +123,19 @@ func (s *session) capture(st *story) error {
 	ev.Site = site
 
 	var unwindErr error
-	st.frames, unwindErr = s.unwindParent(st.mm, p.pid, regs)
+	var mem *pageMemory
+	st.frames, mem, unwindErr = s.unwindParent(st.mm, p.pid, regs)
+	// The memo of the image's unwind has these frames (reused or just
+	// made), but for their saved values: their slots are its slots.
+	memo := st.mm.unwound
 	if len(st.frames) == 0 {
+		memo = nil
 		// Not even the vfork frame unwinds (no CFI, no frame pointer):
 		// keep a frame 0 made of the registers, so that every write still
 		// belongs to a frame; the callers are unknown (method "none").
 		st.frames = []unwind.Frame{{PC: pc, CFA: regs.SP(), RetReg: -1, Method: string(event.MethodNone)}}
 	}
-	s.recordFrames(st, ev)
+	s.recordFrames(st, ev, memo)
 	if len(st.frames) > 1 {
 		// Only a trustworthy unwind can prove corruption: the frame-pointer
 		// fallback reads whatever %ebp/%rbp holds (i386 glibc clone has no
@@ -164,7 +170,13 @@ func (s *session) capture(st *story) error {
 		ev.Mechanism = event.MechDiff
 	}
 	st.orig = make([]byte, st.hi-st.lo)
-	if err := s.p.ReadMem(p.pid, st.lo, st.orig); err != nil {
+	// The unwind read the pages of the frames at this same stop: the
+	// snapshot is taken from them when they hold all of it.
+	var err error
+	if !mem.copyOut(st.lo, st.orig) {
+		err = s.p.ReadMem(p.pid, st.lo, st.orig)
+	}
+	if err != nil {
 		// The stack cannot be read (%rsp in unmapped memory): the story
 		// is unchecked (story), told from what was seen — this event.
 		s.emit(ev)
@@ -231,70 +243,86 @@ func (s *session) unreadableNotes(st *story) {
 
 // unwindMemo is the last unwind of a vfork parent in an image: a program
 // that vforks in a loop vforks from the same frames, and an unwind depends
-// only on the registers it read (unwind.UnwindDeps), the words of memory it
-// read and the CFI and code of the modules, which the same symbols.Space
-// names. When all of them are as they were, so are the frames.
+// only on the registers and words of memory it needed (unwind.Deps) and
+// the CFI and code of the modules, which the same symbols.Space names.
+// When all of them are as they were, so are the frames, but for the values
+// of their saved-register slots, which are read again (a loop counter
+// saved in a callee-saved register changes at every vfork).
 type unwindMemo struct {
 	space  *symbols.Space
 	regs   arch.Regs
-	used   uint32 // the registers it read
-	reads  []wordRead
+	deps   *unwind.Deps
 	frames []unwind.Frame
 	err    error
-}
-
-// wordRead is one word an unwind read, and what it got.
-type wordRead struct {
-	addr   uint64
-	size   int
-	val    uint64
-	failed bool // the read failed
-}
-
-// recordingMemory is a Memory that remembers every word read through it.
-type recordingMemory struct {
-	m     unwind.Memory
-	reads []wordRead
-}
-
-func (r *recordingMemory) ReadWord(addr uint64, size int) (uint64, error) {
-	v, err := r.m.ReadWord(addr, size)
-	r.reads = append(r.reads, wordRead{addr: addr, size: size, val: v, failed: err != nil})
-	return v, err
+	// slots is the index of the frames' slots (recordFrames), once made.
+	slots map[uint64]slotInfo
 }
 
 // unwinds counts the parents' unwinds made and reused, for KernelCalls.
 var unwinds struct{ done, reused atomic.Int64 }
 
 // unwindParent unwinds a parent held in its vfork event stop, or gives the
-// frames of the image's last unwind when nothing it depended on changed
-// (its words are read again, a page at a time, and compared). The frames
-// are shared: no one changes them.
-func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwind.Frame, error) {
+// frames of the image's last unwind when nothing it needed changed (its
+// words are read again, a page at a time, and compared). The frames are
+// shared when their saved values are the same too: no one changes them.
+//
+// It also returns the pages it read, valid while the task stays in this
+// stop (and until the next unwind: their buffers are reused).
+func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwind.Frame, *pageMemory, error) {
 	sp, _ := mm.syms().(*symbols.Space)
-	mem := &pageMemory{s: s, pid: pid} // the task stays stopped: its pages serve both
-	if m := mm.unwound; m != nil && sp != nil && m.space == sp && m.regs.Arch == regs.Arch && sameRegs(&m.regs, regs, m.used) {
-		same := true
-		for _, w := range m.reads {
-			v, err := mem.ReadWord(w.addr, w.size)
-			if (err != nil) != w.failed || err == nil && v != w.val {
-				same = false
-				break
-			}
-		}
-		if same {
+	// The task stays stopped: its pages serve both. Their buffers are the
+	// last unwind's (nothing keeps a page).
+	mem := &pageMemory{s: s, pid: pid, pages: s.unwindPages[:0]}
+	defer func() { s.unwindPages = mem.pages[:0] }()
+	if m := mm.unwound; m != nil && sp != nil && m.space == sp && m.regs.Arch == regs.Arch && sameRegs(&m.regs, regs, m.deps.Regs) {
+		if frames, ok := m.reuse(mem); ok {
 			unwinds.reused.Add(1)
-			return m.frames, m.err
+			return frames, mem, m.err
 		}
 	}
 	unwinds.done.Add(1)
-	rec := &recordingMemory{m: mem}
-	frames, used, err := unwind.UnwindDeps(regs, rec, mm.syms(), maxFrames)
+	frames, deps, err := unwind.UnwindDeps(regs, mem, mm.syms(), maxFrames)
 	mm.unwound = nil
 	if sp != nil {
-		mm.unwound = &unwindMemo{space: sp, regs: *regs, used: used, reads: rec.reads, frames: frames, err: err}
+		mm.unwound = &unwindMemo{space: sp, regs: *regs, deps: deps, frames: frames, err: err}
 	}
-	return frames, err
+	return frames, mem, err
+}
+
+// reuse reads the memo's words again: when every read fails or succeeds
+// as it did and every needed word holds the same value, it returns the
+// memo's frames, each saved-register value read again from its slot (the
+// word its read gave: the same reads, at the same addresses).
+func (m *unwindMemo) reuse(mem unwind.Memory) ([]unwind.Frame, bool) {
+	changed := false
+	for _, w := range m.deps.Reads {
+		v, err := mem.ReadWord(w.Addr, w.Size)
+		switch {
+		case (err != nil) != w.Failed:
+			return nil, false
+		case err != nil || v == w.Val:
+		case w.Needed:
+			return nil, false
+		default:
+			changed = true
+		}
+	}
+	if !changed {
+		return m.frames, true
+	}
+	frames := slices.Clone(m.frames)
+	for i := range frames {
+		saved := slices.Clone(frames[i].Saved)
+		for j := range saved {
+			v, err := mem.ReadWord(saved[j].Addr, m.regs.Arch.PtrSize)
+			if err != nil {
+				return nil, false // read above: cannot fail now (the task is stopped)
+			}
+			saved[j].Value = v
+		}
+		frames[i].Saved = saved
+	}
+	return frames, true
 }
 
 // sameRegs reports whether a and b hold the same value in every register
@@ -315,9 +343,29 @@ const (
 )
 
 // recordFrames names each frame, indexes its slots, and puts the frames
-// into the vfork event.
-func (s *session) recordFrames(st *story, ev *event.Vfork) {
-	st.slots = map[uint64]slotInfo{}
+// into the vfork event. The index is memo's when memo (the unwind the
+// frames come from) has one: it depends only on the frames' slot
+// addresses and registers, which a reused unwind keeps, and no one
+// changes it after this.
+func (s *session) recordFrames(st *story, ev *event.Vfork, memo *unwindMemo) {
+	index := memo == nil || memo.slots == nil
+	if index {
+		n := 0
+		for _, f := range st.frames {
+			n += len(f.Saved)
+			if f.RetSlot != 0 {
+				n++
+			}
+		}
+		st.slots = make(map[uint64]slotInfo, n)
+		if memo != nil {
+			memo.slots = st.slots
+		}
+	} else {
+		st.slots = memo.slots
+	}
+	st.frameFns = make([]*event.Sym, 0, len(st.frames))
+	ev.Frames = make([]event.Frame, 0, len(st.frames))
 	for i, f := range st.frames {
 		fn := s.sym(st.mm, f.PC)
 		if i > 0 {
@@ -337,13 +385,20 @@ func (s *session) recordFrames(st *story, ev *event.Vfork) {
 		if f.RetSlot != 0 {
 			a := event.Addr(f.RetSlot)
 			ef.RetSlot = &a
-			st.slots[f.RetSlot] = slotInfo{kind: event.SlotRet, frame: i}
+			if index {
+				st.slots[f.RetSlot] = slotInfo{kind: event.SlotRet, frame: i}
+			}
 		} else if f.RetReg >= 0 {
 			ef.RetReg = st.arch.RegName(f.RetReg)
 		}
+		if len(f.Saved) > 0 {
+			ef.Saved = make([]event.SavedSlot, 0, len(f.Saved))
+		}
 		for _, sv := range f.Saved {
 			ef.Saved = append(ef.Saved, event.SavedSlot{Reg: st.arch.RegName(sv.Reg), Slot: event.Addr(sv.Addr), Value: event.Addr(sv.Value)})
-			st.slots[sv.Addr] = slotInfo{kind: event.SlotSavedReg, reg: st.arch.RegName(sv.Reg), frame: i}
+			if index {
+				st.slots[sv.Addr] = slotInfo{kind: event.SlotSavedReg, reg: st.arch.RegName(sv.Reg), frame: i}
+			}
 		}
 		ev.Frames = append(ev.Frames, ef)
 	}

@@ -184,6 +184,10 @@ type fakeProcs struct {
 	foreignKills []int
 	// activity, if set, is what Activity reports of each pid.
 	activity map[int]activity
+	// regsReads and pcReads count the Regs and PC calls.
+	regsReads, pcReads int
+	// exitStopCalls records each ExitStops request: "pid on" or "pid off".
+	exitStopCalls []string
 	// fds, if set, is what FdWriters reports of a pid's descriptor.
 	fds map[[2]int]fakeFd
 }
@@ -235,6 +239,8 @@ func eventStop(ev int) unix.WaitStatus {
 func (f *fakeProcs) queue(pid int, ws unix.WaitStatus) {
 	f.stops = append(f.stops, ptrace.Stop{PID: pid, Status: ws})
 }
+
+func (f *fakeProcs) WaitStepped() (ptrace.Stop, error) { return f.Wait() }
 
 func (f *fakeProcs) Wait() (ptrace.Stop, error) {
 	if len(f.stops) == 0 {
@@ -647,12 +653,22 @@ func (f *fakeProcs) SigInfo(pid int) (ptrace.SigInfo, error) {
 }
 
 func (f *fakeProcs) Regs(pid int, r *arch.Regs) error {
+	f.regsReads++
 	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
 	}
 	*r = t.regs
 	return nil
+}
+
+func (f *fakeProcs) PC(pid int) (uint64, error) {
+	f.pcReads++
+	t, err := f.stoppedTask(pid)
+	if err != nil {
+		return 0, err
+	}
+	return t.regs.PC(), nil
 }
 
 func (f *fakeProcs) SetRegs(pid int, r *arch.Regs) error {
@@ -710,6 +726,7 @@ func (f *fakeProcs) DebugReg(pid, n int) (uint64, error) {
 // ExitStops turns a task's exit stops on or off; its vfork children
 // inherit the setting, as the kernel's do.
 func (f *fakeProcs) ExitStops(pid int, on bool) error {
+	f.exitStopCalls = append(f.exitStopCalls, fmt.Sprintf("%d %s", pid, map[bool]string{true: "on", false: "off"}[on]))
 	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
@@ -845,6 +862,8 @@ func (f *fakeProcs) Space(pid int) (space, error) {
 	}
 	return fakeSpace{t.img}, nil
 }
+
+func (f *fakeProcs) SpaceMaps(_ *mapsHandle, pid int) (space, error) { return f.Space(pid) }
 
 func (f *fakeProcs) Arch(pid int) (*arch.Arch, error) { return arch.AMD64, nil }
 

@@ -74,6 +74,21 @@ func TestPageMemory(t *testing.T) {
 	if len(pm.pages) != 2 {
 		t.Errorf("%d pages kept, want 2", len(pm.pages))
 	}
+	// copyOut gives what the two pages hold, across them too, with no
+	// read; a range reaching past them is not given.
+	reads := m.reads
+	for _, r := range []struct{ addr, n uint64 }{{0x7100, 16}, {0x7f00, 0x300}, {0x7000, 0x2000}} {
+		buf := make([]byte, r.n)
+		if ok := pm.copyOut(r.addr, buf); !ok || string(buf) != string(m.mem[r.addr-m.lo:r.addr-m.lo+r.n]) {
+			t.Errorf("copyOut(%#x, %d): %v, not the memory there", r.addr, r.n, ok)
+		}
+	}
+	if pm.copyOut(0x8f00, make([]byte, 0x200)) || pm.copyOut(0x6ff8, make([]byte, 16)) {
+		t.Error("copyOut gave a range the pages do not hold")
+	}
+	if m.reads != reads {
+		t.Errorf("copyOut read memory: %d reads, were %d", m.reads, reads)
+	}
 	// Past maxMemPages pages it reads words directly.
 	big := &memOnly{lo: 0x10000, mem: make([]byte, (maxMemPages+2)*memPageSize)}
 	pm = &pageMemory{s: &session{p: big}, pid: 1}

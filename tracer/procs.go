@@ -23,6 +23,10 @@ import (
 type procs interface {
 	// Wait returns the next state change of any tracee (wait4(-1, __WALL)).
 	Wait() (ptrace.Stop, error)
+	// WaitStepped is Wait right after a single-step of an instruction
+	// that cannot block (ptrace.Thread.WaitStepped: cheaper when tracer
+	// and tracee share a CPU).
+	WaitStepped() (ptrace.Stop, error)
 	// ReapDead reaps, without waiting, the children that have ended.
 	ReapDead() int
 	Step(pid, sig int) error
@@ -30,6 +34,8 @@ type procs interface {
 	EventMsg(pid int) (uint64, error)
 	SigInfo(pid int) (ptrace.SigInfo, error)
 	Regs(pid int, r *arch.Regs) error
+	// PC is a stopped task's program counter (cheaper than Regs).
+	PC(pid int) (uint64, error)
 	SetRegs(pid int, r *arch.Regs) error
 	ReadMem(pid int, addr uint64, buf []byte) error
 	// ReadRanges reads bufs[i] at addrs[i], in one batch where it can, and
@@ -53,6 +59,10 @@ type procs interface {
 
 	// Space reads a process's mappings and opens the modules mapped there.
 	Space(pid int) (space, error)
+	// SpaceMaps is Space through h, which keeps the maps of one address
+	// space open between calls: pid is a task of that address space,
+	// stopped (refresh).
+	SpaceMaps(h *mapsHandle, pid int) (space, error)
 	// Arch is the architecture of the program a process runs.
 	Arch(pid int) (*arch.Arch, error)
 	// ExePath is the program a process runs ("" when unknown).
@@ -136,6 +146,31 @@ func (livePtrace) Space(pid int) (space, error) {
 	return sp, nil
 }
 
+// SpaceMaps reads the maps through the file h keeps open, opening it
+// through pid first if need be: the kernel binds the file to the memory
+// pid has when it opens it, which h's address space stands for. When the
+// file reads as empty or fails (that memory has no task left: pid's
+// process died, its pid may be another's now), it is closed, and the maps
+// are read as Space does.
+func (livePtrace) SpaceMaps(h *mapsHandle, pid int) (space, error) {
+	if h.m == nil {
+		m, err := symbols.OpenMaps(pid)
+		if err != nil {
+			return nil, err
+		}
+		h.m = m
+	}
+	if sp, err := symbols.LoadSpaceMaps(h.m, pid); err == nil {
+		return sp, nil
+	}
+	h.close()
+	sp, err := symbols.LoadSpace(pid)
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
 // Arch reads the arch from a stopped task's registers: the kernel gives
 // an i386 task its 32-bit register layout (ptrace.Regs), set at its exec
 // from its program's ELF class. One ptrace call instead of opening
@@ -173,8 +208,8 @@ func (livePtrace) SameThreadGroup(tgid, pid int) bool {
 // prints it: cmd/vtrace/cpuprofile.go).
 func KernelCalls() string {
 	c := &ptrace.Calls
-	return fmt.Sprintf("wait %d step %d cont %d getregs %d setregs %d readmem %d (%d bytes, %d by peek) bulk reads %d (%d bytes) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d; parent unwinds %d, reused %d",
-		c.Wait, c.Step, c.Cont, c.GetRegs, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.ReadRanges, c.ReadRangesBytes, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, c.SetOptions,
+	return fmt.Sprintf("wait %d yield %d (missed %d) step %d cont %d getregs %d getpc %d setregs %d readmem %d (%d bytes, %d by peek) bulk reads %d (%d bytes) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d; parent unwinds %d, reused %d",
+		c.Wait, c.Yield, c.YieldMissed, c.Step, c.Cont, c.GetRegs, c.GetPC, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.ReadRanges, c.ReadRangesBytes, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, c.SetOptions,
 		unwinds.done.Load(), unwinds.reused.Load())
 }
 

@@ -25,6 +25,9 @@ func (s *session) release(st *story, childEnded bool) {
 // changed word of the live region.
 func (s *session) emitSlotDiff(st *story) {
 	ev := &event.SlotDiff{Header: s.hdr("slot_diff", st.parent.pid), Vfork: st.id}
+	if n := len(st.slots); n > 0 {
+		ev.Slots = make([]event.SlotState, 0, n)
+	}
 	for _, f := range st.frames {
 		if f.RetSlot != 0 {
 			ev.Slots = append(ev.Slots, s.slotState(st, f.RetSlot))

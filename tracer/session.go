@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -39,6 +40,12 @@ type session struct {
 	// unreadableNoted: the files with code already named in a
 	// symbols_unreadable note (capture.go: unreadableNotes).
 	unreadableNoted map[string]bool
+	// mapsOpen are the address spaces whose maps are kept open
+	// (addrspace.go: refresh), oldest first; at most maxMapsOpen.
+	mapsOpen []*mapsHandle
+	// unwindPages are the page buffers of the parents' unwinds
+	// (capture.go: unwindParent), kept from one to the next.
+	unwindPages []memPage
 	// heldParents are vfork parents held in their event stop because
 	// another story was running when they vforked; the main loop starts
 	// their stories, in order, once the stack is empty.
@@ -74,8 +81,12 @@ type session struct {
 	stopMu     sync.Mutex
 	stopReason string // set once: "timeout", "interrupt", "max_steps", "max_vforks"
 	stopLimit  string
-	live       map[int]int // tid → tgid of every traced task, to signal when stopping (guarded by stopMu)
-	swept      bool        // the sweep after a stop is done
+	// stopped is set, after stopReason, when the run stops: the tracer
+	// thread's checks on every stop (stopping, detaching) read it without
+	// taking stopMu while the run goes on.
+	stopped atomic.Bool
+	live    map[int]int // tid → tgid of every traced task, to signal when stopping (guarded by stopMu)
+	swept   bool        // the sweep after a stop is done
 
 	insnBuf [16]byte
 }
@@ -107,6 +118,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 		}()
 		defer s.reapWakes()
+		defer s.closeMaps()
 		res, err = s.run(ctx, t)
 		return err
 	})
@@ -162,7 +174,8 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 		s.abortStart(pid)
 		return Result{}, fmt.Errorf("%w: %v", ErrCannotTrace, err)
 	}
-	main := &task{pid: pid, proc: &process{tgid: pid, mm: mm, main: true}, state: taskRunning}
+	main := &task{pid: pid, proc: &process{tgid: pid, mm: mm, main: true}, state: taskRunning,
+		exitStops: exitStopsOn} // run: ptrace.Options, at its exec stop
 	s.byPID[pid] = main
 	if s.cfg.Prefetch {
 		// The program's and its libraries' symbols are read while it
@@ -465,14 +478,16 @@ func (s *session) inStoryMemory(t *task) bool {
 // into an event stop it left.
 func (s *session) eventMsg(t *task, ev int) (uint64, bool) {
 	msg, err := s.p.EventMsg(t.pid)
-	if err != nil {
-		return 0, false
-	}
-	info, err := s.p.SigInfo(t.pid)
-	if err != nil || info.Signo != int32(unix.SIGTRAP) || info.Code != int32(unix.SIGTRAP)|int32(ev)<<8 {
+	if err != nil || !s.inEvent(t, ev) {
 		return 0, false
 	}
 	return msg, true
+}
+
+// inEvent reports whether t's siginfo names the event stop ev.
+func (s *session) inEvent(t *task, ev int) bool {
+	info, err := s.p.SigInfo(t.pid)
+	return err == nil && info.Signo == int32(unix.SIGTRAP) && info.Code == int32(unix.SIGTRAP)|int32(ev)<<8
 }
 
 // storyOutside runs the story of a vfork no story awaited, reporting an
@@ -492,10 +507,19 @@ func (s *session) execStop(t *task) {
 // event belongs in the log — after t has been resumed, if need be.
 func (s *session) execSetup(t *task, path string) (emit func()) {
 	// A non-leader thread's exec takes over the leader's pid; the old tid
-	// is gone (its exit is never reported).
-	if msg, ok := s.eventMsg(t, ptrace.EventExec); ok && int(msg) != t.pid {
+	// is gone (its exit is never reported). The message is checked
+	// (eventMsg) only when it names another tid: when it is t's own,
+	// there is nothing to do whether it can be trusted or not (one
+	// siginfo fewer at every spawn's exec).
+	msg, err := s.p.EventMsg(t.pid)
+	if err == nil && int(msg) != t.pid && s.inEvent(t, ptrace.EventExec) {
 		delete(s.byPID, int(msg))
 		s.setGone(int(msg))
+	}
+	if err != nil || int(msg) != t.pid {
+		// Another thread's exec: the task under this pid is that thread,
+		// with its own options.
+		t.exitStops = exitStopsUnknown
 	}
 	t.proc.mm = nil
 	pid := t.pid
@@ -512,7 +536,7 @@ func (s *session) execSetup(t *task, path string) (emit func()) {
 // follows it; the state is set before a stop that arrived early is
 // dispatched, or the child would run off unobserved.
 func (s *session) newTask(parent *task, pid int, clone, held bool) *task {
-	c := &task{pid: pid, state: taskNew}
+	c := &task{pid: pid, state: taskNew, exitStops: parent.exitStops}
 	if held {
 		c.state = taskNewHeld
 	}

@@ -337,7 +337,7 @@ func (s *session) awaitFirstStop(c *task) error {
 	// The child's end is part of its story (libc.go: recordChildEnd reads
 	// it at its exit stop); it may come from a program vtrace spared exit
 	// stops (childEnded), and inherited that.
-	if err := s.p.ExitStops(c.pid, true); err != nil {
+	if err := s.exitStops(c, true); err != nil {
 		return err
 	}
 	c.set(taskFollowed)
@@ -382,4 +382,22 @@ func words(addr uint64, size int, word int, fn func(x uint64)) {
 	for x := addr &^ (w - 1); x < addr+uint64(size); x += w {
 		fn(x)
 	}
+}
+
+// exitStops gives a stopped task PTRACE_EVENT_EXIT stops or takes them
+// away, unless it has them as asked already (task.exitStops).
+func (s *session) exitStops(t *task, on bool) error {
+	want := exitStopsOff
+	if on {
+		want = exitStopsOn
+	}
+	if t.exitStops == want {
+		return nil
+	}
+	if err := s.p.ExitStops(t.pid, on); err != nil {
+		t.exitStops = exitStopsUnknown
+		return err
+	}
+	t.exitStops = want
+	return nil
 }

@@ -279,6 +279,38 @@ func TestStoryHeldAfterExec(t *testing.T) {
 	}
 }
 
+// A vfork child needs its exit stop (its story reads its end there), and
+// an exec'd one does not: vtrace sets PTRACE_O_TRACEEXIT only where the
+// task does not have it as wanted already. The program's child inherits
+// the program's (on: nothing to set), and is spared it after its exec;
+// the child of that exec'd program inherits that (off: set on).
+func TestExitStopsSetOnlyWhenNeeded(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.movEAX(59).syscall() // execve: the fake runs vforkingImage
+	a.label("parent").leave().ret()
+	a.glibcVfork()
+	f := newFakeProcs(t)
+	f.execImage = vforkingImage(t)
+	img := a.image(t)
+	pid := f.spawn(img, codeBase)
+	rec := &recorder{}
+	s := newSession(Config{Path: img.path, Argv: []string{img.path}, Mode: Fast, Watchpoints: "off", CPU: -1, Sink: rec}, f)
+	if _, err := s.follow(context.Background(), pid); err != nil {
+		t.Fatal(err)
+	}
+	ends := all[*event.ChildEnd](rec)
+	if len(ends) != 2 || ends[0].How != event.EndExec || ends[1].How != event.EndExit || ends[1].Code == nil || *ends[1].Code != 0 {
+		t.Fatalf("child ends %+v: want an exec, then an exit with status 0 (seen at its exit stop)", ends)
+	}
+	child, grandchild := ends[0].PID, ends[1].PID
+	want := []string{fmt.Sprintf("%d off", child), fmt.Sprintf("%d on", grandchild)}
+	if !slices.Equal(f.exitStopCalls, want) {
+		t.Errorf("exit stops set %q, want %q", f.exitStopCalls, want)
+	}
+}
+
 // --max-steps with --on-budget detach, in the middle of a story (the
 // child in a single-step stop, the parent in its vfork event stop), in
 // both modes: every task is let go from where it stands, none with a

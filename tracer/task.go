@@ -88,7 +88,24 @@ type task struct {
 	// before it runs an instruction (firstStop), or when it is let go
 	// there (detach).
 	inherited map[uint64]byte
+	// exitStops is whether the task has PTRACE_O_TRACEEXIT, as far as
+	// vtrace knows: set by the options it gave the task (ExitStops, the
+	// program's first stop), inherited by a new task from the task whose
+	// event made it (the kernel copies the tracer's options to a task it
+	// attaches automatically: ptrace_init_task), kept by an exec (the
+	// options are the task's, exec leaves them) but unknown after a
+	// thread's exec (it takes over the leader's pid, not its options).
+	exitStops exitStopsState
 }
+
+// exitStopsState is a task's PTRACE_O_TRACEEXIT: unknown, on or off.
+type exitStopsState int8
+
+const (
+	exitStopsUnknown exitStopsState = iota
+	exitStopsOn
+	exitStopsOff
+)
 
 // set moves the task to a new state; a move the table does not allow is a
 // bug in vtrace (the session turns the panic into an internal error and

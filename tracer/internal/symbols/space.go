@@ -2,6 +2,7 @@ package symbols
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"sync"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
+	"golang.org/x/sys/unix"
+
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
@@ -71,9 +74,92 @@ func LoadSpace(pid int) (*Space, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := append(strconv.AppendInt(nil, int64(pid), 10), '\n')
-	key = append(key, text...)
-	if sp := spaces.get(key); sp != nil {
+	return loadSpaceText(pid, text)
+}
+
+// Maps is /proc/PID/maps kept open: the kernel binds the file to the
+// process's memory (its mm) when it is opened, and each read from offset 0
+// formats that memory's mappings as they are now. It is only valid for as
+// long as the memory it was opened on is the one meant: a process that
+// execs gets another, which an open Maps does not follow; a memory no
+// task uses any more reads as empty (ErrMapsGone). Reading it again saves
+// the open and the path lookup (a third of a read of the maps of a
+// program that spawns in a loop, which the engine reloads at every vfork).
+type Maps struct {
+	fd  int
+	buf []byte
+}
+
+// ErrMapsGone is what an open Maps that reads as empty returns: the
+// memory it was opened on has no task left.
+var ErrMapsGone = errors.New("maps: the address space is gone")
+
+// OpenMaps opens /proc/PID/maps: the mappings of pid's memory of now, in
+// every later read.
+func OpenMaps(pid int) (*Maps, error) {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/maps", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: "/proc/" + strconv.Itoa(pid) + "/maps", Err: err}
+	}
+	return &Maps{fd: fd}, nil
+}
+
+// Close closes the file.
+func (m *Maps) Close() error {
+	if m.fd < 0 {
+		return nil
+	}
+	err := unix.Close(m.fd)
+	m.fd = -1
+	return err
+}
+
+// text reads the whole file from its start, into a buffer kept for the
+// next read: the result is valid until then.
+func (m *Maps) text() ([]byte, error) {
+	if m.fd < 0 {
+		return nil, os.ErrClosed
+	}
+	if m.buf == nil {
+		m.buf = make([]byte, 16<<10)
+	}
+	n := 0
+	for {
+		k, err := unix.Pread(m.fd, m.buf[n:], int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if k == 0 {
+			break
+		}
+		n += k
+		if n == len(m.buf) {
+			m.buf = slices.Grow(m.buf[:n], n)[:2*n]
+		}
+	}
+	if n == 0 {
+		return nil, ErrMapsGone
+	}
+	return m.buf[:n], nil
+}
+
+// LoadSpaceMaps is LoadSpace through an open Maps of pid's memory (pid is
+// a task of that memory, for the files the maps name: the program, the
+// vDSO).
+func LoadSpaceMaps(m *Maps, pid int) (*Space, error) {
+	text, err := m.text()
+	if err != nil {
+		return nil, err
+	}
+	return loadSpaceText(pid, text)
+}
+
+// loadSpaceText is LoadSpace from the maps text of pid (not kept).
+func loadSpaceText(pid int, text []byte) (*Space, error) {
+	if sp := spaces.get(pid, text); sp != nil {
 		return sp, nil
 	}
 	maps, err := parseMaps(text)
@@ -105,7 +191,7 @@ func LoadSpace(pid int) (*Space, error) {
 			sp.arch = bin.Arch
 		}
 	}
-	spaces.put(key, sp)
+	spaces.put(pid, text, sp)
 	return sp, nil
 }
 
@@ -133,33 +219,35 @@ func readMapsText(pid int) ([]byte, error) {
 	}
 }
 
-// spaces remembers the last few Spaces by their maps text.
+// spaces remembers the last few Spaces by their process and maps text.
 var spaces spaceCache
 
 type spaceCache struct {
 	sync.Mutex
 	entries [8]struct {
+		pid   int
 		text  string
 		space *Space
 	}
 	next int
 }
 
-func (c *spaceCache) get(text []byte) *Space {
+func (c *spaceCache) get(pid int, text []byte) *Space {
 	c.Lock()
 	defer c.Unlock()
 	for _, e := range c.entries {
-		if e.space != nil && e.text == string(text) {
+		if e.space != nil && e.pid == pid && e.text == string(text) {
 			return e.space
 		}
 	}
 	return nil
 }
 
-func (c *spaceCache) put(text []byte, sp *Space) {
+func (c *spaceCache) put(pid int, text []byte, sp *Space) {
 	c.Lock()
 	defer c.Unlock()
-	c.entries[c.next].text, c.entries[c.next].space = string(text), sp
+	e := &c.entries[c.next]
+	e.pid, e.text, e.space = pid, string(text), sp
 	c.next = (c.next + 1) % len(c.entries)
 }
 

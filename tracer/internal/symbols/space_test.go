@@ -226,18 +226,21 @@ func TestSpaceCache(t *testing.T) {
 	sps := make([]*Space, len(c.entries)+1)
 	for i := range sps {
 		sps[i] = &Space{}
-		c.put([]byte{byte(i)}, sps[i])
+		c.put(7, []byte{byte(i)}, sps[i])
 	}
-	if c.get([]byte{0}) != nil {
+	if c.get(7, []byte{0}) != nil {
 		t.Error("the oldest space was not evicted")
 	}
 	for i := 1; i < len(sps); i++ {
-		if c.get([]byte{byte(i)}) != sps[i] {
+		if c.get(7, []byte{byte(i)}) != sps[i] {
 			t.Errorf("space %d not found", i)
 		}
 	}
-	if c.get([]byte{1, 0}) != nil {
+	if c.get(7, []byte{1, 0}) != nil {
 		t.Error("found a space for other text")
+	}
+	if c.get(8, []byte{1}) != nil {
+		t.Error("found a space of another process")
 	}
 }
 

@@ -170,13 +170,13 @@ func stepCode(a *arch.Arch, cur regState, pc, look uint64, first bool, mem Memor
 		}
 		saved[p.reg] = true
 		slot := (sp + uint64(depth-p.depth)) & mask(a)
-		v, err := mem.ReadWord(slot, a.PtrSize)
+		v, src, err := readSaved(mem, slot, a.PtrSize)
 		if err != nil {
 			next.forget(p.reg)
 			continue
 		}
 		f.Saved = append(f.Saved, SavedSlot{Reg: p.reg, Addr: slot, Value: v})
-		next.set(p.reg, v)
+		next.setFrom(p.reg, v, src)
 	}
 	sortSaved(f.Saved)
 	next.set(a.SP, f.CFA)

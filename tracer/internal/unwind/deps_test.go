@@ -23,9 +23,10 @@ func TestUnwindDepsNamesEveryRegisterUsed(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%s/%s", file, st.Name, c.name), func(t *testing.T) {
 					p := s.stop(t, st.Name)
 					a := p.regs.Arch
-					frames, used, err := UnwindDeps(&p.regs, p.mem, c.cfi, 64)
-					if used&(1<<a.SP) == 0 || used&(1<<a.PC) == 0 {
-						t.Errorf("mask %#x lacks the stack or instruction pointer", used)
+					frames, deps, err := UnwindDeps(&p.regs, p.mem, c.cfi, 64)
+					used := deps.Regs
+					if used&(1<<a.PC) == 0 {
+						t.Errorf("mask %#x lacks the instruction pointer", used)
 					}
 					for n := 0; n < a.NumRegs; n++ {
 						if used&(1<<n) != 0 {
@@ -49,8 +50,73 @@ func TestUnwindDepsNamesEveryRegisterUsed(t *testing.T) {
 func TestUnwindDepsLeavesOutUnreadRegisters(t *testing.T) {
 	s := loadSnapshot(t, "gcc-O0.json")
 	p := s.stop(t, s.Stops[0].Name)
-	_, used, _ := UnwindDeps(&p.regs, p.mem, s.cfi(t), 64)
+	_, deps, _ := UnwindDeps(&p.regs, p.mem, s.cfi(t), 64)
+	used := deps.Regs
 	if full := uint32(1)<<p.regs.Arch.NumRegs - 1; used&full == full {
 		t.Errorf("mask %#x names every register", used)
+	}
+}
+
+// Deps.Reads are every word the unwind read, and the ones not Needed only
+// end up in saved-register values: at every stop, changing such a word
+// gives the same frames but for the Value of the saved slots at its
+// address (and changing a Needed one changes something, for at least one
+// stop: the marks are not all on).
+func TestUnwindDepsNamesEveryWordNeeded(t *testing.T) {
+	soft, hard := 0, 0
+	for _, file := range []string{"gcc-O0.json", "gcc-m32-O0.json"} {
+		s := loadSnapshot(t, file)
+		for _, st := range s.Stops {
+			for _, c := range []struct {
+				name string
+				cfi  CFI
+			}{{"cfi", s.cfi(t)}, {"fp", noCFI{}}} {
+				t.Run(fmt.Sprintf("%s/%s/%s", file, st.Name, c.name), func(t *testing.T) {
+					p := s.stop(t, st.Name)
+					frames, deps, err := UnwindDeps(&p.regs, p.mem, c.cfi, 64)
+					for _, r := range deps.Reads {
+						if r.Failed {
+							continue
+						}
+						v, rerr := p.mem.ReadWord(r.Addr, r.Size)
+						if rerr != nil || v != r.Val {
+							t.Fatalf("read %#x recorded as %#x, memory holds %#x (%v)", r.Addr, r.Val, v, rerr)
+						}
+						mem := &stackMem{base: p.mem.base, data: append([]byte(nil), p.mem.data...)}
+						off := r.Addr - mem.base
+						for i := 0; i < r.Size; i++ {
+							mem.data[off+uint64(i)] ^= 0x5a
+						}
+						nv := mem.word(t, r.Addr, r.Size)
+						f2, _, err2 := UnwindDeps(&p.regs, mem, c.cfi, 64)
+						if r.Needed {
+							if !reflect.DeepEqual(f2, frames) || fmt.Sprint(err2) != fmt.Sprint(err) {
+								hard++
+							}
+							continue
+						}
+						soft++
+						want := make([]Frame, len(frames))
+						for i, f := range frames {
+							want[i] = f
+							want[i].Saved = append([]SavedSlot(nil), f.Saved...)
+							for j := range want[i].Saved {
+								if want[i].Saved[j].Addr == r.Addr {
+									want[i].Saved[j].Value = nv
+								}
+							}
+						}
+						if !reflect.DeepEqual(f2, want) || fmt.Sprint(err2) != fmt.Sprint(err) {
+							t.Errorf("word %#x is not needed, but changing it changes more than its saved values:\n%+v %v\n%+v %v", r.Addr, want, err, f2, err2)
+						}
+					}
+				})
+			}
+		}
+	}
+	// At -O0 every frame's CFA is computed from its saved frame pointer:
+	// the -m32 stops' saved %ebx and %esi are the words not needed.
+	if soft == 0 || hard == 0 {
+		t.Errorf("%d words not needed, %d needed words whose change changed the unwind: want some of each", soft, hard)
 	}
 }

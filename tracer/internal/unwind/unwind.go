@@ -64,20 +64,73 @@ var ErrNoFrames = errors.New("no unwindable frame")
 
 // Unwind walks up to max frames from regs.
 func Unwind(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, error) {
-	frames, _, err := UnwindDeps(regs, mem, cfi, max)
-	return frames, err
+	return unwindFrom(regs.Arch, newRegState(regs), mem, cfi, max)
 }
 
-// UnwindDeps is Unwind, and says which of regs' registers it read (bit n:
-// DWARF register n): the frames depend on nothing else of regs. With the
-// words mem gave and the CFI and code of cfi, that is all they depend on.
-func UnwindDeps(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, uint32, error) {
+// UnwindDeps is Unwind, and says what the frames depend on (Deps): which
+// of regs' registers and which of the words it read. Everything else it
+// read only ends up in the frames' saved-register values (SavedSlot.Value):
+// with the same values of those registers and words, the same failed
+// reads, and the same CFI and code in cfi, an unwind gives the same frames
+// but for those values, each the word now at its slot.
+func UnwindDeps(regs *arch.Regs, mem Memory, cfi CFI, max int) ([]Frame, *Deps, error) {
 	a := regs.Arch
-	var used uint32
+	d := &Deps{}
 	cur := newRegState(regs)
-	cur.used = &used
-	frames, err := unwindFrom(a, cur, mem, cfi, max)
-	return frames, used, err
+	cur.deps = d
+	frames, err := unwindFrom(a, cur, &recMem{m: mem, d: d}, cfi, max)
+	return frames, d, err
+}
+
+// Deps is what an unwind depended on: Regs has bit n for register n of the
+// first frame; Reads are the words it read, in order, each marked Needed
+// when its value decided something other than a saved-register value.
+type Deps struct {
+	Regs  uint32
+	Reads []Read
+}
+
+// Read is one word an unwind read.
+type Read struct {
+	Addr   uint64
+	Size   int
+	Val    uint64
+	Failed bool // the read failed (then Val is 0)
+	Needed bool // the frames depend on the value
+}
+
+// recMem records the reads of an unwind (UnwindDeps). A read through
+// ReadWord is needed; saved-register slots are read with readSaved.
+type recMem struct {
+	m Memory
+	d *Deps
+}
+
+func (r *recMem) ReadWord(addr uint64, size int) (uint64, error) {
+	v, _, err := r.read(addr, size, true)
+	return v, err
+}
+
+func (r *recMem) read(addr uint64, size int, needed bool) (uint64, int, error) {
+	v, err := r.m.ReadWord(addr, size)
+	if err != nil {
+		v = 0
+	}
+	r.d.Reads = append(r.d.Reads, Read{Addr: addr, Size: size, Val: v, Failed: err != nil, Needed: needed})
+	return v, len(r.d.Reads) - 1, err
+}
+
+// readSaved reads a callee-saved register's slot: the value is the
+// frame's SavedSlot.Value and the register's in the caller, where it is
+// needed only if a later step reads it through get. It returns the source
+// to give the register (srcOf).
+func readSaved(mem Memory, addr uint64, size int) (uint64, int32, error) {
+	if r, ok := mem.(*recMem); ok {
+		v, k, err := r.read(addr, size, false)
+		return v, int32(k) + 1, err
+	}
+	v, err := mem.ReadWord(addr, size)
+	return v, 0, err
 }
 
 func unwindFrom(a *arch.Arch, cur regState, mem Memory, cfi CFI, max int) ([]Frame, error) {
@@ -143,40 +196,72 @@ type Modules interface {
 type regState struct {
 	v     [17]uint64
 	known [17]bool
-	// used, if set, gets bit n for every read of register n, in any frame
-	// (the states of the frames share it): a superset of the registers of
-	// the first frame the unwind depends on, as values move between
-	// registers only through get and set.
-	used *uint32
+	// src is where each value came from, for UnwindDeps: -(n+1) register
+	// n of the first frame, k+1 the k-th read (Deps.Reads), 0 anything
+	// else (a value computed from others, each marked as it was read).
+	src [17]int32
+	// deps, if set, gets every source a value is read from (get), in any
+	// frame (the states of the frames share it). Values move between
+	// registers and frames only through get, set, setFrom and forget.
+	deps *Deps
 }
 
 func newRegState(r *arch.Regs) regState {
 	var s regState
 	for n := 0; n < r.Arch.NumRegs; n++ {
-		s.v[n], s.known[n] = r.R[n], true
+		s.v[n], s.known[n], s.src[n] = r.R[n], true, -int32(n)-1
 	}
 	return s
 }
 
+// get is register n's value, which the unwind then depends on.
 func (s *regState) get(n int) (uint64, bool) {
 	if n < 0 || n >= len(s.v) {
 		return 0, false
 	}
-	if s.used != nil {
-		*s.used |= 1 << n
-	}
+	s.deps.need(s.src[n])
 	return s.v[n], s.known[n]
 }
 
-func (s *regState) set(n int, v uint64) {
+// need records that the unwind depends on the value of source src
+// (regState.src); d may be nil (no one asked).
+func (d *Deps) need(src int32) {
+	switch {
+	case d == nil:
+	case src < 0:
+		d.Regs |= 1 << (-src - 1)
+	case src > 0:
+		d.Reads[src-1].Needed = true
+	}
+}
+
+// peek is register n's value and its source, which the unwind does not
+// depend on by reading it: it only moves it to another register (setFrom).
+func (s *regState) peek(n int) (uint64, int32, bool) {
+	if n < 0 || n >= len(s.v) {
+		return 0, 0, false
+	}
+	return s.v[n], s.src[n], s.known[n]
+}
+
+// has reports whether register n's value is known (whatever it is).
+func (s *regState) has(n int) bool {
+	return n >= 0 && n < len(s.v) && s.known[n]
+}
+
+// set gives register n a value computed from values read through get.
+func (s *regState) set(n int, v uint64) { s.setFrom(n, v, 0) }
+
+// setFrom gives register n a value and its source (peek, readSaved).
+func (s *regState) setFrom(n int, v uint64, src int32) {
 	if n >= 0 && n < len(s.v) {
-		s.v[n], s.known[n] = v, true
+		s.v[n], s.known[n], s.src[n] = v, true, src
 	}
 }
 
 func (s *regState) forget(n int) {
 	if n >= 0 && n < len(s.v) {
-		s.known[n] = false
+		s.known[n], s.src[n] = false, 0
 	}
 }
 
@@ -232,6 +317,7 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 		}
 		var slot uint64
 		var val uint64
+		var src int32 // val's source (regState.src)
 		haveVal := false
 		switch rule.Rule {
 		case frame.RuleOffset:
@@ -239,11 +325,11 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 		case frame.RuleValOffset:
 			val, haveVal = (cfa+uint64(rule.Offset))&mask(a), true
 		case frame.RuleRegister:
-			v, ok := cur.get(int(rule.Reg))
+			v, from, ok := cur.peek(int(rule.Reg))
 			if !ok {
 				continue
 			}
-			val, haveVal = v, true
+			val, src, haveVal = v, from, true
 			if n == retCol {
 				f.RetReg = int(rule.Reg)
 			}
@@ -260,8 +346,8 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 			}
 			val, haveVal = v, true
 		case frame.RuleSameVal:
-			if v, ok := cur.get(n); ok {
-				val, haveVal = v, true
+			if v, from, ok := cur.peek(n); ok {
+				val, src, haveVal = v, from, true
 			}
 		case frame.RuleUndefined:
 			if n == retCol {
@@ -277,7 +363,13 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 			continue
 		}
 		if slot != 0 {
-			v, err := mem.ReadWord(slot, a.PtrSize)
+			var v uint64
+			var err error
+			if n == retCol {
+				v, err = mem.ReadWord(slot, a.PtrSize)
+			} else {
+				v, src, err = readSaved(mem, slot, a.PtrSize)
+			}
 			if err != nil {
 				if n == retCol {
 					return f, cur, fmt.Errorf("read return slot %#x: %w", slot, err)
@@ -295,9 +387,12 @@ func stepCFI(a *arch.Arch, cur regState, pc uint64, mem Memory, cfi CFI) (Frame,
 			continue
 		}
 		if n == retCol {
+			// The return address is the caller's pc: the unwind goes on
+			// from it.
+			cur.deps.need(src)
 			f.Ret = val
 		} else {
-			next.set(n, val)
+			next.setFrom(n, val, src)
 		}
 	}
 	if _, ok := fc.Regs[fc.RetAddrReg]; !ok {
@@ -334,7 +429,7 @@ func stepFP(a *arch.Arch, cur regState, mem Memory) (Frame, regState, error) {
 	if !ok || bp == 0 || bp < sp || bp%uint64(a.PtrSize) != 0 || bp-sp > 64<<20 {
 		return f, cur, fmt.Errorf("no usable frame pointer (bp=%#x sp=%#x)", bp, sp)
 	}
-	savedBP, err := mem.ReadWord(bp, a.PtrSize)
+	savedBP, src, err := readSaved(mem, bp, a.PtrSize)
 	if err != nil {
 		return f, cur, err
 	}
@@ -357,7 +452,7 @@ func stepFP(a *arch.Arch, cur regState, mem Memory) (Frame, regState, error) {
 		}
 	}
 	next.set(a.SP, f.CFA)
-	next.set(a.BP, savedBP)
+	next.setFrom(a.BP, savedBP, src)
 	next.set(a.PC, ret)
 	return f, next, nil
 }

@@ -49,10 +49,8 @@ func keepUnwritten(a *arch.Arch, cur regState, next *regState, c Code, look, ret
 		if n == a.PC || n == a.SP || isCalleeSaved(a, n) || ruled(n) {
 			continue
 		}
-		if _, known := cur.get(n); known {
-			if _, have := next.get(n); !have {
-				want |= 1 << n
-			}
+		if cur.has(n) && !next.has(n) {
+			want |= 1 << n
 		}
 	}
 	if want == 0 {
@@ -68,8 +66,8 @@ func keepUnwritten(a *arch.Arch, cur regState, next *regState, c Code, look, ret
 	}
 	for n := 0; n < a.NumRegs; n++ {
 		if want&(1<<n) != 0 && written&(1<<n) == 0 {
-			v, _ := cur.get(n)
-			next.set(n, v)
+			v, src, _ := cur.peek(n)
+			next.setFrom(n, v, src)
 		}
 	}
 }
