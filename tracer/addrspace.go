@@ -27,7 +27,10 @@ type addrSpace struct {
 	space space
 	load  func(pid int) (space, error)
 	code  map[uint64]*insnEntry
-	bps   map[uint64]*breakpoint
+	// recent holds entries of code by pc modulo its size, looked up
+	// before code: a single-stepped loop's instructions without hashing.
+	recent [64]recentInsn
+	bps    map[uint64]*breakpoint
 	// removed are the addresses of int3s vtrace planted and took out
 	// again: a thread that ran into one just before it went is rewound
 	// onto the restored instruction, not given a SIGTRAP.
@@ -84,6 +87,11 @@ type insnEntry struct {
 	err error
 }
 
+type recentInsn struct {
+	pc uint64
+	e  *insnEntry
+}
+
 func (s *session) newAddrSpace(pid int) (*addrSpace, error) {
 	a, err := s.p.Arch(pid)
 	if err != nil {
@@ -98,7 +106,7 @@ func (s *session) newAddrSpace(pid int) (*addrSpace, error) {
 func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c := *mm
 	c.pid = pid
-	c.code = map[uint64]*insnEntry{}
+	c.code, c.recent = map[uint64]*insnEntry{}, [len(c.recent)]recentInsn{}
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
 	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms = nil, nil, nil, nil, nil, nil
@@ -214,7 +222,12 @@ func (s *session) sym(mm *addrSpace, pc uint64) *event.Sym {
 // insnAt decodes the instruction at pc, from a per-address-space cache.
 // Bytes hidden by planted int3s are restored before decoding.
 func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error) {
+	r := &mm.recent[pc%uint64(len(mm.recent))]
+	if r.e != nil && r.pc == pc {
+		return r.e.in, r.e.err
+	}
 	if e, ok := mm.code[pc]; ok {
+		r.pc, r.e = pc, e
 		return e.in, e.err
 	}
 	buf := s.insnBuf[:]
@@ -238,6 +251,7 @@ func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error
 		e.in, e.err = disasm.Decode(buf[:n], pc, mm.arch)
 	}
 	mm.code[pc] = &e
+	r.pc, r.e = pc, &e
 	return e.in, e.err
 }
 

@@ -1,7 +1,9 @@
 package tracer
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"golang.org/x/arch/x86/x86asm"
 
@@ -21,9 +23,13 @@ import (
 // every path), and the child runs there at full speed: one stop instead of
 // one per instruction (Python's _posixsubprocess child pushes 24 arguments
 // for child_exec in a row; glibc's vfork wrapper, the child's test of its
-// return value). Jumps only forward: every run through it ends at an exit.
-// Every instruction executed counts as a step (on the shortest path to the
-// exit when paths join).
+// return value). Direct jumps go either way — compilers move the unlikely
+// branch of a test far back (python3.11's child tests vfork's value with a
+// `je` to a cold `call fork@plt`) — as long as the code has no loop: every
+// run through it then ends at an exit within its instructions. A block
+// with a loop is decoded again with forward jumps only. Every instruction
+// executed counts as a step (on the shortest path to the exit when paths
+// join).
 
 // Block bounds: a block is run when it holds at least blockMin
 // instructions (planting and removing the int3s and the continue cost
@@ -44,6 +50,11 @@ type block struct {
 	prev  map[uint64]uint64 // pc -> the pc of an instruction executed right before it
 	exits []uint64
 	queue []uint64
+	// edges are the jumps and fall-throughs between the block's
+	// instructions (exits excluded); back is set when a jump goes back.
+	edges [][2]uint64
+	back  bool
+	indeg map[uint64]int // cyclic's
 }
 
 func (b *block) reset() {
@@ -53,7 +64,7 @@ func (b *block) reset() {
 	clear(b.depth)
 	clear(b.sp)
 	clear(b.prev)
-	b.exits, b.queue = b.exits[:0], b.queue[:0]
+	b.exits, b.queue, b.edges, b.back = b.exits[:0], b.queue[:0], b.edges[:0], false
 }
 
 // isExit reports whether pc is one of the block's exits.
@@ -74,11 +85,24 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 	if !st.shared || r.sig != 0 || r.escaped || s.cfg.Mode != Fast || s.cfg.TraceInsns {
 		return nil
 	}
-	mm := st.mm
-	start := in.PC
-	if _, planted := mm.bps[start]; planted {
+	if _, planted := st.mm.bps[in.PC]; planted {
 		return nil // stepped over as the predictor leaves it: with the pc certain
 	}
+	b := s.decodeBlock(r, in.PC, false)
+	if r.block.back && (b == nil || b.cyclic()) {
+		// A loop, or backward paths that do not make a block (too many
+		// exits, two stack pointers at one pc): as without them.
+		b = s.decodeBlock(r, in.PC, true)
+	}
+	return b
+}
+
+// decodeBlock decodes the block that starts at start (blockAt), its jumps
+// going either way, or only forward (forward).
+func (s *session) decodeBlock(r *childRun, start uint64, forward bool) *block {
+	st := r.st
+	mm := st.mm
+	var in *disasm.Insn
 	b := &r.block
 	b.reset()
 	b.depth[start], b.sp[start] = 0, r.regs.SP()
@@ -88,6 +112,7 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 		if b.isExit(pc) {
 			return true
 		}
+		b.edges = append(b.edges, [2]uint64{from, pc})
 		if _, seen := b.depth[pc]; seen {
 			return b.sp[pc] == sp // two stack pointers at one pc: give up
 		}
@@ -116,8 +141,9 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 			switch in.Class {
 			case disasm.CondJump, disasm.Jump:
 				_, rel := in.Inst.Args[0].(x86asm.Rel)
-				ok = rel && in.Target > pc
+				ok = rel && (in.Target > pc || !forward)
 				if ok {
+					b.back = b.back || in.Target <= pc
 					succ[ns], ns = in.Target, ns+1
 					if in.Class == disasm.CondJump {
 						succ[ns], ns = pc+uint64(in.Len), ns+1
@@ -167,6 +193,41 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 	return b
 }
 
+// cyclic reports whether the block's instructions hold a loop (a run
+// through it might never reach an exit): whether they have no
+// topological order (Kahn's algorithm, on the edges sorted by source).
+func (b *block) cyclic() bool {
+	slices.SortFunc(b.edges, func(x, y [2]uint64) int { return cmp.Compare(x[0], y[0]) })
+	if b.indeg == nil {
+		b.indeg = map[uint64]int{}
+	}
+	clear(b.indeg)
+	for _, e := range b.edges {
+		b.indeg[e[1]]++
+	}
+	q := b.queue[:0]
+	for pc := range b.depth {
+		if b.indeg[pc] == 0 {
+			q = append(q, pc)
+		}
+	}
+	ordered := 0
+	for len(q) > 0 {
+		pc := q[len(q)-1]
+		q = q[:len(q)-1]
+		ordered++
+		i, _ := slices.BinarySearchFunc(b.edges, pc, func(e [2]uint64, t uint64) int { return cmp.Compare(e[0], t) })
+		for ; i < len(b.edges) && b.edges[i][0] == pc; i++ {
+			to := b.edges[i][1]
+			if b.indeg[to]--; b.indeg[to] == 0 {
+				q = append(q, to)
+			}
+		}
+	}
+	b.queue = q[:0]
+	return ordered < len(b.depth)
+}
+
 // blockStoresOK reports whether no store lands in the parent's live stack
 // or in the memory outside it that the story watches.
 func (s *session) blockStoresOK(st *story, acc []disasm.Access) bool {
@@ -186,28 +247,80 @@ func (s *session) blockStoresOK(st *story, acc []disasm.Access) bool {
 	return true
 }
 
+// blockAfterRet returns, for a child stopped at a ret (in; r.regs just
+// read), the block that starts at the return address, to be run with the
+// ret in one continue; nil when there is none (the ret is then stepped).
+// The word the ret pops is read first; the checks a step of the ret leads
+// to — the calls and frames the child left, with the ret as the
+// instruction that left them — are made with the registers it will leave
+// (its pc at that word, its stack pointer above it), as at the stop after
+// that step, before the block runs. glibc's vfork wrapper returns with
+// `push %rdi; ...; ret` into the test of vfork's value: a stop fewer.
+func (s *session) blockAfterRet(r *childRun, in *disasm.Insn) *block {
+	st, c, mm := r.st, r.st.child, r.st.mm
+	if in.Inst.Op != x86asm.RET || !st.shared || r.sig != 0 || r.escaped || s.cfg.Mode != Fast || s.cfg.TraceInsns {
+		return nil // (blockAt's own conditions, before the read)
+	}
+	if _, planted := mm.bps[in.PC]; planted {
+		return nil
+	}
+	pop := uint64(st.word)
+	if a := in.Inst.Args[0]; a != nil { // ret $n
+		imm, ok := a.(x86asm.Imm)
+		if !ok {
+			return nil
+		}
+		pop += uint64(imm)
+	}
+	sp := r.regs.SP()
+	to, err := s.readWord(c.pid, sp, st.word)
+	if err != nil || !mm.syms().IsCode(to) {
+		return nil
+	}
+	next, err := s.insnAt(mm, c.pid, to)
+	if err != nil {
+		return nil
+	}
+	at := r.regs
+	r.regs.SetPC(to)
+	r.regs.Set(st.arch.SP, sp+pop)
+	b := s.blockAt(r, next)
+	if b == nil {
+		r.regs = at
+		return nil
+	}
+	// As after a step of the ret (stepChildOnce).
+	r.prev = in
+	r.popCalls(r.regs.SP())
+	s.checkLeftFrames(st, r)
+	s.checkJumpedOut(st, r)
+	if r.depth() == 0 && !r.escaped {
+		r.outer = nil
+	}
+	return b
+}
+
 // runBlock runs the child through block b at full speed to one of its
-// exits. It counts a step per instruction executed and leaves r.regs
-// current (r.fresh). A signal on the way (a fault, or a harmless one held
-// back from the continue) is delivered with the next step, as --step
-// delivers it; done is true when the child has ended.
-func (s *session) runBlock(r *childRun, b *block) (done bool, err error) {
+// exits; before instructions run first on the way to its start (a ret:
+// blockAfterRet). It counts a step per instruction executed and leaves
+// r.regs current (r.fresh). A signal on the way (a fault, or a harmless
+// one held back from the continue) is delivered with the next step, as
+// --step delivers it; done is true when the child has ended.
+func (s *session) runBlock(r *childRun, b *block, before int) (done bool, err error) {
 	st, c := r.st, r.st.child
 	mm := c.proc.mm
-	for _, e := range b.exits {
-		if err := s.plant(mm, c.pid, e, st.id); err != nil {
-			for _, e := range b.exits {
-				_ = s.unclaim(mm, c.pid, e, st.id)
-			}
-			return false, fmt.Errorf("plant int3 at %#x: %w", e, err)
+	for range before { // stepChildOnce counted the first instruction
+		if err := s.countStep(st); err != nil {
+			return false, err
 		}
 	}
-	defer func() {
-		for _, e := range b.exits {
-			_ = s.unclaim(mm, c.pid, e, st.id)
-		}
-	}()
-	r.predict.next, r.prev = 0, nil
+	if err := s.plantAll(mm, c.pid, b.exits, st.id); err != nil {
+		s.unclaimMany(mm, c.pid, b.exits, st.id)
+		return false, fmt.Errorf("plant int3s at %#x: %w", b.exits, err)
+	}
+	defer s.unclaimMany(mm, c.pid, b.exits, st.id)
+	r.predict.reset()
+	r.prev = nil
 	out, err := s.resume(c, false, 0, true)
 	if err != nil {
 		return false, err
@@ -215,7 +328,7 @@ func (s *session) runBlock(r *childRun, b *block) (done bool, err error) {
 	switch out.kind {
 	case outTrap, outSignal, outNested:
 	default:
-		st.kid.steps++
+		st.kid.steps += int64(1 + before)
 		return true, s.childEnded(st, out)
 	}
 	if err := s.p.Regs(c.pid, &r.regs); err != nil {
@@ -243,7 +356,7 @@ func (s *session) runBlock(r *childRun, b *block) (done bool, err error) {
 			return false, err
 		}
 	}
-	st.kid.steps += int64(n)
+	st.kid.steps += int64(n + before)
 	r.fresh = true
 	if out.kind == outSignal {
 		r.sig = int(out.sig)

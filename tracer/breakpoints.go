@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
@@ -35,6 +36,115 @@ func (s *session) plant(mm *addrSpace, pid int, addr uint64, owner int) error {
 	return nil
 }
 
+// plantAll plants int3s at addrs for story owner (a block's exits): the
+// aligned words that hold them read in one batch, then written one by one
+// (PTRACE_POKEDATA), where plant would read each. A word it cannot read
+// so is planted as plant does. On an error, the int3s planted are left to
+// the caller's unclaimMany.
+func (s *session) plantAll(mm *addrSpace, pid int, addrs []uint64, owner int) error {
+	var bases []uint64
+	for _, a := range addrs {
+		if bp, ok := mm.bps[a]; ok {
+			bp.owners[owner] = true
+		} else if !slices.Contains(bases, a&^7) {
+			bases = append(bases, a&^7)
+		}
+	}
+	words := make([][8]byte, len(bases))
+	bufs := make([][]byte, len(bases))
+	for i := range words {
+		bufs[i] = words[i][:]
+	}
+	failed := s.p.ReadRanges(pid, bases, bufs)
+	for i, base := range bases {
+		if contains(failed, i) {
+			for _, a := range addrs {
+				if a&^7 == base {
+					if err := s.plant(mm, pid, a, owner); err != nil {
+						return err
+					}
+				}
+			}
+			continue
+		}
+		w := words[i]
+		var here []uint64
+		for _, a := range addrs {
+			if _, ok := mm.bps[a]; !ok && a&^7 == base && !slices.Contains(here, a) {
+				here = append(here, a)
+			}
+		}
+		orig := make([]byte, len(here))
+		for k, a := range here {
+			orig[k], w[a-base] = w[a-base], 0xcc
+		}
+		if err := s.p.WriteMem(pid, base, w[:]); err != nil {
+			return err
+		}
+		for k, a := range here {
+			mm.bps[a] = &breakpoint{addr: a, orig: orig[k], owners: map[int]bool{owner: true}}
+			delete(mm.removed, a)
+		}
+	}
+	return nil
+}
+
+// unclaimMany drops story owner's claims on the int3s at addrs and removes
+// those no story needs any more: the words that hold them read in one
+// batch, where unplant would read each.
+func (s *session) unclaimMany(mm *addrSpace, pid int, addrs []uint64, owner int) {
+	var gone []*breakpoint
+	for _, a := range addrs {
+		if bp, ok := mm.bps[a]; ok {
+			delete(bp.owners, owner)
+			if len(bp.owners) == 0 && !slices.Contains(gone, bp) {
+				gone = append(gone, bp)
+			}
+		}
+	}
+	if t := s.byPID[pid]; len(gone) < 2 || t != nil && t.proc.mm != mm {
+		for _, bp := range gone {
+			_ = s.unplant(mm, pid, bp.addr) // writes through another task of mm if it must
+		}
+		return
+	}
+	var bases []uint64
+	for _, bp := range gone {
+		if !slices.Contains(bases, bp.addr&^7) {
+			bases = append(bases, bp.addr&^7)
+		}
+	}
+	words := make([][8]byte, len(bases))
+	bufs := make([][]byte, len(bases))
+	for i := range words {
+		bufs[i] = words[i][:]
+	}
+	failed := s.p.ReadRanges(pid, bases, bufs)
+	for i, base := range bases {
+		w := words[i]
+		for _, bp := range gone {
+			if bp.addr&^7 == base {
+				w[bp.addr-base] = bp.orig
+			}
+		}
+		if contains(failed, i) || s.p.WriteMem(pid, base, w[:]) != nil {
+			for _, bp := range gone {
+				if bp.addr&^7 == base {
+					_ = s.unplant(mm, pid, bp.addr)
+				}
+			}
+			continue
+		}
+		for _, bp := range gone {
+			if bp.addr&^7 == base {
+				delete(mm.bps, bp.addr)
+				mm.removed[bp.addr] = true
+				s.resumeParked(mm, bp.addr)
+			}
+		}
+	}
+}
+
 // unplant restores the original byte and resumes tasks parked on it.
 func (s *session) unplant(mm *addrSpace, pid int, addr uint64) error {
 	bp, ok := mm.bps[addr]
@@ -59,6 +169,12 @@ func (s *session) unplant(mm *addrSpace, pid int, addr uint64) error {
 			}
 		}
 	}
+	s.resumeParked(mm, addr)
+	return err
+}
+
+// resumeParked resumes the tasks parked on the int3 at addr, now gone.
+func (s *session) resumeParked(mm *addrSpace, addr uint64) {
 	for _, t := range s.byPID {
 		if t.state == taskParked && t.proc.mm == mm && t.parkedAt == addr {
 			t.parkedAt = 0
@@ -66,7 +182,6 @@ func (s *session) unplant(mm *addrSpace, pid int, addr uint64) error {
 			s.cont(t, 0)
 		}
 	}
-	return err
 }
 
 // unclaim drops a story's claim on the breakpoint at addr and removes it

@@ -42,27 +42,42 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 	var now arch.Regs
 	sig := 0
 	watched := t == st.child && len(st.kid.hw.slots) > 0
-	if watched {
-		defer s.hwEnable(st, false)
-	}
 	pr := st.par.run
 	pwatched := t == st.parent && pr != nil && len(pr.hw)+len(pr.ehw) > 0
-	for {
+	// The watchpoints are enabled for the continues and disabled for the
+	// steps over an int3 and on the way out; a trap a watchpoint caused
+	// (its handler clears DR6) is continued from with them enabled as
+	// they are: 3 debug-register writes fewer per hit (errno.go's follow
+	// of python's parent traps on its libc's errno).
+	armed := false
+	arm := func(on bool) {
+		if on == armed {
+			return
+		}
 		if watched {
-			s.hwEnable(st, true) // DR6 cleared: it then tells this run's traps apart
+			s.hwEnable(st, on) // on: DR6 cleared, it then tells this run's traps apart
 		}
 		if pwatched {
-			s.parentHWEnable(pr, true)
+			s.parentHWEnable(pr, on)
 		}
+		armed = on
+	}
+	defer arm(false)
+	for {
+		arm(true)
 		out, err := s.advance(t, false, sig, 0)
-		if watched && (out.kind == outExec || out.kind == outGone) {
-			st.hwGone()
-		}
-		if watched {
-			s.hwEnable(st, false) // advance may step (over an int3) next time
-		}
-		if pwatched && out.kind != outExec && out.kind != outGone {
-			s.parentHWEnable(pr, false)
+		switch {
+		case out.kind == outExec || out.kind == outGone:
+			// The kernel cleared its debug registers (or it is gone):
+			// nothing to disable.
+			if watched {
+				st.hwGone()
+			}
+			armed = false
+		case out.kind == outNested:
+			// A nested story ran: it may have used this task's debug
+			// registers. They are written again before the next continue.
+			arm(false)
 		}
 		sig = 0
 		if err != nil {
@@ -98,6 +113,7 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 			if now.SP() >= sp0 {
 				return outcome{kind: outTrap}, nil
 			}
+			arm(false) // a step next
 			if out, err := s.advance(t, true, 0, retAddr); err != nil || !stepped(out) {
 				return out, err
 			}
@@ -111,6 +127,7 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 			if err := s.p.SetRegs(t.pid, &now); err != nil {
 				return outcome{}, err
 			}
+			arm(false) // a step next
 			if out, err := s.advance(t, true, 0, now.PC()); err != nil || !stepped(out) {
 				return out, err
 			}

@@ -203,6 +203,7 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		pc = r.regs.PC()
 		r.popCalls(r.regs.SP())
 		s.checkLeftFrames(st, r)
+		r.predict.read(r.prev != nil)
 		s.checkJumpedOut(st, r)
 		if r.depth() == 0 && !r.escaped {
 			r.outer = nil
@@ -214,7 +215,10 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		in, derr = s.insnAt(mm, c.pid, pc)
 		if derr == nil {
 			if b := s.blockAt(r, in); b != nil {
-				return s.runBlock(r, b)
+				return s.runBlock(r, b, 0)
+			}
+			if b := s.blockAfterRet(r, in); b != nil {
+				return s.runBlock(r, b, 1)
 			}
 		}
 		unknown = derr != nil
@@ -244,7 +248,7 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		// normally and run at full speed; static libgcc's first FDE
 		// search sorts every FDE of the program (millions of steps).
 		out, err := s.runCall(st, c, &r.regs, in, r.sig, nil)
-		r.predict.after(pc, in, derr, r.sig, outcome{}, err)
+		r.predict.after(s, pc, in, derr, r.sig, outcome{}, err)
 		r.sig, r.prev = 0, in
 		st.kid.steps++
 		switch {
@@ -271,7 +275,7 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		s.silentStep = false
 		r.tainted = !quiet || err != nil || out.kind != outTrap || out.delivered
 	}
-	r.predict.after(pc, in, derr, r.sig, out, err)
+	r.predict.after(s, pc, in, derr, r.sig, out, err)
 	r.sig = 0
 	r.prev = nil
 	if derr == nil {
@@ -311,47 +315,131 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 // right after it. A silent instruction at that pc is then stepped without
 // a register read — a third of a step's cost — since it writes nothing and
 // needs no register to judge.
+//
+// With --step, after a direct jump that reads no memory, the pc is one of
+// the jump's successors, each a silent instruction or such a jump again
+// (a loop's back edge): then only the pc is read (procs.PC, half the cost
+// of a register read), and what else the register read would be for is
+// already known. The stack pointer is the one read last: after predicts
+// only after instructions that leave it where it was, and every step it
+// does not predict reads the registers; with it unchanged, popCalls and
+// checkLeftFrames, which judge it, find what they found when it was read
+// (jumpOK: they did judge it, with the instruction before known). The
+// pc is judged by checkJumpedOut only after an escape, and a call's
+// target (pendingCall) comes from a register read: both are left to one.
 type silentPredictor struct {
 	next uint64 // the certain pc, or 0
+	// jump is the direct jump stepped last, when its successor is to be
+	// read with procs.PC (--step); nil otherwise.
+	jump *disasm.Insn
+	// jumpOK: the stack pointer was judged when the registers were last
+	// read (with an instruction before it known) and has not moved since.
+	jumpOK bool
 }
+
+// read records a register read whose stack pointer the stepper judged
+// (judged: an instruction stepped before it was known, r.prev).
+func (p *silentPredictor) read(judged bool) { p.jumpOK = judged }
+
+// reset forgets what the last step made certain (a block ran).
+func (p *silentPredictor) reset() { p.next, p.jump, p.jumpOK = 0, nil, false }
 
 // insn returns the predicted pc and its instruction when the prediction
 // holds and that instruction is silent too (or, with --step, a jump that
 // reads no memory); pc 0 otherwise.
 func (p *silentPredictor) insn(s *session, r *childRun) (uint64, *disasm.Insn, error) {
+	if s.cfg.TraceInsns {
+		return 0, nil, nil
+	}
 	next := p.next
-	if next == 0 || s.cfg.TraceInsns {
+	if next == 0 && p.jump != nil && !r.escaped && r.pendingCall == nil {
+		return p.jumpedTo(s, r)
+	}
+	if next == 0 {
 		return 0, nil, nil
 	}
-	// Not where vtrace planted an int3: stepping over one needs the
-	// certain pc (a SIGTRAP sent from outside looks like a step).
-	if _, planted := r.st.mm.bps[next]; planted {
-		return 0, nil, nil
-	}
-	in, err := s.insnAt(r.st.mm, r.st.child.pid, next)
-	if err != nil {
-		return 0, nil, nil
-	}
-	// With --step, a jump that reads no memory (OwnTrapFree) after a
-	// silent instruction is stepped without a register read too: it
-	// writes nothing, and the step after it reads the registers (after
-	// predicts nothing after a jump), where a jump out of the shared
-	// frames is seen. (Fast mode reads them at a jump: a block may start
-	// there.)
-	if !in.Silent() && !(s.cfg.Mode == Step && in.OwnTrapFree()) {
+	in, ok := p.steppable(s, r, next)
+	if !ok {
 		return 0, nil, nil
 	}
 	return next, in, nil
 }
 
-// after records what the step of the instruction at pc makes certain.
-func (p *silentPredictor) after(pc uint64, in *disasm.Insn, derr error, sig int, out outcome, err error) {
-	p.next = 0
-	// After an instruction that may move the stack pointer the registers
-	// are read: a stack pointer above a live frame is the child leaving it.
-	if derr == nil && in.Silent() && !namesSP(in) && sig == 0 && err == nil && out.kind == outTrap && !out.delivered {
-		p.next = pc + uint64(in.Len)
+// steppable returns the instruction at pc when the predictor may step it
+// without a register read: not where vtrace planted an int3 (stepping
+// over one needs the certain pc: a SIGTRAP sent from outside looks like a
+// step), and silent — or, with --step, a jump that reads no memory
+// (OwnTrapFree): it writes nothing, and after it the registers (or the
+// pc) are read, where a jump out of the shared frames is seen. (Fast
+// mode reads them at a jump: a block may start there.)
+func (p *silentPredictor) steppable(s *session, r *childRun, pc uint64) (*disasm.Insn, bool) {
+	if _, planted := r.st.mm.bps[pc]; planted {
+		return nil, false
 	}
+	in, err := s.insnAt(r.st.mm, r.st.child.pid, pc)
+	if err != nil {
+		return nil, false
+	}
+	if !in.Silent() && !(s.cfg.Mode == Step && in.OwnTrapFree()) {
+		return nil, false
+	}
+	return in, true
+}
+
+// jumpedTo reads the pc after the direct jump p.jump and returns it with
+// its instruction when it went one of its ways and that one is steppable
+// (else 0). Only when the way it likely went is steppable (else the
+// register read that comes anyway would follow the pc's): its target, and
+// for a conditional jump forwards the way on too — a backward one is a
+// loop's back edge, taken all but the last time (spin's loop: the pc alone
+// at every turn, and the registers too at its end).
+func (p *silentPredictor) jumpedTo(s *session, r *childRun) (uint64, *disasm.Insn, error) {
+	j := p.jump
+	fall := j.PC + uint64(j.Len)
+	to, ok := p.steppable(s, r, j.Target)
+	if !ok {
+		return 0, nil, nil
+	}
+	var on *disasm.Insn
+	if j.Class == disasm.CondJump && j.Target > j.PC {
+		if on, ok = p.steppable(s, r, fall); !ok {
+			return 0, nil, nil
+		}
+	}
+	pc, err := s.p.PC(r.st.child.pid)
+	switch {
+	case err != nil:
+	case pc == j.Target:
+		return pc, to, nil
+	case pc == fall && j.Class == disasm.CondJump:
+		if on == nil {
+			on, ok = p.steppable(s, r, fall)
+		}
+		if ok {
+			return pc, on, nil
+		}
+	}
+	return 0, nil, nil
+}
+
+// after records what the step of the instruction at pc makes certain.
+func (p *silentPredictor) after(s *session, pc uint64, in *disasm.Insn, derr error, sig int, out outcome, err error) {
+	p.next, p.jump = 0, nil
+	clean := derr == nil && sig == 0 && err == nil && out.kind == outTrap && !out.delivered
+	switch {
+	case !clean:
+	case in.Silent() && !in.NamesSP():
+		// After an instruction that may move the stack pointer the
+		// registers are read: a stack pointer above a live frame is the
+		// child leaving it.
+		p.next = pc + uint64(in.Len)
+		return
+	case p.jumpOK && s.cfg.Mode == Step && in.OwnTrapFree() && in.Target != 0 &&
+		(in.Class == disasm.Jump || in.Class == disasm.CondJump):
+		p.jump = in
+		return
+	}
+	p.jumpOK = false
 }
 
 // callThrough executes a call made from a shared frame (fast mode): it
@@ -359,9 +447,23 @@ func (p *silentPredictor) after(pc uint64, in *disasm.Insn, derr error, sig int,
 // slot — then runs the callee at full speed to its return (runCall). When
 // the callee returns, the live region is diffed and every change
 // attributed to this call.
+//
+// A direct call whose push lands below the parent's live region and
+// outside the watched memory (python3.11's child calls child_exec with 24
+// arguments pushed) is not stepped: the step could show nothing, and the
+// callee is its known target. The child runs from the call itself to the
+// int3 at its return address — a stop fewer.
 func (s *session) callThrough(st *story, regs *arch.Regs, in *disasm.Insn, acc []disasm.Access, sig int) (outcome, error) {
 	c, mm := st.child, st.mm
 	callInsn := s.insnEvent(mm, c.pid, in)
+	pc := regs.PC()
+	if _, planted := mm.bps[pc]; sig == 0 && in.Target != 0 && !planted && len(acc) > 0 && s.blockStoresOK(st, acc) {
+		s.emitChildCall(st, callInsn, in.Target)
+		st.kid.hw.during = callInsn
+		out, err := s.contToReturn(st, c, pc+uint64(in.Len), regs.SP())
+		out.ranCall = true
+		return s.calledThrough(st, callInsn, out, err)
+	}
 	out, err := s.runCall(st, c, regs, in, sig, func() error {
 		s.checkWrites(st, regs, in, acc, false)
 		var now arch.Regs
@@ -372,6 +474,12 @@ func (s *session) callThrough(st *story, regs *arch.Regs, in *disasm.Insn, acc [
 		st.kid.hw.during = callInsn
 		return nil
 	})
+	return s.calledThrough(st, callInsn, out, err)
+}
+
+// calledThrough diffs, after a call callThrough ran, what the callee
+// changed.
+func (s *session) calledThrough(st *story, callInsn *event.Insn, out outcome, err error) (outcome, error) {
 	if err != nil || out.kind != outTrap {
 		return out, err // the child ended inside the callee: childEnded diffs
 	}
@@ -547,18 +655,6 @@ func (s *session) backtrace(st *story, regs *arch.Regs) []*event.Sym {
 		bt = append(bt, s.sym(st.mm, pc))
 	}
 	return bt
-}
-
-// namesSP reports whether an instruction has the stack pointer as a
-// register operand (it may move it: mov, lea, add, and, xchg...).
-func namesSP(in *disasm.Insn) bool {
-	for _, a := range in.Inst.Args {
-		switch a {
-		case x86asm.RSP, x86asm.ESP, x86asm.SP:
-			return true
-		}
-	}
-	return false
 }
 
 // checkLeftFrames notices the child's stack pointer above the return slot

@@ -57,11 +57,15 @@
 //  2. child.go: the parent stays in its event stop while the child runs.
 //     The child is single-stepped where it shares frames with the parent
 //     (a silent instruction, one that only changes registers, is stepped
-//     without reading them); in fast mode each call made from there runs
+//     without reading them; with --step, after a direct jump only the pc
+//     is read, and the step of an instruction that cannot block is waited
+//     for by giving the shared CPU to the child, not by sleeping in wait4:
+//     ptrace.Thread.WaitStepped); in fast mode each call made from there runs
 //     at full speed to an int3 at its return address (calls.go,
 //     breakpoints.go), a stretch of code that can only store below the
 //     parent's live region (pushes, stores at a stack-pointer offset,
-//     forward jumps) runs at full speed to int3s at its exits (block.go),
+//     direct jumps that make no loop) runs at full speed to int3s at its
+//     exits (block.go),
 //     and, where they fire, DR0–DR3 watch the slots most at risk
 //     (watchpoints.go). Each instruction's memory effects
 //     (internal/disasm) say which words to compare with the snapshot:

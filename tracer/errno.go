@@ -234,10 +234,9 @@ func (s *session) runErrnoCall(st *story, regs *arch.Regs, in *disasm.Insn) (out
 	if s.hw == hwWorks && r != nil {
 		r.hw, r.ehw, r.errnoFns = r.hw[:0], st.mem.errnoAddrs(), nil
 		if s.armParentDRs(r) {
+			// contToReturn leaves DR7 clear (and DR6: each hit clears
+			// it): nothing to disarm.
 			out, err := s.runCall(st, p, regs, in, 0, nil)
-			if out.kind != outExec && out.kind != outGone {
-				_ = s.disarmDR(p.pid)
-			}
 			r.ehw = nil
 			return out, err
 		}
@@ -272,10 +271,7 @@ func (s *session) followErrno(st *story) error {
 		r.hw, r.ehw, r.errnoFns, r.errnoDone = r.hw[:0], m.errnoAddrs(), fns, false
 		defer func() { r.ehw, r.errnoFns = nil, nil }()
 		if s.armParentDRs(r) {
-			out, err := s.contToReturn(st, p, f.Ret, f.CFA)
-			if out.kind != outExec && out.kind != outGone {
-				_ = s.disarmDR(p.pid)
-			}
+			out, err := s.contToReturn(st, p, f.Ret, f.CFA) // leaves DR7 clear
 			if err != nil {
 				return err
 			}

@@ -166,6 +166,7 @@ type fakeProcs struct {
 	// execImage makes the image of a program a task execs.
 	execImage func() (*fakeImage, uint64, uint64)
 	steps     int
+	stepReqs  int  // PTRACE_SINGLESTEP requests
 	noDR      bool // debug registers refuse to be written (as with --watchpoints off)
 	// childStopFirst: a vfork child's first stop is reported before its
 	// parent's event (as on a real machine, often).
@@ -183,6 +184,8 @@ type fakeProcs struct {
 	foreignKills []int
 	// activity, if set, is what Activity reports of each pid.
 	activity map[int]activity
+	// regsReads and pcReads count the Regs and PC calls.
+	regsReads, pcReads int
 	// exitStopCalls records each ExitStops request: "pid on" or "pid off".
 	exitStopCalls []string
 	// fds, if set, is what FdWriters reports of a pid's descriptor.
@@ -237,6 +240,8 @@ func (f *fakeProcs) queue(pid int, ws unix.WaitStatus) {
 	f.stops = append(f.stops, ptrace.Stop{PID: pid, Status: ws})
 }
 
+func (f *fakeProcs) WaitStepped() (ptrace.Stop, error) { return f.Wait() }
+
 func (f *fakeProcs) Wait() (ptrace.Stop, error) {
 	if len(f.stops) == 0 {
 		for _, t := range f.tasks {
@@ -281,7 +286,10 @@ func (f *fakeProcs) stoppedTask(pid int) (*fakeTask, error) {
 	return t, err
 }
 
-func (f *fakeProcs) Step(pid, sig int) error { return f.resume(pid, sig, true) }
+func (f *fakeProcs) Step(pid, sig int) error {
+	f.stepReqs++
+	return f.resume(pid, sig, true)
+}
 func (f *fakeProcs) Cont(pid, sig int) error { return f.resume(pid, sig, false) }
 
 func (f *fakeProcs) resume(pid, sig int, step bool) error {
@@ -645,12 +653,22 @@ func (f *fakeProcs) SigInfo(pid int) (ptrace.SigInfo, error) {
 }
 
 func (f *fakeProcs) Regs(pid int, r *arch.Regs) error {
+	f.regsReads++
 	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
 	}
 	*r = t.regs
 	return nil
+}
+
+func (f *fakeProcs) PC(pid int) (uint64, error) {
+	f.pcReads++
+	t, err := f.stoppedTask(pid)
+	if err != nil {
+		return 0, err
+	}
+	return t.regs.PC(), nil
 }
 
 func (f *fakeProcs) SetRegs(pid int, r *arch.Regs) error {

@@ -63,18 +63,18 @@ type memRange struct {
 
 // memWatch is a story's watch of the parent's memory outside the stack.
 type memWatch struct {
-	ranges                []memRange // sorted, disjoint
-	orig, shadow, scratch []byte
-	pooled                *memBufs
-	word                  int
-	tp                    uint64
-	tls                   []symbols.TLSBlock
-	libcDynamic           bool // libc is a shared library (else its symbols are the program's)
-	musl                  bool // the thread pointer is musl's struct pthread
-	storesOnly            bool // other tasks share the memory: no diffs, only stepped stores
-	method                event.MemMethod
-	leftOut               []string // what did not fit, for the globals_capped note
-	unread                []string // ranges that could not be read
+	ranges       []memRange // sorted, disjoint
+	orig, shadow []byte
+	pooled       *memBufs
+	word         int
+	tp           uint64
+	tls          []symbols.TLSBlock
+	libcDynamic  bool // libc is a shared library (else its symbols are the program's)
+	musl         bool // the thread pointer is musl's struct pthread
+	storesOnly   bool // other tasks share the memory: no diffs, only stepped stores
+	method       event.MemMethod
+	leftOut      []string // what did not fit, for the globals_capped note
+	unread       []string // ranges that could not be read
 
 	// dirty has bit i set when chunk i (globChunk bytes at offset
 	// i*globChunk of the buffers) of shadow holds what vtrace last saw
@@ -88,6 +88,8 @@ type memWatch struct {
 	reads    int
 }
 
+// memBufs are a story's buffers: the snapshot, the last seen bytes of the
+// dirty chunks, and diffGlobals' window (globWindow bytes).
 type memBufs struct{ orig, shadow, scratch []byte }
 
 // memFree keeps the buffers of ended stories for the next ones (a
@@ -274,8 +276,8 @@ func (m *memWatch) read(s *session, st *story) {
 		}
 		return p[:n]
 	}
-	b.orig, b.shadow, b.scratch = grow(b.orig), grow(b.shadow), grow(b.scratch)
-	m.pooled, m.orig, m.shadow, m.scratch = b, b.orig, b.shadow, b.scratch
+	b.orig, b.shadow = grow(b.orig), grow(b.shadow)
+	m.pooled, m.orig, m.shadow = b, b.orig, b.shadow
 	failed := m.readInto(s, st, m.orig)
 	if len(failed) > 0 {
 		keep := m.ranges[:0]
@@ -294,7 +296,7 @@ func (m *memWatch) read(s *session, st *story) {
 			keep[i].off = off
 			off += sz
 		}
-		m.ranges, m.orig, m.shadow, m.scratch = keep, m.orig[:off], m.shadow[:off], m.scratch[:off]
+		m.ranges, m.orig, m.shadow = keep, m.orig[:off], m.shadow[:off]
 	}
 	if len(m.ranges) == 0 {
 		m.method = event.MemNone
@@ -339,7 +341,7 @@ func (s *session) globalsNotes(st *story) {
 func (st *story) dropGlobals() {
 	if m := st.mem; m != nil && m.pooled != nil {
 		putMemBufs(m.pooled)
-		m.pooled, m.orig, m.shadow, m.scratch = nil, nil, nil, nil
+		m.pooled, m.orig, m.shadow = nil, nil, nil
 	}
 }
 
@@ -478,45 +480,115 @@ func (s *session) checkGlobalStores(st *story, pre *arch.Regs, in *disasm.Insn, 
 // diffGlobals reads the whole snapshot back and reports every word that
 // changed since vtrace last looked, written by in (a syscall), during a
 // call, or found at the child's end (both nil).
+//
+// It reads window by window (globWindow bytes of the buffers' layout, a
+// few ranges per read when they are small) into a buffer that stays in
+// the CPU's cache, and compares each window at once with what vtrace last
+// saw there: one memcmp for a window whose chunks are all clean, chunk by
+// chunk otherwise. Read whole into a 1 MiB buffer and compared after, the
+// same bytes went through memory twice more (issue 15: python's
+// _posixsubprocess spawns, 1 MiB watched per vfork). A window that cannot
+// be read whole is read range by range (ReadRanges); what still cannot be
+// read keeps its last known content.
 func (s *session) diffGlobals(st *story, in *disasm.Insn, during *event.Insn) {
 	m := st.mem
 	if m == nil || len(m.ranges) == 0 || m.storesOnly {
 		return
 	}
-	if failed := m.readInto(s, st, m.scratch); len(failed) > 0 {
-		for _, i := range failed { // keep the last known content
-			r := m.ranges[i]
-			end := r.off + int(r.hi-r.lo)
-			for c := r.off; c < end; {
-				ce := min((c/globChunk+1)*globChunk, end)
-				copy(m.scratch[c:ce], m.seen(c, ce-c))
-				c = ce
-			}
-		}
+	if cap(m.pooled.scratch) < globWindow {
+		m.pooled.scratch = make([]byte, globWindow)
 	}
+	win := m.pooled.scratch[:globWindow]
 	var by *event.Insn
-	for i := range m.ranges {
-		r := &m.ranges[i]
-		end := r.off + int(r.hi-r.lo)
-		for c, ce := r.off, 0; c < end; c = ce {
-			ce = min((c/globChunk+1)*globChunk, end) // within one chunk
-			if bytes.Equal(m.seen(c, ce-c), m.scratch[c:ce]) {
+	var pieces []memPiece
+	var addrs []uint64
+	var bufs [][]byte
+	for w := 0; w < len(m.orig); w += globWindow {
+		wEnd := min(w+globWindow, len(m.orig))
+		pieces, addrs, bufs = m.window(w, wEnd, win, pieces[:0], addrs[:0], bufs[:0])
+		failed := s.p.ReadRanges(st.parent.pid, addrs, bufs)
+		for k, p := range pieces {
+			if contains(failed, k) {
+				continue // keeps its last known content
+			}
+			cur := bufs[k]
+			if m.cleanSpan(p.off, p.off+len(cur)) && bytes.Equal(m.orig[p.off:p.off+len(cur)], cur) {
 				continue
 			}
-			for o := c; o+m.word <= ce; o += m.word {
-				a := r.lo + uint64(o-r.off)
-				old, cur := m.seenWord(r, a), m.wordIn(m.scratch, r, a)
-				if old == cur {
+			r := &m.ranges[p.r]
+			end := p.off + len(cur)
+			for c, ce := p.off, 0; c < end; c = ce {
+				ce = min((c/globChunk+1)*globChunk, end) // within one chunk
+				now := cur[c-p.off : ce-p.off]
+				if bytes.Equal(m.seen(c, ce-c), now) {
 					continue
 				}
-				m.setShadow(r, a, cur)
-				if in != nil && by == nil {
-					by = s.insnEvent(st.mm, st.child.pid, in)
+				for o := c; o+m.word <= ce; o += m.word {
+					a := r.lo + uint64(o-r.off)
+					old, v := m.seenWord(r, a), m.wordAt(now, o-c)
+					if old == v {
+						continue
+					}
+					m.setShadow(r, a, v)
+					if in != nil && by == nil {
+						by = s.insnEvent(st.mm, st.child.pid, in)
+					}
+					s.emitGlobalWrite(st, r, a, old, v, by, during)
 				}
-				s.emitGlobalWrite(st, r, a, old, cur, by, during)
 			}
 		}
 	}
+}
+
+// globWindow is the unit of diffGlobals' reads: small enough to stay in
+// the CPU's cache between the kernel's copy and the comparison, large
+// enough that the reads' own cost does not count (issue 15: 64 KiB was
+// the fastest of 16 KiB-1 MiB on a cold 1 MiB, in a micro-benchmark). A
+// multiple of globChunk.
+const globWindow = 64 << 10
+
+// memPiece is the part of watched range r that lies in a window: its bytes
+// are at offset off of the buffers.
+type memPiece struct{ r, off int }
+
+// window lists the pieces of the ranges in [w, wEnd) of the buffers'
+// layout, with their addresses and their places in win (which holds the
+// window's bytes from offset w).
+func (m *memWatch) window(w, wEnd int, win []byte, pieces []memPiece, addrs []uint64, bufs [][]byte) ([]memPiece, []uint64, [][]byte) {
+	i := sort.Search(len(m.ranges), func(i int) bool { return m.ranges[i].off+int(m.ranges[i].hi-m.ranges[i].lo) > w })
+	for ; i < len(m.ranges) && m.ranges[i].off < wEnd; i++ {
+		r := &m.ranges[i]
+		lo, hi := max(r.off, w), min(r.off+int(r.hi-r.lo), wEnd)
+		if hi <= lo {
+			continue
+		}
+		pieces = append(pieces, memPiece{r: i, off: lo})
+		addrs = append(addrs, r.lo+uint64(lo-r.off))
+		bufs = append(bufs, win[lo-w:hi-w])
+	}
+	return pieces, addrs, bufs
+}
+
+// cleanSpan reports whether no chunk of [lo, hi) of the buffers is dirty
+// (what vtrace last saw there is the snapshot).
+func (m *memWatch) cleanSpan(lo, hi int) bool {
+	if m.dirty == nil {
+		return true
+	}
+	for c := lo / globChunk; c*globChunk < hi; c++ {
+		if m.isDirty(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// wordAt is the word at offset o of b.
+func (m *memWatch) wordAt(b []byte, o int) uint64 {
+	if m.word == 4 {
+		return uint64(binary.LittleEndian.Uint32(b[o:]))
+	}
+	return binary.LittleEndian.Uint64(b[o:])
 }
 
 // describe names a watched word: its area and mapping, the variable, and

@@ -240,3 +240,120 @@ func TestGlobalsReadRewritten(t *testing.T) {
 		t.Errorf("global_reads %+v, want one, of 0x5010", rs)
 	}
 }
+
+// diffGlobals reads the watch window by window (globWindow bytes of the
+// buffers' layout, several ranges in one window, one range over several):
+// it finds a changed word at every place a window's or a range's edge can
+// hide it, compares with what it last saw in chunks a stepped store made
+// dirty, reports each change once, and keeps the last known content of a
+// range it cannot read.
+func TestGlobalsDiffWindows(t *testing.T) {
+	const aLen = globWindow + globWindow/2 + 8 // range A spans two windows; B starts inside the second
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
+		{start: 0x100000, data: make([]byte, aLen), perms: "rw-p", path: "/prog"},
+		{start: 0x300000, data: make([]byte, 0x100), perms: "rw-p", path: "/lib/libx.so"},
+	}}
+	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x100000, End: 0x100000 + aLen, Area: "data", Path: "/prog"})
+	defer st.dropGlobals()
+	// Add B to the watch (globalsStory plans one range) and snapshot again.
+	st.dropGlobals()
+	st.mem = &memWatch{word: 8}
+	st.mem.plan([]symbols.DataRange{
+		{Start: 0x100000, End: 0x100000 + aLen, Area: "data", Path: "/prog"},
+		{Start: 0x300000, End: 0x300100, Area: "data", Path: "/lib/libx.so"},
+	})
+	st.mem.read(s, st)
+	if len(st.mem.ranges) != 2 || len(st.mem.orig) != aLen+0x100 {
+		t.Fatalf("watch %+v (%d bytes)", st.mem.ranges, len(st.mem.orig))
+	}
+	a, b := img.regions[0].data, img.regions[1].data
+	put := func(mem []byte, off int, v uint64) { binary.LittleEndian.PutUint64(mem[off:], v) }
+
+	// A stepped store dirties the chunk of A+0x208 (shadow holds it).
+	put(a, 0x208, 0x55)
+	store, err := disasm.Decode([]byte{0x48, 0x89, 0x05, 0, 0, 0, 0}, 0x401010, arch.AMD64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkGlobalStores(st, nil, store, []disasm.Access{{Addr: 0x100208, Size: 8, Write: true}}, false)
+
+	// Then, during a call: the first and last word of A, the last word of
+	// its first window and the first of its second, a word of the dirty
+	// chunk next to the stepped one, and a word of B; and the stepped word
+	// goes back to its value at the snapshot (its window then equals the
+	// snapshot: a change all the same).
+	put(a, 0x208, 0)
+	changed := map[uint64]uint64{
+		0x100000:                  1,
+		0x100000 + globWindow - 8: 2,
+		0x100000 + globWindow:     3,
+		0x100000 + aLen - 8:       4,
+		0x100210:                  5,
+		0x300080:                  6,
+	}
+	for x, v := range changed {
+		if x >= 0x300000 {
+			put(b, int(x-0x300000), v)
+		} else {
+			put(a, int(x-0x100000), v)
+		}
+	}
+	call := &event.Insn{PID: 2, PC: 0x401000, Insn: "call 401100 <f>"}
+	s.diffGlobals(st, nil, call)
+	ws := all[*event.GlobalWrite](rec)
+	if len(ws) != 2+len(changed) {
+		t.Fatalf("%d global_writes %+v, want the stepped one, its undoing and %d", len(ws), ws, len(changed))
+	}
+	undone := false
+	for _, w := range ws[1:] {
+		if w.Addr == 0x100208 {
+			undone = w.Old == 0x55 && w.New == 0
+			continue
+		}
+		if v, ok := changed[uint64(w.Addr)]; !ok || uint64(w.New) != v || w.Old != 0 || w.During != call {
+			t.Errorf("global_write %#x %#x -> %#x during %v: not one of the changes %v", w.Addr, w.Old, w.New, w.During, changed)
+		}
+		delete(changed, uint64(w.Addr))
+	}
+	if len(changed) > 0 || !undone {
+		t.Errorf("changes not found: %v; the stepped word back to its old value found: %v", changed, undone)
+	}
+
+	// B cannot be read any more: its last known content stands, and a
+	// change in A is still found.
+	img.regions = img.regions[:1]
+	put(a, 0x10, 9)
+	s.diffGlobals(st, nil, nil)
+	if ws = all[*event.GlobalWrite](rec); len(ws) != 9 || ws[8].Addr != 0x100010 || ws[8].New != 9 {
+		t.Fatalf("after B became unreadable: %d global_writes, last %+v; want 9, the last of 0x100010", len(ws), ws[len(ws)-1])
+	}
+	s.emitGlobalDiff(st)
+	d := all[*event.GlobalDiff](rec)
+	if len(d) != 1 || len(d[0].Changed) != 7 {
+		t.Fatalf("global_diff %+v, want the 7 words left changed", d)
+	}
+	if last := d[0].Changed[6]; last.Addr != 0x300080 || last.After != 6 {
+		t.Errorf("B's word in the global_diff %+v, want 0x300080 = 6 (its last known content)", last)
+	}
+}
+
+// A word a stepped store changed and a call then put back as it was in the
+// snapshot is a change (0x55 -> 0), though the memory equals the snapshot.
+func TestGlobalsDiffUndone(t *testing.T) {
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x1000), perms: "rw-p", path: "/prog"}}}
+	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x5000, End: 0x6000, Area: "data", Path: "/prog"})
+	defer st.dropGlobals()
+	mem := img.regions[0].data
+	binary.LittleEndian.PutUint64(mem[0x808:], 0x55)
+	store, err := disasm.Decode([]byte{0x48, 0x89, 0x05, 0, 0, 0, 0}, 0x401010, arch.AMD64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkGlobalStores(st, nil, store, []disasm.Access{{Addr: 0x5808, Size: 8, Write: true}}, false)
+	binary.LittleEndian.PutUint64(mem[0x808:], 0)
+	s.diffGlobals(st, nil, &event.Insn{PID: 2, PC: 0x401000, Insn: "call 401100 <f>"})
+	ws := all[*event.GlobalWrite](rec)
+	if len(ws) != 2 || ws[1].Addr != 0x5808 || ws[1].Old != 0x55 || ws[1].New != 0 {
+		t.Errorf("global_writes %+v, want the store and its undoing (0x55 -> 0)", ws)
+	}
+}

@@ -23,6 +23,10 @@ import (
 type procs interface {
 	// Wait returns the next state change of any tracee (wait4(-1, __WALL)).
 	Wait() (ptrace.Stop, error)
+	// WaitStepped is Wait right after a single-step of an instruction
+	// that cannot block (ptrace.Thread.WaitStepped: cheaper when tracer
+	// and tracee share a CPU).
+	WaitStepped() (ptrace.Stop, error)
 	// ReapDead reaps, without waiting, the children that have ended.
 	ReapDead() int
 	Step(pid, sig int) error
@@ -30,6 +34,8 @@ type procs interface {
 	EventMsg(pid int) (uint64, error)
 	SigInfo(pid int) (ptrace.SigInfo, error)
 	Regs(pid int, r *arch.Regs) error
+	// PC is a stopped task's program counter (cheaper than Regs).
+	PC(pid int) (uint64, error)
 	SetRegs(pid int, r *arch.Regs) error
 	ReadMem(pid int, addr uint64, buf []byte) error
 	// ReadRanges reads bufs[i] at addrs[i], in one batch where it can, and
@@ -202,8 +208,8 @@ func (livePtrace) SameThreadGroup(tgid, pid int) bool {
 // prints it: cmd/vtrace/cpuprofile.go).
 func KernelCalls() string {
 	c := &ptrace.Calls
-	return fmt.Sprintf("wait %d step %d cont %d getregs %d setregs %d readmem %d (%d bytes, %d by peek) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d; parent unwinds %d, reused %d",
-		c.Wait, c.Step, c.Cont, c.GetRegs, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, c.SetOptions,
+	return fmt.Sprintf("wait %d yield %d (missed %d) step %d cont %d getregs %d getpc %d setregs %d readmem %d (%d bytes, %d by peek) bulk reads %d (%d bytes) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d; parent unwinds %d, reused %d",
+		c.Wait, c.Yield, c.YieldMissed, c.Step, c.Cont, c.GetRegs, c.GetPC, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.ReadRanges, c.ReadRangesBytes, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, c.SetOptions,
 		unwinds.done.Load(), unwinds.reused.Load())
 }
 

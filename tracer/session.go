@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -80,8 +81,12 @@ type session struct {
 	stopMu     sync.Mutex
 	stopReason string // set once: "timeout", "interrupt", "max_steps", "max_vforks"
 	stopLimit  string
-	live       map[int]int // tid → tgid of every traced task, to signal when stopping (guarded by stopMu)
-	swept      bool        // the sweep after a stop is done
+	// stopped is set, after stopReason, when the run stops: the tracer
+	// thread's checks on every stop (stopping, detaching) read it without
+	// taking stopMu while the run goes on.
+	stopped atomic.Bool
+	live    map[int]int // tid → tgid of every traced task, to signal when stopping (guarded by stopMu)
+	swept   bool        // the sweep after a stop is done
 
 	insnBuf [16]byte
 }

@@ -37,6 +37,7 @@ func (s *session) stopRun(reason, limit string) {
 		return
 	}
 	s.stopReason, s.stopLimit = reason, limit
+	s.stopped.Store(true)
 	if s.detachingLocked() {
 		return // the tracer thread stops what runs (haltForDetach)
 	}
@@ -65,6 +66,9 @@ func (s *session) stopLiveForDetach() {
 // OnBudget "detach": every task is let go rather than killed. An
 // interrupt always kills.
 func (s *session) detaching() bool {
+	if !s.stopped.Load() {
+		return false // every single-step asks: no lock while the run goes on
+	}
 	s.stopMu.Lock()
 	defer s.stopMu.Unlock()
 	return s.detachingLocked()
@@ -79,6 +83,9 @@ func (s *session) detachingLocked() bool {
 
 // stopState is the reason the run is stopping and its limit, or "".
 func (s *session) stopState() (reason, limit string) {
+	if !s.stopped.Load() {
+		return "", ""
+	}
 	s.stopMu.Lock()
 	defer s.stopMu.Unlock()
 	return s.stopReason, s.stopLimit

@@ -46,7 +46,9 @@ type outcome struct {
 // real instruction executes.
 func (s *session) advance(t *task, step bool, sig int, pc uint64) (outcome, error) {
 	var fx *flagsFixup
-	if step && pc != 0 {
+	if step && pc != 0 && !s.silentStep {
+		// (A silent step's instruction is neither pushf nor popf: it
+		// moves no stack data.)
 		fx = s.stepFlags(t, pc)
 	}
 	// stepped: the step of a pushf is over, whichever way it was made.
@@ -118,7 +120,13 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 			return outcome{}, err
 		}
 		sig = 0
-		st, werr := s.waitFor(t.pid)
+		var st ptrace.Stop
+		var werr error
+		if silent {
+			st, werr = s.waitStep(t.pid)
+		} else {
+			st, werr = s.waitFor(t.pid)
+		}
 		if werr != nil {
 			return outcome{}, werr
 		}
@@ -292,18 +300,47 @@ func (s *session) waitForOr(pid int, taken func() bool) (ptrace.Stop, bool, erro
 		if st.PID == pid {
 			return st, false, nil
 		}
-		if t := s.byPID[st.PID]; t != nil && t.state == taskFollowed {
-			// A task of an enclosing story (a nested vfork's outer parent
-			// is held, so only its death can show up here).
-			if st.Status.Exited() || st.Status.Signaled() {
-				s.gone(t, st.Status)
-			} else {
-				s.postponed[st.PID] = st
-			}
-			continue
-		}
-		s.dispatch(st)
+		s.elsewhere(st)
 	}
+}
+
+// elsewhere handles, while waitFor waits for another task, the stop st.
+func (s *session) elsewhere(st ptrace.Stop) {
+	if t := s.byPID[st.PID]; t != nil && t.state == taskFollowed {
+		// A task of an enclosing story (a nested vfork's outer parent
+		// is held, so only its death can show up here).
+		if st.Status.Exited() || st.Status.Signaled() {
+			s.gone(t, st.Status)
+		} else {
+			s.postponed[st.PID] = st
+		}
+		return
+	}
+	s.dispatch(st)
+}
+
+// waitStep is waitFor(pid) right after pid was single-stepped over an
+// instruction that raises no SIGTRAP of its own (--step's silent steps:
+// most of them): while no stop is kept for later, no task is held and
+// the run goes on, waitFor's first round comes down to its wait — no
+// stop of pid can be kept (pid has just been resumed from its stop), no
+// story can give way to one (giveWay), no wake is armed (armWake) — and
+// this is that round without the checks, which cost a fair part of a
+// step's own work in the tracer; its wait is WaitStepped (the step
+// cannot block: no system call). Any other case is waitFor's.
+func (s *session) waitStep(pid int) (ptrace.Stop, error) {
+	if len(s.postponed) > 0 || len(s.unknown) > 0 || s.stopped.Load() || s.holding() {
+		return s.waitFor(pid)
+	}
+	st, err := s.p.WaitStepped()
+	if err != nil {
+		return ptrace.Stop{}, fmt.Errorf("wait for %d: %w", pid, err)
+	}
+	if st.PID == pid {
+		return st, nil
+	}
+	s.elsewhere(st)
+	return s.waitFor(pid)
 }
 
 // benign reports whether a signal's default action is to be ignored: such a

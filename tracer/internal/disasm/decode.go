@@ -39,6 +39,35 @@ type Insn struct {
 	si, di  int8  // DWARF numbers of the string source and destination registers
 	amask   uint64
 	smask   uint64 // stack address mask (32-bit stacks wrap at 4 GiB)
+
+	// facts caches Silent, OwnTrapFree and NamesSP, set by Decode: a
+	// single-stepper asks them at every step of a decoded instruction it
+	// keeps (an Insn built otherwise computes them when asked).
+	facts facts
+}
+
+type facts uint8
+
+const (
+	factsSet facts = 1 << iota
+	factSilent
+	factOwnTrapFree
+	factNamesSP
+)
+
+// setFacts computes facts; the instruction's decoding is final.
+func (in *Insn) setFacts() {
+	f := factsSet
+	if in.silent() {
+		f |= factSilent
+	}
+	if in.ownTrapFree() {
+		f |= factOwnTrapFree
+	}
+	if in.namesSP() {
+		f |= factNamesSP
+	}
+	in.facts = f
 }
 
 type kind uint8
@@ -92,6 +121,14 @@ var ErrNoArch = errors.New("disasm: nil architecture")
 // FormatATT "(bad)") together with the error, so that a caller stepping
 // through arbitrary code can carry on.
 func Decode(code []byte, pc uint64, a *arch.Arch) (*Insn, error) {
+	in, err := decode(code, pc, a)
+	if in != nil {
+		in.setFacts()
+	}
+	return in, err
+}
+
+func decode(code []byte, pc uint64, a *arch.Arch) (*Insn, error) {
 	if a == nil {
 		return nil, ErrNoArch
 	}

@@ -264,6 +264,13 @@ func memRole(inst *x86asm.Inst, i int) (read, write bool) {
 // (If it faults instead, the task stops with a signal, which the tracer
 // sees.)
 func (in *Insn) Silent() bool {
+	if in.facts&factsSet != 0 {
+		return in.facts&factSilent != 0
+	}
+	return in.silent()
+}
+
+func (in *Insn) silent() bool {
 	switch in.kind {
 	case kindEndbr64, kindEndbr32, kindRdpkru, kindWrpkru:
 		// Register-only: endbr is a no-op outside the indirect-branch
@@ -300,7 +307,14 @@ func (in *Insn) Silent() bool {
 // a SIGTRAP after the step is the step's, unless a signal was delivered
 // with the step or one was sent from outside meanwhile.
 func (in *Insn) OwnTrapFree() bool {
-	if in.Silent() {
+	if in.facts&factsSet != 0 {
+		return in.facts&factOwnTrapFree != 0
+	}
+	return in.ownTrapFree()
+}
+
+func (in *Insn) ownTrapFree() bool {
+	if in.silent() {
 		return true
 	}
 	return (in.Class == Jump || in.Class == CondJump) && !in.unknown && in.kind == kindNormal &&
@@ -406,4 +420,23 @@ func (r spOnly) Get(n int) (uint64, bool) {
 		return r.v, true
 	}
 	return 0, true
+}
+
+// NamesSP reports whether the instruction has the stack pointer as a
+// register operand (it may move it: mov, lea, add, and, xchg...).
+func (in *Insn) NamesSP() bool {
+	if in.facts&factsSet != 0 {
+		return in.facts&factNamesSP != 0
+	}
+	return in.namesSP()
+}
+
+func (in *Insn) namesSP() bool {
+	for _, a := range in.Inst.Args {
+		switch a {
+		case x86asm.RSP, x86asm.ESP, x86asm.SP:
+			return true
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ package ptrace
 
 import (
 	"fmt"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,31 @@ import (
 // The requests below pass pointers to kernel structures (an iovec for
 // NT_PRSTATUS, a siginfo_t, a debug register's word): raw ptrace(2) calls
 // that x/sys/unix has no wrapper for.
+
+// wait4 is wait4(2) with no rusage, called straight (x/sys's Wait4 is two
+// calls deeper): Wait runs once per single-step. A normal system call, not
+// a raw one: it blocks, and the runtime must be able to give this
+// thread's P to other goroutines meanwhile (the signal and timeout
+// watchers, the garbage collector's stop of the world).
+func wait4(pid, options int) (int, unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	r, _, errno := syscall.Syscall6(unix.SYS_WAIT4, uintptr(pid), uintptr(unsafe.Pointer(&ws)), uintptr(options), 0, 0, 0)
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	return int(r), ws, nil
+}
+
+// rawWait4NoHang is wait4(-1, __WALL|WNOHANG) as a raw system call: it
+// never blocks. pid 0: no state change is there yet.
+func rawWait4NoHang() (int, unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	r, _, errno := syscall.RawSyscall6(unix.SYS_WAIT4, ^uintptr(0), uintptr(unsafe.Pointer(&ws)), unix.WALL|unix.WNOHANG, 0, 0, 0)
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	return int(r), ws, nil
+}
 
 // Regs reads a stopped tracee's general registers. The kernel returns the
 // tracee's own NT_PRSTATUS layout (68 bytes for an i386 tracee, 216 for
@@ -46,6 +72,22 @@ func (t *Thread) getRegset(pid int) (int, error) {
 	n := int(t.iov[0].Len)
 	t.regs = regsCache{pid: pid, n: n, epoch: epoch, ok: true}
 	return n, nil
+}
+
+// PC reads a stopped tracee's program counter alone: one PTRACE_PEEKUSER
+// of its ip word, about half the kernel's work of a GETREGSET (which copies
+// every register through a buffer allocated for the call; measured on the
+// KVM machines: 0.53 µs against 1.1 µs per call, with a single-step and its
+// wait costing 11-14 µs).
+func (t *Thread) PC(pid int) (uint64, error) {
+	Calls.GetPC++
+	var v uint64
+	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_PEEKUSR, uintptr(pid),
+		uintptr(offsetIP), uintptr(unsafe.Pointer(&v)), 0, 0)
+	if errno != 0 {
+		return 0, wrap("PTRACE_PEEKUSER(ip)", pid, errno)
+	}
+	return v, nil
 }
 
 // SetRegs writes regs back to a stopped tracee (segment registers and flags
@@ -135,6 +177,10 @@ const ptraceGetThreadArea = 25
 // read again alone (ReadMem); failed lists the indexes still unread.
 func (t *Thread) ReadRanges(pid int, addrs []uint64, bufs [][]byte) (failed []int) {
 	const batch = 1024 // IOV_MAX
+	Calls.ReadRanges++
+	for _, b := range bufs {
+		Calls.ReadRangesBytes += uint64(len(b))
+	}
 	local := make([]unix.Iovec, 0, min(len(bufs), batch))
 	remote := make([]unix.RemoteIovec, 0, min(len(bufs), batch))
 	for start := 0; start < len(bufs); start += batch {

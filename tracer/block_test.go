@@ -1,0 +1,267 @@
+package tracer
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+)
+
+// python3.11's _posixsubprocess child (issue 15): after vfork it tests the
+// value with a jump back to cold code far before the function (`je
+// 48fc80 <... call fork@plt>`), then pushes child_exec's arguments. Fast
+// mode runs the test and the pushes as one block — the backward jump's
+// target is an exit like any other — where it single-stepped up to the
+// backward jump; the story and the steps counted are --step's.
+func TestBlockBackwardJump(t *testing.T) {
+	a := startMain()
+	a.fn("cold").exitWith(3) // before spawn: a backward target
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.raw(0x85, 0xc0).raw(0x0f).rel32(0x85, "cold") // test %eax,%eax; jne cold (back)
+	a.pushRDI().pushRDI().pushRDI().pushRDI().pushRDI()
+	a.movEAX(59).syscall() // execve
+	a.label("parent").leave().ret()
+	a.glibcVfork().raw(nops...) // code after the wrapper, as in libc: its ret decodes
+	img := a.image(t)
+	lines := map[Mode][]string{}
+	steps := map[Mode]int64{}
+	reqs := map[Mode]int{}
+	for _, mode := range []Mode{Step, Fast} {
+		rec, res, f := runFake(t, img, codeBase, mode)
+		if res.Verdict != event.Clean {
+			t.Errorf("%v: verdict %v", mode, res.Verdict)
+		}
+		lines[mode] = storyLines(rec)
+		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
+			steps[mode] = ends[0].Steps
+		}
+		reqs[mode] = f.stepReqs
+	}
+	if !slices.Equal(lines[Fast], lines[Step]) {
+		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
+	}
+	// push, ret (stepped: the stack pointer goes up), then test, jne,
+	// test, jne, 5 pushes, mov and the execve syscall.
+	if steps[Fast] != steps[Step] || steps[Step] != 13 {
+		t.Errorf("child steps: fast %d, step %d; want 13 both", steps[Fast], steps[Step])
+	}
+	// The wrapper's push (a block of 1 is not worth it), then its ret and
+	// one block to the syscall in one continue (blockAfterRet); the
+	// syscall is stepped.
+	if reqs[Fast] != 2 {
+		t.Errorf("fast mode made %d single-steps, want 2 (the ret, the test and the pushes in one run)", reqs[Fast])
+	}
+}
+
+// nops are code after a fake program's last function (the decoder reads
+// up to 15 bytes ahead).
+var nops = []byte{0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90}
+
+// A loop is not a block's: a run through code with a loop might never
+// reach an exit. cyclic tells; blockAt then keeps to forward jumps.
+func TestBlockCyclic(t *testing.T) {
+	b := &block{}
+	b.reset()
+	for _, pc := range []uint64{1, 2, 3, 4} {
+		b.depth[pc] = int(pc)
+	}
+	b.edges = append(b.edges, [2]uint64{1, 2}, [2]uint64{2, 3}, [2]uint64{2, 4}, [2]uint64{4, 3})
+	if b.cyclic() {
+		t.Error("a DAG (a join at 3) is cyclic")
+	}
+	b.edges = append(b.edges, [2]uint64{3, 2})
+	if !b.cyclic() {
+		t.Error("the loop 2 -> 3 -> 2 is not seen")
+	}
+	b.reset()
+	b.depth[1] = 0
+	b.edges = append(b.edges, [2]uint64{1, 1})
+	if !b.cyclic() {
+		t.Error("a jump to itself is not seen")
+	}
+	b.reset()
+	for _, pc := range []uint64{1, 2, 3, 4, 5} {
+		b.depth[pc] = int(pc)
+	}
+	b.edges = append(b.edges, [2]uint64{4, 2}, [2]uint64{3, 5}, [2]uint64{1, 2}, [2]uint64{3, 4}, [2]uint64{2, 3})
+	if !b.cyclic() {
+		t.Error("the loop 2 -> 3 -> 4 -> 2 (edges out of order, a way out at 3) is not seen")
+	}
+}
+
+// A child that loops (a countdown: nop, nop, sub, jne back) before its exec:
+// the story is --step's, and the run ends (a block with the loop would be
+// a run to an exit it may never reach; it is decoded with forward jumps
+// only).
+func TestBlockLoop(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.movEAX(3)
+	a.label("loop").raw(0x90, 0x90, 0x83, 0xe8, 0x01) // nop; nop; sub $1,%eax
+	a.raw(0x0f).rel32(0x85, "loop")                   // jne loop
+	a.movEAX(59).syscall()
+	a.label("parent").leave().ret()
+	a.glibcVfork().raw(nops...) // code after the wrapper, as in libc: its ret decodes
+	img := a.image(t)
+	lines := map[Mode][]string{}
+	steps := map[Mode]int64{}
+	for _, mode := range []Mode{Step, Fast} {
+		rec, _, _ := runFake(t, img, codeBase, mode)
+		lines[mode] = storyLines(rec)
+		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
+			steps[mode] = ends[0].Steps
+		}
+	}
+	if !slices.Equal(lines[Fast], lines[Step]) {
+		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
+	}
+	if steps[Fast] != steps[Step] {
+		t.Errorf("child steps: fast %d, step %d", steps[Fast], steps[Step])
+	}
+}
+
+// A call whose push lands below the parent's live region, to a known
+// target (python3.11's child calls child_exec with its arguments pushed),
+// is run from the call itself to its return: not single-stepped. The
+// story is --step's; the child_call names the callee; the call counts as
+// one step, as when it was stepped.
+func TestCallBelowRegion(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.pushRDI().pushRDI().call("runexec")
+	a.label("parent").leave().ret()
+	a.fn("runexec").movEAX(59).syscall() // execve
+	a.glibcVfork().raw(nops...)          // code after the wrapper, as in libc: its ret decodes
+	img := a.image(t)
+	lines := map[Mode][]string{}
+	steps := map[Mode]int64{}
+	reqs := map[Mode]int{}
+	var calls []*event.ChildCall
+	for _, mode := range []Mode{Step, Fast} {
+		rec, res, f := runFake(t, img, codeBase, mode)
+		if res.Verdict != event.Clean {
+			t.Errorf("%v: verdict %v", mode, res.Verdict)
+		}
+		lines[mode] = storyLines(rec)
+		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
+			steps[mode] = ends[0].Steps
+		}
+		reqs[mode] = f.stepReqs
+		if mode == Fast {
+			calls = all[*event.ChildCall](rec)
+		}
+	}
+	if !slices.Equal(lines[Fast], lines[Step]) {
+		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
+	}
+	// push, ret, test, jne, push, push, call; --step steps runexec's two
+	// instructions too.
+	if steps[Fast] != 7 || steps[Step] != 9 {
+		t.Errorf("child steps: fast %d, step %d; want 7 and 9", steps[Fast], steps[Step])
+	}
+	if len(calls) != 1 || calls[0].TargetSym == nil || calls[0].TargetSym.Sym != "runexec" || calls[0].By.Sym.Sym != "spawn" {
+		t.Fatalf("child_calls %+v, want spawn's call of runexec", calls)
+	}
+	// The wrapper's push; its ret with test, jne and the pushes (a
+	// block); the call is not stepped, nor runexec (run at full speed to
+	// the exec).
+	if reqs[Fast] != 1 {
+		t.Errorf("fast mode made %d single-steps, want 1 (the call not stepped)", reqs[Fast])
+	}
+}
+
+// A block's exits are planted and taken out a word at a time: two int3s
+// in one aligned word, one in another, one where another story's int3
+// already is (it stays, theirs), one at a word that cannot be read whole
+// (the end of the mapping: planted as plant does). The code is as it was
+// once the block's claims are dropped.
+func TestPlantAll(t *testing.T) {
+	code := make([]byte, 0x3d) // its last word is not whole
+	for i := range code {
+		code[i] = byte(0x10 + i)
+	}
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x1000, data: append([]byte(nil), code...), perms: "r-xp", path: "/prog"}}}
+	f := newFakeProcs(t)
+	f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
+	s := newSession(Config{Mode: Fast}, f)
+	mm := &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}, bps: map[uint64]*breakpoint{}, removed: map[uint64]bool{}}
+	if err := s.plant(mm, 1, 0x1011, 7); err != nil { // another story's
+		t.Fatal(err)
+	}
+	exits := []uint64{0x1002, 0x1005, 0x1011, 0x1019, 0x103b}
+	if err := s.plantAll(mm, 1, exits, 1); err != nil {
+		t.Fatal(err)
+	}
+	mem := img.regions[0].data
+	for i := range mem {
+		a := uint64(0x1000 + i)
+		if want := slices.Contains(exits, a); (mem[i] == 0xcc) != want {
+			t.Errorf("byte at %#x = %#x after plantAll, int3 wanted: %v", a, mem[i], want)
+		}
+	}
+	if bp := mm.bps[0x1011]; bp == nil || !bp.owners[1] || !bp.owners[7] || bp.orig != code[0x11] {
+		t.Errorf("the shared int3: %+v", bp)
+	}
+	if bp := mm.bps[0x103b]; bp == nil || bp.orig != code[0x3b] {
+		t.Errorf("the int3 at the mapping's end: %+v", bp)
+	}
+	s.unclaimMany(mm, 1, exits, 1)
+	for i := range mem {
+		a := uint64(0x1000 + i)
+		if a == 0x1011 {
+			if mem[i] != 0xcc || mm.bps[a] == nil {
+				t.Errorf("the other story's int3 at %#x is gone", a)
+			}
+			continue
+		}
+		if mem[i] != code[i] || mm.bps[a] != nil {
+			t.Errorf("byte at %#x = %#x after unclaimMany, want %#x", a, mem[i], code[i])
+		}
+	}
+	if !mm.removed[0x1002] || !mm.removed[0x1005] || !mm.removed[0x103b] || mm.removed[0x1011] {
+		t.Errorf("removed %v", mm.removed)
+	}
+}
+
+// A ret that leaves a live frame, into code that makes a block (the
+// seed's child returning from createproc into main, here with four nops
+// before main's next call): the ret and the block run in one continue, and
+// the story is --step's — child_return_past_frame by that ret, the slot
+// the next call clobbers, the parent's landing.
+func TestRetIntoBlockLeavesFrame(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("createproc")
+	a.label("after_createproc").raw(0x90, 0x90, 0x90, 0x90).call("finish")
+	a.label("after_finish").exitWith(7)
+	a.fn("createproc").pushRBP().movRSPtoRBP().call("vfork").leave().ret()
+	a.fn("finish").exitWith(0)
+	a.glibcVfork().raw(nops...)
+	img := a.image(t)
+	lines := map[Mode][]string{}
+	steps := map[Mode]int64{}
+	reqs := map[Mode]int{}
+	for _, mode := range []Mode{Step, Fast} {
+		rec, _, f := runFake(t, img, codeBase, mode)
+		lines[mode] = storyLines(rec)
+		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
+			steps[mode] = ends[0].Steps
+		}
+		reqs[mode] = f.stepReqs
+	}
+	if !slices.Equal(lines[Fast], lines[Step]) {
+		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
+	}
+	if !slices.Contains(lines[Fast], "#1 child left frame 1 createproc+8 to main+9 by ret createproc+10") {
+		t.Errorf("no child_return_past_frame by createproc's ret: %q", lines[Fast])
+	}
+	// The steps counted are those of fast mode without the merge (9;
+	// --step also steps finish), in one single-step fewer (10 without).
+	if steps[Fast] != 9 || reqs[Fast] != 9 {
+		t.Errorf("fast mode: %d steps counted, %d single-steps; want 9 and 9", steps[Fast], reqs[Fast])
+	}
+}
