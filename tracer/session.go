@@ -321,6 +321,7 @@ func (s *session) dispatch(st ptrace.Stop) {
 			return
 		}
 		delete(s.unknown, st.PID) // one killed before its creation event came (sweep)
+		s.wakeReaped(st.PID)      // a wake command's exit, reaped by this wait
 		return                    // an adopted orphan's exit, or a task already forgotten
 	}
 	ws := st.Status

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"time"
 
@@ -377,6 +378,23 @@ func (s *session) wakeTracer() bool {
 	s.wakes = append(s.wakes, p)
 	s.stopMu.Unlock()
 	return true
+}
+
+// wakeReaped forgets the wake command pid, which the tracer's wait4(-1)
+// has just reaped: its os.Process (a pidfd) is released now, not at the
+// end of the run — a story that blocks for minutes starts one a second
+// (armWake), and each kept a descriptor (752 after 12 minutes, found by
+// the review).
+func (s *session) wakeReaped(pid int) {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	for i, p := range s.wakes {
+		if p.Pid == pid {
+			_ = p.Release()
+			s.wakes = slices.Delete(s.wakes, i, i+1)
+			return
+		}
+	}
 }
 
 // reapWakes waits for the wake commands to end (each exits at once). The
