@@ -94,25 +94,31 @@ func TestGiveWayTimedSleep(t *testing.T) {
 		{arch.AMD64, 35, true}, {arch.AMD64, 230, true}, {arch.AMD64, 162, false}, {arch.AMD64, 202, false},
 		{arch.I386, 162, true}, {arch.I386, 267, true}, {arch.I386, 407, true}, {arch.I386, 230, false},
 	} {
-		f := newFakeProcs(t)
-		f.activity = map[int]activity{
-			10: {state: 'S', ran: 5, syscall: c.nr},
-			11: {state: 't', ran: 7, syscall: -1},
-		}
-		s := newSession(Config{CPU: -1}, f)
-		mm := &addrSpace{arch: c.a}
-		s.byPID[10] = &task{pid: 10, state: taskFollowed, proc: &process{tgid: 10, mm: mm}}
-		s.byPID[11] = &task{pid: 11, state: taskFollowed, proc: &process{tgid: 11, mm: mm}}
-		s.postponed[11] = ptrace.Stop{PID: 11}
-		var pr blockProbe
-		var err error
-		for start := time.Now(); time.Since(start) < 3*blockQuiet && err == nil; time.Sleep(10 * time.Millisecond) {
-			_, err = s.giveWay(10, &pr)
-		}
+		err := heldWait(t, c.a, activity{state: 'S', ran: 5, syscall: c.nr}, nil)
 		if cut := errors.Is(err, errBlocked); cut == c.timed {
 			t.Errorf("%s system call %d: cut %v (%v), want a cut: %v", c.a.Name, c.nr, cut, err, !c.timed)
 		}
 	}
+}
+
+// heldWait is a story waiting for task 10, asleep as waited says (its
+// descriptors fds), while vtrace keeps task 11's stop: what giveWay, asked
+// every 10 ms for 3*blockQuiet, decides (errBlocked: a cut).
+func heldWait(t *testing.T, a *arch.Arch, waited activity, fds map[[2]int]fakeFd) error {
+	f := newFakeProcs(t)
+	f.activity = map[int]activity{10: waited, 11: {state: 't', ran: 7, syscall: -1}}
+	f.fds = fds
+	s := newSession(Config{CPU: -1}, f)
+	mm := &addrSpace{arch: a}
+	s.byPID[10] = &task{pid: 10, state: taskFollowed, proc: &process{tgid: 10, mm: mm}}
+	s.byPID[11] = &task{pid: 11, state: taskFollowed, proc: &process{tgid: 11, mm: mm}}
+	s.postponed[11] = ptrace.Stop{PID: 11}
+	var pr blockProbe
+	var err error
+	for start := time.Now(); time.Since(start) < 3*blockQuiet && err == nil; time.Sleep(10 * time.Millisecond) {
+		_, err = s.giveWay(10, &pr)
+	}
+	return err
 }
 
 func TestGiveWayPollingSleep(t *testing.T) {
@@ -193,22 +199,8 @@ func TestGiveWayReadFed(t *testing.T) {
 		{"i386's 0 is restart_syscall", arch.I386, 0, fakeFd{kind: fdDevice}, false},
 		{"amd64's 3 is close", arch.AMD64, 3, fakeFd{kind: fdDevice}, false},
 	} {
-		f := newFakeProcs(t)
-		f.activity = map[int]activity{
-			10: {state: 'S', ran: 5, syscall: c.nr, args: [6]uint64{7}},
-			11: {state: 't', ran: 7, syscall: -1},
-		}
-		f.fds = map[[2]int]fakeFd{{10, 7}: c.fd}
-		s := newSession(Config{CPU: -1}, f)
-		mm := &addrSpace{arch: c.a}
-		s.byPID[10] = &task{pid: 10, state: taskFollowed, proc: &process{tgid: 10, mm: mm}}
-		s.byPID[11] = &task{pid: 11, state: taskFollowed, proc: &process{tgid: 11, mm: mm}}
-		s.postponed[11] = ptrace.Stop{PID: 11}
-		var pr blockProbe
-		var err error
-		for start := time.Now(); time.Since(start) < 3*blockQuiet && err == nil; time.Sleep(10 * time.Millisecond) {
-			_, err = s.giveWay(10, &pr)
-		}
+		err := heldWait(t, c.a, activity{state: 'S', ran: 5, syscall: c.nr, args: [6]uint64{7}},
+			map[[2]int]fakeFd{{10, 7}: c.fd})
 		if cut := errors.Is(err, errBlocked); cut == c.fed {
 			t.Errorf("%s: cut %v (%v), want a cut: %v", c.what, cut, err, !c.fed)
 		}
