@@ -9,8 +9,9 @@ import (
 )
 
 // A parent that spawns from the same %rsp and %rip through different
-// callers (testdata/spawncallers.c: g() realigns its frame, so h1's and
-// h2's calls reach the vfork with the same registers): each story's frames
+// callers (testdata/spawncallers.c: h1's and h2's frames are of one size,
+// so their calls reach the vfork with the same registers, wherever the
+// stack starts): each story's frames
 // name the callers of that call, as the program's structure says — the
 // unwind memo reuses a parent's last unwind only when the stack words the
 // frames were computed from are the same (a memo that compared registers
