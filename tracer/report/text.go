@@ -283,14 +283,22 @@ func (r *Text) storyFolded(st *Story) {
 // writerRun is how many global_write events at the head of evs, not libc's
 // bookkeeping, have the same writer (by, during) in a row.
 func writerRun(evs []event.Event) int {
+	return globalRun(evs, func(first, w *event.GlobalWrite) bool {
+		return w.Libc == "" && sameInsn(w.By, first.By) && sameInsn(w.During, first.During)
+	})
+}
+
+// globalRun is how many global_write events at the head of evs go with
+// the first as same says (0 when the head is none, or same rejects the
+// first itself).
+func globalRun(evs []event.Event, same func(first, w *event.GlobalWrite) bool) int {
 	first, ok := evs[0].(*event.GlobalWrite)
-	if !ok || first.Libc != "" {
+	if !ok || !same(first, first) {
 		return 0
 	}
 	n := 1
 	for _, ev := range evs[1:] {
-		w, ok := ev.(*event.GlobalWrite)
-		if !ok || w.Libc != "" || !sameInsn(w.By, first.By) || !sameInsn(w.During, first.During) {
+		if w, ok := ev.(*event.GlobalWrite); !ok || !same(first, w) {
 			break
 		}
 		n++
@@ -315,20 +323,10 @@ const minLibcFold = 3
 // libcRun is how many global_write events at the head of evs are libc's
 // bookkeeping of one variable, of one kind, in a row.
 func libcRun(evs []event.Event) int {
-	first, ok := evs[0].(*event.GlobalWrite)
-	if !ok || first.Libc == "" || first.Sym == nil || first.Sym.Sym == "" {
-		return 0
-	}
-	n := 1
-	for _, ev := range evs[1:] {
-		w, ok := ev.(*event.GlobalWrite)
-		if !ok || w.Libc != first.Libc || w.Area != first.Area || w.Sym == nil ||
-			w.Sym.Sym != first.Sym.Sym || w.Sym.Module != first.Sym.Module {
-			break
-		}
-		n++
-	}
-	return n
+	return globalRun(evs, func(first, w *event.GlobalWrite) bool {
+		return w.Libc != "" && w.Libc == first.Libc && w.Area == first.Area && w.Sym != nil && w.Sym.Sym != "" &&
+			w.Sym.Sym == first.Sym.Sym && w.Sym.Module == first.Sym.Module
+	})
 }
 
 // libcFolded tells a run of libcRun in one line: the variable, the
