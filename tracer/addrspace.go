@@ -326,19 +326,23 @@ const memPageSize = 4096
 // maxMemPages bounds the copy (a deep stack is unwound 64 frames at most).
 const maxMemPages = 16
 
+// page is the page at base read so far, or nil.
+func (m *pageMemory) page(base uint64) *memPage {
+	for i := range m.pages {
+		if m.pages[i].base == base {
+			return &m.pages[i]
+		}
+	}
+	return nil
+}
+
 // copyOut fills buf with the memory at addr from the pages read, if they
 // hold all of it.
 func (m *pageMemory) copyOut(addr uint64, buf []byte) bool {
 	for done := 0; done < len(buf); {
 		a := addr + uint64(done)
 		base := a &^ (memPageSize - 1)
-		var pg *memPage
-		for i := range m.pages {
-			if m.pages[i].base == base {
-				pg = &m.pages[i]
-				break
-			}
-		}
+		pg := m.page(base)
 		if pg == nil {
 			return false
 		}
@@ -353,13 +357,7 @@ func (m *pageMemory) ReadWord(addr uint64, size int) (uint64, error) {
 	if off+uint64(size) > memPageSize {
 		return m.s.readWord(m.pid, addr, size) // straddles two pages
 	}
-	var pg *memPage
-	for i := range m.pages {
-		if m.pages[i].base == base {
-			pg = &m.pages[i]
-			break
-		}
-	}
+	pg := m.page(base)
 	if pg == nil {
 		if len(m.pages) == maxMemPages {
 			return m.s.readWord(m.pid, addr, size)

@@ -50,12 +50,7 @@ func (s *session) plantAll(mm *addrSpace, pid int, addrs []uint64, owner int) er
 			bases = append(bases, a&^7)
 		}
 	}
-	words := make([][8]byte, len(bases))
-	bufs := make([][]byte, len(bases))
-	for i := range words {
-		bufs[i] = words[i][:]
-	}
-	failed := s.p.ReadRanges(pid, bases, bufs)
+	words, failed := s.readWords(pid, bases)
 	for i, base := range bases {
 		if contains(failed, i) {
 			for _, a := range addrs {
@@ -89,6 +84,17 @@ func (s *session) plantAll(mm *addrSpace, pid int, addrs []uint64, owner int) er
 	return nil
 }
 
+// readWords reads the aligned 8-byte words at bases in one batch; failed
+// are the indexes of those it could not read (ReadRanges).
+func (s *session) readWords(pid int, bases []uint64) (words [][8]byte, failed []int) {
+	words = make([][8]byte, len(bases))
+	bufs := make([][]byte, len(bases))
+	for i := range words {
+		bufs[i] = words[i][:]
+	}
+	return words, s.p.ReadRanges(pid, bases, bufs)
+}
+
 // unclaimMany drops story owner's claims on the int3s at addrs and removes
 // those no story needs any more: the words that hold them read in one
 // batch, where unplant would read each.
@@ -114,12 +120,7 @@ func (s *session) unclaimMany(mm *addrSpace, pid int, addrs []uint64, owner int)
 			bases = append(bases, bp.addr&^7)
 		}
 	}
-	words := make([][8]byte, len(bases))
-	bufs := make([][]byte, len(bases))
-	for i := range words {
-		bufs[i] = words[i][:]
-	}
-	failed := s.p.ReadRanges(pid, bases, bufs)
+	words, failed := s.readWords(pid, bases)
 	for i, base := range bases {
 		w := words[i]
 		for _, bp := range gone {
