@@ -135,21 +135,31 @@ func (t *Thread) Start(s StartSpec) (int, error) {
 		}
 		defer unix.RawSyscall(unix.SYS_PERSONALITY, old, 0, 0)
 	}
-	p, err := os.StartProcess(s.Path, s.Argv, &os.ProcAttr{
-		Env:   s.Env,
-		Files: s.Files,
+	// syscall.StartProcess, as os.StartProcess does it, without the
+	// os.Process: vtrace reaps every task with wait4(-1) itself, and
+	// os.StartProcess first tests, with a child of its own (a clone and
+	// a wait), whether the kernel gives a pidfd, then opens one.
+	env := s.Env
+	if env == nil {
+		env = syscall.Environ()
+	}
+	fds := make([]uintptr, len(s.Files))
+	for i, f := range s.Files {
+		fds[i] = f.Fd() // ^uintptr(0), closed in the child, for a nil file
+	}
+	pid, _, err := syscall.StartProcess(s.Path, s.Argv, &syscall.ProcAttr{
+		Env:   env,
+		Files: fds,
 		Sys:   &syscall.SysProcAttr{Ptrace: true},
 	})
+	runtime.KeepAlive(s.Files)
 	if err != nil {
+		err = &os.PathError{Op: "fork/exec", Path: s.Path, Err: err}
 		if errors.Is(err, unix.EPERM) {
 			return 0, fmt.Errorf("%w: %v", ErrNotPermitted, err)
 		}
 		return 0, err
 	}
-	pid := p.Pid
-	// Release the os.Process without waiting: vtrace reaps every task with
-	// wait4(-1) itself; os.Process.Wait would steal statuses.
-	_ = p.Release()
 	return pid, nil
 }
 
