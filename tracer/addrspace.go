@@ -231,18 +231,11 @@ func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error
 		return e.in, e.err
 	}
 	buf := s.insnBuf[:]
-	// An instruction may end right before an unmapped page: retry shorter,
-	// as long as the failed read crossed into the next page (a read that
-	// lies in pc's page fails as every shorter one from pc would: they
-	// read the same page).
+	// An instruction may end right before an unmapped page: retry shorter.
 	n := len(buf)
 	var err error
 	for ; n > 0; n -= 4 {
 		if err = s.p.ReadMem(pid, pc, buf[:n]); err == nil {
-			break
-		}
-		if pc%memPageSize+uint64(n) <= memPageSize {
-			n = 0
 			break
 		}
 	}
