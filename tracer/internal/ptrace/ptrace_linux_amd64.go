@@ -117,8 +117,8 @@ const stackReserve = 64 << 10
 // one step, while it is shallow. The tracer's stories run deep (a story,
 // its child's call, the report rendered at its verdict); grown on demand
 // from the 2 KiB Go starts a goroutine with, it was copied at each
-// doubling, every frame of
-// it walked each time (3% of the seed run's CPU; 32-64 KiB are used).
+// doubling, every frame of it walked each time (3% of the seed run's CPU;
+// 32-64 KiB are used).
 //
 //go:noinline
 func growStack() byte {
