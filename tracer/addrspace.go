@@ -55,6 +55,8 @@ type addrSpace struct {
 	exe   string
 	// unwound is the last unwind of a vfork parent here (capture.go).
 	unwound *unwindMemo
+	// blocks are blockAt's answers here (block.go).
+	blocks map[blockKey]*blockMemo
 	// maps keeps this memory's /proc/PID/maps open (refresh).
 	maps mapsHandle
 }
@@ -109,7 +111,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c.code, c.recent = map[uint64]*insnEntry{}, [len(c.recent)]recentInsn{}
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
-	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms = nil, nil, nil, nil, nil, nil
+	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms, c.blocks = nil, nil, nil, nil, nil, nil, nil
 	c.maps = mapsHandle{} // the file shows the parent's memory, not the copy
 	return &c
 }
