@@ -256,6 +256,13 @@ type unwindMemo struct {
 	err    error
 	// slots is the index of the frames' slots (recordFrames), once made.
 	slots map[uint64]slotInfo
+	// evFrames and frameFns are what recordFrames made of frames itself
+	// (not of a copy with other saved values), once made: the vfork
+	// events of a loop's stories share them (no one changes an event's
+	// frames, nor a story's frameFns), as they share the frames.
+	evFrames []event.Frame
+	frameFns []*event.Sym
+	evPID    int // the parent they name (RetStoredBy)
 }
 
 // unwinds counts the parents' unwinds made and reused, for KernelCalls.
@@ -348,6 +355,13 @@ const (
 // addresses and registers, which a reused unwind keeps, and no one
 // changes it after this.
 func (s *session) recordFrames(st *story, ev *event.Vfork, memo *unwindMemo) {
+	own := memo != nil && len(st.frames) > 0 && len(memo.frames) == len(st.frames) && &st.frames[0] == &memo.frames[0]
+	if own && memo.evFrames != nil && memo.slots != nil && memo.evPID == st.parent.pid {
+		// The memo's own frames, named in its Space (unwindParent reuses
+		// a memo only with the image's Space): as they were named.
+		st.slots, st.frameFns, ev.Frames = memo.slots, memo.frameFns, memo.evFrames
+		return
+	}
 	index := memo == nil || memo.slots == nil
 	if index {
 		n := 0
@@ -401,6 +415,9 @@ func (s *session) recordFrames(st *story, ev *event.Vfork, memo *unwindMemo) {
 			}
 		}
 		ev.Frames = append(ev.Frames, ef)
+	}
+	if own {
+		memo.evFrames, memo.frameFns, memo.evPID = ev.Frames, st.frameFns, st.parent.pid
 	}
 }
 
