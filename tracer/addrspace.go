@@ -30,6 +30,8 @@ type addrSpace struct {
 	// recent holds entries of code by pc modulo its size, looked up
 	// before code: a single-stepped loop's instructions without hashing.
 	recent [64]recentInsn
+	// blocks are blockAt's answers here, decoded from code (block.go).
+	blocks map[blockKey]*blockMemo
 	bps    map[uint64]*breakpoint
 	// removed are the addresses of int3s vtrace planted and took out
 	// again: a thread that ran into one just before it went is rewound
@@ -55,8 +57,6 @@ type addrSpace struct {
 	exe   string
 	// unwound is the last unwind of a vfork parent here (capture.go).
 	unwound *unwindMemo
-	// blocks are blockAt's answers here (block.go).
-	blocks map[blockKey]*blockMemo
 	// maps keeps this memory's /proc/PID/maps open (refresh).
 	maps mapsHandle
 }
@@ -109,9 +109,10 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c := *mm
 	c.pid = pid
 	c.code, c.recent = map[uint64]*insnEntry{}, [len(c.recent)]recentInsn{}
+	c.blocks = nil
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
-	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms, c.blocks = nil, nil, nil, nil, nil, nil, nil
+	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms = nil, nil, nil, nil, nil, nil
 	c.maps = mapsHandle{} // the file shows the parent's memory, not the copy
 	return &c
 }
