@@ -300,9 +300,15 @@ func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwin
 // as it did and every needed word holds the same value, it returns the
 // memo's frames, each saved-register value read again from its slot (the
 // word its read gave: the same reads, at the same addresses).
+//
+// The memo then takes those values (its frames a new slice: the ones
+// given before are not changed): a loop whose saved values change once,
+// between its first vfork and the next, gets the memo's own frames again
+// from then on (recordFrames shares what it made of them).
 func (m *unwindMemo) reuse(mem unwind.Memory) ([]unwind.Frame, bool) {
-	changed := false
-	for _, w := range m.deps.Reads {
+	var changed []int // the reads whose word changed (none of them needed)
+	var vals []uint64
+	for i, w := range m.deps.Reads {
 		v, err := mem.ReadWord(w.Addr, w.Size)
 		switch {
 		case (err != nil) != w.Failed:
@@ -311,10 +317,10 @@ func (m *unwindMemo) reuse(mem unwind.Memory) ([]unwind.Frame, bool) {
 		case w.Needed:
 			return nil, false
 		default:
-			changed = true
+			changed, vals = append(changed, i), append(vals, v)
 		}
 	}
-	if !changed {
+	if len(changed) == 0 {
 		return m.frames, true
 	}
 	frames := slices.Clone(m.frames)
@@ -329,6 +335,10 @@ func (m *unwindMemo) reuse(mem unwind.Memory) ([]unwind.Frame, bool) {
 		}
 		frames[i].Saved = saved
 	}
+	for k, i := range changed {
+		m.deps.Reads[i].Val = vals[k]
+	}
+	m.frames, m.evFrames, m.frameFns = frames, nil, nil
 	return frames, true
 }
 

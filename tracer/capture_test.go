@@ -88,8 +88,19 @@ func TestUnwindMemoRereadsSavedValues(t *testing.T) {
 	if got[0].Saved[1].Value != 4 || got[1].Saved[0].Value != 8 {
 		t.Errorf("saved values %+v %+v: want %%rbx 4 in inner's frame, 8 in main's", got[0].Saved, got[1].Saved)
 	}
-	if !reflect.DeepEqual(m.frames, keep) {
-		t.Errorf("the memo's frames changed: %+v, were %+v", m.frames, keep)
+	if !reflect.DeepEqual(frames, keep) {
+		t.Errorf("the frames given before changed: %+v, were %+v", frames, keep)
+	}
+	// The memo took the new values: the next vfork with them gets its
+	// own frames again.
+	if again, ok := m.reuse(mem); !ok || &again[0] != &got[0] || !reflect.DeepEqual(again, want) {
+		t.Errorf("the same saved values again: reuse = %v, %+v; want the frames given last", ok, again)
+	}
+	// Back to the first values: read again, as a new unwind gives them.
+	put(top-24, 3)
+	put(top-8, 7)
+	if back, ok := m.reuse(mem); !ok || !reflect.DeepEqual(back, keep) || &back[0] == &got[0] {
+		t.Errorf("the first saved values again: reuse = %v, %+v; want a copy equal to %+v", ok, back, keep)
 	}
 
 	// inner's return address changed (still code): the frames depend on it.
