@@ -172,11 +172,16 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 		return false, nil
 	}
 	now := time.Now()
+	// While a task that would run natively is kept (keepsRunnable), /proc
+	// is looked at from the start: the sleep is timed from the first look.
+	keeps := s.keepsRunnable()
 	if pr.start.IsZero() {
 		pr.start = now
-		return false, nil
+		if !keeps {
+			return false, nil
+		}
 	}
-	if now.Sub(pr.start) < blockQuiet || now.Sub(pr.checked) < pr.every {
+	if now.Sub(pr.start) < blockQuiet && !keeps || now.Sub(pr.checked) < pr.every {
 		return false, nil
 	}
 	pr.checked = now
@@ -212,13 +217,17 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 	if quiet < blockQuiet {
 		return false, nil
 	}
-	if quiet < blockLong && s.wakesAlone(pid, w.act, pr) {
-		// It wakes by itself, or the world wakes it: not taken for
-		// blocked before blockLong.
-		slower(blockLong / 6)
-		return false, nil
-	}
-	if quiet < blockLong {
+	// A task that would run natively, kept in a stop for an enclosing
+	// story while this one follows its parent (keepsRunnable), is held
+	// for as long as this sleep lasts, deadlock or not: the story gives
+	// way now rather than after blockLong.
+	if quiet < blockLong && !keeps {
+		if s.wakesAlone(pid, w.act, pr) {
+			// It wakes by itself, or the world wakes it: not taken
+			// for blocked before blockLong.
+			slower(blockLong / 6)
+			return false, nil
+		}
 		for tid, x := range pr.seen {
 			if tid != pid && (now.Sub(x.since) < blockQuiet || x.act.blocked() && s.wakesAlone(tid, x.act, pr)) {
 				// another task runs, or will when its sleep ends
@@ -238,6 +247,18 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 		t.adrift = true
 	}
 	return false, &blockedError{pid: pid, act: w.act, slept: quiet, held: s.heldNames()}
+}
+
+// keepsRunnable reports whether the story on top follows its parent (its
+// child gone) while vtrace keeps a stop of an enclosing story's task
+// (postponed): that task would run natively, and the program's timing
+// changes for as long as the followed parent sleeps (heldrunnable.c: a
+// shell's waitpid for a 2 s sleep held the program that started the shell
+// at an int3 for those 2 s; python's subprocess.run('sleep 3', shell=True,
+// timeout=0.1) never timed out).
+func (s *session) keepsRunnable() bool {
+	n := len(s.stories)
+	return n > 0 && s.stories[n-1].par.running && len(s.postponed) > 0
 }
 
 // runHeld runs now, nested, the stories of the held vforks that may run:
