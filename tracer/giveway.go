@@ -42,7 +42,12 @@ import (
 // a terminal, a device, a pipe or FIFO that a process vtrace does not
 // trace holds open for writing (stdinheld.c: a vfork child reads stdin a
 // shell writes late) — and another task's such read may wake it
-// (readsFed).
+// (readsFed). None of that waits, though, while the story on top follows
+// its parent and vtrace keeps a stop of an enclosing story's task
+// (keepsRunnable): that task would run natively, so every moment of the
+// sleep is time taken from the program (heldrunnable.c: a shell's waitpid
+// for its command held the program that started the shell); /proc is
+// looked at from the start and a sleep of blockQuiet is enough.
 // Then, in turn:
 //
 //  1. The held vforks get their turn (runHeld): those of a memory whose
