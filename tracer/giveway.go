@@ -47,7 +47,7 @@ import (
 // (keepsRunnable): that task would run natively, so every moment of the
 // sleep is time taken from the program (heldrunnable.c: a shell's waitpid
 // for its command held the program that started the shell); /proc is
-// looked at from the start and a sleep of blockQuiet is enough.
+// looked at from the start and a sleep of blockHeld is enough.
 // Then, in turn:
 //
 //  1. The held vforks get their turn (runHeld): those of a memory whose
@@ -79,6 +79,13 @@ import (
 const (
 	blockQuiet = 150 * time.Millisecond
 	blockLong  = 3 * time.Second
+	// blockHeld is how long a story following its parent lets it sleep
+	// while a task that would run natively is kept for an enclosing story
+	// (keepsRunnable): the time vtrace may take from the program. Longer
+	// than blockQuiet, so that a followed parent's short sleep (a 200 ms
+	// usleep while an enclosing story steps a task soon to block in
+	// waitpid: diesnested.c --step) does not cut its story.
+	blockHeld = 500 * time.Millisecond
 )
 
 // errBlocked cuts the story on top short: the task it waits for sleeps in
@@ -219,13 +226,13 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 		return false, nil
 	}
 	quiet := now.Sub(w.since)
-	if quiet < blockQuiet {
+	if quiet < blockQuiet || keeps && quiet < blockHeld {
 		return false, nil
 	}
 	// A task that would run natively, kept in a stop for an enclosing
 	// story while this one follows its parent (keepsRunnable), is held
 	// for as long as this sleep lasts, deadlock or not: the story gives
-	// way now rather than after blockLong.
+	// way after blockHeld rather than after blockLong.
 	if quiet < blockLong && !keeps {
 		if s.wakesAlone(pid, w.act, pr) {
 			// It wakes by itself, or the world wakes it: not taken
@@ -258,8 +265,8 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 // child gone) while vtrace keeps a stop of an enclosing story's task
 // (postponed): that task would run natively, and the program's timing
 // changes for as long as the followed parent sleeps (heldrunnable.c: a
-// shell's waitpid for a 2 s sleep held the program that started the shell
-// at an int3 for those 2 s; python's subprocess.run('sleep 3', shell=True,
+// shell's waitpid for a 3 s sleep held the program that started the shell
+// at an int3 for those 3 s; python's subprocess.run('sleep 3', shell=True,
 // timeout=0.1) never timed out).
 func (s *session) keepsRunnable() bool {
 	n := len(s.stories)

@@ -47,7 +47,7 @@ func TestStoriesGiveWay(t *testing.T) {
 		// the same child reads a byte of stdin, which the test (not
 		// traced) writes 600 ms later
 		{"stdinheld.c", []string{"-pthread"}, "", otherStory, true},
-		// the inner program's story follows its parent into a 2 s
+		// the inner program's story follows its parent into a 3 s
 		// waitpid while main() is kept at a trap of its own story: the
 		// inner story gives way (main() runs on, as natively: exit 0)
 		{"heldrunnable.c", nil, otherStory, "", false},

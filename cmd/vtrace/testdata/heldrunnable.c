@@ -1,7 +1,7 @@
 /*
  * TestStoriesGiveWay: a nested story that follows its parent while that
  * parent waits long keeps an enclosing story's task from running — which
- * natively runs. Build: cc -O0. Prints "run took less than 1 s", exits 0.
+ * natively runs. Build: cc -O0. Prints "run took less than 2 s", exits 0.
  *
  * Found wrapping python3's test suite: test_subprocess's
  * test_run_with_shell_timeout_and_capture_output, subprocess.run('sleep 3',
@@ -17,11 +17,12 @@
  * the return of run() to see whether it reads it) and then execs this
  * program as "inner". run() then spins 0.2 s and returns. The inner
  * program vforks a child that changes one of its globals (the inner
- * parent never reads it: it is followed for it) and execs sleep 2; the
+ * parent never reads it: it is followed for it) and execs sleep 3; the
  * inner parent waits for it. Natively run() takes 0.2 s. Ground truth:
- * both stories clean; the program must not be held: it measures run() and
- * exits 1 if it took 1 s or more. (vtrace held main() at the int3 at
- * run()'s return until the inner story ended, 2 s: exit 1.)
+ * both stories clean; the program must not be held for the sleep: it
+ * measures run() and exits 1 if it took 2 s or more. (vtrace held main()
+ * at the int3 at run()'s return until the inner story ended, 3 s: exit 1;
+ * now the inner story gives way after 500 ms, blockHeld: about 0.75 s.)
  */
 #include <stdio.h>
 #include <string.h>
@@ -75,7 +76,7 @@ static int inner(void)
 
 	if (pid == 0) {
 		touched = 1;
-		execl("/bin/sleep", "sleep", "2", (char *)NULL);
+		execl("/bin/sleep", "sleep", "3", (char *)NULL);
 		_exit(127);
 	}
 	if (pid < 0 || waitpid(pid, &st, 0) != pid)
@@ -96,6 +97,6 @@ int main(int argc, char **argv)
 	took = now() - t0;
 	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		return 2;
-	printf("run took %s 1 s\n", took < 1 ? "less than" : "at least");
-	return took >= 1;
+	printf("run took %s 2 s\n", took < 2 ? "less than" : "at least");
+	return took >= 2;
 }
