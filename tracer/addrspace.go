@@ -260,6 +260,17 @@ func (s *session) insnText(mm *addrSpace, in *disasm.Insn) string {
 	if in == nil {
 		return "(bad)"
 	}
+	if mm.space == nil {
+		// No symbols read yet (the watchpoint probe's store, at the
+		// exec stop): they are read only if an operand is to be named.
+		// Read now, they would be thrown away at the first vfork's
+		// refresh (libraries are mapped since).
+		named := false
+		t := in.FormatATT(func(a uint64) string { named = true; return s.symText(mm, a) })
+		if !named {
+			return t
+		}
+	}
 	_, cached := mm.cachedSpace()
 	if t, ok := mm.textCache[in]; ok && cached {
 		return t

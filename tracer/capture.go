@@ -473,6 +473,9 @@ func goroutineEntry(mm *addrSpace, ret uint64) bool {
 // stop's pc).
 func (s *session) prevInsn(mm *addrSpace, pid int, addr uint64) (*disasm.Insn, error) {
 	for _, n := range []uint64{2, 5, 6, 3, 7, 4, 8, 9, 10} {
+		if n > addr {
+			continue // it would start below address 0 (a pushed word that is no return address)
+		}
 		in, err := s.insnAt(mm, pid, addr-n)
 		if err == nil && uint64(in.Len) == n {
 			if in.Class == disasm.Call || in.Class == disasm.Syscall {
