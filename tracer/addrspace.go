@@ -30,6 +30,8 @@ type addrSpace struct {
 	// recent holds entries of code by pc modulo its size, looked up
 	// before code: a single-stepped loop's instructions without hashing.
 	recent [64]recentInsn
+	// blocks are blockAt's answers here, decoded from code (block.go).
+	blocks map[blockKey]*blockMemo
 	bps    map[uint64]*breakpoint
 	// removed are the addresses of int3s vtrace planted and took out
 	// again: a thread that ran into one just before it went is rewound
@@ -107,6 +109,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c := *mm
 	c.pid = pid
 	c.code, c.recent = map[uint64]*insnEntry{}, [len(c.recent)]recentInsn{}
+	c.blocks = nil
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
 	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms = nil, nil, nil, nil, nil, nil

@@ -225,7 +225,7 @@ func TestGiveWayReadFed(t *testing.T) {
 // that caught its system call is in that call still; one never caught is
 // not known to be blocked for good before blockLong.
 func TestGiveWaySyscallNotCaught(t *testing.T) {
-	run := func(acts []map[int]activity, fds map[[2]int]fakeFd, d time.Duration) (error, time.Duration) {
+	run := func(acts []map[int]activity, fds map[[2]int]fakeFd, d time.Duration) (time.Duration, error) {
 		f := newFakeProcs(t)
 		f.fds = fds
 		s := newSession(Config{CPU: -1}, f)
@@ -242,7 +242,7 @@ func TestGiveWaySyscallNotCaught(t *testing.T) {
 			_, err = s.giveWay(10, &pr)
 			time.Sleep(5 * time.Millisecond)
 		}
-		return err, time.Since(start)
+		return time.Since(start), err
 	}
 	held := activity{state: 't', ran: 7, syscall: -1}
 	notCaught := activity{state: 'S', ran: 3, syscall: sysRunning}
@@ -254,7 +254,7 @@ func TestGiveWaySyscallNotCaught(t *testing.T) {
 	for range 100 {
 		sleeper = append(sleeper, map[int]activity{10: {state: 'S', ran: 5, syscall: 61}, 11: held, 12: notCaught})
 	}
-	if err, took := run(sleeper, nil, 4*blockQuiet); err != nil {
+	if took, err := run(sleeper, nil, 4*blockQuiet); err != nil {
 		t.Errorf("another task in a timed sleep, its system call not caught later: %v after %v, want no cut", err, took)
 	}
 	// the waited task reads a terminal, not caught after the first looks
@@ -262,12 +262,12 @@ func TestGiveWaySyscallNotCaught(t *testing.T) {
 	for range 100 {
 		reader = append(reader, map[int]activity{10: {state: 'S', ran: 5, syscall: sysRunning}, 11: held})
 	}
-	if err, took := run(reader, map[[2]int]fakeFd{{10, 7}: {kind: fdDevice}}, 4*blockQuiet); err != nil {
+	if took, err := run(reader, map[[2]int]fakeFd{{10, 7}: {kind: fdDevice}}, 4*blockQuiet); err != nil {
 		t.Errorf("a read of a terminal, its system call not caught later: %v after %v, want no cut", err, took)
 	}
 	// never caught, nothing else runs: cut, but not before blockLong
 	never := []map[int]activity{{10: {state: 'S', ran: 5, syscall: sysRunning}, 11: held}}
-	if err, took := run(never, nil, blockLong+time.Second); !errors.Is(err, errBlocked) || took < blockLong {
+	if took, err := run(never, nil, blockLong+time.Second); !errors.Is(err, errBlocked) || took < blockLong {
 		t.Errorf("a sleep never caught: %v after %v, want errBlocked after %v", err, took, blockLong)
 	}
 }
