@@ -57,6 +57,8 @@ type addrSpace struct {
 	unwound *unwindMemo
 	// maps keeps this memory's /proc/PID/maps open (refresh).
 	maps mapsHandle
+	// watchPlan is the last plan of the memory watch (memory.go).
+	watchPlan *watchPlan
 }
 
 // mapsHandle is an address space's /proc/PID/maps, open (m not nil) or
@@ -109,7 +111,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c.code, c.recent = map[uint64]*insnEntry{}, [len(c.recent)]recentInsn{}
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
-	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms = nil, nil, nil, nil, nil, nil
+	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms, c.watchPlan = nil, nil, nil, nil, nil, nil, nil
 	c.maps = mapsHandle{} // the file shows the parent's memory, not the copy
 	return &c
 }

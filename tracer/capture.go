@@ -226,9 +226,10 @@ func (s *session) capture(st *story) error {
 // kernel ignores).
 func (s *session) unreadableNotes(st *story) {
 	sp, ok := st.mm.syms().(*symbols.Space)
-	if !ok {
+	if !ok || sp == s.unreadableOf {
 		return
 	}
+	s.unreadableOf = sp
 	for _, u := range sp.Unreadable() {
 		if s.unreadableNoted[u.Path] {
 			continue
