@@ -169,7 +169,7 @@ func (s *session) capture(st *story) error {
 	default:
 		ev.Mechanism = event.MechDiff
 	}
-	st.orig = make([]byte, st.hi-st.lo)
+	st.orig, st.shadow, st.scratch = s.regionBufs(st, int(st.hi-st.lo))
 	// The unwind read the pages of the frames at this same stop: the
 	// snapshot is taken from them when they hold all of it.
 	var err error
@@ -183,8 +183,7 @@ func (s *session) capture(st *story) error {
 		st.captured = true
 		return fmt.Errorf("snapshot parent stack [%#x,%#x): %w", st.lo, st.hi, err)
 	}
-	st.shadow = append([]byte(nil), st.orig...)
-	st.scratch = make([]byte, len(st.orig))
+	copy(st.shadow, st.orig)
 	if !st.copy {
 		// A copy cannot change the parent's globals: not snapshotted. (Its
 		// stack is, as for any story: the diff at the child's end shows it
@@ -218,6 +217,40 @@ func (s *session) capture(st *story) error {
 	}
 	return nil
 }
+
+// regionBufs returns the story's three buffers of n bytes for the live
+// region (orig, shadow, scratch), in one buffer kept from an ended story
+// when one is large enough (dropRegion gives it back).
+func (s *session) regionBufs(st *story, n int) (orig, shadow, scratch []byte) {
+	var b []byte
+	for i := len(s.regionFree) - 1; i >= 0; i-- {
+		if cap(s.regionFree[i]) >= 3*n {
+			b = s.regionFree[i][:3*n]
+			s.regionFree = slices.Delete(s.regionFree, i, i+1)
+			clear(b[:n]) // orig is read into; shadow is copied from it, scratch is read into before use
+			break
+		}
+	}
+	if b == nil {
+		b = make([]byte, 3*n)
+	}
+	st.regionBuf = b
+	return b[:n:n], b[n : 2*n : 2*n], b[2*n : 3*n : 3*n]
+}
+
+// dropRegion gives the story's live-region buffers back for the next
+// story (at most maxRegionFree kept: the stories in progress at once).
+func (s *session) dropRegion(st *story) {
+	if st.regionBuf == nil {
+		return
+	}
+	if len(s.regionFree) < maxRegionFree {
+		s.regionFree = append(s.regionFree, st.regionBuf)
+	}
+	st.regionBuf, st.orig, st.shadow, st.scratch = nil, nil, nil, nil
+}
+
+const maxRegionFree = 4
 
 // unreadableNotes says, once per file in a run (a note of the run, not of
 // the story that met it first), which files mapped with code could not be

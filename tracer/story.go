@@ -47,6 +47,7 @@ type snapshot struct {
 	// are the child's, the parent's slots there are watched (0: none).
 	ownHi                 uint64
 	orig, shadow, scratch []byte
+	regionBuf             []byte // holds orig, shadow and scratch (regionBufs)
 	slots                 map[uint64]slotInfo
 	call                  cloneCall // the vfork, clone or clone3 call, decoded (capture.go)
 	// copy: the child has a copy of the parent's memory (CLONE_VFORK
@@ -164,6 +165,7 @@ func (s *session) storyOnce(p *task, prev taskState) (again bool, err error) {
 		s.stories = s.stories[:len(s.stories)-1]
 		st.dropGlobals()
 		s.letGo(st, prev)
+		s.dropRegion(st)
 	}()
 
 	err = s.begin(st)
