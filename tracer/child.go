@@ -136,6 +136,10 @@ func (s *session) followChild(st *story) error {
 	if err := s.awaitFirstStop(st.child); err != nil {
 		return err
 	}
+	// The child's exec stop waits for its program's path (childEnded):
+	// the first time the child is let run, /proc/PID/exe is looked up
+	// meanwhile (resume).
+	s.lookUpExe = st.child.pid
 	if !st.stepChild {
 		return s.runChildFree(st)
 	}
