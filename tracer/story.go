@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -355,6 +356,30 @@ func (s *session) awaitFirstStop(c *task) error {
 func (st *story) inRegion(a uint64) bool {
 	return a >= st.lo && a+uint64(st.word) <= st.hi
 }
+
+// eachChanged calls fn, by address, with every word of the live region
+// whose last seen value (shadow) is not the snapshot's (orig): before and
+// after. Equal stretches are skipped regionChunk bytes at a time (a
+// posix_spawn child leaves the parent's stack as it was).
+func (st *story) eachChanged(fn func(a, before, after uint64)) {
+	w := uint64(st.word)
+	n := st.hi - st.lo
+	for off := uint64(0); off < n; off += regionChunk {
+		end := min(off+regionChunk, n)
+		if bytes.Equal(st.orig[off:end], st.shadow[off:end]) {
+			continue
+		}
+		// regionChunk is a multiple of the word: a word lies in one chunk.
+		for a := st.lo + off; a < st.lo+end && a+w <= st.hi; a += w {
+			if before, after := st.wordAt(st.orig, a), st.wordAt(st.shadow, a); before != after {
+				fn(a, before, after)
+			}
+		}
+	}
+}
+
+// regionChunk is eachChanged's unit of comparison.
+const regionChunk = 256
 
 func (st *story) wordAt(buf []byte, a uint64) uint64 {
 	off := a - st.lo
