@@ -353,6 +353,28 @@ func (m *pageMemory) copyOut(addr uint64, buf []byte) bool {
 	return true
 }
 
+// read fills buf with the memory at addr through the pages, reading each
+// page it needs whole the first time (while there is room for it).
+func (m *pageMemory) read(addr uint64, buf []byte) error {
+	for base := addr &^ (memPageSize - 1); base < addr+uint64(len(buf)); base += memPageSize {
+		if m.page(base) != nil {
+			continue
+		}
+		if len(m.pages) == maxMemPages {
+			return m.s.p.ReadMem(m.pid, addr, buf)
+		}
+		m.pages = append(m.pages, memPage{base: base})
+		if err := m.s.p.ReadMem(m.pid, base, m.pages[len(m.pages)-1].data[:]); err != nil {
+			m.pages = m.pages[:len(m.pages)-1]
+			return m.s.p.ReadMem(m.pid, addr, buf)
+		}
+	}
+	if !m.copyOut(addr, buf) {
+		return m.s.p.ReadMem(m.pid, addr, buf)
+	}
+	return nil
+}
+
 func (m *pageMemory) ReadWord(addr uint64, size int) (uint64, error) {
 	base := addr &^ (memPageSize - 1)
 	off := addr - base

@@ -62,6 +62,11 @@ func (c cloneCall) memory() cloneMemory {
 // %rsi; %ebx, %ecx); clone3's are in the struct clone_args its first
 // argument points to.
 func (s *session) cloneCallAt(pid int, regs *arch.Regs) cloneCall {
+	return cloneCallIn(regs, func(addr uint64, buf []byte) error { return s.p.ReadMem(pid, addr, buf) })
+}
+
+// cloneCallIn is cloneCallAt, reading the task's memory with read.
+func cloneCallIn(regs *arch.Regs, read func(addr uint64, buf []byte) error) cloneCall {
 	var c cloneCall
 	switch name := sysName(regs.Arch, regs.OrigAX); name {
 	case "vfork":
@@ -75,7 +80,7 @@ func (s *session) cloneCallAt(pid int, regs *arch.Regs) cloneCall {
 		// struct clone_args: flags, pidfd, child_tid, parent_tid,
 		// exit_signal, stack, stack_size, ... (all 64-bit).
 		var args [64]byte
-		if s.p.ReadMem(pid, regs.SyscallArg(0), args[:]) == nil {
+		if read(regs.SyscallArg(0), args[:]) == nil {
 			c.flags, c.flagsRead = binary.LittleEndian.Uint64(args[0:]), true
 			if base := binary.LittleEndian.Uint64(args[40:]); base != 0 {
 				c.childSP = base + binary.LittleEndian.Uint64(args[48:])
@@ -124,7 +129,7 @@ func (s *session) capture(st *story) error {
 
 	var unwindErr error
 	var mem *pageMemory
-	st.frames, mem, unwindErr = s.unwindParent(st.mm, p.pid, regs)
+	st.frames, mem, unwindErr = s.unwindParent(st.mm, st.stopMem, regs)
 	// The memo of the image's unwind has these frames (reused or just
 	// made), but for their saved values: their slots are its slots.
 	memo := st.mm.unwound
@@ -302,11 +307,11 @@ var unwinds struct{ done, reused atomic.Int64 }
 //
 // It also returns the pages it read, valid while the task stays in this
 // stop (and until the next unwind: their buffers are reused).
-func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwind.Frame, *pageMemory, error) {
+func (s *session) unwindParent(mm *addrSpace, mem *pageMemory, regs *arch.Regs) ([]unwind.Frame, *pageMemory, error) {
 	sp, _ := mm.syms().(*symbols.Space)
-	// The task stays stopped: its pages serve both. Their buffers are the
-	// last unwind's (nothing keeps a page).
-	mem := &pageMemory{s: s, pid: pid, pages: s.unwindPages[:0]}
+	// The task stays stopped: its pages serve both (and served begin's
+	// read of the clone3 arguments). Their buffers are the last unwind's
+	// (nothing keeps a page).
 	defer func() { s.unwindPages = mem.pages[:0] }()
 	if m := mm.unwound; m != nil && sp != nil && m.space == sp && m.regs.Arch == regs.Arch && sameRegs(&m.regs, regs, m.deps.Regs) {
 		if frames, ok := m.reuse(mem); ok {

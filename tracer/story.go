@@ -49,8 +49,11 @@ type snapshot struct {
 	ownHi                 uint64
 	orig, shadow, scratch []byte
 	regionBuf             []byte // holds orig, shadow and scratch (regionBufs)
-	slots                 map[uint64]slotInfo
-	call                  cloneCall // the vfork, clone or clone3 call, decoded (capture.go)
+	// stopMem reads the parent's memory a page at a time while it stays in
+	// its vfork event stop (begin, then capture's unwind).
+	stopMem *pageMemory
+	slots   map[uint64]slotInfo
+	call    cloneCall // the vfork, clone or clone3 call, decoded (capture.go)
 	// copy: the child has a copy of the parent's memory (CLONE_VFORK
 	// without CLONE_VM): the parent waits for it as for a vfork child,
 	// but nothing it does reaches the parent.
@@ -272,7 +275,10 @@ func (s *session) begin(st *story) error {
 	if c == nil {
 		c = s.newTask(p, int(msg), false, true)
 	}
-	st.call = s.cloneCallAt(p.pid, &st.regs0)
+	// The parent stays in this stop until capture is done: the pages read
+	// for the clone3 arguments (on its stack) serve its unwind too.
+	st.stopMem = &pageMemory{s: s, pid: p.pid, pages: s.unwindPages[:0]}
+	st.call = cloneCallIn(&st.regs0, st.stopMem.read)
 	switch st.call.memory() {
 	case memCopy:
 		st.copy = true
