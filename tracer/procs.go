@@ -191,7 +191,7 @@ func (l livePtrace) Arch(pid int) (*arch.Arch, error) {
 }
 
 func (livePtrace) ExePath(pid int) string {
-	p, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	p, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 	return p
 }
 
