@@ -86,6 +86,9 @@ type blockedError struct {
 	act   activity
 	slept time.Duration
 	held  []string
+	// others is what the other traced tasks were doing at that look
+	// (sawOthers): why none of them was counted on to wake pid.
+	others []string
 }
 
 func (e *blockedError) Error() string {
@@ -93,8 +96,12 @@ func (e *blockedError) Error() string {
 	if e.act.syscall >= 0 {
 		in = fmt.Sprintf(" in system call %d", e.act.syscall)
 	}
-	return fmt.Sprintf("task %d slept in the kernel%s (state %c) for %d ms without running while vtrace held %s: the story gave way",
+	msg := fmt.Sprintf("task %d slept in the kernel%s (state %c) for %d ms without running while vtrace held %s: the story gave way",
 		e.pid, in, e.act.state, e.slept.Milliseconds(), strings.Join(e.held, ", "))
+	if len(e.others) > 0 {
+		msg += "; the other tasks: " + strings.Join(e.others, ", ")
+	}
+	return msg
 }
 
 func (e *blockedError) Unwrap() error { return errBlocked }
@@ -237,7 +244,28 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 	if t := s.byPID[pid]; t != nil {
 		t.adrift = true
 	}
-	return false, &blockedError{pid: pid, act: w.act, slept: quiet, held: s.heldNames()}
+	return false, &blockedError{pid: pid, act: w.act, slept: quiet, held: s.heldNames(), others: s.sawOthers(pid, pr, now)}
+}
+
+// sawOthers says, for the note of a story that gives way on pid, what each
+// other traced task was doing at the look that decided it: its state, the
+// system call it slept in, and for how long it had not run.
+func (s *session) sawOthers(pid int, pr *blockProbe, now time.Time) []string {
+	var out []string
+	for tid, x := range pr.seen {
+		if tid == pid {
+			continue
+		}
+		d := fmt.Sprintf("%d (state %c", tid, x.act.state)
+		if s.byPID[tid] == nil {
+			d = fmt.Sprintf("%d (gone", tid)
+		} else if x.act.syscall >= 0 {
+			d += fmt.Sprintf(", in system call %d", x.act.syscall)
+		}
+		out = append(out, fmt.Sprintf("%s, not run for %d ms)", d, now.Sub(x.since).Milliseconds()))
+	}
+	slices.Sort(out)
+	return out
 }
 
 // runHeld runs now, nested, the stories of the held vforks that may run:

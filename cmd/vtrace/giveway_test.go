@@ -106,7 +106,11 @@ func TestStoriesGiveWay(t *testing.T) {
 							wantVerdict, wantReasons = event.Clean, []event.Reason{} // judged on what was seen: the parent's read is not
 						}
 						if got := vv.Incomplete == "blocked"; got != wantCut || (!wantCut && vv.Incomplete != "") {
-							t.Errorf("%s's story %d: incomplete %q, cut short as blocked: want %v", who, vv.Vfork, vv.Incomplete, wantCut)
+							var why []string
+							for _, n := range ofVfork[*event.Note](r, vv.Vfork) {
+								why = append(why, string(n.Code)+": "+n.Msg)
+							}
+							t.Errorf("%s's story %d: incomplete %q, cut short as blocked: want %v (took %v; notes: %q)", who, vv.Vfork, vv.Incomplete, wantCut, took, why)
 						}
 						if vv.Verdict != wantVerdict || !slices.Equal(vv.Reasons, wantReasons) {
 							t.Errorf("%s's story %d: %s %v, want %s %v", who, vv.Vfork, vv.Verdict, vv.Reasons, wantVerdict, wantReasons)
