@@ -353,6 +353,35 @@ func (m *pageMemory) copyOut(addr uint64, buf []byte) bool {
 	return true
 }
 
+// prefetch reads, in one batch, the pages holding the words at addrs that
+// are not read yet (as many as there is room for). A page that cannot be
+// read is left out: ReadWord then reads its words alone, and fails as
+// they do.
+func (m *pageMemory) prefetch(addrs []uint64) {
+	n := len(m.pages)
+	for _, a := range addrs {
+		base := a &^ (memPageSize - 1)
+		if len(m.pages) == maxMemPages {
+			break
+		}
+		if m.page(base) == nil {
+			m.pages = append(m.pages, memPage{base: base})
+		}
+	}
+	if len(m.pages) == n {
+		return
+	}
+	bases := make([]uint64, 0, len(m.pages)-n)
+	bufs := make([][]byte, 0, len(m.pages)-n)
+	for i := n; i < len(m.pages); i++ {
+		bases, bufs = append(bases, m.pages[i].base), append(bufs, m.pages[i].data[:])
+	}
+	failed := m.s.p.ReadRanges(m.pid, bases, bufs)
+	for i := len(failed) - 1; i >= 0; i-- { // failed is in increasing order
+		m.pages = slices.Delete(m.pages, n+failed[i], n+failed[i]+1)
+	}
+}
+
 // read fills buf with the memory at addr through the pages, reading each
 // page it needs whole the first time (while there is room for it).
 func (m *pageMemory) read(addr uint64, buf []byte) error {

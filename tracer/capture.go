@@ -328,6 +328,18 @@ func (s *session) unwindParent(mm *addrSpace, mem *pageMemory, regs *arch.Regs) 
 	return frames, mem, err
 }
 
+// addrs are the addresses of the words the memo's unwind read.
+func (m *unwindMemo) addrs() []uint64 {
+	if m.deps == nil {
+		return nil
+	}
+	out := make([]uint64, len(m.deps.Reads))
+	for i, w := range m.deps.Reads {
+		out[i] = w.Addr
+	}
+	return out
+}
+
 // reuse reads the memo's words again: when every read fails or succeeds
 // as it did and every needed word holds the same value, it returns the
 // memo's frames, each saved-register value read again from its slot (the

@@ -278,6 +278,11 @@ func (s *session) begin(st *story) error {
 	// The parent stays in this stop until capture is done: the pages read
 	// for the clone3 arguments (on its stack) serve its unwind too.
 	st.stopMem = &pageMemory{s: s, pid: p.pid, pages: s.unwindPages[:0]}
+	if m := st.mm.unwound; m != nil {
+		// The last unwind here is likely to be reused (a program that
+		// spawns in a loop): the pages its words are on, in one read.
+		st.stopMem.prefetch(m.addrs())
+	}
 	st.call = cloneCallIn(&st.regs0, st.stopMem.read)
 	switch st.call.memory() {
 	case memCopy:
