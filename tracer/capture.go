@@ -157,6 +157,7 @@ func (s *session) capture(st *story) error {
 
 	var capped bool
 	st.lo, st.hi, st.ownHi, capped = liveRegion(st, childSP)
+	st.mm.lastRegion = [2]uint64{st.lo, st.hi}
 	ev.Live = event.Region{Lo: event.Addr(st.lo), Hi: event.Addr(st.hi)}
 
 	// A copy is run free in every mode: nothing it does reaches the

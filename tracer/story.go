@@ -280,8 +280,14 @@ func (s *session) begin(st *story) error {
 	st.stopMem = &pageMemory{s: s, pid: p.pid, pages: s.unwindPages[:0]}
 	if m := st.mm.unwound; m != nil {
 		// The last unwind here is likely to be reused (a program that
-		// spawns in a loop): the pages its words are on, in one read.
-		st.stopMem.prefetch(m.addrs())
+		// spawns in a loop): the pages its words are on and those of the
+		// live region it gave (snapshotted from them: capture), in one
+		// read.
+		addrs := m.addrs()
+		for a := st.mm.lastRegion[0] &^ (memPageSize - 1); a < st.mm.lastRegion[1]; a += memPageSize {
+			addrs = append(addrs, a)
+		}
+		st.stopMem.prefetch(addrs)
 	}
 	st.call = cloneCallIn(&st.regs0, st.stopMem.read)
 	switch st.call.memory() {
