@@ -60,9 +60,10 @@ type addrSpace struct {
 	// watchPlan is the last plan of the memory watch (memory.go).
 	watchPlan *watchPlan
 	// lastRegion is the live region of the last vfork parent here
-	// [lo, hi) (capture.go): the next one's pages are read with its
-	// unwind's (story.go: begin).
+	// [lo, hi), and lastPages the pages read at its vfork event stop
+	// (capture.go): the next vfork's begin reads them in one batch.
 	lastRegion [2]uint64
+	lastPages  []uint64
 }
 
 // mapsHandle is an address space's /proc/PID/maps, open (m not nil) or
@@ -117,7 +118,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c.removed = map[uint64]bool{}
 	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms, c.watchPlan = nil, nil, nil, nil, nil, nil, nil
 	c.maps = mapsHandle{} // the file shows the parent's memory, not the copy
-	c.lastRegion = [2]uint64{}
+	c.lastRegion, c.lastPages = [2]uint64{}, nil
 	return &c
 }
 

@@ -95,6 +95,17 @@ func cloneCallIn(regs *arch.Regs, read func(addr uint64, buf []byte) error) clon
 // live stack, and emits the vfork event that opens the story.
 func (s *session) capture(st *story) error {
 	p, regs := st.parent, &st.regs0
+	defer func() {
+		// The pages read in this stop are where the next vfork here
+		// (a loop of spawns) reads again: begin reads them in one batch.
+		st.mm.lastPages = st.mm.lastPages[:0]
+		if st.stopMem != nil {
+			for _, pg := range st.stopMem.pages {
+				st.mm.lastPages = append(st.mm.lastPages, pg.base)
+			}
+		}
+		st.stopMem = nil // valid in this stop only
+	}()
 	ev := &event.Vfork{Header: s.hdr("vfork", p.pid), Vfork: st.id, Child: st.child.pid, SP: event.Addr(regs.SP())}
 	call := st.call
 	ev.Syscall = call.name
@@ -327,18 +338,6 @@ func (s *session) unwindParent(mm *addrSpace, mem *pageMemory, regs *arch.Regs) 
 		mm.unwound = &unwindMemo{space: sp, regs: *regs, deps: deps, frames: frames, err: err}
 	}
 	return frames, mem, err
-}
-
-// addrs are the addresses of the words the memo's unwind read.
-func (m *unwindMemo) addrs() []uint64 {
-	if m.deps == nil {
-		return nil
-	}
-	out := make([]uint64, len(m.deps.Reads))
-	for i, w := range m.deps.Reads {
-		out[i] = w.Addr
-	}
-	return out
 }
 
 // reuse reads the memo's words again: when every read fails or succeeds

@@ -147,7 +147,7 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 		m.tp = tp
 		if ok {
 			m.tls = sp.TLSBlocks(tp, func(a uint64, size int) (uint64, bool) {
-				v, err := s.readWord(st.parent.pid, a, size)
+				v, err := st.stopMem.ReadWord(a, size) // the parent is in its vfork event stop
 				return v, err == nil
 			})
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/vtrace/vtrace/tracer/event"
@@ -278,17 +279,15 @@ func (s *session) begin(st *story) error {
 	// The parent stays in this stop until capture is done: the pages read
 	// for the clone3 arguments (on its stack) serve its unwind too.
 	st.stopMem = &pageMemory{s: s, pid: p.pid, pages: s.unwindPages[:0]}
-	if m := st.mm.unwound; m != nil {
-		// The last unwind here is likely to be reused (a program that
-		// spawns in a loop): the pages its words are on and those of the
-		// live region it gave (snapshotted from them: capture), in one
-		// read.
-		addrs := m.addrs()
-		for a := st.mm.lastRegion[0] &^ (memPageSize - 1); a < st.mm.lastRegion[1]; a += memPageSize {
-			addrs = append(addrs, a)
-		}
-		st.stopMem.prefetch(addrs)
+	// A program that spawns in a loop vforks from the same frames: the
+	// pages the last vfork here read (its unwind's words, the clone3
+	// arguments, the TLS words) and those of its live region (the
+	// snapshot is taken from them: capture), in one read.
+	addrs := slices.Clone(st.mm.lastPages)
+	for a := st.mm.lastRegion[0] &^ (memPageSize - 1); a < st.mm.lastRegion[1]; a += memPageSize {
+		addrs = append(addrs, a)
 	}
+	st.stopMem.prefetch(addrs)
 	st.call = cloneCallIn(&st.regs0, st.stopMem.read)
 	switch st.call.memory() {
 	case memCopy:
