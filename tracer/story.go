@@ -51,7 +51,8 @@ type snapshot struct {
 	orig, shadow, scratch []byte
 	regionBuf             []byte // holds orig, shadow and scratch (regionBufs)
 	// stopMem reads the parent's memory a page at a time while it stays in
-	// its vfork event stop (begin, then capture's unwind).
+	// its vfork event stop (begin, then capture: the unwind, the live
+	// region's snapshot, the TLS words); nil after capture.
 	stopMem *pageMemory
 	slots   map[uint64]slotInfo
 	call    cloneCall // the vfork, clone or clone3 call, decoded (capture.go)
@@ -277,7 +278,7 @@ func (s *session) begin(st *story) error {
 		c = s.newTask(p, int(msg), false, true)
 	}
 	// The parent stays in this stop until capture is done: the pages read
-	// for the clone3 arguments (on its stack) serve its unwind too.
+	// here (the clone3 arguments are on its stack) serve capture too.
 	st.stopMem = &pageMemory{s: s, pid: p.pid, pages: s.unwindPages[:0]}
 	// A program that spawns in a loop vforks from the same frames: the
 	// pages the last vfork here read (its unwind's words, the clone3
