@@ -140,7 +140,7 @@ T0=$SECONDS
 say "(1) badvfork: $RUNS interleaved runs each of untraced, vtrace fast (full report), vtrace --step, strace -f; then $GDB_RUNS of gdb"
 declare -a W_NAT W_FAST W_STEP W_STRACE W_GDB C_NAT C_FAST C_STRACE
 for ((i = 1; i <= RUNS; i++)); do
-  timed /dev/null "$OUT/nat.err" taskset -c "$CPU" "$T/badvfork"
+  timed /dev/null "$OUT/nat.err" --cpu "$CPU" "$T/badvfork"
   W_NAT+=("$US") C_NAT+=("$CPUUS")
   [[ $RC == 139 ]] || note "untraced badvfork exited $RC (expected 139, SIGSEGV)"
   timed /dev/null "$OUT/fast.err" "$VTRACE" run --no-aslr --cpu "$CPU" "$T/badvfork"
@@ -151,13 +151,13 @@ for ((i = 1; i <= RUNS; i++)); do
   W_STEP+=("$US")
   [[ $RC == 1 && $(cat "$OUT/step.err") == violation ]] ||
     note "vtrace --step on badvfork: exit $RC, stderr '$(head -c 200 "$OUT/step.err")' (expected 1, 'violation')"
-  timed /dev/null "$OUT/strace.err" taskset -c "$CPU" strace -f -o /dev/null "$T/badvfork"
+  timed /dev/null "$OUT/strace.err" --cpu "$CPU" strace -f -o /dev/null "$T/badvfork"
   W_STRACE+=("$US") C_STRACE+=("$CPUUS")
   [[ $RC == 139 ]] || note "strace -f badvfork exited $RC (expected 139)"
 done
 # gdb's runs (a second each) in a loop of their own
 for ((i = 1; i <= GDB_RUNS; i++)); do
-  timed "$OUT/gdb.$i.out" "$OUT/gdb.$i.err" taskset -c "$CPU" gdb -q -nx -batch -x scripts/bench-gdb.py --args "$T/badvfork"
+  timed "$OUT/gdb.$i.out" "$OUT/gdb.$i.err" --cpu "$CPU" gdb -q -nx -batch -x scripts/bench-gdb.py --args "$T/badvfork"
   W_GDB+=("$US")
   nf=$(grep -c '^gdb-fact:' "$OUT/gdb.$i.out")
   [[ $RC == 0 && $nf == 5 ]] || note "gdb run $i: exit $RC, $nf facts (expected 0 and 5), see $OUT/gdb.$i.out"

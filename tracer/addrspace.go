@@ -30,6 +30,8 @@ type addrSpace struct {
 	// recent holds entries of code by pc modulo its size, looked up
 	// before code: a single-stepped loop's instructions without hashing.
 	recent [64]recentInsn
+	// blocks are blockAt's answers here, decoded from code (block.go).
+	blocks map[blockKey]*blockMemo
 	bps    map[uint64]*breakpoint
 	// removed are the addresses of int3s vtrace planted and took out
 	// again: a thread that ran into one just before it went is rewound
@@ -114,6 +116,7 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c := *mm
 	c.pid = pid
 	c.code, c.recent = map[uint64]*insnEntry{}, [len(c.recent)]recentInsn{}
+	c.blocks = nil
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
 	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms, c.watchPlan = nil, nil, nil, nil, nil, nil, nil
@@ -267,6 +270,17 @@ func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error
 func (s *session) insnText(mm *addrSpace, in *disasm.Insn) string {
 	if in == nil {
 		return "(bad)"
+	}
+	if mm.space == nil {
+		// No symbols read yet (the watchpoint probe's store, at the
+		// exec stop): they are read only if an operand is to be named.
+		// Read now, they would be thrown away at the first vfork's
+		// refresh (libraries are mapped since).
+		named := false
+		t := in.FormatATT(func(a uint64) string { named = true; return s.symText(mm, a) })
+		if !named {
+			return t
+		}
 	}
 	_, cached := mm.cachedSpace()
 	if t, ok := mm.textCache[in]; ok && cached {

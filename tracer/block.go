@@ -3,7 +3,9 @@ package tracer
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
+	"sync/atomic"
 
 	"golang.org/x/arch/x86/x86asm"
 
@@ -88,13 +90,109 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 	if _, planted := st.mm.bps[in.PC]; planted {
 		return nil // stepped over as the predictor leaves it: with the pc certain
 	}
+	key := blockKey{start: in.PC, sp: r.regs.SP()}
+	if m := st.mm.blocks[key]; m != nil && m.holds(st) {
+		blockMemos.reused.Add(1)
+		return m.b
+	}
+	blockMemos.decoded.Add(1)
 	b := s.decodeBlock(r, in.PC, false)
+	pcs := r.block.looked(r.blockPCs[:0], in.PC)
 	if r.block.back && (b == nil || b.cyclic()) {
 		// A loop, or backward paths that do not make a block (too many
 		// exits, two stack pointers at one pc): as without them.
 		b = s.decodeBlock(r, in.PC, true)
+		pcs = r.block.looked(pcs, in.PC)
 	}
+	r.blockPCs = pcs[:0]
+	st.mm.keepBlock(key, b, st, pcs)
 	return b
+}
+
+// A block depends on its start, the stack pointer there, the code (what
+// insnAt gives for a pc never changes in an image), the int3s planted at
+// the instructions the decoding looked at (exits), the parent's live
+// region and the watched ranges (blockStoresOK): a child that vforks from
+// the same place in a loop (python's _posixsubprocess) decodes the same
+// blocks at every story. blockAt keeps its answers per image, for blocks
+// decoded where no int3 was planted, and gives one again while the live
+// region and the watched ranges are the same and no int3 is planted there.
+type blockKey struct{ start, sp uint64 }
+
+// blockMemo is blockAt's answer for a blockKey: b (nil: no block there; a
+// copy of what decodeBlock made, which no one changes) and what it was
+// decoded with.
+type blockMemo struct {
+	b      *block
+	lo, hi uint64
+	ranges [][2]uint64 // the watched ranges (none: no watch)
+	pcs    []uint64    // the pcs the decoding looked at, but the start
+}
+
+// blockMemos counts blockAt's answers decoded and reused, for KernelCalls.
+var blockMemos struct{ decoded, reused atomic.Int64 }
+
+// maxBlockMemos bounds an image's block memos (all dropped when full).
+const maxBlockMemos = 256
+
+// holds reports whether the memo's answer is blockAt's for st now.
+func (m *blockMemo) holds(st *story) bool {
+	if m.lo != st.lo || m.hi != st.hi {
+		return false
+	}
+	var rs []memRange
+	if st.mem != nil {
+		rs = st.mem.ranges
+	}
+	if len(rs) != len(m.ranges) {
+		return false
+	}
+	for i := range rs {
+		if rs[i].lo != m.ranges[i][0] || rs[i].hi != m.ranges[i][1] {
+			return false
+		}
+	}
+	for _, pc := range m.pcs {
+		if _, planted := st.mm.bps[pc]; planted {
+			return false
+		}
+	}
+	return true
+}
+
+// looked appends to pcs the pcs the last decoding looked at (every pc it
+// entered; start excluded).
+func (b *block) looked(pcs []uint64, start uint64) []uint64 {
+	for pc := range b.depth {
+		if pc != start {
+			pcs = append(pcs, pc)
+		}
+	}
+	return pcs
+}
+
+// keepBlock keeps blockAt's answer b for key, decoded for st after looking
+// at pcs, unless an int3 was planted at one of them.
+func (mm *addrSpace) keepBlock(key blockKey, b *block, st *story, pcs []uint64) {
+	for _, pc := range pcs {
+		if _, planted := mm.bps[pc]; planted {
+			return
+		}
+	}
+	if mm.blocks == nil || len(mm.blocks) >= maxBlockMemos {
+		mm.blocks = map[blockKey]*blockMemo{}
+	}
+	m := &blockMemo{lo: st.lo, hi: st.hi, pcs: slices.Clone(pcs)}
+	if st.mem != nil && len(st.mem.ranges) > 0 {
+		m.ranges = make([][2]uint64, len(st.mem.ranges))
+		for i, r := range st.mem.ranges {
+			m.ranges[i] = [2]uint64{r.lo, r.hi}
+		}
+	}
+	if b != nil {
+		m.b = &block{depth: maps.Clone(b.depth), prev: maps.Clone(b.prev), exits: slices.Clone(b.exits)}
+	}
+	mm.blocks[key] = m
 }
 
 // decodeBlock decodes the block that starts at start (blockAt), its jumps

@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -263,5 +264,102 @@ func TestRetIntoBlockLeavesFrame(t *testing.T) {
 	// --step also steps finish), in one single-step fewer (10 without).
 	if steps[Fast] != 9 || reqs[Fast] != 9 {
 		t.Errorf("fast mode: %d steps counted, %d single-steps; want 9 and 9", steps[Fast], reqs[Fast])
+	}
+}
+
+// A child that vforks twice from the same place (python's
+// _posixsubprocess in a loop): the second story's blocks are the first's,
+// kept per image (blockMemo), and both stories are --step's.
+func TestBlockMemo(t *testing.T) {
+	a := startMain()
+	a.fn("cold").exitWith(3)
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.raw(0x85, 0xc0).raw(0x0f).rel32(0x85, "cold") // test %eax,%eax; jne cold (back)
+	a.pushRDI().pushRDI().pushRDI().pushRDI().pushRDI()
+	a.movEAX(59).syscall() // execve
+	a.label("parent").leave().ret()
+	a.glibcVfork().raw(nops...)
+	img := a.image(t)
+	lines := map[Mode][]string{}
+	var steps []int64
+	for _, mode := range []Mode{Step, Fast} {
+		decoded, reused := blockMemos.decoded.Load(), blockMemos.reused.Load()
+		rec, res, f := runFake(t, img, codeBase, mode)
+		if res.Verdict != event.Clean || res.Vforks != 2 {
+			t.Errorf("%v: verdict %v, %d vforks", mode, res.Verdict, res.Vforks)
+		}
+		lines[mode] = storyLines(rec)
+		for _, e := range all[*event.ChildEnd](rec) {
+			steps = append(steps, e.Steps)
+		}
+		if mode == Fast {
+			// One block per story (the wrapper's ret, the test and the
+			// pushes), decoded for the first, reused for the second.
+			if d, r := blockMemos.decoded.Load()-decoded, blockMemos.reused.Load()-reused; r < 1 || d+r < 2 {
+				t.Errorf("blocks decoded %d, reused %d: want the second story's reused", d, r)
+			}
+			if f.stepReqs != 4 {
+				t.Errorf("fast mode made %d single-steps, want 4 (2 per story)", f.stepReqs)
+			}
+		}
+	}
+	if !slices.Equal(lines[Fast], lines[Step]) {
+		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
+	}
+	if !slices.Equal(steps, []int64{13, 13, 13, 13}) {
+		t.Errorf("child steps (step, step, fast, fast) %v, want 13 each", steps)
+	}
+}
+
+// A block memo holds while the live region and the watched ranges are
+// those it was decoded with and no int3 is planted where the decoding
+// looked; one decoded where an int3 was is not kept.
+func TestBlockMemoHolds(t *testing.T) {
+	mm := &addrSpace{bps: map[uint64]*breakpoint{}}
+	st := &story{mm: mm, snapshot: snapshot{lo: 0x1000, hi: 0x2000},
+		mem: &memWatch{ranges: []memRange{{lo: 0x5000, hi: 0x6000}}}}
+	b := &block{}
+	b.reset()
+	b.depth[0x400], b.depth[0x404], b.depth[0x408] = 0, 1, 2
+	b.exits = append(b.exits, 0x408)
+	key := blockKey{start: 0x400, sp: 0xff8}
+	pcs := b.looked(nil, 0x400)
+	mm.bps[0x404] = &breakpoint{}
+	mm.keepBlock(key, b, st, pcs)
+	if mm.blocks[key] != nil {
+		t.Fatal("kept a block decoded with an int3 planted at one of its pcs")
+	}
+	delete(mm.bps, 0x404)
+	mm.keepBlock(key, b, st, pcs)
+	m := mm.blocks[key]
+	if m == nil || !m.holds(st) {
+		t.Fatalf("memo %+v does not hold for the story it was made for", m)
+	}
+	if !slices.Equal(m.b.exits, b.exits) || len(m.b.depth) != 3 {
+		t.Errorf("memo's block %+v, want a copy of %+v", m.b, b)
+	}
+	b.exits[0] = 0x999
+	if m.b.exits[0] != 0x408 {
+		t.Error("the memo's block shares its exits with the decoder's")
+	}
+	for name, change := range map[string]func(){
+		"an int3 at an exit":    func() { mm.bps[0x408] = &breakpoint{} },
+		"an int3 inside":        func() { mm.bps[0x404] = &breakpoint{} },
+		"another live region":   func() { st.hi = 0x2008 },
+		"another watched range": func() { st.mem.ranges[0].hi = 0x6008 },
+		"a range more":          func() { st.mem.ranges = append(st.mem.ranges, memRange{lo: 0x7000, hi: 0x7008}) },
+		"no memory watch":       func() { st.mem = nil },
+	} {
+		saveBps, saveHi, saveMem := maps.Clone(mm.bps), st.hi, st.mem
+		st.mem = &memWatch{ranges: slices.Clone(saveMem.ranges)}
+		change()
+		if m.holds(st) {
+			t.Errorf("%s: the memo still holds", name)
+		}
+		mm.bps, st.hi, st.mem = saveBps, saveHi, saveMem
+		if !m.holds(st) {
+			t.Fatalf("after %s undone: the memo does not hold", name)
+		}
 	}
 }

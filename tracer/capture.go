@@ -307,6 +307,13 @@ type unwindMemo struct {
 	err    error
 	// slots is the index of the frames' slots (recordFrames), once made.
 	slots map[uint64]slotInfo
+	// evFrames and frameFns are what recordFrames made of frames itself
+	// (not of a copy with other saved values), once made: the vfork
+	// events of a loop's stories share them (no one changes an event's
+	// frames, nor a story's frameFns), as they share the frames.
+	evFrames []event.Frame
+	frameFns []*event.Sym
+	evPID    int // the parent they name (RetStoredBy)
 }
 
 // unwinds counts the parents' unwinds made and reused, for KernelCalls.
@@ -344,9 +351,15 @@ func (s *session) unwindParent(mm *addrSpace, mem *pageMemory, regs *arch.Regs) 
 // as it did and every needed word holds the same value, it returns the
 // memo's frames, each saved-register value read again from its slot (the
 // word its read gave: the same reads, at the same addresses).
+//
+// The memo then takes those values (its frames a new slice: the ones
+// given before are not changed): a loop whose saved values change once,
+// between its first vfork and the next, gets the memo's own frames again
+// from then on (recordFrames shares what it made of them).
 func (m *unwindMemo) reuse(mem unwind.Memory) ([]unwind.Frame, bool) {
-	changed := false
-	for _, w := range m.deps.Reads {
+	var changed []int // the reads whose word changed (none of them needed)
+	var vals []uint64
+	for i, w := range m.deps.Reads {
 		v, err := mem.ReadWord(w.Addr, w.Size)
 		switch {
 		case (err != nil) != w.Failed:
@@ -355,10 +368,10 @@ func (m *unwindMemo) reuse(mem unwind.Memory) ([]unwind.Frame, bool) {
 		case w.Needed:
 			return nil, false
 		default:
-			changed = true
+			changed, vals = append(changed, i), append(vals, v)
 		}
 	}
-	if !changed {
+	if len(changed) == 0 {
 		return m.frames, true
 	}
 	frames := slices.Clone(m.frames)
@@ -373,6 +386,10 @@ func (m *unwindMemo) reuse(mem unwind.Memory) ([]unwind.Frame, bool) {
 		}
 		frames[i].Saved = saved
 	}
+	for k, i := range changed {
+		m.deps.Reads[i].Val = vals[k]
+	}
+	m.frames, m.evFrames, m.frameFns = frames, nil, nil
 	return frames, true
 }
 
@@ -399,6 +416,13 @@ const (
 // addresses and registers, which a reused unwind keeps, and no one
 // changes it after this.
 func (s *session) recordFrames(st *story, ev *event.Vfork, memo *unwindMemo) {
+	own := memo != nil && len(st.frames) > 0 && len(memo.frames) == len(st.frames) && &st.frames[0] == &memo.frames[0]
+	if own && memo.evFrames != nil && memo.slots != nil && memo.evPID == st.parent.pid {
+		// The memo's own frames, named in its Space (unwindParent reuses
+		// a memo only with the image's Space): as they were named.
+		st.slots, st.frameFns, ev.Frames = memo.slots, memo.frameFns, memo.evFrames
+		return
+	}
 	index := memo == nil || memo.slots == nil
 	if index {
 		n := 0
@@ -452,6 +476,9 @@ func (s *session) recordFrames(st *story, ev *event.Vfork, memo *unwindMemo) {
 			}
 		}
 		ev.Frames = append(ev.Frames, ef)
+	}
+	if own {
+		memo.evFrames, memo.frameFns, memo.evPID = ev.Frames, st.frameFns, st.parent.pid
 	}
 }
 
@@ -524,6 +551,9 @@ func goroutineEntry(mm *addrSpace, ret uint64) bool {
 // stop's pc).
 func (s *session) prevInsn(mm *addrSpace, pid int, addr uint64) (*disasm.Insn, error) {
 	for _, n := range []uint64{2, 5, 6, 3, 7, 4, 8, 9, 10} {
+		if n > addr {
+			continue // it would start below address 0 (a pushed word that is no return address)
+		}
 		in, err := s.insnAt(mm, pid, addr-n)
 		if err == nil && uint64(in.Len) == n {
 			if in.Class == disasm.Call || in.Class == disasm.Syscall {

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/unwind"
 )
@@ -87,8 +88,19 @@ func TestUnwindMemoRereadsSavedValues(t *testing.T) {
 	if got[0].Saved[1].Value != 4 || got[1].Saved[0].Value != 8 {
 		t.Errorf("saved values %+v %+v: want %%rbx 4 in inner's frame, 8 in main's", got[0].Saved, got[1].Saved)
 	}
-	if !reflect.DeepEqual(m.frames, keep) {
-		t.Errorf("the memo's frames changed: %+v, were %+v", m.frames, keep)
+	if !reflect.DeepEqual(frames, keep) {
+		t.Errorf("the frames given before changed: %+v, were %+v", frames, keep)
+	}
+	// The memo took the new values: the next vfork with them gets its
+	// own frames again.
+	if again, ok := m.reuse(mem); !ok || &again[0] != &got[0] || !reflect.DeepEqual(again, want) {
+		t.Errorf("the same saved values again: reuse = %v, %+v; want the frames given last", ok, again)
+	}
+	// Back to the first values: read again, as a new unwind gives them.
+	put(top-24, 3)
+	put(top-8, 7)
+	if back, ok := m.reuse(mem); !ok || !reflect.DeepEqual(back, keep) || &back[0] == &got[0] {
+		t.Errorf("the first saved values again: reuse = %v, %+v; want a copy equal to %+v", ok, back, keep)
 	}
 
 	// inner's return address changed (still code): the frames depend on it.
@@ -142,5 +154,49 @@ func TestRefreshKeepsMapsOpen(t *testing.T) {
 		if mm.maps.m != nil {
 			t.Errorf("address space %d: maps still open after closeMaps", i)
 		}
+	}
+}
+
+// The vfork events of stories whose unwind is the memo's own frames share
+// what recordFrames made of them the first time; frames with other saved
+// values (a copy) are named again, and so are frames of another parent.
+func TestRecordFramesFromMemo(t *testing.T) {
+	a := newAsm(codeBase)
+	a.fn("start").call("main").raw(0xf4)
+	a.fn("main").raw(0x53).call("inner").raw(0x5b).ret()
+	a.fn("inner").raw(0x53, 0x55).raw(0x0f, 0x05).raw(0x5d, 0x5b).ret()
+	im := a.image(t)
+	s := newSession(Config{Mode: Fast, Sink: &recorder{}}, newFakeProcs(t))
+	mm := &addrSpace{arch: arch.AMD64, space: fakeSpace{im}, code: map[uint64]*insnEntry{}}
+	frames := []unwind.Frame{
+		{PC: a.labels["inner"] + 2, CFA: 0x7000, RetSlot: 0x6ff8, Ret: a.labels["inner"] - 2, Method: "cfi",
+			Saved: []unwind.SavedSlot{{Reg: 3, Addr: 0x6ff0, Value: 1}}},
+		{PC: a.labels["inner"] - 2, CFA: 0x7010, RetSlot: 0x7008, Ret: a.labels["main"] - 1, Method: "cfi"},
+	}
+	memo := &unwindMemo{frames: frames}
+	record := func(pid int, fs []unwind.Frame) (*event.Vfork, *story) {
+		st := &story{parent: &task{pid: pid}, mm: mm}
+		st.arch, st.word, st.frames = arch.AMD64, 8, fs
+		ev := &event.Vfork{}
+		s.recordFrames(st, ev, memo)
+		return ev, st
+	}
+	ev1, st1 := record(1, frames)
+	ev2, st2 := record(1, frames)
+	if !reflect.DeepEqual(ev1.Frames, ev2.Frames) || &ev1.Frames[0] != &ev2.Frames[0] || &st1.frameFns[0] != &st2.frameFns[0] {
+		t.Errorf("the memo's own frames again: not shared\n%+v\n%+v", ev1.Frames, ev2.Frames)
+	}
+	other := cloneFrames(frames)
+	other[0].Saved[0].Value = 2
+	ev3, _ := record(1, other)
+	if ev3.Frames[0].Saved[0].Value != 2 || ev1.Frames[0].Saved[0].Value != 1 {
+		t.Errorf("frames with another saved value: %+v (the first story's: %+v)", ev3.Frames[0].Saved, ev1.Frames[0].Saved)
+	}
+	ev4, _ := record(2, frames)
+	if &ev4.Frames[0] == &ev1.Frames[0] {
+		t.Error("another parent's story shares the first parent's frames")
+	}
+	if !reflect.DeepEqual(ev4.Frames, ev1.Frames) { // no frame here names an instruction (RetStoredBy)
+		t.Errorf("another parent's frames differ:\n%+v\n%+v", ev4.Frames, ev1.Frames)
 	}
 }

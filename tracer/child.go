@@ -59,8 +59,9 @@ type childRun struct {
 	escaped bool
 	predict silentPredictor
 	// fresh: regs are the child's registers now (a block has just run).
-	fresh bool
-	block block // the block being run (block.go)
+	fresh    bool
+	block    block    // the block being run (block.go)
+	blockPCs []uint64 // blockAt's scratch
 	// quietTraps: with --step, the SIGTRAP after the step of an
 	// instruction that raises none of its own (disasm.Insn.OwnTrapFree)
 	// is taken for the step's without reading the siginfo (resume). Only

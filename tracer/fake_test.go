@@ -196,6 +196,7 @@ type fakeProcs struct {
 type fakeFd struct {
 	kind    fdKind
 	writers []int
+	epoll   []int // for an epoll descriptor, the descriptors it watches
 }
 
 func newFakeProcs(t *testing.T) *fakeProcs {
@@ -838,6 +839,9 @@ func (f *fakeProcs) FdWriters(pid, fd int) (fdKind, []int) {
 	}
 	return fdUnknown, nil
 }
+
+// EpollFds: what the test says (f.fds' epoll), else none.
+func (f *fakeProcs) EpollFds(pid, fd int) []int { return f.fds[[2]int{pid, fd}].epoll }
 
 // Detach lets a task go: the fake forgets it (it runs on untraced).
 func (f *fakeProcs) Detach(pid, sig int) error {

@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,11 +39,12 @@ import (
 // changes its parent's local; cutting its story missed the warning), nor
 // is a task waiting while another traced task is in a timed sleep, which
 // may wake it (sleepgrand.c: the child waits for a process of its own
-// that sleeps). Likewise a task asleep in a read that the world feeds —
-// a terminal, a device, a pipe or FIFO that a process vtrace does not
-// trace holds open for writing (stdinheld.c: a vfork child reads stdin a
-// shell writes late) — and another task's such read may wake it
-// (readsFed).
+// that sleeps). Likewise a task asleep waiting for input that the world
+// feeds — a read, a receive, a poll, select or epoll_wait of a terminal,
+// a device, a network socket, a pipe, FIFO or connected Unix socket whose
+// other end a process vtrace does not trace holds open (stdinheld.c: a
+// vfork child reads stdin a shell writes late) — and another task's such
+// wait may wake it (readsFed).
 // Then, in turn:
 //
 //  1. The held vforks get their turn (runHeld): those of a memory whose
@@ -89,12 +91,17 @@ type blockedError struct {
 	// others is what the other traced tasks were doing at that look
 	// (sawOthers): why none of them was counted on to wake pid.
 	others []string
+	// input says what pid waited to read from, if it did (waitedInput).
+	input string
 }
 
 func (e *blockedError) Error() string {
 	in := ""
 	if e.act.syscall >= 0 {
 		in = fmt.Sprintf(" in system call %d", e.act.syscall)
+	}
+	if e.input != "" {
+		in += " waiting to read " + e.input
 	}
 	msg := fmt.Sprintf("task %d slept in the kernel%s (state %c) for %d ms without running while vtrace held %s: the story gave way",
 		e.pid, in, e.act.state, e.slept.Milliseconds(), strings.Join(e.held, ", "))
@@ -121,10 +128,11 @@ type blockProbe struct {
 	fed map[int]fedSeen
 }
 
-// fedSeen is readsFed's answer for a task's read of a descriptor.
+// fedSeen is readsFed's answer for a task's wait, known by its system
+// call and first two arguments.
 type fedSeen struct {
 	syscall int
-	fd      uint64
+	args    [2]uint64
 	fed     bool
 }
 
@@ -200,6 +208,11 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 			continue
 		}
 		x, had := pr.seen[tid]
+		if a.syscall == sysRunning && had && a.ran == x.act.ran && a.state == x.act.state {
+			// Not caught still this time, but it has not run since the
+			// last look: in the same system call.
+			a.syscall, a.args = x.act.syscall, x.act.args
+		}
 		// A task back in a timed sleep after a wake keeps its quiet
 		// time: a loop that polls with sleep() for what a held task would
 		// do is as blocked as a task that waits for it.
@@ -216,7 +229,9 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 		return false, nil
 	}
 	quiet := now.Sub(w.since)
-	if quiet < blockQuiet {
+	if quiet < blockQuiet || w.act.syscall == sysRunning && quiet < blockLong {
+		// Not long enough, or what it sleeps in is not known at this
+		// look (it may wake by itself): look again soon.
 		return false, nil
 	}
 	if quiet < blockLong && s.wakesAlone(pid, w.act, pr) {
@@ -227,7 +242,7 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 	}
 	if quiet < blockLong {
 		for tid, x := range pr.seen {
-			if tid != pid && (now.Sub(x.since) < blockQuiet || x.act.blocked() && s.wakesAlone(tid, x.act, pr)) {
+			if tid != pid && (now.Sub(x.since) < blockQuiet || x.act.blocked() && (x.act.syscall == sysRunning || s.wakesAlone(tid, x.act, pr))) {
 				// another task runs, or will when its sleep ends
 				// (sleepgrand.c): it may wake this one
 				slower(blockLong / 6)
@@ -244,7 +259,7 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 	if t := s.byPID[pid]; t != nil {
 		t.adrift = true
 	}
-	return false, &blockedError{pid: pid, act: w.act, slept: quiet, held: s.heldNames(), others: s.sawOthers(pid, pr, now)}
+	return false, &blockedError{pid: pid, act: w.act, slept: quiet, held: s.heldNames(), others: s.sawOthers(pid, pr, now), input: s.waitedInput(pid, w.act)}
 }
 
 // sawOthers says, for the note of a story that gives way on pid, what each
@@ -328,41 +343,134 @@ func (s *session) wakesAlone(pid int, a activity, pr *blockProbe) bool {
 	return s.sleepsTimed(pid, a) || s.readsFed(pid, a, pr)
 }
 
-// readsFed reports whether task pid sleeps in a read of a descriptor that
-// something outside the traced program feeds: a terminal or another
-// device, or a pipe or FIFO that a process vtrace does not trace holds
-// open for writing (stdinheld.c: a vfork child reads a byte of stdin,
-// which the shell's `(sleep 0.6; echo x) |` writes, while vtrace holds
-// main()'s vfork; taken for a deadlock, the story was cut and the child's
-// later write to its parent's local missed). A socket is not known: its
-// peer is not found through /proc, and a read of one is a deadlock as
-// before when everything else is held.
+// readsFed reports whether task pid sleeps waiting for input that
+// something outside the traced program feeds: a read or a receive of a
+// descriptor, or a poll, select or epoll_wait with such a descriptor among
+// those it waits to read (stdinheld.c: a vfork child reads a byte of
+// stdin, which the shell's `(sleep 0.6; echo x) |` writes, while vtrace
+// holds main()'s vfork; taken for a deadlock, the story was cut and the
+// child's later write to its parent's local missed). A descriptor is fed
+// (fdFed) when it is a terminal or another device, a network socket, or a
+// pipe, FIFO or connected Unix socket whose other end a process vtrace
+// does not trace holds open.
 func (s *session) readsFed(pid int, a activity, pr *blockProbe) bool {
 	t := s.byPID[pid]
 	if a.syscall < 0 || t == nil || t.proc == nil || t.proc.mm == nil || t.proc.mm.arch == nil {
 		return false
 	}
-	switch sysName(t.proc.mm.arch, uint64(a.syscall)) {
-	case "read", "readv", "pread64", "preadv", "preadv2":
-	default:
-		return false
-	}
-	fd := a.args[0]
-	if c, ok := pr.fed[pid]; ok && c.syscall == a.syscall && c.fd == fd {
+	if c, ok := pr.fed[pid]; ok && c.syscall == a.syscall && c.args == [2]uint64{a.args[0], a.args[1]} {
 		return c.fed
 	}
-	fed := false
-	switch kind, writers := s.p.FdWriters(pid, int(int32(fd))); kind {
-	case fdDevice:
-		fed = true
-	case fdPipe:
-		fed = slices.ContainsFunc(writers, func(w int) bool { return s.byPID[w] == nil })
-	}
+	fed := slices.ContainsFunc(s.waitedFds(t, a), func(fd int) bool { return s.fdFed(pid, fd) })
 	if pr.fed == nil {
 		pr.fed = map[int]fedSeen{}
 	}
-	pr.fed[pid] = fedSeen{syscall: a.syscall, fd: fd, fed: fed}
+	pr.fed[pid] = fedSeen{syscall: a.syscall, args: [2]uint64{a.args[0], a.args[1]}, fed: fed}
 	return fed
+}
+
+// pollIn is the poll events that wait for input: POLLIN, POLLPRI,
+// POLLRDNORM, POLLRDBAND (x86's values).
+const pollIn = 0x1 | 0x2 | 0x40 | 0x80
+
+// maxWaitedFds bounds how many of a poll's or select's descriptors are
+// looked at (each may cost a scan of /proc).
+const maxWaitedFds = 64
+
+// waitedFds returns the descriptors task t, asleep in the system call a
+// says, waits to read from: none for a call that is no such wait.
+// Numbers and arguments are in t's own ABI; a poll's or select's sets are
+// read from its memory, an epoll's from /proc.
+func (s *session) waitedFds(t *task, a activity) []int {
+	word := func(i int) int { return int(int32(a.args[i])) }
+	switch sysName(t.proc.mm.arch, uint64(a.syscall)) {
+	case "read", "readv", "pread64", "preadv", "preadv2",
+		"recvfrom", "recvmsg", "recvmmsg", "recvmmsg_time64", "accept", "accept4":
+		return []int{word(0)}
+	case "socketcall": // i386's: args[1] points to the call's arguments, the descriptor first
+		switch a.args[0] {
+		case 5, 10, 12, 17, 18, 19: // accept, recv, recvfrom, recvmsg, accept4, recvmmsg
+			var b [4]byte
+			if s.p.ReadMem(t.pid, a.args[1], b[:]) == nil {
+				return []int{int(int32(binary.LittleEndian.Uint32(b[:])))}
+			}
+		}
+	case "poll", "ppoll", "ppoll_time64":
+		// struct pollfd {int fd; short events, revents;}, in both ABIs
+		n := min(a.args[1], maxWaitedFds)
+		b := make([]byte, 8*n)
+		if n == 0 || s.p.ReadMem(t.pid, a.args[0], b) != nil {
+			return nil
+		}
+		var fds []int
+		for i := range int(n) {
+			fd := int(int32(binary.LittleEndian.Uint32(b[8*i:])))
+			if ev := binary.LittleEndian.Uint16(b[8*i+4:]); fd >= 0 && ev&pollIn != 0 {
+				fds = append(fds, fd)
+			}
+		}
+		return fds
+	case "_newselect", "select", "pselect6", "pselect6_time64":
+		// The read set: a bitmap, bit n of byte n/8 on these
+		// little-endian ABIs. (i386's old select, 82, takes its arguments
+		// through a struct and is not in the table.)
+		n := min(uint64(max(word(0), 0)), 1024)
+		b := make([]byte, (n+7)/8)
+		if n == 0 || a.args[1] == 0 || s.p.ReadMem(t.pid, a.args[1], b) != nil {
+			return nil
+		}
+		var fds []int
+		for fd := range int(n) {
+			if b[fd/8]&(1<<(fd%8)) != 0 && len(fds) < maxWaitedFds {
+				fds = append(fds, fd)
+			}
+		}
+		return fds
+	case "epoll_wait", "epoll_pwait", "epoll_pwait2":
+		fds := s.p.EpollFds(t.pid, word(0))
+		return fds[:min(len(fds), maxWaitedFds)]
+	}
+	return nil
+}
+
+// waitedInput says, for the note of a story that gives way on pid, which
+// descriptors pid waits to read from (as readsFed saw them) and what
+// each is: "" when its system call is no wait for input.
+func (s *session) waitedInput(pid int, a activity) string {
+	t := s.byPID[pid]
+	if a.syscall < 0 || t == nil || t.proc == nil || t.proc.mm == nil || t.proc.mm.arch == nil {
+		return ""
+	}
+	var out []string
+	for _, fd := range s.waitedFds(t, a) {
+		kind, writers := s.p.FdWriters(pid, fd)
+		d := fmt.Sprintf("descriptor %d (", fd)
+		switch kind {
+		case fdDevice:
+			d += "fed from outside"
+		case fdPipe:
+			d += fmt.Sprintf("a pipe or socket written by %v", writers)
+		default:
+			d += "not known"
+		}
+		out = append(out, d+")")
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return strings.Join(out, ", ")
+}
+
+// fdFed reports whether task pid's descriptor fd is fed from outside the
+// traced program (readsFed).
+func (s *session) fdFed(pid, fd int) bool {
+	switch kind, writers := s.p.FdWriters(pid, fd); kind {
+	case fdDevice:
+		return true
+	case fdPipe:
+		return slices.ContainsFunc(writers, func(w int) bool { return s.byPID[w] == nil })
+	}
+	return false
 }
 
 // armWake makes sure the coming wait4 ends by the time giveWay has

@@ -1,7 +1,9 @@
 package tracer
 
 import (
+	"encoding/binary"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,7 +107,16 @@ func TestGiveWayTimedSleep(t *testing.T) {
 // descriptors fds), while vtrace keeps task 11's stop: what giveWay, asked
 // every 10 ms for 3*blockQuiet, decides (errBlocked: a cut).
 func heldWait(t *testing.T, a *arch.Arch, waited activity, fds map[[2]int]fakeFd) error {
+	return heldWaitMem(t, a, waited, fds, nil)
+}
+
+// heldWaitMem is heldWait with the waiting task's memory (nil: none
+// readable).
+func heldWaitMem(t *testing.T, a *arch.Arch, waited activity, fds map[[2]int]fakeFd, mem *fakeImage) error {
 	f := newFakeProcs(t)
+	if mem != nil {
+		f.tasks[10] = &fakeTask{pid: 10, img: mem}
+	}
 	f.activity = map[int]activity{10: waited, 11: {state: 't', ran: 7, syscall: -1}}
 	f.fds = fds
 	s := newSession(Config{CPU: -1}, f)
@@ -178,8 +189,8 @@ func TestGiveWayOtherSleepsTimed(t *testing.T) {
 // world feeds — a terminal or a device, a pipe a process vtrace does not
 // trace holds open for writing — can wake without the traced program: no
 // cut before blockLong. A pipe whose only writers are traced (the held
-// task among them), a socket, and a read's number in the other ABI are cut
-// as before.
+// task among them), a socket whose peer is closed, and a read's number in
+// the other ABI are cut as before.
 func TestGiveWayReadFed(t *testing.T) {
 	const outsider = 99
 	for _, c := range []struct {
@@ -195,7 +206,7 @@ func TestGiveWayReadFed(t *testing.T) {
 		{"i386 read, pipe fed from outside", arch.I386, 3, fakeFd{kind: fdPipe, writers: []int{outsider}}, true},
 		{"pipe the held task writes", arch.AMD64, 0, fakeFd{kind: fdPipe, writers: []int{10, 11}}, false},
 		{"pipe no one writes", arch.AMD64, 0, fakeFd{kind: fdPipe}, false},
-		{"socket", arch.AMD64, 0, fakeFd{kind: fdUnknown}, false},
+		{"socket whose peer is closed", arch.AMD64, 0, fakeFd{kind: fdUnknown}, false},
 		{"i386's 0 is restart_syscall", arch.I386, 0, fakeFd{kind: fdDevice}, false},
 		{"amd64's 3 is close", arch.AMD64, 3, fakeFd{kind: fdDevice}, false},
 	} {
@@ -207,9 +218,119 @@ func TestGiveWayReadFed(t *testing.T) {
 	}
 }
 
+// /proc/PID/syscall now and then says "running" of a task asleep for
+// seconds (sysRunning; TestStoriesGiveWay/stdinheld and sleepgrand were cut
+// so in 1 of ~100 runs: the child's read, the grandchild's timed sleep
+// were taken for no system call). A task that has not run since a look
+// that caught its system call is in that call still; one never caught is
+// not known to be blocked for good before blockLong.
+func TestGiveWaySyscallNotCaught(t *testing.T) {
+	run := func(acts []map[int]activity, fds map[[2]int]fakeFd, d time.Duration) (time.Duration, error) {
+		f := newFakeProcs(t)
+		f.fds = fds
+		s := newSession(Config{CPU: -1}, f)
+		mm := &addrSpace{arch: arch.AMD64}
+		for pid := range acts[0] {
+			s.byPID[pid] = &task{pid: pid, state: taskFollowed, proc: &process{tgid: pid, mm: mm}}
+		}
+		s.postponed[11] = ptrace.Stop{PID: 11}
+		var pr blockProbe
+		var err error
+		start := time.Now()
+		for i := 0; time.Since(start) < d && err == nil; i++ {
+			f.activity = acts[min(i, len(acts)-1)]
+			_, err = s.giveWay(10, &pr)
+			time.Sleep(5 * time.Millisecond)
+		}
+		return time.Since(start), err
+	}
+	held := activity{state: 't', ran: 7, syscall: -1}
+	notCaught := activity{state: 'S', ran: 3, syscall: sysRunning}
+	// another task in clock_nanosleep, not caught after the first looks
+	sleeper := []map[int]activity{
+		{10: {state: 'S', ran: 5, syscall: 61}, 11: held, 12: {state: 'S', ran: 3, syscall: 230}},
+		{10: {state: 'S', ran: 5, syscall: 61}, 11: held, 12: {state: 'S', ran: 3, syscall: 230}},
+	}
+	for range 100 {
+		sleeper = append(sleeper, map[int]activity{10: {state: 'S', ran: 5, syscall: 61}, 11: held, 12: notCaught})
+	}
+	if took, err := run(sleeper, nil, 4*blockQuiet); err != nil {
+		t.Errorf("another task in a timed sleep, its system call not caught later: %v after %v, want no cut", err, took)
+	}
+	// the waited task reads a terminal, not caught after the first looks
+	reader := []map[int]activity{{10: {state: 'S', ran: 5, syscall: 0, args: [6]uint64{7}}, 11: held}}
+	for range 100 {
+		reader = append(reader, map[int]activity{10: {state: 'S', ran: 5, syscall: sysRunning}, 11: held})
+	}
+	if took, err := run(reader, map[[2]int]fakeFd{{10, 7}: {kind: fdDevice}}, 4*blockQuiet); err != nil {
+		t.Errorf("a read of a terminal, its system call not caught later: %v after %v, want no cut", err, took)
+	}
+	// never caught, nothing else runs: cut, but not before blockLong
+	never := []map[int]activity{{10: {state: 'S', ran: 5, syscall: sysRunning}, 11: held}}
+	if took, err := run(never, nil, blockLong+time.Second); !errors.Is(err, errBlocked) || took < blockLong {
+		t.Errorf("a sleep never caught: %v after %v, want errBlocked after %v", err, took, blockLong)
+	}
+}
+
+// A task asleep waiting for input on several descriptors — poll, ppoll,
+// select, pselect6, epoll_wait, in either ABI — or receiving from a
+// socket (i386's through socketcall) can wake without the traced program
+// when one of the descriptors it waits to read is fed from outside: no cut
+// before blockLong. Descriptors it waits to write to, negative ones, and
+// sets it cannot be read are not counted.
+func TestGiveWayWaitFed(t *testing.T) {
+	const outsider = 99
+	const buf = 0x5000
+	fed := map[[2]int]fakeFd{
+		{10, 3}: {kind: fdPipe, writers: []int{11}},       // written by the held task only
+		{10, 7}: {kind: fdDevice},                         // a terminal
+		{10, 8}: {kind: fdPipe, writers: []int{outsider}}, // a connected socket whose peer is outside
+		{10, 5}: {epoll: []int{3, 7}},
+		{10, 6}: {epoll: []int{3}},
+	}
+	pollfd := func(fd int32, events uint16) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, uint32(fd))
+		return binary.LittleEndian.AppendUint32(b, uint32(events))
+	}
+	cat := func(bs ...[]byte) []byte { return slices.Concat(bs...) }
+	for _, c := range []struct {
+		what string
+		a    *arch.Arch
+		nr   int
+		args [6]uint64
+		mem  []byte // at buf
+		fed  bool
+	}{
+		{"poll, a terminal among its inputs", arch.AMD64, 7, [6]uint64{buf, 2}, cat(pollfd(3, 1), pollfd(7, 1)), true},
+		{"poll, the held task's pipe only", arch.AMD64, 7, [6]uint64{buf, 1}, pollfd(3, 1), false},
+		{"poll, the terminal for output only", arch.AMD64, 7, [6]uint64{buf, 2}, cat(pollfd(3, 1), pollfd(7, 4)), false},
+		{"poll, a negative descriptor", arch.AMD64, 7, [6]uint64{buf, 1}, pollfd(-7, 1), false},
+		{"poll, its set unreadable", arch.AMD64, 7, [6]uint64{buf + 0x100000, 2}, cat(pollfd(3, 1), pollfd(7, 1)), false},
+		{"i386 ppoll_time64, the socket", arch.I386, 414, [6]uint64{buf, 1}, pollfd(8, 0x40), true},
+		{"select, the terminal in its read set", arch.AMD64, 23, [6]uint64{8, buf}, []byte{0x80}, true},
+		{"select, the held task's pipe in its read set", arch.AMD64, 23, [6]uint64{8, buf}, []byte{0x08}, false},
+		{"select, no read set", arch.AMD64, 23, [6]uint64{8, 0}, []byte{0x80}, false},
+		{"i386 _newselect, the terminal", arch.I386, 142, [6]uint64{8, buf}, []byte{0x80}, true},
+		{"epoll_wait, the terminal added", arch.AMD64, 232, [6]uint64{5}, nil, true},
+		{"epoll_pwait, the held task's pipe only", arch.AMD64, 281, [6]uint64{6}, nil, false},
+		{"recvfrom, the socket", arch.AMD64, 45, [6]uint64{8}, nil, true},
+		{"recvmsg, the held task's pipe", arch.AMD64, 47, [6]uint64{3}, nil, false},
+		{"i386 socketcall recv, the socket", arch.I386, 102, [6]uint64{10, buf}, binary.LittleEndian.AppendUint32(nil, 8), true},
+		{"i386 socketcall send: no wait for input", arch.I386, 102, [6]uint64{9, buf}, binary.LittleEndian.AppendUint32(nil, 8), false},
+	} {
+		mem := &fakeImage{regions: []*fakeRegion{{start: buf, data: append(c.mem, make([]byte, 64)...)}}}
+		err := heldWaitMem(t, c.a, activity{state: 'S', ran: 5, syscall: c.nr, args: c.args}, fed, mem)
+		if cut := errors.Is(err, errBlocked); cut == c.fed {
+			t.Errorf("%s: cut %v (%v), want a cut: %v", c.what, cut, err, !c.fed)
+		}
+	}
+}
+
 // FdWriters over the real /proc: a pipe's writers are the processes that
 // hold its write end (this one, then none once it is closed; a FIFO
-// likewise); /dev/null is a device; a socket is not known.
+// likewise); /dev/null is a device; a socketpair end's are those that
+// hold the other end (none once it is closed); a TCP socket is the
+// world's. EpollFds lists what an epoll descriptor watches.
 func TestFdWritersLive(t *testing.T) {
 	var l livePtrace
 	me := os.Getpid()
@@ -255,9 +376,36 @@ func TestFdWritersLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(sp[0])
-	defer unix.Close(sp[1])
-	if kind, _ := l.FdWriters(me, sp[0]); kind != fdUnknown {
-		t.Errorf("socket: %v, want not known", kind)
+	if kind, ws := l.FdWriters(me, sp[0]); kind != fdPipe || !slices.Contains(ws, me) {
+		t.Errorf("socketpair end whose peer is open here: %v %v, want a socket written by %d", kind, ws, me)
+	}
+	unix.Close(sp[1])
+	if kind, ws := l.FdWriters(me, sp[0]); kind == fdPipe && slices.Contains(ws, me) || kind == fdDevice {
+		t.Errorf("socketpair end whose peer is closed: %v %v, want no writer", kind, ws)
+	}
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	tf, err := tcp.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tf.Close()
+	if kind, _ := l.FdWriters(me, int(tf.Fd())); kind != fdDevice {
+		t.Errorf("a TCP socket: %v, want the world's (a device)", kind)
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ep)
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, int(r.Fd()), &unix.EpollEvent{Events: unix.EPOLLIN}); err != nil {
+		t.Fatal(err)
+	}
+	if fds := l.EpollFds(me, ep); !slices.Equal(fds, []int{int(r.Fd())}) {
+		t.Errorf("epoll watching a pipe (%d): %v", r.Fd(), fds)
 	}
 	if kind, _ := l.FdWriters(me, 12345); kind != fdUnknown {
 		t.Errorf("a closed descriptor: %v, want not known", kind)

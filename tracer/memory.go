@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	mbits "math/bits"
 	"path"
 	"slices"
 	"sort"
@@ -742,39 +743,43 @@ func (s *session) emitGlobalDiff(st *story) {
 	}
 	ev := &event.GlobalDiff{Header: s.hdr("global_diff", st.parent.pid), Vfork: st.id, Watched: len(m.orig)}
 	changed := false
-	for i := range m.ranges {
-		r := &m.ranges[i]
-		end := r.off + int(r.hi-r.lo)
-		for o := r.off; o+m.word <= end; o += m.word {
-			if c := o / globChunk; !m.isDirty(c) {
-				// Skip to the next chunk (ranges need not start on one).
-				o = max(o, min((c+1)*globChunk, end)-m.word)
-				continue
+	// Only the dirty chunks, in the buffers' order (the ranges' order):
+	// the ranges are word-aligned, so a word lies in one chunk and one
+	// range.
+	ri := 0
+	for wi, bits := range m.dirty {
+		for ; bits != 0; bits &= bits - 1 {
+			c := wi*64 + mbits.TrailingZeros64(bits)
+			for o, ce := c*globChunk, min((c+1)*globChunk, len(m.orig)); o+m.word <= ce; o += m.word {
+				for m.ranges[ri].off+int(m.ranges[ri].hi-m.ranges[ri].lo) <= o {
+					ri++
+				}
+				r := &m.ranges[ri]
+				a := r.lo + uint64(o-r.off)
+				before, after := m.wordIn(m.orig, r, a), m.wordIn(m.shadow, r, a)
+				if before == after {
+					continue
+				}
+				if !changed {
+					changed, m.poisoned = true, map[uint64]childWord{}
+				}
+				area, mapping, sym, libc := s.describe(st, r, a, changedBytes(before, after, m.word))
+				switch {
+				case libc == "":
+					m.poisoned[a] = childWord{val: after, bytes: changedBytes(before, after, m.word)}
+				case libc == event.LibcErrno && !m.storesOnly:
+					// errno.go: followed too, its writes inside the parent's
+					// calls watched (a libc call that fails stores errno,
+					// often the very value the child left).
+					m.poisoned[a] = childWord{val: after, bytes: changedBytes(before, after, m.word), errno: true}
+				}
+				if len(ev.Changed) >= event.MaxGlobalChanges {
+					ev.More++
+					continue
+				}
+				ev.Changed = append(ev.Changed, event.GlobalChange{Addr: event.Addr(a), Before: event.Addr(before),
+					After: event.Addr(after), Area: area, Mapping: mapping, Sym: sym, Libc: libc})
 			}
-			a := r.lo + uint64(o-r.off)
-			before, after := m.wordIn(m.orig, r, a), m.wordIn(m.shadow, r, a)
-			if before == after {
-				continue
-			}
-			if !changed {
-				changed, m.poisoned = true, map[uint64]childWord{}
-			}
-			area, mapping, sym, libc := s.describe(st, r, a, changedBytes(before, after, m.word))
-			switch {
-			case libc == "":
-				m.poisoned[a] = childWord{val: after, bytes: changedBytes(before, after, m.word)}
-			case libc == event.LibcErrno && !m.storesOnly:
-				// errno.go: followed too, its writes inside the parent's
-				// calls watched (a libc call that fails stores errno,
-				// often the very value the child left).
-				m.poisoned[a] = childWord{val: after, bytes: changedBytes(before, after, m.word), errno: true}
-			}
-			if len(ev.Changed) >= event.MaxGlobalChanges {
-				ev.More++
-				continue
-			}
-			ev.Changed = append(ev.Changed, event.GlobalChange{Addr: event.Addr(a), Before: event.Addr(before),
-				After: event.Addr(after), Area: area, Mapping: mapping, Sym: sym, Libc: libc})
 		}
 	}
 	if changed {

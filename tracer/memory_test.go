@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 	"testing"
 
@@ -355,5 +356,50 @@ func TestGlobalsDiffUndone(t *testing.T) {
 	ws := all[*event.GlobalWrite](rec)
 	if len(ws) != 2 || ws[1].Addr != 0x5808 || ws[1].Old != 0x55 || ws[1].New != 0 {
 		t.Errorf("global_writes %+v, want the store and its undoing (0x55 -> 0)", ws)
+	}
+}
+
+// global_diff lists the changed words of the dirty chunks in address
+// order, across ranges that neither start nor end on a chunk (the buffers'
+// 256-byte chunks hold words of two ranges) and chunks that are clean.
+func TestGlobalDiffAcrossChunks(t *testing.T) {
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x2000), perms: "rw-p", path: "/prog"}}}
+	f := newFakeProcs(t)
+	f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
+	f.tasks[2] = &fakeTask{pid: 2, img: img, atStop: true}
+	rec := &recorder{}
+	s := newSession(Config{Mode: Fast, Sink: rec}, f)
+	st := &story{id: 1, parent: &task{pid: 1}, child: &task{pid: 2},
+		mm: &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}}}
+	st.word = 8
+	st.mem = &memWatch{word: 8}
+	var cands []symbols.DataRange
+	for _, r := range [][2]uint64{{0x5008, 0x5110}, {0x5200, 0x5408}, {0x6000, 0x6008}, {0x6100, 0x7000}} {
+		cands = append(cands, symbols.DataRange{Start: r[0], End: r[1], Area: "data", Path: "/prog"})
+	}
+	st.mem.plan(cands)
+	st.mem.read(s, st)
+	defer st.dropGlobals()
+	mem := img.regions[0].data
+	changed := []uint64{0x5008, 0x5100, 0x5108, 0x5200, 0x52f0, 0x5400, 0x6000, 0x6100, 0x6800, 0x6ff8}
+	for i, a := range changed {
+		binary.LittleEndian.PutUint64(mem[a-0x5000:], uint64(i+1))
+	}
+	binary.LittleEndian.PutUint64(mem[0x5180-0x5000:], 9) // not watched
+	s.diffGlobals(st, nil, nil)
+	s.emitGlobalDiff(st)
+	d := all[*event.GlobalDiff](rec)
+	if len(d) != 1 {
+		t.Fatalf("global_diff %+v", d)
+	}
+	var got []uint64
+	for i, c := range d[0].Changed {
+		got = append(got, uint64(c.Addr))
+		if c.Before != 0 || uint64(c.After) != uint64(i+1) {
+			t.Errorf("change %d: %+v, want 0 -> %d", i, c, i+1)
+		}
+	}
+	if !slices.Equal(got, changed) {
+		t.Errorf("global_diff words %#x, want %#x", got, changed)
 	}
 }

@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/ptrace"
+	"github.com/vtrace/vtrace/tracer/internal/sockdiag"
 	"github.com/vtrace/vtrace/tracer/internal/symbols"
 	"github.com/vtrace/vtrace/tracer/internal/unwind"
 )
@@ -83,8 +85,12 @@ type procs interface {
 	Activity(pid int) (activity, bool)
 	// FdWriters says what task pid's file descriptor fd refers to and,
 	// for a pipe or FIFO, which processes (their pids) hold it open for
-	// writing (giveway.go: who can wake a reader).
+	// writing, for a connected Unix socket which hold its peer
+	// (giveway.go: who can wake a reader).
 	FdWriters(pid, fd int) (fdKind, []int)
+	// EpollFds is what epoll descriptor fd of pid watches: the
+	// descriptors added to it (/proc/PID/fdinfo/FD), nil when fd is none.
+	EpollFds(pid, fd int) []int
 }
 
 // fdKind is what a file descriptor refers to, as far as who may write to
@@ -92,9 +98,9 @@ type procs interface {
 type fdKind int
 
 const (
-	fdUnknown fdKind = iota // a socket, or unreadable: its writers are not known
-	fdPipe                  // a pipe or FIFO: the writers are the processes holding it open for writing
-	fdDevice                // a terminal, another device, a file: the kernel or the world feeds it
+	fdUnknown fdKind = iota // unreadable, or a socket whose peer is closed: its writers are not known
+	fdPipe                  // a pipe or FIFO, or a connected Unix socket: the writers are the processes holding it (its peer) open for writing
+	fdDevice                // a terminal, another device, a file, a network or netlink socket, a listening or unconnected Unix socket: the kernel or the world feeds it
 )
 
 // activity is a task's scheduling state as /proc shows it.
@@ -106,10 +112,16 @@ type activity struct {
 	// it does not change while the task is blocked.
 	ran uint64
 	// syscall is the system call it is in (/proc/PID/syscall), -1 when
-	// it is in none or unknown; args are its arguments.
+	// it is in none or unknown, sysRunning when /proc said "running" of a
+	// task asleep; args are its arguments.
 	syscall int
 	args    [6]uint64
 }
+
+// sysRunning is activity.syscall when /proc/PID/syscall said "running" of
+// a task its stat showed asleep: which system call it sleeps in is not
+// known at that look.
+const sysRunning = -2
 
 // blocked reports whether the task sleeps in the kernel.
 func (a activity) blocked() bool { return a.state == 'S' || a.state == 'D' }
@@ -219,9 +231,9 @@ func (livePtrace) SameThreadGroup(tgid, pid int) bool {
 // prints it: cmd/vtrace/cpuprofile.go).
 func KernelCalls() string {
 	c := &ptrace.Calls
-	return fmt.Sprintf("wait %d yield %d (missed %d) step %d cont %d getregs %d getpc %d setregs %d readmem %d (%d bytes, %d by peek) bulk reads %d (%d bytes) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d; parent unwinds %d, reused %d",
+	return fmt.Sprintf("wait %d yield %d (missed %d) step %d cont %d getregs %d getpc %d setregs %d readmem %d (%d bytes, %d by peek) bulk reads %d (%d bytes) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d; parent unwinds %d, reused %d; blocks decoded %d, reused %d",
 		c.Wait, c.Yield, c.YieldMissed, c.Step, c.Cont, c.GetRegs, c.GetPC, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.ReadRanges, c.ReadRangesBytes, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, c.SetOptions,
-		unwinds.done.Load(), unwinds.reused.Load())
+		unwinds.done.Load(), unwinds.reused.Load(), blockMemos.decoded.Load(), blockMemos.reused.Load())
 }
 
 func (livePtrace) StopPending(pid int) bool {
@@ -258,15 +270,32 @@ func (livePtrace) Activity(pid int) (activity, bool) {
 			a.ran, _ = strconv.ParseUint(f[0], 10, 64)
 		}
 	}
-	if b, err = os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid)); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				a.syscall = n
-				for i := 0; i < len(a.args) && i+1 < len(f); i++ {
-					a.args[i], _ = strconv.ParseUint(strings.TrimPrefix(f[i+1], "0x"), 16, 64)
-				}
+	// /proc/PID/syscall says "running" when the kernel could not catch
+	// the task still (task_current_syscall: its state or its count of
+	// context switches moved while it looked), now and then even for a
+	// task asleep for seconds: looked at again, then left sysRunning.
+	for try := 0; try < 3; try++ {
+		if b, err = os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid)); err != nil {
+			break
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			break
+		}
+		if f[0] == "running" {
+			if !a.blocked() {
+				break
+			}
+			a.syscall = sysRunning
+			continue
+		}
+		if n, err := strconv.Atoi(f[0]); err == nil {
+			a.syscall = n
+			for i := 0; i < len(a.args) && i+1 < len(f); i++ {
+				a.args[i], _ = strconv.ParseUint(strings.TrimPrefix(f[i+1], "0x"), 16, 64)
 			}
 		}
+		break
 	}
 	return a, true
 }
@@ -276,18 +305,39 @@ func (livePtrace) FdWriters(pid, fd int) (fdKind, []int) {
 	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", pid, fd), &obj); err != nil {
 		return fdUnknown, nil
 	}
+	end, writable := obj.Ino, true
 	switch obj.Mode & unix.S_IFMT {
 	case unix.S_IFSOCK:
-		return fdUnknown, nil
+		// A Unix socket's peer is found by asking the kernel (/proc does
+		// not say); its holders write to it whatever their open mode.
+		u, err := sockdiag.UnixByInode(obj.Ino)
+		switch {
+		case errors.Is(err, sockdiag.ErrNotUnix):
+			return fdDevice, nil // another family: the network, the kernel (netlink) feed it
+		case err != nil:
+			return fdUnknown, nil
+		case u.Peer != 0:
+			end, writable = u.Peer, false
+		case u.State == sockdiag.Listen || u.State == sockdiag.Close:
+			return fdDevice, nil // anyone may connect, or send to it
+		default:
+			return fdUnknown, nil // its peer is closed: a read returns at once
+		}
 	case unix.S_IFIFO:
 	default:
 		return fdDevice, nil
 	}
-	// Every process's descriptors: a pipe's (pipefs) or FIFO's holders
-	// are only found so. Done once a reader has slept blockQuiet.
+	return fdPipe, holders(obj.Dev, end, writable)
+}
+
+// holders returns the processes that hold the pipe, FIFO or socket with
+// inode ino on device dev open (for writing, if writable says so). Every
+// process's descriptors: a pipe's (pipefs) or a socket's (sockfs) holders
+// are only found so. Done once a reader has slept blockQuiet.
+func holders(dev, ino uint64, writable bool) []int {
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
-		return fdUnknown, nil
+		return nil
 	}
 	var writers []int
 	for _, d := range dirs {
@@ -302,16 +352,34 @@ func (livePtrace) FdWriters(pid, fd int) (fdKind, []int) {
 		for _, f := range fds {
 			var st unix.Stat_t
 			path := fmt.Sprintf("/proc/%d/fd/%s", p, f.Name())
-			if unix.Stat(path, &st) != nil || st.Dev != obj.Dev || st.Ino != obj.Ino {
+			if unix.Stat(path, &st) != nil || st.Dev != dev || st.Ino != ino {
 				continue
 			}
-			if fdWritable(p, f.Name()) {
+			if !writable || fdWritable(p, f.Name()) {
 				writers = append(writers, p)
 				break
 			}
 		}
 	}
-	return fdPipe, writers
+	return writers
+}
+
+func (livePtrace) EpollFds(pid, fd int) []int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "tfd:"); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				if n, err := strconv.Atoi(f[0]); err == nil {
+					fds = append(fds, n)
+				}
+			}
+		}
+	}
+	return fds
 }
 
 // fdWritable reports whether process p's descriptor fd is open for

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vtrace/vtrace/tracer/event"
 )
@@ -33,20 +37,29 @@ func TestStoriesGiveWay(t *testing.T) {
 		// parent is seen reading what its child changed ("": none);
 		// every other story runs to its end, clean.
 		cut, warn string
-		// stdin: the program reads a byte of stdin that comes late
-		stdin bool
+		// stdin: the program reads a byte of stdin that comes late, from
+		// a pipe or a socket (lateStdin)
+		stdin string
+		// name is the subtests' name when it is not src's
+		name string
 	}{
-		{"nestwait.c", nil, otherStory, "", false},
-		{"threadjoin.c", []string{"-pthread"}, "", mainStory, false},
-		{"threadfirst.c", []string{"-pthread"}, mainStory, otherStory, false},
+		{"nestwait.c", nil, otherStory, "", "", ""},
+		{"threadjoin.c", []string{"-pthread"}, "", mainStory, "", ""},
+		{"threadfirst.c", []string{"-pthread"}, mainStory, otherStory, "", ""},
 		// the thread's child sleeps 400 ms, timed, while main()'s vfork
 		// is held: no deadlock, no cut
-		{"sleepheld.c", []string{"-pthread"}, "", otherStory, false},
+		{"sleepheld.c", []string{"-pthread"}, "", otherStory, "", ""},
 		// the same child waits for a process of its own that sleeps
-		{"sleepgrand.c", []string{"-pthread"}, "", otherStory, false},
+		{"sleepgrand.c", []string{"-pthread"}, "", otherStory, "", ""},
 		// the same child reads a byte of stdin, which the test (not
 		// traced) writes 600 ms later
-		{"stdinheld.c", []string{"-pthread"}, "", otherStory, true},
+		{"stdinheld.c", []string{"-pthread"}, "", otherStory, "pipe", ""},
+		// ... a socket's other end, which the test holds
+		{"stdinheld.c", []string{"-pthread"}, "", otherStory, "socket", "stdinsocket"},
+		// ... after waiting for it with poll, select or epoll_wait
+		{"stdinheld.c", []string{"-pthread", "-DWAIT_POLL"}, "", otherStory, "pipe", "stdinpoll"},
+		{"stdinheld.c", []string{"-pthread", "-DWAIT_SELECT"}, "", otherStory, "socket", "stdinselect"},
+		{"stdinheld.c", []string{"-pthread", "-DWAIT_EPOLL"}, "", otherStory, "pipe", "stdinepoll"},
 	}
 	type run struct {
 		name  string
@@ -64,15 +77,16 @@ func TestStoriesGiveWay(t *testing.T) {
 				flags = append([]string{arch}, flags...)
 			}
 			prog := buildC(t, c.src, flags...)
-			native := runNativeIn(t, lateStdin(c.stdin), prog)
+			native := runNativeIn(t, lateStdin(t, c.stdin), prog)
 			if native.status != 0 || native.out == "" {
 				t.Fatalf("%s %s natively: status %d, output %q: the program does not do what it is for", c.src, arch, native.status, native.out)
 			}
 			for _, m := range modes[arch] {
 				mode := m.flags
-				t.Run(strings.TrimSuffix(c.src, ".c")+"/"+m.name, func(t *testing.T) {
+				name := cmp.Or(c.name, strings.TrimSuffix(c.src, ".c"))
+				t.Run(name+"/"+m.name, func(t *testing.T) {
 					start := time.Now()
-					r := traceIn(t, lateStdin(c.stdin), append(append([]string{"-q", "--timeout", "30s"}, mode...), prog)...)
+					r := traceIn(t, lateStdin(t, c.stdin), append(append([]string{"-q", "--timeout", "30s"}, mode...), prog)...)
 					took := time.Since(start)
 					v := r.verdict()
 					if v.Incomplete != "" {
@@ -140,13 +154,29 @@ func TestStoriesGiveWay(t *testing.T) {
 }
 
 // lateStdin is the stdin of stdinheld.c: one byte, 600 ms after the
-// program starts (nil when the program reads none). The test process
-// writes it: a writer vtrace does not trace.
-func lateStdin(late bool) io.Reader {
-	if !late {
-		return nil
+// program starts, through a pipe or a socket (nil when the program reads
+// none). The test process writes it: a writer vtrace does not trace.
+func lateStdin(t *testing.T, kind string) io.Reader {
+	const after = 600 * time.Millisecond
+	switch kind {
+	case "pipe":
+		return &lateReader{data: []byte("x\n"), after: after}
+	case "socket":
+		// A socketpair: the program's stdin is one end; the test holds
+		// the other and writes to it.
+		sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, out := os.NewFile(uintptr(sp[0]), "stdin"), os.NewFile(uintptr(sp[1]), "writer")
+		t.Cleanup(func() { in.Close(); out.Close() })
+		go func() {
+			time.Sleep(after)
+			_, _ = out.Write([]byte("x\n"))
+		}()
+		return in
 	}
-	return &lateReader{data: []byte("x\n"), after: 600 * time.Millisecond}
+	return nil
 }
 
 // lateReader gives its data after a delay, then EOF.
