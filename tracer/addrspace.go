@@ -59,6 +59,13 @@ type addrSpace struct {
 	unwound *unwindMemo
 	// maps keeps this memory's /proc/PID/maps open (refresh).
 	maps mapsHandle
+	// watchPlan is the last plan of the memory watch (memory.go).
+	watchPlan *watchPlan
+	// lastRegion is the live region of the last vfork parent here
+	// [lo, hi), and lastPages the pages read at its vfork event stop
+	// (capture.go): the next vfork's begin reads them in one batch.
+	lastRegion [2]uint64
+	lastPages  []uint64
 }
 
 // mapsHandle is an address space's /proc/PID/maps, open (m not nil) or
@@ -112,8 +119,9 @@ func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c.blocks = nil
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
-	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms = nil, nil, nil, nil, nil, nil
+	c.symOf, c.symCache, c.textCache, c.exeOf, c.unwound, c.evSyms, c.watchPlan = nil, nil, nil, nil, nil, nil, nil
 	c.maps = mapsHandle{} // the file shows the parent's memory, not the copy
+	c.lastRegion, c.lastPages = [2]uint64{}, nil
 	return &c
 }
 
@@ -363,6 +371,57 @@ func (m *pageMemory) copyOut(addr uint64, buf []byte) bool {
 		done += copy(buf[done:], pg.data[a-base:])
 	}
 	return true
+}
+
+// prefetch reads, in one batch, the pages holding the words at addrs that
+// are not read yet (as many as there is room for). A page that cannot be
+// read is left out: ReadWord then reads its words alone, and fails as
+// they do.
+func (m *pageMemory) prefetch(addrs []uint64) {
+	n := len(m.pages)
+	for _, a := range addrs {
+		base := a &^ (memPageSize - 1)
+		if len(m.pages) == maxMemPages {
+			break
+		}
+		if m.page(base) == nil {
+			m.pages = append(m.pages, memPage{base: base})
+		}
+	}
+	if len(m.pages) == n {
+		return
+	}
+	bases := make([]uint64, 0, len(m.pages)-n)
+	bufs := make([][]byte, 0, len(m.pages)-n)
+	for i := n; i < len(m.pages); i++ {
+		bases, bufs = append(bases, m.pages[i].base), append(bufs, m.pages[i].data[:])
+	}
+	failed := m.s.p.ReadRanges(m.pid, bases, bufs)
+	for i := len(failed) - 1; i >= 0; i-- { // failed is in increasing order
+		m.pages = slices.Delete(m.pages, n+failed[i], n+failed[i]+1)
+	}
+}
+
+// read fills buf with the memory at addr through the pages, reading each
+// page it needs whole the first time (while there is room for it).
+func (m *pageMemory) read(addr uint64, buf []byte) error {
+	for base := addr &^ (memPageSize - 1); base < addr+uint64(len(buf)); base += memPageSize {
+		if m.page(base) != nil {
+			continue
+		}
+		if len(m.pages) == maxMemPages {
+			return m.s.p.ReadMem(m.pid, addr, buf)
+		}
+		m.pages = append(m.pages, memPage{base: base})
+		if err := m.s.p.ReadMem(m.pid, base, m.pages[len(m.pages)-1].data[:]); err != nil {
+			m.pages = m.pages[:len(m.pages)-1]
+			return m.s.p.ReadMem(m.pid, addr, buf)
+		}
+	}
+	if !m.copyOut(addr, buf) {
+		return m.s.p.ReadMem(m.pid, addr, buf)
+	}
+	return nil
 }
 
 func (m *pageMemory) ReadWord(addr uint64, size int) (uint64, error) {

@@ -62,6 +62,11 @@ func (c cloneCall) memory() cloneMemory {
 // %rsi; %ebx, %ecx); clone3's are in the struct clone_args its first
 // argument points to.
 func (s *session) cloneCallAt(pid int, regs *arch.Regs) cloneCall {
+	return cloneCallIn(regs, func(addr uint64, buf []byte) error { return s.p.ReadMem(pid, addr, buf) })
+}
+
+// cloneCallIn is cloneCallAt, reading the task's memory with read.
+func cloneCallIn(regs *arch.Regs, read func(addr uint64, buf []byte) error) cloneCall {
 	var c cloneCall
 	switch name := sysName(regs.Arch, regs.OrigAX); name {
 	case "vfork":
@@ -75,7 +80,7 @@ func (s *session) cloneCallAt(pid int, regs *arch.Regs) cloneCall {
 		// struct clone_args: flags, pidfd, child_tid, parent_tid,
 		// exit_signal, stack, stack_size, ... (all 64-bit).
 		var args [64]byte
-		if s.p.ReadMem(pid, regs.SyscallArg(0), args[:]) == nil {
+		if read(regs.SyscallArg(0), args[:]) == nil {
 			c.flags, c.flagsRead = binary.LittleEndian.Uint64(args[0:]), true
 			if base := binary.LittleEndian.Uint64(args[40:]); base != 0 {
 				c.childSP = base + binary.LittleEndian.Uint64(args[48:])
@@ -90,6 +95,17 @@ func (s *session) cloneCallAt(pid int, regs *arch.Regs) cloneCall {
 // live stack, and emits the vfork event that opens the story.
 func (s *session) capture(st *story) error {
 	p, regs := st.parent, &st.regs0
+	defer func() {
+		// The pages read in this stop are where the next vfork here
+		// (a loop of spawns) reads again: begin reads them in one batch.
+		st.mm.lastPages = st.mm.lastPages[:0]
+		if st.stopMem != nil {
+			for _, pg := range st.stopMem.pages {
+				st.mm.lastPages = append(st.mm.lastPages, pg.base)
+			}
+		}
+		st.stopMem = nil // valid in this stop only
+	}()
 	ev := &event.Vfork{Header: s.hdr("vfork", p.pid), Vfork: st.id, Child: st.child.pid, SP: event.Addr(regs.SP())}
 	call := st.call
 	ev.Syscall = call.name
@@ -124,7 +140,7 @@ func (s *session) capture(st *story) error {
 
 	var unwindErr error
 	var mem *pageMemory
-	st.frames, mem, unwindErr = s.unwindParent(st.mm, p.pid, regs)
+	st.frames, mem, unwindErr = s.unwindParent(st.mm, st.stopMem, regs)
 	// The memo of the image's unwind has these frames (reused or just
 	// made), but for their saved values: their slots are its slots.
 	memo := st.mm.unwound
@@ -152,6 +168,7 @@ func (s *session) capture(st *story) error {
 
 	var capped bool
 	st.lo, st.hi, st.ownHi, capped = liveRegion(st, childSP)
+	st.mm.lastRegion = [2]uint64{st.lo, st.hi}
 	ev.Live = event.Region{Lo: event.Addr(st.lo), Hi: event.Addr(st.hi)}
 
 	// A copy is run free in every mode: nothing it does reaches the
@@ -169,7 +186,7 @@ func (s *session) capture(st *story) error {
 	default:
 		ev.Mechanism = event.MechDiff
 	}
-	st.orig = make([]byte, st.hi-st.lo)
+	st.orig, st.shadow, st.scratch = s.regionBufs(st, int(st.hi-st.lo))
 	// The unwind read the pages of the frames at this same stop: the
 	// snapshot is taken from them when they hold all of it.
 	var err error
@@ -183,8 +200,7 @@ func (s *session) capture(st *story) error {
 		st.captured = true
 		return fmt.Errorf("snapshot parent stack [%#x,%#x): %w", st.lo, st.hi, err)
 	}
-	st.shadow = append([]byte(nil), st.orig...)
-	st.scratch = make([]byte, len(st.orig))
+	copy(st.shadow, st.orig)
 	if !st.copy {
 		// A copy cannot change the parent's globals: not snapshotted. (Its
 		// stack is, as for any story: the diff at the child's end shows it
@@ -219,6 +235,40 @@ func (s *session) capture(st *story) error {
 	return nil
 }
 
+// regionBufs returns the story's three buffers of n bytes for the live
+// region (orig, shadow, scratch), in one buffer kept from an ended story
+// when one is large enough (dropRegion gives it back).
+func (s *session) regionBufs(st *story, n int) (orig, shadow, scratch []byte) {
+	var b []byte
+	for i := len(s.regionFree) - 1; i >= 0; i-- {
+		if cap(s.regionFree[i]) >= 3*n {
+			b = s.regionFree[i][:3*n]
+			s.regionFree = slices.Delete(s.regionFree, i, i+1)
+			clear(b[:n]) // orig is read into; shadow is copied from it, scratch is read into before use
+			break
+		}
+	}
+	if b == nil {
+		b = make([]byte, 3*n)
+	}
+	st.regionBuf = b
+	return b[:n:n], b[n : 2*n : 2*n], b[2*n : 3*n : 3*n]
+}
+
+// dropRegion gives the story's live-region buffers back for the next
+// story (at most maxRegionFree kept: the stories in progress at once).
+func (s *session) dropRegion(st *story) {
+	if st.regionBuf == nil {
+		return
+	}
+	if len(s.regionFree) < maxRegionFree {
+		s.regionFree = append(s.regionFree, st.regionBuf)
+	}
+	st.regionBuf, st.orig, st.shadow, st.scratch = nil, nil, nil, nil
+}
+
+const maxRegionFree = 4
+
 // unreadableNotes says, once per file in a run (a note of the run, not of
 // the story that met it first), which files mapped with code could not be
 // read: their functions have no names and their frames are unwound from
@@ -226,9 +276,10 @@ func (s *session) capture(st *story) error {
 // kernel ignores).
 func (s *session) unreadableNotes(st *story) {
 	sp, ok := st.mm.syms().(*symbols.Space)
-	if !ok {
+	if !ok || sp == s.unreadableOf {
 		return
 	}
+	s.unreadableOf = sp
 	for _, u := range sp.Unreadable() {
 		if s.unreadableNoted[u.Path] {
 			continue
@@ -275,11 +326,11 @@ var unwinds struct{ done, reused atomic.Int64 }
 //
 // It also returns the pages it read, valid while the task stays in this
 // stop (and until the next unwind: their buffers are reused).
-func (s *session) unwindParent(mm *addrSpace, pid int, regs *arch.Regs) ([]unwind.Frame, *pageMemory, error) {
+func (s *session) unwindParent(mm *addrSpace, mem *pageMemory, regs *arch.Regs) ([]unwind.Frame, *pageMemory, error) {
 	sp, _ := mm.syms().(*symbols.Space)
-	// The task stays stopped: its pages serve both. Their buffers are the
-	// last unwind's (nothing keeps a page).
-	mem := &pageMemory{s: s, pid: pid, pages: s.unwindPages[:0]}
+	// The task stays stopped: its pages serve both (and served begin's
+	// read of the clone3 arguments). Their buffers are the last unwind's
+	// (nothing keeps a page).
 	defer func() { s.unwindPages = mem.pages[:0] }()
 	if m := mm.unwound; m != nil && sp != nil && m.space == sp && m.regs.Arch == regs.Arch && sameRegs(&m.regs, regs, m.deps.Regs) {
 		if frames, ok := m.reuse(mem); ok {

@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -137,6 +138,10 @@ func (s *session) followChild(st *story) error {
 	if err := s.awaitFirstStop(st.child); err != nil {
 		return err
 	}
+	// The child's exec stop waits for its program's path (childEnded):
+	// the first time the child is let run, /proc/PID/exe is looked up
+	// meanwhile (resume).
+	s.lookUpExe = st.child.pid
 	if !st.stepChild {
 		return s.runChildFree(st)
 	}
@@ -530,6 +535,14 @@ func (s *session) diffRange(st *story, lo, hi uint64, pre *arch.Regs, in *disasm
 	}
 	var by *event.Insn
 	for a := lo; a+uint64(st.word) <= hi; a += uint64(st.word) {
+		if (a-st.lo)%regionChunk == 0 {
+			// A chunk unchanged since vtrace last looked is skipped whole
+			// (regionChunk is a multiple of the word).
+			if end := min(a+regionChunk, hi); bytes.Equal(st.shadow[a-st.lo:end-st.lo], st.scratch[a-st.lo:end-st.lo]) {
+				a = end - uint64(st.word)
+				continue
+			}
+		}
 		old, cur := st.wordAt(st.shadow, a), st.wordAt(st.scratch, a)
 		if old == cur {
 			continue

@@ -878,6 +878,8 @@ func (f *fakeProcs) ExePath(pid int) string {
 	return ""
 }
 
+func (f *fakeProcs) LookUpExe(int) {}
+
 func (f *fakeProcs) SameThreadGroup(tgid, pid int) bool { return false }
 
 // asm assembles a test program: functions of raw amd64 bytes, calls and

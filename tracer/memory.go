@@ -6,6 +6,7 @@ import (
 	"fmt"
 	mbits "math/bits"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -142,12 +143,12 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 		DataRanges() []symbols.DataRange
 		TLSBlocks(tp uint64, readWord func(uint64, int) (uint64, bool)) []symbols.TLSBlock
 	})
-	var cands []symbols.DataRange
+	var key watchKey
 	if tp, err := s.p.ThreadPointer(st.parent.pid, &st.regs0); err == nil && tp != 0 {
 		m.tp = tp
 		if ok {
 			m.tls = sp.TLSBlocks(tp, func(a uint64, size int) (uint64, bool) {
-				v, err := s.readWord(st.parent.pid, a, size)
+				v, err := st.stopMem.ReadWord(a, size) // the parent is in its vfork event stop
 				return v, err == nil
 			})
 		}
@@ -158,41 +159,77 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 		if tm, ok := st.mm.syms().MappingAt(tp); ok {
 			lo, hi = max(lo, tm.Start), min(hi, tm.End)
 		}
-		// musl's main thread descriptor is its builtin_tls (in libc's
-		// or, static, the program's bss).
-		if ds, ok := st.mm.syms().(interface{ DataSymbolize(uint64) symbols.Sym }); ok {
-			m.musl = ds.DataSymbolize(tp).Name == "builtin_tls"
-		}
-		cands = append(cands, symbols.DataRange{Start: lo, End: hi, Area: string(event.AreaTLS), Path: "[tls]"})
+		key.tp, key.tlsLo, key.tlsHi = tp, lo, hi
 	}
-	if ok {
-		exe := s.exePath(st.mm, st.parent.pid)
-		data := sp.DataRanges()
-		// libc and the dynamic linker first (small: ~70 KiB; where a
-		// correct child's bookkeeping goes), then the program (a large
-		// one, python3's 1.5 MiB, is cut), the other libraries, the heap.
-		rank := func(r symbols.DataRange) int {
-			switch b := path.Base(r.Path); {
-			case libcModule(b):
-				return 0
-			case r.Path == exe:
-				return 1
-			case r.Area == string(event.AreaHeap):
-				return 3
+	// The rest of the plan depends only on the mappings (the Space) and
+	// the thread pointer's range: a program that spawns in a loop has
+	// the same at every vfork, and its plan is reused.
+	key.space, _ = st.mm.syms().(*symbols.Space)
+	key.word = m.word
+	if pl := st.mm.watchPlan; key.space != nil && pl != nil && pl.key == key {
+		m.musl, m.libcDynamic = pl.musl, pl.libcDynamic
+		m.ranges, m.leftOut = append([]memRange(nil), pl.ranges...), pl.leftOut
+	} else {
+		var cands []symbols.DataRange
+		if key.tp != 0 {
+			// musl's main thread descriptor is its builtin_tls (in libc's
+			// or, static, the program's bss).
+			if ds, ok := st.mm.syms().(interface{ DataSymbolize(uint64) symbols.Sym }); ok {
+				m.musl = ds.DataSymbolize(key.tp).Name == "builtin_tls"
 			}
-			return 2
+			cands = append(cands, symbols.DataRange{Start: key.tlsLo, End: key.tlsHi, Area: string(event.AreaTLS), Path: "[tls]"})
 		}
-		sort.SliceStable(data, func(i, j int) bool { return rank(data[i]) < rank(data[j]) })
-		for _, r := range data {
-			if libcModule(path.Base(r.Path)) && r.Area == string(event.AreaData) {
-				m.libcDynamic = true
+		if ok {
+			exe := s.exePath(st.mm, st.parent.pid)
+			data := sp.DataRanges()
+			// libc and the dynamic linker first (small: ~70 KiB; where a
+			// correct child's bookkeeping goes), then the program (a large
+			// one, python3's 1.5 MiB, is cut), the other libraries, the heap.
+			rank := func(r symbols.DataRange) int {
+				switch b := path.Base(r.Path); {
+				case libcModule(b):
+					return 0
+				case r.Path == exe:
+					return 1
+				case r.Area == string(event.AreaHeap):
+					return 3
+				}
+				return 2
 			}
+			sort.SliceStable(data, func(i, j int) bool { return rank(data[i]) < rank(data[j]) })
+			for _, r := range data {
+				if libcModule(path.Base(r.Path)) && r.Area == string(event.AreaData) {
+					m.libcDynamic = true
+				}
+			}
+			cands = append(cands, data...)
 		}
-		cands = append(cands, data...)
+		m.plan(cands)
+		if key.space != nil {
+			st.mm.watchPlan = &watchPlan{key: key, musl: m.musl, libcDynamic: m.libcDynamic,
+				ranges: append([]memRange(nil), m.ranges...), leftOut: slices.Clip(m.leftOut)}
+		}
 	}
-	m.plan(cands)
 	m.read(s, st)
 	return &event.MemoryWatch{Method: m.method, Bytes: len(m.orig), Ranges: len(m.ranges), Capped: len(m.leftOut) > 0}
+}
+
+// watchKey is what a memory watch's plan is made from: the mappings and
+// the range of the thread pointer's block.
+type watchKey struct {
+	space            *symbols.Space
+	word             int
+	tp, tlsLo, tlsHi uint64
+}
+
+// watchPlan is the last plan of a memory watch in an address space: its
+// ranges (before read drops the unreadable ones), what did not fit, and
+// what the mappings say about libc.
+type watchPlan struct {
+	key               watchKey
+	ranges            []memRange
+	leftOut           []string
+	musl, libcDynamic bool
 }
 
 // sharedWithOthers reports whether a live task other than the story's

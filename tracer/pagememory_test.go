@@ -12,9 +12,10 @@ import (
 // the reads.
 type memOnly struct {
 	procs
-	lo    uint64
-	mem   []byte
-	reads int
+	lo      uint64
+	mem     []byte
+	reads   int
+	batches int // ReadRanges calls
 }
 
 func (m *memOnly) ReadMem(pid int, addr uint64, buf []byte) error {
@@ -99,5 +100,72 @@ func TestPageMemory(t *testing.T) {
 	}
 	if len(pm.pages) != maxMemPages || big.reads != maxMemPages+2 {
 		t.Errorf("%d pages kept, %d reads; want %d and %d", len(pm.pages), big.reads, maxMemPages, maxMemPages+2)
+	}
+}
+
+// ReadRanges reads each range alone (as the real one does after a batch
+// fails), counting the batch.
+func (m *memOnly) ReadRanges(pid int, addrs []uint64, bufs [][]byte) (failed []int) {
+	m.batches++
+	for i := range addrs {
+		if m.ReadMem(pid, addrs[i], bufs[i]) != nil {
+			failed = append(failed, i)
+		}
+	}
+	return failed
+}
+
+func TestPageMemoryPrefetch(t *testing.T) {
+	m := &memOnly{lo: 0x7000, mem: make([]byte, 0x2000)}
+	for i := range m.mem {
+		m.mem[i] = byte(m.lo+uint64(i)) ^ byte(i>>8)
+	}
+	pm := &pageMemory{s: &session{p: m}, pid: 1}
+	// Words on two readable pages (one twice) and on an unreadable one:
+	// one batch; the unreadable page is not kept.
+	pm.prefetch([]uint64{0x7ff8, 0x8010, 0x9008, 0x7010})
+	if m.batches != 1 || len(pm.pages) != 2 || pm.page(0x7000) == nil || pm.page(0x8000) == nil {
+		t.Fatalf("prefetch: %d batches, pages %d (0x7000 %v, 0x8000 %v); want 1 batch and both readable pages",
+			m.batches, len(pm.pages), pm.page(0x7000) != nil, pm.page(0x8000) != nil)
+	}
+	reads := m.reads
+	for _, a := range []uint64{0x7ff8, 0x8010, 0x7010, 0x7ffc} {
+		b := make([]byte, 8)
+		copy(b, m.mem[a-m.lo:])
+		if got, err := pm.ReadWord(a, 8); err != nil || got != binary.LittleEndian.Uint64(b) {
+			t.Errorf("ReadWord(%#x) = %#x, %v; want %#x", a, got, err, binary.LittleEndian.Uint64(b))
+		}
+	}
+	if _, err := pm.ReadWord(0x9008, 8); err == nil {
+		t.Error("ReadWord(0x9008) read an unreadable page")
+	}
+	// 0x7ffc straddles the pages (read alone, as before); 0x9008's page
+	// and then the word alone fail, as without the prefetch.
+	if m.reads != reads+3 {
+		t.Errorf("words of prefetched pages: %d reads, want 3 (the straddling word; the unreadable page, its word)", m.reads-reads)
+	}
+	// read: from the pages with no read; a range that cannot be read
+	// fails as ReadMem fails.
+	buf := make([]byte, 0x40)
+	reads = m.reads
+	if err := pm.read(0x7fe0, buf); err != nil || string(buf) != string(m.mem[0xfe0:0x1020]) {
+		t.Errorf("read(0x7fe0): %v, not the memory there", err)
+	}
+	if m.reads != reads {
+		t.Errorf("read of prefetched pages: %d reads", m.reads-reads)
+	}
+	if err := pm.read(0x8fe0, buf); err == nil {
+		t.Error("read(0x8fe0) across into an unreadable page did not fail")
+	}
+	// Nothing more than maxMemPages pages.
+	big := &memOnly{lo: 0x10000, mem: make([]byte, (maxMemPages+4)*memPageSize)}
+	pm = &pageMemory{s: &session{p: big}, pid: 1}
+	var addrs []uint64
+	for i := uint64(0); i < maxMemPages+4; i++ {
+		addrs = append(addrs, big.lo+i*memPageSize+8)
+	}
+	pm.prefetch(addrs)
+	if len(pm.pages) != maxMemPages || big.batches != 1 {
+		t.Errorf("prefetch of %d pages: %d kept, %d batches; want %d, 1", len(addrs), len(pm.pages), big.batches, maxMemPages)
 	}
 }

@@ -400,11 +400,7 @@ func (st *story) changedWords() (map[uint64]poisoned, []uint64) {
 	w := uint64(st.word)
 	changed := map[uint64]poisoned{}
 	var order []uint64
-	for a := st.lo; a+w <= st.hi; a += w {
-		v, o := st.wordAt(st.shadow, a), st.wordAt(st.orig, a)
-		if v == o {
-			continue
-		}
+	st.eachChanged(func(a, o, v uint64) {
 		var m uint8
 		for i := uint64(0); i < w; i++ {
 			if byte(v>>(8*i)) != byte(o>>(8*i)) {
@@ -413,7 +409,7 @@ func (st *story) changedWords() (map[uint64]poisoned, []uint64) {
 		}
 		changed[a] = poisoned{val: v, bytes: m}
 		order = append(order, a)
-	}
+	})
 	return changed, order
 }
 

@@ -69,6 +69,12 @@ type procs interface {
 	Arch(pid int) (*arch.Arch, error)
 	// ExePath is the program a process runs ("" when unknown).
 	ExePath(pid int) string
+	// LookUpExe looks /proc/PID/exe up without reading it: the kernel
+	// keeps the lookup (the process's /proc entries are made on first
+	// use), and a later ExePath of the task costs a third. vtrace does it
+	// while a vfork child runs toward its exec, whose stop waits for
+	// ExePath.
+	LookUpExe(pid int)
 	// SameThreadGroup reports whether pid is a thread of process tgid.
 	SameThreadGroup(tgid, pid int) bool
 	// StopPending reports whether a SIGSTOP is pending for task pid (the
@@ -197,8 +203,13 @@ func (l livePtrace) Arch(pid int) (*arch.Arch, error) {
 }
 
 func (livePtrace) ExePath(pid int) string {
-	p, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	p, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 	return p
+}
+
+func (livePtrace) LookUpExe(pid int) {
+	var st unix.Stat_t
+	_ = unix.Lstat("/proc/"+strconv.Itoa(pid)+"/exe", &st)
 }
 
 func (livePtrace) SameThreadGroup(tgid, pid int) bool {

@@ -36,13 +36,10 @@ func (s *session) emitSlotDiff(st *story) {
 			ev.Slots = append(ev.Slots, s.slotState(st, sv.Addr))
 		}
 	}
-	for a := st.lo; a+uint64(st.word) <= st.hi; a += uint64(st.word) {
-		before, after := st.wordAt(st.orig, a), st.wordAt(st.shadow, a)
-		if before != after {
-			ev.Changed = append(ev.Changed, event.WordChange{Addr: event.Addr(a), Frame: st.frameOf(a),
-				Before: event.Addr(before), After: event.Addr(after)})
-		}
-	}
+	st.eachChanged(func(a, before, after uint64) {
+		ev.Changed = append(ev.Changed, event.WordChange{Addr: event.Addr(a), Frame: st.frameOf(a),
+			Before: event.Addr(before), After: event.Addr(after)})
+	})
 	s.emit(ev)
 }
 

@@ -40,6 +40,16 @@ type session struct {
 	// unreadableNoted: the files with code already named in a
 	// symbols_unreadable note (capture.go: unreadableNotes).
 	unreadableNoted map[string]bool
+	// unreadableOf is the last Space whose unreadable files were noted:
+	// a Space's list never changes (symbols.Space.Unreadable), and a
+	// program that spawns in a loop shows the same one at every vfork.
+	unreadableOf *symbols.Space
+	// lookUpExe is the vfork child whose /proc/PID/exe is looked up when
+	// it is next continued (child.go: followChild).
+	lookUpExe int
+	// regionFree are live-region buffers of ended stories (capture.go:
+	// regionBufs).
+	regionFree [][]byte
 	// mapsOpen are the address spaces whose maps are kept open
 	// (addrspace.go: refresh), oldest first; at most maxMapsOpen.
 	mapsOpen []*mapsHandle

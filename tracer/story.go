@@ -1,9 +1,11 @@
 package tracer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/vtrace/vtrace/tracer/event"
@@ -47,8 +49,13 @@ type snapshot struct {
 	// are the child's, the parent's slots there are watched (0: none).
 	ownHi                 uint64
 	orig, shadow, scratch []byte
-	slots                 map[uint64]slotInfo
-	call                  cloneCall // the vfork, clone or clone3 call, decoded (capture.go)
+	regionBuf             []byte // holds orig, shadow and scratch (regionBufs)
+	// stopMem reads the parent's memory a page at a time while it stays in
+	// its vfork event stop (begin, then capture: the unwind, the live
+	// region's snapshot, the TLS words); nil after capture.
+	stopMem *pageMemory
+	slots   map[uint64]slotInfo
+	call    cloneCall // the vfork, clone or clone3 call, decoded (capture.go)
 	// copy: the child has a copy of the parent's memory (CLONE_VFORK
 	// without CLONE_VM): the parent waits for it as for a vfork child,
 	// but nothing it does reaches the parent.
@@ -169,6 +176,7 @@ func (s *session) storyOnce(p *task, prev taskState) (again bool, err error) {
 		if st.child != nil {
 			delete(s.deaths, st.child.pid)
 		}
+		s.dropRegion(st)
 	}()
 
 	err = s.begin(st)
@@ -274,7 +282,19 @@ func (s *session) begin(st *story) error {
 	if c == nil {
 		c = s.newTask(p, int(msg), false, true)
 	}
-	st.call = s.cloneCallAt(p.pid, &st.regs0)
+	// The parent stays in this stop until capture is done: the pages read
+	// here (the clone3 arguments are on its stack) serve capture too.
+	st.stopMem = &pageMemory{s: s, pid: p.pid, pages: s.unwindPages[:0]}
+	// A program that spawns in a loop vforks from the same frames: the
+	// pages the last vfork here read (its unwind's words, the clone3
+	// arguments, the TLS words) and those of its live region (the
+	// snapshot is taken from them: capture), in one read.
+	addrs := slices.Clone(st.mm.lastPages)
+	for a := st.mm.lastRegion[0] &^ (memPageSize - 1); a < st.mm.lastRegion[1]; a += memPageSize {
+		addrs = append(addrs, a)
+	}
+	st.stopMem.prefetch(addrs)
+	st.call = cloneCallIn(&st.regs0, st.stopMem.read)
 	switch st.call.memory() {
 	case memCopy:
 		st.copy = true
@@ -358,6 +378,30 @@ func (s *session) awaitFirstStop(c *task) error {
 func (st *story) inRegion(a uint64) bool {
 	return a >= st.lo && a+uint64(st.word) <= st.hi
 }
+
+// eachChanged calls fn, by address, with every word of the live region
+// whose last seen value (shadow) is not the snapshot's (orig): before and
+// after. Equal stretches are skipped regionChunk bytes at a time (a
+// posix_spawn child leaves the parent's stack as it was).
+func (st *story) eachChanged(fn func(a, before, after uint64)) {
+	w := uint64(st.word)
+	n := st.hi - st.lo
+	for off := uint64(0); off < n; off += regionChunk {
+		end := min(off+regionChunk, n)
+		if bytes.Equal(st.orig[off:end], st.shadow[off:end]) {
+			continue
+		}
+		// regionChunk is a multiple of the word: a word lies in one chunk.
+		for a := st.lo + off; a < st.lo+end && a+w <= st.hi; a += w {
+			if before, after := st.wordAt(st.orig, a), st.wordAt(st.shadow, a); before != after {
+				fn(a, before, after)
+			}
+		}
+	}
+}
+
+// regionChunk is eachChanged's unit of comparison.
+const regionChunk = 256
 
 func (st *story) wordAt(buf []byte, a uint64) uint64 {
 	off := a - st.lo

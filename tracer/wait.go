@@ -115,6 +115,10 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 		} else {
 			s.unclobberTF(t)
 			err = s.p.Cont(t.pid, sig)
+			if err == nil && s.lookUpExe == t.pid {
+				s.lookUpExe = 0
+				s.p.LookUpExe(t.pid)
+			}
 		}
 		if err != nil && !ptrace.TaskGone(err) {
 			return outcome{}, err

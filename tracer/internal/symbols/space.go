@@ -504,7 +504,8 @@ func (sp *Space) FDEForPC(pc uint64) (*frame.FrameDescriptionEntry, error) {
 // Unreadable names each file mapped with code that could not be read as
 // an ELF file, and why: its code has no symbols and no CFI (its frames are
 // unwound from the machine code). A data file mapped without exec
-// permission is not code and not named.
+// permission is not code and not named. The list is fixed when the Space
+// is made (only the vDSO is opened later, and it is never named).
 func (sp *Space) Unreadable() []Unreadable {
 	var out []Unreadable
 	for _, mod := range sp.mods {
