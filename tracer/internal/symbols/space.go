@@ -62,29 +62,29 @@ type Space struct {
 	exeIndex int
 }
 
-// SameCode reports whether o maps the same executable mappings as s:
+// SameCode reports whether o maps the same executable mappings as sp:
 // the same addresses, permissions, offsets and files, so that code read
 // from one is the code of the other. A library unloaded and another
 // loaded at its address (dlclose, dlopen) is not the same code.
-func (s *Space) SameCode(o *Space) bool {
-	if s == o {
+func (sp *Space) SameCode(o *Space) bool {
+	if sp == o {
 		return true
 	}
-	if s == nil || o == nil {
+	if sp == nil || o == nil {
 		return false
 	}
 	i, j := 0, 0
 	for {
-		for i < len(s.maps) && !strings.Contains(s.maps[i].Perms, "x") {
+		for i < len(sp.maps) && !strings.Contains(sp.maps[i].Perms, "x") {
 			i++
 		}
 		for j < len(o.maps) && !strings.Contains(o.maps[j].Perms, "x") {
 			j++
 		}
-		if i == len(s.maps) || j == len(o.maps) {
-			return i == len(s.maps) && j == len(o.maps)
+		if i == len(sp.maps) || j == len(o.maps) {
+			return i == len(sp.maps) && j == len(o.maps)
 		}
-		if s.maps[i] != o.maps[j] {
+		if sp.maps[i] != o.maps[j] {
 			return false
 		}
 		i, j = i+1, j+1
