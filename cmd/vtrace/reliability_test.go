@@ -727,4 +727,16 @@ func TestCodeSwappedBetweenVforks(t *testing.T) {
 			t.Errorf("%v: exit %d, output %q; natively 0, %q\n%s", mode, r.exit, r.stdout, want, r.stderr)
 		}
 	}
+	// The same code rewritten in place (mprotect, write, mprotect back):
+	// the page's mapping is split off, so the mappings change too.
+	smc := buildC(t, "smcvfork.c")
+	if want, err = exec.Command(smc).Output(); err != nil || string(want) != "child exit 3\nchild exit 7\n" {
+		t.Fatalf("smcvfork natively: %v, %q", err, want)
+	}
+	for _, mode := range [][]string{nil, {"--step"}} {
+		r := trace(t, append(append([]string{"-q"}, mode...), smc)...)
+		if r.exit != 0 || r.stdout != string(want) {
+			t.Errorf("smcvfork %v: exit %d, output %q; natively 0, %q\n%s", mode, r.exit, r.stdout, want, r.stderr)
+		}
+	}
 }
