@@ -104,7 +104,8 @@
 // own SIGTRAPs (its int3, raise, kill, its trap flag) are signals,
 // delivered as without vtrace. Stops of other
 // tasks on the way are dispatched; those of tasks an enclosing story owns
-// are postponed for it. A story that blocks tasks vtrace holds gives way
+// are postponed for it (their deaths are handled at once and kept for it:
+// tasks.deaths). A story that blocks tasks vtrace holds gives way
 // (giveway.go: errBlocked).
 //
 // Stopping (stop.go): budgets, the timeout and interrupts kill every

@@ -44,7 +44,13 @@ import (
 // a device, a network socket, a pipe, FIFO or connected Unix socket whose
 // other end a process vtrace does not trace holds open (stdinheld.c: a
 // vfork child reads stdin a shell writes late) — and another task's such
-// wait may wake it (readsFed).
+// wait may wake it (readsFed). None of that waits, though, while the story
+// on top follows its parent and vtrace keeps a stop of an enclosing
+// story's task (keepsRunnable): that task would run natively, so every
+// moment of the sleep is time taken from the program (heldrunnable.c: a
+// shell's waitpid for its command held the program that started the
+// shell); /proc is looked at from the start and a sleep of blockHeld is
+// enough.
 // Then, in turn:
 //
 //  1. The held vforks get their turn (runHeld): those of a memory whose
@@ -76,6 +82,13 @@ import (
 const (
 	blockQuiet = 150 * time.Millisecond
 	blockLong  = 3 * time.Second
+	// blockHeld is how long a story following its parent lets it sleep
+	// while a task that would run natively is kept for an enclosing story
+	// (keepsRunnable): the time vtrace may take from the program. Longer
+	// than blockQuiet, so that a followed parent's short sleep (a 200 ms
+	// usleep while an enclosing story steps a task soon to block in
+	// waitpid: diesnested.c --step) does not cut its story.
+	blockHeld = 500 * time.Millisecond
 )
 
 // errBlocked cuts the story on top short: the task it waits for sleeps in
@@ -187,11 +200,16 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 		return false, nil
 	}
 	now := time.Now()
+	// While a task that would run natively is kept (keepsRunnable), /proc
+	// is looked at from the start: the sleep is timed from the first look.
+	keeps := s.keepsRunnable()
 	if pr.start.IsZero() {
 		pr.start = now
-		return false, nil
+		if !keeps {
+			return false, nil
+		}
 	}
-	if now.Sub(pr.start) < blockQuiet || now.Sub(pr.checked) < pr.every {
+	if now.Sub(pr.start) < blockQuiet && !keeps || now.Sub(pr.checked) < pr.every {
 		return false, nil
 	}
 	pr.checked = now
@@ -229,18 +247,22 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 		return false, nil
 	}
 	quiet := now.Sub(w.since)
-	if quiet < blockQuiet || w.act.syscall == sysRunning && quiet < blockLong {
+	if quiet < blockQuiet || keeps && quiet < blockHeld || !keeps && w.act.syscall == sysRunning && quiet < blockLong {
 		// Not long enough, or what it sleeps in is not known at this
 		// look (it may wake by itself): look again soon.
 		return false, nil
 	}
-	if quiet < blockLong && s.wakesAlone(pid, w.act, pr) {
-		// It wakes by itself, or the world wakes it: not taken for
-		// blocked before blockLong.
-		slower(blockLong / 6)
-		return false, nil
-	}
-	if quiet < blockLong {
+	// A task that would run natively, kept in a stop for an enclosing
+	// story while this one follows its parent (keepsRunnable), is held
+	// for as long as this sleep lasts, deadlock or not: the story gives
+	// way after blockHeld rather than after blockLong.
+	if quiet < blockLong && !keeps {
+		if s.wakesAlone(pid, w.act, pr) {
+			// It wakes by itself, or the world wakes it: not taken
+			// for blocked before blockLong.
+			slower(blockLong / 6)
+			return false, nil
+		}
 		for tid, x := range pr.seen {
 			if tid != pid && (now.Sub(x.since) < blockQuiet || x.act.blocked() && (x.act.syscall == sysRunning || s.wakesAlone(tid, x.act, pr))) {
 				// another task runs, or will when its sleep ends
@@ -281,6 +303,18 @@ func (s *session) sawOthers(pid int, pr *blockProbe, now time.Time) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// keepsRunnable reports whether the story on top follows its parent (its
+// child gone) while vtrace keeps a stop of an enclosing story's task
+// (postponed): that task would run natively, and the program's timing
+// changes for as long as the followed parent sleeps (heldrunnable.c: a
+// shell's waitpid for a 3 s sleep held the program that started the shell
+// at an int3 for those 3 s; python's subprocess.run('sleep 3', shell=True,
+// timeout=0.1) never timed out).
+func (s *session) keepsRunnable() bool {
+	n := len(s.stories)
+	return n > 0 && s.stories[n-1].par.running && len(s.postponed) > 0
 }
 
 // runHeld runs now, nested, the stories of the held vforks that may run:

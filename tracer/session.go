@@ -604,6 +604,10 @@ func (s *session) signalStop(t *task, sig unix.Signal) {
 
 // gone handles a task's death (it was reaped).
 func (s *session) gone(t *task, ws unix.WaitStatus) {
+	if t.reaped {
+		return // handled when it was reaped, in a nested story (tasks.deaths)
+	}
+	t.reaped = true
 	delete(s.byPID, t.pid)
 	s.setGone(t.pid)
 	if t.state == taskEnded || t.pid != t.proc.tgid {

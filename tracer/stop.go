@@ -292,12 +292,31 @@ func (s *session) countStep(st *story) error {
 	return nil
 }
 
+// StopSignals are the signals that stop a run: SIGINT, SIGTERM and
+// SIGHUP, but those the process was started with ignored — nohup's
+// SIGHUP, the SIGINT of a non-interactive shell's `cmd &` (signal.Ignored
+// knows it of these two, which Go leaves ignored when it starts): they
+// stay ignored, by vtrace and by the program, which inherits them
+// through fork and exec as it would without vtrace (a handler would be
+// reset to the default by its exec).
+func StopSignals() []os.Signal {
+	var out []os.Signal
+	for _, sig := range []unix.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP} {
+		if !signal.Ignored(sig) {
+			out = append(out, sig)
+		}
+	}
+	return out
+}
+
 // watchStops stops the run when the context ends, the timeout passes, or
 // SIGINT/SIGTERM/SIGHUP arrives, so that the wait loop drains and the log
 // is closed with a verdict.
 func (s *session) watchStops(ctx context.Context) func() {
 	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	if stop := StopSignals(); len(stop) > 0 {
+		signal.Notify(sigc, stop...)
+	}
 	var timeout <-chan time.Time
 	var timer *time.Timer
 	if s.cfg.Timeout > 0 {

@@ -164,6 +164,11 @@ func (s *session) storyOnce(p *task, prev taskState) (again bool, err error) {
 		s.stories = s.stories[:len(s.stories)-1]
 		st.dropGlobals()
 		s.letGo(st, prev)
+		// A death kept for this story that it did not wait for.
+		delete(s.deaths, p.pid)
+		if st.child != nil {
+			delete(s.deaths, st.child.pid)
+		}
 	}()
 
 	err = s.begin(st)

@@ -96,6 +96,9 @@ type task struct {
 	// options are the task's, exec leaves them) but unknown after a
 	// thread's exec (it takes over the leader's pid, not its options).
 	exitStops exitStopsState
+	// reaped: its death was handled (gone); a story that took the death
+	// later (tasks.deaths) handles it again, and gone does nothing then.
+	reaped bool
 }
 
 // exitStopsState is a task's PTRACE_O_TRACEEXIT: unknown, on or off.
@@ -138,8 +141,17 @@ type tasks struct {
 	// while a nested story waited for another task; that story takes them
 	// when it waits for the task again.
 	postponed map[int]ptrace.Stop
+	// deaths holds the deaths of tasks an enclosing story owns that were
+	// reaped while a nested story waited for another task: handled at
+	// once (gone: the exit event, the registry), and kept for the story
+	// that waits for the task again, which would wait for ever for a stop
+	// of a task that no longer exists (a shell without exit stops,
+	// followed through a call, exiting while another shell's story ran:
+	// diesnested.c, make -j4). Not a stop vtrace holds (giveway.go:
+	// holding).
+	deaths map[int]ptrace.Stop
 }
 
 func newTasks() tasks {
-	return tasks{byPID: map[int]*task{}, unknown: map[int]ptrace.Stop{}, postponed: map[int]ptrace.Stop{}}
+	return tasks{byPID: map[int]*task{}, unknown: map[int]ptrace.Stop{}, postponed: map[int]ptrace.Stop{}, deaths: map[int]ptrace.Stop{}}
 }

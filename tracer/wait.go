@@ -258,6 +258,11 @@ func (s *session) waitForOr(pid int, taken func() bool) (ptrace.Stop, bool, erro
 			delete(s.unknown, pid)
 			return st, false, nil
 		}
+		if st, ok := s.deaths[pid]; ok {
+			// pid died while a story nested in this wait ran (elsewhere).
+			delete(s.deaths, pid)
+			return st, false, nil
+		}
 		if taken != nil && taken() {
 			return ptrace.Stop{}, true, nil
 		}
@@ -311,6 +316,7 @@ func (s *session) elsewhere(st ptrace.Stop) {
 		// is held, so only its death can show up here).
 		if st.Status.Exited() || st.Status.Signaled() {
 			s.gone(t, st.Status)
+			s.deaths[st.PID] = st // for the story that waits for it
 		} else {
 			s.postponed[st.PID] = st
 		}
@@ -329,7 +335,7 @@ func (s *session) elsewhere(st ptrace.Stop) {
 // step's own work in the tracer; its wait is WaitStepped (the step
 // cannot block: no system call). Any other case is waitFor's.
 func (s *session) waitStep(pid int) (ptrace.Stop, error) {
-	if len(s.postponed) > 0 || len(s.unknown) > 0 || s.stopped.Load() || s.holding() {
+	if len(s.postponed) > 0 || len(s.unknown) > 0 || len(s.deaths) > 0 || s.stopped.Load() || s.holding() {
 		return s.waitFor(pid)
 	}
 	st, err := s.p.WaitStepped()

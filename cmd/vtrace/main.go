@@ -9,6 +9,8 @@ import (
 	"os/signal"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vtrace/vtrace/tracer"
 )
 
 func main() {
@@ -25,9 +27,16 @@ func main() {
 	// log closed with its verdict) from the moment vtrace starts, not only
 	// once the engine watches for them; the exit status then names the
 	// signal (128+N).
+	//
+	// One that vtrace was started with ignored stays ignored
+	// (tracer.StopSignals). Go installs its own handlers for the other
+	// signals whatever vtrace inherited, so an ignored SIGTERM, SIGQUIT,
+	// SIGPIPE... is not passed on (docs/reliability.md).
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	if stop := tracer.StopSignals(); len(stop) > 0 {
+		signal.Notify(sigs, stop...)
+	}
 	go func() {
 		sig := <-sigs
 		cancel(interrupted{sig.(unix.Signal)})
