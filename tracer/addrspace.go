@@ -187,6 +187,15 @@ func (s *session) exePath(mm *addrSpace, pid int) string {
 func (s *session) refresh(mm *addrSpace, pid int) {
 	wasOpen := mm.maps.m != nil
 	if sp, err := s.p.SpaceMaps(&mm.maps, pid); err == nil {
+		if was, ok := mm.space.(*symbols.Space); ok {
+			if now, ok := sp.(*symbols.Space); ok && !was.SameCode(now) {
+				// Other code is mapped (a library unloaded, another
+				// loaded at its address): what insnAt and blockAt kept
+				// may be another instruction's now (an int3 planted at a
+				// stale block exit lands inside an instruction).
+				mm.code, mm.recent, mm.blocks = map[uint64]*insnEntry{}, [len(mm.recent)]recentInsn{}, nil
+			}
+		}
 		mm.space = sp
 	}
 	if mm.maps.m == nil || wasOpen {

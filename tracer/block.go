@@ -110,7 +110,8 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 }
 
 // A block depends on its start, the stack pointer there, the code (what
-// insnAt gives for a pc never changes in an image), the int3s planted at
+// insnAt gives for a pc, kept until a refresh sees other executable
+// mappings: then the memos go with it), the int3s planted at
 // the instructions the decoding looked at (exits), the parent's live
 // region and the watched ranges (blockStoresOK): a child that vforks from
 // the same place in a loop (python's _posixsubprocess) decodes the same

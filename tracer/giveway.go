@@ -395,7 +395,11 @@ func (s *session) readsFed(pid int, a activity, pr *blockProbe) bool {
 	if c, ok := pr.fed[pid]; ok && c.syscall == a.syscall && c.args == [2]uint64{a.args[0], a.args[1]} {
 		return c.fed
 	}
-	fed := slices.ContainsFunc(s.waitedFds(t, a), func(fd int) bool { return s.fdFed(pid, fd) })
+	fds, more := s.waitedFds(t, a)
+	// Descriptors it waits for that were not looked at (more) may be
+	// fed: as if one were (a deadlock is then cut at blockLong, not
+	// missed input).
+	fed := more || slices.ContainsFunc(fds, func(fd int) bool { return s.fdFed(pid, fd) })
 	if pr.fed == nil {
 		pr.fed = map[int]fedSeen{}
 	}
@@ -407,26 +411,28 @@ func (s *session) readsFed(pid int, a activity, pr *blockProbe) bool {
 // POLLRDNORM, POLLRDBAND (x86's values).
 const pollIn = 0x1 | 0x2 | 0x40 | 0x80
 
-// maxWaitedFds bounds how many of a poll's or select's descriptors are
-// looked at (each may cost a scan of /proc).
+// maxWaitedFds bounds how many of a poll's, select's or epoll's
+// descriptors are looked at (each may cost a scan of /proc).
 const maxWaitedFds = 64
 
 // waitedFds returns the descriptors task t, asleep in the system call a
-// says, waits to read from: none for a call that is no such wait.
-// Numbers and arguments are in t's own ABI; a poll's or select's sets are
-// read from its memory, an epoll's from /proc.
-func (s *session) waitedFds(t *task, a activity) []int {
+// says, waits to read from: none for a call that is no such wait. more
+// says it waits for others too, not looked at (past maxWaitedFds
+// descriptors, past a poll's first maxWaitedFds entries, past a select's
+// first 1024 descriptors). Numbers and arguments are in t's own ABI; a
+// poll's or select's sets are read from its memory, an epoll's from /proc.
+func (s *session) waitedFds(t *task, a activity) (fds []int, more bool) {
 	word := func(i int) int { return int(int32(a.args[i])) }
 	switch sysName(t.proc.mm.arch, uint64(a.syscall)) {
 	case "read", "readv", "pread64", "preadv", "preadv2",
 		"recvfrom", "recvmsg", "recvmmsg", "recvmmsg_time64", "accept", "accept4":
-		return []int{word(0)}
+		return []int{word(0)}, false
 	case "socketcall": // i386's: args[1] points to the call's arguments, the descriptor first
 		switch a.args[0] {
 		case 5, 10, 12, 17, 18, 19: // accept, recv, recvfrom, recvmsg, accept4, recvmmsg
 			var b [4]byte
 			if s.p.ReadMem(t.pid, a.args[1], b[:]) == nil {
-				return []int{int(int32(binary.LittleEndian.Uint32(b[:])))}
+				return []int{int(int32(binary.LittleEndian.Uint32(b[:])))}, false
 			}
 		}
 	case "poll", "ppoll", "ppoll_time64":
@@ -434,16 +440,15 @@ func (s *session) waitedFds(t *task, a activity) []int {
 		n := min(a.args[1], maxWaitedFds)
 		b := make([]byte, 8*n)
 		if n == 0 || s.p.ReadMem(t.pid, a.args[0], b) != nil {
-			return nil
+			return nil, false
 		}
-		var fds []int
 		for i := range int(n) {
 			fd := int(int32(binary.LittleEndian.Uint32(b[8*i:])))
 			if ev := binary.LittleEndian.Uint16(b[8*i+4:]); fd >= 0 && ev&pollIn != 0 {
 				fds = append(fds, fd)
 			}
 		}
-		return fds
+		return fds, a.args[1] > n
 	case "_newselect", "select", "pselect6", "pselect6_time64":
 		// The read set: a bitmap, bit n of byte n/8 on these
 		// little-endian ABIs. (i386's old select, 82, takes its arguments
@@ -451,20 +456,23 @@ func (s *session) waitedFds(t *task, a activity) []int {
 		n := min(uint64(max(word(0), 0)), 1024)
 		b := make([]byte, (n+7)/8)
 		if n == 0 || a.args[1] == 0 || s.p.ReadMem(t.pid, a.args[1], b) != nil {
-			return nil
+			return nil, false
 		}
-		var fds []int
+		more = uint64(max(word(0), 0)) > n
 		for fd := range int(n) {
-			if b[fd/8]&(1<<(fd%8)) != 0 && len(fds) < maxWaitedFds {
+			if b[fd/8]&(1<<(fd%8)) != 0 {
+				if len(fds) == maxWaitedFds {
+					return fds, true
+				}
 				fds = append(fds, fd)
 			}
 		}
-		return fds
+		return fds, more
 	case "epoll_wait", "epoll_pwait", "epoll_pwait2":
 		fds := s.p.EpollFds(t.pid, word(0))
-		return fds[:min(len(fds), maxWaitedFds)]
+		return fds[:min(len(fds), maxWaitedFds)], len(fds) > maxWaitedFds
 	}
-	return nil
+	return nil, false
 }
 
 // waitedInput says, for the note of a story that gives way on pid, which
@@ -476,7 +484,8 @@ func (s *session) waitedInput(pid int, a activity) string {
 		return ""
 	}
 	var out []string
-	for _, fd := range s.waitedFds(t, a) {
+	fds, more := s.waitedFds(t, a)
+	for _, fd := range fds {
 		kind, writers := s.p.FdWriters(pid, fd)
 		d := fmt.Sprintf("descriptor %d (", fd)
 		switch kind {
@@ -488,6 +497,9 @@ func (s *session) waitedInput(pid int, a activity) string {
 			d += "not known"
 		}
 		out = append(out, d+")")
+	}
+	if more {
+		out = append(out, "more descriptors not looked at")
 	}
 	if len(out) == 0 {
 		return ""

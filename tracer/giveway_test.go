@@ -311,6 +311,10 @@ func TestGiveWayWaitFed(t *testing.T) {
 		{"select, the held task's pipe in its read set", arch.AMD64, 23, [6]uint64{8, buf}, []byte{0x08}, false},
 		{"select, no read set", arch.AMD64, 23, [6]uint64{8, 0}, []byte{0x80}, false},
 		{"i386 _newselect, the terminal", arch.I386, 142, [6]uint64{8, buf}, []byte{0x80}, true},
+		// past the descriptors looked at: not known, taken for fed
+		{"poll, the terminal past the 64th entry", arch.AMD64, 7, [6]uint64{buf, 100}, cat(slices.Repeat(pollfd(3, 1), 80), pollfd(7, 1), slices.Repeat(pollfd(-1, 0), 19)), true},
+		{"select, the terminal past descriptor 1023", arch.AMD64, 23, [6]uint64{1101, buf}, append(make([]byte, 137), 0x10), true},
+		{"select, 65 descriptors not known (9-73): the last not looked at", arch.AMD64, 23, [6]uint64{74, buf}, []byte{0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x03}, true},
 		{"epoll_wait, the terminal added", arch.AMD64, 232, [6]uint64{5}, nil, true},
 		{"epoll_pwait, the held task's pipe only", arch.AMD64, 281, [6]uint64{6}, nil, false},
 		{"recvfrom, the socket", arch.AMD64, 45, [6]uint64{8}, nil, true},

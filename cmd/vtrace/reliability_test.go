@@ -702,3 +702,43 @@ func checkUncheckedStory(t *testing.T, mode []string, r *traced, reason, what st
 		t.Errorf("%v: run verdict %+v, want 1 unchecked story and a complete run", mode, v)
 	}
 }
+
+// Other code mapped where a vfork child ran before (a library dlclosed,
+// another dlopened at its address): what vtrace decoded there the first
+// time does not hold the second (testdata/dlswap.c). Kept, it planted a
+// block exit's int3 inside an instruction of the new code and the child
+// exited with 204, not 7: the program's behaviour changed under fast mode.
+func TestCodeSwappedBetweenVforks(t *testing.T) {
+	prog := buildC(t, "dlswap.c", "-ldl")
+	dir := filepath.Dir(prog)
+	for _, lib := range []string{"dlswapa", "dlswapb"} {
+		if b, err := exec.Command("cc", "-shared", "-fPIC", "-o", filepath.Join(dir, lib+".so"), filepath.Join("testdata", lib+".c")).CombinedOutput(); err != nil {
+			t.Fatalf("cc %s: %v\n%s", lib, err, b)
+		}
+	}
+	want, err := exec.Command(prog, dir).Output()
+	if err != nil {
+		t.Fatalf("natively: %v", err)
+	}
+	if !strings.Contains(string(want), "same address: yes") {
+		t.Skipf("the libraries were not mapped at one address natively: %s", want)
+	}
+	for _, mode := range [][]string{nil, {"--step"}} {
+		r := trace(t, append(append([]string{"-q"}, mode...), prog, dir)...)
+		if r.exit != 0 || r.stdout != string(want) {
+			t.Errorf("%v: exit %d, output %q; natively 0, %q\n%s", mode, r.exit, r.stdout, want, r.stderr)
+		}
+	}
+	// The same code rewritten in place (mprotect, write, mprotect back):
+	// the page's mapping is split off, so the mappings change too.
+	smc := buildC(t, "smcvfork.c")
+	if want, err = exec.Command(smc).Output(); err != nil || string(want) != "child exit 3\nchild exit 7\n" {
+		t.Fatalf("smcvfork natively: %v, %q", err, want)
+	}
+	for _, mode := range [][]string{nil, {"--step"}} {
+		r := trace(t, append(append([]string{"-q"}, mode...), smc)...)
+		if r.exit != 0 || r.stdout != string(want) {
+			t.Errorf("smcvfork %v: exit %d, output %q; natively 0, %q\n%s", mode, r.exit, r.stdout, want, r.stderr)
+		}
+	}
+}

@@ -62,6 +62,35 @@ type Space struct {
 	exeIndex int
 }
 
+// SameCode reports whether o maps the same executable mappings as sp:
+// the same addresses, permissions, offsets and files, so that code read
+// from one is the code of the other. A library unloaded and another
+// loaded at its address (dlclose, dlopen) is not the same code.
+func (sp *Space) SameCode(o *Space) bool {
+	if sp == o {
+		return true
+	}
+	if sp == nil || o == nil {
+		return false
+	}
+	i, j := 0, 0
+	for {
+		for i < len(sp.maps) && !strings.Contains(sp.maps[i].Perms, "x") {
+			i++
+		}
+		for j < len(o.maps) && !strings.Contains(o.maps[j].Perms, "x") {
+			j++
+		}
+		if i == len(sp.maps) || j == len(o.maps) {
+			return i == len(sp.maps) && j == len(o.maps)
+		}
+		if sp.maps[i] != o.maps[j] {
+			return false
+		}
+		i, j = i+1, j+1
+	}
+}
+
 // LoadSpace reads /proc/PID/maps and opens every mapped ELF file.
 //
 // The engine reloads the space at every vfork (libraries may have been

@@ -303,3 +303,36 @@ func TestVDSO(t *testing.T) {
 		t.Errorf("vDSO read twice: %v", err)
 	}
 }
+
+// SameCode compares the executable mappings only: a heap grown or a data
+// mapping added leaves the code the same; a library unloaded and another
+// mapped at its address, or a mapping made executable, does not.
+func TestSameCode(t *testing.T) {
+	const base = "555555554000-555555555000 r--p 00000000 08:01 100 /prog\n" +
+		"555555555000-555555556000 r-xp 00001000 08:01 100 /prog\n" +
+		"555555558000-555555559000 rw-p 00003000 08:01 100 /prog\n"
+	space := func(text string) *Space {
+		maps, err := parseMaps([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newSpace(maps, "/prog", func(string) (*Binary, error) { return nil, errors.New("not opened") })
+	}
+	liba := "7ffff7fc0000-7ffff7fc1000 r-xp 00001000 08:01 200 /liba.so\n"
+	libb := "7ffff7fc0000-7ffff7fc1000 r-xp 00001000 08:01 201 /libb.so\n"
+	was := space(base + liba)
+	for _, c := range []struct {
+		what, text string
+		same       bool
+	}{
+		{"the same text", base + liba, true},
+		{"a heap added", base + "555555559000-55555557a000 rw-p 00000000 00:00 0 [heap]\n" + liba, true},
+		{"another library at the same address", base + libb, false},
+		{"the library unloaded", base, false},
+		{"a page made executable", base + "7ffff7f00000-7ffff7f01000 rwxp 00000000 00:00 0\n" + liba, false},
+	} {
+		if got := was.SameCode(space(c.text)); got != c.same {
+			t.Errorf("%s: SameCode %v, want %v", c.what, got, c.same)
+		}
+	}
+}
