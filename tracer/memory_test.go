@@ -116,9 +116,9 @@ func TestClassifyLibc(t *testing.T) {
 
 // globalsStory is the setup of the tests of the memory outside the stack:
 // a fast-mode session on fake processes 1 (the parent) and 2 (the vfork
-// child) sharing img, and a story of theirs whose watch covers r, read
+// child) sharing img, and a story of theirs whose watch covers rs, read
 // (snapshotted) from img as it stands.
-func globalsStory(t *testing.T, img *fakeImage, r symbols.DataRange) (*session, *story, *recorder) {
+func globalsStory(t *testing.T, img *fakeImage, rs ...symbols.DataRange) (*session, *story, *recorder) {
 	t.Helper()
 	f := newFakeProcs(t)
 	f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
@@ -129,7 +129,7 @@ func globalsStory(t *testing.T, img *fakeImage, r symbols.DataRange) (*session, 
 		mm: &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}}}
 	st.word = 8
 	st.mem = &memWatch{word: 8}
-	st.mem.plan([]symbols.DataRange{r})
+	st.mem.plan(rs)
 	st.mem.read(s, st)
 	return s, st, rec
 }
@@ -364,21 +364,11 @@ func TestGlobalsDiffUndone(t *testing.T) {
 // 256-byte chunks hold words of two ranges) and chunks that are clean.
 func TestGlobalDiffAcrossChunks(t *testing.T) {
 	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x2000), perms: "rw-p", path: "/prog"}}}
-	f := newFakeProcs(t)
-	f.tasks[1] = &fakeTask{pid: 1, img: img, atStop: true}
-	f.tasks[2] = &fakeTask{pid: 2, img: img, atStop: true}
-	rec := &recorder{}
-	s := newSession(Config{Mode: Fast, Sink: rec}, f)
-	st := &story{id: 1, parent: &task{pid: 1}, child: &task{pid: 2},
-		mm: &addrSpace{arch: arch.AMD64, space: fakeSpace{img}, code: map[uint64]*insnEntry{}}}
-	st.word = 8
-	st.mem = &memWatch{word: 8}
 	var cands []symbols.DataRange
 	for _, r := range [][2]uint64{{0x5008, 0x5110}, {0x5200, 0x5408}, {0x6000, 0x6008}, {0x6100, 0x7000}} {
 		cands = append(cands, symbols.DataRange{Start: r[0], End: r[1], Area: "data", Path: "/prog"})
 	}
-	st.mem.plan(cands)
-	st.mem.read(s, st)
+	s, st, rec := globalsStory(t, img, cands...)
 	defer st.dropGlobals()
 	mem := img.regions[0].data
 	changed := []uint64{0x5008, 0x5100, 0x5108, 0x5200, 0x52f0, 0x5400, 0x6000, 0x6100, 0x6800, 0x6ff8}
