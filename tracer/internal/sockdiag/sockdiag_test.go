@@ -80,3 +80,15 @@ func TestParseReplyMalformed(t *testing.T) {
 		}
 	}
 }
+
+// Any reply, however malformed, is parsed without a panic, and a parsed
+// one is of the inode asked for.
+func FuzzParseReply(f *testing.F) {
+	f.Add([]byte{36, 0, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 7, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255, 8, 0, 2, 0, 9, 0, 0, 0}, uint64(7))
+	f.Add([]byte{20, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 254, 255, 255, 255}, uint64(1))
+	f.Fuzz(func(t *testing.T, b []byte, ino uint64) {
+		if _, err := parseReply(b, ino); err == nil && (len(b) < 32 || uint64(b[20])|uint64(b[21])<<8|uint64(b[22])<<16|uint64(b[23])<<24 != ino) {
+			t.Errorf("%x parsed as a reply for inode %d", b, ino)
+		}
+	})
+}
