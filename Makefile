@@ -16,7 +16,7 @@ deps:
 build: $(VTRACE)
 $(VTRACE): $(GOFILES)
 	@mkdir -p $(BUILD)
-	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)" -o $@ ./cmd/vtrace
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION) -E main.vtraceEntry" -o $@ ./cmd/vtrace
 
 include targets/targets.mk
 

@@ -63,7 +63,7 @@ func builtVtrace() (string, error) {
 			return
 		}
 		binPath = filepath.Join(dir, "vtrace")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		cmd := exec.Command("go", "build", "-ldflags=-E=main.vtraceEntry", "-o", binPath, ".") // as the Makefile links it
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

@@ -32,7 +32,8 @@ func sigIgnored(t *testing.T, sh string) uint64 {
 }
 
 // A signal vtrace was started with ignored — nohup's SIGHUP, the SIGINT
-// of a non-interactive shell's `cmd &` — stays ignored for the program,
+// and SIGQUIT of a non-interactive shell's `cmd &`, a `trap "" ...` — stays
+// ignored for the program,
 // which inherits it through fork and exec as natively, and vtrace does
 // not stop the run on it (found wrapping `nohup`: the program's SigIgn
 // was 0, and a SIGHUP to the nohup'ed vtrace killed the run, 129).
@@ -47,6 +48,14 @@ func TestInheritedIgnoredSignals(t *testing.T) {
 	}
 	if got := sigIgnored(t, "trap '' HUP INT; exec "+bin+" run -q -- "+prog); got&hupInt != hupInt {
 		t.Errorf("under vtrace SigIgn %#x, natively %#x: SIGHUP or SIGINT no longer ignored", got, native)
+	}
+	// The others it was started with ignored, which Go's runtime installs
+	// its handlers over (vtraceEntry reads them first: entry.go), as
+	// natively.
+	const others = "QUIT PIPE USR1 USR2 TERM ALRM"
+	want := sigIgnored(t, "trap '' "+others+"; exec "+prog)
+	if got := sigIgnored(t, "trap '' "+others+"; exec "+bin+" run -q -- "+prog); got != want {
+		t.Errorf("under vtrace started with %s ignored: SigIgn %#x, natively %#x", others, got, want)
 	}
 	// Not ignored, they are not ignored either (vtrace handles them;
 	// the program's exec resets a handler).

@@ -23,15 +23,17 @@ func main() {
 	// SIG_IGN: execve resets handlers, so the traced program still gets
 	// the default SIGPIPE it would get without vtrace.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+	// What vtrace was started with ignored stays ignored, for vtrace and
+	// for the program (entry.go); this undoes the Notify above for an
+	// ignored SIGPIPE.
+	keepIgnored()
 	// SIGINT, SIGTERM and SIGHUP stop the run (the program is killed, the
 	// log closed with its verdict) from the moment vtrace starts, not only
 	// once the engine watches for them; the exit status then names the
 	// signal (128+N).
 	//
 	// One that vtrace was started with ignored stays ignored
-	// (tracer.StopSignals). Go installs its own handlers for the other
-	// signals whatever vtrace inherited, so an ignored SIGTERM, SIGQUIT,
-	// SIGPIPE... is not passed on (docs/reliability.md).
+	// (tracer.StopSignals; keepIgnored).
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	if stop := tracer.StopSignals(); len(stop) > 0 {
