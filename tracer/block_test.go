@@ -26,40 +26,56 @@ func TestBlockBackwardJump(t *testing.T) {
 	a.movEAX(59).syscall() // execve
 	a.label("parent").leave().ret()
 	a.glibcVfork().raw(nops...) // code after the wrapper, as in libc: its ret decodes
-	img := a.image(t)
-	lines := map[Mode][]string{}
-	steps := map[Mode]int64{}
-	reqs := map[Mode]int{}
-	for _, mode := range []Mode{Step, Fast} {
-		rec, res, f := runFake(t, img, codeBase, mode)
-		if res.Verdict != event.Clean {
-			t.Errorf("%v: verdict %v", mode, res.Verdict)
+	step, fast := stepThenFast(t, a.image(t))
+	for _, r := range []modeRun{step, fast} {
+		if r.res.Verdict != event.Clean {
+			t.Errorf("%v: verdict %v", r.mode, r.res.Verdict)
 		}
-		lines[mode] = storyLines(rec)
-		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
-			steps[mode] = ends[0].Steps
-		}
-		reqs[mode] = f.stepReqs
-	}
-	if !slices.Equal(lines[Fast], lines[Step]) {
-		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
 	}
 	// push, ret (stepped: the stack pointer goes up), then test, jne,
 	// test, jne, 5 pushes, mov and the execve syscall.
-	if steps[Fast] != steps[Step] || steps[Step] != 13 {
-		t.Errorf("child steps: fast %d, step %d; want 13 both", steps[Fast], steps[Step])
+	if fast.steps != step.steps || step.steps != 13 {
+		t.Errorf("child steps: fast %d, step %d; want 13 both", fast.steps, step.steps)
 	}
 	// The wrapper's push (a block of 1 is not worth it), then its ret and
 	// one block to the syscall in one continue (blockAfterRet); the
 	// syscall is stepped.
-	if reqs[Fast] != 2 {
-		t.Errorf("fast mode made %d single-steps, want 2 (the ret, the test and the pushes in one run)", reqs[Fast])
+	if fast.f.stepReqs != 2 {
+		t.Errorf("fast mode made %d single-steps, want 2 (the ret, the test and the pushes in one run)", fast.f.stepReqs)
 	}
 }
 
 // nops are code after a fake program's last function (the decoder reads
 // up to 15 bytes ahead).
 var nops = []byte{0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90}
+
+// modeRun is one fake run of a program in one mode.
+type modeRun struct {
+	mode  Mode
+	rec   *recorder
+	res   Result
+	f     *fakeProcs
+	steps int64 // the steps of the child's end (0 without one child_end)
+}
+
+// stepThenFast runs img in --step, then in fast mode, and checks that
+// fast mode tells --step's story, line for line.
+func stepThenFast(t *testing.T, img *fakeImage) (step, fast modeRun) {
+	t.Helper()
+	run := func(mode Mode) modeRun {
+		rec, res, f := runFake(t, img, codeBase, mode)
+		r := modeRun{mode: mode, rec: rec, res: res, f: f}
+		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
+			r.steps = ends[0].Steps
+		}
+		return r
+	}
+	step, fast = run(Step), run(Fast)
+	if ls, lf := storyLines(step.rec), storyLines(fast.rec); !slices.Equal(lf, ls) {
+		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lf, "\n  "), strings.Join(ls, "\n  "))
+	}
+	return step, fast
+}
 
 // A loop is not a block's: a run through code with a loop might never
 // reach an exit. cyclic tells; blockAt then keeps to forward jumps.
@@ -107,21 +123,9 @@ func TestBlockLoop(t *testing.T) {
 	a.movEAX(59).syscall()
 	a.label("parent").leave().ret()
 	a.glibcVfork().raw(nops...) // code after the wrapper, as in libc: its ret decodes
-	img := a.image(t)
-	lines := map[Mode][]string{}
-	steps := map[Mode]int64{}
-	for _, mode := range []Mode{Step, Fast} {
-		rec, _, _ := runFake(t, img, codeBase, mode)
-		lines[mode] = storyLines(rec)
-		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
-			steps[mode] = ends[0].Steps
-		}
-	}
-	if !slices.Equal(lines[Fast], lines[Step]) {
-		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
-	}
-	if steps[Fast] != steps[Step] {
-		t.Errorf("child steps: fast %d, step %d", steps[Fast], steps[Step])
+	step, fast := stepThenFast(t, a.image(t))
+	if fast.steps != step.steps {
+		t.Errorf("child steps: fast %d, step %d", fast.steps, step.steps)
 	}
 }
 
@@ -138,32 +142,17 @@ func TestCallBelowRegion(t *testing.T) {
 	a.label("parent").leave().ret()
 	a.fn("runexec").movEAX(59).syscall() // execve
 	a.glibcVfork().raw(nops...)          // code after the wrapper, as in libc: its ret decodes
-	img := a.image(t)
-	lines := map[Mode][]string{}
-	steps := map[Mode]int64{}
-	reqs := map[Mode]int{}
-	var calls []*event.ChildCall
-	for _, mode := range []Mode{Step, Fast} {
-		rec, res, f := runFake(t, img, codeBase, mode)
-		if res.Verdict != event.Clean {
-			t.Errorf("%v: verdict %v", mode, res.Verdict)
-		}
-		lines[mode] = storyLines(rec)
-		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
-			steps[mode] = ends[0].Steps
-		}
-		reqs[mode] = f.stepReqs
-		if mode == Fast {
-			calls = all[*event.ChildCall](rec)
+	step, fast := stepThenFast(t, a.image(t))
+	for _, r := range []modeRun{step, fast} {
+		if r.res.Verdict != event.Clean {
+			t.Errorf("%v: verdict %v", r.mode, r.res.Verdict)
 		}
 	}
-	if !slices.Equal(lines[Fast], lines[Step]) {
-		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
-	}
+	calls := all[*event.ChildCall](fast.rec)
 	// push, ret, test, jne, push, push, call; --step steps runexec's two
 	// instructions too.
-	if steps[Fast] != 7 || steps[Step] != 9 {
-		t.Errorf("child steps: fast %d, step %d; want 7 and 9", steps[Fast], steps[Step])
+	if fast.steps != 7 || step.steps != 9 {
+		t.Errorf("child steps: fast %d, step %d; want 7 and 9", fast.steps, step.steps)
 	}
 	if len(calls) != 1 || calls[0].TargetSym == nil || calls[0].TargetSym.Sym != "runexec" || calls[0].By.Sym.Sym != "spawn" {
 		t.Fatalf("child_calls %+v, want spawn's call of runexec", calls)
@@ -171,8 +160,8 @@ func TestCallBelowRegion(t *testing.T) {
 	// The wrapper's push; its ret with test, jne and the pushes (a
 	// block); the call is not stepped, nor runexec (run at full speed to
 	// the exec).
-	if reqs[Fast] != 1 {
-		t.Errorf("fast mode made %d single-steps, want 1 (the call not stepped)", reqs[Fast])
+	if fast.f.stepReqs != 1 {
+		t.Errorf("fast mode made %d single-steps, want 1 (the call not stepped)", fast.f.stepReqs)
 	}
 }
 
@@ -242,28 +231,14 @@ func TestRetIntoBlockLeavesFrame(t *testing.T) {
 	a.fn("createproc").pushRBP().movRSPtoRBP().call("vfork").leave().ret()
 	a.fn("finish").exitWith(0)
 	a.glibcVfork().raw(nops...)
-	img := a.image(t)
-	lines := map[Mode][]string{}
-	steps := map[Mode]int64{}
-	reqs := map[Mode]int{}
-	for _, mode := range []Mode{Step, Fast} {
-		rec, _, f := runFake(t, img, codeBase, mode)
-		lines[mode] = storyLines(rec)
-		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
-			steps[mode] = ends[0].Steps
-		}
-		reqs[mode] = f.stepReqs
-	}
-	if !slices.Equal(lines[Fast], lines[Step]) {
-		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(lines[Fast], "\n  "), strings.Join(lines[Step], "\n  "))
-	}
-	if !slices.Contains(lines[Fast], "#1 child left frame 1 createproc+8 to main+9 by ret createproc+10") {
-		t.Errorf("no child_return_past_frame by createproc's ret: %q", lines[Fast])
+	_, fast := stepThenFast(t, a.image(t))
+	if lines := storyLines(fast.rec); !slices.Contains(lines, "#1 child left frame 1 createproc+8 to main+9 by ret createproc+10") {
+		t.Errorf("no child_return_past_frame by createproc's ret: %q", lines)
 	}
 	// The steps counted are those of fast mode without the merge (9;
 	// --step also steps finish), in one single-step fewer (10 without).
-	if steps[Fast] != 9 || reqs[Fast] != 9 {
-		t.Errorf("fast mode: %d steps counted, %d single-steps; want 9 and 9", steps[Fast], reqs[Fast])
+	if fast.steps != 9 || fast.f.stepReqs != 9 {
+		t.Errorf("fast mode: %d steps counted, %d single-steps; want 9 and 9", fast.steps, fast.f.stepReqs)
 	}
 }
 
