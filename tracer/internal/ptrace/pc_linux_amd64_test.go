@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
@@ -28,14 +26,7 @@ func TestPCMatchesRegs(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				defer func() {
-					_ = Kill(pid, unix.SIGKILL)
-					for {
-						if st, err := th.Wait(); err != nil || st.PID == pid && (st.Status.Exited() || st.Status.Signaled()) {
-							return
-						}
-					}
-				}()
+				defer killAndReap(th, pid)
 				for i := 0; i < 50; i++ {
 					if st, err := th.Wait(); err != nil || st.PID != pid || !st.Status.Stopped() {
 						t.Fatalf("stop %d: %+v %v", i, st, err)

@@ -17,14 +17,7 @@ func TestRegsReadOncePerStop(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		defer func() {
-			_ = Kill(pid, unix.SIGKILL)
-			for {
-				if st, err := th.Wait(); err != nil || st.PID == pid && (st.Status.Exited() || st.Status.Signaled()) {
-					return
-				}
-			}
-		}()
+		defer killAndReap(th, pid)
 		if st, err := th.Wait(); err != nil || st.PID != pid || !st.Status.Stopped() {
 			t.Fatalf("exec stop: %+v %v", st, err)
 		}
@@ -79,5 +72,16 @@ func TestRegsReadOncePerStop(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// killAndReap ends a test's tracee: SIGKILL, then waits until its death
+// is reaped (or the wait fails).
+func killAndReap(th *Thread, pid int) {
+	_ = Kill(pid, unix.SIGKILL)
+	for {
+		if st, err := th.Wait(); err != nil || st.PID == pid && (st.Status.Exited() || st.Status.Signaled()) {
+			return
+		}
 	}
 }
