@@ -356,18 +356,22 @@ func (s *session) childrenGone(mm *addrSpace) bool {
 // before it changes its parent's local: cmd/vtrace/testdata/sleepheld.c).
 // /proc/PID/syscall gives the number in the task's own ABI.
 func (s *session) sleepsTimed(pid int, a activity) bool {
-	t := s.byPID[pid]
-	if t == nil || t.proc == nil || t.proc.mm == nil || t.proc.mm.arch == nil {
-		return false
-	}
-	if a.syscall < 0 {
-		return false
-	}
-	switch sysName(t.proc.mm.arch, uint64(a.syscall)) {
+	switch s.sleepsIn(pid, a) {
 	case "nanosleep", "clock_nanosleep", "clock_nanosleep_time64":
 		return true
 	}
 	return false
+}
+
+// sleepsIn is the name of the system call task pid sleeps in, as a says
+// (its number in the task's own ABI): "" when it is in none, when that is
+// not known, or for a call the engine does not look for.
+func (s *session) sleepsIn(pid int, a activity) string {
+	t := s.byPID[pid]
+	if a.syscall < 0 || t == nil || t.proc == nil || t.proc.mm == nil || t.proc.mm.arch == nil {
+		return ""
+	}
+	return sysName(t.proc.mm.arch, uint64(a.syscall))
 }
 
 // wakesAlone reports whether task pid, asleep in the kernel as a says, can
@@ -388,14 +392,14 @@ func (s *session) wakesAlone(pid int, a activity, pr *blockProbe) bool {
 // pipe, FIFO or connected Unix socket whose other end a process vtrace
 // does not trace holds open.
 func (s *session) readsFed(pid int, a activity, pr *blockProbe) bool {
-	t := s.byPID[pid]
-	if a.syscall < 0 || t == nil || t.proc == nil || t.proc.mm == nil || t.proc.mm.arch == nil {
+	name := s.sleepsIn(pid, a)
+	if name == "" {
 		return false
 	}
 	if c, ok := pr.fed[pid]; ok && c.syscall == a.syscall && c.args == [2]uint64{a.args[0], a.args[1]} {
 		return c.fed
 	}
-	fds, more := s.waitedFds(t, a)
+	fds, more := s.waitedFds(pid, name, a)
 	// Descriptors it waits for that were not looked at (more) may be
 	// fed: as if one were (a deadlock is then cut at blockLong, not
 	// missed input).
@@ -415,15 +419,16 @@ const pollIn = 0x1 | 0x2 | 0x40 | 0x80
 // descriptors are looked at (each may cost a scan of /proc).
 const maxWaitedFds = 64
 
-// waitedFds returns the descriptors task t, asleep in the system call a
-// says, waits to read from: none for a call that is no such wait. more
-// says it waits for others too, not looked at (past maxWaitedFds
-// descriptors, past a poll's first maxWaitedFds entries, past a select's
-// first 1024 descriptors). Numbers and arguments are in t's own ABI; a
-// poll's or select's sets are read from its memory, an epoll's from /proc.
-func (s *session) waitedFds(t *task, a activity) (fds []int, more bool) {
+// waitedFds returns the descriptors task pid, asleep in system call name
+// with the arguments a gives, waits to read from: none for a call that is
+// no such wait. more says it waits for others too, not looked at (past
+// maxWaitedFds descriptors, past a poll's first maxWaitedFds entries,
+// past a select's first 1024 descriptors). Arguments are in the task's
+// own ABI; a poll's or select's sets are read from its memory, an epoll's
+// from /proc.
+func (s *session) waitedFds(pid int, name string, a activity) (fds []int, more bool) {
 	word := func(i int) int { return int(int32(a.args[i])) }
-	switch sysName(t.proc.mm.arch, uint64(a.syscall)) {
+	switch name {
 	case "read", "readv", "pread64", "preadv", "preadv2",
 		"recvfrom", "recvmsg", "recvmmsg", "recvmmsg_time64", "accept", "accept4":
 		return []int{word(0)}, false
@@ -431,7 +436,7 @@ func (s *session) waitedFds(t *task, a activity) (fds []int, more bool) {
 		switch a.args[0] {
 		case 5, 10, 12, 17, 18, 19: // accept, recv, recvfrom, recvmsg, accept4, recvmmsg
 			var b [4]byte
-			if s.p.ReadMem(t.pid, a.args[1], b[:]) == nil {
+			if s.p.ReadMem(pid, a.args[1], b[:]) == nil {
 				return []int{int(int32(binary.LittleEndian.Uint32(b[:])))}, false
 			}
 		}
@@ -439,7 +444,7 @@ func (s *session) waitedFds(t *task, a activity) (fds []int, more bool) {
 		// struct pollfd {int fd; short events, revents;}, in both ABIs
 		n := min(a.args[1], maxWaitedFds)
 		b := make([]byte, 8*n)
-		if n == 0 || s.p.ReadMem(t.pid, a.args[0], b) != nil {
+		if n == 0 || s.p.ReadMem(pid, a.args[0], b) != nil {
 			return nil, false
 		}
 		for i := range int(n) {
@@ -455,7 +460,7 @@ func (s *session) waitedFds(t *task, a activity) (fds []int, more bool) {
 		// through a struct and is not in the table.)
 		n := min(uint64(max(word(0), 0)), 1024)
 		b := make([]byte, (n+7)/8)
-		if n == 0 || a.args[1] == 0 || s.p.ReadMem(t.pid, a.args[1], b) != nil {
+		if n == 0 || a.args[1] == 0 || s.p.ReadMem(pid, a.args[1], b) != nil {
 			return nil, false
 		}
 		more = uint64(max(word(0), 0)) > n
@@ -469,7 +474,7 @@ func (s *session) waitedFds(t *task, a activity) (fds []int, more bool) {
 		}
 		return fds, more
 	case "epoll_wait", "epoll_pwait", "epoll_pwait2":
-		fds := s.p.EpollFds(t.pid, word(0))
+		fds := s.p.EpollFds(pid, word(0))
 		return fds[:min(len(fds), maxWaitedFds)], len(fds) > maxWaitedFds
 	}
 	return nil, false
@@ -479,12 +484,12 @@ func (s *session) waitedFds(t *task, a activity) (fds []int, more bool) {
 // descriptors pid waits to read from (as readsFed saw them) and what
 // each is: "" when its system call is no wait for input.
 func (s *session) waitedInput(pid int, a activity) string {
-	t := s.byPID[pid]
-	if a.syscall < 0 || t == nil || t.proc == nil || t.proc.mm == nil || t.proc.mm.arch == nil {
+	name := s.sleepsIn(pid, a)
+	if name == "" {
 		return ""
 	}
 	var out []string
-	fds, more := s.waitedFds(t, a)
+	fds, more := s.waitedFds(pid, name, a)
 	for _, fd := range fds {
 		kind, writers := s.p.FdWriters(pid, fd)
 		d := fmt.Sprintf("descriptor %d (", fd)
