@@ -305,7 +305,7 @@ func (livePtrace) FdWriters(pid, fd int) (fdKind, []int) {
 	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", pid, fd), &obj); err != nil {
 		return fdUnknown, nil
 	}
-	end, writable := obj.Ino, true
+	end, forWriting := obj.Ino, true
 	switch obj.Mode & unix.S_IFMT {
 	case unix.S_IFSOCK:
 		// A Unix socket's peer is found by asking the kernel (/proc does
@@ -317,7 +317,7 @@ func (livePtrace) FdWriters(pid, fd int) (fdKind, []int) {
 		case err != nil:
 			return fdUnknown, nil
 		case u.Peer != 0:
-			end, writable = u.Peer, false
+			end, forWriting = u.Peer, false
 		case u.State == sockdiag.Listen || u.State == sockdiag.Close:
 			return fdDevice, nil // anyone may connect, or send to it
 		default:
@@ -327,14 +327,14 @@ func (livePtrace) FdWriters(pid, fd int) (fdKind, []int) {
 	default:
 		return fdDevice, nil
 	}
-	return fdPipe, holders(obj.Dev, end, writable)
+	return fdPipe, holders(obj.Dev, end, forWriting)
 }
 
 // holders returns the processes that hold the pipe, FIFO or socket with
-// inode ino on device dev open (for writing, if writable says so). Every
+// inode ino on device dev open (for writing, if forWriting says so). Every
 // process's descriptors: a pipe's (pipefs) or a socket's (sockfs) holders
 // are only found so. Done once a reader has slept blockQuiet.
-func holders(dev, ino uint64, writable bool) []int {
+func holders(dev, ino uint64, forWriting bool) []int {
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -355,7 +355,7 @@ func holders(dev, ino uint64, writable bool) []int {
 			if unix.Stat(path, &st) != nil || st.Dev != dev || st.Ino != ino {
 				continue
 			}
-			if !writable || fdWritable(p, f.Name()) {
+			if !forWriting || fdWritable(p, f.Name()) {
 				writers = append(writers, p)
 				break
 			}
