@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
@@ -48,6 +49,15 @@ type fakeImage struct {
 	regions []*fakeRegion
 	syms    []fakeSym
 	path    string
+}
+
+// copy is a fork's copy of the image: the same layout, memory of its own.
+func (im *fakeImage) copy() *fakeImage {
+	c := &fakeImage{syms: im.syms, path: im.path}
+	for _, r := range im.regions {
+		c.regions = append(c.regions, &fakeRegion{start: r.start, data: slices.Clone(r.data), perms: r.perms, path: r.path})
+	}
+	return c
 }
 
 func (im *fakeImage) region(addr uint64, n int) *fakeRegion {
@@ -597,6 +607,16 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 			f.queue(c.pid, stopped(unix.SIGSTOP))
 		}
 		return unix.PTRACE_EVENT_VFORK
+	case 57: // fork: a copy of the memory; the options are inherited
+		f.nextPID++
+		c := &fakeTask{pid: f.nextPID, img: t.img.copy(), regs: t.regs, noExitStop: t.noExitStop}
+		c.regs.R[0] = 0
+		r.R[0] = uint64(c.pid)
+		f.tasks[c.pid] = c
+		f.msg[t.pid] = uint64(c.pid)
+		f.queue(t.pid, eventStop(unix.PTRACE_EVENT_FORK))
+		f.queue(c.pid, stopped(unix.SIGSTOP))
+		return unix.PTRACE_EVENT_FORK
 	case 60, 231: // exit, exit_group
 		t.exitStatus = int(r.R[5] & 0xff)
 		if t.noExitStop {

@@ -373,11 +373,25 @@ func (s *session) restoreInherited(t *task) {
 
 // firstStop handles a new task's initial SIGSTOP: it runs on, unless it is
 // a vfork child held for its story.
+//
+// A new process that is not a vfork child (a fork: a shell's subshell, a
+// command substitution, a pipeline's stage, a hook git runs) is spared
+// its exit stop here, as an exec'd vfork child is (childEnded): no story
+// reads the end of a task that is not a vfork child (a vfork child of
+// its own gets the stop back in awaitFirstStop, a parent followed as it
+// exits is reaped instead: outGone), and the exit stop held every fork
+// child at its end, a stop and two context switches on the way of the
+// parent that waits for it (dash's `$(echo)`: five stops per fork, now
+// four). Its own forks and threads inherit that. A thread keeps what its
+// process has.
 func (s *session) firstStop(t *task) {
 	s.restoreInherited(t)
 	if t.state == taskNewHeld {
 		t.set(taskHeld)
 		return
+	}
+	if t.proc.tgid == t.pid && !t.proc.main {
+		_ = s.exitStops(t, false)
 	}
 	t.set(taskRunning)
 	s.cont(t, 0)

@@ -3,6 +3,7 @@ package tracer
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -308,6 +309,48 @@ func TestExitStopsSetOnlyWhenNeeded(t *testing.T) {
 	want := []string{fmt.Sprintf("%d off", child), fmt.Sprintf("%d on", grandchild)}
 	if !slices.Equal(f.exitStopCalls, want) {
 		t.Errorf("exit stops set %q, want %q", f.exitStopCalls, want)
+	}
+}
+
+// A fork child (not a vfork child) is spared its exit stop at its first
+// stop: no story reads its end, and the stop held every command
+// substitution, subshell and pipeline stage of a shell at its exit. The
+// program keeps its own (its vfork children inherit it); the fork child
+// of the fork child inherits "off", nothing to set. Each still ends with
+// its exit event and status, now from its reaped status.
+func TestForkChildSparedExitStop(t *testing.T) {
+	a := startMain()
+	a.fn("main").movEAX(57).syscall().jnzParent("parent")
+	a.movEAX(57).syscall().jnzParent("child") // the child forks a grandchild
+	a.exitWith(4)
+	a.label("child").exitWith(3)
+	a.label("parent").exitWith(0)
+	f := newFakeProcs(t)
+	img := a.image(t)
+	pid := f.spawn(img, codeBase)
+	rec := &recorder{}
+	s := newSession(Config{Path: img.path, Argv: []string{img.path}, Mode: Fast, Watchpoints: "off", CPU: -1, Sink: rec}, f)
+	if _, err := s.follow(context.Background(), pid); err != nil {
+		t.Fatal(err)
+	}
+	codes := map[int]int{}
+	for _, e := range all[*event.Exit](rec) {
+		if e.Code == nil {
+			t.Fatalf("exit %+v: want an exit status", e)
+		}
+		codes[e.PID] = *e.Code
+	}
+	child, grandchild := pid+1, pid+2
+	if want := map[int]int{pid: 0, child: 3, grandchild: 4}; !maps.Equal(codes, want) {
+		t.Errorf("exit codes by pid %v, want %v", codes, want)
+	}
+	if want := []string{fmt.Sprintf("%d off", child)}; !slices.Equal(f.exitStopCalls, want) {
+		t.Errorf("exit stops set %q, want %q", f.exitStopCalls, want)
+	}
+	for _, p := range []int{child, grandchild} {
+		if !f.tasks[p].noExitStop {
+			t.Errorf("task %d ended with its exit stop on", p)
+		}
 	}
 }
 
