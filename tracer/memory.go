@@ -890,7 +890,25 @@ func (s *session) watchGlobalReads(st *story) error {
 		}
 		var out outcome
 		var err error
-		if in.Class == disasm.Call && s.cfg.Mode == Fast && len(m.errnoAddrs()) > 0 {
+		if b := s.parentBlockOK(st, in, atOwn, &regs, maxGlobalWatch-n); b != nil {
+			// parentblock.go: a stretch that touches no watched word, at
+			// full speed to its exits; its first instruction is counted.
+			var k int
+			k, out, err = s.runParentBlock(st, b, &regs)
+			for ; err == nil && k > 1; k-- {
+				n++
+				err = s.countStep(st)
+			}
+			if err != nil {
+				return err
+			}
+			if out.kind == outTrap {
+				if atOwn {
+					own = regs.SP()
+				}
+				continue
+			}
+		} else if in.Class == disasm.Call && s.cfg.Mode == Fast && len(m.errnoAddrs()) > 0 {
 			out, err = s.runErrnoCall(st, &regs, in) // errno.go: its stores inside the call seen
 		} else if in.Class == disasm.Call && s.cfg.Mode == Fast {
 			out, err = s.runCall(st, p, &regs, in, 0, nil)

@@ -393,3 +393,69 @@ func TestGlobalDiffAcrossChunks(t *testing.T) {
 		t.Errorf("global_diff words %#x, want %#x", got, changed)
 	}
 }
+
+// The parent, followed after its landing for a global the child changed
+// (0x5010), runs a stretch of instructions that touch nothing watched —
+// registers, the stack, another global at a fixed address, a forward
+// jump — at full speed to an int3 at the first instruction that reads the
+// watched word (parentblock.go): no single-step, each instruction still
+// counted as one, the read seen and reported by that instruction, the
+// int3 gone after.
+func TestParentBlockToGlobalRead(t *testing.T) {
+	code := []byte{
+		0x53,             // 401000 push %rbx
+		0x48, 0x89, 0xc3, // 401001 mov %rax,%rbx
+		0x48, 0x8b, 0x0d, 0, 0, 0, 0, // 401004 mov 0x405040(%rip),%rcx: not watched
+		0x48, 0x85, 0xc0, // 40100b test %rax,%rax
+		0x74, 0x03, // 40100e je 401013
+		0x48, 0x31, 0xc0, // 401010 xor %rax,%rax
+		0x48, 0x83, 0xec, 0x10, // 401013 sub $0x10,%rsp
+		0x48, 0x83, 0xc4, 0x10, // 401017 add $0x10,%rsp
+		0x5b,                         // 40101b pop %rbx
+		0x48, 0x8b, 0x15, 0, 0, 0, 0, // 40101c mov 0x405010(%rip),%rdx: the child's word
+		0x90, // 401023 nop
+	}
+	rel := func(to, next int64) uint32 { return uint32(int32(to - next)) }
+	binary.LittleEndian.PutUint32(code[7:], rel(0x405040, 0x40100b))
+	binary.LittleEndian.PutUint32(code[0x1f:], rel(0x405010, 0x401023))
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
+		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
+		{start: 0x401000, data: append(code, make([]byte, 0x100)...), perms: "r-xp", path: "/prog"},
+		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
+		syms: []fakeSym{{"main", 0x401000, 0x401100}}}
+	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
+	defer st.dropGlobals()
+	f := s.p.(*fakeProcs)
+	binary.LittleEndian.PutUint64(img.regions[0].data[0x10:], 0xbeef) // the child's value
+	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
+	st.mm.bps, st.mm.removed = map[uint64]*breakpoint{}, map[uint64]bool{}
+	p := st.parent
+	p.proc, p.state = &process{tgid: 1, mm: st.mm}, taskFollowed
+	s.byPID[1] = p
+	pt := f.tasks[1]
+	pt.regs.Arch = arch.AMD64
+	pt.regs.SetPC(0x401000)
+	pt.regs.Set(arch.AMD64.SP, fakeStackTop-16)
+	st.par.landing = &event.ParentLanding{How: event.LandReturned}
+
+	if err := s.watchGlobalReads(st); err != nil {
+		t.Fatal(err)
+	}
+	rs := all[*event.GlobalRead](rec)
+	if len(rs) != 1 || rs[0].Addr != 0x405010 || rs[0].Value != 0xbeef || rs[0].By.PC != 0x40101c {
+		t.Fatalf("global_reads %+v, want one of 0x405010 by 0x40101c", rs)
+	}
+	if f.stepReqs != 0 {
+		t.Errorf("%d single-steps: the stretch before the read was stepped", f.stepReqs)
+	}
+	// push, mov, mov, test, je (taken), sub, add, pop; the read.
+	if st.steps != 9 {
+		t.Errorf("%d steps counted, want 9 (one per instruction executed)", st.steps)
+	}
+	if b := img.regions[1].data[0x1c]; b != 0x48 || len(st.mm.bps) != 0 {
+		t.Errorf("the exit's int3 left behind: byte %#x, int3s %v", b, st.mm.bps)
+	}
+	if pt.regs.PC() != 0x40101c || pt.regs.SP() != fakeStackTop-16 {
+		t.Errorf("parent at pc %#x sp %#x, want 0x40101c %#x", pt.regs.PC(), pt.regs.SP(), fakeStackTop-16)
+	}
+}

@@ -114,6 +114,8 @@ type parentFacts struct {
 	// pace (its stack, then its globals): it may wait for another task,
 	// whose vfork then runs its story at once, nested (vforkEvent).
 	running bool
+	// block is the parent's block decoded last (parentblock.go).
+	block *parentBlock
 }
 
 // story traces one vfork from the parent's PTRACE_EVENT_VFORK stop to the

@@ -440,3 +440,79 @@ func (in *Insn) namesSP() bool {
 	}
 	return false
 }
+
+// SPAccesses tells whether a tracer that knows only the stack pointer sp
+// before the instruction knows every memory access the instruction makes
+// — reads and writes — and the stack pointer after it, the instruction
+// going on at PC+Len (unless it faults): its memory operands are
+// absolute, %rip-relative, %fs- or %gs-relative with no register (Seg:
+// the offset), or at the stack pointer plus a constant; it moves the stack
+// pointer only as push and pop do (not pushf, popf, pusha, popa, enter,
+// leave) or by an add or sub of an immediate, and names the stack pointer
+// as no other register operand. It appends every access to dst (as
+// Effects orders them) and returns the stack pointer after the
+// instruction. The parent's follow after its landing runs such
+// instructions at full speed when none touches a word it watches.
+func (in *Insn) SPAccesses(sp uint64, dst []Access) (acc []Access, spAfter uint64, ok bool) {
+	if in.kind != kindNormal || in.unknown || in.str.elem != 0 || in.bpR != 0 {
+		return dst, sp, false
+	}
+	switch in.Inst.Op {
+	case x86asm.XBEGIN, x86asm.XABORT, x86asm.XEND:
+		return dst, sp, false
+	}
+	spAfter = sp
+	switch in.Class {
+	case Other:
+		if in.stkW != 0 || in.stkR != 0 {
+			return dst, sp, false // enter, and the like
+		}
+	case Push:
+		if in.Inst.Op != x86asm.PUSH {
+			return dst, sp, false
+		}
+		spAfter = sp - uint64(in.stkW)
+	case Pop:
+		if in.Inst.Op != x86asm.POP {
+			return dst, sp, false
+		}
+		spAfter = sp + uint64(in.stkR)
+	default:
+		return dst, sp, false
+	}
+	for i, a := range in.Inst.Args {
+		r, isReg := a.(x86asm.Reg)
+		if !isReg {
+			continue
+		}
+		if n, ok := DWARFReg(r, in.arch); !ok || n != int(in.sp) {
+			continue
+		}
+		// The stack pointer as a register operand: add or sub of an
+		// immediate to the whole register only.
+		imm, isImm := in.Inst.Args[1].(x86asm.Imm)
+		if i != 0 || in.Class != Other || !isImm || imm < 0 || imm >= 1<<20 ||
+			!(r == x86asm.RSP && in.Bits == 64 || r == x86asm.ESP && in.Bits == 32) {
+			return dst, sp, false
+		}
+		switch in.Inst.Op {
+		case x86asm.ADD:
+			spAfter = sp + uint64(imm)
+		case x86asm.SUB:
+			spAfter = sp - uint64(imm)
+		default:
+			return dst, sp, false
+		}
+	}
+	for i := 0; i < int(in.nmem); i++ {
+		m := &in.mem[i]
+		if m.index != noReg || m.bitReg != noReg || m.base != noReg && m.base != in.sp || m.seg && m.base != noReg {
+			return dst, sp, false
+		}
+	}
+	acc, unknown := in.Effects(spOnly{sp: in.sp, v: sp}, dst)
+	if unknown {
+		return dst, sp, false
+	}
+	return acc, spAfter & in.smask, true
+}

@@ -1,0 +1,257 @@
+package tracer
+
+import (
+	"fmt"
+
+	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+	"github.com/vtrace/vtrace/tracer/internal/disasm"
+)
+
+// Parent blocks (fast mode): after its landing, a parent whose child left
+// words outside the stack changed is followed instruction by instruction
+// in its own frames (watchGlobalReads), its calls run at full speed, until
+// it reads one of them. dash's vfork child changes some forty words of
+// the shell's heap and data, which the parent never reads: it is followed
+// up to its next vfork, through the epilogues and loops of its outer
+// frames, a hundred single-steps and more per command (git.sh below: 8,148
+// steps, 80 % of the run's stops). Most of those instructions touch no
+// memory, or only the stack or a global at a fixed address: a tracer that
+// knows the stack pointer knows every address they touch
+// (disasm.Insn.SPAccesses). A stretch of such instructions and forward
+// direct jumps none of which touches a watched word (m.poisoned) — read or
+// written — would make watchGlobalReads do nothing at any of them: no
+// global_read, no word taken back, its own frames' stack pointer only
+// following the stack pointer. Such a stretch is decoded ahead, an int3 is
+// planted at each of its exits (the first instructions that do not
+// qualify, on every path, and those that touch a watched word) and the
+// parent runs there at full speed: one stop instead of one per
+// instruction. Every instruction executed counts as a step (on the
+// shortest path to the exit). Only forward jumps: the stretch has no loop,
+// every run through it ends at an exit.
+
+// Parent block bounds: run when the shortest path to every exit is at
+// least parentBlockMin instructions (a continue to an int3 costs about
+// what two single-steps cost); decoding stops at parentBlockMax
+// instructions and blockExits exits.
+const (
+	parentBlockMin = 2
+	parentBlockMax = 256
+)
+
+// parentBlock is a stretch of the parent's code run at full speed.
+type parentBlock struct {
+	depth map[uint64]int    // pc of each instruction and exit -> instructions executed before it (shortest path)
+	sp    map[uint64]uint64 // pc -> the stack pointer there
+	exits []uint64
+	queue []uint64
+	acc   []disasm.Access
+}
+
+func (b *parentBlock) isExit(pc uint64) bool {
+	for _, e := range b.exits {
+		if e == pc {
+			return true
+		}
+	}
+	return false
+}
+
+// parentBlockAt decodes ahead from the parent's pc (regs just read), and
+// returns the block that starts there, or nil when it is not worth
+// running. left is how many more instructions the follow may run
+// (maxGlobalWatch).
+func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlock {
+	m, mm := st.mem, st.mm
+	if s.cfg.Mode != Fast || s.cfg.TraceInsns || m == nil || mm == nil {
+		return nil
+	}
+	if st.par.block == nil {
+		st.par.block = &parentBlock{depth: map[uint64]int{}, sp: map[uint64]uint64{}}
+	}
+	b := st.par.block
+	clear(b.depth)
+	clear(b.sp)
+	b.exits, b.queue = b.exits[:0], b.queue[:0]
+	start := regs.PC()
+	if _, planted := mm.bps[start]; planted {
+		return nil
+	}
+	b.depth[start], b.sp[start] = 0, regs.SP()
+	b.queue = append(b.queue, start)
+	// Breadth first: a pc's depth is its shortest path from start.
+	n := 0
+	for len(b.queue) > 0 {
+		pc := b.queue[0]
+		b.queue = b.queue[1:]
+		sp := b.sp[pc]
+		var succ [2]uint64
+		ns, after := 0, sp
+		ok := n < parentBlockMax && b.depth[pc] < left
+		if _, planted := mm.bps[pc]; planted && pc != start {
+			ok = false // another int3 (another story's): an exit
+		}
+		var in *disasm.Insn
+		if ok {
+			var err error
+			in, err = s.insnAt(mm, st.parent.pid, pc)
+			ok = err == nil
+		}
+		if ok {
+			switch in.Class {
+			case disasm.CondJump, disasm.Jump:
+				_, rel := in.Inst.Args[0].(x86asm.Rel)
+				ok = rel && in.Target > pc
+				if ok {
+					succ[ns], ns = in.Target, ns+1
+					if in.Class == disasm.CondJump {
+						succ[ns], ns = pc+uint64(in.Len), ns+1
+					}
+				}
+			default:
+				b.acc, after, ok = in.SPAccesses(sp, b.acc[:0])
+				ok = ok && !s.touchesPoisoned(m, b.acc)
+				succ[ns], ns = pc+uint64(in.Len), ns+1
+			}
+		}
+		if !ok {
+			if pc == start || len(b.exits) == blockExits {
+				return nil
+			}
+			b.exits = append(b.exits, pc)
+			continue
+		}
+		n++
+		for _, next := range succ[:ns] {
+			if b.isExit(next) {
+				continue
+			}
+			if _, seen := b.depth[next]; seen {
+				if b.sp[next] != after {
+					return nil // two stack pointers at one pc
+				}
+				continue
+			}
+			b.depth[next], b.sp[next] = b.depth[pc]+1, after
+			b.queue = append(b.queue, next)
+		}
+	}
+	if len(b.exits) == 0 {
+		return nil
+	}
+	for _, e := range b.exits {
+		if b.depth[e] < parentBlockMin {
+			return nil // an exit a step or two away: stepping costs no more
+		}
+	}
+	// An int3 inside an instruction the parent runs through would change
+	// it (a jump into an instruction's prefix).
+	for pc := range b.depth {
+		if b.isExit(pc) {
+			continue
+		}
+		in, _ := s.insnAt(mm, st.parent.pid, pc)
+		for _, e := range b.exits {
+			if e > pc && e < pc+uint64(in.Len) {
+				return nil
+			}
+		}
+	}
+	return b
+}
+
+// touchesPoisoned reports whether an access touches a word the parent is
+// watched for (or one whose address is not known: a %fs access with no
+// thread pointer).
+func (s *session) touchesPoisoned(m *memWatch, acc []disasm.Access) bool {
+	hit := false
+	for _, a := range acc {
+		addr, ok := m.accessAddr(a)
+		if !ok || addr+uint64(a.Size) < addr {
+			return true
+		}
+		words(addr, a.Size, m.word, func(x uint64) {
+			if _, ok := m.poisoned[x]; ok {
+				hit = true
+			}
+		})
+		if hit {
+			return true
+		}
+	}
+	return false
+}
+
+// runParentBlock runs the parent through block b at full speed to one of
+// its exits, counting a step per instruction executed; regs is left
+// current. A harmless signal on the way is held back from the continue
+// and delivered with a single-step, as the follow's steps deliver it (its
+// handler is then followed as before). out is the stop that ended it
+// when it is not the trap at an exit: a fault, an exit, a kill.
+func (s *session) runParentBlock(st *story, b *parentBlock, regs *arch.Regs) (n int, out outcome, err error) {
+	p, mm := st.parent, st.mm
+	if err := s.plantAll(mm, p.pid, b.exits, st.id); err != nil {
+		s.unclaimMany(mm, p.pid, b.exits, st.id)
+		return 0, outcome{}, fmt.Errorf("plant int3s at %#x: %w", b.exits, err)
+	}
+	out, err = s.resume(p, false, 0, true)
+	s.unclaimMany(mm, p.pid, b.exits, st.id)
+	if err != nil {
+		return 0, out, err
+	}
+	switch out.kind {
+	case outTrap, outSignal:
+	default:
+		return 1, out, nil // gone, exit: the run is being killed
+	}
+	if err := s.p.Regs(p.pid, regs); err != nil {
+		return 0, out, err
+	}
+	pc := regs.PC()
+	if out.kind == outTrap && b.isExit(pc-1) {
+		pc--
+		regs.SetPC(pc)
+		if err := s.p.SetRegs(p.pid, regs); err != nil {
+			return 0, out, err
+		}
+		out = outcome{kind: outTrap}
+	}
+	n, known := b.depth[pc]
+	if !known {
+		n = 1
+	}
+	if out.kind == outSignal && benign(out.sig) {
+		// Delivered now, with a step: the parent stops at its handler's
+		// first instruction, which the follow takes from there.
+		out, err = s.advance(p, true, int(out.sig), pc)
+		if err != nil {
+			return n, out, err
+		}
+		n++
+		if out.kind == outTrap {
+			err = s.p.Regs(p.pid, regs)
+		}
+	}
+	return n, out, err
+}
+
+// parentBlockOK returns the block the parent, stopped at in in its own
+// frames (atOwn; regs just read), runs next, or nil: it is stepped. left
+// is what the follow may still run; the step budgets bound it too, so
+// that a budget stops the run where the steps would have.
+func (s *session) parentBlockOK(st *story, in *disasm.Insn, atOwn bool, regs *arch.Regs, left int) *parentBlock {
+	if !atOwn || in.Class == disasm.Call {
+		return nil
+	}
+	if c := s.cfg.MaxStorySteps; c > 0 {
+		left = min(left, int(min(c-st.steps, 1<<30)))
+	}
+	if c := s.cfg.MaxSteps; c > 0 {
+		left = min(left, int(min(c-s.steps, 1<<30)))
+	}
+	if left < parentBlockMin {
+		return nil
+	}
+	return s.parentBlockAt(st, regs, left)
+}
