@@ -192,8 +192,10 @@ type fakeProcs struct {
 	onEventMsg func(pid int)
 	// foreignKills are signals sent to pids the fake does not have.
 	foreignKills []int
-	// activity, if set, is what Activity reports of each pid.
-	activity map[int]activity
+	// activity, if set, is what Activity reports of each pid;
+	// activityReads counts the Activity calls (the looks at /proc).
+	activity      map[int]activity
+	activityReads int
 	// regsReads and pcReads count the Regs and PC calls.
 	regsReads, pcReads int
 	// exitStopCalls records each ExitStops request: "pid on" or "pid off".
@@ -844,6 +846,7 @@ func (f *fakeProcs) StopPending(pid int) bool {
 // Activity: a fake task never blocks in a kernel (its stops are
 // scripted), unless the test says what it does (f.activity).
 func (f *fakeProcs) Activity(pid int) (activity, bool) {
+	f.activityReads++
 	if f.activity != nil {
 		a, ok := f.activity[pid]
 		return a, ok

@@ -49,8 +49,8 @@ import (
 // story's task (keepsRunnable): that task would run natively, so every
 // moment of the sleep is time taken from the program (heldrunnable.c: a
 // shell's waitpid for its command held the program that started the
-// shell); /proc is looked at from the start and a sleep of blockHeld is
-// enough.
+// shell); /proc is looked at once the wait has lasted keepsFirstLook (5
+// ms) and a sleep of blockHeld is enough.
 // Then, in turn:
 //
 //  1. The held vforks get their turn (runHeld): those of a memory whose
@@ -89,6 +89,13 @@ const (
 	// usleep while an enclosing story steps a task soon to block in
 	// waitpid: diesnested.c --step) does not cut its story.
 	blockHeld = 500 * time.Millisecond
+	// keepsFirstLook is how long a wait lasts, while keepsRunnable, before
+	// /proc is first looked at. Nearly every wait of a followed parent (a
+	// step, a call) ends sooner: looked at from its start, every traced
+	// task's /proc files were read at every step (make -j2, a recipe's
+	// shell followed while the other job's stop was kept: a quarter of
+	// vtrace's CPU time).
+	keepsFirstLook = 5 * time.Millisecond
 )
 
 // errBlocked cuts the story on top short: the task it waits for sleeps in
@@ -201,13 +208,15 @@ func (s *session) giveWay(pid int, pr *blockProbe) (ran bool, err error) {
 	}
 	now := time.Now()
 	// While a task that would run natively is kept (keepsRunnable), /proc
-	// is looked at from the start: the sleep is timed from the first look.
+	// is looked at from keepsFirstLook after the start: the sleep is timed
+	// from the first look.
 	keeps := s.keepsRunnable()
 	if pr.start.IsZero() {
 		pr.start = now
-		if !keeps {
-			return false, nil
+		if keeps {
+			pr.checked, pr.every = now, keepsFirstLook
 		}
+		return false, nil
 	}
 	if now.Sub(pr.start) < blockQuiet && !keeps || now.Sub(pr.checked) < pr.every {
 		return false, nil
@@ -533,7 +542,7 @@ func (s *session) armWake(pr *blockProbe) func() {
 		return func() {}
 	}
 	d := time.Until(pr.checked.Add(pr.every))
-	if pr.seen == nil {
+	if pr.seen == nil && pr.every == 0 {
 		d = time.Until(pr.start.Add(blockQuiet))
 	}
 	s.wakeMu.Lock()

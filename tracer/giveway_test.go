@@ -82,6 +82,50 @@ func TestGiveWay(t *testing.T) {
 	}
 }
 
+// While the story on top follows its parent and a stop of an enclosing
+// story's task is kept (keepsRunnable), a wait looks at /proc only once it
+// has lasted keepsFirstLook: the waits of a followed parent (a step, a
+// call) nearly all end sooner, and every traced task's /proc files were
+// read at each of them. A wait that lasts is looked at, and cut after
+// blockHeld as before.
+func TestGiveWayKeepsFirstLook(t *testing.T) {
+	f := newFakeProcs(t)
+	f.activity = map[int]activity{
+		10: {state: 'S', ran: 5, syscall: 61}, // the followed parent, in wait4
+		11: {state: 't', ran: 7, syscall: -1}, // its stop kept for an enclosing story
+	}
+	s := newSession(Config{CPU: -1}, f)
+	s.byPID[10], s.byPID[11] = &task{pid: 10, state: taskFollowed}, &task{pid: 11, state: taskFollowed}
+	s.stories = []*story{{id: 1, par: parentFacts{running: true}}}
+	s.postponed[11] = ptrace.Stop{PID: 11}
+	if !s.keepsRunnable() {
+		t.Fatal("the setting is not keepsRunnable")
+	}
+	var pr blockProbe
+	if _, err := s.giveWay(10, &pr); err != nil {
+		t.Fatal(err)
+	}
+	if f.activityReads != 0 {
+		t.Errorf("a wait that has just begun read /proc %d times", f.activityReads)
+	}
+	time.Sleep(keepsFirstLook + time.Millisecond)
+	if _, err := s.giveWay(10, &pr); err != nil {
+		t.Fatal(err)
+	}
+	if f.activityReads != 2 {
+		t.Errorf("a wait past keepsFirstLook read /proc %d times, want 2 (each task once)", f.activityReads)
+	}
+	start := time.Now()
+	var err error
+	for time.Since(start) < 2*blockHeld && err == nil {
+		time.Sleep(10 * time.Millisecond)
+		_, err = s.giveWay(10, &pr)
+	}
+	if !errors.Is(err, errBlocked) || time.Since(start) < blockHeld-keepsFirstLook {
+		t.Errorf("the parent asleep while a runnable stop was kept: %v after %v, want errBlocked after %v", err, time.Since(start), blockHeld)
+	}
+}
+
 // A task asleep in nanosleep or clock_nanosleep (numbered in its own ABI)
 // wakes by itself: vtrace holding others does not block it before
 // blockLong; the same numbers in the other ABI (i386's nanosleep is
