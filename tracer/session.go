@@ -780,6 +780,13 @@ func (s *session) finish() Result {
 // makes it panic).
 var prefetchProgram = symbols.PrefetchProgram
 
+// WaitIndexWrites waits, at most d, for the symbol index entries being
+// built and written (the program's, read ahead on another goroutine) to be
+// in place, and reports whether none is left: vtrace calls it before it
+// exits, so that the next run of a short program with a big entry reads
+// it rather than builds it again (symbols.WaitIndexWrites).
+func WaitIndexWrites(d time.Duration) bool { return symbols.WaitIndexWrites(d) }
+
 // goOffCPU runs fn on its own goroutine (see offCPU). A panic there is a
 // bug in vtrace, not the end of vtrace: it is recovered, the run is
 // stopped (every tracee killed) and Run returns it as an internal error,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -46,6 +47,12 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	if !silent(err) {
 		fmt.Fprintf(os.Stderr, "vtrace: %v\n", err)
+	}
+	if ctx.Err() == nil {
+		// The program's symbol index entry, if it is still being built
+		// or written, is stored for the next run (not when a signal
+		// stopped the run).
+		tracer.WaitIndexWrites(time.Second)
 	}
 	stopProfile()
 	os.Exit(exitCode(err))

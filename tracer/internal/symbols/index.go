@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -215,6 +216,8 @@ func (b *Binary) loadIndex() *symIndex {
 	if ix := readIndex(filepath.Join(dir, indexName(b.BuildID, key)), key); ix != nil {
 		return ix
 	}
+	indexBusy.Add(1)
+	defer indexBusy.Add(-1)
 	ix, dbg := b.buildIndex()
 	// Keyed by the debug file actually read (it may have changed since
 	// the stat above).
@@ -356,6 +359,27 @@ func readIndex(path, key string) *symIndex {
 		return nil
 	}
 	return ix
+}
+
+// indexBusy counts the entries being built and written (loadIndex after
+// a miss).
+var indexBusy atomic.Int32
+
+// WaitIndexWrites waits, at most d, for the entries being built and
+// written to be in place, and reports whether none is left. The program's
+// symbols are read ahead on another goroutine (PrefetchProgram); a short
+// run of a program with a big entry (node's is 8.7 MB, 150 ms of CPU to
+// build) ended before the entry was written — the process exited in the
+// middle of the temporary file — so that every run built it again.
+func WaitIndexWrites(d time.Duration) bool {
+	end := time.Now().Add(d)
+	for indexBusy.Load() > 0 {
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
 }
 
 // writeIndex stores an entry: into a temporary file, renamed into place.

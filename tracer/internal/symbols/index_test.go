@@ -498,3 +498,46 @@ func FuzzDecodeIndex(f *testing.F) {
 		}
 	})
 }
+
+// WaitIndexWrites returns once the entries being built and written are in
+// place (vtrace waits so before it exits: a short run of a program with a
+// big entry left a temporary file and built the entry again at every
+// run), and at once when none is.
+func TestWaitIndexWrites(t *testing.T) {
+	const path = "testdata/gcc-O2-g"
+	dir := t.TempDir()
+	withIndexDir(t, dir)
+	if !WaitIndexWrites(0) {
+		t.Fatal("nothing is being written, yet WaitIndexWrites(0) reports some")
+	}
+	b, err := readBinary(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexBusy.Add(1) // as loadIndex does after a miss, before it builds
+	go func() {
+		defer indexBusy.Add(-1)
+		time.Sleep(20 * time.Millisecond)
+		b.symIndex()
+	}()
+	if !WaitIndexWrites(10 * time.Second) {
+		t.Fatal("the entry was not written within 10 s")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || strings.HasPrefix(ents[0].Name(), ".tmp-") {
+		t.Fatalf("directory holds %v when WaitIndexWrites returned, want the entry", ents)
+	}
+	if readIndex(filepath.Join(dir, ents[0].Name()), b.indexKey(selfID(), b.debugID())) == nil {
+		t.Errorf("%s: not a valid entry", ents[0].Name())
+	}
+	// One that never ends: WaitIndexWrites gives up after d.
+	indexBusy.Add(1)
+	defer indexBusy.Add(-1)
+	start := time.Now()
+	if WaitIndexWrites(30 * time.Millisecond) {
+		t.Error("a build in progress, yet WaitIndexWrites reports none")
+	}
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Errorf("gave up after %v, before its bound", d)
+	}
+}
