@@ -366,6 +366,9 @@ func (s *session) emitDetach(reason, limit string) {
 	if reason == "" || (s.attachPID == 0 && reason != stopProgramExit) {
 		return
 	}
+	if reason == stopProgramExit && len(s.detached) == 0 {
+		return // what was left ended before it could be let go
+	}
 	ev := &event.Detach{Header: s.hdr("detach", s.mainPID), Why: reason, Threads: append([]int(nil), s.detached...)}
 	sort.Ints(ev.Threads)
 	if reason == "interrupt" {

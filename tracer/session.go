@@ -262,7 +262,7 @@ func (s *session) abortStart(pid int) {
 // vfork of a running task) and run to their end before the loop goes on.
 func (s *session) loop() {
 	for {
-		if s.mainEnded && s.cfg.AfterExit != "follow" && (len(s.byPID) > 0 || len(s.unknown) > 0) {
+		if s.mainEnded && s.cfg.AfterExit != "follow" && s.anyLeftRunning() {
 			// No story is in progress here: the processes the program
 			// left running are let go (first reason wins: a budget that
 			// stopped the run already is not replaced).
@@ -294,6 +294,21 @@ func (s *session) loop() {
 		}
 		s.dispatch(st)
 	}
+}
+
+// anyLeftRunning reports whether a traced task other than one already
+// dying (its exit stop seen, only its reaping to come) is left: what the
+// program left running when it ended.
+func (s *session) anyLeftRunning() bool {
+	if len(s.unknown) > 0 {
+		return true
+	}
+	for _, t := range s.byPID {
+		if t.state != taskEnded {
+			return true
+		}
+	}
+	return false
 }
 
 // takePostponed returns a stop that arrived while a story owned its task,
