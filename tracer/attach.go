@@ -363,7 +363,7 @@ func (s *session) beforeDetach(t *task) {
 
 // emitDetach writes the detach event of an attached run that was stopped.
 func (s *session) emitDetach(reason, limit string) {
-	if s.attachPID == 0 || reason == "" {
+	if reason == "" || (s.attachPID == 0 && reason != stopProgramExit) {
 		return
 	}
 	ev := &event.Detach{Header: s.hdr("detach", s.mainPID), Why: reason, Threads: append([]int(nil), s.detached...)}
