@@ -27,9 +27,10 @@
 #     child running N instructions) vs the raw C PTRACE_SINGLESTEP loop
 #     `stepref -c C N`. BENCH_STEP_ROUNDS (15) vtrace runs, each between two
 #     stepref runs; each round's ratio is vtrace's whole-run rate against
-#     the mean of those two, and the median ratio counts. Goal: >= 0.95.
-#     (The same ratio on CPU time, steps per second of user+system of the
-#     tracer and its tracee, is printed beside: it moves less with the load.)
+#     the mean of those two, and the median ratio counts. Goal: >= 0.95,
+#     and the same median on CPU time (steps per second of user+system of
+#     each side, its tracee included) >= 0.95 too: under load the wall
+#     ratio favours vtrace (docs/bench.md), the CPU one moves little.
 #  4. memory: (a) vtrace's peak RSS at spawnloop 10000 (the run of 2c)
 #     <= 1.2x its peak RSS at spawnloop 100; (b) peak RSS streaming a
 #     >= 1M-instruction `--step --trace-insns` trace to a file <= 50 MB.
@@ -245,7 +246,7 @@ say "    $(mb "$RSS_SMALL_KB") MB at $RSS_SMALL vforks, $(mb "${WK_VKB[spawn]}")
 # both moves by 10-30 % between runs seconds apart (docs/bench.md, "`--step`
 # against the C loop, second round"), and a median of 3 fell either side of
 # the goal by chance.
-declare -A S_V S_VUS S_R S_RATIO S_RATIO_PH S_RATIO_CPU S_SPREAD S_SPREAD_CPU S_RSPS S_VSPS S_LOAD
+declare -A S_V S_VUS S_R S_RES S_RATIO S_RATIO_PH S_RATIO_CPU S_SPREAD S_SPREAD_CPU S_RSPS S_VSPS S_LOAD
 stepref_run() { # stepref_run N TAG: sets SR_STEPS SR_SPS SR_CSPS (steps per CPU second, parent and child)
   timed "$OUT/stepref.$1.$2.out" "$OUT/stepref.$1.$2.err" "$T/stepref" -c "$CPU" "$1"
   local line
@@ -301,9 +302,13 @@ for N in $STEP_NS; do
   # Under load the C loop, asleep in waitpid at every step, loses its CPU
   # to other tasks more often than vtrace, which yields and stays
   # runnable: the wall ratio then says more about the load than about
-  # either tracer.
-  [[ $(pass "${S_RATIO[$N]}" ">=" 0.95) == PASS && $(pass "${S_RATIO_CPU[$N]}" ">=" 0.95) == SHORT ]] &&
-    note "(3) N=$N: the wall ratio ${S_RATIO[$N]} passes but the ratio on CPU time is ${S_RATIO_CPU[$N]} (load ${S_LOAD[$N]}): the pass is the load's doing"
+  # either tracer, in vtrace's favour. So the goal passes only when the
+  # ratio on CPU time passes too.
+  S_RES[$N]=$(pass "${S_RATIO[$N]}" ">=" 0.95)
+  if [[ ${S_RES[$N]} == PASS && $(pass "${S_RATIO_CPU[$N]}" ">=" 0.95) == SHORT ]]; then
+    S_RES[$N]=SHORT
+    note "(3) N=$N: the wall ratio ${S_RATIO[$N]} passes but the ratio on CPU time is ${S_RATIO_CPU[$N]} (load ${S_LOAD[$N]}): SHORT, the wall's pass is the load's doing"
+  fi
 done
 
 # ------------------------------------------- goal 4b: RSS of a 1M-step trace
@@ -347,7 +352,7 @@ row() { echo "| $1 | $2 | $3 | $4 | $5 |"; }
   for N in $STEP_NS; do
     row "(3) --step rate, spin $(comma "$N"): vtrace ÷ stepref (median of $STEP_ROUNDS rounds)" \
       "vtrace $(comma "${S_V[$N]}") steps in $(sec "${S_VUS[$N]}") (median), ${S_VSPS[$N]} steps/s; stepref ${S_RSPS[$N]} steps/s; round ratios min / quartiles / max ${S_SPREAD[$N]}; on CPU time ${S_RATIO_CPU[$N]} (${S_SPREAD_CPU[$N]}); load ${S_LOAD[$N]}" \
-      "≥ 0.95" "${S_RATIO[$N]}" "$(pass "${S_RATIO[$N]}" ">=" 0.95)"
+      "≥ 0.95" "${S_RATIO[$N]}" "${S_RES[$N]}"
   done
   row "(4a) peak RSS at $(comma "$SPAWN_N") vforks ÷ at $(comma "$RSS_SMALL")" \
     "$(mb "${WK_VKB[spawn]}") MB vs $(mb "$RSS_SMALL_KB") MB" "≤ 1.2" "$R4A" "$(pass "$R4A" "<=" 1.2)"
