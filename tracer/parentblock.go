@@ -15,11 +15,11 @@ import (
 // it reads one of them. dash's vfork child changes some forty words of
 // the shell's heap and data, which the parent never reads: it is followed
 // up to its next vfork, through the epilogues and loops of its outer
-// frames, a hundred single-steps and more per command (git.sh below: 8,148
-// steps, 80 % of the run's stops). Most of those instructions touch no
-// memory, or only the stack or a global at a fixed address: a tracer that
-// knows the stack pointer knows every address they touch
-// (disasm.Insn.SPAccesses). A stretch of such instructions and forward
+// frames, a hundred single-steps and more per command (docs/bench.md,
+// git-hooks: 8,148 steps, 80 % of the run's stops). Most of those
+// instructions touch no memory, or only the stack or a global at a fixed
+// address: a tracer that knows the stack pointer knows every address they
+// touch (disasm.Insn.SPAccesses). A stretch of such instructions and forward
 // direct jumps none of which touches a watched word (m.poisoned) — read or
 // written — would make watchGlobalReads do nothing at any of them: no
 // global_read, no word taken back, its own frames' stack pointer only
