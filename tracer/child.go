@@ -59,7 +59,7 @@ type childRun struct {
 	escaped bool
 	predict silentPredictor
 	// fresh: regs are the child's registers now (a block has just run).
-	fresh    bool
+	fresh bool
 	// blocks are the decoder's scratch (block.go): blocks[cur] is the
 	// one decodeBlock fills; a block and the one its ret goes on into
 	// (retLink) are decoded in both.

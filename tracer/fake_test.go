@@ -167,9 +167,9 @@ type fakeProcs struct {
 	// execImage makes the image of a program a task execs.
 	execImage func() (*fakeImage, uint64, uint64)
 	steps     int
-	stepReqs  int  // PTRACE_SINGLESTEP requests
+	stepReqs  int         // PTRACE_SINGLESTEP requests
 	conts     map[int]int // PTRACE_CONT requests, by pid
-	noDR      bool // debug registers refuse to be written (as with --watchpoints off)
+	noDR      bool        // debug registers refuse to be written (as with --watchpoints off)
 	// childStopFirst: a vfork child's first stop is reported before its
 	// parent's event (as on a real machine, often).
 	childStopFirst bool
@@ -993,11 +993,11 @@ func (a *asm) glibcVfork() *asm {
 // decoded, never run). after are bytes put between the push and the cmp.
 func (a *asm) glibcVfork236(after ...byte) *asm {
 	a.fn("vfork").popRDI().movEAX(58).syscall().pushRDI().raw(after...)
-	a.raw(0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff) // cmp $0xfffffffffffff001,%rax
-	a.raw(0x73, 0x01).ret()                   // jae 1f; ret
-	a.raw(0x48, 0x8b, 0x0d, 0, 0, 0, 0)       // 1: mov 0x0(%rip),%rcx
-	a.raw(0xf7, 0xd8)                         // neg %eax
-	a.raw(0x64, 0x89, 0x01)                   // mov %eax,%fs:(%rcx)
+	a.raw(0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff)  // cmp $0xfffffffffffff001,%rax
+	a.raw(0x73, 0x01).ret()                    // jae 1f; ret
+	a.raw(0x48, 0x8b, 0x0d, 0, 0, 0, 0)        // 1: mov 0x0(%rip),%rcx
+	a.raw(0xf7, 0xd8)                          // neg %eax
+	a.raw(0x64, 0x89, 0x01)                    // mov %eax,%fs:(%rcx)
 	return a.raw(0x48, 0x83, 0xc8, 0xff).ret() // or $-1,%rax; ret
 }
 
