@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"golang.org/x/arch/x86/x86asm"
 
+	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
 )
 
@@ -195,7 +197,7 @@ func (mm *addrSpace) keepBlock(key blockKey, b *block, st *story, pcs []uint64) 
 		}
 	}
 	if b != nil {
-		m.b = &block{depth: maps.Clone(b.depth), prev: maps.Clone(b.prev), exits: slices.Clone(b.exits), rets: slices.Clone(b.rets)}
+		m.b = &block{depth: maps.Clone(b.depth), sp: maps.Clone(b.sp), prev: maps.Clone(b.prev), exits: slices.Clone(b.exits), rets: slices.Clone(b.rets)}
 	}
 	mm.blocks[key] = m
 }
@@ -533,6 +535,151 @@ func (s *session) apart(r *childRun, a, b *block) bool {
 	return !inside(a, b) && !inside(b, a)
 }
 
+// callLink is an exit of a block at a direct call, from a frame the child
+// shares with the parent, that the run goes on into (linkCall): the
+// callee runs at full speed to the int3 at its return address in the same
+// continue, as callThrough runs such a call when the child stops at it.
+// Whether the call ran is told by the word its push writes (mark, below
+// the child's stack and every store of the blocks): vtrace writes a value
+// there before the run that the push replaces; a stop with the value
+// still there is one in a block (the word is then put back as it was).
+// A stop in a block's code cannot tell it otherwise: the callee may come
+// back to a block's exit (a longjmp to the vfork caller) before any stop.
+type callLink struct {
+	in      *disasm.Insn
+	sp      uint64 // the stack pointer at the call
+	retAddr uint64
+	mark    uint64
+	old     [8]byte // the word at mark before the run
+	ev      *event.Insn
+	entered bool // enterCall has told the call
+	err     error
+}
+
+// callMark is the value written at callLink.mark: no return address (not
+// a canonical user address) and no value a program has a reason to write.
+const callMark = 0xfeedc0de_0ca11ed0
+
+// linkCall returns, for a run of block b (with link: through its ret into
+// link.next, whose exits are then the run's last) from the child's
+// registers r.regs, the exit at a call the run may go on into, or nil:
+// the call is one stepChildOnce would run with callThrough's run from
+// the call itself (a direct call from a shared frame, not to a function
+// that does not return, whose push lands below the parent's live region
+// and outside the watched memory), amd64's, its return address is no pc
+// of the blocks, and no store of theirs touches the word its push writes.
+func (s *session) linkCall(r *childRun, b *block, link *retLink) *callLink {
+	st, mm := r.st, r.st.mm
+	if st.word != 8 || r.depth() != 0 || r.outer != nil || r.pendingCall != nil || b.sp == nil {
+		return nil
+	}
+	last := b
+	if link != nil {
+		last = link.next
+		if last.sp == nil {
+			return nil
+		}
+	}
+	for _, e := range last.exits {
+		in, err := s.insnAt(mm, st.child.pid, e)
+		if err != nil || in.Class != disasm.Call || in.Target == 0 {
+			continue
+		}
+		if _, planted := mm.bps[e]; planted {
+			continue
+		}
+		sp := last.sp[e]
+		regs := r.regs
+		regs.SetPC(e)
+		regs.Set(st.arch.SP, sp)
+		if noReturnFuncs[s.callTarget(st, st.child.pid, in, &regs)] {
+			continue
+		}
+		acc, unknown := in.Effects(&regs, r.acc[:0])
+		r.acc = acc[:0]
+		if unknown || len(acc) == 0 || !s.blockStoresOK(st, acc) {
+			continue
+		}
+		retAddr := e + uint64(in.Len)
+		if _, in := b.depth[retAddr]; in {
+			continue
+		}
+		if _, in := last.depth[retAddr]; in {
+			continue
+		}
+		mark := sp - 8
+		if s.touchesAt(r, b, mark) || link != nil && s.touchesAt(r, last, mark) {
+			continue
+		}
+		r.call = callLink{in: in, sp: sp, retAddr: retAddr, mark: mark}
+		return &r.call
+	}
+	return nil
+}
+
+// touchesAt reports whether an instruction of block b may store in, or
+// read, the word at addr through the stack pointer (a read of it through
+// another register, below the stack pointer, is not seen: no compiler
+// makes one).
+func (s *session) touchesAt(r *childRun, b *block, addr uint64) bool {
+	regs := r.regs
+	for pc, sp := range b.sp {
+		if b.isExit(pc) {
+			continue
+		}
+		in, err := s.insnAt(r.st.mm, r.st.child.pid, pc)
+		if err != nil {
+			return true
+		}
+		regs.SetPC(pc)
+		regs.Set(r.st.arch.SP, sp)
+		acc, unknown := in.Effects(&regs, r.acc[:0])
+		r.acc = acc[:0]
+		if unknown {
+			return true
+		}
+		for _, a := range acc {
+			if a.Addr < addr+8 && a.Addr+uint64(a.Size) > addr {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// enterCall tells the call of a run into it (runBlock), once, as
+// stepChildOnce tells a call it stops at: the instructions of the blocks
+// before it (before of them counted already; and a linked ret's checks)
+// counted, then the call itself, and its child_call.
+func (s *session) enterCall(r *childRun, b *block, link *retLink, cl *callLink, before int) error {
+	if cl.entered {
+		return cl.err
+	}
+	cl.entered = true
+	st, c := r.st, r.st.child
+	if link != nil {
+		cl.err = s.ranRet(r, b, link, link.next.depth[cl.in.PC], cl.in.PC)
+	} else {
+		n := b.depth[cl.in.PC]
+		for range n - 1 { // stepChildOnce counted the first
+			if cl.err = s.countStep(st); cl.err != nil {
+				break
+			}
+		}
+		st.kid.steps += int64(n + before)
+	}
+	if cl.err == nil {
+		cl.err = s.countStep(st) // the call's
+	}
+	if cl.err != nil {
+		return cl.err
+	}
+	cl.ev = s.insnEvent(st.mm, c.pid, cl.in)
+	s.emitChildCall(st, cl.ev, cl.in.Target)
+	st.kid.hw.during = cl.ev
+	return nil
+}
+
 // blockStoresOK reports whether no store lands in the parent's live stack
 // or in the memory outside it that the story watches.
 func (s *session) blockStoresOK(st *story, acc []disasm.Access) bool {
@@ -624,27 +771,95 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 			return false, err
 		}
 	}
+	var cl *callLink
+	cl = s.linkCall(r, b, link)
 	exits := b.exits
-	if link != nil {
+	if link != nil || cl != nil {
 		exits = r.exits[:0]
 		for _, e := range b.exits {
-			if e != link.e.pc {
+			if link == nil || e != link.e.pc {
 				exits = append(exits, e)
 			}
 		}
-		exits = append(exits, link.next.exits...)
+		if link != nil {
+			exits = append(exits, link.next.exits...)
+		}
+		if cl != nil {
+			exits = slices.DeleteFunc(exits, func(e uint64) bool { return e == cl.in.PC })
+			exits = append(exits, cl.retAddr)
+		}
 		r.exits = exits
 	}
-	if err := s.plantAll(mm, c.pid, exits, st.id); err != nil {
+	if cl != nil {
+		old, ok, err := s.plantAllReading(mm, c.pid, exits, st.id, cl.mark)
+		if err == nil && ok {
+			cl.old = old
+			var w [8]byte
+			binary.LittleEndian.PutUint64(w[:], callMark)
+			err = s.p.WriteMem(c.pid, cl.mark, w[:])
+		} else if err == nil {
+			err = fmt.Errorf("read the stack word at %#x", cl.mark)
+		}
+		if err != nil {
+			s.unclaimMany(mm, c.pid, exits, st.id)
+			return false, fmt.Errorf("plant int3s at %#x: %w", exits, err)
+		}
+	} else if err := s.plantAll(mm, c.pid, exits, st.id); err != nil {
 		s.unclaimMany(mm, c.pid, exits, st.id)
 		return false, fmt.Errorf("plant int3s at %#x: %w", exits, err)
 	}
-	defer s.unclaimMany(mm, c.pid, exits, st.id)
+	planted := true
+	defer func() {
+		if planted {
+			s.unclaimMany(mm, c.pid, exits, st.id)
+		}
+	}()
 	r.predict.reset()
 	r.prev = nil
+	var rr *retRun
+	if cl != nil {
+		rr = s.newRetRun(st, c, cl.retAddr, cl.sp)
+		defer rr.arm(false)
+		rr.arm(true)
+		s.beforeVfork, s.vforkOf = func() { _ = s.enterCall(r, b, link, cl, before) }, c
+	}
 	out, err := s.resume(c, false, 0, true)
+	s.beforeVfork, s.vforkOf = nil, nil
 	if err != nil {
 		return false, err
+	}
+	if cl != nil {
+		ran, err := s.ranCall(r, cl, out)
+		if err != nil {
+			return false, err
+		}
+		if ran {
+			if err := s.enterCall(r, b, link, cl, before); err != nil {
+				return false, err
+			}
+			out, err = rr.loop(&out)
+			out.ranCall = true
+			// The int3s go before the callee's writes are diffed, as
+			// when callThrough ran it.
+			s.unclaimMany(mm, c.pid, exits, st.id)
+			planted = false
+			out, err = s.calledThrough(st, cl.ev, out, err)
+			r.predict.reset()
+			r.sig, r.prev, r.fresh = 0, cl.in, false
+			st.kid.steps++
+			if err != nil {
+				return false, err
+			}
+			switch out.kind {
+			case outTrap, outNested:
+				return false, nil
+			case outSignal:
+				r.sig = int(out.sig) // delivered with the next step
+				return false, nil
+			}
+			return true, s.childEnded(st, out)
+		}
+		rr.arm(false)
 	}
 	switch out.kind {
 	case outTrap, outSignal, outNested:
@@ -689,6 +904,30 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 		}
 	}
 	st.kid.steps += int64(n + before)
+	return false, nil
+}
+
+// ranCall tells whether a run into call cl (runBlock) that ended in out
+// ran the call: a system call (an exec, a vfork) is the callee's, for a
+// block has none; any other stop or end is told by the word at cl.mark
+// (read through the parent, which shares the memory and stays stopped).
+// When the call did not run, the word is put back as it was.
+func (s *session) ranCall(r *childRun, cl *callLink, out outcome) (bool, error) {
+	switch out.kind {
+	case outExec, outNested, outVfork:
+		return true, nil
+	}
+	st := r.st
+	var w [8]byte
+	if err := s.p.ReadMem(st.parent.pid, cl.mark, w[:]); err != nil {
+		return false, fmt.Errorf("read the stack word at %#x: %w", cl.mark, err)
+	}
+	if binary.LittleEndian.Uint64(w[:]) != callMark {
+		return true, nil
+	}
+	if err := s.p.WriteMem(st.parent.pid, cl.mark, cl.old[:]); err != nil {
+		return false, fmt.Errorf("restore the stack word at %#x: %w", cl.mark, err)
+	}
 	return false, nil
 }
 

@@ -66,6 +66,7 @@ type childRun struct {
 	blocks   [2]block
 	cur      int
 	link     retLink  // runBlock's: the ret a block goes on through
+	call     callLink // runBlock's: the call a block goes on into
 	exits    []uint64 // runBlock's: the int3s planted for one run
 	blockPCs []uint64 // blockAt's scratch
 	// quietTraps: with --step, the SIGTRAP after the step of an

@@ -151,6 +151,10 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 			}
 			continue
 		case ptrace.EventVfork:
+			if f := s.beforeVfork; f != nil && s.vforkOf == t {
+				s.beforeVfork, s.vforkOf = nil, nil
+				f()
+			}
 			if st := s.following(t); st != nil {
 				return outcome{kind: outVfork}, nil
 			}
