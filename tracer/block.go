@@ -840,8 +840,9 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 			out, err = rr.loop(&out)
 			out.ranCall = true
 			// The int3s go before the callee's writes are diffed, as
-			// when callThrough ran it.
-			s.unclaimMany(mm, c.pid, exits, st.id)
+			// when callThrough ran it; through the parent, which shares
+			// the memory the child may have left by its exec.
+			s.unclaimMany(mm, st.parent.pid, exits, st.id)
 			planted = false
 			out, err = s.calledThrough(st, cl.ev, out, err)
 			r.predict.reset()
