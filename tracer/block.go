@@ -11,6 +11,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
 )
 
@@ -561,14 +562,16 @@ type callLink struct {
 const callMark = 0xfeedc0de_0ca11ed0
 
 // linkCall returns, for a run of block b (with link: through its ret into
-// link.next, whose exits are then the run's last) from the child's
+// link.next, whose exits are then the run's last; after before
+// instructions from r.regs: blockAfterRet's ret) from the child's
 // registers r.regs, the exit at a call the run may go on into, or nil:
 // the call is one stepChildOnce would run with callThrough's run from
 // the call itself (a direct call from a shared frame, not to a function
 // that does not return, whose push lands below the parent's live region
 // and outside the watched memory), amd64's, its return address is no pc
-// of the blocks, and no store of theirs touches the word its push writes.
-func (s *session) linkCall(r *childRun, b *block, link *retLink) *callLink {
+// of the blocks, and no instruction of the run before the call reads or
+// writes the word its push writes.
+func (s *session) linkCall(r *childRun, b *block, link *retLink, before int) *callLink {
 	st, mm := r.st, r.st.mm
 	if st.word != 8 || r.depth() != 0 || r.outer != nil || r.pendingCall != nil || b.sp == nil {
 		return nil
@@ -611,6 +614,21 @@ func (s *session) linkCall(r *childRun, b *block, link *retLink) *callLink {
 		if s.touchesAt(r, b, mark) || link != nil && s.touchesAt(r, last, mark) {
 			continue
 		}
+		// Nor the instructions run on the way to the blocks: the ret
+		// blockAfterRet runs first (before), the ret of link.
+		if before > 0 {
+			at := r.atRet
+			if in, err := s.insnAt(mm, st.child.pid, at.PC()); err != nil || s.insnTouches(r, in, &at, mark) {
+				continue
+			}
+		}
+		if link != nil {
+			regs.SetPC(link.e.pc)
+			regs.Set(st.arch.SP, link.e.sp)
+			if s.insnTouches(r, link.ret, &regs, mark) {
+				continue
+			}
+		}
 		r.call = callLink{in: in, sp: sp, retAddr: retAddr, mark: mark}
 		return &r.call
 	}
@@ -633,15 +651,24 @@ func (s *session) touchesAt(r *childRun, b *block, addr uint64) bool {
 		}
 		regs.SetPC(pc)
 		regs.Set(r.st.arch.SP, sp)
-		acc, unknown := in.Effects(&regs, r.acc[:0])
-		r.acc = acc[:0]
-		if unknown {
+		if s.insnTouches(r, in, &regs, addr) {
 			return true
 		}
-		for _, a := range acc {
-			if a.Addr < addr+8 && a.Addr+uint64(a.Size) > addr {
-				return true
-			}
+	}
+	return false
+}
+
+// insnTouches reports whether instruction in, run with registers regs, may
+// read or write the word at addr.
+func (s *session) insnTouches(r *childRun, in *disasm.Insn, regs *arch.Regs, addr uint64) bool {
+	acc, unknown := in.Effects(regs, r.acc[:0])
+	r.acc = acc[:0]
+	if unknown {
+		return true
+	}
+	for _, a := range acc {
+		if a.Addr < addr+8 && a.Addr+uint64(a.Size) > addr {
+			return true
 		}
 	}
 	return false
@@ -741,6 +768,7 @@ func (s *session) blockAfterRet(r *childRun, in *disasm.Insn) *block {
 		r.regs = at
 		return nil
 	}
+	r.atRet = at
 	// As after a step of the ret (stepChildOnce).
 	r.prev = in
 	r.popCalls(r.regs.SP())
@@ -772,7 +800,7 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 		}
 	}
 	var cl *callLink
-	cl = s.linkCall(r, b, link)
+	cl = s.linkCall(r, b, link, before)
 	exits := b.exits
 	if link != nil || cl != nil {
 		exits = r.exits[:0]

@@ -129,3 +129,39 @@ func TestCallLinkEscapeToExit(t *testing.T) {
 		t.Errorf("fast mode: %d single-steps, %d continues of the child; want 1 and 3 (to the int3, on to the exit, from the exit stop)", f.stepReqs, f.conts[ends[0].PID])
 	}
 }
+
+// The word a call's push writes is the one the ret before the block
+// popped (Go's rawVforkSyscall returns into forkAndExecInChild1's code,
+// which calls at the same stack pointer): it is not marked, for the ret
+// would pop the mark — the call is then stopped at, as before. Both ways
+// to the block: the ret stepped into it (blockAfterRet; the simple
+// wrapper is no block) and the ret linked (glibc 2.36's wrapper).
+func TestCallLinkMarkPoppedByRet(t *testing.T) {
+	for name, wrapper := range map[string]func(a *asm){
+		"blockAfterRet": func(a *asm) { a.glibcVfork() },
+		"linked":        func(a *asm) { a.glibcVfork236() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := startMain()
+			a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+			a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+			a.raw(0x90, 0x90).call("runexec") // nop; nop; call: at the ret's stack pointer
+			a.movEAX(59).syscall()
+			a.label("parent").leave().ret()
+			a.fn("runexec").movEAX(59).syscall()
+			wrapper(a)
+			a.raw(nops...)
+			step, fast := stepThenFast(t, a.image(t))
+			ends := all[*event.ChildEnd](fast.rec)
+			if len(ends) != 1 || ends[0].How != event.EndExec {
+				t.Fatalf("child ends %+v, want its exec", ends)
+			}
+			if calls := all[*event.ChildCall](fast.rec); len(calls) != 1 || calls[0].TargetSym.Sym != "runexec" {
+				t.Errorf("child_calls %+v", calls)
+			}
+			if step.steps-fast.steps != 2 { // runexec's mov and syscall, stepped by --step
+				t.Errorf("child steps: fast %d, step %d", fast.steps, step.steps)
+			}
+		})
+	}
+}

@@ -65,10 +65,11 @@ type childRun struct {
 	// (retLink) are decoded in both.
 	blocks   [2]block
 	cur      int
-	link     retLink  // runBlock's: the ret a block goes on through
-	call     callLink // runBlock's: the call a block goes on into
-	exits    []uint64 // runBlock's: the int3s planted for one run
-	blockPCs []uint64 // blockAt's scratch
+	link     retLink   // runBlock's: the ret a block goes on through
+	call     callLink  // runBlock's: the call a block goes on into
+	atRet    arch.Regs // blockAfterRet's: the registers at the ret it runs
+	exits    []uint64  // runBlock's: the int3s planted for one run
+	blockPCs []uint64  // blockAt's scratch
 	// quietTraps: with --step, the SIGTRAP after the step of an
 	// instruction that raises none of its own (disasm.Insn.OwnTrapFree)
 	// is taken for the step's without reading the siginfo (resume). Only
