@@ -849,11 +849,19 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 		rr = s.newRetRun(st, c, cl.retAddr, cl.sp)
 		defer rr.arm(false)
 		rr.arm(true)
+	}
+	// (A story nested in this wait sets its own and puts this one back;
+	// this one puts back the one of a story it is nested in.)
+	hook, of := s.beforeVfork, s.vforkOf
+	if cl != nil {
 		s.beforeVfork, s.vforkOf = func() { _ = s.enterCall(r, b, link, cl, before) }, c
 	}
 	out, err := s.resume(c, false, 0, true)
-	s.beforeVfork, s.vforkOf = nil, nil
+	s.beforeVfork, s.vforkOf = hook, of
 	if err != nil {
+		if cl != nil && !cl.entered {
+			_, _ = s.ranCall(r, cl, outcome{}) // the mark put back, if it is still there
+		}
 		return false, err
 	}
 	if cl != nil {
