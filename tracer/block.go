@@ -799,8 +799,7 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 			return false, err
 		}
 	}
-	var cl *callLink
-	cl = s.linkCall(r, b, link, before)
+	cl := s.linkCall(r, b, link, before)
 	exits := b.exits
 	if link != nil || cl != nil {
 		exits = r.exits[:0]
