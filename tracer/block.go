@@ -787,6 +787,11 @@ func (s *session) blockAfterRet(r *childRun, in *disasm.Insn) *block {
 // next's, and a stop in next shows that the ret ran — then what a step
 // of the ret would have found (the calls and frames it left) is found,
 // with the registers it left, before next's instructions are counted.
+// When the last block's exit is a call linkCall accepts, the run goes on
+// into it too, to the int3 at its return address (or the child's exec or
+// end): a stop after the call ran is told as callThrough tells it
+// (enterCall, then contToReturn's loop from that stop); a stop before it
+// (ranCall: the mark is still there) as a block's.
 // It counts a step per instruction executed and leaves r.regs current
 // (r.fresh). A signal on the way (a fault, or a harmless one held back
 // from the continue) is delivered with the next step, as --step delivers
