@@ -25,9 +25,12 @@
 #     the full spawnloop alone takes minutes).
 #  3. single-step rate: `vtrace run --step --cpu C` on `spin N` (a vfork
 #     child running N instructions) vs the raw C PTRACE_SINGLESTEP loop
-#     `stepref -c C N`. BENCH_STEP_ROUNDS (3) vtrace runs, each between two
+#     `stepref -c C N`. BENCH_STEP_ROUNDS (15) vtrace runs, each between two
 #     stepref runs; each round's ratio is vtrace's whole-run rate against
-#     the mean of those two, and the median ratio counts. Goal: >= 0.95.
+#     the mean of those two, and the median ratio counts. Goal: >= 0.95,
+#     and the same median on CPU time (steps per second of user+system of
+#     each side, its tracee included) >= 0.95 too: under load the wall
+#     ratio favours vtrace (docs/bench.md), the CPU one moves little.
 #  4. memory: (a) vtrace's peak RSS at spawnloop 10000 (the run of 2c)
 #     <= 1.2x its peak RSS at spawnloop 100; (b) peak RSS streaming a
 #     >= 1M-instruction `--step --trace-insns` trace to a file <= 50 MB.
@@ -41,7 +44,7 @@
 #   BENCH_WORK_ROUNDS=1 rounds of (2): untraced then vtrace, per workload (median ratio)
 #   BENCH_PY_N=2000 BENCH_MAKE_N=500 BENCH_SPAWN_N=10000   sizes of (2)
 #   BENCH_STRACE_DIV=10 strace -f runs on 1/DIV of each workload of (2)
-#   BENCH_STEP_N=1000000 BENCH_STEP_ROUNDS=3   for (3)
+#   BENCH_STEP_N=200000 BENCH_STEP_ROUNDS=15   for (3)
 #   BENCH_RSS_N=1000000 instructions traced for (4b); BENCH_RSS_SMALL=100 spawns for (4a)
 #   BENCH_OUT=build/bench  logs and raw numbers; BENCH_KEEP=1 keeps the big trace file
 #   VTRACE=build/vtrace  TARGETS=build/targets/gcc-O0
@@ -58,10 +61,10 @@ T=${TARGETS:-build/targets/gcc-O0}
 OUT=${BENCH_OUT:-build/bench}
 NPROC=$(nproc)
 CPU=${BENCH_CPU:-$((NPROC > 1 ? 1 : 0))}
-STEP_NS=${BENCH_STEP_N:-1000000}
+STEP_NS=${BENCH_STEP_N:-200000}
 RUNS=${BENCH_RUNS:-30}
 GDB_RUNS=${BENCH_GDB_RUNS:-3}
-STEP_ROUNDS=${BENCH_STEP_ROUNDS:-3}
+STEP_ROUNDS=${BENCH_STEP_ROUNDS:-15}
 RSS_N=${BENCH_RSS_N:-1000000}
 RSS_SMALL=${BENCH_RSS_SMALL:-100}
 SPAWN_N=${BENCH_SPAWN_N:-10000}
@@ -99,6 +102,8 @@ timed() {
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 median_f() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.3f", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# spread VALUES...: "min / lower quartile / upper quartile / max" (nearest rank)
+spread() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {q1 = int((NR+3)/4); q3 = NR+1-q1; printf "%.3f / %.3f / %.3f / %.3f", a[1], a[q1], a[q3], a[NR]}'; }
 ms() { awk -v u="$1" 'BEGIN {printf "%.1f ms", u/1000}'; }
 sec() { awk -v u="$1" 'BEGIN {printf "%.2f s", u/1e6}'; }
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
@@ -237,26 +242,31 @@ say "    $(mb "$RSS_SMALL_KB") MB at $RSS_SMALL vforks, $(mb "${WK_VKB[spawn]}")
 # ------------------------------------------------- goal 3: --step rate
 # stepref runs before and after vtrace (the machine's step rate drifts with
 # the load on the other CPUs); the reference rate is the mean of the two.
-declare -A S_V S_VUS S_VUS_ALL S_R S_RSPS_AB S_RUS S_RATIO S_RATIO_PH S_RATIOS
-stepref_run() { # stepref_run N TAG: sets SR_STEPS SR_SPS
+# Many short rounds rather than a few long ones: on a shared VM the rate of
+# both moves by 10-30 % between runs seconds apart (docs/bench.md, "`--step`
+# against the C loop, second round"), and a median of 3 fell either side of
+# the goal by chance.
+declare -A S_V S_VUS S_R S_RES S_RATIO S_RATIO_PH S_RATIO_CPU S_SPREAD S_SPREAD_CPU S_RSPS S_VSPS S_LOAD
+stepref_run() { # stepref_run N TAG: sets SR_STEPS SR_SPS SR_CSPS (steps per CPU second, parent and child)
   timed "$OUT/stepref.$1.$2.out" "$OUT/stepref.$1.$2.err" "$T/stepref" -c "$CPU" "$1"
   local line
   line=$(cat "$OUT/stepref.$1.$2.out")
   [[ $RC == 0 && $line == steps=* ]] || { note "stepref $1 ($2): exit $RC: $line $(head -c 200 "$OUT/stepref.$1.$2.err")"; line="steps=0 steps_per_sec=0"; }
   SR_STEPS=$(sed -E 's/.*steps=([0-9]+).*/\1/' <<<"$line")
   SR_SPS=$(sed -E 's/.*steps_per_sec=([0-9.]+).*/\1/' <<<"$line")
-  say "    stepref ($2): $line (whole process $(sec "$US"))"
+  SR_CSPS=$(div "$SR_STEPS" "$(awk -v u="$CPUUS" 'BEGIN {print u/1e6}')")
+  say "    stepref ($2): $line (whole process $(sec "$US"), CPU $(sec "$CPUUS"))"
 }
 for N in $STEP_NS; do
   say "(3) single-step rate, N=$N: $STEP_ROUNDS rounds of vtrace --step --cpu $CPU, each between two runs of stepref -c $CPU"
+  l0=$(cut -d' ' -f1 /proc/loadavg)
   stepref_run "$N" 0
-  S_R[$N]=$SR_STEPS prev=$SR_SPS
-  rus="$(sec "$US")" rsps="$(printf %.0f "$SR_SPS")"
-  ratios=() phratios=() vus_all=()
+  S_R[$N]=$SR_STEPS prev=$SR_SPS cprev=$SR_CSPS
+  ratios=() phratios=() cratios=() vus_all=() rsps_all=("$SR_SPS") vsps_all=()
   for ((r = 1; r <= STEP_ROUNDS; r++)); do
     log=$OUT/spin.step.$N.$r.jsonl
     timed /dev/null "$OUT/spin.step.$N.$r.err" "$VTRACE" run --step -q --cpu "$CPU" --timeout 0 -o "$log" "$T/spin" "$N"
-    vus=$US
+    vus=$US vcpu=$CPUUS
     [[ $RC == 0 ]] || note "vtrace --step spin $N (round $r): exit $RC, stderr '$(head -c 200 "$OUT/spin.step.$N.$r.err")'"
     check_budget "$log"
     steps=$(jfield "$log" child_end steps)
@@ -265,24 +275,40 @@ for N in $STEP_NS; do
     tv=$(jfield "$log" vfork t) te=$(jfield "$log" child_end t)
     ph=$(( (${te:-0} - ${tv:-0}) / 1000 ))
     vsps=$(div "$steps" "$(awk -v u="$vus" 'BEGIN {print u/1e6}')")
-    say "    vtrace ($r): steps=$steps wall $(sec "$vus") -> $(printf %.0f "$vsps") steps/s (vfork→child_end $(sec "$ph"))"
+    vcsps=$(div "$steps" "$(awk -v u="$vcpu" 'BEGIN {print u/1e6}')")
+    say "    vtrace ($r): steps=$steps wall $(sec "$vus") -> $(printf %.0f "$vsps") steps/s (vfork→child_end $(sec "$ph")); CPU $(sec "$vcpu")"
     stepref_run "$N" "$r"
     [[ $SR_STEPS == "${S_R[$N]}" ]] || note "stepref $N counted ${S_R[$N]} then $SR_STEPS steps"
     ref=$(awk -v a="$prev" -v b="$SR_SPS" 'BEGIN {printf "%.0f", (a+b)/2}')
+    cref=$(awk -v a="$cprev" -v b="$SR_CSPS" 'BEGIN {printf "%.0f", (a+b)/2}')
     ratios+=("$(div "$vsps" "$ref")")
+    cratios+=("$(div "$vcsps" "$cref")")
     phratios+=("$(div "$(div "$steps" "$(awk -v u="$ph" 'BEGIN {print u/1e6}')")" "$ref")")
-    say "    ratio ${ratios[-1]} (vtrace whole run ÷ stepref $ref steps/s, the mean of the runs around it)"
-    rus+=" / $(sec "$US")" rsps+=" / $(printf %.0f "$SR_SPS")"
-    vus_all+=("$vus")
-    prev=$SR_SPS
+    say "    ratio ${ratios[-1]} (vtrace whole run ÷ stepref $ref steps/s, the mean of the runs around it); on CPU time ${cratios[-1]}"
+    vus_all+=("$vus") rsps_all+=("$SR_SPS") vsps_all+=("$vsps")
+    prev=$SR_SPS cprev=$SR_CSPS
     S_V[$N]=$steps
     d=$(( steps - S_R[$N] ))
     ((d < -1000 || d > 1000)) && note "N=$N: vtrace counted $steps steps, stepref ${S_R[$N]} (difference $d)"
   done
   S_RATIO[$N]=$(median_f "${ratios[@]}") S_RATIO_PH[$N]=$(median_f "${phratios[@]}")
-  S_RATIOS[$N]="${ratios[*]}" S_RUS[$N]=$rus S_RSPS_AB[$N]=$rsps
+  S_RATIO_CPU[$N]=$(median_f "${cratios[@]}")
+  S_SPREAD[$N]=$(spread "${ratios[@]}") S_SPREAD_CPU[$N]=$(spread "${cratios[@]}")
+  S_RSPS[$N]="$(printf %.0f "$(median_f "${rsps_all[@]}")") ($(printf %.0f "$(printf '%s\n' "${rsps_all[@]}" | sort -g | head -1)")–$(printf %.0f "$(printf '%s\n' "${rsps_all[@]}" | sort -g | tail -1)"))"
+  S_VSPS[$N]="$(printf %.0f "$(median_f "${vsps_all[@]}")") ($(printf %.0f "$(printf '%s\n' "${vsps_all[@]}" | sort -g | head -1)")–$(printf %.0f "$(printf '%s\n' "${vsps_all[@]}" | sort -g | tail -1)"))"
   S_VUS[$N]=$(median "${vus_all[@]}")
-  S_VUS_ALL[$N]="$(for u in "${vus_all[@]}"; do sec "$u"; echo -n " "; done)"
+  S_LOAD[$N]="$l0 → $(cut -d' ' -f1 /proc/loadavg)"
+  say "    median ratio ${S_RATIO[$N]} (min / quartiles / max ${S_SPREAD[$N]}); on CPU time ${S_RATIO_CPU[$N]} (${S_SPREAD_CPU[$N]})"
+  # Under load the C loop, asleep in waitpid at every step, loses its CPU
+  # to other tasks more often than vtrace, which yields and stays
+  # runnable: the wall ratio then says more about the load than about
+  # either tracer, in vtrace's favour. So the goal passes only when the
+  # ratio on CPU time passes too.
+  S_RES[$N]=$(pass "${S_RATIO[$N]}" ">=" 0.95)
+  if [[ ${S_RES[$N]} == PASS && $(pass "${S_RATIO_CPU[$N]}" ">=" 0.95) == SHORT ]]; then
+    S_RES[$N]=SHORT
+    note "(3) N=$N: the wall ratio ${S_RATIO[$N]} passes but the ratio on CPU time is ${S_RATIO_CPU[$N]} (load ${S_LOAD[$N]}): SHORT, the wall's pass is the load's doing"
+  fi
 done
 
 # ------------------------------------------- goal 4b: RSS of a 1M-step trace
@@ -325,8 +351,8 @@ row() { echo "| $1 | $2 | $3 | $4 | $5 |"; }
   done
   for N in $STEP_NS; do
     row "(3) --step rate, spin $(comma "$N"): vtrace ÷ stepref (median of $STEP_ROUNDS rounds)" \
-      "vtrace $(comma "${S_V[$N]}") steps in $(sec "${S_VUS[$N]}") (median); stepref at ${S_RSPS_AB[$N]} steps/s; per-round ratios ${S_RATIOS[$N]}" \
-      "≥ 0.95" "${S_RATIO[$N]}" "$(pass "${S_RATIO[$N]}" ">=" 0.95)"
+      "vtrace $(comma "${S_V[$N]}") steps in $(sec "${S_VUS[$N]}") (median), ${S_VSPS[$N]} steps/s; stepref ${S_RSPS[$N]} steps/s; round ratios min / quartiles / max ${S_SPREAD[$N]}; on CPU time ${S_RATIO_CPU[$N]} (${S_SPREAD_CPU[$N]}); load ${S_LOAD[$N]}" \
+      "≥ 0.95" "${S_RATIO[$N]}" "${S_RES[$N]}"
   done
   row "(4a) peak RSS at $(comma "$SPAWN_N") vforks ÷ at $(comma "$RSS_SMALL")" \
     "$(mb "${WK_VKB[spawn]}") MB vs $(mb "$RSS_SMALL_KB") MB" "≤ 1.2" "$R4A" "$(pass "$R4A" "<=" 1.2)"
@@ -340,8 +366,7 @@ row() { echo "| $1 | $2 | $3 | $4 | $5 |"; }
   echo "| badvfork \`vtrace run -q --no-aslr --step\` (median of $RUNS) | $(ms "$M_STEP") |"
   echo "| badvfork gdb script (median of $GDB_RUNS; vtrace fast ÷ gdb $R_GDB) | $(ms "$M_GDB") |"
   for N in $STEP_NS; do
-    echo "| stepref $N, runs 0–$STEP_ROUNDS around the vtrace runs (whole process) | ${S_RUS[$N]} |"
-    echo "| vtrace --step spin $N, rounds 1–$STEP_ROUNDS (whole run; median ratio on the vfork→child_end phase alone: ${S_RATIO_PH[$N]}) | ${S_VUS_ALL[$N]}|"
+    echo "| vtrace --step spin $N, median of $STEP_ROUNDS rounds (whole run; median ratio on the vfork→child_end phase alone: ${S_RATIO_PH[$N]}) | $(sec "${S_VUS[$N]}") |"
   done
   if ((${#NOTES[@]})); then
     echo

@@ -2,10 +2,15 @@
  * stepref.c - the reference single-step rate: a plain C PTRACE_SINGLESTEP
  * loop over the spin.c workload. Not a vfork target (no verdict).
  *
- * usage: stepref [-c CPU] [N]
+ * usage: stepref [-c CPU] [-y] [N]
  *   N    instructions for spin_work() (default 1000000, as in spin.c)
  *   -c   pin this process (and therefore the child it forks) to CPU;
  *        default: the CPU it starts on; -c -1: do not pin
+ *   -y   wait as vtrace --step does on one CPU: sched_yield() after each
+ *        PTRACE_SINGLESTEP, then waitpid(WNOHANG), a blocking waitpid
+ *        only when no stop has come (not the raw loop bench.sh measures
+ *        against: a C loop of vtrace's own design, to tell what vtrace's
+ *        Go code costs from what the way it waits saves)
  *
  * Pinning tracer and tracee to one CPU is how vtrace single-steps, and on
  * these VMs it changes the rate a lot (FACTS.md: 1.3-4x), so the
@@ -64,20 +69,23 @@ int main(int argc, char **argv)
 {
 	unsigned long n = SPIN_DEFAULT_INSNS, steps = 0;
 	int cpu = -2, opt, status, sig = 0;     /* -2: not given */
+	int yield = 0;
 	double t0, t1;
 	pid_t pid;
 
-	while ((opt = getopt(argc, argv, "c:")) != -1) {
+	while ((opt = getopt(argc, argv, "c:y")) != -1) {
 		char *end;
 
-		if (opt == 'c') {
+		if (opt == 'y') {
+			yield = 1;
+		} else if (opt == 'c') {
 			cpu = (int)strtol(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || cpu < -1) {
 				fprintf(stderr, "stepref: bad CPU %s\n", optarg);
 				return 2;
 			}
 		} else {
-			fprintf(stderr, "usage: %s [-c CPU] [N]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-c CPU] [-y] [N]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -86,7 +94,7 @@ int main(int argc, char **argv)
 
 		n = strtoul(argv[optind], &end, 0);
 		if (optind + 1 < argc || *argv[optind] == '\0' || *end != '\0') {
-			fprintf(stderr, "usage: %s [-c CPU] [N]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-c CPU] [-y] [N]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -129,7 +137,20 @@ int main(int argc, char **argv)
 		if (ptrace(PTRACE_SINGLESTEP, pid, NULL, (void *)(long)sig) == -1)
 			die("PTRACE_SINGLESTEP");
 		steps++;
-		xwaitpid(pid, &status);
+		if (yield) {
+			pid_t r;
+
+			sched_yield();
+			do
+				r = waitpid(pid, &status, WNOHANG);
+			while (r < 0 && errno == EINTR);
+			if (r < 0)
+				die("waitpid");
+			if (r == 0)
+				xwaitpid(pid, &status);
+		} else {
+			xwaitpid(pid, &status);
+		}
 		if (WIFEXITED(status) || WIFSIGNALED(status))
 			break;
 		if (!WIFSTOPPED(status)) {

@@ -363,8 +363,11 @@ func (s *session) beforeDetach(t *task) {
 
 // emitDetach writes the detach event of an attached run that was stopped.
 func (s *session) emitDetach(reason, limit string) {
-	if s.attachPID == 0 || reason == "" {
+	if reason == "" || (s.attachPID == 0 && reason != stopProgramExit) {
 		return
+	}
+	if reason == stopProgramExit && len(s.detached) == 0 {
+		return // what was left ended before it could be let go
 	}
 	ev := &event.Detach{Header: s.hdr("detach", s.mainPID), Why: reason, Threads: append([]int(nil), s.detached...)}
 	sort.Ints(ev.Threads)

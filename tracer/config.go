@@ -67,6 +67,13 @@ type Config struct {
 	MaxViolations int           // violating stories; 0 = unlimited
 	MaxStorySteps int64         // single-steps in one story; 0 = unlimited
 	OnBudget      string        // "kill" (default) or "detach"
+	// AfterExit is what becomes of the traced processes still running when
+	// the program itself has ended (a daemon or a background job it
+	// started): "release" (default) lets them go on untraced once no story
+	// is in progress, so that the run ends with the program, as the
+	// program's caller sees it end natively; "follow" traces them to their
+	// end, as strace -f does.
+	AfterExit string
 
 	// Prefetch reads the program's and its libraries' symbols on another
 	// goroutine while the program starts (worth it with a second CPU).

@@ -74,10 +74,13 @@ type session struct {
 	waitGen uint64
 
 	mainPID int
-	vforks  int
-	steps   int64
-	hw      hwState
-	hwProbe string // what the watchpoint probe saw
+	// mainEnded: the program vtrace started (or attached to) was reaped;
+	// what it left running is let go (Config.AfterExit).
+	mainEnded bool
+	vforks    int
+	steps     int64
+	hw        hwState
+	hwProbe   string // what the watchpoint probe saw
 	// silentStep: the next resume single-steps an instruction that
 	// raises no SIGTRAP of its own (disasm.Insn.OwnTrapFree), whose
 	// SIGTRAP needs no siginfo to be told vtrace's (resume). Set by the
@@ -264,6 +267,12 @@ func (s *session) abortStart(pid int) {
 // vfork of a running task) and run to their end before the loop goes on.
 func (s *session) loop() {
 	for {
+		if s.mainEnded && s.cfg.AfterExit != "follow" && s.anyLeftRunning() {
+			// No story is in progress here: the processes the program
+			// left running are let go (first reason wins: a budget that
+			// stopped the run already is not replaced).
+			s.stopRun(stopProgramExit, "")
+		}
 		if len(s.heldParents) > 0 && !s.stopping() {
 			p := s.heldParents[0]
 			s.heldParents = s.heldParents[1:]
@@ -290,6 +299,21 @@ func (s *session) loop() {
 		}
 		s.dispatch(st)
 	}
+}
+
+// anyLeftRunning reports whether a traced task other than one already
+// dying (its exit stop seen, only its reaping to come) is left: what the
+// program left running when it ended.
+func (s *session) anyLeftRunning() bool {
+	if len(s.unknown) > 0 {
+		return true
+	}
+	for _, t := range s.byPID {
+		if t.state != taskEnded {
+			return true
+		}
+	}
+	return false
 }
 
 // takePostponed returns a stop that arrived while a story owned its task,
@@ -625,6 +649,9 @@ func (s *session) gone(t *task, ws unix.WaitStatus) {
 	t.reaped = true
 	delete(s.byPID, t.pid)
 	s.setGone(t.pid)
+	if t.proc.main && t.pid == t.proc.tgid {
+		s.mainEnded = true
+	}
 	if t.state == taskEnded || t.pid != t.proc.tgid {
 		return
 	}
@@ -757,6 +784,9 @@ func (s *session) note(story int, code event.NoteCode, detail string) {
 func (s *session) finish() Result {
 	reason, limit := s.stopState()
 	s.emitDetach(reason, limit) // attach.go
+	if reason == stopProgramExit {
+		reason = "" // the run went to the program's end: nothing was stopped
+	}
 	if reason != "" {
 		s.emit(&event.Budget{Header: s.hdr("budget", s.mainPID), Budget: reason, Limit: limit})
 	}

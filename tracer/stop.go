@@ -21,6 +21,11 @@ import (
 // task out of whatever stop it sits in, reaps them all, and the run ends
 // with a budget event and the verdict of what was seen.
 
+// stopProgramExit is the stop reason of a run whose program has ended
+// while processes it started still run (Config.AfterExit "release"): they
+// are let go, as a budget with OnBudget "detach" lets go every task.
+const stopProgramExit = "program_exit"
+
 // stopRun records why the run ends and SIGKILLs every tracee — or, when
 // the run lets its tasks go (attach, --on-budget detach), sends none: the
 // tracer thread makes the tasks that run report a stop (haltForDetach),
@@ -76,7 +81,7 @@ func (s *session) detaching() bool {
 }
 
 func (s *session) detachingLocked() bool {
-	if s.attachPID != 0 {
+	if s.attachPID != 0 || s.stopReason == stopProgramExit {
 		return s.stopReason != "" // an attached process is always let go
 	}
 	return s.cfg.OnBudget == "detach" && s.stopReason != "" && s.stopReason != "interrupt"
@@ -230,9 +235,7 @@ func (s *session) detach(t *task, sig int) {
 		s.haltForDetach(t.pid)
 		return
 	}
-	if s.attachPID != 0 {
-		s.detached = append(s.detached, t.pid)
-	}
+	s.detached = append(s.detached, t.pid)
 	delete(s.byPID, t.pid)
 	s.setGone(t.pid)
 }

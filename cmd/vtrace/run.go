@@ -139,6 +139,7 @@ type runOptions struct {
 	maxVforks, maxViolations       int
 	timeout                        time.Duration
 	onBudget                       string
+	afterExit                      string
 	errorExitcode                  int
 	evidence                       evidenceFiles // --sarif, --junit, --html (report.go)
 }
@@ -257,6 +258,7 @@ func (o *runOptions) addFlags(f *pflag.FlagSet, attach bool) {
 	f.IntVar(&o.maxVforks, "max-vforks", tracer.DefaultMaxVforks, "stop the run at the `N`+1th vfork (0 = no limit)")
 	f.IntVar(&o.maxViolations, "max-violations", tracer.DefaultMaxViolations, "stop the run after `N` violating stories (0 = no limit): a program that keeps violating (restarting through a clobbered return address) ends")
 	f.Int64Var(&o.maxStorySteps, "max-story-steps", tracer.DefaultMaxStorySteps, "cut one story short after `N` single-steps; its tasks run on and the run goes on (0 = no limit)")
+	f.StringVar(&o.afterExit, "after-exit", "release", "processes the program leaves running when it ends: `release` them to run on untraced, so that vtrace ends with the program, or follow them to their end (as strace -f)")
 	f.Var(durationFlag{&o.timeout}, "timeout", "stop the run after this `duration`, e.g. 90s or 10m (0 = none)")
 	if !attach {
 		f.StringVar(&o.onBudget, "on-budget", "kill", "when a budget stops the run: `kill` the traced processes, or detach and let them run on untraced")
@@ -304,6 +306,8 @@ func (o *runOptions) check() error {
 		return usageError{fmt.Sprintf("--max-violations %d: must not be negative (0: no limit)", o.maxViolations)}
 	case o.maxStorySteps < 0:
 		return usageError{fmt.Sprintf("--max-story-steps %d: must not be negative (0: no limit)", o.maxStorySteps)}
+	case o.afterExit != "release" && o.afterExit != "follow":
+		return usageError{fmt.Sprintf("--after-exit %q: want release or follow", o.afterExit)}
 	case o.onBudget != "kill" && o.onBudget != "detach":
 		return usageError{fmt.Sprintf("--on-budget %q: want kill or detach", o.onBudget)}
 	case o.errorExitcode < 0 || o.errorExitcode > 255:
@@ -413,7 +417,7 @@ func (o *runOptions) engineConfig(ts traceSinks, pin int) tracer.Config {
 		Mode: map[bool]tracer.Mode{false: tracer.Fast, true: tracer.Step}[o.step], TraceInsns: o.traceInsns,
 		CPU: pin, Watchpoints: o.watch,
 		MaxSteps: o.maxSteps, MaxVforks: o.maxVforks, Timeout: o.timeout,
-		MaxViolations: o.maxViolations, MaxStorySteps: o.maxStorySteps, OnBudget: o.onBudget,
+		MaxViolations: o.maxViolations, MaxStorySteps: o.maxStorySteps, OnBudget: o.onBudget, AfterExit: o.afterExit,
 		Version: version, Sink: ts.sinks, WakeCommand: wakeCommand(), Debug: os.Getenv("VTRACE_DEBUG") != "",
 		// Symbols are read ahead on another CPU; with one, that would
 		// only slow the program down.

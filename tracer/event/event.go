@@ -531,14 +531,18 @@ type Attach struct {
 	Stopped bool `json:"stopped,omitempty"`
 }
 
-// Detach reports that vtrace let an attached process go on untraced, every
-// breakpoint and watchpoint removed, a story in progress cut short. It
-// comes before the budget event and the verdict; a process that ended
-// while attached has its exit event instead.
+// Detach reports that vtrace let traced processes go on untraced, every
+// breakpoint and watchpoint removed: an attached process whose trace was
+// stopped (a story in progress cut short; it comes before the budget event
+// and the verdict; a process that ended while attached has its exit event
+// instead), or, with Why "program_exit", the processes the program left
+// running when it ended, let go once no story was in progress (it comes
+// before the verdict; there is no budget event: the run went to the
+// program's end).
 type Detach struct {
 	Header
 	Threads []int  `json:"threads"` // the threads let go, ascending
-	Why     string `json:"why"`     // what ended the trace: a budget name ("interrupt", "timeout", "max_violations"...)
+	Why     string `json:"why"`     // what ended the trace: a budget name ("interrupt", "timeout", "max_violations"...) or "program_exit"
 	// Signal is the signal that interrupted vtrace (why "interrupt"):
 	// "SIGINT", "SIGTERM" or "SIGHUP"; empty otherwise.
 	Signal string `json:"signal,omitempty"`

@@ -493,6 +493,11 @@ func (r *Text) render(ev event.Event) {
 		}
 		r.printf("\n")
 	case *event.Detach:
+		if e.Why == "program_exit" {
+			r.printf("%s the program ended: what it left running (%s) runs on untraced; --after-exit follow traces it to its end\n",
+				r.dim.Sprint("●"), threads(e.Threads))
+			break
+		}
 		why := e.Why
 		if e.Signal != "" {
 			why = e.Signal

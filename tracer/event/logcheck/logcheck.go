@@ -194,7 +194,9 @@ func (c *Checker) order(ev event.Event) {
 		if c.budget != nil {
 			c.add(name, "a second budget event")
 		}
-		if c.detach != nil && c.detach.Why != e.Budget {
+		if c.detach != nil && c.detach.Why == "program_exit" {
+			c.add(name, "a budget event after the program's end let what it left running go")
+		} else if c.detach != nil && c.detach.Why != e.Budget {
 			c.add(name, "budget %q, but the detach event says why %q", e.Budget, c.detach.Why)
 		}
 		c.budget = e
@@ -207,7 +209,9 @@ func (c *Checker) order(ev event.Event) {
 		return
 	case *event.Detach:
 		switch {
-		case c.attach == nil:
+		case e.Why == "program_exit" && c.mainExits == 0:
+			c.add(name, "a detach event (why program_exit) before the main program's exit")
+		case e.Why != "program_exit" && c.attach == nil:
 			c.add(name, "a detach event without an attach event")
 		case c.detach != nil:
 			c.add(name, "a second detach event")
@@ -327,7 +331,7 @@ func (c *Checker) runVerdict(v *event.Verdict) {
 	if v.Verdict != c.worst {
 		c.add("verdict", "verdict %s; the worst story is %s", v.Verdict, c.worst)
 	}
-	if c.detach != nil && c.budget == nil {
+	if c.detach != nil && c.budget == nil && c.detach.Why != "program_exit" {
 		c.add("verdict", "a detach event (why %q) without a budget event", c.detach.Why)
 	}
 	switch {

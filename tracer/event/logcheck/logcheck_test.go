@@ -105,6 +105,16 @@ func TestProblemsFound(t *testing.T) {
 		{"a line after the verdict", func(t *testing.T, l []string) []string {
 			return append(l, l[1])
 		}, "comes after the run's verdict"},
+		{"program_exit detach before the program's end", func(t *testing.T, l []string) []string {
+			i := indexOf(t, l, "exit")
+			return append(l[:i:i], append([]string{programExitDetach(l[i])}, l[i:]...)...)
+		}, "a detach event (why program_exit) before the main program's exit"},
+		{"program_exit detach, then a budget", func(t *testing.T, l []string) []string {
+			i := len(l) - 1
+			budget := `{"v":1,"t":1,"event":"budget","pid":1,"budget":"timeout","limit":"1s"}`
+			l[i] = strings.Replace(l[i], `"verdict":"violation"`, `"verdict":"violation","incomplete":"timeout"`, 1)
+			return append(l[:i:i], programExitDetach(l[i]), budget, l[i])
+		}, "a budget event after the program's end let what it left running go"},
 		{"not JSON", func(t *testing.T, l []string) []string {
 			l[3] = l[3][:40]
 			return l
@@ -122,6 +132,25 @@ func TestProblemsFound(t *testing.T) {
 				t.Errorf("want a problem containing %q, got:\n%s", c.want, strings.Join(all, "\n"))
 			}
 		})
+	}
+}
+
+// programExitDetach is a detach event of what the program left running,
+// with the pid of line (a log line of the run).
+func programExitDetach(line string) string {
+	pid := regexp.MustCompile(`"pid":\d+`).FindString(line)
+	return `{"v":1,"t":1,"event":"detach",` + pid + `,"threads":[4242],"why":"program_exit"}`
+}
+
+// What the program left running, let go after its end (--after-exit
+// release), is a detach event between its exit and the verdict, with no
+// budget event and a complete verdict.
+func TestProgramExitDetach(t *testing.T) {
+	l := readLines(t, "badvfork.jsonl")
+	i := len(l) - 1
+	l = append(l[:i:i], programExitDetach(l[i]), l[i])
+	if ps := check(t, l); len(ps) > 0 {
+		t.Errorf("problems: %v", ps)
 	}
 }
 
