@@ -863,8 +863,13 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 	out, err := s.resume(c, false, 0, true)
 	s.beforeVfork, s.vforkOf = hook, of
 	if err != nil {
+		// The run stops (an interrupt, a budget, a detach): a call that
+		// ran is told, as when the child was stopped at it; a mark
+		// still there is put back.
 		if cl != nil && !cl.entered {
-			_, _ = s.ranCall(r, cl, outcome{}) // the mark put back, if it is still there
+			if ran, rerr := s.ranCall(r, cl, outcome{kind: outTrap}); rerr == nil && ran {
+				_ = s.enterCall(r, b, link, cl, before)
+			}
 		}
 		return false, err
 	}
