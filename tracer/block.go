@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +10,8 @@ import (
 
 	"golang.org/x/arch/x86/x86asm"
 
+	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
 )
 
@@ -52,11 +55,14 @@ type block struct {
 	prev  map[uint64]uint64 // pc -> the pc of an instruction executed right before it
 	exits []uint64
 	queue []uint64
-	// edges are the jumps and fall-throughs between the block's
-	// instructions (exits excluded); back is set when a jump goes back.
+	// edges are the jumps and fall-throughs from the block's
+	// instructions (to its exits too); back is set when a jump goes back.
 	edges [][2]uint64
 	back  bool
 	indeg map[uint64]int // cyclic's
+	// rets are the exits at a ret whose target is known when the block
+	// starts (pushedRets).
+	rets []retExit
 }
 
 func (b *block) reset() {
@@ -66,7 +72,7 @@ func (b *block) reset() {
 	clear(b.depth)
 	clear(b.sp)
 	clear(b.prev)
-	b.exits, b.queue, b.edges, b.back = b.exits[:0], b.queue[:0], b.edges[:0], false
+	b.exits, b.queue, b.edges, b.back, b.rets = b.exits[:0], b.queue[:0], b.edges[:0], false, b.rets[:0]
 }
 
 // isExit reports whether pc is one of the block's exits.
@@ -97,12 +103,13 @@ func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 	}
 	blockMemos.decoded.Add(1)
 	b := s.decodeBlock(r, in.PC, false)
-	pcs := r.block.looked(r.blockPCs[:0], in.PC)
-	if r.block.back && (b == nil || b.cyclic()) {
+	scratch := &r.blocks[r.cur]
+	pcs := scratch.looked(r.blockPCs[:0], in.PC)
+	if scratch.back && (b == nil || b.cyclic()) {
 		// A loop, or backward paths that do not make a block (too many
 		// exits, two stack pointers at one pc): as without them.
 		b = s.decodeBlock(r, in.PC, true)
-		pcs = r.block.looked(pcs, in.PC)
+		pcs = scratch.looked(pcs, in.PC)
 	}
 	r.blockPCs = pcs[:0]
 	st.mm.keepBlock(key, b, st, pcs)
@@ -191,7 +198,7 @@ func (mm *addrSpace) keepBlock(key blockKey, b *block, st *story, pcs []uint64) 
 		}
 	}
 	if b != nil {
-		m.b = &block{depth: maps.Clone(b.depth), prev: maps.Clone(b.prev), exits: slices.Clone(b.exits)}
+		m.b = &block{depth: maps.Clone(b.depth), sp: maps.Clone(b.sp), prev: maps.Clone(b.prev), exits: slices.Clone(b.exits), rets: slices.Clone(b.rets)}
 	}
 	mm.blocks[key] = m
 }
@@ -202,16 +209,16 @@ func (s *session) decodeBlock(r *childRun, start uint64, forward bool) *block {
 	st := r.st
 	mm := st.mm
 	var in *disasm.Insn
-	b := &r.block
+	b := &r.blocks[r.cur]
 	b.reset()
 	b.depth[start], b.sp[start] = 0, r.regs.SP()
 	b.queue = append(b.queue, start)
 	// enter adds successor pc of from (the stack pointer sp there).
 	enter := func(from, pc, sp uint64) bool {
+		b.edges = append(b.edges, [2]uint64{from, pc}) // (into exits too: pushedRets)
 		if b.isExit(pc) {
 			return true
 		}
-		b.edges = append(b.edges, [2]uint64{from, pc})
 		if _, seen := b.depth[pc]; seen {
 			return b.sp[pc] == sp // two stack pointers at one pc: give up
 		}
@@ -289,6 +296,7 @@ func (s *session) decodeBlock(r *childRun, start uint64, forward bool) *block {
 			}
 		}
 	}
+	s.pushedRets(r, b, start)
 	return b
 }
 
@@ -325,6 +333,378 @@ func (b *block) cyclic() bool {
 	}
 	b.queue = q[:0]
 	return ordered < len(b.depth)
+}
+
+// retExit is an exit of a block at a ret that pops, on every path to it,
+// the word a push of the block stored from register reg, which no
+// instruction before that push may have written: the ret goes to reg's
+// value at the block's start. glibc's vfork wrapper after the syscall,
+// `push %rdi; cmp $-4095,%rax; jae error; ret`, returns to %rdi as the
+// child's first stop has it.
+type retExit struct {
+	pc  uint64 // the ret
+	reg int    // DWARF number of the pushed register
+	sp  uint64 // the stack pointer at the ret
+	pop uint64 // the bytes it pops (the word, and ret $n's)
+}
+
+// pushState is what pushedRets knows at one pc of a block: the registers
+// a path to it may have written, and the stack word (slot, 0 for none)
+// that holds register reg's value at the block's start on every path.
+type pushState struct {
+	written uint64
+	slot    uint64
+	reg     int
+}
+
+// pushedRets finds the block's retExits (b.rets): a forward pass over its
+// instructions in a topological order (the block has no loop), merging
+// at joins what every path makes certain.
+func (s *session) pushedRets(r *childRun, b *block, start uint64) {
+	st := r.st
+	word := uint64(st.word)
+	var rets []uint64
+	for _, e := range b.exits {
+		if in, err := s.insnAt(st.mm, st.child.pid, e); err == nil && in.Inst.Op == x86asm.RET {
+			if _, planted := st.mm.bps[e]; !planted {
+				rets = append(rets, e)
+			}
+		}
+	}
+	if len(rets) == 0 {
+		return
+	}
+	slices.SortFunc(b.edges, func(x, y [2]uint64) int { return cmp.Compare(x[0], y[0]) })
+	indeg := map[uint64]int{}
+	for _, e := range b.edges {
+		indeg[e[1]]++
+	}
+	if indeg[start] != 0 {
+		return // (a jump back to the start: a loop)
+	}
+	states := make(map[uint64]pushState, len(b.depth))
+	states[start] = pushState{}
+	q := []uint64{start}
+	var acc []disasm.Access
+	for len(q) > 0 {
+		pc := q[len(q)-1]
+		q = q[:len(q)-1]
+		if b.isExit(pc) {
+			continue
+		}
+		in, err := s.insnAt(st.mm, st.child.pid, pc)
+		if err != nil {
+			return
+		}
+		ps := states[pc]
+		if in.Class != disasm.Jump && in.Class != disasm.CondJump {
+			var ok bool
+			acc, _, ok = in.StackOnly(b.sp[pc], acc[:0])
+			if !ok {
+				return
+			}
+			for _, a := range acc {
+				if ps.slot != 0 && a.Addr < ps.slot+word && a.Addr+uint64(a.Size) > ps.slot {
+					ps.slot = 0
+				}
+			}
+			if in.Inst.Op == x86asm.PUSH {
+				if reg, isReg := in.Inst.Args[0].(x86asm.Reg); isReg && fullWidth(reg, word) {
+					if n, ok := disasm.DWARFReg(reg, st.arch); ok && n != st.arch.SP && n < 64 && ps.written&(1<<uint(n)) == 0 {
+						ps.slot, ps.reg = b.sp[pc]-word, n
+					}
+				}
+			}
+		}
+		ps.written |= in.RegWrites()
+		i, _ := slices.BinarySearchFunc(b.edges, pc, func(e [2]uint64, t uint64) int { return cmp.Compare(e[0], t) })
+		for ; i < len(b.edges) && b.edges[i][0] == pc; i++ {
+			to := b.edges[i][1]
+			if old, seen := states[to]; seen {
+				old.written |= ps.written
+				if old.slot != ps.slot || old.reg != ps.reg {
+					old.slot = 0
+				}
+				states[to] = old
+			} else {
+				states[to] = ps
+			}
+			if indeg[to]--; indeg[to] == 0 {
+				q = append(q, to)
+			}
+		}
+	}
+	for _, pc := range rets {
+		ps, seen := states[pc]
+		if !seen || indeg[pc] != 0 || ps.slot == 0 || ps.slot != b.sp[pc] {
+			continue
+		}
+		in, _ := s.insnAt(st.mm, st.child.pid, pc)
+		pop := word
+		if a := in.Inst.Args[0]; a != nil {
+			imm, ok := a.(x86asm.Imm)
+			if !ok {
+				continue
+			}
+			pop += uint64(imm)
+		}
+		b.rets = append(b.rets, retExit{pc: pc, reg: ps.reg, sp: ps.slot, pop: pop})
+	}
+}
+
+// fullWidth reports whether reg is a whole general-purpose register of a
+// word's size (a push of it stores the word whole).
+func fullWidth(reg x86asm.Reg, word uint64) bool {
+	if word == 8 {
+		return reg >= x86asm.RAX && reg <= x86asm.R15
+	}
+	return reg >= x86asm.EAX && reg <= x86asm.EDI
+}
+
+// retLink is a ret exit of a block (e, the instruction ret) that the run
+// goes on through, into block next at to: the int3s are planted at the
+// block's other exits and at next's.
+type retLink struct {
+	e    retExit
+	ret  *disasm.Insn
+	to   uint64
+	next *block
+}
+
+// linkRet returns, for block b about to run from the child's registers
+// (r.regs, read at its start), the link through one of its ret exits
+// into the block at the ret's target, or nil: the ret's target is code,
+// a block starts there (blockAt, with the registers the ret leaves: its
+// pc there, its stack pointer above the word), and the two blocks share
+// no instruction and put no int3 inside one of the other's. What a step
+// of the ret would find (blockAfterRet makes those checks before it runs
+// its block) is found when the run shows that the ret ran (runBlock): one
+// stop fewer, the one at the ret.
+func (s *session) linkRet(r *childRun, b *block) *retLink {
+	st, mm := r.st, r.st.mm
+	for _, e := range b.rets {
+		to := r.regs.R[e.reg]
+		if _, planted := mm.bps[e.pc]; planted || !mm.syms().IsCode(to) {
+			continue
+		}
+		ret, err := s.insnAt(mm, st.child.pid, e.pc)
+		if err != nil || ret.Inst.Op != x86asm.RET {
+			continue
+		}
+		next, err := s.insnAt(mm, st.child.pid, to)
+		if err != nil {
+			continue
+		}
+		at := r.regs
+		r.regs.SetPC(to)
+		r.regs.Set(st.arch.SP, e.sp+e.pop)
+		r.cur = 1
+		nb := s.blockAt(r, next)
+		r.cur = 0
+		r.regs = at
+		if nb == nil || !s.apart(r, b, nb) {
+			continue
+		}
+		r.link = retLink{e: e, ret: ret, to: to, next: nb}
+		return &r.link
+	}
+	return nil
+}
+
+// apart reports whether blocks a and b share no pc and neither has an exit
+// inside an instruction of the other.
+func (s *session) apart(r *childRun, a, b *block) bool {
+	for pc := range b.depth {
+		if _, shared := a.depth[pc]; shared {
+			return false
+		}
+	}
+	inside := func(x, y *block) bool {
+		for pc := range x.depth {
+			in, err := s.insnAt(r.st.mm, r.st.child.pid, pc)
+			if err != nil {
+				continue // an exit that cannot be read: never run through
+			}
+			for _, e := range y.exits {
+				if e > pc && e < pc+uint64(in.Len) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return !inside(a, b) && !inside(b, a)
+}
+
+// callLink is an exit of a block at a direct call, from a frame the child
+// shares with the parent, that the run goes on into (linkCall): the
+// callee runs at full speed to the int3 at its return address in the same
+// continue, as callThrough runs such a call when the child stops at it.
+// Whether the call ran is told by the word its push writes (mark, below
+// the child's stack and every store of the blocks): vtrace writes a value
+// there before the run that the push replaces; a stop with the value
+// still there is one in a block (the word is then put back as it was).
+// A stop in a block's code cannot tell it otherwise: the callee may come
+// back to a block's exit (a longjmp to the vfork caller) before any stop.
+type callLink struct {
+	in      *disasm.Insn
+	sp      uint64 // the stack pointer at the call
+	retAddr uint64
+	mark    uint64
+	old     [8]byte // the word at mark before the run
+	ev      *event.Insn
+	entered bool // enterCall has told the call
+	err     error
+}
+
+// callMark is the value written at callLink.mark: no return address (not
+// a canonical user address) and no value a program has a reason to write.
+const callMark = 0xfeedc0de_0ca11ed0
+
+// linkCall returns, for a run of block b (with link: through its ret into
+// link.next, whose exits are then the run's last; after before
+// instructions from r.regs: blockAfterRet's ret) from the child's
+// registers r.regs, the exit at a call the run may go on into, or nil:
+// the call is one stepChildOnce would run with callThrough's run from
+// the call itself (a direct call from a shared frame, not to a function
+// that does not return, whose push lands below the parent's live region
+// and outside the watched memory), amd64's, its return address is no pc
+// of the blocks, and no instruction of the run before the call reads or
+// writes the word its push writes.
+func (s *session) linkCall(r *childRun, b *block, link *retLink, before int) *callLink {
+	st, mm := r.st, r.st.mm
+	if st.word != 8 || r.depth() != 0 || r.outer != nil || r.pendingCall != nil || b.sp == nil {
+		return nil
+	}
+	last := b
+	if link != nil {
+		last = link.next
+		if last.sp == nil {
+			return nil
+		}
+	}
+	for _, e := range last.exits {
+		in, err := s.insnAt(mm, st.child.pid, e)
+		if err != nil || in.Class != disasm.Call || in.Target == 0 {
+			continue
+		}
+		if _, planted := mm.bps[e]; planted {
+			continue
+		}
+		sp := last.sp[e]
+		regs := r.regs
+		regs.SetPC(e)
+		regs.Set(st.arch.SP, sp)
+		if noReturnFuncs[s.callTarget(st, st.child.pid, in, &regs)] {
+			continue
+		}
+		acc, unknown := in.Effects(&regs, r.acc[:0])
+		r.acc = acc[:0]
+		if unknown || len(acc) == 0 || !s.blockStoresOK(st, acc) {
+			continue
+		}
+		retAddr := e + uint64(in.Len)
+		if _, in := b.depth[retAddr]; in {
+			continue
+		}
+		if _, in := last.depth[retAddr]; in {
+			continue
+		}
+		mark := sp - 8
+		if s.touchesAt(r, b, mark) || link != nil && s.touchesAt(r, last, mark) {
+			continue
+		}
+		// Nor the instructions run on the way to the blocks: the ret
+		// blockAfterRet runs first (before), the ret of link.
+		if before > 0 {
+			at := r.atRet
+			if in, err := s.insnAt(mm, st.child.pid, at.PC()); err != nil || s.insnTouches(r, in, &at, mark) {
+				continue
+			}
+		}
+		if link != nil {
+			regs.SetPC(link.e.pc)
+			regs.Set(st.arch.SP, link.e.sp)
+			if s.insnTouches(r, link.ret, &regs, mark) {
+				continue
+			}
+		}
+		r.call = callLink{in: in, sp: sp, retAddr: retAddr, mark: mark}
+		return &r.call
+	}
+	return nil
+}
+
+// touchesAt reports whether an instruction of block b may store in, or
+// read, the word at addr through the stack pointer (a read of it through
+// another register, below the stack pointer, is not seen: no compiler
+// makes one).
+func (s *session) touchesAt(r *childRun, b *block, addr uint64) bool {
+	regs := r.regs
+	for pc, sp := range b.sp {
+		if b.isExit(pc) {
+			continue
+		}
+		in, err := s.insnAt(r.st.mm, r.st.child.pid, pc)
+		if err != nil {
+			return true
+		}
+		regs.SetPC(pc)
+		regs.Set(r.st.arch.SP, sp)
+		if s.insnTouches(r, in, &regs, addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// insnTouches reports whether instruction in, run with registers regs, may
+// read or write the word at addr.
+func (s *session) insnTouches(r *childRun, in *disasm.Insn, regs *arch.Regs, addr uint64) bool {
+	acc, unknown := in.Effects(regs, r.acc[:0])
+	r.acc = acc[:0]
+	if unknown {
+		return true
+	}
+	for _, a := range acc {
+		if a.Addr < addr+8 && a.Addr+uint64(a.Size) > addr {
+			return true
+		}
+	}
+	return false
+}
+
+// enterCall tells the call of a run into it (runBlock), once, as
+// stepChildOnce tells a call it stops at: the instructions of the blocks
+// before it (before of them counted already; and a linked ret's checks)
+// counted, then the call itself, and its child_call.
+func (s *session) enterCall(r *childRun, b *block, link *retLink, cl *callLink, before int) error {
+	if cl.entered {
+		return cl.err
+	}
+	cl.entered = true
+	st, c := r.st, r.st.child
+	if link != nil {
+		cl.err = s.ranRet(r, b, link, link.next.depth[cl.in.PC], cl.in.PC)
+	} else {
+		n := b.depth[cl.in.PC]
+		for range n - 1 { // stepChildOnce counted the first
+			if cl.err = s.countStep(st); cl.err != nil {
+				break
+			}
+		}
+		st.kid.steps += int64(n + before)
+	}
+	if cl.err == nil {
+		cl.err = s.countStep(st) // the call's
+	}
+	if cl.err != nil {
+		return cl.err
+	}
+	cl.ev = s.insnEvent(st.mm, c.pid, cl.in)
+	s.emitChildCall(st, cl.ev, cl.in.Target)
+	st.kid.hw.during = cl.ev
+	return nil
 }
 
 // blockStoresOK reports whether no store lands in the parent's live stack
@@ -388,6 +768,7 @@ func (s *session) blockAfterRet(r *childRun, in *disasm.Insn) *block {
 		r.regs = at
 		return nil
 	}
+	r.atRet = at
 	// As after a step of the ret (stepChildOnce).
 	r.prev = in
 	r.popCalls(r.regs.SP())
@@ -401,11 +782,21 @@ func (s *session) blockAfterRet(r *childRun, in *disasm.Insn) *block {
 
 // runBlock runs the child through block b at full speed to one of its
 // exits; before instructions run first on the way to its start (a ret:
-// blockAfterRet). It counts a step per instruction executed and leaves
-// r.regs current (r.fresh). A signal on the way (a fault, or a harmless
-// one held back from the continue) is delivered with the next step, as
-// --step delivers it; done is true when the child has ended.
-func (s *session) runBlock(r *childRun, b *block, before int) (done bool, err error) {
+// blockAfterRet). With link, the run goes on through the ret of b's exit
+// link.e into block link.next: the int3s are at b's other exits and at
+// next's, and a stop in next shows that the ret ran — then what a step
+// of the ret would have found (the calls and frames it left) is found,
+// with the registers it left, before next's instructions are counted.
+// When the last block's exit is a call linkCall accepts, the run goes on
+// into it too, to the int3 at its return address (or the child's exec or
+// end): a stop after the call ran is told as callThrough tells it
+// (enterCall, then contToReturn's loop from that stop); a stop before it
+// (ranCall: the mark is still there) as a block's.
+// It counts a step per instruction executed and leaves r.regs current
+// (r.fresh). A signal on the way (a fault, or a harmless one held back
+// from the continue) is delivered with the next step, as --step delivers
+// it; done is true when the child has ended.
+func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (done bool, err error) {
 	st, c := r.st, r.st.child
 	mm := c.proc.mm
 	for range before { // stepChildOnce counted the first instruction
@@ -413,20 +804,114 @@ func (s *session) runBlock(r *childRun, b *block, before int) (done bool, err er
 			return false, err
 		}
 	}
-	if err := s.plantAll(mm, c.pid, b.exits, st.id); err != nil {
-		s.unclaimMany(mm, c.pid, b.exits, st.id)
-		return false, fmt.Errorf("plant int3s at %#x: %w", b.exits, err)
+	cl := s.linkCall(r, b, link, before)
+	exits := b.exits
+	if link != nil || cl != nil {
+		exits = r.exits[:0]
+		for _, e := range b.exits {
+			if link == nil || e != link.e.pc {
+				exits = append(exits, e)
+			}
+		}
+		if link != nil {
+			exits = append(exits, link.next.exits...)
+		}
+		if cl != nil {
+			exits = slices.DeleteFunc(exits, func(e uint64) bool { return e == cl.in.PC })
+			exits = append(exits, cl.retAddr)
+		}
+		r.exits = exits
 	}
-	defer s.unclaimMany(mm, c.pid, b.exits, st.id)
+	if cl != nil {
+		old, ok, err := s.plantAllReading(mm, c.pid, exits, st.id, cl.mark)
+		if err == nil && ok {
+			cl.old = old
+			var w [8]byte
+			binary.LittleEndian.PutUint64(w[:], callMark)
+			err = s.p.WriteMem(c.pid, cl.mark, w[:])
+		} else if err == nil {
+			err = fmt.Errorf("read the stack word at %#x", cl.mark)
+		}
+		if err != nil {
+			s.unclaimMany(mm, c.pid, exits, st.id)
+			return false, fmt.Errorf("plant int3s at %#x: %w", exits, err)
+		}
+	} else if err := s.plantAll(mm, c.pid, exits, st.id); err != nil {
+		s.unclaimMany(mm, c.pid, exits, st.id)
+		return false, fmt.Errorf("plant int3s at %#x: %w", exits, err)
+	}
+	planted := true
+	defer func() {
+		if planted {
+			s.unclaimMany(mm, c.pid, exits, st.id)
+		}
+	}()
 	r.predict.reset()
 	r.prev = nil
+	var rr *retRun
+	if cl != nil {
+		rr = s.newRetRun(st, c, cl.retAddr, cl.sp)
+		defer rr.arm(false)
+		rr.arm(true)
+	}
+	// (A story nested in this wait sets its own and puts this one back;
+	// this one puts back the one of a story it is nested in.)
+	hook, of := s.beforeVfork, s.vforkOf
+	if cl != nil {
+		s.beforeVfork, s.vforkOf = func() { _ = s.enterCall(r, b, link, cl, before) }, c
+	}
 	out, err := s.resume(c, false, 0, true)
+	s.beforeVfork, s.vforkOf = hook, of
 	if err != nil {
+		// The run stops (an interrupt, a budget, a detach): a call that
+		// ran is told, as when the child was stopped at it; a mark
+		// still there is put back.
+		if cl != nil && !cl.entered {
+			if ran, rerr := s.ranCall(r, cl, outcome{kind: outTrap}); rerr == nil && ran {
+				_ = s.enterCall(r, b, link, cl, before)
+			}
+		}
 		return false, err
+	}
+	if cl != nil {
+		ran, err := s.ranCall(r, cl, out)
+		if err != nil {
+			return false, err
+		}
+		if ran {
+			if err := s.enterCall(r, b, link, cl, before); err != nil {
+				return false, err
+			}
+			out, err = rr.loop(&out)
+			out.ranCall = true
+			// The int3s go before the callee's writes are diffed, as
+			// when callThrough ran it; through the parent, which shares
+			// the memory the child may have left by its exec.
+			s.unclaimMany(mm, st.parent.pid, exits, st.id)
+			planted = false
+			out, err = s.calledThrough(st, cl.ev, out, err)
+			r.predict.reset()
+			r.sig, r.prev, r.fresh = 0, cl.in, false
+			st.kid.steps++
+			if err != nil {
+				return false, err
+			}
+			switch out.kind {
+			case outTrap, outNested:
+				return false, nil
+			case outSignal:
+				r.sig = int(out.sig) // delivered with the next step
+				return false, nil
+			}
+			return true, s.childEnded(st, out)
+		}
+		rr.arm(false)
 	}
 	switch out.kind {
 	case outTrap, outSignal, outNested:
 	default:
+		// (Whether a linked ret ran is not known: the child's end is
+		// told as if it had not.)
 		st.kid.steps += int64(1 + before)
 		return true, s.childEnded(st, out)
 	}
@@ -434,11 +919,20 @@ func (s *session) runBlock(r *childRun, b *block, before int) (done bool, err er
 		return false, fmt.Errorf("read child registers: %w", err)
 	}
 	pc := r.regs.PC()
-	if out.kind == outTrap && b.isExit(pc-1) {
+	if out.kind == outTrap && slices.Contains(exits, pc-1) {
 		pc--
 		r.regs.SetPC(pc)
 		if err := s.p.SetRegs(c.pid, &r.regs); err != nil {
 			return false, err
+		}
+	}
+	if out.kind == outSignal {
+		r.sig = int(out.sig)
+	}
+	r.fresh = true
+	if link != nil {
+		if n, in := link.next.depth[pc]; in {
+			return false, s.ranRet(r, b, link, n, pc)
 		}
 	}
 	// The instructions executed: those on the way to pc.
@@ -456,9 +950,67 @@ func (s *session) runBlock(r *childRun, b *block, before int) (done bool, err er
 		}
 	}
 	st.kid.steps += int64(n + before)
-	r.fresh = true
-	if out.kind == outSignal {
-		r.sig = int(out.sig)
+	return false, nil
+}
+
+// ranCall tells whether a run into call cl (runBlock) that ended in out
+// ran the call: a system call (an exec, a vfork) is the callee's, for a
+// block has none; any other stop or end is told by the word at cl.mark
+// (read through the parent, which shares the memory and stays stopped).
+// When the call did not run, the word is put back as it was.
+func (s *session) ranCall(r *childRun, cl *callLink, out outcome) (bool, error) {
+	switch out.kind {
+	case outExec, outNested, outVfork:
+		return true, nil
+	}
+	st := r.st
+	var w [8]byte
+	if err := s.p.ReadMem(st.parent.pid, cl.mark, w[:]); err != nil {
+		return false, fmt.Errorf("read the stack word at %#x: %w", cl.mark, err)
+	}
+	if binary.LittleEndian.Uint64(w[:]) != callMark {
+		return true, nil
+	}
+	if err := s.p.WriteMem(st.parent.pid, cl.mark, cl.old[:]); err != nil {
+		return false, fmt.Errorf("restore the stack word at %#x: %w", cl.mark, err)
 	}
 	return false, nil
+}
+
+// ranRet counts and checks a linked run (runBlock) that stopped at pc, n
+// instructions into block link.next: b's instructions to its ret, the
+// ret, then what a step of the ret finds (as blockAfterRet checks it,
+// with the registers the ret left), then next's n instructions.
+func (s *session) ranRet(r *childRun, b *block, link *retLink, n int, pc uint64) error {
+	st := r.st
+	for range b.depth[link.e.pc] { // b's instructions and the ret, but the first (stepChildOnce's)
+		if err := s.countStep(st); err != nil {
+			return err
+		}
+	}
+	now := r.regs
+	r.regs.SetPC(link.to)
+	r.regs.Set(st.arch.SP, link.e.sp+link.e.pop)
+	r.prev = link.ret
+	r.popCalls(r.regs.SP())
+	s.checkLeftFrames(st, r)
+	s.checkJumpedOut(st, r)
+	if r.depth() == 0 && !r.escaped {
+		r.outer = nil
+	}
+	r.regs = now
+	for range n {
+		if err := s.countStep(st); err != nil {
+			return err
+		}
+	}
+	st.kid.steps += int64(b.depth[link.e.pc] + 1 + n)
+	if last, ok := link.next.prev[pc]; ok {
+		in, err := s.insnAt(st.mm, st.child.pid, last)
+		if err != nil {
+			in = nil
+		}
+		r.prev = in
+	}
+	return nil
 }

@@ -56,6 +56,8 @@ type modeRun struct {
 	res   Result
 	f     *fakeProcs
 	steps int64 // the steps of the child's end (0 without one child_end)
+	// childConts are the continues of the child (0 without one child_end).
+	childConts int
 }
 
 // stepThenFast runs img in --step, then in fast mode, and checks that
@@ -66,7 +68,7 @@ func stepThenFast(t *testing.T, img *fakeImage) (step, fast modeRun) {
 		rec, res, f := runFake(t, img, codeBase, mode)
 		r := modeRun{mode: mode, rec: rec, res: res, f: f}
 		if ends := all[*event.ChildEnd](rec); len(ends) == 1 {
-			r.steps = ends[0].Steps
+			r.steps, r.childConts = ends[0].Steps, f.conts[ends[0].PID]
 		}
 		return r
 	}

@@ -42,6 +42,14 @@ func (s *session) plant(mm *addrSpace, pid int, addr uint64, owner int) error {
 // so is planted as plant does. On an error, the int3s planted are left to
 // the caller's unclaimMany.
 func (s *session) plantAll(mm *addrSpace, pid int, addrs []uint64, owner int) error {
+	_, _, err := s.plantAllReading(mm, pid, addrs, owner, 0)
+	return err
+}
+
+// plantAllReading is plantAll, reading besides the aligned word at also
+// (not 0; a word of data, not of the code planted) in the same batch: its
+// bytes, ok false when it could not be read.
+func (s *session) plantAllReading(mm *addrSpace, pid int, addrs []uint64, owner int, also uint64) (alsoWord [8]byte, ok bool, err error) {
 	var bases []uint64
 	for _, a := range addrs {
 		if bp, ok := mm.bps[a]; ok {
@@ -50,13 +58,21 @@ func (s *session) plantAll(mm *addrSpace, pid int, addrs []uint64, owner int) er
 			bases = append(bases, a&^7)
 		}
 	}
+	n := len(bases)
+	if also != 0 {
+		bases = append(bases, also)
+	}
 	words, failed := s.readWords(pid, bases)
+	if also != 0 {
+		alsoWord, ok = words[n], !contains(failed, n)
+		bases = bases[:n]
+	}
 	for i, base := range bases {
 		if contains(failed, i) {
 			for _, a := range addrs {
 				if a&^7 == base {
 					if err := s.plant(mm, pid, a, owner); err != nil {
-						return err
+						return alsoWord, ok, err
 					}
 				}
 			}
@@ -74,14 +90,14 @@ func (s *session) plantAll(mm *addrSpace, pid int, addrs []uint64, owner int) er
 			orig[k], w[a-base] = w[a-base], 0xcc
 		}
 		if err := s.p.WriteMem(pid, base, w[:]); err != nil {
-			return err
+			return alsoWord, ok, err
 		}
 		for k, a := range here {
 			mm.bps[a] = &breakpoint{addr: a, orig: orig[k], owners: map[int]bool{owner: true}}
 			delete(mm.removed, a)
 		}
 	}
-	return nil
+	return alsoWord, ok, nil
 }
 
 // readWords reads the aligned 8-byte words at bases in one batch; failed

@@ -39,45 +39,77 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 		return outcome{}, err
 	}
 	defer func() { _ = s.unclaim(mm, t.pid, retAddr, st.id) }()
+	rr := s.newRetRun(st, t, retAddr, sp0)
+	defer rr.arm(false)
+	return rr.loop(nil)
+}
+
+// retRun is contToReturn's run of a callee to the int3 at its return
+// address (planted by its caller).
+type retRun struct {
+	s                 *session
+	st                *story
+	t                 *task
+	retAddr, sp0      uint64
+	watched, pwatched bool
+	armed             bool
+}
+
+func (s *session) newRetRun(st *story, t *task, retAddr, sp0 uint64) *retRun {
+	pr := st.par.run
+	return &retRun{s: s, st: st, t: t, retAddr: retAddr, sp0: sp0,
+		watched:  t == st.child && len(st.kid.hw.slots) > 0,
+		pwatched: t == st.parent && pr != nil && len(pr.hw)+len(pr.ehw) > 0}
+}
+
+// arm enables the watchpoints for the continues and disables them for the
+// steps over an int3 and on the way out; a trap a watchpoint caused (its
+// handler clears DR6) is continued from with them enabled as they are: 3
+// debug-register writes fewer per hit (errno.go's follow of python's
+// parent traps on its libc's errno).
+func (rr *retRun) arm(on bool) {
+	if on == rr.armed {
+		return
+	}
+	if rr.watched {
+		rr.s.hwEnable(rr.st, on) // on: DR6 cleared, it then tells this run's traps apart
+	}
+	if rr.pwatched {
+		rr.s.parentHWEnable(rr.st.par.run, on)
+	}
+	rr.armed = on
+}
+
+// loop runs the callee to its return; first, when not nil, is the outcome
+// of a continue already made with the watchpoints armed (runBlock's run
+// of a block into the call).
+func (rr *retRun) loop(first *outcome) (outcome, error) {
+	s, st, t, retAddr, sp0 := rr.s, rr.st, rr.t, rr.retAddr, rr.sp0
+	mm := t.proc.mm
+	pr := st.par.run
 	var now arch.Regs
 	sig := 0
-	watched := t == st.child && len(st.kid.hw.slots) > 0
-	pr := st.par.run
-	pwatched := t == st.parent && pr != nil && len(pr.hw)+len(pr.ehw) > 0
-	// The watchpoints are enabled for the continues and disabled for the
-	// steps over an int3 and on the way out; a trap a watchpoint caused
-	// (its handler clears DR6) is continued from with them enabled as
-	// they are: 3 debug-register writes fewer per hit (errno.go's follow
-	// of python's parent traps on its libc's errno).
-	armed := false
-	arm := func(on bool) {
-		if on == armed {
-			return
-		}
-		if watched {
-			s.hwEnable(st, on) // on: DR6 cleared, it then tells this run's traps apart
-		}
-		if pwatched {
-			s.parentHWEnable(pr, on)
-		}
-		armed = on
-	}
-	defer arm(false)
 	for {
-		arm(true)
-		out, err := s.advance(t, false, sig, 0)
+		var out outcome
+		var err error
+		if first != nil {
+			out, first = *first, nil
+		} else {
+			rr.arm(true)
+			out, err = s.advance(t, false, sig, 0)
+		}
 		switch {
 		case out.kind == outExec || out.kind == outGone:
 			// The kernel cleared its debug registers (or it is gone):
 			// nothing to disable.
-			if watched {
+			if rr.watched {
 				st.hwGone()
 			}
-			armed = false
+			rr.armed = false
 		case out.kind == outNested:
 			// A nested story ran: it may have used this task's debug
 			// registers. They are written again before the next continue.
-			arm(false)
+			rr.arm(false)
 		}
 		sig = 0
 		if err != nil {
@@ -113,7 +145,7 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 			if now.SP() >= sp0 {
 				return outcome{kind: outTrap}, nil
 			}
-			arm(false) // a step next
+			rr.arm(false) // a step next
 			if out, err := s.advance(t, true, 0, retAddr); err != nil || !stepped(out) {
 				return out, err
 			}
@@ -127,16 +159,16 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 			if err := s.p.SetRegs(t.pid, &now); err != nil {
 				return outcome{}, err
 			}
-			arm(false) // a step next
+			rr.arm(false) // a step next
 			if out, err := s.advance(t, true, 0, now.PC()); err != nil || !stepped(out) {
 				return out, err
 			}
 			continue
 		}
-		if watched && s.hwHit(st, &now) {
+		if rr.watched && s.hwHit(st, &now) {
 			continue
 		}
-		if pwatched && s.parentHWHit(pr, &now) {
+		if rr.pwatched && s.parentHWHit(pr, &now) {
 			if pr.errnoDone {
 				return outcome{kind: outTrap}, nil // followErrno has its answer (errno.go)
 			}

@@ -59,9 +59,17 @@ type childRun struct {
 	escaped bool
 	predict silentPredictor
 	// fresh: regs are the child's registers now (a block has just run).
-	fresh    bool
-	block    block    // the block being run (block.go)
-	blockPCs []uint64 // blockAt's scratch
+	fresh bool
+	// blocks are the decoder's scratch (block.go): blocks[cur] is the
+	// one decodeBlock fills; a block and the one its ret goes on into
+	// (retLink) are decoded in both.
+	blocks   [2]block
+	cur      int
+	link     retLink   // runBlock's: the ret a block goes on through
+	call     callLink  // runBlock's: the call a block goes on into
+	atRet    arch.Regs // blockAfterRet's: the registers at the ret it runs
+	exits    []uint64  // runBlock's: the int3s planted for one run
+	blockPCs []uint64  // blockAt's scratch
 	// quietTraps: with --step, the SIGTRAP after the step of an
 	// instruction that raises none of its own (disasm.Insn.OwnTrapFree)
 	// is taken for the step's without reading the siginfo (resume). Only
@@ -221,10 +229,10 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		in, derr = s.insnAt(mm, c.pid, pc)
 		if derr == nil {
 			if b := s.blockAt(r, in); b != nil {
-				return s.runBlock(r, b, 0)
+				return s.runBlock(r, b, 0, s.linkRet(r, b))
 			}
 			if b := s.blockAfterRet(r, in); b != nil {
-				return s.runBlock(r, b, 1)
+				return s.runBlock(r, b, 1, nil)
 			}
 		}
 		unknown = derr != nil

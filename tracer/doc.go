@@ -67,7 +67,11 @@
 //     breakpoints.go), a stretch of code that can only store below the
 //     parent's live region (pushes, stores at a stack-pointer offset,
 //     direct jumps that make no loop) runs at full speed to int3s at its
-//     exits (block.go),
+//     exits (block.go) — on through a ret that pops a word a push of the
+//     block stored (glibc's vfork wrapper) into the block at its target,
+//     and on into a direct call at its exit that callThrough would run
+//     without a step, a mark in the word the call's push writes telling
+//     whether it ran —,
 //     and, where they fire, DR0–DR3 watch the slots most at risk
 //     (watchpoints.go). Each instruction's memory effects
 //     (internal/disasm) say which words to compare with the snapshot:

@@ -150,7 +150,8 @@ type fakeTask struct {
 	// only reports the trap at syscall exit (TF set on the return to user
 	// mode), executing nothing. (No VFORK_DONE: vtrace does not ask for it.)
 	syscallTrap bool
-	zf          bool        // the zero flag (test, je/jne)
+	zf          bool        // the zero flag (test, cmp, je/jne)
+	cf          bool        // the carry flag (cmp, sub, jae)
 	exitStatus  int         // set by an exit syscall, for the exit event and the end
 	exiting     bool        // stopped at PTRACE_EVENT_EXIT
 	killed      bool        // by SIGKILL (fakeProcs.killToExit): it dies of it
@@ -176,8 +177,9 @@ type fakeProcs struct {
 	// execImage makes the image of a program a task execs.
 	execImage func() (*fakeImage, uint64, uint64)
 	steps     int
-	stepReqs  int  // PTRACE_SINGLESTEP requests
-	noDR      bool // debug registers refuse to be written (as with --watchpoints off)
+	stepReqs  int         // PTRACE_SINGLESTEP requests
+	conts     map[int]int // PTRACE_CONT requests, by pid
+	noDR      bool        // debug registers refuse to be written (as with --watchpoints off)
 	// childStopFirst: a vfork child's first stop is reported before its
 	// parent's event (as on a real machine, often).
 	childStopFirst bool
@@ -303,7 +305,13 @@ func (f *fakeProcs) Step(pid, sig int) error {
 	f.stepReqs++
 	return f.resume(pid, sig, true)
 }
-func (f *fakeProcs) Cont(pid, sig int) error { return f.resume(pid, sig, false) }
+func (f *fakeProcs) Cont(pid, sig int) error {
+	if f.conts == nil {
+		f.conts = map[int]int{}
+	}
+	f.conts[pid]++
+	return f.resume(pid, sig, false)
+}
 
 func (f *fakeProcs) resume(pid, sig int, step bool) error {
 	t, err := f.stoppedTask(pid)
@@ -529,7 +537,14 @@ func (f *fakeProcs) exec(t *fakeTask, in *disasm.Insn) (ev int, faultAt uint64) 
 	case x86asm.JMP:
 		next = in.Target
 	case x86asm.TEST:
-		t.zf = value(args[0])&value(args[1]) == 0
+		t.zf, t.cf = value(args[0])&value(args[1]) == 0, false
+	case x86asm.CMP:
+		x, y := value(args[0]), value(args[1])
+		t.zf, t.cf = x == y, x < y
+	case x86asm.JAE:
+		if !t.cf {
+			next = in.Target
+		}
 	case x86asm.JE:
 		if t.zf {
 			next = in.Target
@@ -572,9 +587,9 @@ func (f *fakeProcs) exec(t *fakeTask, in *disasm.Insn) (ev int, faultAt uint64) 
 	case x86asm.ADD:
 		r.Set(reg(args[0]), value(args[0])+value(args[1]))
 	case x86asm.SUB:
-		v := value(args[0]) - value(args[1])
-		r.Set(reg(args[0]), v)
-		t.zf = v == 0
+		x, y := value(args[0]), value(args[1])
+		r.Set(reg(args[0]), x-y)
+		t.zf, t.cf = x == y, x < y
 	case x86asm.XOR:
 		r.Set(reg(args[0]), value(args[0])^value(args[1]))
 	case x86asm.SYSCALL:
@@ -992,6 +1007,21 @@ func (a *asm) movRSP(v uint32) *asm {
 // it do not depend on the shared stack.
 func (a *asm) glibcVfork() *asm {
 	return a.fn("vfork").popRDI().movEAX(58).syscall().pushRDI().ret()
+}
+
+// glibcVfork236 is glibc 2.36's x86-64 vfork wrapper, error path and all:
+// `pop %rdi; mov $58,%eax; syscall; push %rdi; cmp $-4095,%rax; jae 1f;
+// ret; 1: mov errno@gottpoff(%rip),%rcx; neg %eax; mov %eax,%fs:(%rcx);
+// or $-1,%rax; ret` (the fake's syscalls do not fail: the error path is
+// decoded, never run). after are bytes put between the push and the cmp.
+func (a *asm) glibcVfork236(after ...byte) *asm {
+	a.fn("vfork").popRDI().movEAX(58).syscall().pushRDI().raw(after...)
+	a.raw(0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff)  // cmp $0xfffffffffffff001,%rax
+	a.raw(0x73, 0x01).ret()                    // jae 1f; ret
+	a.raw(0x48, 0x8b, 0x0d, 0, 0, 0, 0)        // 1: mov 0x0(%rip),%rcx
+	a.raw(0xf7, 0xd8)                          // neg %eax
+	a.raw(0x64, 0x89, 0x01)                    // mov %eax,%fs:(%rcx)
+	return a.raw(0x48, 0x83, 0xc8, 0xff).ret() // or $-1,%rax; ret
 }
 
 // exitWith is _exit(code) inline.

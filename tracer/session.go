@@ -47,6 +47,11 @@ type session struct {
 	// lookUpExe is the vfork child whose /proc/PID/exe is looked up when
 	// it is next continued (child.go: followChild).
 	lookUpExe int
+	// beforeVfork, while set, is called when task vforkOf's vfork event is
+	// seen, before its story runs (block.go: a block run into a call
+	// tells the call first, as it does when the call was stepped).
+	beforeVfork func()
+	vforkOf     *task
 	// regionFree are live-region buffers of ended stories (capture.go:
 	// regionBufs).
 	regionFree [][]byte

@@ -151,6 +151,9 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 			}
 			continue
 		case ptrace.EventVfork:
+			if f := s.beforeVfork; f != nil && s.vforkOf == t {
+				f() // (once: it does nothing the second time)
+			}
 			if st := s.following(t); st != nil {
 				return outcome{kind: outVfork}, nil
 			}
