@@ -76,10 +76,22 @@ func (b *block) reset() {
 }
 
 // isExit reports whether pc is one of the block's exits.
-func (b *block) isExit(pc uint64) bool {
-	for _, e := range b.exits {
-		if e == pc {
-			return true
+func (b *block) isExit(pc uint64) bool { return slices.Contains(b.exits, pc) }
+
+// exitInsideInsn reports whether one of exits (the pcs where int3s would
+// go) lies inside, not at the start of, an instruction at a pc of depth
+// (the instructions the task runs through): the int3 would change that
+// instruction. The child's blocks and the parent's ask it.
+func (s *session) exitInsideInsn(mm *addrSpace, pid int, depth map[uint64]int, exits []uint64) bool {
+	for pc := range depth {
+		if slices.Contains(exits, pc) {
+			continue
+		}
+		in, _ := s.insnAt(mm, pid, pc)
+		for _, e := range exits {
+			if e > pc && e < pc+uint64(in.Len) {
+				return true
+			}
 		}
 	}
 	return false
@@ -285,16 +297,8 @@ func (s *session) decodeBlock(r *childRun, start uint64, forward bool) *block {
 	}
 	// An int3 inside an instruction the child runs through would change
 	// it (`je 1f; lock; 1: cmpxchg`: a jump into an instruction's prefix).
-	for pc := range b.depth {
-		if b.isExit(pc) {
-			continue
-		}
-		in, _ := s.insnAt(mm, st.child.pid, pc)
-		for _, e := range b.exits {
-			if e > pc && e < pc+uint64(in.Len) {
-				return nil
-			}
-		}
+	if s.exitInsideInsn(mm, st.child.pid, b.depth, b.exits) {
+		return nil
 	}
 	s.pushedRets(r, b, start)
 	return b

@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"fmt"
+	"slices"
 
 	"golang.org/x/arch/x86/x86asm"
 
@@ -49,14 +50,7 @@ type parentBlock struct {
 	acc   []disasm.Access
 }
 
-func (b *parentBlock) isExit(pc uint64) bool {
-	for _, e := range b.exits {
-		if e == pc {
-			return true
-		}
-	}
-	return false
-}
+func (b *parentBlock) isExit(pc uint64) bool { return slices.Contains(b.exits, pc) }
 
 // parentBlockAt decodes ahead from the parent's pc (regs just read), and
 // returns the block that starts there, or nil when it is not worth
@@ -147,16 +141,8 @@ func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlo
 	}
 	// An int3 inside an instruction the parent runs through would change
 	// it (a jump into an instruction's prefix).
-	for pc := range b.depth {
-		if b.isExit(pc) {
-			continue
-		}
-		in, _ := s.insnAt(mm, st.parent.pid, pc)
-		for _, e := range b.exits {
-			if e > pc && e < pc+uint64(in.Len) {
-				return nil
-			}
-		}
+	if s.exitInsideInsn(mm, st.parent.pid, b.depth, b.exits) {
+		return nil
 	}
 	return b
 }

@@ -95,14 +95,7 @@ func TestAfterExit(t *testing.T) {
 				t.Errorf("exit %d, want the program's 3\n%s", code, stderr)
 			}
 			// What was let go ran to its end, untraced: all its spawns.
-			var got []byte
-			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				got, _ = os.ReadFile(out)
-				if strings.Contains(string(got), "50 spawns") || time.Now().After(deadline) {
-					break
-				}
-			}
-			if !strings.Contains(string(got), "50 spawns") {
+			if got := waitOutput(out, "50 spawns", 20*time.Second); !strings.Contains(got, "50 spawns") {
 				t.Errorf("the background printed %q, want its 50 spawns", got)
 			}
 			assertGone(t, procsUnder(dir))
@@ -138,6 +131,17 @@ func TestAfterExit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// waitOutput reads path until it holds want, for at most d, and returns
+// what it last read: what was let go writes it when it ends.
+func waitOutput(path, want string, d time.Duration) string {
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		got, _ := os.ReadFile(path)
+		if strings.Contains(string(got), want) || time.Now().After(deadline) {
+			return string(got)
+		}
 	}
 }
 
@@ -184,14 +188,7 @@ func TestAfterExitMidSpawn(t *testing.T) {
 			b, _ := os.ReadFile(errFile)
 			t.Errorf("after %ss: exit %d, want the program's 3\n%s", delay, code, b)
 		}
-		var got []byte
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			got, _ = os.ReadFile(out)
-			if strings.Contains(string(got), "2000 spawns") || time.Now().After(deadline) {
-				break
-			}
-		}
-		if !strings.Contains(string(got), "2000 spawns") {
+		if got := waitOutput(out, "2000 spawns", 30*time.Second); !strings.Contains(got, "2000 spawns") {
 			for _, pid := range procsUnder(dir) {
 				state, tracer := procState(pid)
 				t.Logf("process %d: state %s, TracerPid %s", pid, state, tracer)
