@@ -172,7 +172,7 @@ func TestAfterExitMidSpawn(t *testing.T) {
 		defer cancel()
 		delay := []string{"0", "0.05", "0.2"}[round]
 		cmd := exec.CommandContext(ctx, bin, "run", "-q", "-o", log, "--", "/bin/sh", "-c",
-			loop+" 2000 > "+out+" & sleep "+delay+"; exit 3")
+			loop+" 800 > "+out+" & sleep "+delay+"; exit 3")
 		errFile := filepath.Join(dir, "stderr")
 		ef, err := os.Create(errFile)
 		if err != nil {
@@ -188,12 +188,12 @@ func TestAfterExitMidSpawn(t *testing.T) {
 			b, _ := os.ReadFile(errFile)
 			t.Errorf("after %ss: exit %d, want the program's 3\n%s", delay, code, b)
 		}
-		if got := waitOutput(out, "2000 spawns", 30*time.Second); !strings.Contains(got, "2000 spawns") {
+		if got := waitOutput(out, "800 spawns", 30*time.Second); !strings.Contains(got, "800 spawns") {
 			for _, pid := range procsUnder(dir) {
 				state, tracer := procState(pid)
 				t.Logf("process %d: state %s, TracerPid %s", pid, state, tracer)
 			}
-			t.Errorf("after %ss: spawnloop printed %q, want its 2000 spawns", delay, got)
+			t.Errorf("after %ss: spawnloop printed %q, want its 800 spawns", delay, got)
 		}
 		assertGone(t, procsUnder(dir))
 		raw, err := os.ReadFile(log)

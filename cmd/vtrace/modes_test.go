@@ -64,6 +64,11 @@ func TestFastMatchesStep(t *testing.T) {
 				continue
 			}
 			t.Run(build+"/"+c.Name(), func(t *testing.T) {
+				// Each pair of runs is its own vtrace processes, and the
+				// stories compared do not depend on timing: two targets at
+				// once (-parallel, GOMAXPROCS) halve the package's longest
+				// test (877 pairs, 156 s alone on the CI machine).
+				t.Parallel()
 				prog := targetPath(t, build, c.Target)
 				args := append(append([]string{"--no-aslr", "--max-vforks", "4", "--timeout", "30s"}, c.Flags...), prog)
 				args = append(args, c.Args...)
