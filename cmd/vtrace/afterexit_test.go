@@ -41,15 +41,8 @@ func TestAfterExit(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, bin, "run", "-q", "-o", log, "--after-exit", mode, "--", sh, "-c", script)
-			// A file, not a pipe: what is let go keeps it open.
-			errFile := filepath.Join(dir, "stderr")
-			ef, err := os.Create(errFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ef.Close()
+			ef, stderr := outputFile(t, dir)
 			cmd.Stdout, cmd.Stderr = ef, ef
-			stderr := stringer(func() string { b, _ := os.ReadFile(errFile); return string(b) })
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -134,6 +127,21 @@ func TestAfterExit(t *testing.T) {
 	}
 }
 
+// outputFile is a file in dir for vtrace's output, closed at the test's
+// end, and what it holds so far. A file, not a pipe that exec.Cmd's Wait
+// would copy: a process let go keeps it open, and a stopped one would hold
+// Wait for ever.
+func outputFile(t *testing.T, dir string) (*os.File, stringer) {
+	t.Helper()
+	path := filepath.Join(dir, "stderr")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, stringer(func() string { b, _ := os.ReadFile(path); return string(b) })
+}
+
 // waitOutput reads path until it holds want, for at most d, and returns
 // what it last read: what was let go writes it when it ends.
 func waitOutput(path, want string, d time.Duration) string {
@@ -173,20 +181,14 @@ func TestAfterExitMidSpawn(t *testing.T) {
 		delay := []string{"0", "0.05", "0.2"}[round]
 		cmd := exec.CommandContext(ctx, bin, "run", "-q", "-o", log, "--", "/bin/sh", "-c",
 			loop+" 800 > "+out+" & sleep "+delay+"; exit 3")
-		errFile := filepath.Join(dir, "stderr")
-		ef, err := os.Create(errFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ef.Close()
+		ef, stderr := outputFile(t, dir)
 		cmd.Stdout, cmd.Stderr = ef, ef
 		_ = cmd.Run()
 		if ctx.Err() != nil {
 			t.Fatalf("vtrace did not end")
 		}
 		if code := cmd.ProcessState.ExitCode(); code != 3 {
-			b, _ := os.ReadFile(errFile)
-			t.Errorf("after %ss: exit %d, want the program's 3\n%s", delay, code, b)
+			t.Errorf("after %ss: exit %d, want the program's 3\n%s", delay, code, stderr)
 		}
 		if got := waitOutput(out, "800 spawns", 30*time.Second); !strings.Contains(got, "800 spawns") {
 			for _, pid := range procsUnder(dir) {

@@ -54,16 +54,8 @@ func TestOnBudgetDetachLetsGo(t *testing.T) {
 			}
 			defer r.Close()
 			cmd := exec.CommandContext(ctx, bin, args...)
-			// Files, not pipes vtrace's Wait would copy: the program let
-			// go holds them, and a stopped one would hold Wait for ever.
-			errFile := filepath.Join(dir, "stderr")
-			ef, err := os.Create(errFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ef.Close()
+			ef, stderr := outputFile(t, dir)
 			cmd.Stdout, cmd.Stderr = w, ef
-			stderr := stringer(func() string { b, _ := os.ReadFile(errFile); return string(b) })
 			start := time.Now()
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -392,20 +392,34 @@ func (in *Insn) StackOnly(sp uint64, dst []Access) (acc []Access, spAfter uint64
 // (other).
 func (in *Insn) spOperand() (spArg, other bool) {
 	for i, a := range in.Inst.Args {
-		r, isReg := a.(x86asm.Reg)
-		if !isReg {
+		r, isSP := in.spReg(a)
+		if !isSP {
 			continue
 		}
-		if n, ok := DWARFReg(r, in.arch); !ok || n != int(in.sp) {
-			continue
-		}
-		if i == 0 && in.Inst.Op == x86asm.SUB && (r == x86asm.RSP && in.Bits == 64 || r == x86asm.ESP && in.Bits == 32) {
+		if i == 0 && in.Inst.Op == x86asm.SUB && in.wholeSP(r) {
 			spArg = true
 			continue
 		}
 		other = true
 	}
 	return spArg, other
+}
+
+// spReg reports whether operand a is the stack pointer register (any
+// width of it), and which register it names.
+func (in *Insn) spReg(a x86asm.Arg) (x86asm.Reg, bool) {
+	r, isReg := a.(x86asm.Reg)
+	if !isReg {
+		return 0, false
+	}
+	n, ok := DWARFReg(r, in.arch)
+	return r, ok && n == int(in.sp)
+}
+
+// wholeSP reports whether r, a name of the stack pointer, is the whole
+// register in the instruction's mode (%rsp in 64-bit code, %esp in 32).
+func (in *Insn) wholeSP(r x86asm.Reg) bool {
+	return r == x86asm.RSP && in.Bits == 64 || r == x86asm.ESP && in.Bits == 32
 }
 
 // spOnly reads the stack pointer as v and every other register as 0: the
@@ -481,18 +495,14 @@ func (in *Insn) SPAccesses(sp uint64, dst []Access) (acc []Access, spAfter uint6
 		return dst, sp, false
 	}
 	for i, a := range in.Inst.Args {
-		r, isReg := a.(x86asm.Reg)
-		if !isReg {
-			continue
-		}
-		if n, ok := DWARFReg(r, in.arch); !ok || n != int(in.sp) {
+		r, isSP := in.spReg(a)
+		if !isSP {
 			continue
 		}
 		// The stack pointer as a register operand: add or sub of an
 		// immediate to the whole register only.
 		imm, isImm := in.Inst.Args[1].(x86asm.Imm)
-		if i != 0 || in.Class != Other || !isImm || imm < 0 || imm >= 1<<20 ||
-			!(r == x86asm.RSP && in.Bits == 64 || r == x86asm.ESP && in.Bits == 32) {
+		if i != 0 || in.Class != Other || !isImm || imm < 0 || imm >= 1<<20 || !in.wholeSP(r) {
 			return dst, sp, false
 		}
 		switch in.Inst.Op {
