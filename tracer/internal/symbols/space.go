@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
 	"golang.org/x/sys/unix"
@@ -135,6 +136,10 @@ type Maps struct {
 	texts int
 }
 
+// MapsStats counts the maps texts read through an open Maps and the
+// Spaces reused without one (vtrace's profiling build prints them).
+var MapsStats struct{ Texts, Reused atomic.Int64 }
+
 // ErrMapsGone is what an open Maps that reads as empty returns: the
 // memory it was opened on has no task left.
 var ErrMapsGone = errors.New("maps: the address space is gone")
@@ -169,6 +174,7 @@ func (m *Maps) text() ([]byte, error) {
 		m.buf = make([]byte, 16<<10)
 	}
 	m.texts++
+	MapsStats.Texts.Add(1)
 	n := 0
 	for {
 		k, err := unix.Pread(m.fd, m.buf[n:], int64(n))
@@ -209,6 +215,7 @@ func LoadSpaceMaps(m *Maps, pid int) (*Space, error) {
 	if m.last != nil && !m.noQuery && m.fd >= 0 {
 		same, err := m.unchanged(m.keys)
 		if same {
+			MapsStats.Reused.Add(1)
 			return m.last, nil
 		}
 		if queryUnsupported(err) {
