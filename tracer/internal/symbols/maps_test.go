@@ -190,6 +190,7 @@ func TestMapsQueryReuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	m.queryAlways = true // sleep's lines are short
 	sp, err := LoadSpaceMaps(m, pid)
 	if err != nil {
 		t.Fatal(err)
@@ -215,6 +216,7 @@ func TestMapsQuerySeesChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	m.queryAlways = true
 	dir := t.TempDir()
 	file := func(name string, fill byte) int {
 		f, err := os.Create(filepath.Join(dir, name))
@@ -293,5 +295,57 @@ func TestMapsQuerySeesChanges(t *testing.T) {
 	}
 	if got, ok := sp.MappingAt(at); ok {
 		t.Errorf("after munmap, a mapping at %#x: %+v", at, got)
+	}
+}
+
+// The query is used only where it is the cheaper check: for a text of
+// long lines (python3's modules, here a program run from a long path),
+// not for one of short ones (sleep from its own short path).
+func TestMapsQueryOnlyForLongLines(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep")
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deep := filepath.Join(t.TempDir(), strings.Repeat("a-long-directory-name/", 12), "sleep")
+	if err := os.MkdirAll(filepath.Dir(deep), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(deep, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		prog  string
+		armed bool
+	}{{sleep, false}, {deep, true}} {
+		cmd := exec.Command(c.prog, "30")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		// Until it has mapped its libraries.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/maps"); strings.Contains(string(b), "libc") {
+				break
+			}
+		}
+		m, err := OpenMaps(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ := m.text()
+		sp, err := LoadSpaceMaps(m, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.last != nil; got != c.armed {
+			t.Errorf("%s: %d bytes in %d lines: checked by the query %v, want %v", c.prog, len(text), len(sp.Mappings()), got, c.armed)
+		}
+		m.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 	}
 }
