@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,8 +50,6 @@ type Thread struct {
 	// yieldMisses counts WaitStepped's yields in a row that found no
 	// stop; yieldOff, the waits left before it yields again.
 	yieldMisses, yieldOff int
-	// yielded is when Wait last let the Go scheduler run (Wait).
-	yielded time.Time
 }
 
 // regsCache is the last NT_PRSTATUS vtrace read or wrote (regBuf[:n]) of
@@ -203,27 +200,9 @@ func (s Stop) Event() int {
 
 // Wait reaps the next state change of any tracee or child (wait4(-1, __WALL)).
 // It returns unix.ECHILD when there are no children left.
-//
-// Every yieldEvery it first lets the Go scheduler run (runtime.Gosched).
-// This goroutine is locked to its thread and never blocks but in system
-// calls, so it would never be scheduled again: its P's scheduling tick
-// stays as it was, and after 10 ms of that the runtime's monitor (sysmon:
-// retake, forcePreemptNS) takes the P away from it in every system call
-// it finds it in, however short, and hands it to another thread it wakes
-// (handoffp, startm), the monitor itself polling every 20 µs from then on
-// (it took a P) and woken again by the tracer's return (exitsyscall). On
-// spawnloop 1000 the other threads of vtrace were switched in 1,900–2,500
-// times (the tracer 3,600–4,000): context switches on the CPUs the
-// tracees need, each stop's wake-up waiting behind them; with a yield
-// every 8 ms, 560–780. A yield costs a hand-off of the P and back (two
-// wake-ups).
 func (t *Thread) Wait() (Stop, error) {
 	Calls.Wait++
 	t.dropRegs()
-	if now := time.Now(); now.Sub(t.yielded) >= yieldEvery {
-		t.yielded = now
-		runtime.Gosched()
-	}
 	for {
 		pid, ws, err := wait4(-1, unix.WALL)
 		if err == unix.EINTR {
@@ -235,11 +214,6 @@ func (t *Thread) Wait() (Stop, error) {
 		return Stop{PID: pid, Status: ws}, nil
 	}
 }
-
-// yieldEvery is how often Wait lets the Go scheduler run: well within
-// the runtime's 10 ms (forcePreemptNS), against which the monitor compares
-// its own looks at the tick.
-const yieldEvery = 5 * time.Millisecond
 
 // WaitStepped is Wait for the stop of a task this thread has just
 // single-stepped over an instruction that cannot block (no system call):
