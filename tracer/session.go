@@ -655,11 +655,9 @@ func (s *session) copiesMemory(parent *task, vfork bool) bool {
 // A benign signal (the SIGCHLD that ends every spawn of a program that
 // waits for its children) is passed on without its siginfo: only a stop
 // signal's stop can be a group-stop, and no process dies of a benign
-// signal, so its details would never be told (recordFault, faultOf). Its
-// fault record still replaces the last one, as a read one would.
+// signal, so its details would never be told (recordFault, faultOf).
 func (s *session) signalStop(t *task, sig unix.Signal) {
 	if benign(sig) {
-		s.recordFault(t, sig, ptrace.SigInfo{Signo: int32(sig)})
 		s.cont(t, int(sig))
 		return
 	}

@@ -15,9 +15,11 @@ type process struct {
 	// cache no longer describe its memory.
 	mm   *addrSpace
 	main bool // the program vtrace started
-	// fault is the last signal delivered to the process (reported as its
-	// fate if it dies of it).
-	fault *fault
+	// faults are the last delivery of each signal to the process (a death
+	// by one of them is told with its details: faultOf). One per signal:
+	// a SIGCHLD another thread takes after a thread's SIGSEGV stop must
+	// not hide the fault the process dies of.
+	faults []*fault
 	// tasks is how many of its threads are registered (tasks.register,
 	// forget): with one, an exec event's task is the thread that exec'd
 	// (execSetup).
