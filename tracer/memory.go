@@ -46,6 +46,13 @@ import (
 // or has run maxGlobalWatch instructions.
 //
 // The buffers are pooled: memory stays flat in the number of vforks.
+//
+// Both reads are most of a posix_spawn story's cost (issue 15). A second
+// thread reading half does not help on the 2-vCPU hosts, and the bytes
+// are the floor of this design: what would cut them is page-level write
+// tracking through a userfaultfd made in the program's memory
+// (asynchronous write-protect and PAGEMAP_SCAN; docs/bench.md, "The
+// memory watch, third look").
 
 // Bounds of the memory watch.
 const (
