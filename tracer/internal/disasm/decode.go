@@ -147,6 +147,9 @@ func decode(code []byte, pc uint64, a *arch.Arch) (*Insn, error) {
 	}
 	inst, ok, err := vzeroInsn(code, a.Bits)
 	if !ok {
+		inst, ok = syscall32Insn(code, a.Bits)
+	}
+	if !ok {
 		inst, err = x86asm.Decode(code, a.Bits)
 	}
 	if err != nil {
@@ -229,6 +232,20 @@ func localInsn(code []byte, bits int) (kind, int) {
 		return kindIncssp, i + 3
 	}
 	return kindNormal, 0
+}
+
+// syscall32Insn decodes syscall (0F 05) in 32-bit code, which x86asm
+// v0.32 refuses there ("unrecognized instruction": Intel's manual has it
+// invalid outside 64-bit mode). AMD's CPUs run it in compatibility mode,
+// and on them the kernel's 32-bit vDSO enters every system call with it:
+// __kernel_vsyscall is `mov %ecx,%ebp; syscall; int $0x80` there
+// (X86_FEATURE_SYSCALL32), `sysenter` on Intel's. The kernel returns past
+// the int $0x80 (int80_landing_pad), as after sysenter.
+func syscall32Insn(code []byte, bits int) (x86asm.Inst, bool) {
+	if bits != 32 || len(code) < 2 || code[0] != 0x0f || code[1] != 0x05 {
+		return x86asm.Inst{}, false
+	}
+	return x86asm.Inst{Op: x86asm.SYSCALL, Opcode: 0x0f05 << 16, Len: 2, Mode: 32, AddrSize: 32, DataSize: 32}, true
 }
 
 // vzeroInsn decodes vzeroupper and vzeroall (VEX.0F 77, VEX.L selecting

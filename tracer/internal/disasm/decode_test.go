@@ -188,3 +188,34 @@ func TestHasPrefixStopsAtVEX(t *testing.T) {
 		t.Error("mov gs:0x28 to rax: no gs prefix")
 	}
 }
+
+// TestSyscall32 decodes the system call entry of the kernel's 32-bit vDSO
+// on AMD's CPUs (__kernel_vsyscall with X86_FEATURE_SYSCALL32: `push %ecx;
+// push %edx; push %ebp; mov %ecx,%ebp; syscall; int $0x80`), which x86asm
+// refuses in 32-bit mode: an i386 program's parent stepped through
+// waitpid there lost the status word the kernel wrote (the mode-equivalence
+// test waitstatus, gcc-O0-m32, on an AMD EPYC host).
+func TestSyscall32(t *testing.T) {
+	vdso := []byte{0x51, 0x52, 0x55, 0x89, 0xcd, 0x0f, 0x05, 0xcd, 0x80, 0x5d}
+	in, err := Decode(vdso[5:], 0xf7fc3575, arch.I386)
+	if err != nil {
+		t.Fatalf("i386 syscall: %v", err)
+	}
+	if in.Len != 2 || in.Class != Syscall || in.FormatATT(nil) != "syscall" || in.Silent() {
+		t.Errorf("i386 syscall: Len %d class %v %q silent %v, want 2, syscall, \"syscall\", false", in.Len, in.Class, in.FormatATT(nil), in.Silent())
+	}
+	if _, unknown := in.Effects(testRegs(arch.I386), nil); !unknown {
+		t.Errorf("i386 syscall: its effects are the kernel's, want unknown")
+	}
+	// The bytes that follow are still their own instruction.
+	if next, err := Decode(vdso[7:], 0xf7fc3577, arch.I386); err != nil || next.Len != 2 || next.Class != Syscall || next.FormatATT(nil) != "int    $0x80" {
+		t.Errorf("i386 int $0x80 after it: %+v %v", next, err)
+	}
+	// 0f 05 in 64-bit code is x86asm's as before; 0f 07 (sysret) stays unknown.
+	if in, err := Decode([]byte{0x0f, 0x05}, 0x1000, arch.AMD64); err != nil || in.Class != Syscall || in.Len != 2 {
+		t.Errorf("amd64 syscall: %+v %v", in, err)
+	}
+	if _, err := Decode([]byte{0x0f, 0x07}, 0x1000, arch.I386); err == nil {
+		t.Errorf("i386 0f 07 decoded")
+	}
+}

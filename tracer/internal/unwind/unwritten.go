@@ -158,6 +158,10 @@ func insnWrites(in *disasm.Insn, a *arch.Arch) (w uint32, ok bool) {
 		x86asm.INTO:
 		return 0, false
 	case x86asm.SYSCALL: // the kernel returns %rax and clobbers %rcx, %r11
+		if a.PtrSize == 4 { // AMD's 32-bit syscall (disasm: syscall32Insn)
+			add(x86asm.EAX, x86asm.ECX)
+			return w, true
+		}
 		add(x86asm.RAX, x86asm.RCX, x86asm.R11)
 		return w, true
 	case x86asm.INT:
