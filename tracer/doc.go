@@ -37,8 +37,14 @@
 //
 // A story (story.go) runs in phases, each in its own file:
 //
-//  1. capture.go: with the parent held in its event stop, its registers
-//     are read and its frames unwound (internal/unwind: CFI, else the
+//  1. capture.go: with the parent held in its event stop, its mappings are
+//     brought up to date (addrspace.go: refresh; libraries loaded since,
+//     the heap grown: its /proc/PID/maps is kept open and read again;
+//     where the text's lines are long, as python3's, each mapping is
+//     compared with the last text by PROCMAP_QUERY instead — bounds,
+//     permissions, offset, device and inode — and the text read again
+//     only when one differs: internal/symbols, LoadSpaceMaps), its
+//     registers are read and its frames unwound (internal/unwind: CFI, else the
 //     function's machine code, else frame pointers); glibc's wrapper keeps
 //     its return address in %rdi, so frame 0 has no return slot. Every
 //     frame's return-address and callee-saved slots are recorded, the live
@@ -73,7 +79,8 @@
 //     without a step, a mark in the word the call's push writes telling
 //     whether it ran —,
 //     and, where they fire, DR0–DR3 watch the slots most at risk
-//     (watchpoints.go). Each instruction's memory effects
+//     (watchpoints.go; a debug-register write that would not change the
+//     register is skipped: setDR). Each instruction's memory effects
 //     (internal/disasm) say which words to compare with the snapshot:
 //     slot_write, stack_write (one per word, with a count, reported at
 //     the child's end; at most 1,000 write events a story). Whenever its

@@ -103,14 +103,14 @@ func (s *session) armParentDRs(r *parentRun) bool {
 	pid := r.st.parent.pid
 	r.dr7 = dr7ForRW(len(r.hw), r.st.word)
 	for i, x := range r.hw {
-		if s.p.SetDebugReg(pid, i, x) != nil {
+		if s.setDR(pid, i, x) != nil {
 			return false
 		}
 	}
 	for j, x := range r.ehw {
 		for k := 0; k < per; k++ {
 			i := len(r.hw) + per*j + k
-			if s.p.SetDebugReg(pid, i, x) != nil {
+			if s.setDR(pid, i, x) != nil {
 				return false
 			}
 			rw := uint64(dr7RWWrite)

@@ -180,6 +180,7 @@ type fakeProcs struct {
 	stepReqs  int         // PTRACE_SINGLESTEP requests
 	conts     map[int]int // PTRACE_CONT requests, by pid
 	noDR      bool        // debug registers refuse to be written (as with --watchpoints off)
+	drWrites  int         // debug-register writes made
 	// childStopFirst: a vfork child's first stop is reported before its
 	// parent's event (as on a real machine, often).
 	childStopFirst bool
@@ -781,6 +782,7 @@ func (f *fakeProcs) SetDebugReg(pid, n int, v uint64) error {
 	if f.noDR {
 		return unix.EIO
 	}
+	f.drWrites++
 	t.dr[n] = v
 	return nil
 }

@@ -231,9 +231,10 @@ func (livePtrace) SameThreadGroup(tgid, pid int) bool {
 // prints it: cmd/vtrace/cpuprofile.go).
 func KernelCalls() string {
 	c := &ptrace.Calls
-	return fmt.Sprintf("wait %d yield %d (missed %d) step %d cont %d getregs %d getpc %d setregs %d readmem %d (%d bytes, %d by peek) bulk reads %d (%d bytes) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d setoptions %d; parent unwinds %d, reused %d; blocks decoded %d, reused %d",
-		c.Wait, c.Yield, c.YieldMissed, c.Step, c.Cont, c.GetRegs, c.GetPC, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.ReadRanges, c.ReadRangesBytes, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, c.SetOptions,
-		unwinds.done.Load(), unwinds.reused.Load(), blockMemos.decoded.Load(), blockMemos.reused.Load())
+	return fmt.Sprintf("wait %d yield %d (missed %d) step %d cont %d getregs %d getpc %d setregs %d readmem %d (%d bytes, %d by peek) bulk reads %d (%d bytes) writemem %d eventmsg %d siginfo %d dr-read %d dr-write %d (%d skipped) setoptions %d; parent unwinds %d, reused %d; blocks decoded %d, reused %d; maps read %d, reused %d",
+		c.Wait, c.Yield, c.YieldMissed, c.Step, c.Cont, c.GetRegs, c.GetPC, c.SetRegs, c.ReadMem, c.ReadMemBytes, c.ReadMemPeek, c.ReadRanges, c.ReadRangesBytes, c.WriteMem, c.EventMsg, c.SigInfo, c.DebugReg, c.SetDebugReg, drSkips.Load(), c.SetOptions,
+		unwinds.done.Load(), unwinds.reused.Load(), blockMemos.decoded.Load(), blockMemos.reused.Load(),
+		symbols.MapsStats.Texts.Load(), symbols.MapsStats.Reused.Load())
 }
 
 func (livePtrace) StopPending(pid int) bool {

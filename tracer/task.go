@@ -99,6 +99,8 @@ type task struct {
 	// reaped: its death was handled (gone); a story that took the death
 	// later (tasks.deaths) handles it again, and gone does nothing then.
 	reaped bool
+	// dr is what vtrace wrote to its debug registers (setDR).
+	dr drCache
 }
 
 // exitStopsState is a task's PTRACE_O_TRACEEXIT: unknown, on or off.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
@@ -173,21 +174,21 @@ func (s *session) probeStore(t *task, pc uint64, in *disasm.Insn, target uint64)
 // task: addresses first, DR6 cleared, DR7 last.
 func (s *session) armDR(pid int, addrs []uint64, size int) error {
 	for i, a := range addrs {
-		if err := s.p.SetDebugReg(pid, i, a); err != nil {
+		if err := s.setDR(pid, i, a); err != nil {
 			return err
 		}
 	}
-	if err := s.p.SetDebugReg(pid, 6, 0); err != nil {
+	if err := s.setDR(pid, 6, 0); err != nil {
 		return err
 	}
-	return s.p.SetDebugReg(pid, 7, dr7For(len(addrs), size))
+	return s.setDR(pid, 7, dr7For(len(addrs), size))
 }
 
 func (s *session) disarmDR(pid int) error {
-	if err := s.p.SetDebugReg(pid, 7, 0); err != nil {
+	if err := s.setDR(pid, 7, 0); err != nil {
 		return err
 	}
-	return s.p.SetDebugReg(pid, 6, 0)
+	return s.setDR(pid, 6, 0)
 }
 
 // armSlots arms the child's watchpoints on the slots most at risk: return
@@ -211,7 +212,7 @@ func (s *session) armSlots(st *story) {
 		return
 	}
 	for i, a := range slots {
-		if err := s.p.SetDebugReg(st.child.pid, i, a); err != nil {
+		if err := s.setDR(st.child.pid, i, a); err != nil {
 			s.note(st.id, event.NoteWatchpointsFailed, fmt.Sprintf("arming watchpoints: %v; writes inside callees are found by diffing", err))
 			return
 		}
@@ -235,13 +236,13 @@ func (s *session) armSlots(st *story) {
 // DR6 cleared, DR7 last) or off (before it is single-stepped again).
 func (s *session) hwEnable(st *story, on bool) {
 	if on {
-		_ = s.p.SetDebugReg(st.child.pid, 6, 0)
-		_ = s.p.SetDebugReg(st.child.pid, 7, st.kid.hw.dr7)
+		_ = s.setDR(st.child.pid, 6, 0)
+		_ = s.setDR(st.child.pid, 7, st.kid.hw.dr7)
 		st.kid.hw.on = true
 		return
 	}
 	if st.kid.hw.on {
-		_ = s.p.SetDebugReg(st.child.pid, 7, 0)
+		_ = s.setDR(st.child.pid, 7, 0)
 		st.kid.hw.on = false
 	}
 }
@@ -267,7 +268,7 @@ func (s *session) hwHit(st *story, now *arch.Regs) bool {
 	if err != nil || dr6&0xf == 0 {
 		return false
 	}
-	_ = s.p.SetDebugReg(c.pid, 6, 0)
+	_ = s.setDR(c.pid, 6, 0)
 	writer := s.insnEndingAt(st.mm, c.pid, now.PC())
 	for i, a := range st.kid.hw.slots {
 		if dr6&(1<<i) == 0 {
@@ -402,11 +403,11 @@ func (s *session) runWatchedCall(r *parentRun, regs *arch.Regs, in *disasm.Insn,
 func (s *session) parentHWEnable(r *parentRun, on bool) {
 	pid := r.st.parent.pid
 	if on {
-		_ = s.p.SetDebugReg(pid, 6, 0)
-		_ = s.p.SetDebugReg(pid, 7, r.dr7)
+		_ = s.setDR(pid, 6, 0)
+		_ = s.setDR(pid, 7, r.dr7)
 		return
 	}
-	_ = s.p.SetDebugReg(pid, 7, 0)
+	_ = s.setDR(pid, 7, 0)
 }
 
 // parentHWHit handles a SIGTRAP the parent got inside a watched call: for
@@ -420,7 +421,7 @@ func (s *session) parentHWHit(r *parentRun, now *arch.Regs) bool {
 	if err != nil || dr6&0xf == 0 {
 		return false
 	}
-	_ = s.p.SetDebugReg(pid, 6, 0)
+	_ = s.setDR(pid, 6, 0)
 	in := s.insnEndingAt(st.mm, pid, now.PC())
 	var by *event.Insn
 	if in != nil {
@@ -478,4 +479,61 @@ func writesOnly(in *disasm.Insn, regs *arch.Regs) bool {
 		w = true
 	}
 	return w
+}
+
+// drCache is what vtrace last wrote to a task's DR0–DR3 and DR7 (val[4]),
+// valid while the task runs the image (mm) it wrote them in. vtrace is
+// their only writer but for the kernel at exec, which clears them
+// (flush_thread) — and the task has another image then. A new task (fork,
+// vfork, clone) starts with none of its parent's (copy_thread clears its
+// ptrace breakpoints); its cache starts empty all the same, so nothing
+// rests on that.
+//
+// Each POKEUSER of DR0–DR3 or DR7 rebuilds perf hw_breakpoint events in
+// the kernel, and one of DR7 disables and re-enables every watchpoint it
+// leaves enabled (perf_event_disable, perf_event_enable: a cross-CPU call
+// each when the task last ran on another CPU): setDR skips the writes of
+// the value a register already holds — the parent's errno watchpoints
+// are set at the same address at every spawn of python's subprocess
+// loop. DR6 is never cached: the kernel writes it at every debug trap.
+type drCache struct {
+	mm    *addrSpace
+	known uint8 // bit i: val[i] is what the register holds
+	val   [5]uint64
+}
+
+// drSkips counts the debug-register writes setDR skipped (vtrace's
+// profiling build prints it: KernelCalls).
+var drSkips atomic.Int64
+
+// setDR writes debug register n (0–7) of task pid, unless it is one of
+// DR0–DR3 and DR7 and already holds v (drCache).
+func (s *session) setDR(pid, n int, v uint64) error {
+	t := s.byPID[pid]
+	i := n
+	if n == 7 {
+		i = 4
+	}
+	var c *drCache
+	if t != nil && t.proc != nil && t.proc.mm != nil && (n < 4 || n == 7) {
+		c = &t.dr
+		if c.mm != t.proc.mm {
+			*c = drCache{mm: t.proc.mm}
+		}
+		if c.known&(1<<i) != 0 && c.val[i] == v {
+			drSkips.Add(1)
+			return nil
+		}
+	}
+	err := s.p.SetDebugReg(pid, n, v)
+	if c != nil {
+		// A failed write leaves the register unknown (a DR7 write the
+		// kernel could not complete is undone: the old value stays).
+		c.known &^= 1 << i
+		if err == nil {
+			c.known |= 1 << i
+			c.val[i] = v
+		}
+	}
+	return err
 }

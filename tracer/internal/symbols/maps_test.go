@@ -1,13 +1,16 @@
 package symbols
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -124,5 +127,225 @@ func TestMapsGoneAtExec(t *testing.T) {
 	defer m2.Close()
 	if text, err := m2.text(); err != nil || !strings.Contains(string(text), "sleep") {
 		t.Errorf("a Maps opened after the exec: %v\n%s", err, text)
+	}
+}
+
+// armed loads m's Space until a second load reuses it without reading the
+// text (the Go runtime's threads may map memory between two loads): the
+// keys are then those of the mappings as they are. It skips the test on
+// a kernel without PROCMAP_QUERY.
+func armed(t *testing.T, m *Maps) *Space {
+	t.Helper()
+	for try := 0; try < 20; try++ {
+		sp, err := LoadSpaceMaps(m, os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.noQuery {
+			t.Skip("no PROCMAP_QUERY (Linux < 6.11)")
+		}
+		n := m.texts
+		again, err := LoadSpaceMaps(m, os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again == sp && m.texts == n {
+			return sp
+		}
+	}
+	t.Fatal("the Space is never reused: the query's keys never match the text's")
+	return nil
+}
+
+// The text's lines and PROCMAP_QUERY's answers agree on a process whose
+// memory does not change (a stopped sleep): the second load asks the
+// kernel and reuses the Space, without reading the text again.
+func TestMapsQueryReuses(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep")
+	}
+	cmd := exec.Command(sleep, "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// Until it has execed sleep and mapped its libraries.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/maps")
+		if strings.Contains(string(b), "libc") || time.Now().After(deadline) {
+			break
+		}
+		unix.Kill(pid, unix.SIGCONT)
+		time.Sleep(5 * time.Millisecond)
+		unix.Kill(pid, unix.SIGSTOP)
+	}
+	m, err := OpenMaps(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.queryAlways = true // sleep's lines are short
+	sp, err := LoadSpaceMaps(m, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.noQuery {
+		t.Skip("no PROCMAP_QUERY (Linux < 6.11)")
+	}
+	for i := 0; i < 3; i++ {
+		again, err := LoadSpaceMaps(m, pid)
+		if err != nil || again != sp || m.texts != 1 {
+			t.Fatalf("load %d: %p (%v), want the first Space %p; %d text reads, want 1", i+2, again, err, sp, m.texts)
+		}
+	}
+}
+
+// Every change of a mapping's bounds, permissions, offset or file is seen
+// by the query, and the text read again: a Space is never reused over a
+// mapping it does not describe. Each change is made after the Space was
+// reused once (its keys are the mappings of now).
+func TestMapsQuerySeesChanges(t *testing.T) {
+	m, err := OpenMaps(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.queryAlways = true
+	dir := t.TempDir()
+	file := func(name string, fill byte) int {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(bytes.Repeat([]byte{fill}, 2*4096)); err != nil {
+			t.Fatal(err)
+		}
+		fd, err := unix.Dup(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd
+	}
+	fa, fb := file("a.so", 1), file("b.so", 2)
+	// Two pages reserved at an address of their own; the changes map over
+	// them in place (MAP_FIXED).
+	mem, err := unix.Mmap(-1, 0, 2*4096, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := uint64(uintptr(unsafe.Pointer(&mem[0])))
+	defer unix.Syscall(unix.SYS_MUNMAP, uintptr(at), 2*4096, 0)
+	mapAt := func(fd int, off int64, prot int) {
+		_, _, e := unix.Syscall6(unix.SYS_MMAP, uintptr(at), 2*4096, uintptr(prot), unix.MAP_PRIVATE|unix.MAP_FIXED, uintptr(fd), uintptr(off))
+		if e != 0 {
+			t.Fatal(e)
+		}
+	}
+	steps := []struct {
+		what   string
+		change func()
+		want   Mapping // at at
+	}{
+		{"file a mapped over the anonymous pages", func() { mapAt(fa, 0, unix.PROT_READ) },
+			Mapping{Start: at, End: at + 2*4096, Perms: "r--p", Path: filepath.Join(dir, "a.so")}},
+		{"file b at the same place, same size and permissions (dlclose, dlopen)", func() { mapAt(fb, 0, unix.PROT_READ) },
+			Mapping{Start: at, End: at + 2*4096, Perms: "r--p", Path: filepath.Join(dir, "b.so")}},
+		{"file b's code made executable (mprotect)", func() {
+			if err := unix.Mprotect(mem, unix.PROT_READ|unix.PROT_EXEC); err != nil {
+				t.Fatal(err)
+			}
+		}, Mapping{Start: at, End: at + 2*4096, Perms: "r-xp", Path: filepath.Join(dir, "b.so")}},
+		{"file b from another offset", func() { mapAt(fb, 4096, unix.PROT_READ|unix.PROT_EXEC) },
+			Mapping{Start: at, End: at + 2*4096, Perms: "r-xp", Offset: 4096, Path: filepath.Join(dir, "b.so")}},
+		{"its second page unmapped", func() {
+			if _, _, e := unix.Syscall(unix.SYS_MUNMAP, uintptr(at+4096), 4096, 0); e != 0 {
+				t.Fatal(e)
+			}
+		}, Mapping{Start: at, End: at + 4096, Perms: "r-xp", Offset: 4096, Path: filepath.Join(dir, "b.so")}},
+	}
+	for _, st := range steps {
+		before := armed(t, m)
+		st.change()
+		sp, err := LoadSpaceMaps(m, os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := sp.MappingAt(at)
+		got.Major, got.Minor, got.Inode = 0, 0, 0
+		if sp == before || !ok || got != st.want {
+			t.Errorf("%s: the Space reused: %v; mapping at %#x %+v, want %+v", st.what, sp == before, at, got, st.want)
+		}
+	}
+	// The page unmapped shows as such.
+	armed(t, m)
+	if _, _, e := unix.Syscall(unix.SYS_MUNMAP, uintptr(at), 4096, 0); e != 0 {
+		t.Fatal(e)
+	}
+	sp, err := LoadSpaceMaps(m, os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := sp.MappingAt(at); ok {
+		t.Errorf("after munmap, a mapping at %#x: %+v", at, got)
+	}
+}
+
+// The query is used only where it is the cheaper check: for a text of
+// long lines (python3's modules, here a program run from a long path),
+// not for one of short ones (sleep from its own short path).
+func TestMapsQueryOnlyForLongLines(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep")
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deep := filepath.Join(t.TempDir(), strings.Repeat("a-long-directory-name/", 12), "sleep")
+	if err := os.MkdirAll(filepath.Dir(deep), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(deep, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		prog  string
+		armed bool
+	}{{sleep, false}, {deep, true}} {
+		cmd := exec.Command(c.prog, "30")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		// Until it has mapped its libraries.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/maps"); strings.Contains(string(b), "libc") {
+				break
+			}
+		}
+		m, err := OpenMaps(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ := m.text()
+		sp, err := LoadSpaceMaps(m, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.last != nil; got != c.armed {
+			t.Errorf("%s: %d bytes in %d lines: checked by the query %v, want %v", c.prog, len(text), len(sp.Mappings()), got, c.armed)
+		}
+		m.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 	}
 }

@@ -53,7 +53,7 @@ func TestParseMaps(t *testing.T) {
 	if len(maps) != 23 {
 		t.Fatalf("%d mappings, want 23", len(maps))
 	}
-	want := Mapping{Start: 0x555555557000, End: 0x555555558000, Perms: "r--p", Offset: 0x2000,
+	want := Mapping{Start: 0x555555557000, End: 0x555555558000, Perms: "r--p", Offset: 0x2000, Major: 0xfe, Inode: 5308807,
 		Path: "/work/main/tracer/disasm/testdata/gcc-O2"}
 	if maps[3] != want {
 		t.Errorf("mapping 3: %+v, want %+v", maps[3], want)
