@@ -100,7 +100,7 @@ func (s *session) attach(ctx context.Context) (Result, error) {
 	}
 	proc := &process{tgid: tgid, mm: mm, main: true}
 	for _, tid := range tids {
-		s.byPID[tid] = &task{pid: tid, proc: proc, state: taskRunning}
+		s.register(&task{pid: tid, proc: proc, state: taskRunning})
 		s.setLive(tid, tgid)
 	}
 	stopWatch := s.watchStops(ctx)

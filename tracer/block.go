@@ -888,6 +888,12 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 			}
 			out, err = rr.loop(&out)
 			out.ranCall = true
+			if err == nil && out.kind == outExec {
+				// The exec'd child runs its program first: the int3s
+				// are in the parent's memory only now (python3's
+				// child_exec: five words read and written back).
+				s.letExecGo(st)
+			}
 			// The int3s go before the callee's writes are diffed, as
 			// when callThrough ran it; through the parent, which shares
 			// the memory the child may have left by its exec.

@@ -49,6 +49,25 @@ func TestCallLinkExec(t *testing.T) {
 	if fast.f.stepReqs != 0 || fast.childConts != 2 {
 		t.Errorf("fast mode: %d single-steps, %d continues of the child; want 0 and 2 (to the exec, after it)", fast.f.stepReqs, fast.childConts)
 	}
+	// The exec'd child runs its program before the int3s of the run are
+	// taken out of the parent's memory, which it no longer shares.
+	v := all[*event.Vfork](fast.rec)
+	if len(v) != 1 {
+		t.Fatalf("vfork events %+v", v)
+	}
+	last := func(e string) int {
+		n := -1
+		for i, x := range fast.f.trail {
+			if x == e {
+				n = i
+			}
+		}
+		return n
+	}
+	let, write := last(fmt.Sprintf("cont %d", v[0].Child)), last(fmt.Sprintf("write %d", v[0].PID))
+	if let < 0 || write < let {
+		t.Errorf("continues and writes %q: want the child's last continue before the parent's last write", fast.f.trail)
+	}
 }
 
 // storyAndCalls is storyLines with the child_call events besides, in

@@ -143,7 +143,7 @@ func (r *childRun) popCalls(sp uint64) {
 }
 
 func (s *session) followChild(st *story) error {
-	if err := s.awaitFirstStop(st.child); err != nil {
+	if err := s.awaitFirstStop(st); err != nil {
 		return err
 	}
 	// The child's exec stop waits for its program's path (childEnded):
@@ -830,6 +830,32 @@ func (s *session) insnEvent(mm *addrSpace, pid int, in *disasm.Insn) *event.Insn
 	return &event.Insn{PID: pid, PC: event.Addr(in.PC), Sym: s.sym(mm, in.PC), Insn: s.insnText(mm, in)}
 }
 
+// letExecGo lets the child that exec'd run its new program, once: it
+// shares nothing with the parent any more, so it is set up and let go
+// first, and starts its program while the parent's memory is diffed
+// (childEnded) and what vtrace left there is taken out (runBlock: the
+// int3s of a run into a call) — the wall time of every spawn. Its events
+// keep their place in the log: childEnded tells them (execPath, emitExec).
+func (s *session) letExecGo(st *story) {
+	if st.kid.execGone {
+		return
+	}
+	st.kid.execGone = true
+	c := st.child
+	st.kid.execPath = s.p.ExePath(c.pid)
+	// The new program cannot trap on the old stack's slots: the kernel
+	// cleared the debug registers at the exec (hwGone).
+	st.hwGone()
+	st.kid.emitExec = s.execSetup(c, st.kid.execPath) // gives the child its own address space
+	// No story needs the exit of the program it became (nor of the tasks
+	// it makes, which inherit this; a vfork child of theirs on a stack of
+	// its own gets its exit stop back in awaitFirstStop): one stop fewer
+	// per spawn.
+	_ = s.exitStops(c, false)
+	c.set(taskRunning)
+	s.cont(c, 0)
+}
+
 // childEnded closes the child's part of the story: a last diff of the live
 // region (writes made since the last check, attributed to the call the
 // child was in), then how it ended. The child then runs on by itself (an
@@ -839,21 +865,8 @@ func (s *session) childEnded(st *story, out outcome) error {
 	var path string
 	var emitExec func()
 	if out.kind == outExec {
-		// The exec'd child shares nothing with the parent any more: it is
-		// set up and let go first, and starts its program while the
-		// parent's memory is diffed (the wall time of every spawn). Its
-		// events keep their place in the log.
-		path = s.p.ExePath(c.pid)
-		// The new program cannot trap on the old stack's slots: the
-		// kernel cleared the debug registers at the exec (hwGone).
-		st.hwGone()
-		emitExec = s.execSetup(c, path) // gives the child its own address space
-		// No story needs the exit of the program it became (nor of the
-		// tasks it makes, which inherit this; a vfork child of theirs gets
-		// its exit stop back in awaitFirstStop): one stop fewer per spawn.
-		_ = s.exitStops(c, false)
-		c.set(taskRunning)
-		s.cont(c, 0)
+		s.letExecGo(st)
+		path, emitExec = st.kid.execPath, st.kid.emitExec
 	}
 	s.diffRegion(st, nil, st.kid.hw.during)
 	s.diffGlobals(st, nil, st.kid.hw.during)

@@ -90,7 +90,12 @@
 //     fast mode steps a call to such a function instead of running it,
 //     and the silent-instruction predictor never steps past a move of the
 //     stack pointer. The child ends by exec, exit or a signal (faults.go
-//     names it): child_end.
+//     names it): child_end. An exec'd child is let go at once (letExecGo),
+//     before the parent's memory is diffed and the int3s of a run into a
+//     call are taken out of it: it shares nothing with the parent any
+//     more. Only a child on a stack of its own is given its exit stop
+//     (story.go: awaitFirstStop; libc.go reads its end there); one on the
+//     parent's stack is told from its reaped status.
 //  3. release.go: every int3 is removed (the memory is shared) and the slots
 //     are reported before and after the child ran (slot_diff).
 //  4. parent.go: the parent is followed from its wake-up for as long as a
@@ -115,7 +120,8 @@
 // vtrace's only when its siginfo says so (breakpoints.go: classifyTrap —
 // a step it asked for, an int3 it planted, a watchpoint); the program's
 // own SIGTRAPs (its int3, raise, kill, its trap flag) are signals,
-// delivered as without vtrace. Stops of other
+// delivered as without vtrace. A benign signal (SIGCHLD, ...) is passed on
+// without its siginfo: it is never a group-stop, and never fatal. Stops of other
 // tasks on the way are dispatched; those of tasks an enclosing story owns
 // are postponed for it (their deaths are handled at once and kept for it:
 // tasks.deaths). A story that blocks tasks vtrace holds gives way

@@ -203,6 +203,12 @@ type fakeProcs struct {
 	regsReads, pcReads int
 	// exitStopCalls records each ExitStops request: "pid on" or "pid off".
 	exitStopCalls []string
+	// infoRead are the signals whose siginfo the engine read (SigInfo),
+	// delivered those it resumed a task with.
+	infoRead, delivered []unix.Signal
+	// trail is the order of the continues and memory writes: "cont PID",
+	// "write PID".
+	trail []string
 	// fds, if set, is what FdWriters reports of a pid's descriptor.
 	fds map[[2]int]fakeFd
 }
@@ -311,6 +317,7 @@ func (f *fakeProcs) Cont(pid, sig int) error {
 		f.conts = map[int]int{}
 	}
 	f.conts[pid]++
+	f.trail = append(f.trail, fmt.Sprintf("cont %d", pid))
 	return f.resume(pid, sig, false)
 }
 
@@ -318,6 +325,9 @@ func (f *fakeProcs) resume(pid, sig int, step bool) error {
 	t, err := f.stoppedTask(pid)
 	if err != nil {
 		return err
+	}
+	if sig != 0 && t.vforkChild == nil { // (a vfork parent's request runs later: counted then)
+		f.delivered = append(f.delivered, unix.Signal(sig))
 	}
 	t.atStop = false
 	if t.vforkChild != nil {
@@ -609,10 +619,13 @@ func (f *fakeProcs) syscall(t *fakeTask) int {
 	r := &t.regs
 	r.OrigAX = r.R[0]
 	switch r.R[0] {
-	case 58: // vfork
+	case 58, 56: // vfork; clone(CLONE_VM|CLONE_VFORK, stack) (the flags are taken as those)
 		f.nextPID++
 		c := &fakeTask{pid: f.nextPID, img: t.img, regs: t.regs, vforkOf: t, noExitStop: t.noExitStop}
 		c.regs.R[0] = 0
+		if r.R[0] == 56 && r.R[4] != 0 {
+			c.regs.Set(arch.AMD64.SP, r.R[4]) // a stack of its own (%rsi)
+		}
 		r.R[0] = uint64(c.pid)
 		t.vforkChild = c
 		f.tasks[c.pid] = c
@@ -686,6 +699,7 @@ func (f *fakeProcs) SigInfo(pid int) (ptrace.SigInfo, error) {
 		return ptrace.SigInfo{}, err
 	}
 	if i, ok := f.info[pid]; ok {
+		f.infoRead = append(f.infoRead, unix.Signal(i.Signo))
 		return i, nil
 	}
 	return ptrace.SigInfo{}, unix.EINVAL
@@ -749,6 +763,7 @@ func (f *fakeProcs) WriteMem(pid int, addr uint64, data []byte) error {
 	if !t.img.write(addr, data) {
 		return fmt.Errorf("fake write at %#x: %w", addr, unix.EFAULT)
 	}
+	f.trail = append(f.trail, fmt.Sprintf("write %d", pid))
 	return nil
 }
 
@@ -1081,6 +1096,26 @@ func vforkingImage(t *testing.T) func() (*fakeImage, uint64, uint64) {
 		a.label("parent").exitWith(0)
 		im := a.image(t)
 		im.path = "/fake/vforking"
+		return im, 0x800000, fakeStackTop - 64
+	}
+}
+
+// spawningImage is vforkingImage with clone(CLONE_VM|CLONE_VFORK|SIGCHLD)
+// and a stack of the child's own, as glibc's posix_spawn makes it: its
+// child _exits (status 3) without sharing the parent's stack.
+func spawningImage(t *testing.T) func() (*fakeImage, uint64, uint64) {
+	n := 0
+	return func() (*fakeImage, uint64, uint64) {
+		if n++; n > 1 {
+			return trueImage()
+		}
+		a := newAsm(0x800000)
+		a.fn("_start").raw(0xbf, 0x11, 0x41, 0, 0)                                         // mov $0x4111, %edi: CLONE_VM|CLONE_VFORK|SIGCHLD
+		a.raw(0x48, 0xbe).raw(binary.LittleEndian.AppendUint64(nil, fakeStackTop-2048)...) // movabs $stack, %rsi
+		a.movEAX(56).syscall().jnzParent("parent").exitWith(3)
+		a.label("parent").exitWith(0)
+		im := a.image(t)
+		im.path = "/fake/spawning"
 		return im, 0x800000, fakeStackTop - 64
 	}
 }

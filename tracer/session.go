@@ -194,7 +194,7 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 	}
 	main := &task{pid: pid, proc: &process{tgid: pid, mm: mm, main: true}, state: taskRunning,
 		exitStops: exitStopsOn} // run: ptrace.Options, at its exec stop
-	s.byPID[pid] = main
+	s.register(main)
 	if s.cfg.Prefetch {
 		// The program's and its libraries' symbols are read while it
 		// runs to its first vfork, not when that vfork holds it.
@@ -407,7 +407,8 @@ func (s *session) restoreInherited(t *task) {
 // command substitution, a pipeline's stage, a hook git runs) is spared
 // its exit stop here, as an exec'd vfork child is (childEnded): no story
 // reads the end of a task that is not a vfork child (a vfork child of
-// its own gets the stop back in awaitFirstStop, a parent followed as it
+// its own on a stack of its own gets the stop back in awaitFirstStop,
+// one on its parent's stack does without, a parent followed as it
 // exits is reaped instead: outGone), and the exit stop held every fork
 // child at its end, a stop and two context switches on the way of the
 // parent that waits for it (dash's `$(echo)`: five stops per fork, now
@@ -564,10 +565,17 @@ func (s *session) execSetup(t *task, path string) (emit func()) {
 	// is gone (its exit is never reported). The message is checked
 	// (eventMsg) only when it names another tid: when it is t's own,
 	// there is nothing to do whether it can be trusted or not (one
-	// siginfo fewer at every spawn's exec).
-	msg, err := s.p.EventMsg(t.pid)
+	// siginfo fewer at every spawn's exec). It is not even read when t's
+	// process has no other thread vtrace knows of (every spawn's exec):
+	// a thread that could exec is a traced one that runs, and those are
+	// registered (a new one is held in its first stop until its creation
+	// event registers it: tasks.unknown).
+	msg, err := uint64(t.pid), error(nil)
+	if t.proc.tasks > 1 {
+		msg, err = s.p.EventMsg(t.pid)
+	}
 	if err == nil && int(msg) != t.pid && s.inEvent(t, ptrace.EventExec) {
-		delete(s.byPID, int(msg))
+		s.forget(int(msg))
 		s.setGone(int(msg))
 	}
 	if err != nil || int(msg) != t.pid {
@@ -613,7 +621,7 @@ func (s *session) newTask(parent *task, pid int, clone, held bool) *task {
 			}
 		}
 	}
-	s.byPID[pid] = c
+	s.register(c)
 	s.setLive(pid, c.proc.tgid)
 	if st, ok := s.unknown[pid]; ok {
 		delete(s.unknown, pid)
@@ -643,7 +651,18 @@ func (s *session) copiesMemory(parent *task, vfork bool) bool {
 }
 
 // signalStop handles a signal-delivery stop (or a group-stop) outside a story.
+//
+// A benign signal (the SIGCHLD that ends every spawn of a program that
+// waits for its children) is passed on without its siginfo: only a stop
+// signal's stop can be a group-stop, and no process dies of a benign
+// signal, so its details would never be told (recordFault, faultOf). Its
+// fault record still replaces the last one, as a read one would.
 func (s *session) signalStop(t *task, sig unix.Signal) {
+	if benign(sig) {
+		s.recordFault(t, sig, ptrace.SigInfo{Signo: int32(sig)})
+		s.cont(t, int(sig))
+		return
+	}
 	info, err := s.p.SigInfo(t.pid)
 	if err != nil {
 		// EINVAL: a group-stop, not a signal delivery. Resuming ends it
@@ -661,7 +680,7 @@ func (s *session) gone(t *task, ws unix.WaitStatus) {
 		return // handled when it was reaped, in a nested story (tasks.deaths)
 	}
 	t.reaped = true
-	delete(s.byPID, t.pid)
+	s.forget(t.pid)
 	s.setGone(t.pid)
 	if t.proc.main && t.pid == t.proc.tgid {
 		s.mainEnded = true

@@ -102,3 +102,52 @@ func TestClassifyTrap(t *testing.T) {
 		}
 	}
 }
+
+// A benign signal (default action: ignore) is passed on without its
+// siginfo being read — the SIGCHLD that ends every spawn: only a stop
+// signal's stop can be a group-stop, and no process dies of a benign
+// signal, whose details would be told only then — outside a story and in
+// one (the vfork child raises it while it is stepped). It is delivered,
+// and the program runs on as without vtrace.
+func TestBenignSignalNoSiginfo(t *testing.T) {
+	tkill := func(a *asm, sig unix.Signal) *asm {
+		return a.movEAX(200).raw(0xbe, byte(sig), 0, 0, 0).syscall() // mov $SIG,%esi; tkill
+	}
+	outside := startMain()
+	tkill(outside.fn("main"), unix.SIGCHLD).exitWith(5)
+	inStory := startMain()
+	inStory.fn("main").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	tkill(inStory, unix.SIGCHLD).exitWith(0)
+	inStory.label("parent").exitWith(5)
+	inStory.glibcVfork()
+	for _, tc := range []struct {
+		name string
+		a    *asm
+	}{{"outside a story", outside}, {"in a story", inStory}} {
+		for _, mode := range []Mode{Fast, Step} {
+			t.Run(tc.name+"/"+mode.String(), func(t *testing.T) {
+				rec, _, f := runFake(t, tc.a.image(t), codeBase, mode)
+				if slices.Contains(f.infoRead, unix.SIGCHLD) {
+					t.Errorf("siginfo read at the SIGCHLD stop (siginfo read of %v)", f.infoRead)
+				}
+				if n := countSig(f.delivered, unix.SIGCHLD); n != 1 {
+					t.Errorf("signals delivered %v: want SIGCHLD once", f.delivered)
+				}
+				lines := storyLines(rec)
+				if !slices.Contains(lines, "exit main=true exited code=5") {
+					t.Errorf("events:\n  %s\nwant the program's exit with status 5", strings.Join(lines, "\n  "))
+				}
+			})
+		}
+	}
+}
+
+func countSig(sigs []unix.Signal, sig unix.Signal) int {
+	n := 0
+	for _, s := range sigs {
+		if s == sig {
+			n++
+		}
+	}
+	return n
+}

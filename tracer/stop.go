@@ -236,7 +236,7 @@ func (s *session) detach(t *task, sig int) {
 		return
 	}
 	s.detached = append(s.detached, t.pid)
-	delete(s.byPID, t.pid)
+	s.forget(t.pid)
 	s.setGone(t.pid)
 }
 

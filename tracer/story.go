@@ -97,6 +97,11 @@ type childFacts struct {
 	// its end, innermost first (libc.go: who wrote a libc channel).
 	writers map[uint64]*event.Insn
 	endFns  []*event.Sym
+	// execGone: the child exec'd and was let go (letExecGo), its program
+	// at execPath; emitExec tells its exec event.
+	execGone bool
+	execPath string
+	emitExec func()
 }
 
 // parentFacts is what the parent did after it woke.
@@ -346,9 +351,11 @@ func (s *session) letGoParent(p *task, prev taskState, sig int) {
 	s.cont(p, sig)
 }
 
-// awaitFirstStop waits for a new vfork child's first stop (its SIGSTOP),
-// unless it came already (before the parent's event), and takes it.
-func (s *session) awaitFirstStop(c *task) error {
+// awaitFirstStop waits for the story's vfork child's first stop (its
+// SIGSTOP), unless it came already (before the parent's event), and takes
+// it.
+func (s *session) awaitFirstStop(story *story) error {
+	c := story.child
 	if !c.firstStopSeen() {
 		// The stop may be taken by a dispatch made while this waits (a
 		// story nested there): c is held, or gone, then.
@@ -367,11 +374,17 @@ func (s *session) awaitFirstStop(c *task) error {
 		}
 	}
 	s.restoreInherited(c) // a copy's int3s (newTask); none when it came early (firstStop)
-	// The child's end is part of its story (libc.go: recordChildEnd reads
-	// it at its exit stop); it may come from a program vtrace spared exit
-	// stops (childEnded), and inherited that.
-	if err := s.exitStops(c, true); err != nil {
-		return err
+	// The end of a child on a stack of its own is part of its story
+	// (libc.go: recordChildEnd reads it at its exit stop); it may come
+	// from a program vtrace spared exit stops (childEnded), and inherited
+	// that. A child on the parent's stack is told the same without the
+	// stop (it is reaped: outGone): it keeps what it inherited, and the
+	// child of a shell spared them costs no PTRACE_SETOPTIONS here nor at
+	// its exec (dash's vfork).
+	if !story.shared {
+		if err := s.exitStops(c, true); err != nil {
+			return err
+		}
 	}
 	c.set(taskFollowed)
 	return nil

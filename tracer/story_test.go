@@ -280,12 +280,30 @@ func TestStoryHeldAfterExec(t *testing.T) {
 	}
 }
 
-// A vfork child needs its exit stop (its story reads its end there), and
-// an exec'd one does not: vtrace sets PTRACE_O_TRACEEXIT only where the
-// task does not have it as wanted already. The program's child inherits
-// the program's (on: nothing to set), and is spared it after its exec;
-// the child of that exec'd program inherits that (off: set on).
+// A vfork child on a stack of its own needs its exit stop (its story reads
+// its end there: libc.go, recordChildEnd), one on its parent's stack and
+// an exec'd one do not: vtrace sets PTRACE_O_TRACEEXIT only where the task
+// does not have it as wanted already. The program's child inherits the
+// program's (on: nothing to set), and is spared it after its exec; the
+// child of that exec'd program inherits that (off): set on for a child
+// with a stack of its own (clone with a stack, as posix_spawn), left off
+// for one on its parent's (vfork: its end is told from its reaped status,
+// the same).
 func TestExitStopsSetOnlyWhenNeeded(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		image func(*testing.T) func() (*fakeImage, uint64, uint64)
+		code  int
+		on    bool
+	}{
+		{"vfork", vforkingImage, 0, false},
+		{"clone with a stack", spawningImage, 3, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testExitStopsSetOnlyWhenNeeded(t, tc.image, tc.code, tc.on) })
+	}
+}
+
+func testExitStopsSetOnlyWhenNeeded(t *testing.T, image func(*testing.T) func() (*fakeImage, uint64, uint64), code int, on bool) {
 	a := startMain()
 	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
 	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
@@ -293,7 +311,7 @@ func TestExitStopsSetOnlyWhenNeeded(t *testing.T) {
 	a.label("parent").leave().ret()
 	a.glibcVfork()
 	f := newFakeProcs(t)
-	f.execImage = vforkingImage(t)
+	f.execImage = image(t)
 	img := a.image(t)
 	pid := f.spawn(img, codeBase)
 	rec := &recorder{}
@@ -302,13 +320,19 @@ func TestExitStopsSetOnlyWhenNeeded(t *testing.T) {
 		t.Fatal(err)
 	}
 	ends := all[*event.ChildEnd](rec)
-	if len(ends) != 2 || ends[0].How != event.EndExec || ends[1].How != event.EndExit || ends[1].Code == nil || *ends[1].Code != 0 {
-		t.Fatalf("child ends %+v: want an exec, then an exit with status 0 (seen at its exit stop)", ends)
+	if len(ends) != 2 || ends[0].How != event.EndExec || ends[1].How != event.EndExit || ends[1].Code == nil || *ends[1].Code != code {
+		t.Fatalf("child ends %+v: want an exec, then an exit with status %d", ends, code)
 	}
 	child, grandchild := ends[0].PID, ends[1].PID
-	want := []string{fmt.Sprintf("%d off", child), fmt.Sprintf("%d on", grandchild)}
+	want := []string{fmt.Sprintf("%d off", child)}
+	if on {
+		want = append(want, fmt.Sprintf("%d on", grandchild))
+	}
 	if !slices.Equal(f.exitStopCalls, want) {
 		t.Errorf("exit stops set %q, want %q", f.exitStopCalls, want)
+	}
+	if v := all[*event.Vfork](rec); len(v) != 2 || v[1].SharedStack == on {
+		t.Errorf("vfork events %+v: want the second on a stack of its own: %v", v, on)
 	}
 }
 

@@ -18,6 +18,10 @@ type process struct {
 	// fault is the last signal delivered to the process (reported as its
 	// fate if it dies of it).
 	fault *fault
+	// tasks is how many of its threads are registered (tasks.register,
+	// forget): with one, an exec event's task is the thread that exec'd
+	// (execSetup).
+	tasks int
 }
 
 // taskState is where a traced thread is in vtrace's hands. It changes only
@@ -152,6 +156,25 @@ type tasks struct {
 	// diesnested.c, make -j4). Not a stop vtrace holds (giveway.go:
 	// holding).
 	deaths map[int]ptrace.Stop
+}
+
+// register makes t the task under its pid.
+func (ts *tasks) register(t *task) {
+	ts.forget(t.pid)
+	ts.byPID[t.pid] = t
+	if t.proc != nil {
+		t.proc.tasks++
+	}
+}
+
+// forget removes the task under pid, if any, from the registry.
+func (ts *tasks) forget(pid int) {
+	if t := ts.byPID[pid]; t != nil {
+		if t.proc != nil {
+			t.proc.tasks--
+		}
+		delete(ts.byPID, pid)
+	}
 }
 
 func newTasks() tasks {

@@ -217,11 +217,9 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 			}
 			// The program's own SIGTRAP: delivered, as without vtrace.
 		}
-		info, err := s.p.SigInfo(t.pid)
-		if err != nil {
-			continue // a group-stop: resume it
-		}
 		if benign(stop) {
+			// Not a stop signal: a signal-delivery stop, never a
+			// group-stop, and its siginfo is not needed (signalStop).
 			if holdBenign {
 				return outcome{kind: outSignal, sig: stop}, nil
 			}
@@ -230,6 +228,10 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 			sig = int(stop)
 			delivered = true
 			continue
+		}
+		info, err := s.p.SigInfo(t.pid)
+		if err != nil {
+			continue // a group-stop: resume it
 		}
 		s.recordFault(t, stop, info)
 		return outcome{kind: outSignal, sig: stop}, nil
