@@ -46,6 +46,13 @@ import (
 // or has run maxGlobalWatch instructions.
 //
 // The buffers are pooled: memory stays flat in the number of vforks.
+//
+// Both reads are most of a posix_spawn story's cost (issue 15). A second
+// thread reading half does not help on the 2-vCPU hosts, and the bytes
+// are the floor of this design: what would cut them is page-level write
+// tracking through a userfaultfd made in the program's memory
+// (asynchronous write-protect and PAGEMAP_SCAN; docs/bench.md, "The
+// memory watch, third look").
 
 // Bounds of the memory watch.
 const (
@@ -525,7 +532,7 @@ func (s *session) checkGlobalStores(st *story, pre *arch.Regs, in *disasm.Insn, 
 // saw there: one memcmp for a window whose chunks are all clean, chunk by
 // chunk otherwise. Read whole into a 1 MiB buffer and compared after, the
 // same bytes went through memory twice more (issue 15: python's
-// _posixsubprocess spawns, 1 MiB watched per vfork). A window that cannot
+// _posixsubprocess spawns, 1 MiB watched per vfork: four reads). A window that cannot
 // be read whole is read range by range (ReadRanges); what still cannot be
 // read keeps its last known content.
 func (s *session) diffGlobals(st *story, in *disasm.Insn, during *event.Insn) {
@@ -580,10 +587,15 @@ func (s *session) diffGlobals(st *story, in *disasm.Insn, during *event.Insn) {
 
 // globWindow is the unit of diffGlobals' reads: small enough to stay in
 // the CPU's cache between the kernel's copy and the comparison, large
-// enough that the reads' own cost does not count (issue 15: 64 KiB was
-// the fastest of 16 KiB-1 MiB on a cold 1 MiB, in a micro-benchmark). A
-// multiple of globChunk.
-const globWindow = 64 << 10
+// enough that the reads' own cost does not count. Each process_vm_readv
+// has a fixed cost (the task and mm lookup, the ptrace access check:
+// 1-2 µs on the KVM machines), so fewer, larger windows pay while one stays in
+// the cache (issue 15: vtrace's own CPU, 11 interleaved runs each, against
+// 64 KiB: python3 300 spawns 0.965 and 0.971, make 500 lines 0.940; 128
+// KiB and 1 MiB were 1.6% and 2.7% above 256 KiB on python3; AMD EPYC,
+// 1 MiB of L2 a core. h-py had found 64 KiB fastest of 16 KiB-1 MiB in a
+// micro-benchmark on the earlier Xeon). A multiple of globChunk.
+const globWindow = 256 << 10
 
 // memPiece is the part of watched range r that lies in a window: its bytes
 // are at offset off of the buffers.
