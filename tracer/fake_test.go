@@ -1086,36 +1086,36 @@ func trueImage() (*fakeImage, uint64, uint64) {
 // vfork syscall at its entry); its child _exits, then it _exits; a second
 // exec of it runs /fake/true.
 func vforkingImage(t *testing.T) func() (*fakeImage, uint64, uint64) {
-	n := 0
-	return func() (*fakeImage, uint64, uint64) {
-		if n++; n > 1 {
-			return trueImage()
-		}
-		a := newAsm(0x800000)
-		a.fn("_start").movEAX(58).syscall().jnzParent("parent").exitWith(0)
-		a.label("parent").exitWith(0)
-		im := a.image(t)
-		im.path = "/fake/vforking"
-		return im, 0x800000, fakeStackTop - 64
-	}
+	return execImages(t, "/fake/vforking", func(a *asm) {
+		a.movEAX(58).syscall().jnzParent("parent").exitWith(0)
+	})
 }
 
 // spawningImage is vforkingImage with clone(CLONE_VM|CLONE_VFORK|SIGCHLD)
 // and a stack of the child's own, as glibc's posix_spawn makes it: its
 // child _exits (status 3) without sharing the parent's stack.
 func spawningImage(t *testing.T) func() (*fakeImage, uint64, uint64) {
+	return execImages(t, "/fake/spawning", func(a *asm) {
+		a.raw(0xbf, 0x11, 0x41, 0, 0)                                                      // mov $0x4111, %edi: CLONE_VM|CLONE_VFORK|SIGCHLD
+		a.raw(0x48, 0xbe).raw(binary.LittleEndian.AppendUint64(nil, fakeStackTop-2048)...) // movabs $stack, %rsi
+		a.movEAX(56).syscall().jnzParent("parent").exitWith(3)
+	})
+}
+
+// execImages is what the fake's execs run: first the program named path
+// whose _start is what start writes (its label "parent" _exits with 0),
+// then, at every later exec, /fake/true.
+func execImages(t *testing.T, path string, start func(a *asm)) func() (*fakeImage, uint64, uint64) {
 	n := 0
 	return func() (*fakeImage, uint64, uint64) {
 		if n++; n > 1 {
 			return trueImage()
 		}
 		a := newAsm(0x800000)
-		a.fn("_start").raw(0xbf, 0x11, 0x41, 0, 0)                                         // mov $0x4111, %edi: CLONE_VM|CLONE_VFORK|SIGCHLD
-		a.raw(0x48, 0xbe).raw(binary.LittleEndian.AppendUint64(nil, fakeStackTop-2048)...) // movabs $stack, %rsi
-		a.movEAX(56).syscall().jnzParent("parent").exitWith(3)
+		start(a.fn("_start"))
 		a.label("parent").exitWith(0)
 		im := a.image(t)
-		im.path = "/fake/spawning"
+		im.path = path
 		return im, 0x800000, fakeStackTop - 64
 	}
 }

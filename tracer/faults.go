@@ -2,7 +2,6 @@ package tracer
 
 import (
 	"fmt"
-	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -29,12 +28,10 @@ func (s *session) recordFault(t *task, sig unix.Signal, info ptrace.SigInfo) {
 	if !benign(sig) && s.p.Regs(t.pid, &regs) == nil {
 		f.pc = regs.PC()
 	}
-	p := t.proc
-	if i := slices.IndexFunc(p.faults, func(g *fault) bool { return g.sig == sig }); i >= 0 {
-		p.faults[i] = f
-	} else {
-		p.faults = append(p.faults, f)
+	if t.proc.faults == nil {
+		t.proc.faults = map[unix.Signal]*fault{}
 	}
+	t.proc.faults[sig] = f
 	// The signal may kill the process: its maps must be read (mm.syms)
 	// while it is still there to be asked, and again if the fault is in
 	// code mapped since they were (a library, before any vfork refreshed
@@ -56,11 +53,10 @@ type faultFields struct {
 // faultOf describes the fault that killed p with sig, if vtrace saw the
 // signal's delivery stop (recordFault).
 func (s *session) faultOf(p *process, sig unix.Signal, mm *addrSpace) (faultFields, bool) {
-	i := slices.IndexFunc(p.faults, func(g *fault) bool { return g.sig == sig })
-	if i < 0 {
+	f := p.faults[sig]
+	if f == nil {
 		return faultFields{}, false
 	}
-	f := p.faults[i]
 	out := faultFields{siCode: siCodeName(f.sig, f.info.Code)}
 	if hasFaultAddr(f.sig) {
 		a := event.Addr(f.info.Addr)

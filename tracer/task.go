@@ -3,10 +3,13 @@ package tracer
 import (
 	"fmt"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vtrace/vtrace/tracer/internal/ptrace"
 )
 
-// process is one thread group: its memory image and its last signal.
+// process is one thread group: its memory image and the signals it was
+// last delivered.
 type process struct {
 	tgid int
 	// mm is the image the process runs. A vfork child shares its parent's
@@ -19,7 +22,7 @@ type process struct {
 	// by one of them is told with its details: faultOf). One per signal:
 	// a SIGCHLD another thread takes after a thread's SIGSEGV stop must
 	// not hide the fault the process dies of.
-	faults []*fault
+	faults map[unix.Signal]*fault
 	// tasks is how many of its threads are registered (tasks.register,
 	// forget): with one, an exec event's task is the thread that exec'd
 	// (execSetup).
