@@ -184,11 +184,11 @@ func (s *session) exePath(mm *addrSpace, pid int) string {
 // pid, a task of mm, which must be stopped. mm's maps file is kept open
 // for its next refresh (a program that spawns in a loop is refreshed at
 // every vfork): at most maxMapsOpen of them, the oldest closed first.
-// Where it is cheaper (long lines: python3's), the kernel is asked instead
-// whether each mapping is still what the last text said (PROCMAP_QUERY):
+// Where the kernel has PROCMAP_QUERY, it is asked instead whether each
+// writable and each executable mapping is still what the last text said:
 // the same Space comes back while none changed, and the text is read
 // again only when one did (symbols.LoadSpaceMaps says what that check
-// cannot see: a file renamed).
+// cannot see: a read-only mapping's change alone, a file renamed).
 func (s *session) refresh(mm *addrSpace, pid int) {
 	wasOpen := mm.maps.m != nil
 	if sp, err := s.p.SpaceMaps(&mm.maps, pid); err == nil {

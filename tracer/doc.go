@@ -39,11 +39,11 @@
 //
 //  1. capture.go: with the parent held in its event stop, its mappings are
 //     brought up to date (addrspace.go: refresh; libraries loaded since,
-//     the heap grown: its /proc/PID/maps is kept open and read again;
-//     where the text's lines are long, as python3's, each mapping is
-//     compared with the last text by PROCMAP_QUERY instead — bounds,
-//     permissions, offset, device and inode — and the text read again
-//     only when one differs: internal/symbols, LoadSpaceMaps), its
+//     the heap grown: its /proc/PID/maps is kept open; where the kernel
+//     has PROCMAP_QUERY, each writable and each executable mapping is
+//     compared with the last text's — bounds, permissions, offset, device
+//     and inode — and the text read again only when one differs:
+//     internal/symbols, LoadSpaceMaps), its
 //     registers are read and its frames unwound (internal/unwind: CFI, else the
 //     function's machine code, else frame pointers); glibc's wrapper keeps
 //     its return address in %rdi, so frame 0 has no return slot. Every

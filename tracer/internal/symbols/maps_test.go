@@ -190,7 +190,6 @@ func TestMapsQueryReuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	m.queryAlways = true // sleep's lines are short
 	sp, err := LoadSpaceMaps(m, pid)
 	if err != nil {
 		t.Fatal(err)
@@ -206,17 +205,17 @@ func TestMapsQueryReuses(t *testing.T) {
 	}
 }
 
-// Every change of a mapping's bounds, permissions, offset or file is seen
-// by the query, and the text read again: a Space is never reused over a
-// mapping it does not describe. Each change is made after the Space was
-// reused once (its keys are the mappings of now).
+// Every change of a writable or executable mapping's bounds, permissions,
+// offset or file is seen by the query, and the text read again: a Space is
+// never reused over code or writable memory it does not describe. Each
+// change is made after the Space was reused once (its keys are the
+// mappings of now).
 func TestMapsQuerySeesChanges(t *testing.T) {
 	m, err := OpenMaps(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	m.queryAlways = true
 	dir := t.TempDir()
 	file := func(name string, fill byte) int {
 		f, err := os.Create(filepath.Join(dir, name))
@@ -243,8 +242,12 @@ func TestMapsQuerySeesChanges(t *testing.T) {
 	}
 	at := uint64(uintptr(unsafe.Pointer(&mem[0])))
 	defer unix.Syscall(unix.SYS_MUNMAP, uintptr(at), 2*4096, 0)
-	mapAt := func(fd int, off int64, prot int) {
-		_, _, e := unix.Syscall6(unix.SYS_MMAP, uintptr(at), 2*4096, uintptr(prot), unix.MAP_PRIVATE|unix.MAP_FIXED, uintptr(fd), uintptr(off))
+	mapAt := func(fd int, off int64, prot int) { // fd -1: anonymous memory
+		flags := unix.MAP_PRIVATE | unix.MAP_FIXED
+		if fd < 0 {
+			flags |= unix.MAP_ANONYMOUS
+		}
+		_, _, e := unix.Syscall6(unix.SYS_MMAP, uintptr(at), 2*4096, uintptr(prot), uintptr(flags), uintptr(fd), uintptr(off))
 		if e != 0 {
 			t.Fatal(e)
 		}
@@ -254,15 +257,17 @@ func TestMapsQuerySeesChanges(t *testing.T) {
 		change func()
 		want   Mapping // at at
 	}{
-		{"file a mapped over the anonymous pages", func() { mapAt(fa, 0, unix.PROT_READ) },
-			Mapping{Start: at, End: at + 2*4096, Perms: "r--p", Path: filepath.Join(dir, "a.so")}},
-		{"file b at the same place, same size and permissions (dlclose, dlopen)", func() { mapAt(fb, 0, unix.PROT_READ) },
-			Mapping{Start: at, End: at + 2*4096, Perms: "r--p", Path: filepath.Join(dir, "b.so")}},
-		{"file b's code made executable (mprotect)", func() {
-			if err := unix.Mprotect(mem, unix.PROT_READ|unix.PROT_EXEC); err != nil {
+		{"file a's code mapped over the read-only anonymous pages", func() { mapAt(fa, 0, unix.PROT_READ|unix.PROT_EXEC) },
+			Mapping{Start: at, End: at + 2*4096, Perms: "r-xp", Path: filepath.Join(dir, "a.so")}},
+		{"file b at the same place, same size and permissions (dlclose, dlopen)", func() { mapAt(fb, 0, unix.PROT_READ|unix.PROT_EXEC) },
+			Mapping{Start: at, End: at + 2*4096, Perms: "r-xp", Path: filepath.Join(dir, "b.so")}},
+		{"file b made writable data (mprotect)", func() {
+			if err := unix.Mprotect(mem, unix.PROT_READ|unix.PROT_WRITE); err != nil {
 				t.Fatal(err)
 			}
-		}, Mapping{Start: at, End: at + 2*4096, Perms: "r-xp", Path: filepath.Join(dir, "b.so")}},
+		}, Mapping{Start: at, End: at + 2*4096, Perms: "rw-p", Path: filepath.Join(dir, "b.so")}},
+		{"anonymous writable memory mapped over it (an allocator's arena)", func() { mapAt(-1, 0, unix.PROT_READ|unix.PROT_WRITE) },
+			Mapping{Start: at, End: at + 2*4096, Perms: "rw-p"}},
 		{"file b from another offset", func() { mapAt(fb, 4096, unix.PROT_READ|unix.PROT_EXEC) },
 			Mapping{Start: at, End: at + 2*4096, Perms: "r-xp", Offset: 4096, Path: filepath.Join(dir, "b.so")}},
 		{"its second page unmapped", func() {
@@ -295,57 +300,5 @@ func TestMapsQuerySeesChanges(t *testing.T) {
 	}
 	if got, ok := sp.MappingAt(at); ok {
 		t.Errorf("after munmap, a mapping at %#x: %+v", at, got)
-	}
-}
-
-// The query is used only where it is the cheaper check: for a text of
-// long lines (python3's modules, here a program run from a long path),
-// not for one of short ones (sleep from its own short path).
-func TestMapsQueryOnlyForLongLines(t *testing.T) {
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep")
-	}
-	b, err := os.ReadFile(sleep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deep := filepath.Join(t.TempDir(), strings.Repeat("a-long-directory-name/", 12), "sleep")
-	if err := os.MkdirAll(filepath.Dir(deep), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(deep, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		prog  string
-		armed bool
-	}{{sleep, false}, {deep, true}} {
-		cmd := exec.Command(c.prog, "30")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		pid := cmd.Process.Pid
-		// Until it has mapped its libraries.
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/maps"); strings.Contains(string(b), "libc") {
-				break
-			}
-		}
-		m, err := OpenMaps(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		text, _ := m.text()
-		sp, err := LoadSpaceMaps(m, pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := m.last != nil; got != c.armed {
-			t.Errorf("%s: %d bytes in %d lines: checked by the query %v, want %v", c.prog, len(text), len(sp.Mappings()), got, c.armed)
-		}
-		m.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
 	}
 }

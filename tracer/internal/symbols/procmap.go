@@ -61,10 +61,12 @@ func keyOf(m Mapping) (vmaKey, bool) {
 	return k, true
 }
 
-// queryNext is the first mapping that ends above addr (PROCMAP_QUERY with
-// COVERING_OR_NEXT_VMA); found is false past the last one (ENOENT).
-func queryNext(fd int, addr uint64) (k vmaKey, found bool, err error) {
-	q := procmapQueryArg{size: uint64(unsafe.Sizeof(procmapQueryArg{})), queryFlags: pmCoveringOrNext, queryAddr: addr}
+// queryNext is the first mapping that ends above addr and has the
+// permissions filter asks for (pmWrite, pmExec; PROCMAP_QUERY with
+// COVERING_OR_NEXT_VMA: the kernel skips the others itself); found is
+// false past the last one (ENOENT).
+func queryNext(fd int, addr, filter uint64) (k vmaKey, found bool, err error) {
+	q := procmapQueryArg{size: uint64(unsafe.Sizeof(procmapQueryArg{})), queryFlags: pmCoveringOrNext | filter, queryAddr: addr}
 	for {
 		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), procmapQuery, uintptr(unsafe.Pointer(&q)))
 		switch e {
@@ -87,20 +89,36 @@ func queryUnsupported(err error) bool {
 	return err == unix.ENOTTY || err == unix.EINVAL || err == unix.E2BIG
 }
 
-// unchanged reports whether the mappings of m's memory are, one by one,
-// those of keys (the last text read): same bounds, permissions, offset,
-// device and inode, and no other. Every mapping is asked about: there is
-// no cheaper sign that none changed (the kernel keeps no count of changes
-// it shows).
-func (m *Maps) unchanged(keys []vmaKey) (bool, error) {
-	var addr uint64
-	for _, want := range keys {
-		k, found, err := queryNext(m.fd, addr)
-		if err != nil || !found || k != want {
+// The mappings a Maps checks (unchanged), each kind in a walk of its own:
+// the writable ones — what the memory watch reads (Space.DataRanges: the
+// modules' data, the heap, the thread's block) and where the stacks are —
+// and the executable ones — the code vtrace decodes and names, and the
+// modules (a library loaded or unloaded maps or unmaps code). A mapping
+// with both is in both walks.
+var checkedKinds = [2]uint64{pmWrite, pmExec}
+
+// unchanged reports whether the writable and the executable mappings of
+// m's memory are, one by one, those of keys (the last text read's, by
+// kind: checkedKinds): same bounds, permissions, offset, device and
+// inode, and no other. The kernel keeps no count of changes it shows, so
+// each is asked about; a mapping that is neither writable nor executable
+// — a read-only file or segment, a guard page — is not: vtrace reads,
+// decodes and names nothing that rests on one alone (python3: 66 of its
+// 119 mappings are read-only segments of its modules, whose code and data
+// mappings change with them).
+func (m *Maps) unchanged(keys *[2][]vmaKey) (bool, error) {
+	for i, filter := range checkedKinds {
+		var addr uint64
+		for _, want := range keys[i] {
+			k, found, err := queryNext(m.fd, addr, filter)
+			if err != nil || !found || k != want {
+				return false, err
+			}
+			addr = k.end
+		}
+		if _, found, err := queryNext(m.fd, addr, filter); found || err != nil {
 			return false, err
 		}
-		addr = k.end
 	}
-	_, found, err := queryNext(m.fd, addr)
-	return !found && err == nil, err
+	return true, nil
 }

@@ -125,23 +125,17 @@ func LoadSpace(pid int) (*Space, error) {
 type Maps struct {
 	fd  int
 	buf []byte
-	// last is the Space of the last text read, keys its mappings as
-	// PROCMAP_QUERY tells them (nil: none to compare with).
+	// last is the Space of the last text read, keys its writable and
+	// its executable mappings as PROCMAP_QUERY tells them (checkedKinds;
+	// last nil: none to compare with).
 	last *Space
-	keys []vmaKey
+	keys [2][]vmaKey
 	// noQuery is set when the kernel has no PROCMAP_QUERY: the text is
 	// read every time.
 	noQuery bool
-	// texts counts the text reads; queryAlways checks with the query
-	// whatever the text's lines (tests).
-	texts       int
-	queryAlways bool
+	// texts counts the text reads.
+	texts int
 }
-
-// queryMinLine is the average length of the maps text's lines from which
-// checking each mapping with PROCMAP_QUERY is cheaper than reading the
-// text again (LoadSpaceMaps).
-const queryMinLine = 115
 
 // MapsStats counts the maps texts read through an open Maps and the
 // Spaces reused without one (vtrace's profiling build prints them).
@@ -210,25 +204,27 @@ func (m *Maps) text() ([]byte, error) {
 // vDSO).
 //
 // When the kernel has PROCMAP_QUERY, the Space of the last read is
-// returned again if every mapping is still what that text said of its
-// bounds, permissions, offset and file (device and inode): the text is
-// read only when one differs, or when there is a mapping more or fewer.
-// What this cannot see is a change of name alone: a mapped file renamed
-// or unlinked (its code is the same), an anonymous mapping named anew
-// (prctl PR_SET_VMA_ANON_NAME); the Space keeps the name of the last
-// read. Like the text, it cannot tell a file from another that got its
-// inode number after it was deleted, mapped at the same place.
+// returned again if every writable and every executable mapping is still
+// what that text said of its bounds, permissions, offset and file (device
+// and inode) (unchanged): the text is read only when one differs, or when
+// there is one more or fewer. What this cannot see: a change of a mapping
+// that is neither writable nor executable, alone (a read-only file mapped
+// or unmapped; the Space keeps the last text's); a change of name alone
+// (a mapped file renamed or unlinked, an anonymous mapping named anew with
+// prctl PR_SET_VMA_ANON_NAME; the Space keeps the last read's name). Like
+// the text, it cannot tell a file from another that got its inode number
+// after it was deleted, mapped at the same place.
 //
-// The query is one system call per mapping (≈ 0.7 µs each, on the AMD
-// EPYC VM of docs/bench.md), the text costs the kernel about as much per
-// line of anonymous memory or of a short path, and twice as much for the
-// long paths of a python3's modules (d_path, mangle_path; 150 µs for its
-// 120 lines, against 90 for the query). The query is used when the
-// text's lines are long (queryMinLine bytes on average): python3's are
-// 139, make's and a C program's 98.
+// The check is one system call per mapping asked about, and one more at
+// the end of each walk (the kernel skips the other mappings itself). On
+// the AMD EPYC VM of docs/bench.md (a C microbenchmark, 2,000 reads each):
+// python3's 121 mappings, 31 writable and 22 executable, 50 µs, against
+// 80 µs asking about every mapping and 133 µs for the text (the long paths
+// of its modules: d_path, mangle_path); sleep's 37, 8 and 4 of them,
+// 15 µs against 26 and 33.
 func LoadSpaceMaps(m *Maps, pid int) (*Space, error) {
 	if m.last != nil && !m.noQuery && m.fd >= 0 {
-		same, err := m.unchanged(m.keys)
+		same, err := m.unchanged(&m.keys)
 		if same {
 			MapsStats.Reused.Add(1)
 			return m.last, nil
@@ -237,21 +233,27 @@ func LoadSpaceMaps(m *Maps, pid int) (*Space, error) {
 			m.noQuery = true
 		}
 	}
-	m.last, m.keys = nil, m.keys[:0]
+	m.last = nil
+	for i := range m.keys {
+		m.keys[i] = m.keys[i][:0]
+	}
 	text, err := m.text()
 	if err != nil {
 		return nil, err
 	}
 	sp, err := loadSpaceText(pid, text)
-	if err != nil || m.noQuery || len(text) < queryMinLine*len(sp.maps) && !m.queryAlways {
+	if err != nil || m.noQuery {
 		return sp, err
 	}
 	// The keys come from the text itself, not from asking the kernel
 	// again: a mapping changed since the read then differs at the next
 	// check, never the other way round.
 	for _, mp := range sp.maps {
-		if k, ok := keyOf(mp); ok {
-			m.keys = append(m.keys, k)
+		k, ok := keyOf(mp)
+		for i, kind := range checkedKinds {
+			if ok && k.flags&kind != 0 {
+				m.keys[i] = append(m.keys[i], k)
+			}
 		}
 	}
 	m.last = sp
