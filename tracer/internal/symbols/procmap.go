@@ -102,10 +102,13 @@ var checkedKinds = [2]uint64{pmWrite, pmExec}
 // kind: checkedKinds): same bounds, permissions, offset, device and
 // inode, and no other. The kernel keeps no count of changes it shows, so
 // each is asked about; a mapping that is neither writable nor executable
-// — a read-only file or segment, a guard page — is not: vtrace reads,
-// decodes and names nothing that rests on one alone (python3: 66 of its
-// 119 mappings are read-only segments of its modules, whose code and data
-// mappings change with them).
+// — a read-only file or segment, a guard page — is not (python3: 66 of
+// its 121 mappings are read-only segments of its modules, which come and
+// go with their code): the watch reads writable memory and vtrace decodes
+// executable code, and a module's extent changes with its code. What the
+// Space then keeps of the last text is the name of an address in such a
+// mapping alone: a read-only file mapped since (say a corrupted return
+// landing in it) is not named.
 func (m *Maps) unchanged(keys *[2][]vmaKey) (bool, error) {
 	for i, filter := range checkedKinds {
 		var addr uint64
