@@ -234,14 +234,22 @@ func TestMapsQuerySeesChanges(t *testing.T) {
 		return fd
 	}
 	fa, fb := file("a.so", 1), file("b.so", 2)
-	// Two pages reserved at an address of their own; the changes map over
-	// them in place (MAP_FIXED).
-	mem, err := unix.Mmap(-1, 0, 2*4096, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	// Two pages at an address of their own, between two inaccessible
+	// guard pages, so that the kernel never merges a mapping made there
+	// with a neighbour of the same permissions (the Go heap's anonymous
+	// rw-p memory may lie next to it): the changes map over them in place
+	// (MAP_FIXED).
+	res, err := unix.Mmap(-1, 0, 4*4096, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := uint64(uintptr(unsafe.Pointer(&mem[0])))
-	defer unix.Syscall(unix.SYS_MUNMAP, uintptr(at), 2*4096, 0)
+	base := uint64(uintptr(unsafe.Pointer(&res[0])))
+	defer unix.Syscall(unix.SYS_MUNMAP, uintptr(base), 4*4096, 0)
+	at := base + 4096
+	mem := res[4096 : 3*4096]
+	if err := unix.Mprotect(mem, unix.PROT_READ); err != nil {
+		t.Fatal(err)
+	}
 	mapAt := func(fd int, off int64, prot int) { // fd -1: anonymous memory
 		flags := unix.MAP_PRIVATE | unix.MAP_FIXED
 		if fd < 0 {
