@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/go-delve/delve/pkg/dwarf/regnum"
@@ -60,5 +61,28 @@ func TestLibcFortified(t *testing.T) {
 		if w := libcWrites(fn, &before, &after, noStack); len(w) != 1 || w[0] != (written{buf, 8}) {
 			t.Errorf("%s returning 8: wrote %v, want [{%#x 8}]", fn, w, buf)
 		}
+	}
+}
+
+// The live words a system call's buffer covers are visited in address
+// order (write(2) of a buffer the child filled: its parent_consume events
+// came in a map's order, another from run to run: gcc-O2 writebuf).
+func TestLiveInAddressOrder(t *testing.T) {
+	st := &story{}
+	st.word = 8
+	r := &parentRun{st: st, changed: map[uint64]poisoned{}}
+	for x := uint64(0x7000); x < 0x7000+16*8; x += 8 {
+		r.changed[x] = poisoned{bytes: 0xff}
+	}
+	r.changed[0x9000] = poisoned{bytes: 0xff} // outside the buffer
+	var got []uint64
+	r.liveIn([]written{{addr: 0x7000, size: 16 * 8}}, func(x uint64, m uint8) {
+		if m != 0xff {
+			t.Errorf("word %#x: mask %#x, want 0xff", x, m)
+		}
+		got = append(got, x)
+	})
+	if len(got) != 16 || !slices.IsSorted(got) {
+		t.Errorf("visited %#x, want the 16 words of the buffer in address order", got)
 	}
 }
