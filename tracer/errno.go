@@ -36,10 +36,10 @@ import (
 //     the return of the vfork-calling function's caller (a spawn helper's
 //     caller is where errors are checked), or of the frame it landed in if
 //     that is further up; a read counts in those frames' functions. In
-//     fast mode it runs at full speed with a read/write watchpoint on
-//     errno, a trap per access of errno (x86 does not say which access
-//     fired it: the instruction does — one that only writes memory stored
-//     errno); otherwise it is stepped. A read that counts, while errno still holds the child's
+//     fast mode it runs at full speed with a write and a read/write
+//     watchpoint on errno (x86 does not say which access fired a
+//     read/write one), a trap per access of errno; otherwise it is
+//     stepped. A read that counts, while errno still holds the child's
 //     bytes, is a global_read (child_wrote_global,
 //     parent_read_child_global).
 //
