@@ -90,12 +90,12 @@ func dr7Entry(i int, rw uint64, size int) uint64 {
 // follows (r.errnoFns), a read/write one — x86 does not say which access
 // fired it, and errnoHits tells a store from a read by the instruction, as
 // parentHWHit does for the stack words. One watchpoint, not a write one and
-// a read/write one on the same bytes: each DR7 write that turns the
-// follow's watch on or off changes every watchpoint it enables, each a
-// perf event change with a call on the CPU the parent last ran on
-// (docs/bench.md, "The debug registers' cross-CPU calls"). It computes the
-// DR7 that parentHWEnable writes. false when they do not fit or cannot be
-// set: the run must then be stepped.
+// a read/write one on the same bytes: each enabled watchpoint costs the
+// DR7 writes that turn the follow's watch on and off a perf event change,
+// with a call on the CPU the parent last ran on (docs/bench.md: the debug
+// registers at each spawn). It computes the DR7 that parentHWEnable
+// writes. false when they do not fit or cannot be set: the run must then
+// be stepped.
 func (s *session) armParentDRs(r *parentRun) bool {
 	if len(r.hw)+len(r.ehw) > maxHWSlots {
 		return false
