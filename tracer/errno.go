@@ -86,60 +86,62 @@ func dr7Entry(i int, rw uint64, size int) uint64 {
 
 // armParentDRs sets the parent's debug registers for a full-speed run:
 // r.hw's stack words (read/write, a word each) first, then r.ehw's errno
-// halves (4 bytes each): a write watchpoint on each, or, while followErrno
-// follows (r.errnoFns), a read/write one — x86 does not say which access
-// fired it, and errnoHits tells a store from a read by the instruction, as
-// parentHWHit does for the stack words. One watchpoint, not a write one and
-// a read/write one on the same bytes: each enabled watchpoint costs the
-// DR7 writes that turn the follow's watch on and off a perf event change,
-// with a call on the CPU the parent last ran on (docs/bench.md: the debug
-// registers at each spawn). It computes the DR7 that parentHWEnable
-// writes. false when they do not fit or cannot be set: the run must then
-// be stepped.
+// halves (4 bytes each): a write watchpoint on each, and, while
+// followErrno follows (r.errnoFns), a read/write one on the same bytes
+// after it — x86 does not say which access fired a read/write watchpoint,
+// so the write one tells a store from a read. It computes the DR7 that
+// parentHWEnable writes. false when they do not fit or cannot be set: the
+// run must then be stepped.
 func (s *session) armParentDRs(r *parentRun) bool {
-	if len(r.hw)+len(r.ehw) > maxHWSlots {
+	per := 1
+	if len(r.errnoFns) > 0 {
+		per = 2
+	}
+	if len(r.hw)+per*len(r.ehw) > maxHWSlots {
 		return false
 	}
 	pid := r.st.parent.pid
 	r.dr7 = dr7ForRW(len(r.hw), r.st.word)
-	rw := uint64(dr7RWWrite)
-	if len(r.errnoFns) > 0 {
-		rw = dr7RW
-	}
 	for i, x := range r.hw {
 		if s.setDR(pid, i, x) != nil {
 			return false
 		}
 	}
 	for j, x := range r.ehw {
-		i := len(r.hw) + j
-		if s.setDR(pid, i, x) != nil {
-			return false
+		for k := 0; k < per; k++ {
+			i := len(r.hw) + per*j + k
+			if s.setDR(pid, i, x) != nil {
+				return false
+			}
+			rw := uint64(dr7RWWrite)
+			if k == 1 {
+				rw = dr7RW
+			}
+			r.dr7 |= dr7Entry(i, rw, 4)
 		}
-		r.dr7 |= dr7Entry(i, rw, 4)
 	}
 	return true
 }
 
-// errnoHits handles the traps of the errno watchpoints in DR6 (dr6), the
-// parent stopped with regs after in (nil when it does not decode) ran.
-// Their write watchpoints fire on stores only; the read/write ones of the
-// follow on any access, a store when in only writes memory (an
-// instruction that also reads — a read-modify-write — read errno first,
-// as the stepped follow counts it).
-func (s *session) errnoHits(r *parentRun, dr6 uint64, in *disasm.Insn, regs *arch.Regs) {
+// errnoHits handles the traps of the errno watchpoints in DR6 (dr6).
+func (s *session) errnoHits(r *parentRun, dr6 uint64, in *disasm.Insn) {
+	per := 1
+	if len(r.errnoFns) > 0 {
+		per = 2
+	}
 	for j, x := range r.ehw {
-		if dr6&(1<<(len(r.hw)+j)) == 0 {
-			continue
+		i := len(r.hw) + per*j
+		wrote := dr6&(1<<i) != 0
+		read := per == 2 && dr6&(1<<(i+1)) != 0
+		if wrote || read {
+			s.errnoHit(r, x, wrote, in)
 		}
-		wrote := len(r.errnoFns) == 0 || in != nil && writesOnly(in, regs, true)
-		s.errnoHit(r, x, wrote, in)
 	}
 }
 
 // errnoHit handles a trap on the errno half x4: the parent's instruction
-// that ends at the trap's pc (in, when it decodes) wrote it (wrote:
-// errnoHits judged it a store) or read it. A write, whatever the value, makes
+// that ends at the trap's pc (in, when it decodes) wrote it (wrote: the
+// write watchpoint fired) or read it. A write, whatever the value, makes
 // errno the parent's again; a read counts only in the functions
 // followErrno follows (r.errnoFns), while the bytes are still the child's.
 func (s *session) errnoHit(r *parentRun, x4 uint64, wrote bool, in *disasm.Insn) {

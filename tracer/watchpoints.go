@@ -451,29 +451,26 @@ func (s *session) parentHWHit(r *parentRun, now *arch.Regs) bool {
 			r.clear(x, gone, event.FateCallee, fate)
 			continue
 		}
-		if in != nil && writesOnly(in, now, false) {
+		if in != nil && writesOnly(in, now) {
 			r.clear(x, c.bytes, event.FateCallee, by) // it wrote the same value
 			continue
 		}
 		s.consume(r, x, in, by, now.PC(), event.FoundHW)
 	}
-	s.errnoHits(r, dr6, in, now)
+	s.errnoHits(r, dr6, in)
 	return true
 }
 
 // writesOnly reports whether an instruction only writes memory (its
 // operands' addresses do not matter: registers are read after it ran).
-// tls says whether its %fs/%gs-relative accesses count: not for a stack
-// word (push %fs:0x28 reads the canary, not the slot it writes), but for
-// errno, which libc reaches either way.
-func writesOnly(in *disasm.Insn, regs *arch.Regs, tls bool) bool {
+func writesOnly(in *disasm.Insn, regs *arch.Regs) bool {
 	acc, unknown := in.Effects(regs, nil)
 	if unknown {
 		return false
 	}
 	w := false
 	for _, a := range acc {
-		if a.Seg && !tls {
+		if a.Seg {
 			continue
 		}
 		if !a.Write {
