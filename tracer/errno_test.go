@@ -132,3 +132,31 @@ func TestErrnoHit(t *testing.T) {
 		st.dropGlobals()
 	}
 }
+
+// A store of errno's very value by an instruction vtrace cannot decode
+// (a libc function no symbol covers: glibc's hidden __openat64_nocancel
+// without its debug file, musl's __syscall_ret) ends the follow: the
+// write watchpoint says it was a store. Told by the instruction alone
+// (one read/write watchpoint), it stayed followed, and the program's own
+// later read of its own errno was reported as the child's (a false
+// parent_read_child_global, found by review and reverted).
+func TestErrnoHitsUndecodableStore(t *testing.T) {
+	const errnoAddr = 0x5010
+	img := &fakeImage{path: "/prog",
+		regions: []*fakeRegion{{start: 0x5000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
+			{start: 0x401000, data: make([]byte, 0x3000), perms: "r-xp", path: "/prog"}},
+		syms: []fakeSym{{"main", 0x401100, 0x401200}}}
+	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x5000, End: 0x5100, Area: "tls", Path: "[tls]"})
+	st.mem.poisoned = map[uint64]childWord{errnoAddr: {val: 2, bytes: 0x01, errno: true}}
+	binary.LittleEndian.PutUint32(img.regions[0].data[0x10:], 2) // the same ENOENT stored again
+	r := &parentRun{st: st, ehw: []uint64{errnoAddr}, errnoFns: []*event.Sym{{Sym: "main", Module: "fake"}}}
+	// The follow's watchpoints: errno's write one (DR0) and its read/write
+	// one (DR1); a store fires both.
+	s.errnoHits(r, 1<<0|1<<1, nil)
+	if _, kept := st.mem.poisoned[errnoAddr]; kept || !r.errnoDone {
+		t.Errorf("errno still followed (%v) or the follow not done (%v) after a store", kept, r.errnoDone)
+	}
+	if n := len(all[*event.GlobalRead](rec)); n != 0 {
+		t.Errorf("%d global_reads for a store", n)
+	}
+}
