@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -308,5 +309,31 @@ func TestMapsQuerySeesChanges(t *testing.T) {
 	}
 	if got, ok := sp.MappingAt(at); ok {
 		t.Errorf("after munmap, a mapping at %#x: %+v", at, got)
+	}
+}
+
+// A mapping of a checked kind above the last one the Space knows is seen:
+// each walk asks once more past its last key (the Space is told one
+// mapping fewer of each kind in turn, its highest: the vDSO's code, the
+// stack).
+func TestMapsQuerySeesOneMore(t *testing.T) {
+	m, err := OpenMaps(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	armed(t, m)
+	if same, err := m.unchanged(&m.keys); !same || err != nil {
+		t.Fatalf("unchanged with the keys of now: %v, %v", same, err)
+	}
+	for i := range m.keys {
+		if len(m.keys[i]) == 0 {
+			t.Fatalf("no mapping of kind %#x", checkedKinds[i])
+		}
+		keys := [2][]vmaKey{slices.Clone(m.keys[0]), slices.Clone(m.keys[1])}
+		keys[i] = keys[i][:len(keys[i])-1]
+		if same, err := m.unchanged(&keys); same || err != nil {
+			t.Errorf("kind %#x with its highest mapping unknown: unchanged %v (%v)", checkedKinds[i], same, err)
+		}
 	}
 }
