@@ -8,12 +8,13 @@ import (
 
 // PROCMAP_QUERY (Linux 6.11) asks an open /proc/PID/maps about one
 // mapping (a VMA) at a time, in binary: its bounds, permissions, offset
-// and backing file (device, inode), without the name unless asked. A
-// Maps checks with it that its memory's mappings are still those of the
-// last text it read (unchanged): for a text of long paths (python3's
-// modules), at about half the kernel's cost of formatting the text again
-// — the path of each file mapped (d_path, mangle_path) is most of that
-// cost, and is not asked for (LoadSpaceMaps says when it is used).
+// and backing file (device, inode), without the name unless asked, and
+// with permission filters the kernel applies itself. A Maps checks with
+// it that its memory's writable and executable mappings are still those
+// of the last text it read (unchanged), at a fraction of the kernel's cost
+// of formatting the text again — the path of each file mapped (d_path,
+// mangle_path) is most of that cost, and is not asked for (LoadSpaceMaps
+// gives the figures).
 
 // procmapQuery is the ioctl's request: _IOWR('f', 17, struct procmap_query).
 const procmapQuery = 0xC0686611

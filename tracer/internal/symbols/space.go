@@ -250,8 +250,11 @@ func LoadSpaceMaps(m *Maps, pid int) (*Space, error) {
 	// check, never the other way round.
 	for _, mp := range sp.maps {
 		k, ok := keyOf(mp)
+		if !ok {
+			continue
+		}
 		for i, kind := range checkedKinds {
-			if ok && k.flags&kind != 0 {
+			if k.flags&kind != 0 {
 				m.keys[i] = append(m.keys[i], k)
 			}
 		}
