@@ -22,7 +22,11 @@
 #     must complete (exit 0, a verdict line, no "run stopped" by a budget). Goal: wall <=
 #     1.5x untraced. strace -f is measured beside on 1/BENCH_STRACE_DIV
 #     (10) of each workload (against untraced at that size: strace -f on
-#     the full spawnloop alone takes minutes).
+#     the full spawnloop alone takes minutes), and the ptrace floor on the
+#     whole workload: scripts/ptracefloor.c, a C follower with vtrace's
+#     ptrace options that resumes every stop at once and reads nothing —
+#     what ptrace's stops alone cost here, below which no tracer of this
+#     kind can go.
 #  3. single-step rate: `vtrace run --step --cpu C` on `spin N` (a vfork
 #     child running N instructions) vs the raw C PTRACE_SINGLESTEP loop
 #     `stepref -c C N`. BENCH_STEP_ROUNDS (15) vtrace runs, each between two
@@ -86,6 +90,10 @@ rm -rf "$OUT"/*.jsonl "$OUT"/*.out "$OUT"/*.err "$OUT"/work
 VTRACE_SRC=$VTRACE
 cp "$VTRACE" "$OUT/vtrace" && VTRACE=$OUT/vtrace || exit 2
 VTRACE_ID="$("$VTRACE" version 2>&1 | awk '{print $2}') (copy of $VTRACE_SRC, sha256 $(sha256sum "$VTRACE" | cut -c1-12))"
+# the ptrace floor of goal 2 (scripts/ptracefloor.c): a C follower that
+# stops where vtrace stops and reads nothing
+FLOOR=$OUT/ptracefloor
+gcc -O2 -o "$FLOOR" scripts/ptracefloor.c || { echo "bench: cannot build scripts/ptracefloor.c" >&2; exit 2; }
 
 NOTES=()
 note() { NOTES+=("$*"); echo "bench: NOTE: $*" >&2; }
@@ -195,10 +203,10 @@ WK_NAME[make]="GNU make, $(comma "$MAKE_N") recipe lines"; WK_N[make]=$MAKE_N
 WK_CMD[make]="make -s -C $W/make"; WK_SMALL[make]="make -s -C $W/make-small"
 WK_NAME[spawn]="spawnloop $(comma "$SPAWN_N") (posix_spawn)"; WK_N[spawn]=$SPAWN_N
 WK_CMD[spawn]="$T/spawnloop $SPAWN_N"; WK_SMALL[spawn]="$T/spawnloop $((SPAWN_N / SDIV))"
-declare -A WK_OK WK_NAT WK_V WK_VC WK_NC WK_R WK_RC WK_S WK_SNAT WK_VKB WK_VF
+declare -A WK_OK WK_NAT WK_V WK_VC WK_NC WK_R WK_RC WK_S WK_SNAT WK_VKB WK_VF WK_F WK_FR
 for k in py make spawn; do
-  say "(2) ${WK_NAME[$k]}: $WORK_ROUNDS round(s) of untraced then \`vtrace run\` (default flags); strace -f on 1/$SDIV"
-  nat=() vt=() natc=() vtc=() ratios=() cratios=()
+  say "(2) ${WK_NAME[$k]}: $WORK_ROUNDS round(s) of untraced, \`vtrace run\` (default flags) and the ptrace floor; strace -f on 1/$SDIV"
+  nat=() vt=() natc=() vtc=() ratios=() cratios=() fl=() fratios=()
   WK_OK[$k]=completed
   for ((r = 1; r <= WORK_ROUNDS; r++)); do
     # shellcheck disable=SC2086 # the commands are word lists
@@ -216,8 +224,13 @@ for k in py make spawn; do
     vt+=("$US") vtc+=("$CPUUS")
     WK_VKB[$k]=$KB
     ratios+=("$(div "${vt[-1]}" "${nat[-1]}")") cratios+=("$(div "${vtc[-1]}" "${natc[-1]}")")
-    say "    untraced $(sec "${nat[-1]}") (CPU $(sec "${natc[-1]}")), vtrace $(sec "${vt[-1]}") (CPU $(sec "${vtc[-1]}"), RSS $(mb "$KB") MB): ${ratios[-1]}× wall"
+    # shellcheck disable=SC2086
+    timed "$OUT/$k.floor.out" "$OUT/$k.floor.err" "$FLOOR" ${WK_CMD[$k]}
+    [[ $RC == 0 ]] || note "$k under the ptrace floor: exit $RC $(head -c 200 "$OUT/$k.floor.err")"
+    fl+=("$US") fratios+=("$(div "$US" "${nat[-1]}")")
+    say "    untraced $(sec "${nat[-1]}") (CPU $(sec "${natc[-1]}")), vtrace $(sec "${vt[-1]}") (CPU $(sec "${vtc[-1]}"), RSS $(mb "$KB") MB): ${ratios[-1]}× wall; ptrace floor $(sec "${fl[-1]}"): ${fratios[-1]}×"
   done
+  WK_F[$k]=$(median "${fl[@]}") WK_FR[$k]=$(median_f "${fratios[@]}")
   WK_VF[$k]=$(sed -nE 's/^verdict: .* — ([0-9]+) vfork\(s\).*/\1/p' "$OUT/$k.vtrace.err" | tail -1)
   WK_NAT[$k]=$(median "${nat[@]}") WK_V[$k]=$(median "${vt[@]}") WK_NC[$k]=$(median "${natc[@]}") WK_VC[$k]=$(median "${vtc[@]}")
   WK_R[$k]=$(median_f "${ratios[@]}") WK_RC[$k]=$(median_f "${cratios[@]}")
@@ -346,7 +359,7 @@ row() { echo "| $1 | $2 | $3 | $4 | $5 |"; }
     sr=$(div "${WK_S[$k]}" "${WK_SNAT[$k]}") res=$(pass "${WK_R[$k]}" "<=" 1.5)
     [[ ${WK_OK[$k]} == completed ]] || res=SHORT
     row "(2) ${WK_NAME[$k]}: \`vtrace run\` ÷ untraced, wall" \
-      "$(sec "${WK_V[$k]}") vs $(sec "${WK_NAT[$k]}"); CPU $(sec "${WK_VC[$k]}") vs $(sec "${WK_NC[$k]}") (${WK_RC[$k]}×); ${WK_VF[$k]} vforks, ${WK_OK[$k]}; strace -f on 1/$SDIV: $(sec "${WK_S[$k]}") vs $(sec "${WK_SNAT[$k]}") (${sr}×)" \
+      "$(sec "${WK_V[$k]}") vs $(sec "${WK_NAT[$k]}"); CPU $(sec "${WK_VC[$k]}") vs $(sec "${WK_NC[$k]}") (${WK_RC[$k]}×); ${WK_VF[$k]} vforks, ${WK_OK[$k]}; ptrace floor $(sec "${WK_F[$k]}") (${WK_FR[$k]}×); strace -f on 1/$SDIV: $(sec "${WK_S[$k]}") vs $(sec "${WK_SNAT[$k]}") (${sr}×)" \
       "≤ 1.5" "${WK_R[$k]}" "$res"
   done
   for N in $STEP_NS; do
