@@ -23,8 +23,9 @@
 #     1.5x untraced. strace -f is measured beside on 1/BENCH_STRACE_DIV
 #     (10) of each workload (against untraced at that size: strace -f on
 #     the full spawnloop alone takes minutes), and the ptrace floor on the
-#     whole workload: scripts/ptracefloor.c, a C follower with vtrace's
-#     ptrace options that resumes every stop at once and reads nothing —
+#     whole workload: scripts/ptracefloor.c, a C follower with the ptrace
+#     options vtrace gives spawned tasks, that resumes every stop at once
+#     and reads nothing —
 #     what ptrace's stops alone cost here, below which no tracer of this
 #     kind can go.
 #  3. single-step rate: `vtrace run --step --cpu C` on `spin N` (a vfork

@@ -1,8 +1,10 @@
 /*
  * ptracefloor.c - the floor of any ptrace tracer that follows a command's
- * whole process tree the way vtrace does: the same options (every fork,
- * vfork, clone and exec is an event stop; each new task starts with its
- * SIGSTOP), every stop resumed at once, no register or memory read. What a
+ * whole process tree the way vtrace does: the options vtrace gives the
+ * tasks a workload spawns (every fork, vfork, clone and exec is an event
+ * stop; each new task starts with its SIGSTOP; no exit stops, which vtrace
+ * keeps only where a story needs them), every stop resumed at once, no
+ * register or memory read. What a
  * workload costs under it is what ptrace's stops alone cost on this
  * machine; what vtrace costs above it is vtrace's own work (bench.sh,
  * goal 2). Not a tracer anyone should use: it reads nothing.
