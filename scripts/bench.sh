@@ -25,9 +25,9 @@
 #     the full spawnloop alone takes minutes), and the ptrace floor on the
 #     whole workload: scripts/ptracefloor.c, a C follower with the ptrace
 #     options vtrace gives spawned tasks, that resumes every stop at once
-#     and reads nothing —
-#     what ptrace's stops alone cost here, below which no tracer of this
-#     kind can go.
+#     and reads nothing: what the event, start and signal stops vtrace
+#     takes cost by themselves here (vtrace's own breakpoint and watchpoint
+#     traps are its work above that).
 #  3. single-step rate: `vtrace run --step --cpu C` on `spin N` (a vfork
 #     child running N instructions) vs the raw C PTRACE_SINGLESTEP loop
 #     `stepref -c C N`. BENCH_STEP_ROUNDS (15) vtrace runs, each between two
@@ -46,7 +46,7 @@
 # Knobs (environment):
 #   BENCH_CPU=N         CPU the seed and step runs are pinned to (default: 1, or 0 on a 1-CPU machine)
 #   BENCH_RUNS=30       runs per tool for (1) (median, interleaved); BENCH_GDB_RUNS=3 for gdb
-#   BENCH_WORK_ROUNDS=1 rounds of (2): untraced then vtrace, per workload (median ratio)
+#   BENCH_WORK_ROUNDS=1 rounds of (2): untraced, vtrace, the ptrace floor, per workload (median ratio)
 #   BENCH_PY_N=2000 BENCH_MAKE_N=500 BENCH_SPAWN_N=10000   sizes of (2)
 #   BENCH_STRACE_DIV=10 strace -f runs on 1/DIV of each workload of (2)
 #   BENCH_STEP_N=200000 BENCH_STEP_ROUNDS=15   for (3)
@@ -82,7 +82,7 @@ TRACE=/tmp/vtrace-bench-trace.$$.jsonl
 for f in "$VTRACE" "$T/badvfork" "$T/spin" "$T/stepref" "$T/spawnloop"; do
   [[ -x $f ]] || { echo "bench: $f missing (run 'make bench', or make build targets)" >&2; exit 2; }
 done
-for c in strace gdb python3 make true; do
+for c in strace gdb python3 make true gcc; do
   command -v "$c" >/dev/null || { echo "bench: $c missing (scripts/install-deps.sh)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
@@ -227,11 +227,17 @@ for k in py make spawn; do
     ratios+=("$(div "${vt[-1]}" "${nat[-1]}")") cratios+=("$(div "${vtc[-1]}" "${natc[-1]}")")
     # shellcheck disable=SC2086
     timed "$OUT/$k.floor.out" "$OUT/$k.floor.err" "$FLOOR" ${WK_CMD[$k]}
-    [[ $RC == 0 ]] || note "$k under the ptrace floor: exit $RC $(head -c 200 "$OUT/$k.floor.err")"
-    fl+=("$US") fratios+=("$(div "$US" "${nat[-1]}")")
-    say "    untraced $(sec "${nat[-1]}") (CPU $(sec "${natc[-1]}")), vtrace $(sec "${vt[-1]}") (CPU $(sec "${vtc[-1]}"), RSS $(mb "$KB") MB): ${ratios[-1]}× wall; ptrace floor $(sec "${fl[-1]}"): ${fratios[-1]}×"
+    if [[ $RC == 0 ]]; then
+      fl+=("$US") fratios+=("$(div "$US" "${nat[-1]}")")
+      floor="ptrace floor $(sec "$US"): ${fratios[-1]}×"
+    else
+      note "$k under the ptrace floor: exit $RC $(head -c 200 "$OUT/$k.floor.err")"
+      floor="ptrace floor failed (exit $RC)"
+    fi
+    say "    untraced $(sec "${nat[-1]}") (CPU $(sec "${natc[-1]}")), vtrace $(sec "${vt[-1]}") (CPU $(sec "${vtc[-1]}"), RSS $(mb "${WK_VKB[$k]}") MB): ${ratios[-1]}× wall; $floor"
   done
-  WK_F[$k]=$(median "${fl[@]}") WK_FR[$k]=$(median_f "${fratios[@]}")
+  WK_F[$k]=0 WK_FR[$k]=nan
+  if ((${#fl[@]})); then WK_F[$k]=$(median "${fl[@]}") WK_FR[$k]=$(median_f "${fratios[@]}"); fi
   WK_VF[$k]=$(sed -nE 's/^verdict: .* — ([0-9]+) vfork\(s\).*/\1/p' "$OUT/$k.vtrace.err" | tail -1)
   WK_NAT[$k]=$(median "${nat[@]}") WK_V[$k]=$(median "${vt[@]}") WK_NC[$k]=$(median "${natc[@]}") WK_VC[$k]=$(median "${vtc[@]}")
   WK_R[$k]=$(median_f "${ratios[@]}") WK_RC[$k]=$(median_f "${cratios[@]}")

@@ -11,7 +11,9 @@
  *
  * usage: ptracefloor COMMAND [ARG...]
  * Exits with the command's status (128+N for a signal N), 127 when it
- * cannot be run, 1 on a tracing error.
+ * cannot be run, 1 on a tracing error — once every task it traces is gone
+ * (unlike vtrace, which lets what the command leaves behind run on
+ * untraced: the bench's workloads leave nothing).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,20 +25,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* the pids that have stopped before: a task's first stop is its start's
- * SIGSTOP, which may be reported before its parent's event stop (an open
- * addressing set; pid_max is at most 4M) */
-#define SEEN (1 << 23)
-static pid_t seen[SEEN];
+/* started[pid]: the task has stopped before. A task's first stop is its
+ * start's SIGSTOP, which may be reported before its parent's event stop.
+ * Cleared when the task is reaped: pids are reused (pid_max is at most
+ * 4M, PID_MAX_LIMIT). */
+#define PIDS (1 << 22)
+static unsigned char started[PIDS];
 
 static int first_stop(pid_t p) {
-  for (unsigned h = (unsigned)p * 2654435761u % SEEN;; h = (h + 1) % SEEN) {
-    if (seen[h] == p) return 0;
-    if (seen[h] == 0) {
-      seen[h] = p;
-      return 1;
-    }
-  }
+  if (p <= 0 || p >= PIDS || started[p]) return 0;
+  started[p] = 1;
+  return 1;
+}
+
+static void forget(pid_t p) {
+  if (p > 0 && p < PIDS) started[p] = 0;
 }
 
 int main(int argc, char **argv) {
@@ -58,6 +61,7 @@ int main(int argc, char **argv) {
   }
   int st;
   if (waitpid(root, &st, 0) != root || !WIFSTOPPED(st)) {
+    if (WIFEXITED(st)) return WEXITSTATUS(st); /* 127: PTRACE_TRACEME failed */
     fprintf(stderr, "ptracefloor: the command did not stop at its start\n");
     return 1;
   }
@@ -77,13 +81,21 @@ int main(int argc, char **argv) {
     }
     if (WIFEXITED(st) || WIFSIGNALED(st)) {
       if (p == root) rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      forget(p);
       continue;
     }
     int sig = WSTOPSIG(st);
     if (first_stop(p) && sig == SIGSTOP)
       sig = 0; /* a new task's start */
-    else if (sig == SIGTRAP && st >> 16)
+    else if (sig == SIGTRAP && st >> 16) {
+      unsigned long former;
+      /* an exec by a thread other than the leader: its former tid is gone
+       * with no exit reported */
+      if (st >> 16 == PTRACE_EVENT_EXEC && ptrace(PTRACE_GETEVENTMSG, p, 0, &former) == 0 &&
+          (pid_t)former != p)
+        forget((pid_t)former);
       sig = 0; /* an event stop */
+    }
     ptrace(PTRACE_CONT, p, 0, sig);
   }
   return rc;
