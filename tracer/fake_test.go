@@ -49,11 +49,12 @@ type fakeImage struct {
 	regions []*fakeRegion
 	syms    []fakeSym
 	path    string
+	fdes    frame.FrameDescriptionEntries // the image's call-frame information, if any
 }
 
 // copy is a fork's copy of the image: the same layout, memory of its own.
 func (im *fakeImage) copy() *fakeImage {
-	c := &fakeImage{syms: im.syms, path: im.path}
+	c := &fakeImage{syms: im.syms, path: im.path, fdes: im.fdes}
 	for _, r := range im.regions {
 		c.regions = append(c.regions, &fakeRegion{start: r.start, data: slices.Clone(r.data), perms: r.perms, path: r.path})
 	}
@@ -120,7 +121,33 @@ func (sp fakeSpace) MappingAt(addr uint64) (symbols.Mapping, bool) {
 }
 
 func (sp fakeSpace) FDEForPC(pc uint64) (*frame.FrameDescriptionEntry, error) {
+	if sp.im.fdes != nil {
+		return sp.im.fdes.FDEForPC(pc)
+	}
 	return nil, &frame.ErrNoFDEForPC{PC: pc}
+}
+
+// fakeFDEs is call-frame information with an FDE for each [start, end)
+// (gcc's CIE, no rules of their own: only where they begin and end
+// matters to the tests that use it).
+func fakeFDEs(t *testing.T, ranges ...[2]uint64) frame.FrameDescriptionEntries {
+	t.Helper()
+	cie := []byte{1, 0, 1, 0x78, 16, 0x0c, 7, 8, 0x80 | 16, 1} // version 1, "", CFA rsp+8, rip at CFA-8
+	var sec []byte
+	sec = binary.LittleEndian.AppendUint32(sec, uint32(4+len(cie)))
+	sec = binary.LittleEndian.AppendUint32(sec, 0xffffffff)
+	sec = append(sec, cie...)
+	for _, r := range ranges {
+		sec = binary.LittleEndian.AppendUint32(sec, 4+16)
+		sec = binary.LittleEndian.AppendUint32(sec, 0) // the CIE at offset 0
+		sec = binary.LittleEndian.AppendUint64(sec, r[0])
+		sec = binary.LittleEndian.AppendUint64(sec, r[1]-r[0])
+	}
+	fdes, err := frame.Parse(sec, binary.LittleEndian, 0, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fdes
 }
 
 func (sp fakeSpace) FuncCode(pc uint64) (uint64, []byte, bool) {

@@ -2,11 +2,13 @@ package tracer
 
 import (
 	"context"
+	"encoding/binary"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vtrace/vtrace/tracer/event"
+	"github.com/vtrace/vtrace/tracer/internal/arch"
 )
 
 // The parent phase (parent.go) on simulated processes: a read counts only
@@ -348,4 +350,70 @@ func TestParentCalleeWatched(t *testing.T) {
 			t.Errorf("landing %s, fates %v: want overwritten, the word rewritten by clear+1", l.How, got)
 		}
 	})
+}
+
+// A data watchpoint's trap comes after the instruction that touched the
+// word, which vtrace finds by decoding from the start of the code around
+// it. Where no symbol covers that code — a library's hidden function when
+// its debug file is absent: glibc's memcpy runs in
+// __memmove_avx_unaligned_erms — the start is its call-frame information's
+// (the FDE). Without that, a callee's store of the child's very value into
+// a word the parent follows was undecodable and taken for a read: a false
+// parent_read_child_write (a program that memcpy'd 1 into a local its vfork
+// child had set to 1, run with libc's debug file hidden).
+func TestInsnEndingAtWithoutSymbol(t *testing.T) {
+	const local = 0x7fe000 // a stack word the child changed
+	hidden := []byte{
+		0x55,             // 0x401100 push %rbp
+		0x48, 0x89, 0xe5, // 0x401101 mov %rsp,%rbp
+		0xc7, 0x07, 0x01, 0x00, 0x00, 0x00, // 0x401104 movl $0x1,(%rdi)
+		0xc3, // 0x40110a ret
+	}
+	for _, withFDE := range []bool{false, true} {
+		img := &fakeImage{path: "/lib",
+			regions: []*fakeRegion{{start: 0x401000, data: make([]byte, 0x1000), perms: "r-xp", path: "/lib"},
+				{start: 0x7fd000, data: make([]byte, 0x2000), perms: "rw-p", path: "[stack]"}},
+			syms: []fakeSym{{"exported", 0x401000, 0x401010}}} // none covers 0x401100
+		copy(img.regions[0].data[0x100:], hidden)
+		if withFDE {
+			img.fdes = fakeFDEs(t, [2]uint64{0x401100, 0x40110b})
+		}
+		s, st, rec := globalsStory(t, img)
+		in := s.insnEndingAt(st.mm, 1, 0x40110a)
+		if got := in != nil; got != withFDE {
+			t.Fatalf("with FDE %v: instruction ending at 0x40110a found: %v (%v)", withFDE, got, in)
+		}
+		if in != nil && in.PC != 0x401104 {
+			t.Fatalf("the instruction ending at 0x40110a starts at %#x, want 0x401104", in.PC)
+		}
+
+		// The parent's callee stored the child's value (1) again into the
+		// followed word: watchpoint DR0 fired after the movl.
+		binary.LittleEndian.PutUint64(img.regions[1].data[local-0x7fd000:], 1)
+		st.lo, st.hi, st.word = 0x7fd000, 0x7ff000, 8
+		st.orig, st.scratch = make([]byte, 0x2000), make([]byte, 0x2000)
+		st.par.consumed = map[uint64]event.SlotKind{}
+		r := &parentRun{st: st, hw: []uint64{local}, changed: map[uint64]poisoned{local: {val: 1, bytes: 0xff}},
+			fates: map[uint64]event.WordFate{}}
+		f := s.p.(*fakeProcs)
+		f.tasks[1].dr[6] = 1
+		var now arch.Regs
+		now.Arch = arch.AMD64
+		now.SetPC(0x40110a)
+		now.Set(5, local) // %rdi (DWARF 5)
+		if !s.parentHWHit(r, &now) {
+			t.Fatalf("with FDE %v: the watchpoint's trap was not handled", withFDE)
+		}
+		_, live := r.changed[local]
+		reads := len(all[*event.ParentConsume](rec))
+		if withFDE && (live || reads != 0) {
+			t.Errorf("a store of the same value, decoded from the FDE: word still followed %v, %d parent_consume", live, reads)
+		}
+		if !withFDE && reads != 1 {
+			// What vtrace must assume of an access it cannot decode
+			// whose value is unchanged (and did before this fix, FDE or
+			// not): a read.
+			t.Errorf("an undecodable access of the unchanged word: %d parent_consume, want 1", reads)
+		}
+	}
 }

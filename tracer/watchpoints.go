@@ -306,15 +306,15 @@ func (s *session) pushingCall(st *story, now *arch.Regs, a uint64) *disasm.Insn 
 	return call
 }
 
-// insnEndingAt finds the instruction that ends at pc by decoding the
-// enclosing function from its start; nil when the function is unknown or
-// the decoding does not land on pc.
+// insnEndingAt finds the instruction that ends at pc (the one a data
+// watchpoint's trap comes after) by decoding the code around it from its
+// start (codeStart); nil when that start is unknown or the decoding does
+// not land on pc.
 func (s *session) insnEndingAt(mm *addrSpace, pid int, pc uint64) *disasm.Insn {
-	y := s.sym(mm, pc-1)
-	if y == nil || y.Sym == "" || y.PastEnd || y.Off > 1<<16 {
+	start, ok := s.codeStart(mm, pc-1)
+	if !ok {
 		return nil
 	}
-	start := pc - 1 - uint64(y.Off)
 	for a := start; a < pc; {
 		in, err := s.insnAt(mm, pid, a)
 		if err != nil || in.Len == 0 {
@@ -326,6 +326,30 @@ func (s *session) insnEndingAt(mm *addrSpace, pid int, pc uint64) *disasm.Insn {
 		a += uint64(in.Len)
 	}
 	return nil
+}
+
+// maxDecodeRun bounds how far codeStart's start may lie before the
+// address: the instructions insnEndingAt decodes to reach it.
+const maxDecodeRun = 1 << 16
+
+// codeStart is an instruction boundary at or before addr from which
+// decoding reaches addr's instruction: the start of the function whose
+// symbol covers addr, else the start of the call-frame information entry
+// (.eh_frame FDE) that covers it. The FDE is what names the code where no
+// symbol does: a library's hidden functions when its debug file is absent
+// (glibc's __memmove_avx_unaligned_erms, where memcpy runs; a store there
+// was undecodable and its watchpoint trap taken for a read:
+// TestInsnEndingAtWithoutSymbol). An FDE starts a function or one of its
+// parts (a .cold one), each an instruction boundary.
+func (s *session) codeStart(mm *addrSpace, addr uint64) (uint64, bool) {
+	if y := s.sym(mm, addr); y != nil && y.Sym != "" && !y.PastEnd && y.Off <= maxDecodeRun {
+		return addr - uint64(y.Off), true
+	}
+	fde, err := mm.syms().FDEForPC(addr)
+	if err != nil || fde == nil || fde.Begin() > addr || addr-fde.Begin() > maxDecodeRun {
+		return 0, false
+	}
+	return fde.Begin(), true
 }
 
 // funcName is a frame's function for notes: "createproc()".
