@@ -1,22 +1,31 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vtrace/vtrace/tracer/event"
 )
 
-// Where libc's debug file is absent — most machines — no symbol names its
-// hidden functions, and a watchpoint's trap there comes after an
-// instruction vtrace must still decode to tell a store from a read
-// (tracer: codeStart, from the call-frame information). The parent's
-// memcpy of the child's very value into a word the child changed was
-// taken for a read of it: a false warning (samevalue store), while its
-// memcpy out of that word is a real one (samevalue read). Run in a mount
-// namespace whose /usr/lib/debug is empty, with the symbol index off, so
-// that libc is read as it is on a machine without libc6-dbg.
-func TestHiddenLibcStoreIsNotARead(t *testing.T) {
+// Most machines have no debug file for libc (Debian's libc6-dbg, the
+// test hosts', is seldom installed): no symbol names libc's hidden
+// functions there. These tests run vtrace as it runs on such a machine:
+// in a mount namespace whose /usr/lib/debug is empty, the symbol index
+// off (it would hold the names read with the debug files).
+
+// hideDebug is the sh script that hides /usr/lib/debug behind its first
+// argument and runs the rest.
+const hideDebug = `if [ -d /usr/lib/debug ]; then mount --bind "$1" /usr/lib/debug || exit 97; fi; shift; exec "$@"`
+
+// traceHidden is trace, run where libc's debug file is hidden; it skips
+// the test where no mount namespace can be made.
+func traceHidden(t *testing.T, args ...string) *traced {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("not root: an empty /usr/lib/debug needs a mount namespace of its own")
 	}
@@ -25,30 +34,80 @@ func TestHiddenLibcStoreIsNotARead(t *testing.T) {
 		t.Skip("no unshare(1) on PATH")
 	}
 	empty := t.TempDir()
-	// Hide the debug files where there are any; fail loudly if that
-	// cannot be done, rather than run with them.
-	hide := `if [ -d /usr/lib/debug ]; then mount --bind "$1" /usr/lib/debug || exit 97; fi; shift; exec "$@"`
-	if out, err := exec.Command(unshare, "-m", "sh", "-c", hide, "sh", empty, "true").CombinedOutput(); err != nil {
+	if out, err := exec.Command(unshare, "-m", "sh", "-c", hideDebug, "sh", empty, "true").CombinedOutput(); err != nil {
 		t.Skipf("no mount namespace here (unshare -m, mount --bind): %v %s", err, out)
 	}
+	log := filepath.Join(t.TempDir(), "log.jsonl")
+	full := append([]string{"-m", "sh", "-c", hideDebug, "sh", empty, vtraceBin(t), "run", "--json", "-o", log}, args...)
+	cmd := exec.Command(unshare, full...)
+	cmd.Env = append(os.Environ(), "VTRACE_CACHE=off")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	r := &traced{stderr: stderr.String(), stdout: stdout.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.exit = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("vtrace %v: %v", args, err)
+	}
+	raw, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatalf("vtrace %v wrote no log (exit %d): %v\nstderr: %s", args, r.exit, err, r.stderr)
+	}
+	if r.events, err = event.ReadLog(bytes.NewReader(raw)); err != nil {
+		t.Fatalf("vtrace %v (exit %d): %v\nstderr: %s", args, r.exit, err, r.stderr)
+	}
+	checkLog(t, strings.Join(args, " "), raw)
+	return r
+}
+
+// A watchpoint's trap in a hidden function comes after an instruction
+// vtrace must still decode to tell a store from a read (tracer:
+// codeStart, from the call-frame information). The parent's memcpy of the
+// child's very value into a word the child changed was taken for a read
+// of it: a false warning (samevalue store), while its memcpy out of that
+// word is a real one (samevalue read).
+func TestHiddenLibcStoreIsNotARead(t *testing.T) {
 	prog := buildC(t, "samevalue.c")
-	bin := vtraceBin(t)
 	for _, c := range []struct{ mode, verdict string }{{"store", "clean"}, {"read", "warning"}} {
-		for _, step := range []bool{false, true} {
-			args := []string{"-m", "sh", "-c", hide, "sh", empty, bin, "run", "-q"}
-			if step {
-				args = append(args, "--step")
-			}
-			cmd := exec.Command(unshare, append(args, prog, c.mode)...)
-			cmd.Env = append(os.Environ(), "VTRACE_CACHE=off")
-			var stdout, stderr strings.Builder
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("%s (step %v): %v\n%s", c.mode, step, err, stderr.String())
-			}
-			if got := strings.TrimSpace(stderr.String()); got != c.verdict || stdout.String() != "1\n" {
-				t.Errorf("samevalue %s (step %v): verdict %q, output %q; want %q and \"1\\n\"", c.mode, step, got, stdout.String(), c.verdict)
+		for _, step := range [][]string{nil, {"--step"}} {
+			r := traceHidden(t, append(append([]string{"-q"}, step...), prog, c.mode)...)
+			if v := r.verdict(); v == nil || string(v.Verdict) != c.verdict || r.stdout != "1\n" || r.exit != 0 {
+				t.Errorf("samevalue %s %v: verdict %+v, output %q, exit %d; want %s, \"1\\n\", 0\n%s", c.mode, step, v, r.stdout, r.exit, c.verdict, r.stderr)
 			}
 		}
+	}
+}
+
+// glibc's posix_spawn makes its clone3 from hidden functions, and clone3
+// ends its call-frame information right before the syscall. Its parent's
+// frames are unwound from clone3's code (symbols: FuncCode's cfiGapFunc),
+// then by the CFI of the hidden functions, up to the program's: each
+// story names the program's callers, as with the debug file
+// (TestUnwindMemoCallersSameSP). Before, the frame-pointer fallback took a
+// rodata address for clone3's return and the callers were unknown.
+func TestHiddenLibcSpawnCallers(t *testing.T) {
+	want := [][]string{{"g", "h1", "main"}, {"g", "h2", "main"}, {"g", "h1", "h3", "main"}}
+	prog := buildC(t, "spawncallers.c", "-O0")
+	r := traceHidden(t, "-q", "--no-aslr", prog)
+	n := 0
+	for _, e := range r.events {
+		v, ok := e.(*event.Vfork)
+		if !ok {
+			continue
+		}
+		var got []string
+		for _, f := range v.Frames {
+			if f.Sym != nil && (f.Sym.Sym == "main" || f.Sym.Sym == "g" || strings.HasPrefix(f.Sym.Sym, "h")) {
+				got = append(got, f.Sym.Sym)
+			}
+		}
+		if w := want[n%3]; !slices.Equal(got, w) {
+			t.Errorf("vfork %d: the program's frames are %v, want %v", v.Vfork, got, w)
+		}
+		n++
+	}
+	if v := r.verdict(); n != 6 || v == nil || v.Verdict != "clean" {
+		t.Errorf("%d vforks, verdict %+v; want 6, clean\n%s", n, v, r.stderr)
 	}
 }

@@ -112,6 +112,51 @@ func (b *Binary) FDEForPC(pc, bias uint64) (*frame.FrameDescriptionEntry, error)
 	return nil, &frame.ErrNoFDEForPC{PC: pc}
 }
 
+// maxCFIGap bounds how far past the end of a function's call-frame
+// information a pc may lie for cfiGapFunc to take it for that function's.
+const maxCFIGap = 32
+
+// cfiGapFunc finds the function around a runtime pc that no call-frame
+// information covers but that lies just past the end of an FDE (at most
+// maxCFIGap bytes): glibc's clone and clone3 end their CFI right before
+// the syscall (cfi_endproc: the child's unwind rules would be wrong), and
+// a vfork-like call's parent stops right after it. The function is taken
+// to run from that FDE's start to the next FDE's start (clone3's child
+// code, thread_start, has one of its own), in link-time addresses. false
+// when pc is covered, is further from an FDE's end, or no FDE follows:
+// the caller (FuncCode, for stepCode) still checks that the code from
+// start to pc can be followed.
+func (b *Binary) cfiGapFunc(pc, bias uint64) (start, end uint64, ok bool) {
+	if b.ehFrame == nil || !b.ehHdrOK {
+		return 0, 0, false
+	}
+	ix := &b.ehHdr
+	link := (pc - bias) & ix.mask
+	i := sort.Search(ix.n, func(i int) bool { return ix.loc(i) > link }) - 1
+	if i < 0 || i+1 >= ix.n {
+		return 0, 0, false
+	}
+	// Of the entries that start where entry i does, the longest.
+	var fde *frame.FrameDescriptionEntry
+	for j := i; j >= 0 && ix.loc(j) == ix.loc(i); j-- {
+		f, err := b.fdeAt(ix.fdeAddr(j)-b.ehFrameAddr, bias)
+		if err != nil {
+			return 0, 0, false
+		}
+		if fde == nil || f.End() > fde.End() {
+			fde = f
+		}
+	}
+	if fde.Cover(pc) || pc < fde.End() || pc-fde.End() > maxCFIGap {
+		return 0, 0, false
+	}
+	next := ix.loc(i + 1)
+	if next <= link {
+		return 0, 0, false
+	}
+	return fde.Begin() - bias, next, true
+}
+
 // fdeAt parses the FDE at offset off of .eh_frame, with its CIE. delve's
 // parser reads a whole section, so it is given one made of the two entries:
 // the CIE, then the FDE with its CIE pointer rewritten, placed at an

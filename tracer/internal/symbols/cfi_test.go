@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 
 	"github.com/go-delve/delve/pkg/dwarf/frame"
@@ -120,4 +121,76 @@ func TestParseEhFrameHdr(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// glibc's clone3 ends its call-frame information right before its syscall
+// (cfi_endproc), where a vfork-like call's parent stops; with no symbol for
+// it (libc's debug file absent) cfiGapFunc must give the function from
+// that FDE's start — the symbol's start where the symbol is known, which is
+// what this checks, on the host's libc with its symbols. Covered pcs, and
+// pcs further than maxCFIGap past an FDE, get nothing.
+func TestCFIGapFuncClone3(t *testing.T) {
+	path, err := filepath.EvalSymlinks("/lib/x86_64-linux-gnu/libc.so.6")
+	if err != nil {
+		t.Skip("no /lib/x86_64-linux-gnu/libc.so.6 on this host")
+	}
+	b := openT(t, path)
+	b.Prefetch() // the symbols, and the debug file's where there is one
+	addr, ok := b.Lookup("clone3")
+	if !ok {
+		t.Skip("libc's own symbols (libc6-dbg) are not installed: clone3's start is not known to check against")
+	}
+	start, end, ok := b.funcBounds(addr)
+	if !ok {
+		t.Fatalf("no bounds for clone3 at %#x", addr)
+	}
+	code, ok := b.codeAt(start, end)
+	if !ok {
+		t.Fatal("no code for clone3")
+	}
+	sys := bytes.Index(code, []byte{0x0f, 0x05})
+	if sys < 0 {
+		t.Fatal("no syscall in clone3")
+	}
+	for _, bias := range []uint64{0, 0x7f0000001000} {
+		pc := start + uint64(sys) + 2 + bias // the parent's pc at its clone3 event stop
+		if fde, err := b.FDEForPC(pc, bias); err == nil {
+			t.Fatalf("an FDE [%#x, %#x) covers clone3's syscall: this libc keeps its CFI there", fde.Begin(), fde.End())
+		}
+		gs, ge, ok := b.cfiGapFunc(pc, bias)
+		if !ok || gs != start || ge <= pc-bias {
+			t.Errorf("bias %#x: cfiGapFunc(clone3's syscall) = %#x, %#x, %v; want the function from %#x past %#x", bias, gs, ge, ok, start, pc-bias)
+		}
+		if _, _, ok := b.cfiGapFunc(start+bias, bias); ok {
+			t.Errorf("bias %#x: cfiGapFunc gave a function for a pc its FDE covers", bias)
+		}
+		// A pc in a longer gap between two FDEs, further than maxCFIGap
+		// from the end of the one before it.
+		all, err := b.FDEs(bias)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Slice(all, func(i, j int) bool { return all[i].Begin() < all[j].Begin() })
+		far := uint64(0)
+		for i := 0; i+1 < len(all) && far == 0; i++ {
+			if end := all[i].End(); all[i+1].Begin() > end+maxCFIGap+1 && !coveredBy(all, end+maxCFIGap+1) {
+				far = end + maxCFIGap + 1
+			}
+		}
+		if far == 0 {
+			t.Fatal("no gap of more than maxCFIGap bytes between two FDEs of libc")
+		}
+		if s, e, ok := b.cfiGapFunc(far, bias); ok {
+			t.Errorf("bias %#x: cfiGapFunc(%#x), %d bytes past an FDE's end, gave [%#x, %#x)", bias, far, maxCFIGap+1, s, e)
+		}
+	}
+}
+
+func coveredBy(fdes frame.FrameDescriptionEntries, pc uint64) bool {
+	for _, f := range fdes {
+		if f.Cover(pc) {
+			return true
+		}
+	}
+	return false
 }

@@ -592,13 +592,19 @@ func (sp *Space) Lookup(module, name string) (uint64, bool) {
 }
 
 // FuncCode returns the runtime start and the bytes (as in the file) of the
-// function that contains a runtime pc, when a symbol with a size covers it.
+// function that contains a runtime pc, when a symbol with a size covers it
+// or, where none does (a library's hidden function, its debug file
+// absent), when pc lies just past the end of a function's call-frame
+// information (cfiGapFunc: glibc's clone3 at its syscall).
 func (sp *Space) FuncCode(pc uint64) (uint64, []byte, bool) {
 	mod := sp.moduleAt(pc)
 	if mod == nil || mod.binary() == nil {
 		return 0, nil, false
 	}
 	start, end, ok := mod.bin.funcBounds(pc - mod.bias)
+	if !ok {
+		start, end, ok = mod.bin.cfiGapFunc(pc, mod.bias)
+	}
 	if !ok {
 		return 0, nil, false
 	}
