@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vtrace/vtrace/targets/expect"
 	"github.com/vtrace/vtrace/tracer/event"
 )
 
@@ -109,5 +110,33 @@ func TestHiddenLibcSpawnCallers(t *testing.T) {
 	}
 	if v := r.verdict(); n != 6 || v == nil || v.Verdict != "clean" {
 		t.Errorf("%d vforks, verdict %+v; want 6, clean\n%s", n, v, r.stderr)
+	}
+}
+
+// The matrix's dynamically linked glibc builds again, as on a machine
+// without libc's debug file: every case keeps its verdict and key facts
+// (the static builds carry libc's symbols in the program; musl has no
+// debug file to hide).
+func TestMatrixHiddenLibcDebug(t *testing.T) {
+	requirePtrace(t)
+	for _, build := range []string{"gcc-O0", "gcc-O2", "clang-O2", "gcc-O0-m32"} {
+		t.Run(build, func(t *testing.T) {
+			t.Parallel()
+			if expect.I386(build) {
+				requireI386(t)
+			}
+			for _, c := range expect.Cases {
+				if !expect.Built(c.Target, build) {
+					continue
+				}
+				t.Run(c.Name(), func(t *testing.T) {
+					args := append(append(expect.RunFlags(c), targetPath(t, build, c.Target)), c.Args...)
+					r := traceHidden(t, args...)
+					e := expect.For(c, build)
+					checkExpect(t, e, e.Check(expect.Summarize(r.events)))
+					r.assertNoneLeft(t)
+				})
+			}
+		})
 	}
 }
