@@ -106,6 +106,11 @@ func TestHiddenLibcSpawnCallers(t *testing.T) {
 		if w := want[n%3]; !slices.Equal(got, w) {
 			t.Errorf("vfork %d: the program's frames are %v, want %v", v.Vfork, got, w)
 		}
+		// That libc's debug file was hidden: clone3 has no name, and its
+		// frame is unwound from its code.
+		if f := v.Frames[0]; f.Sym != nil && f.Sym.Sym != "" || f.Method != "code" {
+			t.Errorf("vfork %d: frame #0 is %+v (%s), want clone3 unnamed and unwound from its code", v.Vfork, f.Sym, f.Method)
+		}
 		n++
 	}
 	if v := r.verdict(); n != 6 || v == nil || v.Verdict != "clean" {

@@ -1,6 +1,7 @@
 package symbols
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"sort"
@@ -113,48 +114,102 @@ func (b *Binary) FDEForPC(pc, bias uint64) (*frame.FrameDescriptionEntry, error)
 }
 
 // maxCFIGap bounds how far past the end of a function's call-frame
-// information a pc may lie for cfiGapFunc to take it for that function's.
+// information a pc may lie for cfiGapFunc to take it for that function's,
+// and how much code past that end it gives.
 const maxCFIGap = 32
 
 // cfiGapFunc finds the function around a runtime pc that no call-frame
-// information covers but that lies just past the end of an FDE (at most
-// maxCFIGap bytes): glibc's clone and clone3 end their CFI right before
-// the syscall (cfi_endproc: the child's unwind rules would be wrong), and
-// a vfork-like call's parent stops right after it. The function is taken
-// to run from that FDE's start to the next FDE's start (clone3's child
-// code, thread_start, has one of its own), in link-time addresses. false
-// when pc is covered, is further from an FDE's end, or no FDE follows:
-// the caller (FuncCode, for stepCode) still checks that the code from
-// start to pc can be followed.
+// information covers when that function's CFI ends right before a system
+// call instruction and pc lies past it (at most maxCFIGap bytes): glibc's
+// clone and clone3 end their CFI there (cfi_endproc: the child's unwind
+// rules would be wrong), and a vfork-like call's parent stops right after
+// the syscall. The function is taken to run from that FDE's start to at
+// most maxCFIGap bytes past its end, and not into the next FDE (clone3's
+// child code, thread_start, has one of its own), in link-time addresses.
+// Only a system call there: any other code past an FDE's end may be
+// another function, without CFI, that the FDE's function does not fall
+// into (the review's case: one ending in a call of abort, then a hidden
+// function) — stepCode would then take the wrong function's pushes. false
+// when pc is covered, not in such a gap, or the gap's function cannot be
+// bounded. FuncCode's users check the code they are given: stepCode that
+// it can follow it from the start to pc, funcWrites that it ends in a
+// return or a jump.
 func (b *Binary) cfiGapFunc(pc, bias uint64) (start, end uint64, ok bool) {
-	if b.ehFrame == nil || !b.ehHdrOK {
+	if b.ehFrame == nil {
 		return 0, 0, false
 	}
-	ix := &b.ehHdr
-	link := (pc - bias) & ix.mask
-	i := sort.Search(ix.n, func(i int) bool { return ix.loc(i) > link }) - 1
-	if i < 0 || i+1 >= ix.n {
+	fde, next, ok := b.fdeBefore(pc, bias)
+	if !ok || fde.Cover(pc) || pc <= fde.End() || pc-fde.End() > maxCFIGap {
 		return 0, 0, false
 	}
-	// Of the entries that start where entry i does, the longest.
+	gapEnd := min(next, fde.End()-bias+maxCFIGap)
+	code, ok := b.codeAt(fde.End()-bias, gapEnd)
+	if !ok || !syscallInsn(code, b.Arch.PtrSize) {
+		return 0, 0, false
+	}
+	return fde.Begin() - bias, gapEnd, true
+}
+
+// syscallInsn reports whether code starts with a system call instruction:
+// syscall (0f 05); on i386 also int $0x80 (cd 80) and glibc's call through
+// the vDSO's entry, call *%gs:0x10 (65 ff 15 10 00 00 00).
+func syscallInsn(code []byte, ptrSize int) bool {
+	switch {
+	case bytes.HasPrefix(code, []byte{0x0f, 0x05}):
+		return true
+	case ptrSize == 4 && bytes.HasPrefix(code, []byte{0xcd, 0x80}):
+		return true
+	case ptrSize == 4 && bytes.HasPrefix(code, []byte{0x65, 0xff, 0x15, 0x10, 0, 0, 0}):
+		return true
+	}
+	return false
+}
+
+// fdeBefore returns the FDE that starts the greatest distance at or below
+// a runtime pc (of several there, the longest) and the link-time start of
+// the next FDE; false when there is none either side. Through
+// .eh_frame_hdr's table where there is one (static binaries have none:
+// gcc passes --eh-frame-hdr only for dynamic links), else through the whole
+// section.
+func (b *Binary) fdeBefore(pc, bias uint64) (*frame.FrameDescriptionEntry, uint64, bool) {
 	var fde *frame.FrameDescriptionEntry
-	for j := i; j >= 0 && ix.loc(j) == ix.loc(i); j-- {
-		f, err := b.fdeAt(ix.fdeAddr(j)-b.ehFrameAddr, bias)
-		if err != nil {
-			return 0, 0, false
+	if b.ehHdrOK {
+		ix := &b.ehHdr
+		link := (pc - bias) & ix.mask
+		i := sort.Search(ix.n, func(i int) bool { return ix.loc(i) > link }) - 1
+		if i < 0 || i+1 >= ix.n {
+			return nil, 0, false
 		}
-		if fde == nil || f.End() > fde.End() {
-			fde = f
+		for j := i; j >= 0 && ix.loc(j) == ix.loc(i); j-- {
+			f, err := b.fdeAt(ix.fdeAddr(j)-b.ehFrameAddr, bias)
+			if err != nil {
+				return nil, 0, false
+			}
+			if fde == nil || f.End() > fde.End() {
+				fde = f
+			}
+		}
+		return fde, ix.loc(i + 1), true
+	}
+	fdes, err := b.FDEs(bias)
+	if err != nil {
+		return nil, 0, false
+	}
+	next := uint64(0)
+	for _, f := range fdes {
+		switch {
+		case f.Begin() <= pc:
+			if fde == nil || f.Begin() > fde.Begin() || f.Begin() == fde.Begin() && f.End() > fde.End() {
+				fde = f
+			}
+		case next == 0 || f.Begin() < next:
+			next = f.Begin()
 		}
 	}
-	if fde.Cover(pc) || pc < fde.End() || pc-fde.End() > maxCFIGap {
-		return 0, 0, false
+	if fde == nil || next == 0 {
+		return nil, 0, false
 	}
-	next := ix.loc(i + 1)
-	if next <= link {
-		return 0, 0, false
-	}
-	return fde.Begin() - bias, next, true
+	return fde, next - bias, true
 }
 
 // fdeAt parses the FDE at offset off of .eh_frame, with its CIE. delve's

@@ -96,9 +96,13 @@ func calledDirectly(a *arch.Arch, c Code, target, ret uint64) bool {
 // funcWrites decodes a whole function and returns the set (bit n: DWARF
 // register n) of general-purpose registers it may write; ok is false when
 // that cannot be known: an undecodable byte, a call, control leaving the
-// function, an instruction that may write anything.
+// function, an instruction that may write anything, or code that does not
+// end in a return or a jump (it would run on past the bytes given: a
+// function whose extent was not known from a symbol's size, FuncCode's
+// cfiGapFunc).
 func funcWrites(a *arch.Arch, start uint64, code []byte) (written uint32, ok bool) {
 	end := start + uint64(len(code))
+	last := disasm.Other
 	for at := start; at < end; {
 		in, err := decodeAt(code[at-start:], at, a)
 		if err != nil || in.Len == 0 {
@@ -127,7 +131,11 @@ func funcWrites(a *arch.Arch, start uint64, code []byte) (written uint32, ok boo
 			return 0, false
 		}
 		written |= w
+		last = in.Class
 		at = next
+	}
+	if last != disasm.Ret && last != disasm.Jump {
+		return 0, false
 	}
 	return written, true
 }
