@@ -130,12 +130,24 @@ func trace(t *testing.T, args ...string) *traced {
 // traceIn is trace with stdin read from in (nil: none).
 func traceIn(t *testing.T, in io.Reader, args ...string) *traced {
 	t.Helper()
+	return traceWrapped(t, in, nil, args...)
+}
+
+// traceWrapped is traceIn with vtrace's command line (the binary, then
+// its arguments) run through wrap: the program and arguments that run it
+// (nil: as it is).
+func traceWrapped(t *testing.T, in io.Reader, wrap func(vtrace []string) []string, args ...string) *traced {
+	t.Helper()
 	bin := vtraceBin(t)
 	log := filepath.Join(t.TempDir(), "log.jsonl")
 	full := append([]string{"run", "--json", "-o", log}, args...)
+	argv := append([]string{bin}, full...)
+	if wrap != nil {
+		argv = wrap(argv)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, full...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &stdout, &stderr
 	err := cmd.Run()

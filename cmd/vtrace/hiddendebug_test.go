@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
-	"github.com/vtrace/vtrace/targets/expect"
 	"github.com/vtrace/vtrace/tracer/event"
 )
 
@@ -38,28 +34,9 @@ func traceHidden(t *testing.T, args ...string) *traced {
 	if out, err := exec.Command(unshare, "-m", "sh", "-c", hideDebug, "sh", empty, "true").CombinedOutput(); err != nil {
 		t.Skipf("no mount namespace here (unshare -m, mount --bind): %v %s", err, out)
 	}
-	log := filepath.Join(t.TempDir(), "log.jsonl")
-	full := append([]string{"-m", "sh", "-c", hideDebug, "sh", empty, vtraceBin(t), "run", "--json", "-o", log}, args...)
-	cmd := exec.Command(unshare, full...)
-	cmd.Env = append(os.Environ(), "VTRACE_CACHE=off")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	r := &traced{stderr: stderr.String(), stdout: stdout.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.exit = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("vtrace %v: %v", args, err)
-	}
-	raw, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatalf("vtrace %v wrote no log (exit %d): %v\nstderr: %s", args, r.exit, err, r.stderr)
-	}
-	if r.events, err = event.ReadLog(bytes.NewReader(raw)); err != nil {
-		t.Fatalf("vtrace %v (exit %d): %v\nstderr: %s", args, r.exit, err, r.stderr)
-	}
-	checkLog(t, strings.Join(args, " "), raw)
-	return r
+	return traceWrapped(t, nil, func(vtrace []string) []string {
+		return append([]string{unshare, "-m", "sh", "-c", hideDebug, "sh", empty, "env", "VTRACE_CACHE=off"}, vtrace...)
+	}, args...)
 }
 
 // A watchpoint's trap in a hidden function comes after an instruction
@@ -91,19 +68,9 @@ func TestHiddenLibcSpawnCallers(t *testing.T) {
 	want := [][]string{{"g", "h1", "main"}, {"g", "h2", "main"}, {"g", "h1", "h3", "main"}}
 	prog := buildC(t, "spawncallers.c", "-O0")
 	r := traceHidden(t, "-q", "--no-aslr", prog)
-	n := 0
-	for _, e := range r.events {
-		v, ok := e.(*event.Vfork)
-		if !ok {
-			continue
-		}
-		var got []string
-		for _, f := range v.Frames {
-			if f.Sym != nil && (f.Sym.Sym == "main" || f.Sym.Sym == "g" || strings.HasPrefix(f.Sym.Sym, "h")) {
-				got = append(got, f.Sym.Sym)
-			}
-		}
-		if w := want[n%3]; !slices.Equal(got, w) {
+	vs := all[*event.Vfork](r)
+	for n, v := range vs {
+		if got, w := spawnCallerFrames(v), want[n%3]; !slices.Equal(got, w) {
 			t.Errorf("vfork %d: the program's frames are %v, want %v", v.Vfork, got, w)
 		}
 		// That libc's debug file was hidden: clone3 has no name, and its
@@ -111,10 +78,9 @@ func TestHiddenLibcSpawnCallers(t *testing.T) {
 		if f := v.Frames[0]; f.Sym != nil && f.Sym.Sym != "" || f.Method != "code" {
 			t.Errorf("vfork %d: frame #0 is %+v (%s), want clone3 unnamed and unwound from its code", v.Vfork, f.Sym, f.Method)
 		}
-		n++
 	}
-	if v := r.verdict(); n != 6 || v == nil || v.Verdict != "clean" {
-		t.Errorf("%d vforks, verdict %+v; want 6, clean\n%s", n, v, r.stderr)
+	if v := r.verdict(); len(vs) != 6 || v == nil || v.Verdict != "clean" {
+		t.Errorf("%d vforks, verdict %+v; want 6, clean\n%s", len(vs), v, r.stderr)
 	}
 }
 
@@ -124,24 +90,5 @@ func TestHiddenLibcSpawnCallers(t *testing.T) {
 // debug file to hide).
 func TestMatrixHiddenLibcDebug(t *testing.T) {
 	requirePtrace(t)
-	for _, build := range []string{"gcc-O0", "gcc-O2", "clang-O2", "gcc-O0-m32"} {
-		t.Run(build, func(t *testing.T) {
-			t.Parallel()
-			if expect.I386(build) {
-				requireI386(t)
-			}
-			for _, c := range expect.Cases {
-				if !expect.Built(c.Target, build) {
-					continue
-				}
-				t.Run(c.Name(), func(t *testing.T) {
-					args := append(append(expect.RunFlags(c), targetPath(t, build, c.Target)), c.Args...)
-					r := traceHidden(t, args...)
-					e := expect.For(c, build)
-					checkExpect(t, e, e.Check(expect.Summarize(r.events)))
-					r.assertNoneLeft(t)
-				})
-			}
-		})
-	}
+	runMatrix(t, []string{"gcc-O0", "gcc-O2", "clang-O2", "gcc-O0-m32"}, traceHidden)
 }

@@ -12,7 +12,13 @@ import (
 // the kernel runs i386 code; where it cannot, the VM tests cover them.
 func TestMatrix(t *testing.T) {
 	requirePtrace(t)
-	for _, build := range expect.Builds {
+	runMatrix(t, expect.Builds, trace)
+}
+
+// runMatrix traces every case of builds with tr and checks what
+// targets/expect gives for it.
+func runMatrix(t *testing.T, builds []string, tr func(t *testing.T, args ...string) *traced) {
+	for _, build := range builds {
 		t.Run(build, func(t *testing.T) {
 			t.Parallel()
 			if expect.I386(build) {
@@ -24,7 +30,7 @@ func TestMatrix(t *testing.T) {
 				}
 				t.Run(c.Name(), func(t *testing.T) {
 					args := append(append(expect.RunFlags(c), targetPath(t, build, c.Target)), c.Args...)
-					r := trace(t, args...)
+					r := tr(t, args...)
 					e := expect.For(c, build)
 					checkExpect(t, e, e.Check(expect.Summarize(r.events)))
 					if e.Why != "" && t.Failed() {

@@ -24,18 +24,8 @@ func TestUnwindMemoCallersSameSP(t *testing.T) {
 			r := trace(t, append(append([]string{"-q", "--no-aslr"}, mode...), prog)...)
 			var sps []event.Addr
 			n := 0
-			for _, e := range r.events {
-				v, ok := e.(*event.Vfork)
-				if !ok {
-					continue
-				}
-				var got []string
-				for _, f := range v.Frames {
-					if f.Sym != nil && (f.Sym.Sym == "main" || f.Sym.Sym == "g" || strings.HasPrefix(f.Sym.Sym, "h")) {
-						got = append(got, f.Sym.Sym)
-					}
-				}
-				if w := want[n%3]; !slices.Equal(got, w) {
+			for _, v := range all[*event.Vfork](r) {
+				if got, w := spawnCallerFrames(v), want[n%3]; !slices.Equal(got, w) {
 					t.Errorf("%s %v: vfork %d: the program's frames are %v, want %v", opt, mode, v.Vfork, got, w)
 				}
 				sps = append(sps, v.SP)
@@ -54,4 +44,16 @@ func TestUnwindMemoCallersSameSP(t *testing.T) {
 			}
 		}
 	}
+}
+
+// spawnCallerFrames names a story's frames in spawncallers' own functions
+// (main, g, h1–h3), innermost first.
+func spawnCallerFrames(v *event.Vfork) []string {
+	var got []string
+	for _, f := range v.Frames {
+		if f.Sym != nil && (f.Sym.Sym == "main" || f.Sym.Sym == "g" || strings.HasPrefix(f.Sym.Sym, "h")) {
+			got = append(got, f.Sym.Sym)
+		}
+	}
+	return got
 }
