@@ -366,7 +366,11 @@ func (g *lazyGoBuild) path(t *testing.T) string {
 			return
 		}
 		g.bin = filepath.Join(g.dir, "goexec")
-		cmd := exec.Command(gobin, "build", "-o", g.bin, ".")
+		// -buildvcs=false: the program needs no version stamp, and git
+		// refuses to read a checkout another user owns (its
+		// safe.directory), which failed this build for a user other than
+		// the checkout's.
+		cmd := exec.Command(gobin, "build", "-buildvcs=false", "-o", g.bin, ".")
 		cmd.Dir = filepath.Join(repoRoot(), "cmd", "vtrace", "testdata", "goexec")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
