@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Programs built with AddressSanitizer (gcc -fsanitize=address), as CI
+// jobs build their tests. Its LeakSanitizer checks for leaks at exit by
+// stopping the process's threads with ptrace, which a traced process
+// refuses (a task has one tracer): under vtrace, as under strace -f and
+// gdb, it reports "LeakSanitizer does not work under ptrace" and the
+// program exits 1 — and a vfork child that then dies in ASan too spins
+// for ever in AsanDie (a counter in the memory it shares with its parent
+// says the parent already died). That is ptrace's, not vtrace's to mend
+// without changing the program's environment; with
+// ASAN_OPTIONS=detect_leaks=0 (README, "Sanitizers") the program exits,
+// prints and is judged as untraced. This test holds both: the documented
+// failure, and the workaround on a clean program, a posix_spawn and the
+// seed (its child's return crashes the parent: exit 1 natively too).
+func TestAddressSanitizedPrograms(t *testing.T) {
+	cc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("no gcc on PATH")
+	}
+	dir := t.TempDir()
+	build := func(target string) string {
+		out := filepath.Join(dir, target)
+		src := filepath.Join(repoRoot(), "targets", target+".c")
+		if b, err := exec.Command(cc, "-O0", "-fsanitize=address", "-o", out, src).CombinedOutput(); err != nil {
+			t.Skipf("gcc cannot build with -fsanitize=address here (no libasan?): %v\n%s", err, b)
+		}
+		return out
+	}
+	run := func(env []string, argv ...string) (string, string, int) {
+		t.Helper()
+		// A bound: the seed's ASan build spins for ever where its leak
+		// check failed first (above).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), env...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("%v: %v", argv, err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%v did not end in 2 minutes", argv)
+		}
+		return stdout.String(), stderr.String(), code
+	}
+	bin := vtraceBin(t)
+	good := build("goodvfork_exec")
+
+	// Leak detection on (ASan's default): natively 0; traced, LeakSanitizer
+	// cannot stop the threads and the exit status becomes 1.
+	leaksOn := []string{"ASAN_OPTIONS=detect_leaks=1"}
+	if _, _, code := run(leaksOn, good); code != 0 {
+		t.Fatalf("goodvfork_exec with ASan exits %d natively, want 0", code)
+	}
+	_, stderr, code := run(leaksOn, bin, "run", "-q", good)
+	if code != 1 || !strings.Contains(stderr, "LeakSanitizer does not work under ptrace") {
+		t.Errorf("traced with leak detection on: exit %d, stderr %q; want 1 and LeakSanitizer's ptrace hint (README, \"Sanitizers\", says so)", code, stderr)
+	}
+
+	// detect_leaks=0: as untraced.
+	leaksOff := []string{"ASAN_OPTIONS=detect_leaks=0"}
+	for _, c := range []struct{ target, verdict string }{
+		{"goodvfork_exec", "clean"}, {"spawn", "clean"}, {"badvfork", "violation"},
+	} {
+		prog := good
+		if c.target != "goodvfork_exec" {
+			prog = build(c.target)
+		}
+		nout, _, ncode := run(leaksOff, prog)
+		vout, vstderr, vcode := run(leaksOff, bin, "run", "-q", prog)
+		verdict := strings.TrimSpace(vstderr[strings.LastIndex(strings.TrimRight(vstderr, "\n"), "\n")+1:])
+		if vout != nout || vcode != ncode || verdict != c.verdict {
+			t.Errorf("%s with detect_leaks=0: traced exit %d, output %q, verdict %q; untraced exit %d, output %q; want the same and %s\n%s",
+				c.target, vcode, vout, verdict, ncode, nout, c.verdict, vstderr)
+		}
+	}
+}
