@@ -165,9 +165,9 @@ func syscallInsn(code []byte, ptrSize int) bool {
 	return false
 }
 
-// fdeBefore returns the FDE that starts the greatest distance at or below
-// a runtime pc (of several there, the longest) and the link-time start of
-// the next FDE; false when there is none either side. Through
+// fdeBefore returns the FDE that starts nearest at or below a runtime pc
+// (of several starting there, the longest) and the link-time start of the
+// next FDE; false when there is none either side. Through
 // .eh_frame_hdr's table where there is one (static binaries have none:
 // gcc passes --eh-frame-hdr only for dynamic links), else through the whole
 // section.
