@@ -19,9 +19,20 @@ import (
 // stderr and exit code.
 func vtraceCmd(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	return runCmd(t, 3*time.Minute, nil, append([]string{vtraceBin(t)}, args...)...)
+}
+
+// runCmd runs argv with env added to the test's environment and returns
+// its stdout, stderr and exit code; it fails the test when argv cannot be
+// run or takes longer than limit.
+func runCmd(t *testing.T, limit time.Duration, env []string, argv ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, vtraceBin(t), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -29,10 +40,10 @@ func vtraceCmd(t *testing.T, args ...string) (string, string, int) {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("vtrace %v: %v", args, err)
+		t.Fatalf("%v: %v", argv, err)
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("vtrace %v did not finish in time", args)
+		t.Fatalf("%v did not finish in %v", argv, limit)
 	}
 	return stdout.String(), stderr.String(), code
 }

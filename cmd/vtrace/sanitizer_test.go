@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -42,23 +39,7 @@ func TestAddressSanitizedPrograms(t *testing.T) {
 		t.Helper()
 		// A bound: the seed's ASan build spins for ever where its leak
 		// check failed first (above).
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), env...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("%v: %v", argv, err)
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("%v did not end in 2 minutes", argv)
-		}
-		return stdout.String(), stderr.String(), code
+		return runCmd(t, 2*time.Minute, env, argv...)
 	}
 	bin := vtraceBin(t)
 	good := build("goodvfork_exec")
