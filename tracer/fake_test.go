@@ -964,6 +964,8 @@ func (f *fakeProcs) LookUpExe(int) {}
 
 func (f *fakeProcs) SameThreadGroup(tgid, pid int) bool { return false }
 
+func (f *fakeProcs) LeakSanitizer(int) string { return "" }
+
 // asm assembles a test program: functions of raw amd64 bytes, calls and
 // jumps by label (rel32, fixed up by finish).
 type asm struct {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 
@@ -77,6 +78,11 @@ type procs interface {
 	LookUpExe(pid int)
 	// SameThreadGroup reports whether pid is a thread of process tgid.
 	SameThreadGroup(tgid, pid int) bool
+	// LeakSanitizer names the sanitizer runtime with a leak check that
+	// process pid (stopped) has mapped, "" when none or when its
+	// environment turns the check off (detect_leaks=0 in ASAN_OPTIONS or
+	// LSAN_OPTIONS).
+	LeakSanitizer(pid int) string
 	// StopPending reports whether a SIGSTOP is pending for task pid (the
 	// thread's or its process's).
 	StopPending(pid int) bool
@@ -210,6 +216,43 @@ func (livePtrace) ExePath(pid int) string {
 func (livePtrace) LookUpExe(pid int) {
 	var st unix.Stat_t
 	_ = unix.Lstat("/proc/"+strconv.Itoa(pid)+"/exe", &st)
+}
+
+func (livePtrace) LeakSanitizer(pid int) string {
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return ""
+	}
+	module := ""
+	for _, line := range strings.Split(string(maps), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			continue
+		}
+		if base := path.Base(f[5]); strings.HasPrefix(base, "libasan.so") || strings.HasPrefix(base, "liblsan.so") {
+			module = base
+			break
+		}
+	}
+	if module == "" {
+		return ""
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return module
+	}
+	for _, kv := range strings.Split(string(env), "\x00") {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || name != "ASAN_OPTIONS" && name != "LSAN_OPTIONS" {
+			continue
+		}
+		for _, opt := range strings.FieldsFunc(val, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
+			if opt == "detect_leaks=0" || opt == "detect_leaks=false" {
+				return ""
+			}
+		}
+	}
+	return module
 }
 
 func (livePtrace) SameThreadGroup(tgid, pid int) bool {

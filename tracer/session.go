@@ -446,8 +446,24 @@ func (s *session) eventStop(t *task, ev int) {
 		}
 	case ptrace.EventExec:
 		s.execStop(t)
+	case ptrace.EventExit:
+		if t.pid == s.mainPID {
+			s.leakSanitizerNote(t)
+		}
 	}
 	s.cont(t, 0)
+}
+
+// leakSanitizerNote says, at the program's exit stop (its memory and
+// environment still readable), that its LeakSanitizer could not have run:
+// the check stops the process's threads with ptrace, and a traced process
+// has a tracer already. It reports a fatal error and the program exits 1
+// (under strace and gdb too), where untraced it would not; the note says
+// why, and how to run it under vtrace.
+func (s *session) leakSanitizerNote(t *task) {
+	if module := s.p.LeakSanitizer(t.pid); module != "" {
+		s.note(0, event.NoteLeakSanitizer, fmt.Sprintf("the program has LeakSanitizer (%s): its leak check at exit needs ptrace, which a traced process refuses, so it failed and made the exit status 1; run it with ASAN_OPTIONS=detect_leaks=0 under vtrace (README, \"Sanitizers\")", module))
+	}
 }
 
 // vforkOutcome is what became of a vfork event.

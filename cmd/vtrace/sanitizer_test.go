@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vtrace/vtrace/tracer/event"
 )
 
 // Programs built with AddressSanitizer (gcc -fsanitize=address), as CI
@@ -41,22 +43,33 @@ func TestAddressSanitizedPrograms(t *testing.T) {
 		// check failed first (above).
 		return runCmd(t, 2*time.Minute, env, argv...)
 	}
-	bin := vtraceBin(t)
+	withEnv := func(env string) func([]string) []string {
+		return func(vtrace []string) []string { return append([]string{"env", env}, vtrace...) }
+	}
+	hasNote := func(r *traced) bool {
+		for _, n := range all[*event.Note](r) {
+			if n.Code == event.NoteLeakSanitizer {
+				return true
+			}
+		}
+		return false
+	}
 	good := build("goodvfork_exec")
 
 	// Leak detection on (ASan's default): natively 0; traced, LeakSanitizer
-	// cannot stop the threads and the exit status becomes 1.
-	leaksOn := []string{"ASAN_OPTIONS=detect_leaks=1"}
-	if _, _, code := run(leaksOn, good); code != 0 {
+	// cannot stop the threads and the exit status becomes 1 — which the
+	// leak_sanitizer note explains.
+	leaksOn := "ASAN_OPTIONS=detect_leaks=1"
+	if _, _, code := run([]string{leaksOn}, good); code != 0 {
 		t.Fatalf("goodvfork_exec with ASan exits %d natively, want 0", code)
 	}
-	_, stderr, code := run(leaksOn, bin, "run", "-q", good)
-	if code != 1 || !strings.Contains(stderr, "LeakSanitizer does not work under ptrace") {
-		t.Errorf("traced with leak detection on: exit %d, stderr %q; want 1 and LeakSanitizer's ptrace hint (README, \"Sanitizers\", says so)", code, stderr)
+	r := traceWrapped(t, nil, withEnv(leaksOn), "-q", good)
+	if r.exit != 1 || !strings.Contains(r.stderr, "LeakSanitizer does not work under ptrace") || !hasNote(r) {
+		t.Errorf("traced with leak detection on: exit %d, leak_sanitizer note %v, stderr %q; want 1, a note and LeakSanitizer's ptrace hint (README, \"Sanitizers\", says so)", r.exit, hasNote(r), r.stderr)
 	}
 
-	// detect_leaks=0: as untraced.
-	leaksOff := []string{"ASAN_OPTIONS=detect_leaks=0"}
+	// detect_leaks=0: as untraced, and no note.
+	leaksOff := "ASAN_OPTIONS=detect_leaks=0"
 	for _, c := range []struct{ target, verdict string }{
 		{"goodvfork_exec", "clean"}, {"spawn", "clean"}, {"badvfork", "violation"},
 	} {
@@ -64,12 +77,11 @@ func TestAddressSanitizedPrograms(t *testing.T) {
 		if c.target != "goodvfork_exec" {
 			prog = build(c.target)
 		}
-		nout, _, ncode := run(leaksOff, prog)
-		vout, vstderr, vcode := run(leaksOff, bin, "run", "-q", prog)
-		verdict := strings.TrimSpace(vstderr[strings.LastIndex(strings.TrimRight(vstderr, "\n"), "\n")+1:])
-		if vout != nout || vcode != ncode || verdict != c.verdict {
-			t.Errorf("%s with detect_leaks=0: traced exit %d, output %q, verdict %q; untraced exit %d, output %q; want the same and %s\n%s",
-				c.target, vcode, vout, verdict, ncode, nout, c.verdict, vstderr)
+		nout, _, ncode := run([]string{leaksOff}, prog)
+		r := traceWrapped(t, nil, withEnv(leaksOff), "-q", prog)
+		if v := r.verdict(); r.stdout != nout || r.exit != ncode || string(v.Verdict) != c.verdict || hasNote(r) {
+			t.Errorf("%s with detect_leaks=0: traced exit %d, output %q, verdict %s, leak_sanitizer note %v; untraced exit %d, output %q; want the same, %s and no note\n%s",
+				c.target, r.exit, r.stdout, v.Verdict, hasNote(r), ncode, nout, c.verdict, r.stderr)
 		}
 	}
 }

@@ -213,6 +213,11 @@ const (
 	// The clone or clone3 flags of a vfork event could not be read: the
 	// child is taken to share the parent's memory (msg: which call).
 	NoteCloneFlagsUnknown NoteCode = "clone_flags_unknown"
+	// The program ended with LeakSanitizer on (AddressSanitizer's
+	// default): its leak check at exit stops the threads with ptrace,
+	// which a traced process refuses, so it failed (msg: the module, and
+	// ASAN_OPTIONS=detect_leaks=0).
+	NoteLeakSanitizer NoteCode = "leak_sanitizer"
 )
 
 // MemMethod is how the parent's memory outside the stack is watched
