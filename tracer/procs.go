@@ -80,8 +80,8 @@ type procs interface {
 	SameThreadGroup(tgid, pid int) bool
 	// LeakSanitizer names the sanitizer runtime with a leak check that
 	// process pid (stopped) has mapped, "" when none or when its
-	// environment turns the check off (detect_leaks=0 in ASAN_OPTIONS or
-	// LSAN_OPTIONS).
+	// environment turns the check at exit off (detect_leaks=0 or
+	// leak_check_at_exit=0 in ASAN_OPTIONS or LSAN_OPTIONS).
 	LeakSanitizer(pid int) string
 	// StopPending reports whether a SIGSTOP is pending for task pid (the
 	// thread's or its process's).
@@ -247,7 +247,8 @@ func (livePtrace) LeakSanitizer(pid int) string {
 			continue
 		}
 		for _, opt := range strings.FieldsFunc(val, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
-			if opt == "detect_leaks=0" || opt == "detect_leaks=false" {
+			switch opt {
+			case "detect_leaks=0", "detect_leaks=false", "leak_check_at_exit=0", "leak_check_at_exit=false":
 				return ""
 			}
 		}

@@ -29,12 +29,21 @@ func TestAddressSanitizedPrograms(t *testing.T) {
 		t.Skip("no gcc on PATH")
 	}
 	dir := t.TempDir()
-	build := func(target string) string {
+	built := false
+	build := func(target string, more ...string) string {
 		out := filepath.Join(dir, target)
-		src := filepath.Join(repoRoot(), "targets", target+".c")
-		if b, err := exec.Command(cc, "-O0", "-fsanitize=address", "-o", out, src).CombinedOutput(); err != nil {
-			t.Skipf("gcc cannot build with -fsanitize=address here (no libasan?): %v\n%s", err, b)
+		for _, m := range more {
+			out += "+" + strings.TrimSuffix(filepath.Base(m), ".c")
 		}
+		src := filepath.Join(repoRoot(), "targets", target+".c")
+		args := append([]string{"-O0", "-fsanitize=address", "-o", out, src}, more...)
+		if b, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+			if !built {
+				t.Skipf("gcc cannot build with -fsanitize=address here (no libasan?): %v\n%s", err, b)
+			}
+			t.Fatalf("gcc %v: %v\n%s", args, err, b)
+		}
+		built = true
 		return out
 	}
 	run := func(env []string, argv ...string) (string, string, int) {
@@ -66,6 +75,22 @@ func TestAddressSanitizedPrograms(t *testing.T) {
 	r := traceWrapped(t, nil, withEnv(leaksOn), "-q", good)
 	if r.exit != 1 || !strings.Contains(r.stderr, "LeakSanitizer does not work under ptrace") || !hasNote(r) {
 		t.Errorf("traced with leak detection on: exit %d, leak_sanitizer note %v, stderr %q; want 1, a note and LeakSanitizer's ptrace hint (README, \"Sanitizers\", says so)", r.exit, hasNote(r), r.stderr)
+	}
+
+	// The check turned off by the environment's other option, or by the
+	// program's own defaults (the program exits 0: vtrace must not say
+	// the check failed).
+	for name, c := range map[string]struct {
+		env  string
+		prog string
+	}{
+		"leak_check_at_exit=0":   {"ASAN_OPTIONS=leak_check_at_exit=0", good},
+		"__asan_default_options": {"ASAN_OPTIONS=", build("goodvfork_exec", filepath.Join(repoRoot(), "cmd", "vtrace", "testdata", "asannoleaks.c"))},
+	} {
+		r := traceWrapped(t, nil, withEnv(c.env), "-q", c.prog)
+		if r.exit != 0 || hasNote(r) {
+			t.Errorf("leak check off by %s: traced exit %d, leak_sanitizer note %v; want 0 and no note\n%s", name, r.exit, hasNote(r), r.stderr)
+		}
 	}
 
 	// detect_leaks=0: as untraced, and no note.
