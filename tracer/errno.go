@@ -93,10 +93,7 @@ func dr7Entry(i int, rw uint64, size int) uint64 {
 // parentHWEnable writes. false when they do not fit or cannot be set: the
 // run must then be stepped.
 func (s *session) armParentDRs(r *parentRun) bool {
-	per := 1
-	if len(r.errnoFns) > 0 {
-		per = 2
-	}
+	per := r.errnoSlots()
 	if len(r.hw)+per*len(r.ehw) > maxHWSlots {
 		return false
 	}
@@ -123,12 +120,19 @@ func (s *session) armParentDRs(r *parentRun) bool {
 	return true
 }
 
+// errnoSlots is how many debug registers watch each errno half: its
+// write watchpoint, and while followErrno follows (r.errnoFns) a
+// read/write one after it (armParentDRs).
+func (r *parentRun) errnoSlots() int {
+	if len(r.errnoFns) > 0 {
+		return 2
+	}
+	return 1
+}
+
 // errnoHits handles the traps of the errno watchpoints in DR6 (dr6).
 func (s *session) errnoHits(r *parentRun, dr6 uint64, in *disasm.Insn) {
-	per := 1
-	if len(r.errnoFns) > 0 {
-		per = 2
-	}
+	per := r.errnoSlots()
 	for j, x := range r.ehw {
 		i := len(r.hw) + per*j
 		wrote := dr6&(1<<i) != 0

@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -184,13 +185,9 @@ func libcRanges(outs []sysOut, before, after *arch.Regs, readWord func(uint64) (
 // those bytes that are still the child's.
 func (r *parentRun) liveIn(ws []written, f func(x uint64, m uint8)) {
 	word := uint64(r.st.word)
-	xs := make([]uint64, 0, len(r.changed))
-	for x := range r.changed {
-		xs = append(xs, x)
-	}
 	// In address order: f emits events (parent_consume), and a map's
 	// order changes from run to run.
-	slices.Sort(xs)
+	xs := slices.Sorted(maps.Keys(r.changed))
 	for _, w := range ws {
 		acc := disasm.Access{Addr: w.addr, Size: int(min(w.size, 1<<30))}
 		for _, x := range xs {

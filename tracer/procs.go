@@ -219,17 +219,18 @@ func (livePtrace) LookUpExe(pid int) {
 }
 
 func (livePtrace) LeakSanitizer(pid int) string {
-	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return ""
+	}
+	ms, err := symbols.ParseMaps(f)
+	f.Close()
 	if err != nil {
 		return ""
 	}
 	module := ""
-	for _, line := range strings.Split(string(maps), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 6 {
-			continue
-		}
-		if base := path.Base(f[5]); strings.HasPrefix(base, "libasan.so") || strings.HasPrefix(base, "liblsan.so") {
+	for _, m := range ms {
+		if base := path.Base(m.Path); strings.HasPrefix(base, "libasan.so") || strings.HasPrefix(base, "liblsan.so") {
 			module = base
 			break
 		}
