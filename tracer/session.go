@@ -464,11 +464,17 @@ func (s *session) leakSanitizerNote(t *task) {
 	// A failed check ends the program through the sanitizer's Die, with
 	// a status other than 0 (ASan's exitcode 1, LSan's 23): a program
 	// that exits 0 ran none (its own defaults turned it off).
-	if msg, err := s.p.EventMsg(t.pid); err != nil || unix.WaitStatus(msg).Exited() && unix.WaitStatus(msg).ExitStatus() == 0 {
+	msg, err := s.p.EventMsg(t.pid)
+	ws := unix.WaitStatus(msg)
+	if err != nil || ws.Exited() && ws.ExitStatus() == 0 {
 		return
 	}
 	if module := s.p.LeakSanitizer(t.pid); module != "" {
-		s.note(0, event.NoteLeakSanitizer, fmt.Sprintf("the program has LeakSanitizer (%s): its leak check at exit needs ptrace, which a traced process refuses, so it failed and made the exit status 1; run it with ASAN_OPTIONS=detect_leaks=0 under vtrace (README, \"Sanitizers\")", module))
+		end := fmt.Sprintf("exit status %d", ws.ExitStatus())
+		if !ws.Exited() {
+			end = "death by " + event.SignalName(int(ws.Signal())) // abort_on_error
+		}
+		s.note(0, event.NoteLeakSanitizer, fmt.Sprintf("the program has LeakSanitizer (%s): its leak check at exit needs ptrace, which a traced process refuses, so it failed and made the %s; run it with ASAN_OPTIONS=detect_leaks=0 under vtrace (README, \"Sanitizers\")", module, end))
 	}
 }
 
