@@ -10,6 +10,7 @@ import (
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
 	"github.com/vtrace/vtrace/tracer/internal/symbols"
+	"github.com/vtrace/vtrace/tracer/internal/unwind"
 )
 
 // The snapshot plan: candidates by priority, disjoint, word-aligned, within
@@ -457,5 +458,127 @@ func TestParentBlockToGlobalRead(t *testing.T) {
 	}
 	if pt.regs.PC() != 0x40101c || pt.regs.SP() != fakeStackTop-16 {
 		t.Errorf("parent at pc %#x sp %#x, want 0x40101c %#x", pt.regs.PC(), pt.regs.SP(), fakeStackTop-16)
+	}
+}
+
+// A parent block runs through the calls and the rets of the parent's own
+// frames (parentblock.go: callThroughOK, retThroughOK): the parent,
+// followed in f for a global the child changed, calls into code that
+// passes the block's exit at a deeper stack pointer (the int3 there is
+// stepped over, its read inside the callee not the parent's own), returns
+// from f into its caller the story unwound, and is stopped by the exit's
+// int3 at the caller's read of the word: one global_read, by the caller,
+// and two stops for the whole way instead of one per instruction.
+func TestParentBlockThroughCallAndRet(t *testing.T) {
+	code := make([]byte, 0x300)
+	put := func(at uint64, b ...byte) { copy(code[at-0x401000:], b) }
+	rel := func(to, next uint64) []byte {
+		return binary.LittleEndian.AppendUint32(nil, uint32(int32(int64(to)-int64(next))))
+	}
+	// main: 401000 call f; 401005 mov 0x405010(%rip),%rdx (the child's
+	// word); 40100c nop; 40100d ret — its tail also called as a function.
+	put(0x401000, append([]byte{0xe8}, rel(0x401100, 0x401005)...)...)
+	put(0x401005, append([]byte{0x48, 0x8b, 0x15}, rel(0x405010, 0x40100c)...)...)
+	put(0x40100c, 0x90, 0xc3)
+	// f: 401100 call 401005; 401105 ret.
+	put(0x401100, append([]byte{0xe8}, rel(0x401005, 0x401105)...)...)
+	put(0x401105, 0xc3)
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
+		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
+		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
+		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
+		syms: []fakeSym{{"main", 0x401000, 0x401100}, {"f", 0x401100, 0x401200}},
+		fdes: fakeFDEs(t, [2]uint64{0x401000, 0x401100}, [2]uint64{0x401100, 0x401200})}
+	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
+	defer st.dropGlobals()
+	f := s.p.(*fakeProcs)
+	binary.LittleEndian.PutUint64(img.regions[0].data[0x10:], 0xbeef) // the child's value
+	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
+	st.mm.bps, st.mm.removed = map[uint64]*breakpoint{}, map[uint64]bool{}
+	p := st.parent
+	p.proc, p.state = &process{tgid: 1, mm: st.mm}, taskFollowed
+	s.byPID[1] = p
+	pt := f.tasks[1]
+	pt.regs.Arch = arch.AMD64
+	sp := uint64(fakeStackTop - 64)
+	pt.regs.SetPC(0x401100)
+	pt.regs.Set(arch.AMD64.SP, sp)
+	stack := img.regions[2].data
+	binary.LittleEndian.PutUint64(stack[sp-(fakeStackTop-0x1000):], 0x401005) // f's return address
+	st.frames = []unwind.Frame{{PC: 0x401100, CFA: sp + 8, RetSlot: sp, Ret: 0x401005}}
+	st.par.landing = &event.ParentLanding{How: event.LandReturned}
+
+	if err := s.watchGlobalReads(st); err != nil {
+		t.Fatal(err)
+	}
+	rs := all[*event.GlobalRead](rec)
+	if len(rs) != 1 || rs[0].Addr != 0x405010 || rs[0].By.PC != 0x401005 {
+		t.Fatalf("global_reads %+v, want one of 0x405010 by 0x401005 in main", rs)
+	}
+	if pt.regs.PC() != 0x401005 || pt.regs.SP() != sp+8 {
+		t.Errorf("parent at pc %#x sp %#x, want 0x401005 %#x (in main, f returned)", pt.regs.PC(), pt.regs.SP(), sp+8)
+	}
+	// The only single-step is the one over the exit's int3 in the callee.
+	if f.stepReqs != 1 {
+		t.Errorf("%d single-steps, want 1 (over the int3 the callee passed)", f.stepReqs)
+	}
+	// call (its callee not counted), ret; the read.
+	if st.steps != 3 {
+		t.Errorf("%d steps counted, want 3", st.steps)
+	}
+	if b := code[5]; b != 0x48 || len(st.mm.bps) != 0 {
+		t.Errorf("the exit's int3 left behind: byte %#x, int3s %v", b, st.mm.bps)
+	}
+}
+
+// A ret whose slot no longer holds the return address the story unwound
+// or that a store of the block writes, and a call that ends its function (no return: exit, abort), end a
+// parent block: the parent is single-stepped there as before.
+func TestParentBlockRetAndCallRefused(t *testing.T) {
+	code := make([]byte, 0x300)
+	put := func(at uint64, b ...byte) { copy(code[at-0x401000:], b) }
+	put(0x401100, 0x90, 0x90, 0x90, 0xc3)                         // f: nop; nop; nop; ret
+	put(0x401150, 0x90, 0x90, 0x48, 0x89, 0x04, 0x24, 0xc3)       // h: nop; nop; mov %rax,(%rsp); ret
+	put(0x401200, 0x90, 0x90, 0x90, 0xe8, 0xf8, 0xfe, 0xff, 0xff) // g: nop; nop; nop; call 401100 — its last instruction
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
+		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
+		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
+		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
+		syms: []fakeSym{{"f", 0x401100, 0x401104}, {"g", 0x401200, 0x401208}},
+		fdes: fakeFDEs(t, [2]uint64{0x401100, 0x401104}, [2]uint64{0x401150, 0x401157}, [2]uint64{0x401200, 0x401208})}
+	s, st, _ := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
+	defer st.dropGlobals()
+	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
+	st.mm.bps = map[uint64]*breakpoint{}
+	p := st.parent
+	p.proc = &process{tgid: 1, mm: st.mm}
+	pt := s.p.(*fakeProcs).tasks[1]
+	pt.regs.Arch = arch.AMD64
+	sp := uint64(fakeStackTop - 64)
+	pt.regs.Set(arch.AMD64.SP, sp)
+	binary.LittleEndian.PutUint64(img.regions[2].data[sp-(fakeStackTop-0x1000):], 0x401005)
+
+	exits := func(pc uint64) []uint64 {
+		pt.regs.SetPC(pc)
+		b := s.parentBlockAt(st, &pt.regs, maxGlobalWatch)
+		if b == nil {
+			return nil
+		}
+		return slices.Clone(b.exits)
+	}
+	st.frames = []unwind.Frame{{PC: 0x401100, RetSlot: sp, Ret: 0x401005}}
+	if got := exits(0x401100); !slices.Equal(got, []uint64{0x401005}) {
+		t.Errorf("through f's ret: exits %#x, want [0x401005] (the caller's add through %%rax there)", got)
+	}
+	st.frames[0].Ret = 0x401009 // the slot holds another value than the unwound return address
+	if got := exits(0x401100); !slices.Equal(got, []uint64{0x401103}) {
+		t.Errorf("changed return slot: exits %#x, want [0x401103] (the ret)", got)
+	}
+	st.frames[0].Ret = 0x401005
+	if got := exits(0x401150); got != nil {
+		t.Errorf("a ret after the block's own store to its slot: exits %#x, want no block", got)
+	}
+	if got := exits(0x401200); !slices.Equal(got, []uint64{0x401203}) {
+		t.Errorf("a call that ends its function: exits %#x, want [0x401203] (the call)", got)
 	}
 }

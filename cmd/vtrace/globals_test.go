@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,5 +165,37 @@ func TestGlobalsMemoryFlat(t *testing.T) {
 	t.Logf("peak RSS: %d KiB at 100 spawns, %d KiB at 1,000", small, large)
 	if large-small > 8<<10 {
 		t.Errorf("peak RSS grew by %d KiB from 100 to 1,000 vforks", large-small)
+	}
+}
+
+// The parent reads the global its child changed in main, after spawn()
+// and middle() have returned and called touch() on the way
+// (testdata/readafter.c): fast mode runs those calls and returns at full
+// speed (tracer/parentblock.go) and must stop at main's read as --step
+// does — a warning with main's read; and no warning when middle() stores
+// the global first.
+func TestGlobalReadAfterReturns(t *testing.T) {
+	for _, opt := range []string{"-O0", "-O2"} {
+		prog := buildC(t, "readafter.c", opt)
+		for _, c := range []struct{ arg, out, verdict string }{{"read", "42\n", "warning"}, {"rewrite", "9\n", "clean"}} {
+			for _, mode := range [][]string{nil, {"--step"}} {
+				name := fmt.Sprintf("%s %s %v", opt, c.arg, mode)
+				r := trace(t, append(append([]string{"-q"}, mode...), prog, c.arg)...)
+				if v := r.verdict(); v == nil || string(v.Verdict) != c.verdict || r.stdout != c.out || r.exit != 0 {
+					t.Errorf("%s: verdict %+v, output %q, exit %d; want %s, %q, 0\n%s", name, v, r.stdout, r.exit, c.verdict, c.out, r.stderr)
+					continue
+				}
+				reads := all[*event.GlobalRead](r)
+				if c.verdict == "clean" {
+					if len(reads) != 0 {
+						t.Errorf("%s: global_reads %+v, want none (middle() stored it)", name, reads)
+					}
+					continue
+				}
+				if len(reads) != 1 || reads[0].By.Sym == nil || reads[0].By.Sym.Sym != "main" || reads[0].Value != 42 {
+					t.Errorf("%s: global_reads %+v, want one, of 42, by main", name, reads)
+				}
+			}
+		}
 	}
 }
