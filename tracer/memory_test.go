@@ -582,3 +582,60 @@ func TestParentBlockRetAndCallRefused(t *testing.T) {
 		t.Errorf("a call that ends its function: exits %#x, want [0x401203] (the call)", got)
 	}
 }
+
+// Where the parent stands, a parent block knows its registers: a load
+// through one is in the block when it touches no watched word, a
+// conditional jump goes the one way its flags say (backward too), a ret
+// goes where its slot points — each refused when that is not so (a
+// watched word, a loop back to where it stands, a slot that is not code).
+func TestParentBlockAtStart(t *testing.T) {
+	code := make([]byte, 0x200)
+	put := func(at uint64, b ...byte) { copy(code[at-0x401000:], b) }
+	put(0x401100, 0x48, 0x8b, 0x03, 0x90, 0x90, 0x48, 0x8b, 0x11)                         // mov (%rbx),%rax; nop; nop; mov (%rcx),%rdx
+	put(0x401140, 0x90, 0x90, 0x90, 0x48, 0x8b, 0x11)                                     // nop x3; mov (%rcx),%rdx
+	put(0x401160, 0x75, 0xde, 0x90, 0x90, 0x90, 0x48, 0x8b, 0x11)                         // jne 401140; nop x3; mov (%rcx),%rdx
+	put(0x4011c0, 0x90, 0x90, 0x74, 0x05, 0x90, 0xeb, 0xf9, 0x90, 0x90, 0x48, 0x8b, 0x11) // nop; nop; je 4011c9; nop; jmp 4011c0; nop; nop; mov (%rcx),%rdx
+	put(0x4011a0, 0xc3)                                                                   // ret
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
+		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
+		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
+		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
+		syms: []fakeSym{{"f", 0x401100, 0x401200}}}
+	s, st, _ := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
+	defer st.dropGlobals()
+	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
+	st.mm.bps = map[uint64]*breakpoint{}
+	st.parent.proc = &process{tgid: 1, mm: st.mm}
+	copy(img.regions[0].data[0x80:], []byte{0x90, 0x90, 0x90, 0x48, 0x8b, 0x11}) // code bytes in data
+	regs := &s.p.(*fakeProcs).tasks[1].regs
+	regs.Arch = arch.AMD64
+	sp := uint64(fakeStackTop - 64)
+	regs.Set(arch.AMD64.SP, sp)
+	exits := func(pc uint64) []uint64 {
+		regs.SetPC(pc)
+		if b := s.parentBlockAt(st, regs, maxGlobalWatch); b != nil {
+			return slices.Clone(b.exits)
+		}
+		return nil
+	}
+	const rbx, zf = 3, 1 << 6
+	for _, c := range []struct {
+		name  string
+		pc    uint64
+		set   func()
+		exits []uint64
+	}{
+		{"load through %rbx, not watched", 0x401100, func() { regs.Set(rbx, 0x405040) }, []uint64{0x401105}},
+		{"load through %rbx of the watched word", 0x401100, func() { regs.Set(rbx, 0x405010) }, nil},
+		{"jne taken, backward", 0x401160, func() { regs.Flags = 0 }, []uint64{0x401143}},
+		{"jne not taken", 0x401160, func() { regs.Flags = zf }, []uint64{0x401165}},
+		{"jmp back to a loop through where it stands", 0x4011c5, func() {}, nil},
+		{"ret to code", 0x4011a0, func() { binary.LittleEndian.PutUint64(img.regions[2].data[0x1000-64:], 0x401140) }, []uint64{0x401143}},
+		{"ret to data", 0x4011a0, func() { binary.LittleEndian.PutUint64(img.regions[2].data[0x1000-64:], 0x405080) }, nil},
+	} {
+		c.set()
+		if got := exits(c.pc); !slices.Equal(got, c.exits) {
+			t.Errorf("%s: exits %#x, want %#x", c.name, got, c.exits)
+		}
+	}
+}

@@ -37,10 +37,13 @@ import (
 // anyway (callThroughOK: the callee's reads are not the parent's own, in
 // either mode; a call counts one step, as runCall's) and through the rets
 // of the frames the story unwound at the vfork (retThroughOK: on at the
-// return address their slot holds). With those two, dash's follow from
-// one command to the next is 15 runs and steps where it was 47, and a
-// story of dash running a command 25 stops where it was 58 (the exits
-// left are loads through registers, and loops).
+// return address their slot holds). Where the parent stands, its
+// registers are known: the first instruction may load through any of
+// them, a conditional jump there goes the one way its flags say (a loop's
+// backward jump too: the block is refused if it comes back there), a ret
+// where its slot points. With those, dash's follow from one command to
+// the next is 9 runs and a step where it was 47 runs and steps (the exits
+// left are loads through registers the block changed, and loops).
 
 // Parent block bounds: run when the shortest path to every exit is at
 // least parentBlockMin instructions (a continue to an int3 costs about
@@ -114,13 +117,27 @@ func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlo
 				succ[ns], ns = pc+uint64(in.Len), ns+1
 			case disasm.Ret:
 				var to uint64
-				to, after, ok = s.retThroughOK(st, in, sp)
+				to, after, ok = s.retThroughOK(st, in, sp, pc == start)
 				if ok {
 					b.rets = append(b.rets, sp)
 					succ[ns], ns = to, ns+1
 				}
 			case disasm.CondJump, disasm.Jump:
 				_, rel := in.Inst.Args[0].(x86asm.Rel)
+				if rel && pc == start {
+					// The flags are known here: the one way it goes,
+					// backward too (a loop's next round; the block is
+					// refused if it comes back here).
+					to, taken := in.Target, true
+					if in.Class == disasm.CondJump {
+						taken, ok = disasm.CondTaken(in.Inst.Op, regs.Flags)
+					}
+					if !taken {
+						to = pc + uint64(in.Len)
+					}
+					succ[ns], ns = to, ns+1
+					break
+				}
 				ok = rel && in.Target > pc
 				if ok {
 					succ[ns], ns = in.Target, ns+1
@@ -129,7 +146,13 @@ func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlo
 					}
 				}
 			default:
-				b.acc, after, ok = in.SPAccesses(sp, b.acc[:0])
+				if pc == start {
+					// The registers are known here: an access through any
+					// of them (a load through a pointer) is too.
+					b.acc, after, ok = in.RegAccesses(regs, sp, b.acc[:0])
+				} else {
+					b.acc, after, ok = in.SPAccesses(sp, b.acc[:0])
+				}
 				ok = ok && !s.touchesPoisoned(m, b.acc)
 				for _, a := range b.acc {
 					if ok && a.Write && !a.Seg {
@@ -148,6 +171,9 @@ func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlo
 		}
 		n++
 		for _, next := range succ[:ns] {
+			if next == start {
+				return nil // a loop back to where the parent stands
+			}
 			if b.isExit(next) {
 				continue
 			}
@@ -241,11 +267,12 @@ func (s *session) callThroughOK(st *story, in *disasm.Insn, pc, sp uint64) bool 
 }
 
 // retThroughOK reports where the ret in at stack pointer sp returns, for
-// a parent block to go on there: to a caller the story unwound at the
-// vfork capture, whose return slot it is and which still holds that
-// return address (read now; the block's own stores to it are checked by
-// parentBlockAt), and the stack pointer after it.
-func (s *session) retThroughOK(st *story, in *disasm.Insn, sp uint64) (to, after uint64, ok bool) {
+// a parent block to go on there, and the stack pointer after it. Where
+// the parent stands at it (atStart), to the code its slot holds now;
+// further on, to a caller the story unwound at the vfork capture, whose
+// return slot it is and which still holds that return address (read now;
+// the block's own stores to it are checked by parentBlockAt).
+func (s *session) retThroughOK(st *story, in *disasm.Insn, sp uint64, atStart bool) (to, after uint64, ok bool) {
 	if in.Inst.Op != x86asm.RET {
 		return 0, 0, false
 	}
@@ -255,15 +282,17 @@ func (s *session) retThroughOK(st *story, in *disasm.Insn, sp uint64) (to, after
 	} else if in.Inst.Args[0] != nil {
 		return 0, 0, false
 	}
+	after = sp + uint64(st.word) + pop
+	if atStart {
+		to, err := s.readWord(st.parent.pid, sp, st.word)
+		return to, after, err == nil && st.mm.syms().IsCode(to)
+	}
 	for _, f := range st.frames {
 		if f.RetSlot != sp || f.RetStored != 0 {
 			continue
 		}
-		cur, err := s.readWord(st.parent.pid, sp, st.word)
-		if err != nil || cur != f.Ret {
-			return 0, 0, false
-		}
-		return cur, sp + uint64(st.word) + pop, true
+		to, err := s.readWord(st.parent.pid, sp, st.word)
+		return to, after, err == nil && to == f.Ret
 	}
 	return 0, 0, false
 }

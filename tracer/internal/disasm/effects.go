@@ -468,6 +468,18 @@ func (in *Insn) namesSP() bool {
 // instruction. The parent's follow after its landing runs such
 // instructions at full speed when none touches a word it watches.
 func (in *Insn) SPAccesses(sp uint64, dst []Access) (acc []Access, spAfter uint64, ok bool) {
+	return in.knownAccesses(nil, sp, dst)
+}
+
+// RegAccesses is SPAccesses for an instruction about to run with the
+// registers r (the task stopped at it; sp is r's stack pointer): its
+// memory operands may use any register.
+func (in *Insn) RegAccesses(r RegReader, sp uint64, dst []Access) (acc []Access, spAfter uint64, ok bool) {
+	return in.knownAccesses(r, sp, dst)
+}
+
+// knownAccesses is SPAccesses (r nil) and RegAccesses.
+func (in *Insn) knownAccesses(r RegReader, sp uint64, dst []Access) (acc []Access, spAfter uint64, ok bool) {
 	if in.kind != kindNormal || in.unknown || in.str.elem != 0 || in.bpR != 0 {
 		return dst, sp, false
 	}
@@ -514,13 +526,16 @@ func (in *Insn) SPAccesses(sp uint64, dst []Access) (acc []Access, spAfter uint6
 			return dst, sp, false
 		}
 	}
-	for i := 0; i < int(in.nmem); i++ {
-		m := &in.mem[i]
-		if m.index != noReg || m.bitReg != noReg || m.base != noReg && m.base != in.sp || m.seg && m.base != noReg {
-			return dst, sp, false
+	if r == nil {
+		for i := 0; i < int(in.nmem); i++ {
+			m := &in.mem[i]
+			if m.index != noReg || m.bitReg != noReg || m.base != noReg && m.base != in.sp || m.seg && m.base != noReg {
+				return dst, sp, false
+			}
 		}
+		r = spOnly{sp: in.sp, v: sp}
 	}
-	acc, unknown := in.Effects(spOnly{sp: in.sp, v: sp}, dst)
+	acc, unknown := in.Effects(r, dst)
 	if unknown {
 		return dst, sp, false
 	}
