@@ -920,9 +920,9 @@ func (s *session) watchGlobalReads(st *story) error {
 				}
 				continue
 			}
-		} else if in.Class == disasm.Call && s.cfg.Mode == Fast && len(m.errnoAddrs()) > 0 {
+		} else if in.Class == disasm.Call && s.cfg.Mode == Fast && !pushesPC(in) && len(m.errnoAddrs()) > 0 {
 			out, err = s.runErrnoCall(st, &regs, in) // errno.go: its stores inside the call seen
-		} else if in.Class == disasm.Call && s.cfg.Mode == Fast {
+		} else if in.Class == disasm.Call && s.cfg.Mode == Fast && !pushesPC(in) {
 			out, err = s.runCall(st, p, &regs, in, 0, nil)
 		} else {
 			out, err = s.advance(p, true, 0, pc)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
@@ -518,9 +520,11 @@ func TestParentBlockThroughCallAndRet(t *testing.T) {
 	if pt.regs.PC() != 0x401005 || pt.regs.SP() != sp+8 {
 		t.Errorf("parent at pc %#x sp %#x, want 0x401005 %#x (in main, f returned)", pt.regs.PC(), pt.regs.SP(), sp+8)
 	}
-	// The only single-step is the one over the exit's int3 in the callee.
-	if f.stepReqs != 1 {
-		t.Errorf("%d single-steps, want 1 (over the int3 the callee passed)", f.stepReqs)
+	// Two single-steps: over the exit's int3 the callee passed, and f's
+	// ret, where the block stopped (a call of the block came before it:
+	// the callee could have changed its slot).
+	if f.stepReqs != 2 {
+		t.Errorf("%d single-steps, want 2 (over the int3 the callee passed, the ret)", f.stepReqs)
 	}
 	// call (its callee not counted), ret; the read.
 	if st.steps != 3 {
@@ -535,17 +539,23 @@ func TestParentBlockThroughCallAndRet(t *testing.T) {
 // or that a store of the block writes, and a call that ends its function (no return: exit, abort), end a
 // parent block: the parent is single-stepped there as before.
 func TestParentBlockRetAndCallRefused(t *testing.T) {
-	code := make([]byte, 0x300)
+	code := make([]byte, 0x500)
 	put := func(at uint64, b ...byte) { copy(code[at-0x401000:], b) }
 	put(0x401100, 0x90, 0x90, 0x90, 0xc3)                         // f: nop; nop; nop; ret
 	put(0x401150, 0x90, 0x90, 0x48, 0x89, 0x04, 0x24, 0xc3)       // h: nop; nop; mov %rax,(%rsp); ret
 	put(0x401200, 0x90, 0x90, 0x90, 0xe8, 0xf8, 0xfe, 0xff, 0xff) // g: nop; nop; nop; call 401100 — its last instruction
+	put(0x401250, 0x90, 0x90, 0xe8, 0xa9, 0xfe, 0xff, 0xff, 0xc3) // j: nop; nop; call 401100; ret
+	// k: nop; jne 401307; mov (%rcx),%rdx (an exit); nop; nop; nop; ret
+	put(0x401300, 0x90, 0x75, 0x04, 0x48, 0x8b, 0x11, 0x90, 0x90, 0x90, 0xc3)
+	// main2: call 401100; nop; nop; mov (%rcx),%rdx
+	put(0x401400, 0xe8, 0xfb, 0xfc, 0xff, 0xff, 0x90, 0x90, 0x48, 0x8b, 0x11)
 	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
 		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
 		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
 		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
 		syms: []fakeSym{{"f", 0x401100, 0x401104}, {"g", 0x401200, 0x401208}},
-		fdes: fakeFDEs(t, [2]uint64{0x401100, 0x401104}, [2]uint64{0x401150, 0x401157}, [2]uint64{0x401200, 0x401208})}
+		fdes: fakeFDEs(t, [2]uint64{0x401100, 0x401104}, [2]uint64{0x401150, 0x401157}, [2]uint64{0x401200, 0x401208},
+			[2]uint64{0x401250, 0x401258}, [2]uint64{0x401300, 0x40130a}, [2]uint64{0x401400, 0x401410})}
 	s, st, _ := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
 	defer st.dropGlobals()
 	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
@@ -580,6 +590,18 @@ func TestParentBlockRetAndCallRefused(t *testing.T) {
 	}
 	if got := exits(0x401200); !slices.Equal(got, []uint64{0x401203}) {
 		t.Errorf("a call that ends its function: exits %#x, want [0x401203] (the call)", got)
+	}
+	// A call of the block can come before the ret: its callee could have
+	// changed the slot.
+	if got := exits(0x401250); !slices.Equal(got, []uint64{0x401257}) {
+		t.Errorf("a ret after a call: exits %#x, want [0x401257] (the ret)", got)
+	}
+	// k's exit is below main2's call: a callee of that call could reach
+	// it at its very stack pointer. The call is an exit.
+	st.frames[0].Ret = 0x401400
+	binary.LittleEndian.PutUint64(img.regions[2].data[sp-(fakeStackTop-0x1000):], 0x401400)
+	if got := exits(0x401300); !slices.Equal(got, []uint64{0x401303, 0x401400}) {
+		t.Errorf("a call above an exit: exits %#x, want [0x401303 0x401400] (k's load, main2's call)", got)
 	}
 }
 
@@ -637,5 +659,82 @@ func TestParentBlockAtStart(t *testing.T) {
 		if got := exits(c.pc); !slices.Equal(got, c.exits) {
 			t.Errorf("%s: exits %#x, want %#x", c.name, got, c.exits)
 		}
+	}
+}
+
+// A harmless signal that comes while the parent stands at a call its
+// block runs through is delivered on the way, and the callee it then
+// enters is not taken for the parent's own frames: h's read of the word
+// the child changed is a callee's (not looked at, in either mode), and
+// the follow ends at the parent's own store to it.
+func TestParentBlockSignalAtCall(t *testing.T) {
+	code := make([]byte, 0x200)
+	put := func(at uint64, b ...byte) { copy(code[at-0x401000:], b) }
+	rel := func(to, next uint64) []byte {
+		return binary.LittleEndian.AppendUint32(nil, uint32(int32(int64(to)-int64(next))))
+	}
+	put(0x401000, append([]byte{0xe8}, rel(0x401100, 0x401005)...)...) // call h
+	put(0x401005, 0x90, 0x90)
+	put(0x401007, append(append([]byte{0x48, 0xc7, 0x05}, rel(0x405010, 0x401012)...), 1, 0, 0, 0)...) // movq $1,g(%rip)
+	put(0x401100, append([]byte{0x48, 0x8b, 0x05}, rel(0x405010, 0x401107)...)...)                     // h: mov g(%rip),%rax
+	put(0x401107, 0xc3)
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
+		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
+		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
+		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
+		syms: []fakeSym{{"main", 0x401000, 0x401100}, {"h", 0x401100, 0x401108}},
+		fdes: fakeFDEs(t, [2]uint64{0x401000, 0x401020}, [2]uint64{0x401100, 0x401108})}
+	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
+	defer st.dropGlobals()
+	f := s.p.(*fakeProcs)
+	binary.LittleEndian.PutUint64(img.regions[0].data[0x10:], 0xbeef)
+	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
+	st.mm.bps, st.mm.removed = map[uint64]*breakpoint{}, map[uint64]bool{}
+	p := st.parent
+	p.proc, p.state = &process{tgid: 1, mm: st.mm}, taskFollowed
+	s.byPID[1] = p
+	pt := f.tasks[1]
+	pt.regs.Arch = arch.AMD64
+	pt.regs.SetPC(0x401000)
+	pt.regs.Set(arch.AMD64.SP, fakeStackTop-64)
+	pt.sigpending = unix.SIGURG
+	st.par.landing = &event.ParentLanding{How: event.LandReturned}
+
+	if err := s.watchGlobalReads(st); err != nil {
+		t.Fatal(err)
+	}
+	if rs := all[*event.GlobalRead](rec); len(rs) != 0 {
+		t.Errorf("global_reads %+v, want none (h's read is a callee's)", rs)
+	}
+	if !slices.Contains(f.delivered, unix.SIGURG) {
+		t.Errorf("SIGURG not delivered (delivered %v)", f.delivered)
+	}
+	if len(st.mem.poisoned) != 0 || pt.regs.PC() != 0x401012 {
+		t.Errorf("poisoned %v, parent at %#x: want the follow ended after main's store (0x401012)", st.mem.poisoned, pt.regs.PC())
+	}
+}
+
+// An exit reached on two paths at two stack pointers (here a push on one
+// of them) is refused, as any pc is: the block would take its int3 met at
+// the other stack pointer for a callee's and step over it.
+func TestParentBlockExitTwoStackPointers(t *testing.T) {
+	code := make([]byte, 0x100)
+	copy(code, []byte{0x90, 0x75, 0x01, 0x50, 0x48, 0x8b, 0x11}) // nop; jne +1; push %rax; mov (%rcx),%rdx
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
+		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
+		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
+		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
+		syms: []fakeSym{{"f", 0x401000, 0x401100}}}
+	s, st, _ := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
+	defer st.dropGlobals()
+	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
+	st.mm.bps = map[uint64]*breakpoint{}
+	st.parent.proc = &process{tgid: 1, mm: st.mm}
+	regs := &s.p.(*fakeProcs).tasks[1].regs
+	regs.Arch = arch.AMD64
+	regs.Set(arch.AMD64.SP, fakeStackTop-64)
+	regs.SetPC(0x401000)
+	if b := s.parentBlockAt(st, regs, maxGlobalWatch); b != nil {
+		t.Errorf("exits %#x: want no block", b.exits)
 	}
 }

@@ -44,6 +44,17 @@ import (
 // where its slot points. With those, dash's follow from one command to
 // the next is 9 runs and a step where it was 47 runs and steps (the exits
 // left are loads through registers the block changed, and loops).
+//
+// What a block must not do, found by an independent review that built a
+// program for each (cmd/vtrace/testdata/blockedges.c): take an exit's
+// int3 that a callee reaches for the block's own — every exit is kept at
+// or above the stack pointer of every call the block runs through, and
+// an exit met below its own is stepped over (conflicts); go on through a
+// ret a callee could have rewritten the slot of (conflicts); make a
+// callee its own frame when a signal comes at a call (runParentBlock);
+// keep its int3s in the parent's own code while a thread the parent made
+// in a callee could run into them and the parent wait for it
+// (handOverCalls); run `call 1f; 1: pop` as a call (pushesPC).
 
 // Parent block bounds: run when the shortest path to every exit is at
 // least parentBlockMin instructions (a continue to an int3 costs about
@@ -62,32 +73,62 @@ type parentBlock struct {
 	queue []uint64
 	acc   []disasm.Access
 
-	rets   []uint64    // the return slots of the rets it goes through
-	writes [][2]uint64 // [lo, hi) of each of its own stores
+	rets    []uint64    // the return slots of the rets it goes through
+	writes  [][2]uint64 // [lo, hi) of each of its own stores
+	calls   []uint64    // the calls it runs through
+	retPCs  []uint64    // the rets it goes through (not at its start)
+	edges   [][2]uint64 // from, to: each instruction's successors
+	refused []uint64    // calls and rets a pass found it must stop at (conflicts)
 }
 
 func (b *parentBlock) isExit(pc uint64) bool { return slices.Contains(b.exits, pc) }
 
+// parentBlockPasses bounds the decodings of one block (conflicts).
+const parentBlockPasses = 4
+
 // parentBlockAt decodes ahead from the parent's pc (regs just read), and
 // returns the block that starts there, or nil when it is not worth
 // running. left is how many more instructions the follow may run
-// (maxGlobalWatch).
+// (maxGlobalWatch). A decoding whose calls and rets conflict with its
+// exits (conflicts) is made again with those calls and rets as exits.
 func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlock {
 	m, mm := st.mem, st.mm
 	if s.cfg.Mode != Fast || s.cfg.TraceInsns || m == nil || mm == nil {
+		return nil
+	}
+	if _, planted := mm.bps[regs.PC()]; planted {
 		return nil
 	}
 	if st.par.block == nil {
 		st.par.block = &parentBlock{depth: map[uint64]int{}, sp: map[uint64]uint64{}}
 	}
 	b := st.par.block
+	b.refused = b.refused[:0]
+	// Calls run through only while no other task shares the memory: a
+	// thread made meanwhile could stop on the block's int3s while the
+	// parent waits for it (runParentBlock hands a call in progress over
+	// to one int3 at its return when the parent makes one).
+	calls := st.word == 8 && !s.sharedWithOthers(st)
+	for range parentBlockPasses {
+		if !s.decodeParentBlock(st, b, regs, left, calls) {
+			return nil
+		}
+		if !b.conflicts() {
+			return s.finishParentBlock(st, b)
+		}
+	}
+	return nil
+}
+
+// decodeParentBlock is one decoding of parentBlockAt's, into b; false when
+// there is no block to run from there.
+func (s *session) decodeParentBlock(st *story, b *parentBlock, regs *arch.Regs, left int, calls bool) bool {
+	m, mm := st.mem, st.mm
 	clear(b.depth)
 	clear(b.sp)
 	b.exits, b.queue, b.rets, b.writes = b.exits[:0], b.queue[:0], b.rets[:0], b.writes[:0]
+	b.calls, b.retPCs, b.edges = b.calls[:0], b.retPCs[:0], b.edges[:0]
 	start := regs.PC()
-	if _, planted := mm.bps[start]; planted {
-		return nil
-	}
 	b.depth[start], b.sp[start] = 0, regs.SP()
 	b.queue = append(b.queue, start)
 	// Breadth first: a pc's depth is its shortest path from start.
@@ -98,7 +139,7 @@ func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlo
 		sp := b.sp[pc]
 		var succ [2]uint64
 		ns, after := 0, sp
-		ok := n < parentBlockMax && b.depth[pc] < left
+		ok := n < parentBlockMax && b.depth[pc] < left && !slices.Contains(b.refused, pc)
 		if _, planted := mm.bps[pc]; planted && pc != start {
 			ok = false // another int3 (another story's): an exit
 		}
@@ -113,13 +154,19 @@ func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlo
 			case disasm.Call:
 				// Run through (callThroughOK): the stack pointer is the
 				// same after it, at the return address.
-				ok = s.callThroughOK(st, in, pc, sp)
+				ok = calls && s.callThroughOK(st, in, pc, sp)
+				if ok {
+					b.calls = append(b.calls, pc)
+				}
 				succ[ns], ns = pc+uint64(in.Len), ns+1
 			case disasm.Ret:
 				var to uint64
 				to, after, ok = s.retThroughOK(st, in, sp, pc == start)
 				if ok {
 					b.rets = append(b.rets, sp)
+					if pc != start {
+						b.retPCs = append(b.retPCs, pc)
+					}
 					succ[ns], ns = to, ns+1
 				}
 			case disasm.CondJump, disasm.Jump:
@@ -164,22 +211,20 @@ func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlo
 		}
 		if !ok {
 			if pc == start || len(b.exits) == blockExits {
-				return nil
+				return false
 			}
 			b.exits = append(b.exits, pc)
 			continue
 		}
 		n++
 		for _, next := range succ[:ns] {
+			b.edges = append(b.edges, [2]uint64{pc, next})
 			if next == start {
-				return nil // a loop back to where the parent stands
-			}
-			if b.isExit(next) {
-				continue
+				return false // a loop back to where the parent stands
 			}
 			if _, seen := b.depth[next]; seen {
 				if b.sp[next] != after {
-					return nil // two stack pointers at one pc
+					return false // two stack pointers at one pc (an exit's too)
 				}
 				continue
 			}
@@ -187,12 +232,63 @@ func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlo
 			b.queue = append(b.queue, next)
 		}
 	}
-	if len(b.exits) == 0 {
-		return nil
+	return len(b.exits) > 0
+}
+
+// conflicts finds the calls and rets of a decoding the block must stop at
+// instead of running through, adds them to b.refused and reports whether
+// it found any:
+//
+//   - A call whose stack pointer is above an exit's: its callee runs below
+//     that stack pointer, and could reach the exit's pc at the exit's very
+//     stack pointer (main calling again the function it returned from, at
+//     the same depth) — the int3 there would be taken for the block's.
+//     With every exit at or above every call's stack pointer, an exit met
+//     below its own is a callee's.
+//   - A ret a call of the block can come before: the callee could have
+//     changed the return slot the ret was decoded to pop (its caller's
+//     frame is not its to write, but vtrace is there to see such bugs);
+//     stopped at the ret, the next block goes where the slot points then.
+func (b *parentBlock) conflicts() bool {
+	added := false
+	low := ^uint64(0)
+	for _, e := range b.exits {
+		low = min(low, b.sp[e])
 	}
+	for _, c := range b.calls {
+		if b.sp[c] > low && !slices.Contains(b.refused, c) {
+			b.refused = append(b.refused, c)
+			added = true
+		}
+	}
+	if len(b.calls) == 0 || len(b.retPCs) == 0 {
+		return added
+	}
+	// The rets reachable from a call.
+	seen := map[uint64]bool{}
+	queue := slices.Clone(b.calls)
+	for len(queue) > 0 {
+		pc := queue[0]
+		queue = queue[1:]
+		for _, e := range b.edges {
+			if nx := e[1]; e[0] == pc && !seen[nx] {
+				seen[nx] = true
+				if slices.Contains(b.retPCs, nx) && !slices.Contains(b.refused, nx) {
+					b.refused = append(b.refused, nx)
+					added = true
+				}
+				queue = append(queue, nx)
+			}
+		}
+	}
+	return added
+}
+
+// finishParentBlock makes the last checks of a decoding without conflicts:
+// the block is returned, or nil.
+func (s *session) finishParentBlock(st *story, b *parentBlock) *parentBlock {
 	// A ret goes on at the return address its slot holds now: no store
-	// of the block may change it on the way (a callee's may not either:
-	// as for runCall, a callee is taken to leave its caller's frame alone).
+	// of the block may change it on the way (nor a callee's: conflicts).
 	for _, slot := range b.rets {
 		for _, w := range b.writes {
 			if w[0] < slot+uint64(st.word) && slot < w[1] {
@@ -207,7 +303,7 @@ func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlo
 	}
 	// An int3 inside an instruction the parent runs through would change
 	// it (a jump into an instruction's prefix).
-	if s.exitInsideInsn(mm, st.parent.pid, b.depth, b.exits) {
+	if s.exitInsideInsn(st.mm, st.parent.pid, b.depth, b.exits) {
 		return nil
 	}
 	return b
@@ -253,7 +349,11 @@ func (s *session) callThroughOK(st *story, in *disasm.Insn, pc, sp uint64) bool 
 		return false
 	}
 	switch in.Inst.Args[0].(type) {
-	case x86asm.Rel, x86asm.Reg:
+	case x86asm.Rel:
+		if pushesPC(in) {
+			return false
+		}
+	case x86asm.Reg:
 	default:
 		return false
 	}
@@ -297,25 +397,42 @@ func (s *session) retThroughOK(st *story, in *disasm.Insn, sp uint64, atStart bo
 	return 0, 0, false
 }
 
+// pushesPC reports whether in is a call to the next instruction (`call
+// 1f; 1: pop`, position-independent i386 code and hand-written assembly):
+// a push of the pc, not a call that returns. Run as a call, it would never
+// come back to the int3 at its return address; it is stepped.
+func pushesPC(in *disasm.Insn) bool {
+	_, rel := in.Inst.Args[0].(x86asm.Rel)
+	return in.Class == disasm.Call && rel && in.Target == in.PC+uint64(in.Len)
+}
+
 // runParentBlock runs the parent through block b at full speed to one of
 // its exits, counting a step per instruction executed on the shortest
 // path there (a call run through counts one); regs is left current. The
 // callees of the calls it runs through run as runCall runs them
 // (contToReturn): an exit's int3 reached deeper than the block (a callee
 // passing through the same code) or another story's int3 is stepped over;
-// a harmless signal there is delivered on the way; a SIGTRAP that is none
-// of vtrace's is the program's, delivered. A harmless signal in the
-// block's own code is held back from the continue and delivered with a
-// single-step, as the follow's steps deliver it (its handler is then
-// followed as before). out is the stop that ended it when it is not the
-// trap at an exit: a fault, an exit, a kill, a vfork in a callee.
+// a harmless signal there is delivered on the way; any other signal (the
+// program's own SIGTRAP too) ends the follow, as runCall's does. A
+// harmless signal in the block's own code is held back from the continue
+// and delivered with a single-step, as the follow's steps deliver it (its
+// handler is then followed as before) — at a call, on the way. out is the
+// stop that ended it when it is not the trap at an exit: a fault, an
+// exit, a kill, a vfork in a callee.
 func (s *session) runParentBlock(st *story, b *parentBlock, regs *arch.Regs) (n int, out outcome, err error) {
 	p, mm := st.parent, st.mm
 	if err := s.plantAll(mm, p.pid, b.exits, st.id); err != nil {
 		s.unclaimMany(mm, p.pid, b.exits, st.id)
 		return 0, outcome{}, fmt.Errorf("plant int3s at %#x: %w", b.exits, err)
 	}
-	defer s.unclaimMany(mm, p.pid, b.exits, st.id)
+	defer func() { s.unclaimMany(mm, p.pid, b.exits, st.id) }()
+	if len(b.calls) > 0 {
+		// (A story nested in this wait sets its own and puts this one
+		// back.)
+		hook, of := s.onThread, s.threadOf
+		s.onThread, s.threadOf = func() { s.handOverCalls(st, b) }, p
+		defer func() { s.onThread, s.threadOf = hook, of }()
+	}
 	sig := 0
 	for {
 		out, err = s.resume(p, false, sig, true)
@@ -363,6 +480,15 @@ func (s *session) runParentBlock(st *story, b *parentBlock, regs *arch.Regs) (n 
 			}
 			return 1, out, nil
 		}
+		if benign(out.sig) {
+			if in, err := s.insnAt(mm, p.pid, pc); err == nil && in.Class == disasm.Call {
+				// At a call: delivered on the way, its handler run at
+				// full speed, as --step's step of a call enters a
+				// handler it does not take for the parent's own frames.
+				sig = int(out.sig)
+				continue
+			}
+		}
 		n := b.depth[pc]
 		if benign(out.sig) {
 			// Delivered now, with a step: the parent stops at its handler's
@@ -378,6 +504,43 @@ func (s *session) runParentBlock(st *story, b *parentBlock, regs *arch.Regs) (n 
 		}
 		return n, out, err
 	}
+}
+
+// handOverCalls is called when the parent makes a thread while it runs
+// block b (in a callee of one of its calls): the thread could stop on the
+// block's int3s, in the parent's own functions, while the parent waits
+// for it. The exits are taken out, and an int3 is planted at the return
+// of each call of the block that can be in progress (its stack pointer
+// above the parent's, its return address in the word below it), which
+// become the block's exits: the int3 runCall would have planted.
+func (s *session) handOverCalls(st *story, b *parentBlock) {
+	p, mm := st.parent, st.mm
+	var now arch.Regs
+	if s.p.Regs(p.pid, &now) != nil {
+		return
+	}
+	var rets []uint64
+	for _, c := range b.calls {
+		in, err := s.insnAt(mm, p.pid, c)
+		if err != nil {
+			continue
+		}
+		ret, sp := c+uint64(in.Len), b.sp[c]
+		if w, err := s.readWord(p.pid, sp-uint64(st.word), st.word); err == nil && now.SP() < sp && w == ret {
+			rets = append(rets, ret)
+		}
+	}
+	if len(rets) == 0 {
+		return
+	}
+	s.unclaimMany(mm, p.pid, b.exits, st.id)
+	b.exits = b.exits[:0]
+	for _, r := range rets {
+		if s.plant(mm, p.pid, r, st.id) == nil {
+			b.exits = append(b.exits, r)
+		}
+	}
+	b.calls = b.calls[:0] // once
 }
 
 // owns reports whether the parent at pc with stack pointer sp is in the

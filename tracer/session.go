@@ -52,6 +52,11 @@ type session struct {
 	// tells the call first, as it does when the call was stepped).
 	beforeVfork func()
 	vforkOf     *task
+	// onThread, while set, is called when task threadOf makes a thread
+	// (its clone event), before it is resumed (parentblock.go: a parent
+	// block's calls are handed over to int3s at their returns).
+	onThread func()
+	threadOf *task
 	// regionFree are live-region buffers of ended stories (capture.go:
 	// regionBufs).
 	regionFree [][]byte

@@ -149,6 +149,9 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 			if msg, ok := s.eventMsg(t, ev); ok {
 				s.newTask(t, int(msg), ev == ptrace.EventClone, false)
 			}
+			if f := s.onThread; f != nil && ev == ptrace.EventClone && s.threadOf == t {
+				f()
+			}
 			continue
 		case ptrace.EventVfork:
 			if f := s.beforeVfork; f != nil && s.vforkOf == t {

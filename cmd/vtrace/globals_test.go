@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -195,6 +196,37 @@ func TestGlobalReadAfterReturns(t *testing.T) {
 				if len(reads) != 1 || reads[0].By.Sym == nil || reads[0].By.Sym.Sym != "main" || reads[0].Value != 42 {
 					t.Errorf("%s: global_reads %+v, want one, of 42, by main", name, reads)
 				}
+			}
+		}
+	}
+}
+
+// The edges of fast mode's parent blocks (testdata/blockedges.c: a signal
+// where a block stands at a call, a callee at the stack pointer of a frame
+// left, recursion, a thread made in a callee that runs the parent's own
+// code, a callee that rewrites its caller's return slot, a call to the
+// next instruction): each mode's verdict, output and exit status, in fast
+// mode as in --step. The assembly is x86-64's.
+func TestParentBlockEdges(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("blockedges.c is x86-64 assembly; this is %s", runtime.GOARCH)
+	}
+	prog := buildC(t, "blockedges.c", "-O2", "-pthread")
+	for _, c := range []struct {
+		mode, out, verdict string
+		exit               int
+	}{
+		{"sigcall", "2\n", "clean", 0},
+		{"samesp", "42\n", "clean", 0},
+		{"recur", "42\n", "warning", 0},
+		{"thread", "42 42\n", "warning", 0},
+		{"hijack", "hijacked 42\n", "warning", 3},
+		{"callnext", "42\n", "warning", 0},
+	} {
+		for _, step := range [][]string{nil, {"--step"}} {
+			r := trace(t, append(append([]string{"-q"}, step...), prog, c.mode)...)
+			if v := r.verdict(); v == nil || string(v.Verdict) != c.verdict || r.stdout != c.out || r.exit != c.exit {
+				t.Errorf("%s %v: verdict %+v, output %q, exit %d; want %s, %q, %d\n%s", c.mode, step, v, r.stdout, r.exit, c.verdict, c.out, c.exit, r.stderr)
 			}
 		}
 	}
