@@ -855,7 +855,7 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 	var rr *retRun
 	if cl != nil {
 		rr = s.newRetRun(st, c, cl.retAddr, cl.sp)
-		defer rr.leave()
+		defer rr.arm(false)
 		rr.arm(true)
 	}
 	// (A story nested in this wait sets its own and puts this one back;
@@ -915,7 +915,7 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 			}
 			return true, s.childEnded(st, out)
 		}
-		rr.leave()
+		rr.arm(false)
 	}
 	switch out.kind {
 	case outTrap, outSignal, outNested:

@@ -40,7 +40,7 @@ func (s *session) contToReturn(st *story, t *task, retAddr, sp0 uint64) (outcome
 	}
 	defer func() { _ = s.unclaim(mm, t.pid, retAddr, st.id) }()
 	rr := s.newRetRun(st, t, retAddr, sp0)
-	defer rr.leave()
+	defer rr.arm(false)
 	return rr.loop(nil)
 }
 
@@ -78,22 +78,6 @@ func (rr *retRun) arm(on bool) {
 		rr.s.parentHWEnable(rr.st.par.run, on)
 	}
 	rr.armed = on
-}
-
-// leave ends the run with the child's watchpoints left on (DR7 as it is):
-// the child is stepped next, its stores checked by decoding them, and
-// its next run clears DR6 before it continues (arm), so that a watchpoint
-// a step fired is not taken for that run's. Turning them off and on again
-// around each call the child makes from a shared frame cost two DR7
-// writes, each a cross-CPU call per watchpoint (dash's child: three calls
-// a command, ≈ 50 µs a write with four watchpoints). The parent's are
-// turned off. letGo turns the child's off when the story lets it run
-// while they are on.
-func (rr *retRun) leave() {
-	if rr.pwatched && rr.armed {
-		rr.s.parentHWEnable(rr.st.par.run, false)
-	}
-	rr.armed = false
 }
 
 // loop runs the callee to its return; first, when not nil, is the outcome

@@ -321,9 +321,6 @@ func (s *session) letGo(st *story, prev taskState) {
 	// to release: once it exec'd it is an ordinary task (it may even be
 	// held now as the parent of a vfork of its own).
 	if c := st.child; c != nil && st.kid.end == nil && s.byPID[c.pid] == c {
-		if st.kid.hw.on && (c.state == taskHeld || c.state == taskFollowed) {
-			s.hwEnable(st, false) // left on between its calls (retRun.leave)
-		}
 		switch {
 		case c.state == taskNewHeld:
 			c.set(taskNew) // its first stop, when it comes, resumes (or detaches) it
