@@ -467,10 +467,10 @@ func TestParentBlockToGlobalRead(t *testing.T) {
 // frames (parentblock.go: callThroughOK, retThroughOK): the parent,
 // followed in f for a global the child changed, calls into code that
 // passes the block's exit at a deeper stack pointer (the int3 there is
-// stepped over, its read inside the callee not the parent's own), returns
-// from f into its caller the story unwound, and is stopped by the exit's
-// int3 at the caller's read of the word: one global_read, by the caller,
-// and two stops for the whole way instead of one per instruction.
+// stepped over, its read inside the callee not the parent's own), stops
+// at f's ret (the call came before it: conflicts), returns from f into
+// its caller the story unwound, and is stopped by the exit's int3 at the
+// caller's read of the word: one global_read, by the caller.
 func TestParentBlockThroughCallAndRet(t *testing.T) {
 	code := make([]byte, 0x300)
 	put := func(at uint64, b ...byte) { copy(code[at-0x401000:], b) }
