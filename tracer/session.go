@@ -53,7 +53,7 @@ type session struct {
 	beforeVfork func()
 	vforkOf     *task
 	// onThread, while set, is called when task threadOf makes a thread
-	// (its clone event), before it is resumed (parentblock.go: a parent
+	// or a process in its memory (clone(CLONE_VM)), before it is resumed (parentblock.go: a parent
 	// block's calls are handed over to int3s at their returns).
 	onThread func()
 	threadOf *task
@@ -637,6 +637,13 @@ func (s *session) newTask(parent *task, pid int, clone, held bool) *task {
 	}
 	if clone && s.p.SameThreadGroup(parent.proc.tgid, pid) {
 		c.proc = parent.proc
+	} else if !held && parent.proc.mm != nil && !s.copiesMemory(parent, false) {
+		// clone(CLONE_VM) without CLONE_THREAD or CLONE_VFORK (the kernel
+		// reports a fork event): a process of its own in the parent's
+		// memory — vtrace's int3s there are its too (an int3 it runs into
+		// is vtrace's, not a SIGTRAP to deliver to it), and it shares the
+		// memory as a thread does (sharedWithOthers, onThread).
+		c.proc = &process{tgid: pid, mm: parent.proc.mm}
 	} else {
 		// A fork copies the address space: same mappings, own memory. A
 		// vfork child shares it until it execs; the story sets that up.

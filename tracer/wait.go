@@ -147,10 +147,10 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 		case 0:
 		case ptrace.EventFork, ptrace.EventClone:
 			if msg, ok := s.eventMsg(t, ev); ok {
-				s.newTask(t, int(msg), ev == ptrace.EventClone, false)
-			}
-			if f := s.onThread; f != nil && ev == ptrace.EventClone && s.threadOf == t {
-				f()
+				c := s.newTask(t, int(msg), ev == ptrace.EventClone, false)
+				if f := s.onThread; f != nil && s.threadOf == t && c.proc.mm == t.proc.mm {
+					f() // a thread, or a process in the same memory
+				}
 			}
 			continue
 		case ptrace.EventVfork:
