@@ -236,6 +236,12 @@ func (s *session) armSlots(st *story) {
 // DR6 cleared, DR7 last) or off (before it is single-stepped again).
 func (s *session) hwEnable(st *story, on bool) {
 	if on {
+		// The addresses too: a story nested in a call of the child (its
+		// vfork) uses the child's debug registers for its own words
+		// (armParentDRs). Unchanged, setDR writes nothing.
+		for i, a := range st.kid.hw.slots {
+			_ = s.setDR(st.child.pid, i, a)
+		}
 		_ = s.setDR(st.child.pid, 6, 0)
 		_ = s.setDR(st.child.pid, 7, st.kid.hw.dr7)
 		st.kid.hw.on = true

@@ -231,3 +231,48 @@ func TestParentBlockEdges(t *testing.T) {
 		}
 	}
 }
+
+// A process made by clone(CLONE_VM) without CLONE_THREAD (a fork event
+// to the kernel) runs in its parent's memory: vtrace's int3s there are
+// its too, and it must run as natively (testdata/sharedclone.c). Before,
+// it was given a copy of the address space of its own, and an int3 of a
+// story it ran into was delivered to it as a SIGTRAP: "clone status 0x5"
+// and "42 1" for "42 42".
+func TestSharedMemoryCloneRunsAsNatively(t *testing.T) {
+	prog := buildC(t, "sharedclone.c", "-O2")
+	for _, mode := range [][]string{nil, {"--step"}} {
+		r := trace(t, append(append([]string{"-q"}, mode...), prog)...)
+		if r.stdout != "42 42\n" || r.exit != 0 || r.verdict() == nil {
+			t.Errorf("%v: output %q, exit %d, verdict %+v; want \"42 42\\n\", 0 and a verdict\n%s", mode, r.stdout, r.exit, r.verdict(), r.stderr)
+		}
+	}
+}
+
+// The vfork child's watchpoints after a story nested in one of its calls
+// (testdata/nestedwatch.c): the child's store into its parent's return
+// slot, undone before its callee returns, is seen by the watchpoint on
+// that slot in fast mode as by --step, with or without the grandchild
+// whose story used the child's debug registers (it left its own address
+// in DR0: a clean verdict). x86-64 assembly.
+func TestNestedStoryKeepsChildWatchpoints(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("nestedwatch.c is x86-64 assembly; this is %s", runtime.GOARCH)
+	}
+	prog := buildC(t, "nestedwatch.c", "-O2")
+	for _, arg := range []string{"1", "0"} {
+		for _, mode := range [][]string{nil, {"--step"}} {
+			r := trace(t, append(append([]string{"-q"}, mode...), prog, arg)...)
+			v := r.verdict()
+			var writes []string
+			for _, w := range all[*event.SlotWrite](r) {
+				if w.Kind == event.SlotRet && w.FrameFn != nil && w.FrameFn.Sym == "F1" {
+					writes = append(writes, w.New.String())
+				}
+			}
+			if v == nil || v.Verdict != "warning" || len(writes) != 2 || writes[0] != "0x5555" || r.stdout != "child status 0\n" {
+				t.Errorf("nested %s %v: verdict %+v, F1's return slot written %v, output %q; want warning, [0x5555, the return address], \"child status 0\\n\"\n%s",
+					arg, mode, v, writes, r.stdout, r.stderr)
+			}
+		}
+	}
+}
