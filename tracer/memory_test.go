@@ -8,6 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/go-delve/delve/pkg/dwarf/frame"
+
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
 	"github.com/vtrace/vtrace/tracer/internal/disasm"
@@ -397,6 +399,33 @@ func TestGlobalDiffAcrossChunks(t *testing.T) {
 	}
 }
 
+// parentFollowStory is a story whose parent (pid 1, followed, standing at
+// pc with stack pointer sp) is followed for its reads of the word 0x405010,
+// which its child set to 0xbeef: the program's data at 0x405000, its code
+// (code) at 0x401000, a stack below fakeStackTop.
+func parentFollowStory(t *testing.T, code []byte, syms []fakeSym, fdes frame.FrameDescriptionEntries, pc, sp uint64) (*session, *story, *recorder, *fakeTask, *fakeImage) {
+	t.Helper()
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
+		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
+		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
+		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
+		syms: syms, fdes: fdes}
+	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
+	t.Cleanup(st.dropGlobals)
+	binary.LittleEndian.PutUint64(img.regions[0].data[0x10:], 0xbeef) // the child's value
+	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
+	st.mm.bps, st.mm.removed = map[uint64]*breakpoint{}, map[uint64]bool{}
+	p := st.parent
+	p.proc, p.state = &process{tgid: 1, mm: st.mm}, taskFollowed
+	s.byPID[1] = p
+	pt := s.p.(*fakeProcs).tasks[1]
+	pt.regs.Arch = arch.AMD64
+	pt.regs.SetPC(pc)
+	pt.regs.Set(arch.AMD64.SP, sp)
+	st.par.landing = &event.ParentLanding{How: event.LandReturned}
+	return s, st, rec, pt, img
+}
+
 // The parent, followed after its landing for a global the child changed
 // (0x5010), runs a stretch of instructions that touch nothing watched —
 // registers, the stack, another global at a fixed address, a forward
@@ -421,25 +450,8 @@ func TestParentBlockToGlobalRead(t *testing.T) {
 	rel := func(to, next int64) uint32 { return uint32(int32(to - next)) }
 	binary.LittleEndian.PutUint32(code[7:], rel(0x405040, 0x40100b))
 	binary.LittleEndian.PutUint32(code[0x1f:], rel(0x405010, 0x401023))
-	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
-		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
-		{start: 0x401000, data: append(code, make([]byte, 0x100)...), perms: "r-xp", path: "/prog"},
-		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
-		syms: []fakeSym{{"main", 0x401000, 0x401100}}}
-	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
-	defer st.dropGlobals()
+	s, st, rec, pt, img := parentFollowStory(t, append(code, make([]byte, 0x100)...), []fakeSym{{"main", 0x401000, 0x401100}}, nil, 0x401000, fakeStackTop-16)
 	f := s.p.(*fakeProcs)
-	binary.LittleEndian.PutUint64(img.regions[0].data[0x10:], 0xbeef) // the child's value
-	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
-	st.mm.bps, st.mm.removed = map[uint64]*breakpoint{}, map[uint64]bool{}
-	p := st.parent
-	p.proc, p.state = &process{tgid: 1, mm: st.mm}, taskFollowed
-	s.byPID[1] = p
-	pt := f.tasks[1]
-	pt.regs.Arch = arch.AMD64
-	pt.regs.SetPC(0x401000)
-	pt.regs.Set(arch.AMD64.SP, fakeStackTop-16)
-	st.par.landing = &event.ParentLanding{How: event.LandReturned}
 
 	if err := s.watchGlobalReads(st); err != nil {
 		t.Fatal(err)
@@ -485,30 +497,12 @@ func TestParentBlockThroughCallAndRet(t *testing.T) {
 	// f: 401100 call 401005; 401105 ret.
 	put(0x401100, append([]byte{0xe8}, rel(0x401005, 0x401105)...)...)
 	put(0x401105, 0xc3)
-	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
-		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
-		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
-		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
-		syms: []fakeSym{{"main", 0x401000, 0x401100}, {"f", 0x401100, 0x401200}},
-		fdes: fakeFDEs(t, [2]uint64{0x401000, 0x401100}, [2]uint64{0x401100, 0x401200})}
-	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
-	defer st.dropGlobals()
-	f := s.p.(*fakeProcs)
-	binary.LittleEndian.PutUint64(img.regions[0].data[0x10:], 0xbeef) // the child's value
-	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
-	st.mm.bps, st.mm.removed = map[uint64]*breakpoint{}, map[uint64]bool{}
-	p := st.parent
-	p.proc, p.state = &process{tgid: 1, mm: st.mm}, taskFollowed
-	s.byPID[1] = p
-	pt := f.tasks[1]
-	pt.regs.Arch = arch.AMD64
 	sp := uint64(fakeStackTop - 64)
-	pt.regs.SetPC(0x401100)
-	pt.regs.Set(arch.AMD64.SP, sp)
-	stack := img.regions[2].data
-	binary.LittleEndian.PutUint64(stack[sp-(fakeStackTop-0x1000):], 0x401005) // f's return address
+	s, st, rec, pt, img := parentFollowStory(t, code, []fakeSym{{"main", 0x401000, 0x401100}, {"f", 0x401100, 0x401200}},
+		fakeFDEs(t, [2]uint64{0x401000, 0x401100}, [2]uint64{0x401100, 0x401200}), 0x401100, sp)
+	f := s.p.(*fakeProcs)
+	binary.LittleEndian.PutUint64(img.regions[2].data[sp-(fakeStackTop-0x1000):], 0x401005) // f's return address
 	st.frames = []unwind.Frame{{PC: 0x401100, CFA: sp + 8, RetSlot: sp, Ret: 0x401005}}
-	st.par.landing = &event.ParentLanding{How: event.LandReturned}
 
 	if err := s.watchGlobalReads(st); err != nil {
 		t.Fatal(err)
@@ -549,23 +543,10 @@ func TestParentBlockRetAndCallRefused(t *testing.T) {
 	put(0x401300, 0x90, 0x75, 0x04, 0x48, 0x8b, 0x11, 0x90, 0x90, 0x90, 0xc3)
 	// main2: call 401100; nop; nop; mov (%rcx),%rdx
 	put(0x401400, 0xe8, 0xfb, 0xfc, 0xff, 0xff, 0x90, 0x90, 0x48, 0x8b, 0x11)
-	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
-		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
-		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
-		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
-		syms: []fakeSym{{"f", 0x401100, 0x401104}, {"g", 0x401200, 0x401208}},
-		fdes: fakeFDEs(t, [2]uint64{0x401100, 0x401104}, [2]uint64{0x401150, 0x401157}, [2]uint64{0x401200, 0x401208},
-			[2]uint64{0x401250, 0x401258}, [2]uint64{0x401300, 0x40130a}, [2]uint64{0x401400, 0x401410})}
-	s, st, _ := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
-	defer st.dropGlobals()
-	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
-	st.mm.bps = map[uint64]*breakpoint{}
-	p := st.parent
-	p.proc = &process{tgid: 1, mm: st.mm}
-	pt := s.p.(*fakeProcs).tasks[1]
-	pt.regs.Arch = arch.AMD64
 	sp := uint64(fakeStackTop - 64)
-	pt.regs.Set(arch.AMD64.SP, sp)
+	s, st, _, pt, img := parentFollowStory(t, code, []fakeSym{{"f", 0x401100, 0x401104}, {"g", 0x401200, 0x401208}},
+		fakeFDEs(t, [2]uint64{0x401100, 0x401104}, [2]uint64{0x401150, 0x401157}, [2]uint64{0x401200, 0x401208},
+			[2]uint64{0x401250, 0x401258}, [2]uint64{0x401300, 0x40130a}, [2]uint64{0x401400, 0x401410}), 0, sp)
 	binary.LittleEndian.PutUint64(img.regions[2].data[sp-(fakeStackTop-0x1000):], 0x401005)
 
 	exits := func(pc uint64) []uint64 {
@@ -618,21 +599,10 @@ func TestParentBlockAtStart(t *testing.T) {
 	put(0x401160, 0x75, 0xde, 0x90, 0x90, 0x90, 0x48, 0x8b, 0x11)                         // jne 401140; nop x3; mov (%rcx),%rdx
 	put(0x4011c0, 0x90, 0x90, 0x74, 0x05, 0x90, 0xeb, 0xf9, 0x90, 0x90, 0x48, 0x8b, 0x11) // nop; nop; je 4011c9; nop; jmp 4011c0; nop; nop; mov (%rcx),%rdx
 	put(0x4011a0, 0xc3)                                                                   // ret
-	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
-		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
-		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
-		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
-		syms: []fakeSym{{"f", 0x401100, 0x401200}}}
-	s, st, _ := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
-	defer st.dropGlobals()
-	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
-	st.mm.bps = map[uint64]*breakpoint{}
-	st.parent.proc = &process{tgid: 1, mm: st.mm}
-	copy(img.regions[0].data[0x80:], []byte{0x90, 0x90, 0x90, 0x48, 0x8b, 0x11}) // code bytes in data
-	regs := &s.p.(*fakeProcs).tasks[1].regs
-	regs.Arch = arch.AMD64
 	sp := uint64(fakeStackTop - 64)
-	regs.Set(arch.AMD64.SP, sp)
+	s, st, _, pt, img := parentFollowStory(t, code, []fakeSym{{"f", 0x401100, 0x401200}}, nil, 0, sp)
+	copy(img.regions[0].data[0x80:], []byte{0x90, 0x90, 0x90, 0x48, 0x8b, 0x11}) // code bytes in data
+	regs := &pt.regs
 	exits := func(pc uint64) []uint64 {
 		regs.SetPC(pc)
 		if b := s.parentBlockAt(st, regs, maxGlobalWatch); b != nil {
@@ -678,27 +648,10 @@ func TestParentBlockSignalAtCall(t *testing.T) {
 	put(0x401007, append(append([]byte{0x48, 0xc7, 0x05}, rel(0x405010, 0x401012)...), 1, 0, 0, 0)...) // movq $1,g(%rip)
 	put(0x401100, append([]byte{0x48, 0x8b, 0x05}, rel(0x405010, 0x401107)...)...)                     // h: mov g(%rip),%rax
 	put(0x401107, 0xc3)
-	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
-		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
-		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
-		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
-		syms: []fakeSym{{"main", 0x401000, 0x401100}, {"h", 0x401100, 0x401108}},
-		fdes: fakeFDEs(t, [2]uint64{0x401000, 0x401020}, [2]uint64{0x401100, 0x401108})}
-	s, st, rec := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
-	defer st.dropGlobals()
+	s, st, rec, pt, _ := parentFollowStory(t, code, []fakeSym{{"main", 0x401000, 0x401100}, {"h", 0x401100, 0x401108}},
+		fakeFDEs(t, [2]uint64{0x401000, 0x401020}, [2]uint64{0x401100, 0x401108}), 0x401000, fakeStackTop-64)
 	f := s.p.(*fakeProcs)
-	binary.LittleEndian.PutUint64(img.regions[0].data[0x10:], 0xbeef)
-	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
-	st.mm.bps, st.mm.removed = map[uint64]*breakpoint{}, map[uint64]bool{}
-	p := st.parent
-	p.proc, p.state = &process{tgid: 1, mm: st.mm}, taskFollowed
-	s.byPID[1] = p
-	pt := f.tasks[1]
-	pt.regs.Arch = arch.AMD64
-	pt.regs.SetPC(0x401000)
-	pt.regs.Set(arch.AMD64.SP, fakeStackTop-64)
 	pt.sigpending = unix.SIGURG
-	st.par.landing = &event.ParentLanding{How: event.LandReturned}
 
 	if err := s.watchGlobalReads(st); err != nil {
 		t.Fatal(err)
@@ -720,21 +673,35 @@ func TestParentBlockSignalAtCall(t *testing.T) {
 func TestParentBlockExitTwoStackPointers(t *testing.T) {
 	code := make([]byte, 0x100)
 	copy(code, []byte{0x90, 0x75, 0x01, 0x50, 0x48, 0x8b, 0x11}) // nop; jne +1; push %rax; mov (%rcx),%rdx
-	img := &fakeImage{path: "/prog", regions: []*fakeRegion{
-		{start: 0x405000, data: make([]byte, 0x100), perms: "rw-p", path: "/prog"},
-		{start: 0x401000, data: code, perms: "r-xp", path: "/prog"},
-		{start: fakeStackTop - 0x1000, data: make([]byte, 0x1000), perms: "rw-p", path: "[stack]"}},
-		syms: []fakeSym{{"f", 0x401000, 0x401100}}}
-	s, st, _ := globalsStory(t, img, symbols.DataRange{Start: 0x405000, End: 0x405100, Area: "data", Path: "/prog"})
-	defer st.dropGlobals()
-	st.mem.poisoned = map[uint64]childWord{0x405010: {val: 0xbeef, bytes: 0xff}}
-	st.mm.bps = map[uint64]*breakpoint{}
-	st.parent.proc = &process{tgid: 1, mm: st.mm}
-	regs := &s.p.(*fakeProcs).tasks[1].regs
-	regs.Arch = arch.AMD64
-	regs.Set(arch.AMD64.SP, fakeStackTop-64)
-	regs.SetPC(0x401000)
+	s, st, _, pt, _ := parentFollowStory(t, code, []fakeSym{{"f", 0x401000, 0x401100}}, nil, 0x401000, fakeStackTop-64)
+	regs := &pt.regs
 	if b := s.parentBlockAt(st, regs, maxGlobalWatch); b != nil {
 		t.Errorf("exits %#x: want no block", b.exits)
+	}
+}
+
+// An exit's int3 that a callee of the block reaches below the exit's
+// stack pointer is the callee's: stepped over, and the block runs on to
+// the same int3 in the parent's own frame. Here main calls into its own
+// tail: the read of the child's word runs first in the callee (not the
+// parent's own frame: not looked at), then in main.
+func TestParentBlockExitInCallee(t *testing.T) {
+	code := make([]byte, 0x100)
+	copy(code, []byte{0xe8, 0x02, 0, 0, 0, 0x90, 0x90}) // call 401007; nop; nop
+	copy(code[7:], []byte{0x48, 0x8b, 0x05})            // 401007: mov 0x405010(%rip),%rax
+	binary.LittleEndian.PutUint32(code[10:], 0x405010-0x40100e)
+	code[14] = 0xc3 // 40100e: ret
+	sp := uint64(fakeStackTop - 64)
+	s, st, rec, pt, _ := parentFollowStory(t, code, []fakeSym{{"main", 0x401000, 0x401010}},
+		fakeFDEs(t, [2]uint64{0x401000, 0x401010}), 0x401000, sp)
+	if err := s.watchGlobalReads(st); err != nil {
+		t.Fatal(err)
+	}
+	rs := all[*event.GlobalRead](rec)
+	if len(rs) != 1 || rs[0].By.PC != 0x401007 || pt.regs.SP() != sp {
+		t.Errorf("global_reads %+v, parent's sp %#x; want one by 0x401007 with the sp main has, %#x", rs, pt.regs.SP(), sp)
+	}
+	if n := s.p.(*fakeProcs).stepReqs; n != 1 {
+		t.Errorf("%d single-steps, want 1 (over the int3 the callee met)", n)
 	}
 }
