@@ -55,7 +55,8 @@
 //     global_diff); the parent's reads of what the child changed there are
 //     global_read, and the parent is followed on until it makes one
 //     (fast mode runs the stretches of its own code that touch none of
-//     those words at full speed: parentblock.go; errno.go: errno, which
+//     those words at full speed, through its calls and the returns of its
+//     unwound frames: parentblock.go; errno.go: errno, which
 //     a correct child's libc sets, too — its
 //     stores inside the parent's calls watched, its reads counted in the
 //     vfork caller and its caller). A clone(CLONE_VFORK) without
