@@ -32,8 +32,7 @@ import (
 
 // watchSet is the child's watchpoints of one story.
 type watchSet struct {
-	slots []uint64 // slots watched by DR0–DR3 in the child
-	dr7   uint64   // DR7 enabling them, written only around full-speed runs
+	slots []uint64 // slots watched by DR0–DR3 in the child; DR7 enables them only around full-speed runs
 	on    bool     // the child's DR7 enables them now
 	hits  int      // traps that named a writer
 	// during is the call the child is inside, run at full speed, while
@@ -219,7 +218,7 @@ func (s *session) armSlots(st *story) {
 	}
 	// DR7 is written only around the child's full-speed runs (hwEnable):
 	// never while it is single-stepped.
-	st.kid.hw.slots, st.kid.hw.dr7 = slots, dr7For(len(slots), st.word)
+	st.kid.hw.slots = slots
 	var names []string
 	for i, a := range slots {
 		info := st.slots[a]
@@ -239,11 +238,7 @@ func (s *session) hwEnable(st *story, on bool) {
 		// The addresses too: a story nested in a call of the child (its
 		// vfork) uses the child's debug registers for its own words
 		// (armParentDRs). Unchanged, setDR writes nothing.
-		for i, a := range st.kid.hw.slots {
-			_ = s.setDR(st.child.pid, i, a)
-		}
-		_ = s.setDR(st.child.pid, 6, 0)
-		_ = s.setDR(st.child.pid, 7, st.kid.hw.dr7)
+		_ = s.armDR(st.child.pid, st.kid.hw.slots, st.word)
 		st.kid.hw.on = true
 		return
 	}
