@@ -902,6 +902,9 @@ func (s *session) watchGlobalReads(st *story) error {
 		}
 		var out outcome
 		var err error
+		// A call fast mode runs at full speed (a call to the next
+		// instruction is a push of the pc: stepped).
+		runsCall := in.Class == disasm.Call && s.cfg.Mode == Fast && !pushesPC(in)
 		if b := s.parentBlockOK(st, in, atOwn, &regs, maxGlobalWatch-n); b != nil {
 			// parentblock.go: a stretch that touches no watched word, at
 			// full speed to its exits; its first instruction is counted.
@@ -920,9 +923,9 @@ func (s *session) watchGlobalReads(st *story) error {
 				}
 				continue
 			}
-		} else if in.Class == disasm.Call && s.cfg.Mode == Fast && !pushesPC(in) && len(m.errnoAddrs()) > 0 {
+		} else if runsCall && len(m.errnoAddrs()) > 0 {
 			out, err = s.runErrnoCall(st, &regs, in) // errno.go: its stores inside the call seen
-		} else if in.Class == disasm.Call && s.cfg.Mode == Fast && !pushesPC(in) {
+		} else if runsCall {
 			out, err = s.runCall(st, p, &regs, in, 0, nil)
 		} else {
 			out, err = s.advance(p, true, 0, pc)

@@ -79,6 +79,9 @@ type parentBlock struct {
 	retPCs  []uint64    // the rets it goes through (not at its start)
 	edges   [][2]uint64 // from, to: each instruction's successors
 	refused []uint64    // calls and rets a pass found it must stop at (conflicts)
+	// slotWords are the return slots retThroughOK read, for the passes
+	// of one parentBlockAt (the parent stands still meanwhile).
+	slotWords map[uint64]uint64
 }
 
 func (b *parentBlock) isExit(pc uint64) bool { return slices.Contains(b.exits, pc) }
@@ -100,10 +103,11 @@ func (s *session) parentBlockAt(st *story, regs *arch.Regs, left int) *parentBlo
 		return nil
 	}
 	if st.par.block == nil {
-		st.par.block = &parentBlock{depth: map[uint64]int{}, sp: map[uint64]uint64{}}
+		st.par.block = &parentBlock{depth: map[uint64]int{}, sp: map[uint64]uint64{}, slotWords: map[uint64]uint64{}}
 	}
 	b := st.par.block
 	b.refused = b.refused[:0]
+	clear(b.slotWords)
 	// Calls run through only while no other task shares the memory: a
 	// thread made meanwhile could stop on the block's int3s while the
 	// parent waits for it (runParentBlock hands a call in progress over
@@ -161,7 +165,7 @@ func (s *session) decodeParentBlock(st *story, b *parentBlock, regs *arch.Regs, 
 				succ[ns], ns = pc+uint64(in.Len), ns+1
 			case disasm.Ret:
 				var to uint64
-				to, after, ok = s.retThroughOK(st, in, sp, pc == start)
+				to, after, ok = s.retThroughOK(st, b, in, sp, pc == start)
 				if ok {
 					b.rets = append(b.rets, sp)
 					if pc != start {
@@ -372,7 +376,7 @@ func (s *session) callThroughOK(st *story, in *disasm.Insn, pc, sp uint64) bool 
 // further on, to a caller the story unwound at the vfork capture, whose
 // return slot it is and which still holds that return address (read now;
 // the block's own stores to it are checked by parentBlockAt).
-func (s *session) retThroughOK(st *story, in *disasm.Insn, sp uint64, atStart bool) (to, after uint64, ok bool) {
+func (s *session) retThroughOK(st *story, b *parentBlock, in *disasm.Insn, sp uint64, atStart bool) (to, after uint64, ok bool) {
 	if in.Inst.Op != x86asm.RET {
 		return 0, 0, false
 	}
@@ -383,15 +387,25 @@ func (s *session) retThroughOK(st *story, in *disasm.Insn, sp uint64, atStart bo
 		return 0, 0, false
 	}
 	after = sp + uint64(st.word) + pop
+	slot := func() (uint64, error) {
+		if v, ok := b.slotWords[sp]; ok {
+			return v, nil
+		}
+		v, err := s.readWord(st.parent.pid, sp, st.word)
+		if err == nil {
+			b.slotWords[sp] = v
+		}
+		return v, err
+	}
 	if atStart {
-		to, err := s.readWord(st.parent.pid, sp, st.word)
+		to, err := slot()
 		return to, after, err == nil && st.mm.syms().IsCode(to)
 	}
 	for _, f := range st.frames {
 		if f.RetSlot != sp || f.RetStored != 0 {
 			continue
 		}
-		to, err := s.readWord(st.parent.pid, sp, st.word)
+		to, err := slot()
 		return to, after, err == nil && to == f.Ret
 	}
 	return 0, 0, false

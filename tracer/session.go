@@ -53,8 +53,9 @@ type session struct {
 	beforeVfork func()
 	vforkOf     *task
 	// onThread, while set, is called when task threadOf makes a thread
-	// or a process in its memory (clone(CLONE_VM)), before it is resumed (parentblock.go: a parent
-	// block's calls are handed over to int3s at their returns).
+	// or a process in its memory (clone(CLONE_VM)), before it is resumed
+	// (parentblock.go: a parent block's calls are handed over to int3s at
+	// their returns).
 	onThread func()
 	threadOf *task
 	// regionFree are live-region buffers of ended stories (capture.go:
