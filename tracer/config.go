@@ -53,6 +53,9 @@ type Config struct {
 	// Watchpoints: "auto" probes debug registers and uses them when they
 	// fire, "off" never arms them.
 	Watchpoints string
+	// FullWatch: fast mode watches all of the parent's writable memory in
+	// libc's posix_spawn children too (memory.go, libcSpawnChild).
+	FullWatch bool
 
 	// Budgets. The run-level ones (MaxSteps, MaxVforks, Timeout,
 	// MaxViolations) stop the run: every traced process is killed, or

@@ -47,7 +47,10 @@ import (
 //
 // The buffers are pooled: memory stays flat in the number of vforks.
 //
-// Both reads are most of a posix_spawn story's cost (issue 15). A second
+// libc's own posix_spawn child, which runs no code of the program, is
+// watched in its TLS block alone in fast mode (libcSpawnChild).
+//
+// Both reads are most of a vfork story's cost (issue 15). A second
 // thread reading half does not help on the 2-vCPU hosts, and the bytes
 // are the floor of this design: what would cut them is page-level write
 // tracking through a userfaultfd made in the program's memory
@@ -145,6 +148,10 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 		// child's. Only the stores vtrace steps in the child are checked.
 		m.method, m.storesOnly = event.MemStores, true
 	}
+	narrow := m.method == event.MemSnapshotDiff && !s.cfg.FullWatch && s.libcSpawnChild(st)
+	if narrow {
+		m.method = event.MemLibcSpawn
+	}
 	st.mem = m
 	sp, ok := st.mm.syms().(interface {
 		DataRanges() []symbols.DataRange
@@ -172,7 +179,7 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 	// the thread pointer's range: a program that spawns in a loop has
 	// the same at every vfork, and its plan is reused.
 	key.space, _ = st.mm.syms().(*symbols.Space)
-	key.word = m.word
+	key.word, key.narrow = m.word, narrow
 	if pl := st.mm.watchPlan; key.space != nil && pl != nil && pl.key == key {
 		m.musl, m.libcDynamic = pl.musl, pl.libcDynamic
 		m.ranges, m.leftOut = append([]memRange(nil), pl.ranges...), pl.leftOut
@@ -209,7 +216,9 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 					m.libcDynamic = true
 				}
 			}
-			cands = append(cands, data...)
+			if !narrow {
+				cands = append(cands, data...)
+			}
 		}
 		m.plan(cands)
 		if key.space != nil {
@@ -227,6 +236,7 @@ type watchKey struct {
 	space            *symbols.Space
 	word             int
 	tp, tlsLo, tlsHi uint64
+	narrow           bool // the TLS block alone (libcSpawnChild)
 }
 
 // watchPlan is the last plan of a memory watch in an address space: its
@@ -237,6 +247,53 @@ type watchPlan struct {
 	ranges            []memRange
 	leftOut           []string
 	musl, libcDynamic bool
+}
+
+// libcSpawnChild reports whether the story's child is libc's posix_spawn
+// child, told by the parent's frames at the clone: glibc's __spawnix
+// under its clone wrappers (posix_spawn, posix_spawnp, system and popen
+// all come through it), or musl's posix_spawn calling __clone, in libc or,
+// static, in the program. No code of the program runs in that child (it
+// calls no handler: glibc and musl block every signal and reset the
+// handlers before they unblock them), and the sources of both write the
+// parent's memory only on their own stack, in the parent's frame (the
+// arguments block, with the error code: the live region's diff sees it)
+// and errno (the TLS block, which stays watched). So fast mode watches
+// only the TLS block of such a child: the rest of the snapshot (up to
+// 1 MiB; make's is 0.5) was most of a posix_spawn story's cost. What this
+// gives up is a libc whose spawn child breaks that (a libc bug): --step
+// and run --full-watch watch everything.
+func (s *session) libcSpawnChild(st *story) bool {
+	if st.shared || st.copy || len(st.frameFns) < 2 {
+		return false
+	}
+	name := func(i int) string {
+		if f := st.frameFns[i]; f != nil {
+			return f.Sym
+		}
+		return ""
+	}
+	var mod string
+	switch {
+	case name(0) == "__clone" && name(1) == "posix_spawn": // musl
+		mod = st.frameFns[1].Module
+	default:
+		for i := 1; i < min(len(st.frameFns), 4); i++ {
+			if name(i) == "__spawnix" { // glibc
+				mod = st.frameFns[i].Module
+				for j := 0; j < i; j++ {
+					if st.frameFns[j] == nil || st.frameFns[j].Module != mod || !strings.Contains(name(j), "clone") {
+						return false
+					}
+				}
+				break
+			}
+		}
+	}
+	if mod == "" || st.frameFns[0].Module != mod {
+		return false
+	}
+	return libcModule(mod) || mod == path.Base(s.exePath(st.mm, st.parent.pid))
 }
 
 // sharedWithOthers reports whether a live task other than the story's

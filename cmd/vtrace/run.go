@@ -135,6 +135,7 @@ type runOptions struct {
 	outFile, colorMode, cpu, watch string
 	jsonOut, step, traceInsns      bool
 	noASLR, quiet, verbose, github bool
+	fullWatch                      bool
 	maxSteps, maxStorySteps        int64
 	maxVforks, maxViolations       int
 	timeout                        time.Duration
@@ -265,6 +266,7 @@ func (o *runOptions) addFlags(f *pflag.FlagSet, attach bool) {
 		f.BoolVar(&o.noASLR, "no-aslr", false, "disable address space randomisation for reproducible addresses")
 		f.StringVar(&o.cpu, "cpu", "", "pin vtrace and the traced program to `CPU` (a number), auto (one CPU of the allowed set) or none (default: none; with --step, auto: a measurement mode)")
 	}
+	f.BoolVar(&o.fullWatch, "full-watch", false, "in fast mode, watch all of the parent's memory outside the stack (up to 1 MiB) in libc's posix_spawn children too; by default only their TLS block (errno) is, as no code of the program runs there (--step always watches all)")
 	f.StringVar(&o.watch, "watchpoints", "auto", "hardware watchpoints: auto (probe; where they fire, fast mode arms DR0-DR3 in each vfork child to name writers inside callees) or off")
 }
 
@@ -415,7 +417,7 @@ func (o *runOptions) newSinks(log *runLog, colored bool, stderr io.Writer) trace
 func (o *runOptions) engineConfig(ts traceSinks, pin int) tracer.Config {
 	return tracer.Config{
 		Mode: map[bool]tracer.Mode{false: tracer.Fast, true: tracer.Step}[o.step], TraceInsns: o.traceInsns,
-		CPU: pin, Watchpoints: o.watch,
+		CPU: pin, Watchpoints: o.watch, FullWatch: o.fullWatch,
 		MaxSteps: o.maxSteps, MaxVforks: o.maxVforks, Timeout: o.timeout,
 		MaxViolations: o.maxViolations, MaxStorySteps: o.maxStorySteps, OnBudget: o.onBudget, AfterExit: o.afterExit,
 		Version: version, Sink: ts.sinks, WakeCommand: wakeCommand(), Debug: os.Getenv("VTRACE_DEBUG") != "",
