@@ -27,6 +27,11 @@ type addrSpace struct {
 	space space
 	load  func(pid int) (space, error)
 	code  map[uint64]*insnEntry
+	// codePages holds the code pages insnAt read, as they were before any
+	// int3 of vtrace's (restored when read): one read a page instead of
+	// one an instruction (a shell's story decodes ~100 instructions, in a
+	// new process each time). Kept as code is: for the address space's life.
+	codePages map[uint64][]byte
 	// recent holds entries of code by pc modulo its size, looked up
 	// before code: a single-stepped loop's instructions without hashing.
 	recent [64]recentInsn
@@ -115,7 +120,7 @@ func (s *session) newAddrSpace(pid int) (*addrSpace, error) {
 func (mm *addrSpace) forkCopy(pid int) *addrSpace {
 	c := *mm
 	c.pid = pid
-	c.code, c.recent = map[uint64]*insnEntry{}, [len(c.recent)]recentInsn{}
+	c.code, c.recent, c.codePages = map[uint64]*insnEntry{}, [len(c.recent)]recentInsn{}, nil
 	c.blocks = nil
 	c.bps = map[uint64]*breakpoint{}
 	c.removed = map[uint64]bool{}
@@ -256,12 +261,15 @@ func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error
 		return e.in, e.err
 	}
 	buf := s.insnBuf[:]
-	// An instruction may end right before an unmapped page: retry shorter.
-	n := len(buf)
 	var err error
-	for ; n > 0; n -= 4 {
-		if err = s.p.ReadMem(pid, pc, buf[:n]); err == nil {
-			break
+	n := mm.codeBytes(s, pid, pc, buf)
+	if n == 0 {
+		// pc's page is not readable whole: the instruction alone,
+		// shorter where it may end right before an unmapped page.
+		for n = len(buf); n > 0; n -= 4 {
+			if err = s.p.ReadMem(pid, pc, buf[:n]); err == nil {
+				break
+			}
 		}
 	}
 	var e insnEntry
@@ -278,6 +286,46 @@ func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error
 	mm.code[pc] = &e
 	r.pc, r.e = pc, &e
 	return e.in, e.err
+}
+
+// Bounds of an address space's codePages.
+const (
+	codePage     = 4096
+	maxCodePages = 256
+)
+
+// codeBytes fills buf with the code at pc from the address space's code
+// pages, reading a page whole when it is not there yet, and returns the
+// bytes it filled: fewer where the next page cannot be read (code that
+// ends at a mapping's end), 0 when pc's own page cannot be (insnAt then
+// reads the instruction alone).
+func (mm *addrSpace) codeBytes(s *session, pid int, pc uint64, buf []byte) int {
+	n := 0
+	for n < len(buf) {
+		a := pc + uint64(n)
+		base := a &^ (codePage - 1)
+		pg, ok := mm.codePages[base]
+		if !ok {
+			if len(mm.codePages) >= maxCodePages {
+				clear(mm.codePages)
+			}
+			pg = make([]byte, codePage)
+			if s.p.ReadMem(pid, base, pg) != nil {
+				return n
+			}
+			for at, bp := range mm.bps {
+				if at >= base && at < base+codePage {
+					pg[at-base] = bp.orig
+				}
+			}
+			if mm.codePages == nil {
+				mm.codePages = map[uint64][]byte{}
+			}
+			mm.codePages[base] = pg
+		}
+		n += copy(buf[n:], pg[a-base:])
+	}
+	return n
 }
 
 // insnText renders an instruction objdump-style with runtime symbols.

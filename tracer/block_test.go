@@ -340,3 +340,43 @@ func TestBlockMemoHolds(t *testing.T) {
 		}
 	}
 }
+
+// insnAt reads code a page at a time (codeBytes): an int3 vtrace planted
+// before the page was first read is not what is decoded, nor one planted
+// after (the page is kept as it was); an instruction that ends at the
+// last byte before unmapped memory is still decoded (read alone).
+func TestCodePagesHideInt3s(t *testing.T) {
+	page := make([]byte, codePage)
+	for i := range page {
+		page[i] = 0x90 // nop
+	}
+	copy(page[0x100:], []byte{0x48, 0x89, 0xe5}) // mov %rsp,%rbp
+	copy(page[0x200:], []byte{0x48, 0x89, 0xc3}) // mov %rax,%rbx
+	page[codePage-1] = 0xc3                      // ret, the mapping's last byte
+	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: codeBase, data: page, perms: "r-xp", path: "/prog"}}}
+	_, s, tk := spawnedTask(t, img)
+	mm := tk.proc.mm
+	if err := s.plant(mm, tk.pid, codeBase+0x100, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		pc   uint64
+		want string
+	}{{0x100, "mov"}, {0x200, "mov"}, {codePage - 1, "ret"}} {
+		if c.pc == 0x200 {
+			if err := s.plant(mm, tk.pid, codeBase+0x200, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in, err := s.insnAt(mm, tk.pid, codeBase+c.pc)
+		if err != nil {
+			t.Fatalf("insn at +%#x: %v", c.pc, err)
+		}
+		if got := s.insnText(mm, in); !strings.HasPrefix(got, c.want) || in.Len == 1 && c.want == "mov" {
+			t.Errorf("insn at +%#x: %q (%d bytes), want %s", c.pc, got, in.Len, c.want)
+		}
+	}
+	if len(mm.codePages) != 1 {
+		t.Errorf("%d code pages kept, want the one page read once", len(mm.codePages))
+	}
+}

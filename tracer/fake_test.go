@@ -1091,7 +1091,9 @@ func (a *asm) image(t *testing.T) *fakeImage {
 	return &fakeImage{
 		path: "/fake/prog",
 		regions: []*fakeRegion{
-			{start: a.base, data: append([]byte(nil), a.buf...), perms: "r-xp", path: "/fake/prog"},
+			// Padded to whole pages, as code is mapped: insnAt reads it a
+			// page at a time (addrspace.go, codeBytes).
+			{start: a.base, data: append(append([]byte(nil), a.buf...), make([]byte, -len(a.buf)&(codePage-1))...), perms: "r-xp", path: "/fake/prog"},
 			{start: fakeStackTop - 0x10000, data: make([]byte, 0x10000), perms: "rw-p", path: "[stack]"},
 		},
 		syms: append([]fakeSym(nil), a.funcs...),
