@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/vtrace/vtrace/tracer/event"
 	"github.com/vtrace/vtrace/tracer/internal/arch"
@@ -27,10 +28,11 @@ type addrSpace struct {
 	space space
 	load  func(pid int) (space, error)
 	code  map[uint64]*insnEntry
-	// codePages holds the code pages insnAt read, as they were before any
-	// int3 of vtrace's (restored when read): one read a page instead of
-	// one an instruction (a shell's story decodes ~100 instructions, in a
-	// new process each time). Kept as code is: for the address space's life.
+	// codePages holds the pages of file-backed code insnAt read, as they
+	// were before any int3 of vtrace's (restored when read): one read a
+	// page instead of one an instruction (a shell's story decodes ~100
+	// instructions, in a new process each time). Kept as code is: for the
+	// address space's life.
 	codePages map[uint64][]byte
 	// recent holds entries of code by pc modulo its size, looked up
 	// before code: a single-stepped loop's instructions without hashing.
@@ -306,6 +308,9 @@ func (mm *addrSpace) codeBytes(s *session, pid int, pc uint64, buf []byte) int {
 		base := a &^ (codePage - 1)
 		pg, ok := mm.codePages[base]
 		if !ok {
+			if !mm.fileCode(base) {
+				return n
+			}
 			if len(mm.codePages) >= maxCodePages {
 				clear(mm.codePages)
 			}
@@ -326,6 +331,20 @@ func (mm *addrSpace) codeBytes(s *session, pid int, pc uint64, buf []byte) int {
 		n += copy(buf[n:], pg[a-base:])
 	}
 	return n
+}
+
+// fileCode reports whether the page at base is code mapped from a file,
+// read-only: an ELF module's text, whose bytes stay what they were (but
+// for vtrace's own int3s) — not a JIT's memory, anonymous, writable, or
+// a memfd mapped a second time for writing, which is read an instruction
+// at a time.
+func (mm *addrSpace) fileCode(base uint64) bool {
+	if mm.space == nil {
+		return false
+	}
+	m, ok := mm.space.MappingAt(base)
+	return ok && base >= m.Start && base+codePage <= m.End && len(m.Perms) > 1 && m.Perms[1] != 'w' &&
+		strings.HasPrefix(m.Path, "/") && !strings.HasPrefix(m.Path, "/memfd:") && !strings.HasSuffix(m.Path, " (deleted)")
 }
 
 // insnText renders an instruction objdump-style with runtime symbols.

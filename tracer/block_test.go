@@ -353,9 +353,11 @@ func TestCodePagesHideInt3s(t *testing.T) {
 	copy(page[0x100:], []byte{0x48, 0x89, 0xe5}) // mov %rsp,%rbp
 	copy(page[0x200:], []byte{0x48, 0x89, 0xc3}) // mov %rax,%rbx
 	page[codePage-1] = 0xc3                      // ret, the mapping's last byte
+	pristine := slices.Clone(page)
 	img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: codeBase, data: page, perms: "r-xp", path: "/prog"}}}
 	_, s, tk := spawnedTask(t, img)
 	mm := tk.proc.mm
+	mm.syms() // code is read a page at a time where the mappings say it is a file's
 	if err := s.plant(mm, tk.pid, codeBase+0x100, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -378,5 +380,19 @@ func TestCodePagesHideInt3s(t *testing.T) {
 	}
 	if len(mm.codePages) != 1 {
 		t.Errorf("%d code pages kept, want the one page read once", len(mm.codePages))
+	}
+	// Anonymous or writable code (a JIT's) is read an instruction at a
+	// time, never kept: it may be written again.
+	for _, r := range []fakeRegion{{perms: "r-xp", path: ""}, {perms: "rwxp", path: "/prog"}, {perms: "r-xp", path: "/memfd:jit (deleted)"}} {
+		img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: codeBase, data: slices.Clone(pristine), perms: r.perms, path: r.path}}}
+		_, s, tk := spawnedTask(t, img)
+		mm := tk.proc.mm
+		mm.syms()
+		if in, err := s.insnAt(mm, tk.pid, codeBase+0x200); err != nil || !strings.HasPrefix(s.insnText(mm, in), "mov") {
+			t.Errorf("%s %q: insn at +0x200: %v %v", r.perms, r.path, in, err)
+		}
+		if len(mm.codePages) != 0 {
+			t.Errorf("%s %q: %d code pages kept, want none", r.perms, r.path, len(mm.codePages))
+		}
 	}
 }
