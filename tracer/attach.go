@@ -112,7 +112,7 @@ func (s *session) attach(ctx context.Context) (Result, error) {
 		argv = []string{exe}
 	}
 	s.emit(&event.Start{Header: s.hdr("start", tgid), Argv: argv, Mode: s.cfg.Mode.String(),
-		Version: s.cfg.Version, CPU: s.cfg.CPU, Watchpoints: s.hw.String(), WatchpointProbe: s.hwProbe})
+		Version: s.cfg.Version, FullWatch: s.cfg.FullWatch, CPU: s.cfg.CPU, Watchpoints: s.hw.String(), WatchpointProbe: s.hwProbe})
 	s.emit(&event.Attach{Header: s.hdr("attach", tgid), Threads: tids, Exe: exe, Stopped: len(groupStopped) > 0})
 	for _, t := range stopped {
 		s.cont(t, 0)

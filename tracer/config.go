@@ -54,7 +54,7 @@ type Config struct {
 	// fire, "off" never arms them.
 	Watchpoints string
 	// FullWatch: fast mode watches all of the parent's writable memory in
-	// libc's posix_spawn children too (memory.go, libcSpawnChild).
+	// glibc's posix_spawn children too (memory.go, libcSpawnChild).
 	FullWatch bool
 
 	// Budgets. The run-level ones (MaxSteps, MaxVforks, Timeout,

@@ -50,7 +50,7 @@
 //     frame's return-address and callee-saved slots are recorded, the live
 //     stack [sp, outermost frame) is snapshotted, and the vfork event opens
 //     the story. memory.go snapshots the memory outside the stack too
-//     (data, bss, TLS, heap; 1 MiB at most; fast mode, libc's own
+//     (data, bss, TLS, heap; 1 MiB at most; fast mode, glibc's own
 //     posix_spawn child: TLS alone), checked at stepped stores and
 //     diffed after calls and at the child's end (global_write,
 //     global_diff); the parent's reads of what the child changed there are

@@ -47,7 +47,7 @@ import (
 //
 // The buffers are pooled: memory stays flat in the number of vforks.
 //
-// libc's own posix_spawn child, which runs no code of the program, is
+// glibc's own posix_spawn child, which runs no code of the program, is
 // watched in its TLS block alone in fast mode (libcSpawnChild).
 //
 // Both reads are most of a vfork story's cost (issue 15). A second
@@ -249,51 +249,43 @@ type watchPlan struct {
 	musl, libcDynamic bool
 }
 
-// libcSpawnChild reports whether the story's child is libc's posix_spawn
-// child, told by the parent's frames at the clone: glibc's __spawnix
-// under its clone wrappers (posix_spawn, posix_spawnp, system and popen
-// all come through it), or musl's posix_spawn calling __clone, in libc or,
-// static, in the program. No code of the program runs in that child (it
-// calls no handler: glibc and musl block every signal and reset the
-// handlers before they unblock them), and the sources of both write the
-// parent's memory only on their own stack, in the parent's frame (the
-// arguments block, with the error code: the live region's diff sees it)
-// and errno (the TLS block, which stays watched). So fast mode watches
-// only the TLS block of such a child: the rest of the snapshot (up to
-// 1 MiB; make's is 0.5) was most of a posix_spawn story's cost. What this
-// gives up is a libc whose spawn child breaks that (a libc bug): --step
-// and run --full-watch watch everything.
+// libcSpawnChild reports whether the story's child is glibc's own
+// posix_spawn child (__spawni_child), told by the parent's frames at the
+// clone: a public posix_spawn or posix_spawnp of the shared libc.so.6
+// (system and popen come through it too), under nothing but glibc's own
+// frames of that file (__spawni, __spawnix, the clone wrappers; unnamed
+// where libc's debug file is not installed). No code of the program runs
+// in that child: its calls are bound inside libc (no LD_PRELOAD reaches
+// them), and it resets every signal handler the kernel holds before it
+// unblocks the signals. glibc's source writes the parent's memory there
+// only in the parent's own frame (the arguments block, with the error
+// code: the live region's diff sees it) and errno (the TLS block, which
+// stays watched). So fast mode watches only the TLS block of such a child:
+// the rest of the snapshot (up to 1 MiB; make's is 0.5) was most of a
+// posix_spawn story's cost. Not a static program's (it may define the
+// functions the child calls: execve, _exit), nor musl's (its child resets
+// only the handlers its own sigaction set: one installed by a raw
+// rt_sigaction runs in the child). What this gives up is a glibc whose
+// spawn child breaks that (a libc bug): --step and run --full-watch
+// watch everything.
 func (s *session) libcSpawnChild(st *story) bool {
-	if st.shared || st.copy || len(st.frameFns) < 2 {
+	if st.shared || st.copy {
 		return false
 	}
-	name := func(i int) string {
-		if f := st.frameFns[i]; f != nil {
-			return f.Sym
+	for k, f := range st.frameFns {
+		if f == nil || f.Module != "libc.so.6" || k > 5 {
+			return false
 		}
-		return ""
-	}
-	var mod string
-	switch {
-	case name(0) == "__clone" && name(1) == "posix_spawn": // musl
-		mod = st.frameFns[1].Module
-	default:
-		for i := 1; i < min(len(st.frameFns), 4); i++ {
-			if name(i) == "__spawnix" { // glibc
-				mod = st.frameFns[i].Module
-				for j := 0; j < i; j++ {
-					if st.frameFns[j] == nil || st.frameFns[j].Module != mod || !strings.Contains(name(j), "clone") {
-						return false
-					}
-				}
-				break
-			}
+		switch f.Sym {
+		case "posix_spawn", "posix_spawnp", "__posix_spawn", "__posix_spawnp", "__posix_spawn_compat", "__posix_spawnp_compat":
+			return k >= 2 // clone3 or clone, under __clone_internal at least
+		case "", "clone3", "clone", "__clone", "__clone3", "__clone_internal", "__GI___clone_internal",
+			"__GI___clone", "__GI___clone3", "__spawnix", "__spawni", "__GI___spawni":
+		default:
+			return false
 		}
 	}
-	if mod == "" || st.frameFns[0].Module != mod {
-		return false
-	}
-	return libcModule(mod) || mod == path.Base(s.exePath(st.mm, st.parent.pid))
+	return false
 }
 
 // sharedWithOthers reports whether a live task other than the story's
@@ -710,6 +702,14 @@ func (s *session) describe(st *story, r *memRange, a uint64, mask uint8) (area e
 		}
 	}
 	area, mapping = r.area, r.mapping
+	if m.musl && m.tp != 0 && a == m.tp+muslErrnoOff[m.word] {
+		// musl keeps errno in its struct pthread: self, dtv, prev, next,
+		// sysinfo, canary, tid, errno_val. Named by its address, not by
+		// the range it was watched in: in a static program the thread
+		// pointer can sit at the end of the data's file-backed mapping,
+		// errno_val in the bss beyond it, watched as the program's data.
+		return event.AreaTLS, "[tls]", &event.Sym{Sym: "errno_val", Module: "musl struct pthread"}, event.LibcErrno
+	}
 	var y symbols.Sym
 	switch area {
 	case event.AreaTLS:
@@ -717,11 +717,6 @@ func (s *session) describe(st *story, r *memRange, a uint64, mask uint8) (area e
 			y = t
 		} else if a >= m.tp {
 			y = symbols.Sym{Name: "(thread control block)", Off: a - m.tp}
-			if m.musl && a-m.tp == muslErrnoOff[m.word] {
-				// musl keeps errno in its struct pthread: self, dtv,
-				// prev, next, sysinfo, canary, tid, errno_val.
-				return area, mapping, &event.Sym{Sym: "errno_val", Module: "musl struct pthread"}, event.LibcErrno
-			}
 		}
 	case event.AreaData:
 		if ds, ok := st.mm.syms().(interface{ DataSymbolize(uint64) symbols.Sym }); ok {

@@ -211,7 +211,7 @@ func (s *session) follow(ctx context.Context, pid int) (Result, error) {
 		s.probeHW(main)
 	}
 	s.emit(&event.Start{Header: s.hdr("start", pid), Argv: s.cfg.Argv, Mode: s.cfg.Mode.String(),
-		Version: s.cfg.Version, NoASLR: s.cfg.NoASLR, CPU: s.cfg.CPU, Watchpoints: s.hw.String(),
+		Version: s.cfg.Version, NoASLR: s.cfg.NoASLR, FullWatch: s.cfg.FullWatch, CPU: s.cfg.CPU, Watchpoints: s.hw.String(),
 		WatchpointProbe: s.hwProbe})
 	ex := &event.Exec{Header: s.hdr("exec", pid), Path: s.p.ExePath(pid), Arch: mm.arch.Name}
 	if ex.Path == "" {

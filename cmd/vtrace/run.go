@@ -266,7 +266,7 @@ func (o *runOptions) addFlags(f *pflag.FlagSet, attach bool) {
 		f.BoolVar(&o.noASLR, "no-aslr", false, "disable address space randomisation for reproducible addresses")
 		f.StringVar(&o.cpu, "cpu", "", "pin vtrace and the traced program to `CPU` (a number), auto (one CPU of the allowed set) or none (default: none; with --step, auto: a measurement mode)")
 	}
-	f.BoolVar(&o.fullWatch, "full-watch", false, "in fast mode, watch all of the parent's memory outside the stack (up to 1 MiB) in libc's posix_spawn children too; by default only their TLS block (errno) is, as no code of the program runs there (--step always watches all)")
+	f.BoolVar(&o.fullWatch, "full-watch", false, "in fast mode, watch all of the parent's memory outside the stack (up to 1 MiB) in glibc's posix_spawn children too; by default only their TLS block (errno) is, as no code of the program runs there (--step always watches all)")
 	f.StringVar(&o.watch, "watchpoints", "auto", "hardware watchpoints: auto (probe; where they fire, fast mode arms DR0-DR3 in each vfork child to name writers inside callees) or off")
 }
 

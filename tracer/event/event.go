@@ -149,12 +149,15 @@ type Region struct {
 // Start opens a run.
 type Start struct {
 	Header
-	Argv        []string `json:"argv"`
-	Mode        string   `json:"mode"` // "fast" or "step"
-	Version     string   `json:"vtrace"`
-	NoASLR      bool     `json:"no_aslr,omitempty"`
-	CPU         int      `json:"cpu"`         // -1: not pinned
-	Watchpoints string   `json:"watchpoints"` // "hw" (debug registers fire), "none", "off", "auto" (not probed)
+	Argv    []string `json:"argv"`
+	Mode    string   `json:"mode"` // "fast" or "step"
+	Version string   `json:"vtrace"`
+	NoASLR  bool     `json:"no_aslr,omitempty"`
+	// FullWatch: run --full-watch (glibc's posix_spawn children are
+	// watched whole in fast mode too).
+	FullWatch   bool   `json:"full_watch,omitempty"`
+	CPU         int    `json:"cpu"`         // -1: not pinned
+	Watchpoints string `json:"watchpoints"` // "hw" (debug registers fire), "none", "off", "auto" (not probed)
 	// WatchpointProbe says what the probe saw ("DR0 on 0x… fired on `call …`").
 	WatchpointProbe string `json:"watchpoint_probe,omitempty"`
 }

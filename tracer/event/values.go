@@ -229,7 +229,7 @@ const (
 	MemSnapshotDiff MemMethod = "snapshot_diff" // a snapshot, diffed after each call the child makes from a shared frame and at its end; stores it steps are checked at once
 	MemSnapshotStep MemMethod = "snapshot_step" // --step: every store checked against the snapshot, which is also diffed after syscalls and at the end
 	MemStores       MemMethod = "stores"        // other threads share the memory and run on: only the stores vtrace steps in the child are checked, nothing is diffed
-	MemLibcSpawn    MemMethod = "libc_spawn"    // fast mode, libc's posix_spawn child (glibc's __spawni_child, musl's child: no code of the program runs in it): only the TLS block (errno) is snapshotted and diffed, as snapshot_diff; run --full-watch watches all
+	MemLibcSpawn    MemMethod = "libc_spawn"    // fast mode, glibc's own posix_spawn child of a dynamic program (no code of the program runs in it): only the TLS block (errno) is snapshotted and diffed, as snapshot_diff; run --full-watch watches all
 	MemNone         MemMethod = "none"          // nothing could be read
 )
 
