@@ -205,7 +205,7 @@ func (s *session) refresh(mm *addrSpace, pid int) {
 				// loaded at its address): what insnAt and blockAt kept
 				// may be another instruction's now (an int3 planted at a
 				// stale block exit lands inside an instruction).
-				mm.code, mm.recent, mm.blocks = map[uint64]*insnEntry{}, [len(mm.recent)]recentInsn{}, nil
+				mm.code, mm.recent, mm.blocks, mm.codePages = map[uint64]*insnEntry{}, [len(mm.recent)]recentInsn{}, nil, nil
 			}
 		}
 		mm.space = sp
@@ -266,9 +266,9 @@ func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error
 	var err error
 	n := mm.codeBytes(s, pid, pc, buf)
 	if n == 0 {
-		// pc's page is not readable whole: the instruction alone,
-		// shorter where it may end right before an unmapped page.
-		for n = len(buf); n > 0; n -= 4 {
+		// pc's page is not kept: the instruction alone, shorter where
+		// it may end right before an unmapped page.
+		for n = len(buf); n > 0; n-- {
 			if err = s.p.ReadMem(pid, pc, buf[:n]); err == nil {
 				break
 			}
@@ -334,17 +334,19 @@ func (mm *addrSpace) codeBytes(s *session, pid int, pc uint64, buf []byte) int {
 }
 
 // fileCode reports whether the page at base is code mapped from a file,
-// read-only: an ELF module's text, whose bytes stay what they were (but
-// for vtrace's own int3s) — not a JIT's memory, anonymous, writable, or
-// a memfd mapped a second time for writing, which is read an instruction
-// at a time.
+// read-only and private: an ELF module's text, whose bytes stay what they
+// were (but for vtrace's own int3s) — not a JIT's memory, anonymous,
+// writable, shared, or a memfd or /dev/shm file mapped a second time for
+// writing, which is read an instruction at a time. (Other code mapped at
+// the address since: refresh drops the pages with the decoded code.)
 func (mm *addrSpace) fileCode(base uint64) bool {
 	if mm.space == nil {
 		return false
 	}
 	m, ok := mm.space.MappingAt(base)
-	return ok && base >= m.Start && base+codePage <= m.End && len(m.Perms) > 1 && m.Perms[1] != 'w' &&
-		strings.HasPrefix(m.Path, "/") && !strings.HasPrefix(m.Path, "/memfd:") && !strings.HasSuffix(m.Path, " (deleted)")
+	return ok && base >= m.Start && base+codePage <= m.End && len(m.Perms) == 4 && m.Perms[1] != 'w' && m.Perms[3] == 'p' &&
+		strings.HasPrefix(m.Path, "/") && !strings.HasPrefix(m.Path, "/memfd:") && !strings.HasPrefix(m.Path, "/dev/shm/") &&
+		!strings.HasSuffix(m.Path, " (deleted)")
 }
 
 // insnText renders an instruction objdump-style with runtime symbols.

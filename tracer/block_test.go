@@ -383,13 +383,16 @@ func TestCodePagesHideInt3s(t *testing.T) {
 	}
 	// Anonymous or writable code (a JIT's) is read an instruction at a
 	// time, never kept: it may be written again.
-	for _, r := range []fakeRegion{{perms: "r-xp", path: ""}, {perms: "rwxp", path: "/prog"}, {perms: "r-xp", path: "/memfd:jit (deleted)"}} {
+	for _, r := range []fakeRegion{{perms: "r-xp", path: ""}, {perms: "rwxp", path: "/prog"}, {perms: "r-xp", path: "/memfd:jit (deleted)"}, {perms: "r-xs", path: "/dev/shm/jit"}} {
 		img := &fakeImage{path: "/prog", regions: []*fakeRegion{{start: codeBase, data: slices.Clone(pristine), perms: r.perms, path: r.path}}}
 		_, s, tk := spawnedTask(t, img)
 		mm := tk.proc.mm
 		mm.syms()
 		if in, err := s.insnAt(mm, tk.pid, codeBase+0x200); err != nil || !strings.HasPrefix(s.insnText(mm, in), "mov") {
 			t.Errorf("%s %q: insn at +0x200: %v %v", r.perms, r.path, in, err)
+		}
+		if in, err := s.insnAt(mm, tk.pid, codeBase+codePage-1); err != nil || !strings.HasPrefix(s.insnText(mm, in), "ret") {
+			t.Errorf("%s %q: the ret at the mapping's last byte: %v %v", r.perms, r.path, in, err)
 		}
 		if len(mm.codePages) != 0 {
 			t.Errorf("%s %q: %d code pages kept, want none", r.perms, r.path, len(mm.codePages))

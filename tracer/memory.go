@@ -251,8 +251,9 @@ type watchPlan struct {
 
 // libcSpawnChild reports whether the story's child is glibc's own
 // posix_spawn child (__spawni_child), told by the parent's frames at the
-// clone: a public posix_spawn or posix_spawnp of the shared libc.so.6
-// (system and popen come through it too), under nothing but glibc's own
+// clone: a public posix_spawn or posix_spawnp of the system's shared
+// libc.so.6 (systemLibc; system and popen come through it too), under
+// nothing but glibc's own
 // frames of that file (__spawni, __spawnix, the clone wrappers; unnamed
 // where libc's debug file is not installed). No code of the program runs
 // in that child: its calls are bound inside libc (no LD_PRELOAD reaches
@@ -269,13 +270,21 @@ type watchPlan struct {
 // spawn child breaks that (a libc bug): --step and run --full-watch
 // watch everything.
 func (s *session) libcSpawnChild(st *story) bool {
-	if st.shared || st.copy {
+	if st.shared || st.copy || len(st.frames) != len(st.frameFns) {
 		return false
 	}
+	libc := ""
 	for k, f := range st.frameFns {
 		if f == nil || f.Module != "libc.so.6" || k > 5 {
 			return false
 		}
+		// The system's libc, one file: not another named so (a libc
+		// being debugged, built elsewhere, is watched whole).
+		m, ok := st.mm.syms().MappingAt(st.frames[k].PC)
+		if !ok || !systemLibc(m.Path) || libc != "" && m.Path != libc {
+			return false
+		}
+		libc = m.Path
 		switch f.Sym {
 		case "posix_spawn", "posix_spawnp", "__posix_spawn", "__posix_spawnp", "__posix_spawn_compat", "__posix_spawnp_compat":
 			return k >= 2 // clone3 or clone, under __clone_internal at least
@@ -283,6 +292,25 @@ func (s *session) libcSpawnChild(st *story) bool {
 			"__GI___clone", "__GI___clone3", "__spawnix", "__spawni", "__GI___spawni":
 		default:
 			return false
+		}
+	}
+	return false
+}
+
+// systemLibc reports whether p is a libc.so.6 in one of the system's
+// library directories (/lib, /usr/lib, their 32- and 64-bit variants and
+// their multiarch subdirectories, e.g. /usr/lib/x86_64-linux-gnu).
+func systemLibc(p string) bool {
+	if path.Base(p) != "libc.so.6" {
+		return false
+	}
+	dir := path.Dir(p)
+	if sub := path.Dir(dir); strings.HasSuffix(path.Base(dir), "-linux-gnu") || strings.HasSuffix(path.Base(dir), "-linux-gnux32") {
+		dir = sub
+	}
+	for _, d := range []string{"/lib", "/lib64", "/lib32", "/libx32"} {
+		if dir == d || dir == "/usr"+d {
+			return true
 		}
 	}
 	return false

@@ -705,3 +705,20 @@ func TestParentBlockExitInCallee(t *testing.T) {
 		t.Errorf("%d single-steps, want 1 (over the int3 the callee met)", n)
 	}
 }
+
+// systemLibc takes glibc's libc.so.6 from the system's library
+// directories only: a libc built or copied elsewhere is not trusted.
+func TestSystemLibc(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/usr/lib/x86_64-linux-gnu/libc.so.6": true, "/lib/x86_64-linux-gnu/libc.so.6": true,
+		"/usr/lib/i386-linux-gnu/libc.so.6": true, "/lib64/libc.so.6": true, "/usr/lib64/libc.so.6": true,
+		"/lib/libc.so.6": true, "/usr/lib32/libc.so.6": true,
+		"/home/me/glibc-build/libc.so.6": false, "/tmp/fake/libc.so.6": false, "/usr/lib/x86_64-linux-gnu/libc.so.6 (deleted)": false,
+		"/usr/lib/x86_64-linux-gnu/libc.so": false, "/usr/local/lib/libc.so.6": false, "/opt/glibc/lib/libc.so.6": false,
+		"/usr/lib/x86_64-linux-gnu/tls/libc.so.6": false,
+	} {
+		if got := systemLibc(p); got != want {
+			t.Errorf("systemLibc(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

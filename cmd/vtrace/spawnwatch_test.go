@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -103,6 +104,28 @@ func TestLibcSpawnChildWatch(t *testing.T) {
 			} else if got != want {
 				t.Errorf("%s tells\n%s\n--step tells\n%s", mode, got, want)
 			}
+		}
+	})
+	// A libc.so.6 not the system's (a glibc built or copied elsewhere, as
+	// one being debugged is) is watched whole.
+	t.Run("libc-elsewhere", func(t *testing.T) {
+		sys := "/lib/x86_64-linux-gnu/libc.so.6"
+		if runtime.GOARCH != "amd64" {
+			t.Skip("the copied libc is x86-64's")
+		}
+		data, err := os.ReadFile(sys)
+		if err != nil {
+			t.Skipf("no %s to copy: %v", sys, err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "libc.so.6"), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		prog := targetPath(t, "gcc-O2", "spawnloop")
+		r := trace(t, "--", "/usr/bin/env", "LD_LIBRARY_PATH="+dir, prog, "2")
+		checkNarrowed(t, "spawnloop with a copied libc", r, false)
+		if n := len(all[*event.Vfork](r)); n != 2 || r.exit != 0 {
+			t.Errorf("spawnloop with a copied libc: %d vforks, exit %d; want 2, 0", n, r.exit)
 		}
 	})
 	// The program's own code in the child: never narrowed.
