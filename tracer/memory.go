@@ -253,22 +253,22 @@ type watchPlan struct {
 // posix_spawn child (__spawni_child), told by the parent's frames at the
 // clone: a public posix_spawn or posix_spawnp of the system's shared
 // libc.so.6 (systemLibc; system and popen come through it too), under
-// nothing but glibc's own
-// frames of that file (__spawni, __spawnix, the clone wrappers; unnamed
-// where libc's debug file is not installed). No code of the program runs
-// in that child: its calls are bound inside libc (no LD_PRELOAD reaches
-// them), and it resets every signal handler the kernel holds before it
-// unblocks the signals. glibc's source writes the parent's memory there
-// only in the parent's own frame (the arguments block, with the error
-// code: the live region's diff sees it) and errno (the TLS block, which
-// stays watched). So fast mode watches only the TLS block of such a child:
-// the rest of the snapshot (up to 1 MiB; make's is 0.5) was most of a
-// posix_spawn story's cost. Not a static program's (it may define the
+// nothing but glibc's own frames of that file (__spawni, __spawnix, the
+// clone wrappers; unnamed where libc's debug file is not installed). No
+// code of the program runs in that child: its calls are bound inside libc
+// (no LD_PRELOAD reaches them), and it resets every signal handler the
+// kernel holds before it unblocks the signals. glibc's source writes the
+// parent's memory there only in the parent's own frame (the arguments
+// block, with the error code: the live region's diff sees it) and errno
+// (the TLS block, which stays watched). So fast mode watches only the TLS
+// block of such a child: the rest of the snapshot (up to 1 MiB; make's is
+// 0.5) was most of a posix_spawn story's cost. Not a libc.so.6 elsewhere
+// (one built to be debugged), not a static program's (it may define the
 // functions the child calls: execve, _exit), nor musl's (its child resets
 // only the handlers its own sigaction set: one installed by a raw
 // rt_sigaction runs in the child). What this gives up is a glibc whose
-// spawn child breaks that (a libc bug): --step and run --full-watch
-// watch everything.
+// spawn child breaks that (a libc bug): --step and run --full-watch watch
+// everything.
 func (s *session) libcSpawnChild(st *story) bool {
 	if st.shared || st.copy || len(st.frames) != len(st.frameFns) {
 		return false
