@@ -31,8 +31,8 @@ type addrSpace struct {
 	// codePages holds the pages of file-backed code insnAt read, as they
 	// were before any int3 of vtrace's (restored when read): one read a
 	// page instead of one an instruction (a shell's story decodes ~100
-	// instructions, in a new process each time). Kept as code is: for the
-	// address space's life.
+	// instructions, in a new process each time). Dropped with code when
+	// other code is mapped (refresh).
 	codePages map[uint64][]byte
 	// recent holds entries of code by pc modulo its size, looked up
 	// before code: a single-stepped loop's instructions without hashing.
