@@ -722,3 +722,26 @@ func TestSystemLibc(t *testing.T) {
 		}
 	}
 }
+
+// A segment-relative access is the thread pointer's only in the thread
+// pointer's segment: amd64 %fs, i386 %gs. amd64's %gs has a base of its
+// own (0 unless the program set one); i386's %fs base is not read.
+func TestAccessAddrBySegment(t *testing.T) {
+	for _, c := range []struct {
+		word   int
+		gs     bool
+		want   uint64
+		wantOK bool
+	}{
+		{8, false, 0x7000 + 0x10, true}, // amd64 %fs: TLS
+		{8, true, 0x9000 + 0x10, true},  // amd64 %gs: its own base
+		{4, true, 0x7000 + 0x10, true},  // i386 %gs: TLS
+		{4, false, 0, false},            // i386 %fs: unknown
+	} {
+		m := &memWatch{word: c.word, tp: 0x7000, gsBase: 0x9000}
+		got, ok := m.accessAddr(disasm.Access{Addr: 0x10, Size: c.word, Seg: true, GS: c.gs})
+		if got != c.want || ok != c.wantOK {
+			t.Errorf("word %d, gs %v: %#x %v, want %#x %v", c.word, c.gs, got, ok, c.want, c.wantOK)
+		}
+	}
+}

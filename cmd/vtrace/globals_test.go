@@ -276,3 +276,28 @@ func TestNestedStoryKeepsChildWatchpoints(t *testing.T) {
 		}
 	}
 }
+
+// amd64: a %gs-relative access is %gs's own base plus its offset (the
+// program set one with arch_prctl), not thread-local storage: the
+// parent's read through %gs of the global its child wrote is a warning
+// in both modes (testdata/gsread.c). It was taken for a TLS word at the
+// thread pointer plus the offset: clean.
+func TestGSRelativeRead(t *testing.T) {
+	requirePtrace(t)
+	if runtime.GOARCH != "amd64" {
+		t.Skip("arch_prctl(ARCH_SET_GS) is amd64's")
+	}
+	prog := buildC(t, "gsread.c")
+	for _, mode := range [][]string{nil, {"--step"}} {
+		r := trace(t, append(mode, "--", prog)...)
+		reads := 0
+		for _, g := range all[*event.GlobalRead](r) {
+			if strings.HasPrefix(symStr(g.Sym), "g") {
+				reads++
+			}
+		}
+		if v := r.verdict(); v.Verdict != event.Warning || reads != 1 || r.stdout != "7\n" || r.exit != 0 {
+			t.Errorf("%v: verdict %s, %d reads of g, output %q, exit %d; want warning, 1, \"7\\n\", 0\n%s", mode, v.Verdict, reads, r.stdout, r.exit, r.stderr)
+		}
+	}
+}

@@ -177,6 +177,9 @@ type Regs struct {
 	// which threads other than the main one keep just above their stack.
 	// 0 on i386 (its %gs base is not in NT_PRSTATUS).
 	TP uint64
+	// GSBase is amd64's gs_base: 0 unless the program set one
+	// (arch_prctl ARCH_SET_GS, wrgsbase). 0 on i386.
+	GSBase uint64
 	// Flags is rflags / eflags. Written back by EncodePrStatus only when
 	// nonzero: a value the kernel gave always has bit 1 set, so Regs made
 	// by hand leave the task's flags alone.
@@ -269,6 +272,7 @@ func DecodePrStatus(buf []byte, regs *Regs) error {
 	if a == AMD64 {
 		regs.OrigAX = word(15)
 		regs.TP = word(21)
+		regs.GSBase = word(22)
 		regs.Flags = word(18)
 	} else {
 		regs.OrigAX = uint64(int64(int32(word(11))))

@@ -97,6 +97,7 @@ type memRef struct {
 	read       bool
 	write      bool
 	seg        bool // %fs/%gs-relative
+	gs         bool // %gs-relative (seg)
 	spAdj      int8 // added to the stack pointer when used in the address (pop to memory)
 	bitReg     int8 // bt/bts/btr/btc: register holding a bit offset (noReg if none)
 	bitRegSize int8 // width of that register in bytes
@@ -110,6 +111,7 @@ type strOp struct {
 	dstRead bool // reads [rdi] (cmps, scas)
 	dstW    bool // writes [rdi] (movs, stos, ins)
 	srcSeg  bool // the source has an %fs/%gs override
+	srcGS   bool // that override is %gs
 }
 
 // ErrNoArch is returned by Decode when no architecture is given.
@@ -583,9 +585,7 @@ func (in *Insn) analyze() {
 	case x86asm.XLATB:
 		m := memRef{base: in.reg(x86asm.EBX), index: in.reg(x86asm.EAX), scale: 1, idxMask: 0xff,
 			mask: in.amask, size: 1, read: true, bitReg: noReg}
-		if s := segOverride(inst); s {
-			m.seg = true
-		}
+		m.seg, m.gs = segOverride(inst), hasPrefix(inst, 0x65)
 		in.mem[0], in.nmem = m, 1
 		return
 	case x86asm.MASKMOVQ, x86asm.MASKMOVDQU, x86asm.VMASKMOVDQU:
@@ -594,7 +594,7 @@ func (in *Insn) analyze() {
 			n = 8
 		}
 		in.mem[0] = memRef{base: in.di, index: noReg, mask: in.amask, idxMask: ^uint64(0),
-			size: n, write: true, bitReg: noReg, seg: segOverride(inst)}
+			size: n, write: true, bitReg: noReg, seg: segOverride(inst), gs: hasPrefix(inst, 0x65)}
 		in.nmem = 1
 		return
 	}
@@ -668,7 +668,7 @@ func (in *Insn) stringOp(n int) {
 	case x86asm.SCASB, x86asm.SCASW, x86asm.SCASD, x86asm.SCASQ:
 		s.dstRead = true
 	}
-	s.srcSeg = segOverride(inst)
+	s.srcSeg, s.srcGS = segOverride(inst), hasPrefix(inst, 0x65)
 	in.str = s
 }
 
@@ -678,7 +678,7 @@ func (in *Insn) memRef(m x86asm.Mem, e encoding) (memRef, bool) {
 	r := memRef{base: noReg, index: noReg, bitReg: noReg, mask: in.amask,
 		idxMask: ^uint64(0), disp: uint64(m.Disp)}
 	if m.Segment == x86asm.FS || m.Segment == x86asm.GS {
-		r.seg = true
+		r.seg, r.gs = true, m.Segment == x86asm.GS
 	}
 	switch m.Base {
 	case 0:

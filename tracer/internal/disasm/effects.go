@@ -10,6 +10,9 @@ type Access struct {
 	// Seg marks an %fs- or %gs-relative access (thread-local storage): Addr
 	// is the offset only, not an address, and certainly not a stack address.
 	Seg bool
+	// GS: the segment is %gs (the thread pointer's on i386; on amd64 a
+	// base of its own, 0 unless the program set one), else %fs.
+	GS bool
 }
 
 // RegReader gives register values by DWARF number; *arch.Regs satisfies it.
@@ -70,7 +73,7 @@ func (in *Insn) Effects(regs RegReader, dst []Access) (acc []Access, unknown boo
 			unknown = true
 			continue
 		}
-		acc = append(acc, Access{Addr: a, Size: int(m.size), Seg: m.seg})
+		acc = append(acc, Access{Addr: a, Size: int(m.size), Seg: m.seg, GS: m.gs})
 	}
 	if in.stkR != 0 {
 		acc = append(acc, Access{Addr: sp & in.smask, Size: int(in.stkR)})
@@ -95,7 +98,7 @@ func (in *Insn) Effects(regs RegReader, dst []Access) (acc []Access, unknown boo
 			unknown = true
 			continue
 		}
-		acc = append(acc, Access{Addr: a, Size: int(m.size), Write: true, Seg: m.seg})
+		acc = append(acc, Access{Addr: a, Size: int(m.size), Write: true, Seg: m.seg, GS: m.gs})
 	}
 	return acc, unknown
 }
@@ -164,7 +167,7 @@ func (in *Insn) stringEffects(regs RegReader, acc []Access, unknown bool) ([]Acc
 	n := int(count) * int(s.elem)
 	if s.srcRead {
 		if si, ok := regs.Get(int(in.si)); ok {
-			acc = append(acc, Access{Addr: si & in.amask, Size: n, Seg: s.srcSeg})
+			acc = append(acc, Access{Addr: si & in.amask, Size: n, Seg: s.srcSeg, GS: s.srcGS})
 		} else {
 			unknown = true
 		}

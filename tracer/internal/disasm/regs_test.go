@@ -80,3 +80,38 @@ func TestDWARFReg(t *testing.T) {
 		}
 	}
 }
+
+// A segment override says which segment: %fs or %gs (GS), for a memory
+// operand and for a string instruction's source.
+func TestSegmentAccesses(t *testing.T) {
+	var regs arch.Regs
+	regs.Arch = arch.AMD64
+	for _, c := range []struct {
+		code  []byte
+		write bool
+		gs    bool
+	}{
+		{[]byte{0x64, 0x48, 0x8b, 0x04, 0x25, 0x10, 0, 0, 0}, false, false}, // mov %fs:0x10,%rax
+		{[]byte{0x65, 0x48, 0x8b, 0x04, 0x25, 0x10, 0, 0, 0}, false, true},  // mov %gs:0x10,%rax
+		{[]byte{0x65, 0x48, 0x89, 0x04, 0x25, 0x10, 0, 0, 0}, true, true},   // mov %rax,%gs:0x10
+		{[]byte{0x65, 0xac}, false, true},                                   // lods %gs:(%rsi),%al
+	} {
+		in, err := Decode(c.code, 0x1000, arch.AMD64)
+		if err != nil {
+			t.Fatalf("% x: %v", c.code, err)
+		}
+		acc, _ := in.Effects(&regs, nil)
+		found := false
+		for _, a := range acc {
+			if a.Seg {
+				found = true
+				if a.Write != c.write || a.GS != c.gs {
+					t.Errorf("% x: %+v, want write %v gs %v", c.code, a, c.write, c.gs)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("% x: no segment access in %+v", c.code, acc)
+		}
+	}
+}
