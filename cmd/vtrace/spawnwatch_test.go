@@ -106,6 +106,10 @@ func TestLibcSpawnChildWatch(t *testing.T) {
 			}
 		}
 	})
+	// The text story says how such a child is watched.
+	if r := trace(t, "-v", "--", targetPath(t, "gcc-O2", "spawnloop"), "1"); !strings.Contains(r.stderr, "libc_spawn (glibc's own posix_spawn child runs no code of the program") {
+		t.Errorf("vtrace run -v spawnloop 1: the story does not say the child is watched as glibc's posix_spawn child:\n%s", r.stderr)
+	}
 	// A libc.so.6 not the system's (a glibc built or copied elsewhere, as
 	// one being debugged is) is watched whole.
 	t.Run("libc-elsewhere", func(t *testing.T) {

@@ -721,7 +721,11 @@ func (r *Text) vfork(e *event.Vfork) {
 		if m.Capped {
 			capped = ", capped (see the note)"
 		}
-		r.printf("  and its memory outside the stack: %d bytes in %d range(s), %s%s\n", m.Bytes, m.Ranges, m.Method, capped)
+		how := string(m.Method)
+		if m.Method == event.MemLibcSpawn {
+			how += " (glibc's own posix_spawn child runs no code of the program: its TLS block, errno, alone; --full-watch watches all)"
+		}
+		r.printf("  and its memory outside the stack: %d bytes in %d range(s), %s%s\n", m.Bytes, m.Ranges, how, capped)
 	}
 	r.printf("  %s %d:\n", r.bold.Sprint("child"), e.Child)
 }
