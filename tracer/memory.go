@@ -80,7 +80,6 @@ type memWatch struct {
 	pooled       *memBufs
 	word         int
 	tp           uint64
-	gsBase       uint64 // amd64: the base of %gs-relative accesses (not the thread pointer's)
 	tls          []symbols.TLSBlock
 	libcDynamic  bool // libc is a shared library (else its symbols are the program's)
 	musl         bool // the thread pointer is musl's struct pthread
@@ -159,7 +158,6 @@ func (s *session) watchGlobals(st *story) *event.MemoryWatch {
 		TLSBlocks(tp uint64, readWord func(uint64, int) (uint64, bool)) []symbols.TLSBlock
 	})
 	var key watchKey
-	m.gsBase = st.regs0.GSBase
 	if tp, err := s.p.ThreadPointer(st.parent.pid, &st.regs0); err == nil && tp != 0 {
 		m.tp = tp
 		if ok {
@@ -540,22 +538,21 @@ func (m *memWatch) putWord(buf []byte, r *memRange, a, v uint64) {
 	binary.LittleEndian.PutUint64(buf[off:], v)
 }
 
-// accessAddr is the address an access touches. One relative to the
-// thread pointer's segment (amd64 %fs, i386 %gs) is thread-local: the
-// thread pointer plus its offset. One relative to the other segment: on
-// amd64, %gs's own base (0 unless the program set one) plus the offset;
-// on i386 (%fs, whose base vtrace does not read) unknown.
+// accessAddr is the address an access touches. A segment-relative one is
+// the segment's base plus its offset: the base the registers gave at the
+// instruction (amd64's fs.base and gs.base; the program may move %gs's),
+// else, in the thread pointer's segment (amd64 %fs, i386 %gs), the thread
+// pointer at the vfork; the other segment's is unknown then (a parent
+// block decoded ahead ends there).
 func (m *memWatch) accessAddr(a disasm.Access) (uint64, bool) {
 	if !a.Seg {
 		return a.Addr, true
 	}
 	base := m.tp
-	if tlsGS := m.word == 4; a.GS != tlsGS {
-		if tlsGS {
-			return 0, false
-		}
-		base = m.gsBase
-	} else if m.tp == 0 {
+	switch tlsGS := m.word == 4; {
+	case a.SegBaseOK:
+		base = a.SegBase
+	case a.GS != tlsGS, m.tp == 0:
 		return 0, false
 	}
 	addr := base + a.Addr

@@ -723,25 +723,35 @@ func TestSystemLibc(t *testing.T) {
 	}
 }
 
-// A segment-relative access is the thread pointer's only in the thread
-// pointer's segment: amd64 %fs, i386 %gs. amd64's %gs has a base of its
-// own (0 unless the program set one); i386's %fs base is not read.
+// A segment-relative access is its segment's base plus its offset: the
+// base the registers gave at the access where they did (amd64), else the
+// thread pointer in its segment (amd64 %fs, i386 %gs); the other segment
+// is unknown without its base (amd64 %gs decoded ahead, i386 %fs).
 func TestAccessAddrBySegment(t *testing.T) {
 	for _, c := range []struct {
 		word   int
 		gs     bool
+		base   uint64
+		baseOK bool
 		want   uint64
 		wantOK bool
 	}{
-		{8, false, 0x7000 + 0x10, true}, // amd64 %fs: TLS
-		{8, true, 0x9000 + 0x10, true},  // amd64 %gs: its own base
-		{4, true, 0x7000 + 0x10, true},  // i386 %gs: TLS
-		{4, false, 0, false},            // i386 %fs: unknown
+		{8, false, 0, false, 0x7000 + 0x10, true},     // amd64 %fs: TLS
+		{8, true, 0, false, 0, false},                 // amd64 %gs, no base at hand: unknown
+		{8, true, 0xa000, true, 0xa000 + 0x10, true},  // amd64 %gs, its base at the access
+		{8, false, 0xb000, true, 0xb000 + 0x10, true}, // amd64 %fs, its base at the access
+		{4, true, 0, false, 0x7000 + 0x10, true},      // i386 %gs: TLS
+		{4, false, 0, false, 0, false},                // i386 %fs: unknown
 	} {
-		m := &memWatch{word: c.word, tp: 0x7000, gsBase: 0x9000}
-		got, ok := m.accessAddr(disasm.Access{Addr: 0x10, Size: c.word, Seg: true, GS: c.gs})
+		m := &memWatch{word: c.word, tp: 0x7000}
+		got, ok := m.accessAddr(disasm.Access{Addr: 0x10, Size: c.word, Seg: true, GS: c.gs, SegBase: c.base, SegBaseOK: c.baseOK})
 		if got != c.want || ok != c.wantOK {
-			t.Errorf("word %d, gs %v: %#x %v, want %#x %v", c.word, c.gs, got, ok, c.want, c.wantOK)
+			t.Errorf("word %d, gs %v, base %#x %v: %#x %v, want %#x %v", c.word, c.gs, c.base, c.baseOK, got, ok, c.want, c.wantOK)
 		}
+	}
+	// i386 wraps at 32 bits.
+	m := &memWatch{word: 4, tp: 0xfffffff8}
+	if got, ok := m.accessAddr(disasm.Access{Addr: 0x10, Size: 4, Seg: true, GS: true}); got != 0x8 || !ok {
+		t.Errorf("i386 %%gs past 4 GiB: %#x %v, want 0x8 true", got, ok)
 	}
 }

@@ -107,7 +107,7 @@ func TestLibcSpawnChildWatch(t *testing.T) {
 		}
 	})
 	// The text story says how such a child is watched.
-	if r := trace(t, "-v", "--", targetPath(t, "gcc-O2", "spawnloop"), "1"); !strings.Contains(r.stderr, "libc_spawn (glibc's own posix_spawn child runs no code of the program") {
+	if r := trace(t, "-v", "--", targetPath(t, "gcc-O2", "spawnloop"), "1"); !strings.Contains(r.stderr, "libc_spawn: glibc's own posix_spawn child runs none of the program's code") {
 		t.Errorf("vtrace run -v spawnloop 1: the story does not say the child is watched as glibc's posix_spawn child:\n%s", r.stderr)
 	}
 	// A libc.so.6 not the system's (a glibc built or copied elsewhere, as

@@ -723,7 +723,7 @@ func (r *Text) vfork(e *event.Vfork) {
 		}
 		how := string(m.Method)
 		if m.Method == event.MemLibcSpawn {
-			how += " (glibc's own posix_spawn child runs no code of the program: its TLS block, errno, alone; --full-watch watches all)"
+			how += ": glibc's own posix_spawn child runs none of the program's code, so only the parent thread's TLS block (errno's) is watched; --full-watch watches all"
 		}
 		r.printf("  and its memory outside the stack: %d bytes in %d range(s), %s%s\n", m.Bytes, m.Ranges, how, capped)
 	}

@@ -198,8 +198,23 @@ func (r *Regs) PC() uint64 { return r.R[r.Arch.PC] }
 // SP returns the stack pointer.
 func (r *Regs) SP() uint64 { return r.R[r.Arch.SP] }
 
+// DWARF numbers of amd64's segment bases (the psABI's fs.base, gs.base):
+// Get gives TP and GSBase by them.
+const (
+	DwarfFSBase = 58
+	DwarfGSBase = 59
+)
+
 // Get returns DWARF register n.
 func (r *Regs) Get(n int) (uint64, bool) {
+	if r.Arch == AMD64 {
+		switch n {
+		case DwarfFSBase:
+			return r.TP, true
+		case DwarfGSBase:
+			return r.GSBase, true
+		}
+	}
 	if n < 0 || n >= r.Arch.NumRegs {
 		return 0, false
 	}

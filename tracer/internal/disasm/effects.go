@@ -7,13 +7,37 @@ type Access struct {
 	Addr  uint64 // first byte; for Seg accesses, the offset from the segment base
 	Size  int    // bytes
 	Write bool   // a store (a read-modify-write operand is listed twice: read, then write)
-	// Seg marks an %fs- or %gs-relative access (thread-local storage): Addr
-	// is the offset only, not an address, and certainly not a stack address.
+	// Seg marks an %fs- or %gs-relative access: Addr is the offset only,
+	// not an address. Thread-local storage in the thread pointer's segment
+	// (amd64 %fs, i386 %gs); amd64's %gs has a base of its own, 0 unless
+	// the program set one, and may point anywhere.
 	Seg bool
-	// GS: the segment is %gs (the thread pointer's on i386; on amd64 a
-	// base of its own, 0 unless the program set one), else %fs.
+	// GS: the segment is %gs, else %fs.
 	GS bool
+	// SegBase is the segment's base where the registers gave it (SegBaseOK:
+	// amd64's fs.base and gs.base, read at the instruction).
+	SegBase   uint64
+	SegBaseOK bool
 }
+
+// segAccess fills a segment-relative access's base in where the registers
+// give it (amd64: fs.base and gs.base by their DWARF numbers).
+func segAccess(regs RegReader, a Access) Access {
+	if a.Seg {
+		n := dwarfFSBase
+		if a.GS {
+			n = dwarfGSBase
+		}
+		a.SegBase, a.SegBaseOK = regs.Get(n)
+	}
+	return a
+}
+
+// DWARF numbers of amd64's fs.base and gs.base (arch.DwarfFSBase, ...).
+const (
+	dwarfFSBase = 58
+	dwarfGSBase = 59
+)
 
 // RegReader gives register values by DWARF number; *arch.Regs satisfies it.
 type RegReader interface {
@@ -73,7 +97,7 @@ func (in *Insn) Effects(regs RegReader, dst []Access) (acc []Access, unknown boo
 			unknown = true
 			continue
 		}
-		acc = append(acc, Access{Addr: a, Size: int(m.size), Seg: m.seg, GS: m.gs})
+		acc = append(acc, segAccess(regs, Access{Addr: a, Size: int(m.size), Seg: m.seg, GS: m.gs}))
 	}
 	if in.stkR != 0 {
 		acc = append(acc, Access{Addr: sp & in.smask, Size: int(in.stkR)})
@@ -98,7 +122,7 @@ func (in *Insn) Effects(regs RegReader, dst []Access) (acc []Access, unknown boo
 			unknown = true
 			continue
 		}
-		acc = append(acc, Access{Addr: a, Size: int(m.size), Write: true, Seg: m.seg, GS: m.gs})
+		acc = append(acc, segAccess(regs, Access{Addr: a, Size: int(m.size), Write: true, Seg: m.seg, GS: m.gs}))
 	}
 	return acc, unknown
 }
@@ -167,7 +191,7 @@ func (in *Insn) stringEffects(regs RegReader, acc []Access, unknown bool) ([]Acc
 	n := int(count) * int(s.elem)
 	if s.srcRead {
 		if si, ok := regs.Get(int(in.si)); ok {
-			acc = append(acc, Access{Addr: si & in.amask, Size: n, Seg: s.srcSeg, GS: s.srcGS})
+			acc = append(acc, segAccess(regs, Access{Addr: si & in.amask, Size: n, Seg: s.srcSeg, GS: s.srcGS}))
 		} else {
 			unknown = true
 		}
@@ -433,8 +457,11 @@ type spOnly struct {
 }
 
 func (r spOnly) Get(n int) (uint64, bool) {
-	if n == int(r.sp) {
+	switch n {
+	case int(r.sp):
 		return r.v, true
+	case dwarfFSBase, dwarfGSBase:
+		return 0, false // not known: no segment base is made up
 	}
 	return 0, true
 }

@@ -86,6 +86,7 @@ func TestDWARFReg(t *testing.T) {
 func TestSegmentAccesses(t *testing.T) {
 	var regs arch.Regs
 	regs.Arch = arch.AMD64
+	regs.TP, regs.GSBase = 0x7000, 0x9000
 	for _, c := range []struct {
 		code  []byte
 		write bool
@@ -105,8 +106,12 @@ func TestSegmentAccesses(t *testing.T) {
 		for _, a := range acc {
 			if a.Seg {
 				found = true
-				if a.Write != c.write || a.GS != c.gs {
-					t.Errorf("% x: %+v, want write %v gs %v", c.code, a, c.write, c.gs)
+				base := uint64(0x7000)
+				if c.gs {
+					base = 0x9000
+				}
+				if a.Write != c.write || a.GS != c.gs || !a.SegBaseOK || a.SegBase != base {
+					t.Errorf("% x: %+v, want write %v gs %v, base %#x", c.code, a, c.write, c.gs, base)
 				}
 			}
 		}
