@@ -270,6 +270,7 @@ func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error
 		// it may end right before an unmapped page.
 		for n = len(buf); n > 0; n-- {
 			if err = s.p.ReadMem(pid, pc, buf[:n]); err == nil {
+				mm.hideInt3s(buf[:n], pc)
 				break
 			}
 		}
@@ -278,11 +279,6 @@ func (s *session) insnAt(mm *addrSpace, pid int, pc uint64) (*disasm.Insn, error
 	if n <= 0 {
 		e.err = fmt.Errorf("read code at %#x: %w", pc, err)
 	} else {
-		for a, bp := range mm.bps {
-			if a >= pc && a < pc+uint64(n) {
-				buf[a-pc] = bp.orig
-			}
-		}
 		e.in, e.err = disasm.Decode(buf[:n], pc, mm.arch)
 	}
 	mm.code[pc] = &e
@@ -297,7 +293,8 @@ const (
 )
 
 // codeBytes fills buf with the code at pc from the address space's code
-// pages, reading a page whole when it is not there yet, and returns the
+// pages (vtrace's int3s hidden as read), reading a page whole when it is
+// not there yet, and returns the
 // bytes it filled: fewer where the next page cannot be read (code that
 // ends at a mapping's end), 0 when pc's own page cannot be (insnAt then
 // reads the instruction alone).
@@ -318,11 +315,7 @@ func (mm *addrSpace) codeBytes(s *session, pid int, pc uint64, buf []byte) int {
 			if s.p.ReadMem(pid, base, pg) != nil {
 				return n
 			}
-			for at, bp := range mm.bps {
-				if at >= base && at < base+codePage {
-					pg[at-base] = bp.orig
-				}
-			}
+			mm.hideInt3s(pg, base)
 			if mm.codePages == nil {
 				mm.codePages = map[uint64][]byte{}
 			}
@@ -331,6 +324,16 @@ func (mm *addrSpace) codeBytes(s *session, pid int, pc uint64, buf []byte) int {
 		n += copy(buf[n:], pg[a-base:])
 	}
 	return n
+}
+
+// hideInt3s puts back, in buf (the code read at addr), the bytes vtrace's
+// int3s planted there hide.
+func (mm *addrSpace) hideInt3s(buf []byte, addr uint64) {
+	for at, bp := range mm.bps {
+		if at >= addr && at < addr+uint64(len(buf)) {
+			buf[at-addr] = bp.orig
+		}
+	}
 }
 
 // fileCode reports whether the page at base is code mapped from a file,

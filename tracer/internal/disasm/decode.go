@@ -585,7 +585,7 @@ func (in *Insn) analyze() {
 	case x86asm.XLATB:
 		m := memRef{base: in.reg(x86asm.EBX), index: in.reg(x86asm.EAX), scale: 1, idxMask: 0xff,
 			mask: in.amask, size: 1, read: true, bitReg: noReg}
-		m.seg, m.gs = segOverride(inst), hasPrefix(inst, 0x65)
+		m.seg, m.gs = segOverride(inst)
 		in.mem[0], in.nmem = m, 1
 		return
 	case x86asm.MASKMOVQ, x86asm.MASKMOVDQU, x86asm.VMASKMOVDQU:
@@ -594,7 +594,8 @@ func (in *Insn) analyze() {
 			n = 8
 		}
 		in.mem[0] = memRef{base: in.di, index: noReg, mask: in.amask, idxMask: ^uint64(0),
-			size: n, write: true, bitReg: noReg, seg: segOverride(inst), gs: hasPrefix(inst, 0x65)}
+			size: n, write: true, bitReg: noReg}
+		in.mem[0].seg, in.mem[0].gs = segOverride(inst)
 		in.nmem = 1
 		return
 	}
@@ -647,9 +648,11 @@ func (in *Insn) analyze() {
 	}
 }
 
-// segOverride reports whether the instruction has an %fs or %gs prefix.
-func segOverride(inst *x86asm.Inst) bool {
-	return hasPrefix(inst, 0x64) || hasPrefix(inst, 0x65)
+// segOverride reports whether the instruction has an %fs or %gs prefix,
+// and whether it is %gs.
+func segOverride(inst *x86asm.Inst) (seg, gs bool) {
+	gs = hasPrefix(inst, 0x65)
+	return gs || hasPrefix(inst, 0x64), gs
 }
 
 func (in *Insn) stringOp(n int) {
@@ -668,7 +671,7 @@ func (in *Insn) stringOp(n int) {
 	case x86asm.SCASB, x86asm.SCASW, x86asm.SCASD, x86asm.SCASQ:
 		s.dstRead = true
 	}
-	s.srcSeg, s.srcGS = segOverride(inst), hasPrefix(inst, 0x65)
+	s.srcSeg, s.srcGS = segOverride(inst)
 	in.str = s
 }
 

@@ -177,14 +177,14 @@ func TestHasPrefixStopsAtVEX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hasPrefix(&in.Inst, 0x65) || segOverride(&in.Inst) {
+	if seg, gs := segOverride(&in.Inst); hasPrefix(&in.Inst, 0x65) || seg || gs {
 		t.Error("VEX payload byte 0x65 taken as a gs prefix")
 	}
 	in, err = Decode([]byte{0x65, 0x48, 0x8b, 0x04, 0x25, 0x28, 0, 0, 0}, 0x1000, arch.AMD64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !segOverride(&in.Inst) {
+	if seg, gs := segOverride(&in.Inst); !seg || !gs {
 		t.Error("mov gs:0x28 to rax: no gs prefix")
 	}
 }

@@ -1,6 +1,10 @@
 package disasm
 
-import "golang.org/x/arch/x86/x86asm"
+import (
+	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/vtrace/vtrace/tracer/internal/arch"
+)
 
 // Access is one memory access an instruction will make.
 type Access struct {
@@ -24,20 +28,14 @@ type Access struct {
 // give it (amd64: fs.base and gs.base by their DWARF numbers).
 func segAccess(regs RegReader, a Access) Access {
 	if a.Seg {
-		n := dwarfFSBase
+		n := arch.DwarfFSBase
 		if a.GS {
-			n = dwarfGSBase
+			n = arch.DwarfGSBase
 		}
 		a.SegBase, a.SegBaseOK = regs.Get(n)
 	}
 	return a
 }
-
-// DWARF numbers of amd64's fs.base and gs.base (arch.DwarfFSBase, ...).
-const (
-	dwarfFSBase = 58
-	dwarfGSBase = 59
-)
 
 // RegReader gives register values by DWARF number; *arch.Regs satisfies it.
 type RegReader interface {
@@ -460,7 +458,7 @@ func (r spOnly) Get(n int) (uint64, bool) {
 	switch n {
 	case int(r.sp):
 		return r.v, true
-	case dwarfFSBase, dwarfGSBase:
+	case arch.DwarfFSBase, arch.DwarfGSBase:
 		return 0, false // not known: no segment base is made up
 	}
 	return 0, true
