@@ -38,8 +38,13 @@ import (
 
 // Block bounds: a block is run when it holds at least blockMin
 // instructions (planting and removing the int3s and the continue cost
-// about what three single-steps cost); decoding ahead stops at blockMax
-// instructions and blockExits exits.
+// about what three single-steps cost), or fewer (short) when the run goes
+// on into a call at one of its exits (linkCall): the steps to the call
+// and the stop at it are saved, and the child's watchpoints stay on from
+// the block into the callee (a step is made with them off: two
+// debug-register writes, each a call to the child's last CPU). dash's
+// child returns from forkchild into `xor %edi,%edi; call sigsetmask`.
+// Decoding ahead stops at blockMax instructions and blockExits exits.
 const (
 	blockMin   = 4
 	blockMax   = 512
@@ -63,6 +68,9 @@ type block struct {
 	// rets are the exits at a ret whose target is known when the block
 	// starts (pushedRets).
 	rets []retExit
+	// short: fewer than blockMin instructions; run only into a call
+	// (stepChildOnce).
+	short bool
 }
 
 func (b *block) reset() {
@@ -72,7 +80,7 @@ func (b *block) reset() {
 	clear(b.depth)
 	clear(b.sp)
 	clear(b.prev)
-	b.exits, b.queue, b.edges, b.back, b.rets = b.exits[:0], b.queue[:0], b.edges[:0], false, b.rets[:0]
+	b.exits, b.queue, b.edges, b.back, b.rets, b.short = b.exits[:0], b.queue[:0], b.edges[:0], false, b.rets[:0], false
 }
 
 // isExit reports whether pc is one of the block's exits.
@@ -99,7 +107,8 @@ func (s *session) exitInsideInsn(mm *addrSpace, pid int, depth map[uint64]int, e
 
 // blockAt decodes ahead from the child's pc (r.regs, just read; in is the
 // instruction there), breadth first, and returns the block that starts
-// there, or nil when it is not worth running.
+// there, or nil when there is none (a short one is worth running only into
+// a call).
 func (s *session) blockAt(r *childRun, in *disasm.Insn) *block {
 	st := r.st
 	if !st.shared || r.sig != 0 || r.escaped || s.cfg.Mode != Fast || s.cfg.TraceInsns {
@@ -210,7 +219,7 @@ func (mm *addrSpace) keepBlock(key blockKey, b *block, st *story, pcs []uint64) 
 		}
 	}
 	if b != nil {
-		m.b = &block{depth: maps.Clone(b.depth), sp: maps.Clone(b.sp), prev: maps.Clone(b.prev), exits: slices.Clone(b.exits), rets: slices.Clone(b.rets)}
+		m.b = &block{depth: maps.Clone(b.depth), sp: maps.Clone(b.sp), prev: maps.Clone(b.prev), exits: slices.Clone(b.exits), rets: slices.Clone(b.rets), short: b.short}
 	}
 	mm.blocks[key] = m
 }
@@ -292,9 +301,10 @@ func (s *session) decodeBlock(r *childRun, start uint64, forward bool) *block {
 			}
 		}
 	}
-	if n < blockMin || len(b.exits) == 0 {
+	if n == 0 || len(b.exits) == 0 {
 		return nil
 	}
+	b.short = n < blockMin
 	// An int3 inside an instruction the child runs through would change
 	// it (`je 1f; lock; 1: cmpxchg`: a jump into an instruction's prefix).
 	if s.exitInsideInsn(mm, st.child.pid, b.depth, b.exits) {
@@ -506,7 +516,7 @@ func (s *session) linkRet(r *childRun, b *block) *retLink {
 		nb := s.blockAt(r, next)
 		r.cur = 0
 		r.regs = at
-		if nb == nil || !s.apart(r, b, nb) {
+		if nb == nil || nb.short || !s.apart(r, b, nb) {
 			continue
 		}
 		r.link = retLink{e: e, ret: ret, to: to, next: nb}
@@ -768,7 +778,7 @@ func (s *session) blockAfterRet(r *childRun, in *disasm.Insn) *block {
 	r.regs.SetPC(to)
 	r.regs.Set(st.arch.SP, sp+pop)
 	b := s.blockAt(r, next)
-	if b == nil {
+	if b == nil || b.short {
 		r.regs = at
 		return nil
 	}

@@ -184,3 +184,44 @@ func TestCallLinkMarkPoppedByRet(t *testing.T) {
 		})
 	}
 }
+
+// dash's child: a call from the shared frame returns (forkchild), then
+// `xor %edi,%edi` and the next call (sigsetmask), then one instruction
+// and the call that execs (shellexec). The stretch between two calls is
+// a short block (fewer than blockMin instructions) run on into the call:
+// the instruction is not single-stepped and the child's watchpoints need
+// no turning off for a step; the story, the child_calls and the steps
+// are --step's (which steps the callees too).
+func TestShortBlockIntoCall(t *testing.T) {
+	a := startMain()
+	a.fn("main").pushRBP().movRSPtoRBP().call("spawn").exitWith(0)
+	a.fn("spawn").pushRBP().movRSPtoRBP().call("vfork").jnzParent("parent")
+	a.pushRDI().pushRDI().call("first")
+	a.raw(0x31, 0xff).call("second") // xor %edi,%edi
+	a.raw(0x31, 0xff).call("runexec")
+	a.label("parent").leave().ret()
+	a.fn("first").ret()
+	a.fn("second").ret()
+	a.fn("runexec").movEAX(59).syscall() // execve
+	a.glibcVfork236().raw(nops...)
+	step, fast := stepThenFast(t, a.image(t))
+	for _, r := range []modeRun{step, fast} {
+		if r.res.Verdict != event.Clean {
+			t.Errorf("%v: verdict %v", r.mode, r.res.Verdict)
+		}
+	}
+	if got, want := storyAndCalls(fast.rec), storyAndCalls(step.rec); !slices.Equal(got, want) {
+		t.Errorf("fast:\n  %s\nstep:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	// push, cmp, jae, ret, test, jne, push, push, call, xor, call, xor,
+	// call; --step steps first's and second's ret and runexec's two
+	// instructions besides.
+	if fast.steps != 13 || step.steps != 17 {
+		t.Errorf("child steps: fast %d, step %d; want 13 and 17", fast.steps, step.steps)
+	}
+	// One continue into first, one from its return into second, one from
+	// there into runexec to the exec, one after it.
+	if fast.f.stepReqs != 0 || fast.childConts != 4 {
+		t.Errorf("fast mode: %d single-steps, %d continues of the child; want 0 and 4", fast.f.stepReqs, fast.childConts)
+	}
+}

@@ -229,7 +229,9 @@ func (s *session) stepChildOnce(r *childRun) (done bool, err error) {
 		in, derr = s.insnAt(mm, c.pid, pc)
 		if derr == nil {
 			if b := s.blockAt(r, in); b != nil {
-				return s.runBlock(r, b, 0, s.linkRet(r, b))
+				if link := s.linkRet(r, b); !b.short || link != nil || s.linkCall(r, b, nil, 0) != nil {
+					return s.runBlock(r, b, 0, link)
+				}
 			}
 			if b := s.blockAfterRet(r, in); b != nil {
 				return s.runBlock(r, b, 1, nil)
