@@ -894,6 +894,11 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 		}
 		if ran {
 			if err := s.enterCall(r, b, link, cl, before); err != nil {
+				// Cut short (a budget) at the run's stop, before the
+				// loop below takes it: a stop on one of the run's int3s
+				// (the one at the return) goes back onto the
+				// instruction, which the child runs when it is let go.
+				s.backOntoExit(c, out, exits)
 				return false, err
 			}
 			out, err = rr.loop(&out)
@@ -971,6 +976,19 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 	}
 	st.kid.steps += int64(n + before)
 	return false, nil
+}
+
+// backOntoExit moves task t, stopped by out, back onto the instruction
+// of the int3 at one of exits it stopped on (its pc just past it).
+func (s *session) backOntoExit(t *task, out outcome, exits []uint64) {
+	var regs arch.Regs
+	if out.kind != outTrap || s.p.Regs(t.pid, &regs) != nil {
+		return
+	}
+	if pc := regs.PC() - 1; slices.Contains(exits, pc) {
+		regs.SetPC(pc)
+		_ = s.p.SetRegs(t.pid, &regs)
+	}
 }
 
 // ranCall tells whether a run into call cl (runBlock) that ended in out

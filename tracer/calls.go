@@ -66,12 +66,15 @@ func (s *session) newRetRun(st *story, t *task, retAddr, sp0 uint64) *retRun {
 // steps over an int3 and on the way out; a trap a watchpoint caused (its
 // handler clears DR6) is continued from with them enabled as they are: 3
 // debug-register writes fewer per hit (errno.go's follow of python's
-// parent traps on its libc's errno).
+// parent traps on its libc's errno). The child's are left on on the way
+// out and for a step: they go off at its next single-step (resume,
+// hwOffForStep), not before its next continue (dash's child: three calls,
+// run one after the other with short blocks between).
 func (rr *retRun) arm(on bool) {
 	if on == rr.armed {
 		return
 	}
-	if rr.watched {
+	if rr.watched && on {
 		rr.s.hwEnable(rr.st, on) // on: DR6 cleared, it then tells this run's traps apart
 	}
 	if rr.pwatched {
@@ -110,6 +113,9 @@ func (rr *retRun) loop(first *outcome) (outcome, error) {
 			// A nested story ran: it may have used this task's debug
 			// registers. They are written again before the next continue.
 			rr.arm(false)
+			if rr.watched {
+				rr.s.hwEnable(st, false)
+			}
 		}
 		sig = 0
 		if err != nil {

@@ -146,6 +146,10 @@ func (s *session) followChild(st *story) error {
 	if err := s.awaitFirstStop(st); err != nil {
 		return err
 	}
+	// A run of a call leaves the child's watchpoints on (retRun.arm): off
+	// when the story ends with the child still in it (cut short; its exec
+	// or end clears them itself).
+	defer s.hwEnable(st, false)
 	// The child's exec stop waits for its program's path (childEnded):
 	// the first time the child is let run, /proc/PID/exe is looked up
 	// meanwhile (resume).

@@ -111,6 +111,7 @@ func (s *session) resume(t *task, step bool, sig int, holdBenign bool) (outcome,
 	for {
 		var err error
 		if step {
+			s.hwOffForStep(t)
 			err = s.p.Step(t.pid, sig)
 		} else {
 			s.unclobberTF(t)

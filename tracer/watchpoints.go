@@ -248,6 +248,18 @@ func (s *session) hwEnable(st *story, on bool) {
 	}
 }
 
+// hwOffForStep turns off the watchpoints of the child t is, before it is
+// single-stepped: they are on only while it runs at full speed (a step
+// whose instruction a watchpoint stops is not made with them on), and a
+// run leaves them on for the next (retRun.arm).
+func (s *session) hwOffForStep(t *task) {
+	for _, st := range s.stories {
+		if st.child == t && st.kid.hw.on {
+			s.hwEnable(st, false)
+		}
+	}
+}
+
 // hwGone records that the child's debug registers are clear: it exec'd
 // (the kernel's flush_thread clears a tracer's watchpoints at exec: DR0
 // and DR7 read 0 at the exec stop of a child that had them armed) or is

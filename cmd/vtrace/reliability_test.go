@@ -742,3 +742,35 @@ func TestCodeSwappedBetweenVforks(t *testing.T) {
 		}
 	}
 }
+
+// A story cut short (--max-story-steps) lets its child run on, traced but
+// not followed, from where it stands: as it would have run. Two ways it
+// did not, each found by this test:
+//   - a cut when the child's run into its call of printf (a block and the
+//     call in one continue) had stopped on the int3 at the return, before
+//     the pc was moved back onto the instruction: the child ran on from
+//     the middle of `mov -0x4(%rbp),%eax` and printed printf's 13 as its
+//     pid (cuts after 6 steps; since the call runs were linked to blocks);
+//   - a run of a call leaves the child's watchpoints on for its next
+//     continue (off at its next single-step): a cut after the call left
+//     them armed on the parent's return slots, which the child then
+//     overwrites — a SIGTRAP, and an exit 0 or the output lost (cuts
+//     after 6 to 13 and after 24 steps) had the story's end not turned
+//     them off.
+//
+// Every cut gives the program's own output and its death by SIGSEGV.
+// (vtrace's exit status is the program's: --error-exitcode 0.)
+func TestStoryCutLeavesNoWatchpoints(t *testing.T) {
+	requirePtrace(t)
+	prog := targetPath(t, "gcc-O0", "badvfork")
+	want := runNative(t, prog)
+	if want.status != 128+int(syscall.SIGSEGV) {
+		t.Fatalf("badvfork natively: status %d, want death by SIGSEGV", want.status)
+	}
+	for n := 1; n <= 30; n++ {
+		got, raw := runTraced(t, []string{"--max-story-steps", strconv.Itoa(n)}, prog)
+		if got != want {
+			t.Errorf("--max-story-steps %d: output %q, status %d; natively %q, %d\n%s", n, got.out, got.status, want.out, want.status, raw)
+		}
+	}
+}
