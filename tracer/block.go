@@ -895,10 +895,10 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 		if ran {
 			if err := s.enterCall(r, b, link, cl, before); err != nil {
 				// Cut short (a budget) at the run's stop, before the
-				// loop below takes it: a stop on one of the run's int3s
-				// (the one at the return) goes back onto the
-				// instruction, which the child runs when it is let go.
-				s.backOntoExit(c, out, exits)
+				// loop below takes it: a stop on an int3 (the one at the
+				// return) goes back onto the instruction, which the
+				// child runs when it is let go.
+				s.backOntoInt3(c, out)
 				return false, err
 			}
 			out, err = rr.loop(&out)
@@ -978,14 +978,15 @@ func (s *session) runBlock(r *childRun, b *block, before int, link *retLink) (do
 	return false, nil
 }
 
-// backOntoExit moves task t, stopped by out, back onto the instruction
-// of the int3 at one of exits it stopped on (its pc just past it).
-func (s *session) backOntoExit(t *task, out outcome, exits []uint64) {
+// backOntoInt3 moves task t, stopped by out on one of vtrace's int3s
+// (its pc just past it: one of the run's exits, or an enclosing story's
+// in a callee), back onto the instruction.
+func (s *session) backOntoInt3(t *task, out outcome) {
 	var regs arch.Regs
-	if out.kind != outTrap || s.p.Regs(t.pid, &regs) != nil {
+	if out.kind != outTrap || t.proc.mm == nil || s.p.Regs(t.pid, &regs) != nil {
 		return
 	}
-	if pc := regs.PC() - 1; slices.Contains(exits, pc) {
+	if pc := regs.PC() - 1; t.proc.mm.bps[pc] != nil {
 		regs.SetPC(pc)
 		_ = s.p.SetRegs(t.pid, &regs)
 	}

@@ -337,7 +337,18 @@ func (f *fakeProcs) stoppedTask(pid int) (*fakeTask, error) {
 
 func (f *fakeProcs) Step(pid, sig int) error {
 	f.stepReqs++
+	f.drOff(pid, "step")
 	return f.resume(pid, sig, true)
+}
+
+// drOff fails the test when task pid has a watchpoint enabled (DR7's
+// enable bits) as it is single-stepped or let go: vtrace turns them on
+// only for its continues (a step a watchpoint stops hung qemu's TCG
+// guest; a task let go would die of the next hit's SIGTRAP).
+func (f *fakeProcs) drOff(pid int, what string) {
+	if t, err := f.task(pid); err == nil && t.dr[7]&0xff != 0 {
+		f.t.Errorf("fake: %s of %d with DR7 %#x on", what, pid, t.dr[7])
+	}
 }
 func (f *fakeProcs) Cont(pid, sig int) error {
 	if f.conts == nil {
@@ -931,6 +942,7 @@ func (f *fakeProcs) Detach(pid, sig int) error {
 	if err != nil {
 		return err
 	}
+	f.drOff(pid, "detach")
 	if t.sigpending == unix.SIGSTOP {
 		// The real kernel would deliver it once the task is untraced: a
 		// group-stop nobody ends (the task and its process left stopped).
