@@ -66,10 +66,11 @@ func (s *session) newRetRun(st *story, t *task, retAddr, sp0 uint64) *retRun {
 // steps over an int3 and on the way out; a trap a watchpoint caused (its
 // handler clears DR6) is continued from with them enabled as they are: 3
 // debug-register writes fewer per hit (errno.go's follow of python's
-// parent traps on its libc's errno). The child's are left on on the way
-// out and for a step: they go off at its next single-step (resume,
-// hwOffForStep), not before its next continue (dash's child: three calls,
-// run one after the other with short blocks between).
+// parent traps on its libc's errno). The child's are not turned off
+// here, neither on the way out nor before a step over an int3: they go
+// off at its next single-step (resume: hwOffForStep), and stay on from
+// one run to the next (dash's child: three calls, run one after the other
+// with short blocks between).
 func (rr *retRun) arm(on bool) {
 	if on == rr.armed {
 		return
