@@ -281,10 +281,15 @@ func (s *session) libcSpawnChild(st *story) bool {
 		// The system's libc, one file: not another named so (a libc
 		// being debugged, built elsewhere, is watched whole).
 		m, ok := st.mm.syms().MappingAt(st.frames[k].PC)
-		if !ok || !systemLibc(m.Path) || libc != "" && m.Path != libc {
+		switch {
+		case !ok, libc != "" && m.Path != libc:
 			return false
+		case libc == "":
+			if !systemLibc(m.Path) {
+				return false
+			}
+			libc = m.Path
 		}
-		libc = m.Path
 		switch f.Sym {
 		case "posix_spawn", "posix_spawnp", "__posix_spawn", "__posix_spawnp", "__posix_spawn_compat", "__posix_spawnp_compat":
 			return k >= 2 // clone3 or clone, under __clone_internal at least
