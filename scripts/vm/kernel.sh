@@ -41,7 +41,7 @@ if [[ -z $pkg ]]; then
 fi
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp" "${ktmp:-}" "${ptmp:-}"' EXIT
 # apt-get download fetches as the _apt user when run as root: let it write
 # into the private mktemp directory.
 if [[ $(id -u) == 0 ]] && id _apt >/dev/null 2>&1; then
@@ -58,7 +58,15 @@ if [[ ! -s $img ]]; then
   echo "kernel.sh: $pkg has no boot/vmlinuz-*" >&2
   exit 1
 fi
-cp "$img" "$dir/vmlinuz.tmp"
-echo "$pkg $(basename "$deb")" >"$dir/vmlinuz.package"
-mv "$dir/vmlinuz.tmp" "$dir/vmlinuz"
+# Into the cache through files of this run's own, each renamed in one step:
+# two test processes fetch at once on a fresh checkout (cmd/vtrace's VM
+# tests, vtrace-matrix's -i386 vm), and with one shared temporary name the
+# second's mv found it gone (all 147 VM tests skipped in one CI run).
+ktmp=$(mktemp "$dir/vmlinuz.XXXXXX")
+ptmp=$(mktemp "$dir/vmlinuz.package.XXXXXX")
+cp "$img" "$ktmp"
+echo "$pkg $(basename "$deb")" >"$ptmp"
+chmod 644 "$ktmp" "$ptmp"
+mv "$ptmp" "$dir/vmlinuz.package"
+mv "$ktmp" "$dir/vmlinuz"
 echo "$dir/vmlinuz"
